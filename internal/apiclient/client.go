@@ -1,0 +1,163 @@
+// Package apiclient is how every pave command except `up` talks to the
+// control plane: JSON over HTTP with a bearer token, and errors a person can
+// act on.
+package apiclient
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Client calls the control plane's API.
+type Client struct {
+	Server string // e.g. http://127.0.0.1:7070
+	Token  string
+	HTTP   *http.Client
+}
+
+// New returns a client for server with an optional token.
+func New(server, token string) *Client {
+	return &Client{Server: strings.TrimRight(server, "/"), Token: token, HTTP: &http.Client{Timeout: 0}}
+}
+
+// Error is an answer from the API that was not a success.
+type Error struct {
+	Status  int
+	Message string
+	Field   string
+}
+
+func (e *Error) Error() string {
+	msg := e.Message
+	if e.Field != "" && !strings.HasPrefix(msg, e.Field) {
+		msg = e.Field + ": " + msg
+	}
+	switch e.Status {
+	case http.StatusUnauthorized:
+		return "not authorised (401): " + msg
+	case http.StatusForbidden:
+		return "forbidden (403): " + msg
+	}
+	return msg
+}
+
+// UnreachableError reports that no control plane answered at Server.
+type UnreachableError struct {
+	Server string
+	Err    error
+}
+
+func (e *UnreachableError) Error() string {
+	return fmt.Sprintf("cannot reach the Pave control plane at %s (%v); start it with `pave up`, or point --server / PAVE_SERVER at it", e.Server, e.Err)
+}
+func (e *UnreachableError) Unwrap() error { return e.Err }
+
+// Do sends in (JSON-encoded unless nil) and decodes the answer into out
+// (unless nil).
+func (c *Client) Do(ctx context.Context, method, path string, in, out any) error {
+	resp, err := c.Raw(ctx, method, path, in)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if out == nil {
+		_, _ = io.Copy(io.Discard, resp.Body)
+		return nil
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("decode answer of %s %s: %w", method, path, err)
+	}
+	return nil
+}
+
+// Raw sends a request and returns a successful response for streaming; the
+// caller closes its body. Non-2xx answers become *Error.
+func (c *Client) Raw(ctx context.Context, method, path string, in any) (*http.Response, error) {
+	var body io.Reader
+	if in != nil {
+		if r, ok := in.(io.Reader); ok {
+			body = r
+		} else {
+			b, err := json.Marshal(in)
+			if err != nil {
+				return nil, err
+			}
+			body = bytes.NewReader(b)
+		}
+	}
+	u := c.Server + path
+	if _, err := url.Parse(u); err != nil {
+		return nil, fmt.Errorf("server address %q: %w", c.Server, err)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, body)
+	if err != nil {
+		return nil, fmt.Errorf("server address %q: %w", c.Server, err)
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
+	hc := c.HTTP
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		var opErr *net.OpError
+		var dnsErr *net.DNSError
+		if errors.As(err, &opErr) || errors.As(err, &dnsErr) || errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+			return nil, &UnreachableError{Server: c.Server, Err: unwrapOp(err)}
+		}
+		return nil, fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	if resp.StatusCode >= 300 {
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		var apiErr struct {
+			Error string `json:"error"`
+			Field string `json:"field"`
+		}
+		if json.Unmarshal(b, &apiErr) != nil || apiErr.Error == "" {
+			apiErr.Error = fmt.Sprintf("%s %s: %s: %s", method, path, resp.Status, strings.TrimSpace(string(b)))
+		}
+		return nil, &Error{Status: resp.StatusCode, Message: apiErr.Error, Field: apiErr.Field}
+	}
+	return resp, nil
+}
+
+func unwrapOp(err error) error {
+	var opErr *net.OpError
+	if errors.As(err, &opErr) && opErr.Err != nil {
+		return opErr.Err
+	}
+	return err
+}
+
+// WaitHealthy polls /healthz until it answers 200 or ctx ends.
+func (c *Client) WaitHealthy(ctx context.Context) error {
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for {
+		var out map[string]string
+		err := c.Do(ctx, http.MethodGet, "/healthz", nil, &out)
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("control plane at %s not healthy: %w", c.Server, err)
+		case <-t.C:
+		}
+	}
+}

@@ -1,0 +1,307 @@
+// Package config resolves `pave up` settings from, in rising precedence,
+// defaults, a pave.yaml file, PAVE_* environment variables and flags. Every
+// setting is declared once in the table below, so the file key, the
+// environment variable and the flag can never drift apart, and an invalid
+// value names the setting, where it came from, the value and what is allowed.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+	"sigs.k8s.io/yaml"
+)
+
+// Config is the control plane's configuration.
+type Config struct {
+	DataDir     string
+	HTTPAddr    string
+	OTLPAddr    string
+	GatewayAddr string
+	// RequireAuth forces bearer tokens even on loopback. Tokens are always
+	// required when the API listens on a non-loopback address.
+	RequireAuth bool
+	LogLevel    string
+	// Clusters names the local clusters of embedded mode (active-active).
+	Clusters []string
+	// ShutdownTimeout bounds a graceful stop.
+	ShutdownTimeout time.Duration
+}
+
+// Default returns the embedded defaults.
+func Default() Config {
+	return Config{
+		DataDir:         "./.pave",
+		HTTPAddr:        "127.0.0.1:7070",
+		OTLPAddr:        "127.0.0.1:4318",
+		GatewayAddr:     "127.0.0.1:8080",
+		LogLevel:        "info",
+		Clusters:        []string{"local"},
+		ShutdownTimeout: 30 * time.Second,
+	}
+}
+
+// setting binds one configuration key to its field, help and validation.
+type setting struct {
+	name  string // flag name and file key; env is PAVE_ + upper snake
+	help  string
+	value func(c *Config) any // pointer to the field
+	check func(c *Config) error
+}
+
+func settings() []setting {
+	return []setting{
+		{"data-dir", "directory for state, telemetry and caches", func(c *Config) any { return &c.DataDir }, func(c *Config) error {
+			if strings.TrimSpace(c.DataDir) == "" {
+				return errors.New("must be a directory path, e.g. ./.pave")
+			}
+			return nil
+		}},
+		{"http-addr", "API and web UI listen address", func(c *Config) any { return &c.HTTPAddr }, func(c *Config) error { return checkAddr(c.HTTPAddr) }},
+		{"otlp-addr", "OTLP/HTTP intake listen address", func(c *Config) any { return &c.OTLPAddr }, func(c *Config) error { return checkAddr(c.OTLPAddr) }},
+		{"gateway-addr", "gateway (data plane) listen address", func(c *Config) any { return &c.GatewayAddr }, func(c *Config) error { return checkAddr(c.GatewayAddr) }},
+		{"require-auth", "require API tokens even on loopback", func(c *Config) any { return &c.RequireAuth }, nil},
+		{"log-level", "debug, info, warn or error", func(c *Config) any { return &c.LogLevel }, func(c *Config) error {
+			switch c.LogLevel {
+			case "debug", "info", "warn", "error":
+				return nil
+			}
+			return errors.New("allowed: debug, info, warn, error")
+		}},
+		{"clusters", "local clusters to run in embedded mode, comma-separated", func(c *Config) any { return &c.Clusters }, func(c *Config) error {
+			if len(c.Clusters) == 0 {
+				return errors.New("name at least one cluster, e.g. local or a,b")
+			}
+			seen := map[string]bool{}
+			for _, n := range c.Clusters {
+				if !isDNSLabel(n) {
+					return fmt.Errorf("cluster name %q must be a DNS-1123 label (lowercase letters, digits, '-')", n)
+				}
+				if seen[n] {
+					return fmt.Errorf("cluster %q named twice", n)
+				}
+				seen[n] = true
+			}
+			return nil
+		}},
+		{"shutdown-timeout", "how long a graceful stop may take", func(c *Config) any { return &c.ShutdownTimeout }, func(c *Config) error {
+			if c.ShutdownTimeout <= 0 {
+				return errors.New("must be a positive duration, e.g. 30s")
+			}
+			return nil
+		}},
+	}
+}
+
+// EnvName is the environment variable of a setting.
+func EnvName(name string) string {
+	return "PAVE_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
+}
+
+// Loader binds flags and resolves a Config.
+type Loader struct {
+	flags *pflag.FlagSet
+	cfg   Config
+	file  string
+}
+
+// Bind registers a flag for every setting, plus --config, on fs.
+func Bind(fs *pflag.FlagSet) *Loader {
+	l := &Loader{flags: fs, cfg: Default()}
+	fs.StringVar(&l.file, "config", "", "settings file (default ./pave.yaml when present; env PAVE_CONFIG)")
+	for _, s := range settings() {
+		help := s.help + " (env " + EnvName(s.name) + ")"
+		switch p := s.value(&l.cfg).(type) {
+		case *string:
+			fs.StringVar(p, s.name, *p, help)
+		case *bool:
+			fs.BoolVar(p, s.name, *p, help)
+		case *[]string:
+			fs.StringSliceVar(p, s.name, *p, help)
+		case *time.Duration:
+			fs.DurationVar(p, s.name, *p, help)
+		}
+	}
+	return l
+}
+
+// Load resolves the configuration: defaults < file < env < flags.
+func (l *Loader) Load(getenv func(string) string) (Config, error) {
+	cfg := Default()
+	file := l.file
+	if file == "" {
+		file = getenv("PAVE_CONFIG")
+	}
+	explicit := file != ""
+	if file == "" {
+		file = "pave.yaml"
+	}
+	fromFile := map[string]bool{}
+	if b, err := os.ReadFile(file); err == nil {
+		var raw map[string]any
+		if err := yaml.Unmarshal(b, &raw); err != nil {
+			return cfg, fmt.Errorf("settings file %s: %w", file, err)
+		}
+		known := map[string]setting{}
+		for _, s := range settings() {
+			known[s.name] = s
+		}
+		for k, v := range raw {
+			s, ok := known[k]
+			if !ok {
+				return cfg, fmt.Errorf("settings file %s: unknown setting %q (known: %s)", file, k, strings.Join(names(), ", "))
+			}
+			if err := assign(s.value(&cfg), v); err != nil {
+				return cfg, fmt.Errorf("invalid setting %s (from %s): %v", k, file, err)
+			}
+			fromFile[k] = true
+		}
+	} else if explicit || !errors.Is(err, os.ErrNotExist) {
+		return cfg, fmt.Errorf("settings file %s: %w", file, err)
+	}
+	source := map[string]string{}
+	for _, s := range settings() {
+		if fromFile[s.name] {
+			source[s.name] = file
+		}
+		if v := getenv(EnvName(s.name)); v != "" {
+			if err := assign(s.value(&cfg), v); err != nil {
+				return cfg, fmt.Errorf("invalid setting %s (from %s): %v", s.name, EnvName(s.name), err)
+			}
+			source[s.name] = EnvName(s.name)
+		}
+		if l.flags != nil && l.flags.Changed(s.name) {
+			copyField(s.value(&cfg), s.value(&l.cfg))
+			source[s.name] = "--" + s.name
+		}
+	}
+	for _, s := range settings() {
+		if s.check == nil {
+			continue
+		}
+		if err := s.check(&cfg); err != nil {
+			from := source[s.name]
+			if from == "" {
+				from = "default"
+			}
+			return cfg, fmt.Errorf("invalid setting %s (from %s): %s: %v", s.name, from, show(s.value(&cfg)), err)
+		}
+	}
+	return cfg, nil
+}
+
+func names() []string {
+	var out []string
+	for _, s := range settings() {
+		out = append(out, s.name)
+	}
+	return out
+}
+
+func assign(dst any, v any) error {
+	str := fmt.Sprint(v)
+	switch p := dst.(type) {
+	case *string:
+		*p = str
+	case *bool:
+		b, err := strconv.ParseBool(str)
+		if err != nil {
+			return fmt.Errorf("%q: want true or false", str)
+		}
+		*p = b
+	case *[]string:
+		switch vv := v.(type) {
+		case []any:
+			*p = nil
+			for _, e := range vv {
+				*p = append(*p, strings.TrimSpace(fmt.Sprint(e)))
+			}
+		default:
+			*p = nil
+			for _, e := range strings.Split(str, ",") {
+				*p = append(*p, strings.TrimSpace(e))
+			}
+		}
+	case *time.Duration:
+		d, err := time.ParseDuration(str)
+		if err != nil {
+			return fmt.Errorf("%q: want a duration such as 30s or 2m", str)
+		}
+		*p = d
+	}
+	return nil
+}
+
+func copyField(dst, src any) {
+	switch d := dst.(type) {
+	case *string:
+		*d = *src.(*string)
+	case *bool:
+		*d = *src.(*bool)
+	case *[]string:
+		*d = append([]string(nil), *src.(*[]string)...)
+	case *time.Duration:
+		*d = *src.(*time.Duration)
+	}
+}
+
+func show(p any) string {
+	switch v := p.(type) {
+	case *string:
+		return strconv.Quote(*v)
+	case *[]string:
+		return strconv.Quote(strings.Join(*v, ","))
+	case *time.Duration:
+		return v.String()
+	case *bool:
+		return strconv.FormatBool(*v)
+	}
+	return fmt.Sprint(p)
+}
+
+func checkAddr(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return errors.New("want host:port, e.g. 127.0.0.1:7070 (use 0.0.0.0:PORT to listen on all interfaces)")
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("port %q must be a number from 0 to 65535", port)
+	}
+	if host != "" && host != "localhost" && net.ParseIP(host) == nil {
+		return fmt.Errorf("host %q must be an IP address or localhost", host)
+	}
+	return nil
+}
+
+// IsLoopback reports whether addr listens only on the loopback interface.
+func IsLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func isDNSLabel(s string) bool {
+	if len(s) == 0 || len(s) > 63 {
+		return false
+	}
+	for i, r := range s {
+		ok := r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' && i > 0 && i < len(s)-1
+		if !ok {
+			return false
+		}
+	}
+	return true
+}

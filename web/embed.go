@@ -1,0 +1,11 @@
+// Package web holds the control plane's UI assets, served from the binary.
+// Pages are plain HTML and JavaScript modules with no build step, so the
+// binary needs nothing else installed to show them.
+package web
+
+import "embed"
+
+// Static is the UI, rooted at static/.
+//
+//go:embed static
+var Static embed.FS
