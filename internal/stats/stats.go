@@ -1,0 +1,186 @@
+// Package stats defines the request statistics that flow from a data plane
+// (the embedded gateway, or PromQL in Kubernetes mode) to the release
+// engine's judges: per version, in total and per route, counts by outcome
+// and a latency histogram with fixed buckets. Counters are cumulative; a
+// window is the difference of two snapshots (Sub), which is how the judges
+// compare canary and stable over the same time window.
+package stats
+
+import (
+	"math"
+	"sort"
+)
+
+// LatencyBounds are the upper bounds, in milliseconds, of the latency
+// histogram buckets; a last, implicit bucket holds everything above. The
+// ratio between bounds is about 1.25, so any quantile read from the
+// histogram is within 12% of the truth.
+var LatencyBounds = func() []float64 {
+	var b []float64
+	for v := 0.25; v <= 120000; v *= 1.25 {
+		b = append(b, math.Round(v*1000)/1000)
+	}
+	return b
+}()
+
+// NumBuckets is len(LatencyBounds)+1 (the overflow bucket).
+var NumBuckets = len(LatencyBounds) + 1
+
+// Bucket returns the index of the bucket holding a latency in milliseconds.
+func Bucket(ms float64) int {
+	return sort.SearchFloat64s(LatencyBounds, ms)
+}
+
+// Counts are the cumulative statistics of one version, or one route of it.
+type Counts struct {
+	Requests uint64 `json:"requests"`
+	// Errors counts 5xx answers and failures to get an answer at all.
+	Errors uint64 `json:"errors"`
+	// ByClass counts answers by status class: "2xx", "3xx", "4xx", "5xx",
+	// and "failed" for no answer.
+	ByClass map[string]uint64 `json:"by_class,omitempty"`
+	// Latency has NumBuckets counts, one per LatencyBounds bucket.
+	Latency []uint64 `json:"latency,omitempty"`
+}
+
+// Observe adds one request.
+func (c *Counts) Observe(status int, ms float64) {
+	c.Requests++
+	class := StatusClass(status)
+	if class == "5xx" || class == "failed" {
+		c.Errors++
+	}
+	if c.ByClass == nil {
+		c.ByClass = map[string]uint64{}
+	}
+	c.ByClass[class]++
+	if len(c.Latency) != NumBuckets {
+		c.Latency = make([]uint64, NumBuckets)
+	}
+	c.Latency[Bucket(ms)]++
+}
+
+// StatusClass maps an HTTP status to its class; 0 means no answer.
+func StatusClass(status int) string {
+	switch {
+	case status <= 0:
+		return "failed"
+	case status < 300:
+		return "2xx"
+	case status < 400:
+		return "3xx"
+	case status < 500:
+		return "4xx"
+	}
+	return "5xx"
+}
+
+// Sub returns c minus an earlier snapshot of the same counters.
+func (c Counts) Sub(earlier Counts) Counts {
+	out := Counts{Requests: c.Requests - earlier.Requests, Errors: c.Errors - earlier.Errors}
+	if len(c.ByClass) > 0 {
+		out.ByClass = make(map[string]uint64, len(c.ByClass))
+		for k, v := range c.ByClass {
+			out.ByClass[k] = v - earlier.ByClass[k]
+		}
+	}
+	if len(c.Latency) > 0 {
+		out.Latency = make([]uint64, len(c.Latency))
+		for i, v := range c.Latency {
+			if i < len(earlier.Latency) {
+				v -= earlier.Latency[i]
+			}
+			out.Latency[i] = v
+		}
+	}
+	return out
+}
+
+// Add returns the sum of two counters.
+func (c Counts) Add(o Counts) Counts {
+	out := Counts{Requests: c.Requests + o.Requests, Errors: c.Errors + o.Errors}
+	if len(c.ByClass)+len(o.ByClass) > 0 {
+		out.ByClass = map[string]uint64{}
+		for k, v := range c.ByClass {
+			out.ByClass[k] += v
+		}
+		for k, v := range o.ByClass {
+			out.ByClass[k] += v
+		}
+	}
+	if len(c.Latency)+len(o.Latency) > 0 {
+		out.Latency = make([]uint64, NumBuckets)
+		for i := range out.Latency {
+			if i < len(c.Latency) {
+				out.Latency[i] += c.Latency[i]
+			}
+			if i < len(o.Latency) {
+				out.Latency[i] += o.Latency[i]
+			}
+		}
+	}
+	return out
+}
+
+// Quantile estimates the q-quantile (0..1) of latency in milliseconds, by
+// linear interpolation inside the bucket; NaN without samples.
+func (c Counts) Quantile(q float64) float64 {
+	var total uint64
+	for _, n := range c.Latency {
+		total += n
+	}
+	if total == 0 {
+		return math.NaN()
+	}
+	rank := q * float64(total)
+	var seen float64
+	for i, n := range c.Latency {
+		if n == 0 {
+			continue
+		}
+		if seen+float64(n) >= rank {
+			lo, hi := 0.0, 0.0
+			if i > 0 {
+				lo = LatencyBounds[i-1]
+			}
+			if i < len(LatencyBounds) {
+				hi = LatencyBounds[i]
+			} else {
+				return LatencyBounds[len(LatencyBounds)-1]
+			}
+			return lo + (hi-lo)*(rank-seen)/float64(n)
+		}
+		seen += float64(n)
+	}
+	return LatencyBounds[len(LatencyBounds)-1]
+}
+
+// ErrorRate is Errors/Requests, 0 without requests.
+func (c Counts) ErrorRate() float64 {
+	if c.Requests == 0 {
+		return 0
+	}
+	return float64(c.Errors) / float64(c.Requests)
+}
+
+// Version is one version's cumulative statistics, in total and by route
+// (the route template or path prefix the data plane matched).
+type Version struct {
+	Total  Counts            `json:"total"`
+	Routes map[string]Counts `json:"routes,omitempty"`
+}
+
+// Sub returns v minus an earlier snapshot.
+func (v Version) Sub(earlier Version) Version {
+	out := Version{Total: v.Total.Sub(earlier.Total)}
+	if len(v.Routes) > 0 {
+		out.Routes = make(map[string]Counts, len(v.Routes))
+		for r, c := range v.Routes {
+			out.Routes[r] = c.Sub(earlier.Routes[r])
+		}
+	}
+	return out
+}
+
+// Snapshot is a service's statistics by version at one moment.
+type Snapshot map[string]Version
