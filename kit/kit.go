@@ -15,70 +15,71 @@ package kit
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"os/signal"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/propagation"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // App is one service process. The zero value is not usable: call New.
 type App struct {
-	cfg    Config
-	mux    *http.ServeMux
-	log    *slog.Logger
-	ready  atomic.Bool
-	server *http.Server
-}
+	cfg      Config
+	mux      *http.ServeMux
+	log      *slog.Logger
+	ready    atomic.Bool
+	server   *http.Server
+	out      *lineWriter
+	registry *prometheus.Registry
+	metrics  *redMetrics
+	tp       *sdktrace.TracerProvider
+	tracer   trace.Tracer
+	export   *exporter
+	client   *http.Client
+	handler  http.Handler
 
-// Config holds what kit reads from the environment. FromEnv fills it; tests
-// may build one by hand.
-type Config struct {
-	Service         string        // PAVE_SERVICE, else the name given to New
-	Version         string        // PAVE_VERSION, default "dev"
-	Cluster         string        // PAVE_CLUSTER
-	Datacenter      string        // PAVE_DATACENTER
-	Addr            string        // ":"+PORT, default ":8080"
-	ShutdownTimeout time.Duration // KIT_SHUTDOWN_TIMEOUT, default 20s
-}
-
-// FromEnv reads the configuration from the process environment.
-func FromEnv(service string) Config {
-	c := Config{Service: service, Version: "dev", Addr: ":8080", ShutdownTimeout: 20 * time.Second}
-	if v := os.Getenv("PAVE_SERVICE"); v != "" {
-		c.Service = v
-	}
-	if v := os.Getenv("PAVE_VERSION"); v != "" {
-		c.Version = v
-	}
-	c.Cluster = os.Getenv("PAVE_CLUSTER")
-	c.Datacenter = os.Getenv("PAVE_DATACENTER")
-	if v := os.Getenv("PORT"); v != "" {
-		c.Addr = ":" + v
-	}
-	if d, err := time.ParseDuration(os.Getenv("KIT_SHUTDOWN_TIMEOUT")); err == nil && d > 0 {
-		c.ShutdownTimeout = d
-	}
-	return c
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // New returns an App configured from the environment.
 func New(service string) *App { return NewWithConfig(FromEnv(service)) }
 
-// NewWithConfig returns an App with an explicit configuration.
+// NewWithConfig returns an App with an explicit configuration. Zero fields
+// take the defaults documented on Config. Background work (log flushing,
+// telemetry export, re-sending the disk buffer) starts here and stops when
+// Serve returns or Close is called.
 func NewWithConfig(cfg Config) *App {
-	a := &App{cfg: cfg, mux: http.NewServeMux(), log: slog.New(slog.NewJSONHandler(os.Stdout, nil))}
-	a.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
-	a.mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if !a.ready.Load() {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			return
-		}
-		w.WriteHeader(http.StatusOK)
-	})
+	problems := cfg.withDefaults()
+	a := &App{cfg: cfg, mux: http.NewServeMux(), registry: prometheus.NewRegistry()}
+	a.out = newLineWriter(cfg.Output, cfg.LogFlushInterval)
+	a.metrics = newREDMetrics(a.registry, cfg.Version)
+	a.export = newExporter(cfg, a.registry, a.out)
+	a.tp = sdktrace.NewTracerProvider(
+		sdktrace.WithResource(serviceResource(cfg)),
+		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.AlwaysSample())),
+		sdktrace.WithSpanProcessor(a.export),
+	)
+	a.tracer = a.tp.Tracer("github.com/pave-platform/pave/kit")
+	a.log = slog.New(newLogHandler(a.out, a.export, cfg))
+	a.client = &http.Client{Transport: &clientTransport{app: a, next: http.DefaultTransport}}
+	a.handler = a.instrument(a.mux)
+	a.export.start(a.log)
+	for _, p := range problems {
+		a.log.Warn("ignoring invalid kit setting", "problem", p)
+	}
+	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return a
 }
 
@@ -96,45 +97,92 @@ func (a *App) HandleFunc(pattern string, h func(http.ResponseWriter, *http.Reque
 func (a *App) Logger() *slog.Logger { return a.log }
 
 // Client returns an HTTP client that propagates the trace and the caller's
-// identity to the next service.
-func (a *App) Client() *http.Client { return http.DefaultClient }
+// identity (W3C baggage member caller.service) to the next service, and
+// records a client span for each call.
+func (a *App) Client() *http.Client { return a.client }
 
 // Config returns the configuration the App runs with.
 func (a *App) Config() Config { return a.cfg }
 
+// Registry returns the Prometheus registry served on /metrics, so a service
+// can register its own collectors next to kit's.
+func (a *App) Registry() *prometheus.Registry { return a.registry }
+
+// TracerProvider returns the App's tracer provider; spans started from it
+// are exported with the App's own.
+func (a *App) TracerProvider() trace.TracerProvider { return a.tp }
+
 // Handler returns the full middleware stack around the registered routes,
-// for use with httptest in a service's own tests.
-func (a *App) Handler() http.Handler { return a.mux }
+// for use with httptest in a service's own tests. /healthz, /readyz and
+// /metrics are served outside the instrumentation so probes and scrapes do
+// not flood the access log.
+func (a *App) Handler() http.Handler { return a.handler }
 
 // Run serves on the configured address until SIGTERM or SIGINT, then shuts
-// down gracefully.
+// down gracefully. It installs the App's tracer provider and the W3C
+// propagators as the OpenTelemetry globals, so otel.Tracer works in
+// handlers.
 func (a *App) Run() error {
+	otel.SetTracerProvider(a.tp)
+	otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}))
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	ln, err := net.Listen("tcp", a.cfg.Addr)
 	if err != nil {
-		return err
+		_ = a.Close(context.Background())
+		return fmt.Errorf("kit: listen on %s (set PORT to change it): %w", a.cfg.Addr, err)
 	}
 	return a.Serve(ctx, ln)
 }
 
 // Serve serves on ln until ctx is done, then shuts down gracefully: readiness
-// turns false first, in-flight requests finish within ShutdownTimeout.
+// turns false first, the listener stays open for ReadinessDelay so load
+// balancers notice, in-flight requests finish within ShutdownTimeout, and
+// finally logs and spans are flushed (to the endpoint, or to the disk buffer
+// when it is down).
 func (a *App) Serve(ctx context.Context, ln net.Listener) error {
-	a.server = &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	a.server = &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: a.cfg.MaxHeaderBytes}
 	errc := make(chan error, 1)
 	go func() { errc <- a.server.Serve(ln) }()
 	a.ready.Store(true)
+	a.log.Info("serving", "addr", ln.Addr().String())
 	select {
 	case err := <-errc:
+		a.ready.Store(false)
+		_ = a.Close(context.Background())
 		return err
 	case <-ctx.Done():
 	}
 	a.ready.Store(false)
+	a.log.Info("shutting down", "readiness_delay", a.cfg.ReadinessDelay.String(), "timeout", a.cfg.ShutdownTimeout.String())
+	if a.cfg.ReadinessDelay > 0 {
+		time.Sleep(a.cfg.ReadinessDelay)
+	}
 	sctx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
 	defer cancel()
+	var shutdownErr error
 	if err := a.server.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
+		shutdownErr = fmt.Errorf("kit: in-flight requests did not finish within %s: %w", a.cfg.ShutdownTimeout, err)
 	}
-	return nil
+	// The exporters get their own bound so a slow drain of requests does not
+	// leave telemetry unflushed.
+	fctx, fcancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
+	defer fcancel()
+	return errors.Join(shutdownErr, a.Close(fctx))
+}
+
+// Close flushes and stops the App's background work: pending spans and logs
+// go to the OTLP endpoint or, when it is unreachable, to the disk buffer, and
+// buffered stdout output is written. Serve calls it on shutdown; tests that
+// use only Handler call it themselves. It is safe to call more than once.
+func (a *App) Close(ctx context.Context) error {
+	a.closeOnce.Do(func() {
+		a.ready.Store(false)
+		err1 := a.tp.ForceFlush(ctx)
+		err2 := a.export.close(ctx)
+		err3 := a.tp.Shutdown(ctx)
+		err4 := a.out.close()
+		a.closeErr = errors.Join(err1, err2, err3, err4)
+	})
+	return a.closeErr
 }

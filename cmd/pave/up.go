@@ -20,8 +20,12 @@ import (
 
 	"github.com/pave-platform/pave/internal/auth"
 	"github.com/pave-platform/pave/internal/config"
+	"github.com/pave-platform/pave/internal/gateway"
+	"github.com/pave-platform/pave/internal/runtime"
 	"github.com/pave-platform/pave/internal/server"
 	"github.com/pave-platform/pave/internal/state"
+	"github.com/pave-platform/pave/internal/telemetry"
+	"github.com/pave-platform/pave/internal/traffic"
 	"github.com/pave-platform/pave/web"
 )
 
@@ -102,6 +106,36 @@ func runUp(ctx context.Context, cfg config.Config, logOut io.Writer) error {
 	ui, _ := fs.Sub(web.Static, "static")
 	srv.ServeUI(ui)
 
+	// The embedded data plane; stored weights are re-applied before it
+	// serves, so a restart keeps routing.
+	gw := gateway.New(gateway.Options{Log: log.With("component", "gateway"),
+		StickyHeader: cfg.GatewayStickyHeader, StickyCookie: cfg.GatewayStickyCookie})
+	router, err := traffic.NewGatewayRouter(ctx, store, gw, log.With("component", "traffic"))
+	if err != nil {
+		log.Error("some stored routes could not be restored", "err", err)
+	}
+	server.TrafficAPI{Router: router, Live: gw}.Register(srv)
+
+	// Every log line and span the services send; the intake acknowledges
+	// only what is durable, so it opens before the OTLP listener serves.
+	tel, err := telemetry.Open(ctx, telemetry.Options{Dir: filepath.Join(cfg.DataDir, "telemetry"), Log: log.With("component", "telemetry")})
+	if err != nil {
+		return err
+	}
+	defer tel.Close()
+	server.TelemetryAPI{Store: tel, Stats: tel.Stats}.Register(srv)
+
+	// The local runtime: services as supervised processes whose ready
+	// instances become the gateway's endpoints; it adopts the instances a
+	// previous `pave up` left running.
+	output := &runtimeOutput{store: tel, cluster: cfg.Clusters[0], datacenter: "local", log: log.With("component", "runtime")}
+	rt, err := runtime.NewLocal(runtime.LocalOptions{Store: store, DataDir: cfg.DataDir, Cluster: cfg.Clusters[0], Datacenter: "local",
+		OTLPEndpoint: "http://" + ls.otlp.Addr().String(), Endpoints: gw, Output: output, Log: log.With("component", "runtime")})
+	if err != nil {
+		return err
+	}
+	server.RuntimeAPI{Target: rt}.Register(srv)
+
 	g, gctx := errgroup.WithContext(ctx)
 	serve := func(name string, ln net.Listener, h http.Handler) {
 		hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
@@ -120,8 +154,10 @@ func runUp(ctx context.Context, cfg config.Config, logOut io.Writer) error {
 		})
 	}
 	serve("api", ls.api, srv)
-	serve("otlp", ls.otlp, http.NotFoundHandler())
-	serve("gateway", ls.gateway, http.NotFoundHandler())
+	serve("otlp", ls.otlp, telemetry.NewIntake(tel, telemetry.Limits{}, log.With("component", "otlp")))
+	g.Go(func() error { return gw.Serve(gctx, ls.gateway) })
+	g.Go(func() error { return rt.Run(gctx) })
+	g.Go(func() error { return output.Run(gctx) })
 
 	srv.SetReady(true)
 	log.Info("pave is up", "api", "http://"+ls.api.Addr().String(), "otlp", ls.otlp.Addr().String(),

@@ -32,6 +32,10 @@ type Config struct {
 	Clusters []string
 	// ShutdownTimeout bounds a graceful stop.
 	ShutdownTimeout time.Duration
+	// GatewayStickyHeader and GatewayStickyCookie name the key (e.g. a
+	// user or merchant id) that keeps one user on one version.
+	GatewayStickyHeader string
+	GatewayStickyCookie string
 }
 
 // Default returns the embedded defaults.
@@ -89,6 +93,12 @@ func settings() []setting {
 				seen[n] = true
 			}
 			return nil
+		}},
+		{"gateway-sticky-header", "request header whose value keeps a user on one version, e.g. X-User-Id", func(c *Config) any { return &c.GatewayStickyHeader }, func(c *Config) error {
+			return checkToken(c.GatewayStickyHeader, "a header name, e.g. X-User-Id")
+		}},
+		{"gateway-sticky-cookie", "cookie whose value keeps a user on one version, e.g. merchant_id", func(c *Config) any { return &c.GatewayStickyCookie }, func(c *Config) error {
+			return checkToken(c.GatewayStickyCookie, "a cookie name, e.g. merchant_id")
 		}},
 		{"shutdown-timeout", "how long a graceful stop may take", func(c *Config) any { return &c.ShutdownTimeout }, func(c *Config) error {
 			if c.ShutdownTimeout <= 0 {
@@ -304,4 +314,15 @@ func isDNSLabel(s string) bool {
 		}
 	}
 	return true
+}
+
+// checkToken accepts an empty value or an HTTP token (RFC 9110), which
+// header and cookie names must be.
+func checkToken(v, want string) error {
+	for _, c := range v {
+		if c > 0x7e || c <= ' ' || strings.ContainsRune("\"(),/:;<=>?@[\\]{}", c) {
+			return fmt.Errorf("character %q is not allowed; want %s", c, want)
+		}
+	}
+	return nil
 }

@@ -1,0 +1,84 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+)
+
+// TestSmallBenchmark runs a small version of the benchmark with fixed seeds
+// and asserts its qualitative outcomes: what is caught, what the baseline
+// misses, and the false-rollback bound. It never asserts wall-clock times;
+// detection times are simulated seconds.
+func TestSmallBenchmark(t *testing.T) {
+	scs := Scenarios(0.05)
+	// Keep the low-traffic scenarios short: they run 1200 simulated seconds.
+	var keep []Scenario
+	for _, sc := range scs {
+		switch {
+		case strings.HasPrefix(sc.Name, "low traffic"):
+			sc.Runs = 2
+		case sc.Name == "healthy (A/A)":
+			sc.Runs = 20
+		}
+		if raceEnabled {
+			sc.Runs = max(1, sc.Runs/4)
+		}
+		keep = append(keep, sc)
+	}
+	results := Run(keep, 42, 2)
+	by := map[string][2]Summary{}
+	for _, r := range results {
+		by[r.Scenario.Name] = [2]Summary{summarize(r.Scenario, r.Pave), summarize(r.Scenario, r.Flagger)}
+	}
+	healthy := by["healthy (A/A)"]
+	if healthy[0].FalseRollbacks > 1 {
+		t.Errorf("pave rolled back %d of %d healthy canaries; want at most 1", healthy[0].FalseRollbacks, healthy[0].Runs)
+	}
+	if healthy[0].Promoted < healthy[0].Runs-1 {
+		t.Errorf("pave promoted %d of %d healthy canaries", healthy[0].Promoted, healthy[0].Runs)
+	}
+	if !(healthy[0].PromoteMedian < healthy[1].PromoteMedian/4) {
+		t.Errorf("healthy: pave reached 100%% after %v simulated s, flagger after %v; want under a quarter", healthy[0].PromoteMedian, healthy[1].PromoteMedian)
+	}
+	for _, name := range []string{"errors +5 points", "errors +1 point", "p99 +100 ms", "route 2% errors +20 points"} {
+		s := by[name][0]
+		if s.Caught != s.Runs {
+			t.Errorf("%s: pave caught %d of %d", name, s.Caught, s.Runs)
+		}
+	}
+	if s := by["errors +5 points"][0]; s.DetectMedian > 20 {
+		t.Errorf("+5 points: median detection %v simulated s, want ≤ 20", s.DetectMedian)
+	}
+	if p, f := by["errors +5 points"][0], by["errors +5 points"][1]; !(p.BlastMedian <= 0.05*f.BlastMedian) {
+		t.Errorf("+5 points: blast radius %v vs baseline %v, want ≤ 0.05x", p.BlastMedian, f.BlastMedian)
+	}
+	if f := by["route 2% errors +20 points"][1]; f.ShippedBad != f.Runs {
+		t.Errorf("the baseline should miss the route-local regression (it hides in the aggregate): shipped %d of %d", f.ShippedBad, f.Runs)
+	}
+	if f := by["errors +5 points"][1]; f.Caught != f.Runs {
+		t.Errorf("the baseline should catch +5 points: %d of %d", f.Caught, f.Runs)
+	}
+	// Low traffic is inconclusive: the engine holds and then pauses for a
+	// person; it never promotes on too little evidence.
+	for _, name := range []string{"low traffic 10 rps, healthy", "low traffic 10 rps, errors +5 points"} {
+		if s := by[name][0]; s.Promoted != 0 {
+			t.Errorf("%s: pave promoted %d of %d on too little evidence", name, s.Promoted, s.Runs)
+		}
+	}
+	var out bytes.Buffer
+	Report(&out, results)
+	for _, want := range []string{"Ratios (pave / flagger", "optimum", "Goals:"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
+func TestRunsAreDeterministic(t *testing.T) {
+	sc := Scenarios(0.1)[1]
+	a, b := runPave(sc, 7, 300), runPave(sc, 7, 300)
+	if a != b {
+		t.Fatalf("same seed, different outcomes:\n%+v\n%+v", a, b)
+	}
+}

@@ -1,0 +1,6 @@
+#!/bin/sh
+# The release-safety benchmark: Pave's engine vs Flagger's Istio example on
+# the same simulated traffic. Extra arguments go to the program (-scale, -seed).
+set -eu
+cd "$(dirname "$0")/../.."
+exec go run ./bench/release "$@"

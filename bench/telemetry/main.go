@@ -1,0 +1,628 @@
+// Command telemetry benchmarks Pave's embedded telemetry store against
+// VictoriaLogs v1.52.1 on the same generated access + application log
+// lines (kit's JSON-lines format), side by side in one run:
+//
+//   - ingest: lines per CPU-second of the server process (utime+stime from
+//     /proc), interleaved passes A B A B …, both servers pinned to one core
+//     with GOMAXPROCS=1, the load generator on the other;
+//   - bytes per line on disk after a flush;
+//   - trace lookup latency p50/p99: hot (servers running since ingest),
+//     cold (servers restarted: no in-process caches), and, for Pave,
+//     cold from the blob store (partitions moved to the cold tier, local
+//     cache emptied) compared with VictoriaLogs cold;
+//   - peak RSS (VmHWM) of each server.
+//
+// Usage: bench/telemetry/run.sh [-lines N] (default 400000; -full for 2M).
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"log"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/pave-platform/pave/internal/server"
+	"github.com/pave-platform/pave/internal/telemetry"
+)
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "serve" {
+		serve(os.Args[2:])
+		return
+	}
+	lines := flag.Int("lines", 400_000, "log lines to generate")
+	full := flag.Bool("full", false, "use 2,000,000 lines")
+	passes := flag.Int("passes", 5, "interleaved ingest passes per store")
+	lookups := flag.Int("lookups", 200, "trace lookups per phase")
+	vlBin := flag.String("victoria-logs", filepath.Join(os.Getenv("HOME"), ".cache/pave-tools/bin/victoria-logs"), "VictoriaLogs binary")
+	work := flag.String("work", "", "work directory (default: a temporary one, removed after)")
+	flag.Parse()
+	if *full {
+		*lines = 2_000_000
+	}
+	if err := run(*lines, *passes, *lookups, *vlBin, *work); err != nil {
+		log.Fatal(err)
+	}
+}
+
+// ---- the Pave server process ----
+
+func serve(args []string) {
+	fl := flag.NewFlagSet("serve", flag.ExitOnError)
+	dir := fl.String("dir", "", "data dir")
+	addr := fl.String("addr", "127.0.0.1:0", "listen address")
+	coldAfter := fl.Duration("cold-after", -1, "move partitions older than this to the blob store")
+	fl.Parse(args)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	st, err := telemetry.Open(ctx, telemetry.Options{Dir: *dir, ColdAfter: *coldAfter, MaintainEvery: -1, Log: quiet,
+		Blob: telemetry.DirBlob{Root: filepath.Join(*dir, "..", "pave-blob")}})
+	if err != nil {
+		log.Fatal(err)
+	}
+	srv := server.New(server.Options{Open: true, Log: quiet})
+	server.TelemetryAPI{Store: st, Stats: st.Stats}.Register(srv)
+	intake := telemetry.NewIntake(st, telemetry.Limits{}, quiet)
+	mux := http.NewServeMux()
+	mux.Handle("/api/", srv)
+	mux.Handle("/v1/", intake)
+	mux.HandleFunc("POST /bench/flush", func(w http.ResponseWriter, r *http.Request) {
+		err := st.Flush(r.Context())
+		if r.URL.Query().Get("compact") == "1" {
+			err = errors.Join(err, st.Compact(r.Context()))
+		}
+		if err != nil {
+			http.Error(w, err.Error(), 500)
+		}
+	})
+	mux.HandleFunc("POST /bench/move", func(w http.ResponseWriter, r *http.Request) {
+		if err := st.MoveCold(r.Context()); err != nil {
+			http.Error(w, err.Error(), 500)
+		}
+	})
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(ln.Addr().String())
+	hs := &http.Server{Handler: mux}
+	go func() { <-ctx.Done(); hs.Close() }()
+	_ = hs.Serve(ln)
+	st.Close()
+}
+
+// ---- harness ----
+
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	base string // http://addr
+}
+
+func cpuTime(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * (time.Second / 100) // USER_HZ is 100 on Linux
+}
+
+func peakRSS(pid int) int64 {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return n << 10
+		}
+	}
+	return 0
+}
+
+func freePort() string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func pinned(core string, name string, args ...string) *exec.Cmd {
+	if _, err := exec.LookPath("taskset"); err == nil {
+		return exec.Command("taskset", append([]string{"-c", core, name}, args...)...)
+	}
+	return exec.Command(name, args...)
+}
+
+func startPave(dir string, coldAfter time.Duration) (*proc, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	cmd := pinned("1", self, "serve", "-dir", dir, "-cold-after", coldAfter.String())
+	cmd.Env = append(os.Environ(), "GOMAXPROCS=1")
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	buf := make([]byte, 64)
+	n, err := out.Read(buf)
+	if err != nil {
+		return nil, fmt.Errorf("pave server did not start: %w", err)
+	}
+	return &proc{name: "pave", cmd: cmd, base: "http://" + strings.TrimSpace(string(buf[:n]))}, nil
+}
+
+func startVL(bin, dir string) (*proc, error) {
+	addr := freePort()
+	cmd := pinned("1", bin, "-storageDataPath", dir, "-httpListenAddr", addr, "-loggerLevel", "ERROR", "-retentionPeriod", "100y")
+	cmd.Env = append(os.Environ(), "GOMAXPROCS=1")
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	p := &proc{name: "victorialogs", cmd: cmd, base: "http://" + addr}
+	for i := 0; i < 200; i++ {
+		if resp, err := http.Get(p.base + "/health"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return p, nil
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return nil, errors.New("VictoriaLogs did not become healthy")
+}
+
+func (p *proc) stop() {
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { p.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		p.cmd.Process.Kill()
+		<-done
+	}
+}
+
+// pid is the server's pid (taskset execs, so it is the same process).
+func (p *proc) pid() int { return p.cmd.Process.Pid }
+
+func (p *proc) ingestURL() string {
+	if p.name == "pave" {
+		return p.base + "/v1/jsonlines"
+	}
+	return p.base + "/insert/jsonline?_stream_fields=service&_msg_field=msg&_time_field=time"
+}
+
+// send posts batches with 4 concurrent senders; it returns the server CPU used.
+func (p *proc) send(batches [][]byte) (time.Duration, error) {
+	before := cpuTime(p.pid())
+	ch := make(chan []byte)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var firstErr error
+	client := &http.Client{Timeout: time.Minute}
+	for i := 0; i < 4; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for b := range ch {
+				for attempt := 0; ; attempt++ {
+					resp, err := client.Post(p.ingestURL(), "application/x-ndjson", bytes.NewReader(b))
+					if err == nil {
+						io.Copy(io.Discard, resp.Body)
+						resp.Body.Close()
+						if resp.StatusCode == 429 && attempt < 100 {
+							time.Sleep(100 * time.Millisecond)
+							continue
+						}
+						if resp.StatusCode != 200 && resp.StatusCode != 204 {
+							err = fmt.Errorf("%s ingest: %s", p.name, resp.Status)
+						}
+					}
+					if err != nil {
+						mu.Lock()
+						if firstErr == nil {
+							firstErr = err
+						}
+						mu.Unlock()
+					}
+					break
+				}
+			}
+		}()
+	}
+	for _, b := range batches {
+		ch <- b
+	}
+	close(ch)
+	wg.Wait()
+	// Count the work each store defers (VictoriaLogs merges in the
+	// background, Pave writes blocks on flush): flush, then wait until the
+	// process is idle.
+	if err := p.flush(); err != nil && firstErr == nil {
+		firstErr = err
+	}
+	p.settle()
+	return cpuTime(p.pid()) - before, firstErr
+}
+
+// settle waits until the server used less than 10ms of CPU in 500ms.
+func (p *proc) settle() {
+	for i := 0; i < 40; i++ {
+		c := cpuTime(p.pid())
+		time.Sleep(500 * time.Millisecond)
+		if cpuTime(p.pid())-c < 10*time.Millisecond {
+			return
+		}
+	}
+}
+
+func (p *proc) flush() error {
+	var u string
+	if p.name == "pave" {
+		u = p.base + "/bench/flush"
+	} else {
+		u = p.base + "/internal/force_flush"
+	}
+	req, _ := http.NewRequest(http.MethodPost, u, nil)
+	if p.name != "pave" {
+		req.Method = http.MethodGet
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		return fmt.Errorf("%s flush: %s %s", p.name, resp.Status, b)
+	}
+	return nil
+}
+
+func (p *proc) compact() error {
+	resp, err := http.Post(p.base+"/bench/flush?compact=1", "", nil)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		return fmt.Errorf("pave compact: %s", resp.Status)
+	}
+	return nil
+}
+
+// lookup fetches every line of a trace and returns how many came back.
+func (p *proc) lookup(trace string) (int, time.Duration, error) {
+	var u string
+	if p.name == "pave" {
+		u = p.base + "/api/v1/traces/" + trace
+	} else {
+		u = p.base + "/select/logsql/query?query=" + url.QueryEscape(`trace_id:="`+trace+`"`)
+	}
+	start := time.Now()
+	resp, err := http.Get(u)
+	if err != nil {
+		return 0, 0, err
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	d := time.Since(start)
+	if err != nil || resp.StatusCode != 200 {
+		return 0, d, fmt.Errorf("%s lookup %s: %v %s %s", p.name, trace, err, resp.Status, b)
+	}
+	return bytes.Count(b, []byte(trace)), d, nil
+}
+
+func dirSize(dir string) int64 {
+	var n int64
+	filepath.WalkDir(dir, func(_ string, e fs.DirEntry, err error) error {
+		if err == nil && !e.IsDir() {
+			if fi, err := e.Info(); err == nil {
+				n += fi.Size()
+			}
+		}
+		return nil
+	})
+	return n
+}
+
+// ---- data ----
+
+type dataset struct {
+	batches [][]byte
+	traces  []string // ids to look up
+	perTr   map[string]int
+	lines   int
+}
+
+var services = []string{"orders", "payments", "ledger", "accounts", "risk", "notify", "search", "catalog", "auth", "gateway"}
+var routes = []string{"/v1/orders/{id}", "/v1/orders", "/v1/pay", "/v1/refunds/{id}", "/v1/accounts/{id}", "/healthz", "/v1/search"}
+var msgs = []string{"charge authorized", "cache miss", "retrying upstream call", "merchant limit checked", "ledger entry written", "psp timeout", "validation failed"}
+
+func generate(n int, end time.Time) dataset {
+	r := rand.New(rand.NewPCG(42, 7))
+	ds := dataset{perTr: map[string]int{}}
+	start := end.Add(-6 * time.Hour)
+	step := 6 * time.Hour / time.Duration(n)
+	var buf bytes.Buffer
+	inBatch := 0
+	t := start
+	for ds.lines < n {
+		var tid [16]byte
+		for i := range tid {
+			tid[i] = byte(r.Uint32())
+		}
+		trace := fmt.Sprintf("%x", tid)
+		caller := services[r.IntN(len(services))]
+		svc := services[r.IntN(len(services))]
+		merchant := fmt.Sprintf("m%05d", r.IntN(20000))
+		cluster := []string{"east", "west"}[r.IntN(2)]
+		dc := []string{"dc1", "dc2"}[r.IntN(2)]
+		apps := 1 + r.IntN(3)
+		for a := 0; a <= apps && ds.lines < n; a++ {
+			t = t.Add(step)
+			span := fmt.Sprintf("%016x", r.Uint64())
+			if a < apps {
+				fmt.Fprintf(&buf, `{"time":"%s","level":"%s","msg":"%s","service":"%s","version":"v%d","trace_id":"%s","span_id":"%s","attempt":%d,"psp":"acme","amount":%d}`+"\n",
+					t.Format(time.RFC3339Nano), []string{"INFO", "INFO", "INFO", "WARN", "ERROR"}[r.IntN(5)], msgs[r.IntN(len(msgs))], svc, 1+r.IntN(3), trace, span, r.IntN(3), r.IntN(100000))
+			} else {
+				status := []int{200, 200, 200, 200, 201, 404, 500}[r.IntN(7)]
+				fmt.Fprintf(&buf, `{"time":"%s","trace_id":"%s","span_id":"%s","service":"%s","version":"v%d","method":"%s","route":"%s","status":%d,"duration_ms":%.3f,"bytes":%d,"caller":"%s","cluster":"%s","datacenter":"%s","merchant_id":"%s"}`+"\n",
+					t.Format(time.RFC3339Nano), trace, span, svc, 1+r.IntN(3), []string{"GET", "POST"}[r.IntN(2)], routes[r.IntN(len(routes))], status,
+					r.ExpFloat64()*20, r.IntN(5000), caller, cluster, dc, merchant)
+			}
+			ds.lines++
+			ds.perTr[trace]++
+			inBatch++
+			if inBatch == 2000 {
+				ds.batches = append(ds.batches, append([]byte(nil), buf.Bytes()...))
+				buf.Reset()
+				inBatch = 0
+			}
+		}
+		if r.IntN(max(1, n/2000)) == 0 || len(ds.traces) < 50 && r.IntN(100) == 0 {
+			ds.traces = append(ds.traces, trace)
+		}
+	}
+	if buf.Len() > 0 {
+		ds.batches = append(ds.batches, buf.Bytes())
+	}
+	return ds
+}
+
+// ---- report ----
+
+func median(v []float64) float64 {
+	s := append([]float64(nil), v...)
+	sort.Float64s(s)
+	if len(s) == 0 {
+		return 0
+	}
+	return s[len(s)/2]
+}
+
+func pct(d []time.Duration, p float64) time.Duration {
+	s := append([]time.Duration(nil), d...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	if len(s) == 0 {
+		return 0
+	}
+	i := int(p * float64(len(s)-1))
+	return s[i]
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.2fms", float64(d.Microseconds())/1000) }
+
+func run(lines, passes, lookups int, vlBin, work string) error {
+	if _, err := os.Stat(vlBin); err != nil {
+		return fmt.Errorf("VictoriaLogs is missing at %s: run bench/telemetry/run.sh, which installs it with go install", vlBin)
+	}
+	if work == "" {
+		d, err := os.MkdirTemp("", "pave-bench-telemetry-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(d)
+		work = d
+	}
+	paveDir, vlDir := filepath.Join(work, "pave"), filepath.Join(work, "vl")
+	fmt.Printf("generating %d lines…\n", lines)
+	ds := generate(lines, time.Now().Add(-3*time.Hour).Truncate(time.Hour))
+	if len(ds.traces) > lookups {
+		ds.traces = ds.traces[:lookups]
+	}
+	pave, err := startPave(paveDir, -1)
+	if err != nil {
+		return err
+	}
+	vl, err := startVL(vlBin, vlDir)
+	if err != nil {
+		pave.stop()
+		return err
+	}
+	stopAll := func() { pave.stop(); vl.stop() }
+
+	// Ingest, interleaved: pass i sends the i-th slice of the data to each.
+	fmt.Printf("ingest: %d interleaved passes per store, 4 senders, servers on core 1 with GOMAXPROCS=1\n", passes)
+	var ratios, paveRates, vlRates []float64
+	per := (len(ds.batches) + passes - 1) / passes
+	for i := 0; i < passes; i++ {
+		lo, hi := i*per, min((i+1)*per, len(ds.batches))
+		if lo >= hi {
+			break
+		}
+		n := 0
+		for _, b := range ds.batches[lo:hi] {
+			n += bytes.Count(b, []byte{'\n'})
+		}
+		pc, err := pave.send(ds.batches[lo:hi])
+		if err != nil {
+			stopAll()
+			return err
+		}
+		vc, err := vl.send(ds.batches[lo:hi])
+		if err != nil {
+			stopAll()
+			return err
+		}
+		pr, vr := float64(n)/pc.Seconds(), float64(n)/vc.Seconds()
+		paveRates, vlRates, ratios = append(paveRates, pr), append(vlRates, vr), append(ratios, pr/vr)
+		fmt.Printf("  pass %d: %d lines  pave %.0f lines/CPU-s  victorialogs %.0f lines/CPU-s  ratio %.2f\n", i+1, n, pr, vr, pr/vr)
+	}
+	// Pave's flush (blocks + compaction) is part of ingest cost: count it.
+	before := cpuTime(pave.pid())
+	if err := pave.compact(); err != nil {
+		stopAll()
+		return err
+	}
+	flushCPU := cpuTime(pave.pid()) - before
+	before = cpuTime(vl.pid())
+	if err := vl.flush(); err != nil {
+		stopAll()
+		return err
+	}
+	vl.settle()
+	vlFlushCPU := cpuTime(vl.pid()) - before
+
+	check := func(p *proc, tr string) (time.Duration, error) {
+		n, d, err := p.lookup(tr)
+		if err == nil && n < ds.perTr[tr] {
+			err = fmt.Errorf("%s lookup of %s returned %d of %d lines", p.name, tr, n, ds.perTr[tr])
+		}
+		return d, err
+	}
+	lookupPhase := func(name string, a, b *proc) ([]time.Duration, []time.Duration, error) {
+		var da, db []time.Duration
+		for _, tr := range ds.traces {
+			d1, err := check(a, tr)
+			if err != nil {
+				return nil, nil, err
+			}
+			d2, err := check(b, tr)
+			if err != nil {
+				return nil, nil, err
+			}
+			da, db = append(da, d1), append(db, d2)
+		}
+		return da, db, nil
+	}
+	hotP, hotV, err := lookupPhase("hot", pave, vl)
+	if err != nil {
+		stopAll()
+		return err
+	}
+	paveRSS, vlRSS := peakRSS(pave.pid()), peakRSS(vl.pid())
+	stopAll()
+	// Sizes after a clean stop, when both have written everything.
+	paveBytes := dirSize(filepath.Join(paveDir, "hot")) + dirSize(filepath.Join(paveDir, "wal"))
+	vlBytes := dirSize(vlDir)
+
+	// Cold: restarted servers, nothing in their caches.
+	if pave, err = startPave(paveDir, -1); err != nil {
+		return err
+	}
+	if vl, err = startVL(vlBin, vlDir); err != nil {
+		pave.stop()
+		return err
+	}
+	coldP, coldV, err := lookupPhase("cold", pave, vl)
+	if err != nil {
+		stopAll()
+		return err
+	}
+	stopAll()
+
+	// Cold from the blob store: move every partition, empty the local cache.
+	if pave, err = startPave(paveDir, time.Minute); err != nil {
+		return err
+	}
+	req, _ := http.NewRequest(http.MethodPost, pave.base+"/bench/move", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		pave.stop()
+		return fmt.Errorf("move to the blob store: %v %v", err, resp)
+	}
+	resp.Body.Close()
+	pave.stop()
+	os.RemoveAll(filepath.Join(paveDir, "cache"))
+	if pave, err = startPave(paveDir, -1); err != nil {
+		return err
+	}
+	if vl, err = startVL(vlBin, vlDir); err != nil {
+		pave.stop()
+		return err
+	}
+	blobP, blobV, err := lookupPhase("blob", pave, vl)
+	stopAll()
+	if err != nil {
+		return err
+	}
+	blobBytes := dirSize(filepath.Join(work, "pave-blob"))
+
+	fmt.Println()
+	fmt.Printf("ingest per CPU-second (median of %d passes; ratio min..max):\n", len(ratios))
+	fmt.Printf("  pave %.0f lines/CPU-s, victorialogs %.0f lines/CPU-s, ratio %.2f× (%.2f..%.2f)\n",
+		median(paveRates), median(vlRates), median(ratios), minF(ratios), maxF(ratios))
+	fmt.Printf("  at the end: pave compaction %s CPU, victorialogs flush %s CPU (not in the ratio)\n", flushCPU, vlFlushCPU)
+	fmt.Printf("bytes per line on disk: pave %.1f, victorialogs %.1f, ratio %.2f× (pave in the blob store: %.1f)\n",
+		float64(paveBytes)/float64(ds.lines), float64(vlBytes)/float64(ds.lines), float64(paveBytes)/float64(vlBytes), float64(blobBytes)/float64(ds.lines))
+	for _, ph := range []struct {
+		name string
+		a, b []time.Duration
+	}{{"hot", hotP, hotV}, {"cold (restarted)", coldP, coldV}, {"pave cold-from-blob vs victorialogs cold", blobP, blobV}} {
+		fmt.Printf("trace lookup %s, %d traces: pave p50 %s p99 %s, victorialogs p50 %s p99 %s, ratio p50 %.2f× p99 %.2f×\n", ph.name, len(ph.a),
+			ms(pct(ph.a, .5)), ms(pct(ph.a, .99)), ms(pct(ph.b, .5)), ms(pct(ph.b, .99)),
+			float64(pct(ph.a, .5))/float64(pct(ph.b, .5)), float64(pct(ph.a, .99))/float64(pct(ph.b, .99)))
+	}
+	fmt.Printf("peak RSS during ingest and hot lookups: pave %.1f MiB, victorialogs %.1f MiB, ratio %.2f×\n",
+		float64(paveRSS)/(1<<20), float64(vlRSS)/(1<<20), float64(paveRSS)/float64(vlRSS))
+	return nil
+}
+
+func minF(v []float64) float64 {
+	m := v[0]
+	for _, x := range v {
+		m = min(m, x)
+	}
+	return m
+}
+
+func maxF(v []float64) float64 {
+	m := v[0]
+	for _, x := range v {
+		m = max(m, x)
+	}
+	return m
+}

@@ -1,0 +1,365 @@
+// Package analysis holds the release engine's judges: they compare a canary
+// version with the stable version over the same time window and say, with
+// the numbers behind it, whether the canary may take more traffic (Pass),
+// must lose its traffic now (Fail), or whether the evidence does not yet
+// suffice either way (Hold).
+//
+// Three judges run on every evaluation:
+//
+//   - the kill switch: absolute limits on the canary's error rate and p99
+//     latency, acting only once a minimum number of samples was seen;
+//   - the error judge: a sequential probability ratio test on which version
+//     each failed request came from, valid at every look (see sprt.go);
+//   - the latency judge: a Mann-Whitney U test on the latency histograms with
+//     a tolerance on the effect size, as Kayenta does (see mannwhitney.go).
+//
+// The error and latency judges run on the total and on every route that
+// carries enough traffic, so a regression of one endpoint cannot hide in
+// the aggregate.
+package analysis
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+	"strings"
+
+	"github.com/pave-platform/pave/internal/stats"
+)
+
+// Verdict is the outcome of an evaluation.
+type Verdict string
+
+// The verdicts.
+const (
+	Pass Verdict = "pass"
+	Fail Verdict = "fail"
+	Hold Verdict = "hold"
+)
+
+// Judge names, as they appear in findings.
+const (
+	JudgeKillSwitch = "kill-switch"
+	JudgeErrors     = "error-rate"
+	JudgeLatency    = "latency"
+	JudgeSamples    = "min-samples"
+)
+
+// TotalScope names the whole service in findings, as opposed to a route.
+const TotalScope = "*"
+
+// Config holds the judges' parameters. The zero value is not useful; start
+// from DefaultConfig.
+type Config struct {
+	// Alpha bounds the probability of rolling back a canary that is as good
+	// as stable (a false rollback), over the whole release and every test.
+	Alpha float64 `json:"alpha"`
+	// Beta bounds the probability of promoting a canary whose error rate is
+	// ErrorRatio times stable's.
+	Beta float64 `json:"beta"`
+	// ErrorRatio is the alternative hypothesis of the error judge: the
+	// canary's error rate is this many times stable's. Smaller values catch
+	// smaller regressions but need more samples.
+	ErrorRatio float64 `json:"errorRatio"`
+	// ErrorFloor is an error-rate excess (0..1) too small to matter: a
+	// final step also accepts the canary when its error rate is, with
+	// confidence 1-Beta, at most stable's plus this. It lets services
+	// with almost no errors (where the ratio test has nothing to count)
+	// be promoted.
+	ErrorFloor float64 `json:"errorFloor"`
+	// LatencyTolerance is the largest acceptable effect size of the latency
+	// judge: P(canary slower than stable) - 0.5. Kayenta's default
+	// tolerance plays the same role.
+	LatencyTolerance float64 `json:"latencyTolerance"`
+	// LatencyZ is the width, in standard errors, of the confidence band
+	// around the effect size; both ends must clear the tolerance.
+	LatencyZ float64 `json:"latencyZ"`
+	// MinSamples is the number of canary requests below which no judge may
+	// pass a step and the kill switch does not act.
+	MinSamples uint64 `json:"minSamples"`
+	// MaxErrorRate is the kill switch's absolute limit on the canary's
+	// error rate (0..1); 0 disables it.
+	MaxErrorRate float64 `json:"maxErrorRate"`
+	// MaxP99Ms is the kill switch's absolute limit on the canary's p99
+	// latency in milliseconds; 0 disables it.
+	MaxP99Ms float64 `json:"maxP99Ms"`
+	// MinRouteShare is the share of stable's requests (0..1) a route needs
+	// to be judged on its own; smaller routes count in the total only.
+	MinRouteShare float64 `json:"minRouteShare"`
+}
+
+// DefaultConfig returns the defaults: a 1% false-rollback budget, 5% miss
+// rate at a tripled error rate, a latency tolerance of 0.05.
+func DefaultConfig() Config {
+	return Config{
+		Alpha:            0.01,
+		Beta:             0.05,
+		ErrorRatio:       3,
+		ErrorFloor:       0.001,
+		LatencyTolerance: 0.05,
+		LatencyZ:         3.5,
+		MinSamples:       50,
+		MaxErrorRate:     0.2,
+		MaxP99Ms:         0,
+		MinRouteShare:    0.01,
+	}
+}
+
+// Validate reports the first out-of-range parameter, naming its field.
+func (c Config) Validate() error {
+	switch {
+	case !(c.Alpha > 0 && c.Alpha < 0.5):
+		return fieldErr("alpha", "must be between 0 and 0.5 (exclusive), e.g. 0.01; got %v", c.Alpha)
+	case !(c.Beta > 0 && c.Beta < 0.5):
+		return fieldErr("beta", "must be between 0 and 0.5 (exclusive), e.g. 0.05; got %v", c.Beta)
+	case !(c.ErrorRatio > 1 && c.ErrorRatio <= 1000):
+		return fieldErr("errorRatio", "must be above 1 and at most 1000, e.g. 3; got %v", c.ErrorRatio)
+	case !(c.ErrorFloor >= 0 && c.ErrorFloor < 1):
+		return fieldErr("errorFloor", "must be in [0, 1), e.g. 0.001; got %v", c.ErrorFloor)
+	case !(c.LatencyTolerance >= 0 && c.LatencyTolerance < 0.5):
+		return fieldErr("latencyTolerance", "must be in [0, 0.5), e.g. 0.05; got %v", c.LatencyTolerance)
+	case !(c.LatencyZ > 0 && c.LatencyZ <= 10):
+		return fieldErr("latencyZ", "must be in (0, 10], e.g. 3.5; got %v", c.LatencyZ)
+	case !(c.MaxErrorRate >= 0 && c.MaxErrorRate <= 1):
+		return fieldErr("maxErrorRate", "must be in [0, 1] (0 disables it); got %v", c.MaxErrorRate)
+	case !(c.MaxP99Ms >= 0):
+		return fieldErr("maxP99Ms", "must be 0 (disabled) or a positive number of milliseconds; got %v", c.MaxP99Ms)
+	case !(c.MinRouteShare >= 0 && c.MinRouteShare <= 1):
+		return fieldErr("minRouteShare", "must be in [0, 1]; got %v", c.MinRouteShare)
+	}
+	return nil
+}
+
+// ConfigError names the parameter that was refused.
+type ConfigError struct {
+	Field string
+	Err   error
+}
+
+func (e *ConfigError) Error() string { return e.Field + ": " + e.Err.Error() }
+func (e *ConfigError) Unwrap() error { return e.Err }
+
+// ErrInvalidConfig marks refused parameters.
+var ErrInvalidConfig = errors.New("invalid analysis parameter")
+
+func fieldErr(field, format string, args ...any) error {
+	return &ConfigError{Field: field, Err: fmt.Errorf("%w: "+format, append([]any{ErrInvalidConfig}, args...)...)}
+}
+
+// Window is the canary's and stable's statistics over the same time window.
+type Window struct {
+	Canary stats.Version `json:"canary"`
+	Stable stats.Version `json:"stable"`
+}
+
+// Evidence is what the judges accumulated over the finished steps of a
+// release. Canary traffic shares differ between steps, so the error judge's
+// log-likelihood ratio is summed step by step rather than recomputed from
+// pooled counts. Evidence is plain data: the release engine stores it with
+// the release and resumes from it after a restart.
+type Evidence struct {
+	Window
+	// ErrorLLR is the error judge's log-likelihood ratio by scope
+	// (TotalScope or a route) over the finished steps.
+	ErrorLLR map[string]float64 `json:"errorLLR,omitempty"`
+}
+
+// Extend folds a finished step's window into the evidence.
+func (c Config) Extend(e Evidence, w Window) Evidence {
+	out := Evidence{
+		Window:   Window{Canary: addVersion(e.Canary, w.Canary), Stable: addVersion(e.Stable, w.Stable)},
+		ErrorLLR: map[string]float64{},
+	}
+	for k, v := range e.ErrorLLR {
+		out.ErrorLLR[k] = v
+	}
+	for _, s := range scopes(w) {
+		cw, sw := s.get(w)
+		out.ErrorLLR[s.name] += c.errorLLR(cw, sw)
+	}
+	return out
+}
+
+// Finding is one judge's conclusion on one scope, with its numbers.
+type Finding struct {
+	Judge   string             `json:"judge"`
+	Scope   string             `json:"scope"`
+	Verdict Verdict            `json:"verdict"`
+	Reason  string             `json:"reason"`
+	Numbers map[string]float64 `json:"numbers,omitempty"`
+}
+
+// Decision is the outcome of one evaluation: the overall verdict, a one
+// line reason, and every finding behind it.
+type Decision struct {
+	Verdict  Verdict   `json:"verdict"`
+	Reason   string    `json:"reason"`
+	Findings []Finding `json:"findings"`
+	// CanaryRequests and StableRequests count the requests judged.
+	CanaryRequests uint64 `json:"canaryRequests"`
+	StableRequests uint64 `json:"stableRequests"`
+}
+
+// Evaluate judges the evidence of finished steps plus the current step's
+// window. With final set (the next step retires stable) the error and
+// latency judges must positively accept the canary; otherwise a step passes
+// when no judge fails and the minimum sample count is reached.
+func (c Config) Evaluate(e Evidence, current Window, final bool) Decision {
+	all := Window{Canary: addVersion(e.Canary, current.Canary), Stable: addVersion(e.Stable, current.Stable)}
+	d := Decision{CanaryRequests: all.Canary.Total.Requests, StableRequests: all.Stable.Total.Requests}
+	add := func(f Finding) { d.Findings = append(d.Findings, f) }
+
+	add(c.killSwitch(all.Canary.Total))
+
+	// Every scope is tested twice (errors, latency); splitting alpha over
+	// them bounds the release's false-rollback rate by Alpha (Bonferroni).
+	sc := c.judgedScopes(all)
+	tests := float64(2 * len(sc))
+	alphaEach := c.Alpha / tests
+	for _, s := range sc {
+		cw, sw := s.get(current)
+		llr := e.ErrorLLR[s.name] + c.errorLLR(cw, sw)
+		ca, sa := s.get(all)
+		add(c.errorFinding(s.name, llr, alphaEach, ca, sa, final && s.name == TotalScope))
+		add(c.latencyFinding(s.name, ca, sa, final && s.name == TotalScope))
+	}
+
+	var fails, holds []string
+	for _, f := range d.Findings {
+		switch f.Verdict {
+		case Fail:
+			fails = append(fails, f.Reason)
+		case Hold:
+			holds = append(holds, f.Reason)
+		}
+	}
+	if len(fails) == 0 && all.Canary.Total.Requests < c.MinSamples {
+		f := Finding{Judge: JudgeSamples, Scope: TotalScope, Verdict: Hold,
+			Reason:  fmt.Sprintf("inconclusive: %d of %d canary samples", all.Canary.Total.Requests, c.MinSamples),
+			Numbers: map[string]float64{"samples": float64(all.Canary.Total.Requests), "minSamples": float64(c.MinSamples)}}
+		add(f)
+		holds = append([]string{f.Reason}, holds...)
+	}
+	switch {
+	case len(fails) > 0:
+		d.Verdict, d.Reason = Fail, strings.Join(fails, "; ")
+	case len(holds) > 0:
+		d.Verdict, d.Reason = Hold, strings.Join(holds, "; ")
+	default:
+		d.Verdict = Pass
+		d.Reason = fmt.Sprintf("no judge objects: canary error rate %.3f%% vs stable %.3f%%, p99 %.0f ms vs %.0f ms over %d canary requests",
+			100*all.Canary.Total.ErrorRate(), 100*all.Stable.Total.ErrorRate(),
+			nanZero(all.Canary.Total.Quantile(0.99)), nanZero(all.Stable.Total.Quantile(0.99)), all.Canary.Total.Requests)
+	}
+	return d
+}
+
+// KillSwitch evaluates the absolute limits alone, for a caller that checks
+// them more often than it runs the comparison.
+func (c Config) KillSwitch(canary stats.Counts) Finding { return c.killSwitch(canary) }
+
+func (c Config) killSwitch(canary stats.Counts) Finding {
+	f := Finding{Judge: JudgeKillSwitch, Scope: TotalScope, Verdict: Pass, Numbers: map[string]float64{
+		"samples": float64(canary.Requests), "minSamples": float64(c.MinSamples),
+		"errorRate": canary.ErrorRate(), "maxErrorRate": c.MaxErrorRate,
+	}}
+	p99 := canary.Quantile(0.99)
+	if !math.IsNaN(p99) {
+		f.Numbers["p99Ms"] = p99
+	}
+	if c.MaxP99Ms > 0 {
+		f.Numbers["maxP99Ms"] = c.MaxP99Ms
+	}
+	if canary.Requests < c.MinSamples {
+		f.Reason = fmt.Sprintf("kill switch armed after %d samples (%d so far)", c.MinSamples, canary.Requests)
+		return f
+	}
+	if c.MaxErrorRate > 0 && canary.ErrorRate() > c.MaxErrorRate {
+		f.Verdict = Fail
+		f.Reason = fmt.Sprintf("kill switch: canary error rate %.2f%% is above the limit %.2f%% (%d errors in %d requests)",
+			100*canary.ErrorRate(), 100*c.MaxErrorRate, canary.Errors, canary.Requests)
+		return f
+	}
+	if c.MaxP99Ms > 0 && !math.IsNaN(p99) && p99 > c.MaxP99Ms {
+		f.Verdict = Fail
+		f.Reason = fmt.Sprintf("kill switch: canary p99 latency %.0f ms is above the limit %.0f ms (%d requests)", p99, c.MaxP99Ms, canary.Requests)
+		return f
+	}
+	f.Reason = "within absolute limits"
+	return f
+}
+
+func nanZero(v float64) float64 {
+	if math.IsNaN(v) {
+		return 0
+	}
+	return v
+}
+
+// scope selects the total or one route of a window.
+type scope struct {
+	name  string
+	route string
+}
+
+func (s scope) get(w Window) (stats.Counts, stats.Counts) {
+	if s.name == TotalScope {
+		return w.Canary.Total, w.Stable.Total
+	}
+	return w.Canary.Routes[s.route], w.Stable.Routes[s.route]
+}
+
+// scopes lists the total and every route seen in a window, sorted.
+func scopes(w Window) []scope {
+	out := []scope{{name: TotalScope}}
+	seen := map[string]bool{}
+	for _, v := range []stats.Version{w.Canary, w.Stable} {
+		for r := range v.Routes {
+			seen[r] = true
+		}
+	}
+	routes := make([]string, 0, len(seen))
+	for r := range seen {
+		routes = append(routes, r)
+	}
+	sort.Strings(routes)
+	for _, r := range routes {
+		out = append(out, scope{name: r, route: r})
+	}
+	return out
+}
+
+// judgedScopes keeps the routes with at least MinRouteShare of the
+// requests; when only one route exists it is the total already.
+func (c Config) judgedScopes(all Window) []scope {
+	sc := scopes(all)
+	out := sc[:1]
+	if len(sc) == 2 {
+		return out
+	}
+	total := all.Canary.Total.Requests + all.Stable.Total.Requests
+	for _, s := range sc[1:] {
+		ca, sa := s.get(all)
+		if total > 0 && float64(ca.Requests+sa.Requests) >= c.MinRouteShare*float64(total) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func addVersion(a, b stats.Version) stats.Version {
+	out := stats.Version{Total: a.Total.Add(b.Total)}
+	if len(a.Routes)+len(b.Routes) > 0 {
+		out.Routes = map[string]stats.Counts{}
+		for r, c := range a.Routes {
+			out.Routes[r] = c.Add(b.Routes[r])
+		}
+		for r, c := range b.Routes {
+			if _, ok := a.Routes[r]; !ok {
+				out.Routes[r] = c
+			}
+		}
+	}
+	return out
+}

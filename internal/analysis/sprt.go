@@ -1,0 +1,134 @@
+package analysis
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/pave-platform/pave/internal/stats"
+)
+
+// The error judge is a sequential probability ratio test on the failed
+// requests of a window, conditioned on how many requests each version
+// served. Given n_c canary and n_s stable requests, a failed request comes
+// from the canary with probability θ0 = n_c/(n_c+n_s) when both versions
+// fail equally often (H0), and θ1 = ρn_c/(ρn_c+n_s) when the canary fails ρ
+// times as often (H1, ρ = ErrorRatio). The stable error rate cancels out,
+// so the test needs no estimate of it, and it stays exact while stable's
+// own error rate drifts: both versions are seen in the same window.
+//
+// The likelihood ratio is a non-negative martingale under H0, so by Ville's
+// inequality it exceeds 1/α with probability at most α however often it is
+// looked at (an always-valid test): the engine may evaluate it every second.
+// Symmetrically, under H1 it falls below β with probability at most β.
+
+// errorLLR is the log-likelihood ratio of H1 against H0 for one window in
+// which the canary's share of requests was constant.
+func (c Config) errorLLR(canary, stable stats.Counts) float64 {
+	nc, ns := float64(canary.Requests), float64(stable.Requests)
+	if nc == 0 || ns == 0 {
+		return 0
+	}
+	t0 := nc / (nc + ns)
+	t1 := c.ErrorRatio * nc / (c.ErrorRatio*nc + ns)
+	return float64(canary.Errors)*math.Log(t1/t0) + float64(stable.Errors)*math.Log((1-t1)/(1-t0))
+}
+
+func (c Config) errorFinding(scope string, llr, alpha float64, canary, stable stats.Counts, requireAccept bool) Finding {
+	upper, lower := math.Log(1/alpha), math.Log(c.Beta)
+	f := Finding{Judge: JudgeErrors, Scope: scope, Verdict: Pass, Numbers: map[string]float64{
+		"llr": llr, "failAt": upper, "acceptAt": lower, "alpha": alpha, "beta": c.Beta, "errorRatio": c.ErrorRatio,
+		"canaryRequests": float64(canary.Requests), "canaryErrors": float64(canary.Errors), "canaryErrorRate": canary.ErrorRate(),
+		"stableRequests": float64(stable.Requests), "stableErrors": float64(stable.Errors), "stableErrorRate": stable.ErrorRate(),
+	}}
+	where := ""
+	if scope != TotalScope {
+		where = " on route " + scope
+	}
+	rates := fmt.Sprintf("canary %.3f%% (%d/%d) vs stable %.3f%% (%d/%d)", 100*canary.ErrorRate(), canary.Errors, canary.Requests,
+		100*stable.ErrorRate(), stable.Errors, stable.Requests)
+	bound := errorUpperBound(canary, c.Beta)
+	f.Numbers["canaryErrorRateUpper"] = bound
+	small := canary.Requests > 0 && bound <= stable.ErrorRate()+c.ErrorFloor
+	switch {
+	case llr >= upper:
+		f.Verdict = Fail
+		f.Reason = fmt.Sprintf("error rate%s: %s; the evidence for a %gx error rate reached log-likelihood ratio %.2f ≥ %.2f (α=%.2g)",
+			where, rates, c.ErrorRatio, llr, upper, alpha)
+	case llr >= upper/2:
+		// Half-way to a rollback: the evidence leans towards a
+		// regression, so the canary must not take more traffic yet.
+		f.Verdict = Hold
+		f.Reason = fmt.Sprintf("error rate%s suspect: %s; log-likelihood ratio %.2f is past half of %.2f, holding the step", where, rates, llr, upper)
+	case requireAccept && llr > lower && !small:
+		f.Verdict = Hold
+		f.Reason = fmt.Sprintf("error rate%s inconclusive: %s; log-likelihood ratio %.2f is not yet ≤ %.2f (β=%.2g)", where, rates, llr, lower, c.Beta)
+	case requireAccept && llr > lower:
+		f.Reason = fmt.Sprintf("error rate%s accepted: %s; the canary's rate is at most %.3f%% (confidence %.0f%%), within stable's plus %.3f%%",
+			where, rates, 100*bound, 100*(1-c.Beta), 100*c.ErrorFloor)
+	case requireAccept:
+		f.Reason = fmt.Sprintf("error rate%s accepted: %s; log-likelihood ratio %.2f ≤ %.2f", where, rates, llr, lower)
+	default:
+		f.Reason = fmt.Sprintf("error rate%s: %s; log-likelihood ratio %.2f below %.2f", where, rates, llr, upper)
+	}
+	return f
+}
+
+// errorUpperBound is a one-sided upper confidence bound, at level 1-beta,
+// of an error rate observed as errors in requests (a Chernoff bound on the
+// Poisson count, exact enough for the small rates it serves).
+func errorUpperBound(c stats.Counts, beta float64) float64 {
+	if c.Requests == 0 {
+		return 1
+	}
+	l := math.Log(1 / beta)
+	e := float64(c.Errors)
+	return math.Min(1, (e+l+math.Sqrt(2*e*l+l*l))/float64(c.Requests))
+}
+
+// WaldASN is Wald's approximation of the expected number of samples a
+// Bernoulli SPRT of p0 against p1 needs when the true rate is p, for the
+// error bounds alpha and beta: the statistical limit that an oracle knowing
+// the stable rate p0 and testing exactly the true alternative attains.
+func WaldASN(p0, p1, p, alpha, beta float64) float64 {
+	a, b := math.Log((1-beta)/alpha), math.Log(beta/(1-alpha))
+	win, loss := math.Log(p1/p0), math.Log((1-p1)/(1-p0))
+	drift := p*win + (1-p)*loss
+	if drift == 0 {
+		return math.Inf(1)
+	}
+	// Probability of ending at the upper boundary, by Wald's identity with
+	// the exponent h solving E[exp(h·z)] = 1; for p = p1 (h = -1) and
+	// p = p0 (h = 1) it is 1-beta and alpha.
+	var pu float64
+	switch {
+	case p == p1:
+		pu = 1 - beta
+	case p == p0:
+		pu = alpha
+	default:
+		h := solveH(p, win, loss)
+		ea, eb := math.Exp(h*a), math.Exp(h*b)
+		pu = (1 - eb) / (ea - eb)
+	}
+	return (pu*a + (1-pu)*b) / drift
+}
+
+// solveH finds h ≠ 0 with p·e^{h·win} + (1-p)·e^{h·loss} = 1, by bisection.
+func solveH(p, win, loss float64) float64 {
+	g := func(h float64) float64 { return p*math.Exp(h*win) + (1-p)*math.Exp(h*loss) - 1 }
+	drift := p*win + (1-p)*loss
+	// The non-zero root has the opposite sign of the drift.
+	lo, hi := 1e-9, 50.0
+	if drift > 0 {
+		lo, hi = -50, -1e-9
+	}
+	for range 200 {
+		mid := (lo + hi) / 2
+		if (g(mid) > 0) == (g(hi) > 0) {
+			hi = mid
+		} else {
+			lo = mid
+		}
+	}
+	return (lo + hi) / 2
+}

@@ -1,0 +1,103 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/spf13/pflag"
+)
+
+func load(t *testing.T, args []string, env map[string]string, file string) (Config, error) {
+	t.Helper()
+	dir := t.TempDir()
+	if file != "" {
+		if err := os.WriteFile(filepath.Join(dir, "pave.yaml"), []byte(file), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		args = append(args, "--config", filepath.Join(dir, "pave.yaml"))
+	} else {
+		t.Chdir(dir) // no ./pave.yaml here
+	}
+	fs := pflag.NewFlagSet("up", pflag.ContinueOnError)
+	l := Bind(fs)
+	if err := fs.Parse(args); err != nil {
+		t.Fatal(err)
+	}
+	return l.Load(func(k string) string { return env[k] })
+}
+
+func TestDefaults(t *testing.T) {
+	c, err := load(t, nil, nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.DataDir != "./.pave" || c.HTTPAddr != "127.0.0.1:7070" || c.OTLPAddr != "127.0.0.1:4318" || c.GatewayAddr != "127.0.0.1:8080" {
+		t.Fatalf("defaults: %+v", c)
+	}
+}
+
+func TestPrecedenceFlagOverEnvOverFile(t *testing.T) {
+	file := "http-addr: 127.0.0.1:1111\notlp-addr: 127.0.0.1:2222\ngateway-addr: 127.0.0.1:3333\nclusters: [a, b]\n"
+	env := map[string]string{"PAVE_OTLP_ADDR": "127.0.0.1:4444", "PAVE_GATEWAY_ADDR": "127.0.0.1:5555"}
+	c, err := load(t, []string{"--gateway-addr", "127.0.0.1:6666"}, env, file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.HTTPAddr != "127.0.0.1:1111" || c.OTLPAddr != "127.0.0.1:4444" || c.GatewayAddr != "127.0.0.1:6666" {
+		t.Fatalf("precedence: %+v", c)
+	}
+	if strings.Join(c.Clusters, ",") != "a,b" {
+		t.Fatalf("clusters from file: %v", c.Clusters)
+	}
+}
+
+func TestInvalidValuesNameSettingSourceAndAllowed(t *testing.T) {
+	cases := []struct {
+		name string
+		args []string
+		env  map[string]string
+		file string
+		want []string
+	}{
+		{"flag addr", []string{"--http-addr", "nonsense"}, nil, "", []string{"http-addr", "--http-addr", `"nonsense"`, "host:port"}},
+		{"env port", nil, map[string]string{"PAVE_GATEWAY_ADDR": "127.0.0.1:99999"}, "", []string{"gateway-addr", "PAVE_GATEWAY_ADDR", "0 to 65535"}},
+		{"file level", nil, nil, "log-level: loud\n", []string{"log-level", "pave.yaml", "debug, info, warn, error"}},
+		{"file unknown key", nil, nil, "http_addr: x\n", []string{"unknown setting", "http_addr", "http-addr"}},
+		{"bad duration", nil, map[string]string{"PAVE_SHUTDOWN_TIMEOUT": "soon"}, "", []string{"shutdown-timeout", "PAVE_SHUTDOWN_TIMEOUT", "duration"}},
+		{"bad cluster", []string{"--clusters", "a,B_2"}, nil, "", []string{"clusters", "DNS-1123"}},
+		{"dup cluster", []string{"--clusters", "a,a"}, nil, "", []string{"clusters", "twice"}},
+		{"bad yaml", nil, nil, "http-addr: [\n", []string{"settings file"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := load(t, tc.args, tc.env, tc.file)
+			if err == nil {
+				t.Fatal("expected an error")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestMissingExplicitConfigFile(t *testing.T) {
+	fs := pflag.NewFlagSet("up", pflag.ContinueOnError)
+	l := Bind(fs)
+	_ = fs.Parse([]string{"--config", filepath.Join(t.TempDir(), "nope.yaml")})
+	if _, err := l.Load(func(string) string { return "" }); err == nil || !strings.Contains(err.Error(), "nope.yaml") {
+		t.Fatalf("want an error naming the missing file, got %v", err)
+	}
+}
+
+func TestIsLoopback(t *testing.T) {
+	for addr, want := range map[string]bool{"127.0.0.1:1": true, "[::1]:1": true, "localhost:1": true, "0.0.0.0:1": false, ":1": false, "10.0.0.1:1": false} {
+		if IsLoopback(addr) != want {
+			t.Errorf("IsLoopback(%q) != %v", addr, want)
+		}
+	}
+}

@@ -1,0 +1,274 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"sync"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// h2Preface starts every HTTP/2 connection with prior knowledge (h2c);
+// no HTTP/1 method starts with "PRI".
+const h2Preface = "PRI"
+
+// Serve serves the gateway on ln until ctx ends, then stops accepting,
+// lets requests in flight finish (up to 10 s) and returns. HTTP/1.x goes
+// to the fast path; h2c connections (prior knowledge, as gRPC uses) are
+// recognised by their preface and passed through as HTTP/2 to the
+// upstream, which must speak h2c too.
+func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
+	h1 := newConnQueue(ln.Addr())
+	h2 := newConnQueue(ln.Addr())
+	fs := &fasthttp.Server{
+		Handler:                       g.handle,
+		Name:                          "pave",
+		NoDefaultServerHeader:         true,
+		NoDefaultContentType:          true,
+		ReadTimeout:                   g.opts.ClientTimeout,
+		WriteTimeout:                  g.opts.UpstreamTimeout + g.opts.ClientTimeout,
+		IdleTimeout:                   g.opts.IdleTimeout,
+		MaxRequestBodySize:            g.opts.MaxBodyBytes,
+		DisablePreParseMultipartForm:  true,
+		DisableHeaderNamesNormalizing: false,
+		ReadBufferSize:                8 << 10,
+		CloseOnShutdown:               true,
+		Logger:                        fasthttpLogger{g},
+	}
+	var protocols http.Protocols
+	protocols.SetUnencryptedHTTP2(true)
+	hs := &http.Server{Handler: g.h2Handler(), Protocols: &protocols, ReadHeaderTimeout: g.opts.ClientTimeout, IdleTimeout: g.opts.IdleTimeout}
+
+	errc := make(chan error, 3)
+	go func() { errc <- fs.Serve(h1) }()
+	go func() { errc <- hs.Serve(h2) }()
+	go func() { errc <- g.accept(ln, h1, h2) }()
+
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+	}
+	ln.Close()
+	h1.Close()
+	h2.Close()
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err = errors.Join(err, fs.ShutdownWithContext(sctx), hs.Shutdown(sctx))
+	if errors.Is(err, net.ErrClosed) || errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}
+
+type fasthttpLogger struct{ g *Gateway }
+
+func (l fasthttpLogger) Printf(format string, args ...any) {
+	l.g.opts.Log.Debug("gateway: " + fmt.Sprintf(format, args...))
+}
+
+// accept hands each connection to the HTTP/1 or the h2c server after
+// reading its first bytes, in a goroutine of its own so a slow client
+// cannot hold up the accept loop.
+func (g *Gateway) accept(ln net.Listener, h1, h2 *connQueue) error {
+	var delay time.Duration
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				time.Sleep(delay)
+				continue
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			return fmt.Errorf("gateway accept: %w", err)
+		}
+		delay = 0
+		go func() {
+			_ = c.SetReadDeadline(time.Now().Add(g.opts.ClientTimeout))
+			var first [len(h2Preface)]byte
+			if _, err := io.ReadFull(c, first[:]); err != nil {
+				c.Close()
+				return
+			}
+			_ = c.SetReadDeadline(time.Time{})
+			pc := &peekedConn{Conn: c, pre: first[:]}
+			q := h1
+			if string(first[:]) == h2Preface {
+				q = h2
+			}
+			if !q.put(pc) {
+				c.Close()
+			}
+		}()
+	}
+}
+
+// peekedConn replays the bytes read to classify a connection.
+type peekedConn struct {
+	net.Conn
+	pre []byte
+}
+
+func (c *peekedConn) Read(p []byte) (int, error) {
+	if len(c.pre) > 0 {
+		n := copy(p, c.pre)
+		c.pre = c.pre[n:]
+		return n, nil
+	}
+	return c.Conn.Read(p)
+}
+
+// connQueue is a net.Listener fed with classified connections.
+type connQueue struct {
+	addr   net.Addr
+	ch     chan net.Conn
+	once   sync.Once
+	closed chan struct{}
+}
+
+func newConnQueue(addr net.Addr) *connQueue {
+	return &connQueue{addr: addr, ch: make(chan net.Conn), closed: make(chan struct{})}
+}
+
+func (q *connQueue) put(c net.Conn) bool {
+	select {
+	case q.ch <- c:
+		return true
+	case <-q.closed:
+		return false
+	}
+}
+
+func (q *connQueue) Accept() (net.Conn, error) {
+	select {
+	case c := <-q.ch:
+		return c, nil
+	case <-q.closed:
+		return nil, net.ErrClosed
+	}
+}
+
+func (q *connQueue) Close() error {
+	q.once.Do(func() { close(q.closed) })
+	return nil
+}
+
+func (q *connQueue) Addr() net.Addr { return q.addr }
+
+type h2Target struct {
+	b *backend
+	u *upstream
+}
+
+type h2TargetKey struct{}
+
+// h2Handler proxies h2c requests, stream by stream, to h2c upstreams.
+func (g *Gateway) h2Handler() http.Handler {
+	var protocols http.Protocols
+	protocols.SetUnencryptedHTTP2(true)
+	transport := &http.Transport{
+		Protocols:       &protocols,
+		DialContext:     (&net.Dialer{Timeout: g.opts.DialTimeout}).DialContext,
+		IdleConnTimeout: 90 * time.Second,
+	}
+	rp := &httputil.ReverseProxy{
+		Transport: transport,
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			t := pr.In.Context().Value(h2TargetKey{}).(h2Target)
+			pr.Out.URL.Scheme = "http"
+			pr.Out.URL.Host = t.u.addr
+			pr.Out.Host = pr.In.Host
+			pr.SetXForwarded()
+		},
+		FlushInterval: -1,
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			t := r.Context().Value(h2TargetKey{}).(h2Target)
+			g.failed(t.u)
+			http.Error(w, "pave gateway: "+err.Error(), http.StatusBadGateway)
+		},
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		t := g.table.Load()
+		s, route := t.match([]byte(r.Host), []byte(r.URL.Path), g.hostSuffix)
+		if s == nil {
+			http.Error(w, "pave gateway: no service for host "+r.Host, http.StatusNotFound)
+			return
+		}
+		k := requestKeys{version: []byte(r.Header.Get(g.opts.VersionHeader)), edge: r.Header.Get(string(hdrEdge)) != ""}
+		if g.opts.StickyHeader != "" {
+			k.sticky = []byte(r.Header.Get(g.opts.StickyHeader))
+		}
+		if len(k.sticky) == 0 && g.opts.StickyCookie != "" {
+			if c, err := r.Cookie(g.opts.StickyCookie); err == nil {
+				k.sticky = []byte(c.Value)
+			}
+		}
+		b, err := s.choose(k)
+		if err != nil {
+			http.Error(w, "pave gateway: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		u := b.next(start.UnixNano())
+		if u == nil {
+			http.Error(w, "pave gateway: no ready instance", http.StatusServiceUnavailable)
+			return
+		}
+		var tc traceContext
+		tc.fromTraceparent([]byte(r.Header.Get("traceparent")))
+		r.Header.Set("traceparent", string(tc.appendTraceparent(nil)))
+		if b.cluster != "" {
+			r.Header.Set(string(hdrEdge), string(g.edgeValue))
+		}
+		sw := &statusWriter{ResponseWriter: w}
+		sw.Header().Set(string(hdrRespVersion), b.name)
+		rp.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), h2TargetKey{}, h2Target{b: b, u: u})))
+		ms := float64(time.Since(start)) / float64(time.Millisecond)
+		b.stats.observe(route, sw.status, ms)
+		if g.accessCh != nil {
+			g.logAccess(&AccessRecord{Time: start.UTC(), TraceID: string(tc.traceID[:]), SpanID: string(tc.spanID[:]),
+				Service: s.name, Version: b.name, Method: r.Method, Route: string(route), Status: sw.status,
+				DurationMS: ms, Bytes: sw.bytes, Caller: callerOf([]byte(r.Header.Get("Baggage")), []byte(r.Header.Get(g.opts.CallerHeader))),
+				MerchantID: boundField([]byte(r.Header.Get(g.opts.MerchantHeader))), Cluster: g.opts.Cluster, Datacenter: g.opts.Datacenter})
+		}
+	})
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status, bytes int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(p []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(p)
+	w.bytes += n
+	return n, err
+}
+
+func (w *statusWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

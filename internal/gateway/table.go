@@ -1,0 +1,230 @@
+package gateway
+
+import (
+	"bytes"
+	"net"
+	"sort"
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// table is one immutable routing configuration. Only the pickers' credit
+// and the endpoints' health change after it is published.
+type table struct {
+	services map[string]*service
+	routes   []compiledRoute // longest prefix first
+}
+
+type compiledRoute struct {
+	host    []byte
+	prefix  []byte
+	service *service
+	name    string
+}
+
+// service is a service's split: between versions, and in edge mode first
+// between clusters.
+type service struct {
+	name      string
+	versions  []*backend // sorted by name; weight 0 when not routable
+	byVersion map[string]*backend
+	split     *picker
+	index     map[string]int
+
+	clusters     []*backend
+	clusterSplit *picker
+	clusterIndex map[string]int
+}
+
+// backend is one version (or one remote cluster) and its endpoints.
+type backend struct {
+	name    string
+	cluster string // set for a remote cluster
+	local   bool   // the local cluster in edge mode
+	eps     []*upstream
+	rr      atomic.Uint32
+	stats   *versionStats
+}
+
+// upstream is one endpoint with its keep-alive pool and health; it
+// outlives tables so connections and ejections survive reconfiguration.
+type upstream struct {
+	addr         string
+	hc           *fasthttp.HostClient
+	fails        atomic.Int32
+	ejections    atomic.Int32
+	ejectedUntil atomic.Int64 // unix nanoseconds
+}
+
+func (g *Gateway) upstreamLocked(addr string) *upstream {
+	if u := g.upstreams[addr]; u != nil {
+		return u
+	}
+	u := &upstream{addr: addr, hc: &fasthttp.HostClient{
+		Addr:                          addr,
+		MaxConns:                      g.opts.MaxConnsPerEndpoint,
+		MaxIdleConnDuration:           90 * time.Second,
+		ReadTimeout:                   g.opts.UpstreamTimeout,
+		WriteTimeout:                  g.opts.UpstreamTimeout,
+		MaxResponseBodySize:           g.opts.MaxBodyBytes,
+		DisableHeaderNamesNormalizing: true,
+		DisablePathNormalizing:        true,
+		NoDefaultUserAgentHeader:      true,
+		// One attempt per endpoint: the gateway itself retries elsewhere,
+		// and only on connection failures.
+		MaxIdemponentCallAttempts: 1,
+		Dial: func(addr string) (net.Conn, error) {
+			return fasthttp.DialTimeout(addr, g.opts.DialTimeout)
+		},
+	}}
+	g.upstreams[addr] = u
+	return u
+}
+
+// next picks an endpoint round-robin, skipping ejected ones; when every
+// endpoint is ejected it uses one anyway (panic mode), since refusing all
+// traffic is worse than trying.
+func (b *backend) next(now int64) *upstream {
+	n := uint32(len(b.eps))
+	if n == 0 {
+		return nil
+	}
+	start := b.rr.Add(1)
+	for i := range n {
+		u := b.eps[(start+i)%n]
+		if u.ejectedUntil.Load() <= now {
+			return u
+		}
+	}
+	return b.eps[start%n]
+}
+
+// rebuildLocked publishes a new table from the desired configuration.
+func (g *Gateway) rebuildLocked() {
+	old := g.table.Load()
+	t := &table{services: make(map[string]*service, len(g.services))}
+	used := map[string]bool{}
+	for name, sc := range g.services {
+		s := &service{name: name, byVersion: map[string]*backend{}, index: map[string]int{}}
+		names := map[string]bool{}
+		for v := range sc.endpoints {
+			names[v] = true
+		}
+		for v := range sc.weights {
+			names[v] = true
+		}
+		sorted := make([]string, 0, len(names))
+		for v := range names {
+			sorted = append(sorted, v)
+		}
+		sort.Strings(sorted)
+		weights := make([]int64, len(sorted))
+		for i, v := range sorted {
+			b := &backend{name: v, stats: g.statsFor(name, v)}
+			for _, ep := range sc.endpoints[v] {
+				b.eps = append(b.eps, g.upstreamLocked(ep))
+				used[ep] = true
+			}
+			if len(b.eps) > 0 {
+				if sc.weights == nil {
+					weights[i] = 1
+				} else {
+					weights[i] = sc.weights[v]
+				}
+			}
+			s.versions = append(s.versions, b)
+			s.byVersion[v] = b
+			s.index[v] = i
+		}
+		s.split = newPicker(weights)
+		var oldSvc *service
+		if old != nil {
+			oldSvc = old.services[name]
+		}
+		if oldSvc != nil {
+			s.split.inherit(oldSvc.split, oldSvc.index, sorted)
+		}
+		if len(sc.clusters) > 0 {
+			cw := make([]int64, len(sc.clusters))
+			s.clusterIndex = map[string]int{}
+			cnames := make([]string, len(sc.clusters))
+			for i, c := range sc.clusters {
+				b := &backend{name: "cluster:" + c.Name, cluster: c.Name, local: c.Local, stats: g.statsFor(name, "cluster:"+c.Name)}
+				for _, ep := range c.Endpoints {
+					b.eps = append(b.eps, g.upstreamLocked(ep))
+					used[ep] = true
+				}
+				cw[i] = c.Weight
+				s.clusters = append(s.clusters, b)
+				s.clusterIndex[c.Name] = i
+				cnames[i] = c.Name
+			}
+			s.clusterSplit = newPicker(cw)
+			if oldSvc != nil && oldSvc.clusterSplit != nil {
+				s.clusterSplit.inherit(oldSvc.clusterSplit, oldSvc.clusterIndex, cnames)
+			}
+		}
+		t.services[name] = s
+	}
+	for _, r := range g.routes {
+		s := t.services[r.Service]
+		if s == nil {
+			// A route may name a service before it has instances: it then
+			// answers 503 "no ready instances" rather than 404.
+			s = &service{name: r.Service, byVersion: map[string]*backend{}, split: newPicker(nil)}
+			t.services[r.Service] = s
+		}
+		t.routes = append(t.routes, compiledRoute{host: []byte(r.Host), prefix: []byte(r.PathPrefix), service: s, name: r.PathPrefix})
+	}
+	sort.SliceStable(t.routes, func(i, j int) bool { return len(t.routes[i].prefix) > len(t.routes[j].prefix) })
+	g.table.Store(t)
+	// Drop pools of endpoints no table uses any more. Requests still in
+	// flight on them finish: HostClient only closes idle connections.
+	for addr, u := range g.upstreams {
+		if !used[addr] {
+			delete(g.upstreams, addr)
+			u.hc.CloseIdleConnections()
+		}
+	}
+}
+
+// match finds the service for a request and the route key of its
+// statistics: the matched prefix of an explicit route, else the first
+// path segment.
+func (t *table) match(host, path []byte, suffix []byte) (*service, []byte) {
+	if i := bytes.LastIndexByte(host, ':'); i >= 0 && bytes.IndexByte(host[i:], ']') < 0 {
+		host = host[:i]
+	}
+	for i := range t.routes {
+		r := &t.routes[i]
+		if (len(r.host) == 0 || bytes.EqualFold(r.host, host)) && bytes.HasPrefix(path, r.prefix) {
+			return r.service, r.prefix
+		}
+	}
+	if len(host) <= len(suffix) || !hasSuffixFold(host, suffix) {
+		return nil, nil
+	}
+	name := host[:len(host)-len(suffix)]
+	s := t.services[string(name)]
+	if s == nil {
+		// Hosts arrive in any case; services are lower-case.
+		s = t.services[string(bytes.ToLower(name))]
+	}
+	return s, firstSegment(path)
+}
+
+func hasSuffixFold(b, suffix []byte) bool {
+	return bytes.EqualFold(b[len(b)-len(suffix):], suffix)
+}
+
+func firstSegment(path []byte) []byte {
+	if len(path) <= 1 {
+		return []byte("/")
+	}
+	if i := bytes.IndexByte(path[1:], '/'); i >= 0 {
+		return path[:i+1]
+	}
+	return path
+}

@@ -1,0 +1,294 @@
+package release
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/pave-platform/pave/internal/analysis"
+	"github.com/pave-platform/pave/internal/state"
+	"github.com/pave-platform/pave/internal/stats"
+	"github.com/pave-platform/pave/internal/traffic"
+)
+
+// Reconcile makes one pass over every release that still needs work. It
+// reads everything from the state store and compares it with the router,
+// the target and the metrics, so it may be called any number of times, by
+// a fresh engine after a crash as well.
+func (e *Engine) Reconcile(ctx context.Context) error {
+	objs, err := state.ListJSON[Release](ctx, e.store, StateKind)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, r := range objs {
+		if r.Status.Phase.Terminal() && r.Status.ScaledDown && (r.Status.WeightsApplied || len(r.Status.Weights) == 0) {
+			continue
+		}
+		if err := e.ReconcileOne(ctx, r.Metadata.Name); err != nil {
+			errs = append(errs, fmt.Errorf("release %s: %w", r.Metadata.Name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// ReconcileOne drives one release one step further, if it can.
+func (e *Engine) ReconcileOne(ctx context.Context, name string) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var r Release
+	ver, err := state.GetJSON(ctx, e.store, StateKind, name, &r)
+	if err != nil {
+		return err
+	}
+	switch r.Status.Phase {
+	case Pending:
+		return e.reconcilePending(ctx, &r, &ver)
+	case Progressing, Paused:
+		return e.reconcileRunning(ctx, &r, &ver)
+	default:
+		return e.reconcileEnded(ctx, &r, &ver)
+	}
+}
+
+func (e *Engine) reconcilePending(ctx context.Context, r *Release, ver *int64) error {
+	now := e.clock.Now().UTC()
+	s := r.Spec
+	if err := e.target.Deploy(ctx, Deployment{Service: s.Service, Version: s.Version, Replicas: s.Replicas, Source: s.Source, Binary: s.Binary, Image: s.Image}); err != nil {
+		if now.Sub(r.Metadata.CreationTimestamp) > s.ReadyTimeout.D() {
+			return e.failPending(ctx, r, ver, fmt.Sprintf("could not deploy %s@%s within %s: %v", s.Service, s.Version, s.ReadyTimeout.D(), err))
+		}
+		return fmt.Errorf("deploy %s@%s (retrying): %w", s.Service, s.Version, err)
+	}
+	ready, have, want, err := e.target.Status(ctx, s.Service, s.Version)
+	if err != nil || !ready {
+		if now.Sub(r.Metadata.CreationTimestamp) > s.ReadyTimeout.D() {
+			why := fmt.Sprintf("%d of %d replicas ready", have, want)
+			if err != nil {
+				why = err.Error()
+			}
+			return e.failPending(ctx, r, ver, fmt.Sprintf("%s@%s was not ready within %s (%s)", s.Service, s.Version, s.ReadyTimeout.D(), why))
+		}
+		return err
+	}
+	// Ready at full size: testers may reach it by header before it gets
+	// any weight (the gateway honours X-Pave-Version).
+	r.Status.HeaderRoute = "X-Pave-Version: " + s.Version
+	r.Status.Started = now
+	if r.Status.Stable == "" || int64(s.Steps[0]) == traffic.Total {
+		msg := fmt.Sprintf("first release of %s: %s takes all traffic", s.Service, s.Version)
+		if r.Status.Stable != "" {
+			msg = fmt.Sprintf("a single 100%% step: %s takes all traffic without analysis", s.Version)
+		}
+		e.promote(r, msg)
+		if err := e.commit(ctx, r, ver, "promoted", map[string]string{"reason": r.Status.Message}); err != nil {
+			return err
+		}
+		return e.applyWeights(ctx, r, ver)
+	}
+	snap, err := e.metrics.Snapshot(ctx, s.Service)
+	if err != nil {
+		return fmt.Errorf("read metrics of %s: %w", s.Service, err)
+	}
+	e.enterStep(r, 0, snap)
+	r.Status.Phase = Progressing
+	if err := e.commit(ctx, r, ver, "step", map[string]any{"step": 0, "weight": s.Steps[0], "headerRoute": r.Status.HeaderRoute}); err != nil {
+		return err
+	}
+	return e.applyWeights(ctx, r, ver)
+}
+
+func (e *Engine) failPending(ctx context.Context, r *Release, ver *int64, msg string) error {
+	e.retire(r, Failed, msg)
+	r.Status.ScaleDownAt = e.clock.Now().UTC() // it never had traffic
+	e.log.Warn("release failed", "release", r.Metadata.Name, "reason", msg)
+	return e.commit(ctx, r, ver, "failed", map[string]string{"reason": msg})
+}
+
+// enterStep records step k's weights and the counters its window starts from.
+func (e *Engine) enterStep(r *Release, k int, snap stats.Snapshot) {
+	w := int64(r.Spec.Steps[k])
+	r.setWeights(traffic.Weights{r.Status.Stable: traffic.Total - w, r.Canary(): w})
+	r.Status.Step = k
+	r.Status.StepStarted = e.clock.Now().UTC()
+	r.Status.StepBaseline = pick(snap, r.Canary(), r.Status.Stable)
+	r.Status.HoldSince = time.Time{}
+	r.Status.Message = fmt.Sprintf("step %d of %d: %s on %s", k+1, len(r.Spec.Steps), r.Spec.Steps[k], r.Canary())
+}
+
+func (e *Engine) reconcileRunning(ctx context.Context, r *Release, ver *int64) error {
+	now := e.clock.Now().UTC()
+	// Level-triggered: whatever happened before, the router must carry
+	// the recorded weights.
+	if err := e.applyWeights(ctx, r, ver); err != nil {
+		return err
+	}
+	if ready, have, want, err := e.target.Status(ctx, r.Spec.Service, r.Canary()); err == nil && !ready {
+		return e.end(ctx, r, ver, RolledBack, fmt.Sprintf("%s lost readiness: %d of %d replicas ready", r.Canary(), have, want), nil)
+	}
+	snap, err := e.metrics.Snapshot(ctx, r.Spec.Service)
+	if err != nil {
+		return fmt.Errorf("read metrics of %s: %w", r.Spec.Service, err)
+	}
+	if reset(snap, r.Status.StepBaseline) {
+		// The data plane restarted (its counters are cumulative since its
+		// start): the evidence of finished steps stands, the current
+		// step's window starts again.
+		r.Status.StepBaseline = pick(snap, r.Canary(), r.Status.Stable)
+		return e.commit(ctx, r, ver, "counters-reset", nil)
+	}
+	window := analysis.Window{
+		Canary: snap[r.Canary()].Sub(r.Status.StepBaseline[r.Canary()]),
+		Stable: snap[r.Status.Stable].Sub(r.Status.StepBaseline[r.Status.Stable]),
+	}
+	k := r.Status.Step
+	final := int64(r.Spec.Steps[k]) < traffic.Total && k+1 < len(r.Spec.Steps) && int64(r.Spec.Steps[k+1]) == traffic.Total
+	d := r.Spec.Analysis.Evaluate(r.Status.Evidence, window, final)
+
+	if d.Verdict == analysis.Fail {
+		return e.end(ctx, r, ver, RolledBack, "rolled back: "+d.Reason, &d)
+	}
+	if r.Status.Phase == Paused {
+		return e.noteDecision(ctx, r, ver, d)
+	}
+	elapsed := now.Sub(r.Status.StepStarted)
+	minTime := elapsed >= r.Spec.StepDuration.D()
+	minSamples := window.Canary.Total.Requests >= r.Spec.StepSamples
+	if d.Verdict == analysis.Pass && minTime && minSamples {
+		return e.advance(ctx, r, ver, snap, window, d)
+	}
+	if !minTime {
+		return e.noteDecision(ctx, r, ver, d)
+	}
+	// The step's time is up but the evidence does not suffice: hold.
+	if r.Status.HoldSince.IsZero() {
+		r.Status.HoldSince = now
+	}
+	if held := now.Sub(r.Status.HoldSince); held > r.Spec.MaxHold.D() {
+		why := d.Reason
+		if d.Verdict == analysis.Pass {
+			why = fmt.Sprintf("%d of %d canary samples in this step", window.Canary.Total.Requests, r.Spec.StepSamples)
+		}
+		msg := fmt.Sprintf("inconclusive for %s at step %d (%s): %s", held.Round(time.Second), k+1, r.Spec.Steps[k], why)
+		if r.Spec.OnHoldTimeout == "fail" {
+			return e.end(ctx, r, ver, Failed, msg, &d)
+		}
+		r.Status.Phase, r.Status.Message = Paused, "paused for a person: "+msg
+		r.Status.HoldSince = time.Time{}
+		r.Status.Decision, r.Status.DecisionAt = &d, now
+		return e.commit(ctx, r, ver, "paused", map[string]any{"reason": r.Status.Message, "decision": d})
+	}
+	return e.noteDecision(ctx, r, ver, d)
+}
+
+// advance folds the step's window into the evidence and moves to the next
+// step, or promotes after the last one.
+func (e *Engine) advance(ctx context.Context, r *Release, ver *int64, snap stats.Snapshot, window analysis.Window, d analysis.Decision) error {
+	r.Status.Evidence = r.Spec.Analysis.Extend(r.Status.Evidence, window)
+	r.Status.Decision, r.Status.DecisionAt = &d, e.clock.Now().UTC()
+	next := r.Status.Step + 1
+	if int64(r.Spec.Steps[next]) == traffic.Total {
+		e.promote(r, "promoted: "+d.Reason)
+		e.log.Info("release promoted", "release", r.Metadata.Name)
+		if err := e.commit(ctx, r, ver, "promoted", map[string]any{"reason": r.Status.Message, "decision": d}); err != nil {
+			return err
+		}
+	} else {
+		e.enterStep(r, next, snap)
+		if err := e.commit(ctx, r, ver, "step", map[string]any{"step": next, "weight": r.Spec.Steps[next], "decision": d}); err != nil {
+			return err
+		}
+	}
+	return e.applyWeights(ctx, r, ver)
+}
+
+// end retires the release with traffic back on stable: intent stored
+// first, then applied.
+func (e *Engine) end(ctx context.Context, r *Release, ver *int64, p Phase, msg string, d *analysis.Decision) error {
+	e.retire(r, p, msg)
+	if d != nil {
+		r.Status.Decision, r.Status.DecisionAt = d, e.clock.Now().UTC()
+	}
+	e.log.Warn("release ended", "release", r.Metadata.Name, "phase", p, "reason", msg)
+	if err := e.commit(ctx, r, ver, string(p), map[string]any{"reason": msg, "decision": d}); err != nil {
+		return err
+	}
+	return e.applyWeights(ctx, r, ver)
+}
+
+// noteDecision stores the latest decision for the live view when its
+// verdict changed or the last stored one is old.
+func (e *Engine) noteDecision(ctx context.Context, r *Release, ver *int64, d analysis.Decision) error {
+	now := e.clock.Now().UTC()
+	prev := r.Status.Decision
+	changed := prev == nil || prev.Verdict != d.Verdict
+	if !changed && now.Sub(r.Status.DecisionAt) < e.decisionEvery {
+		return nil
+	}
+	r.Status.Decision, r.Status.DecisionAt = &d, now
+	evType := ""
+	if changed {
+		evType = "verdict"
+	}
+	return e.commit(ctx, r, ver, evType, d)
+}
+
+func (e *Engine) reconcileEnded(ctx context.Context, r *Release, ver *int64) error {
+	if err := e.applyWeights(ctx, r, ver); err != nil {
+		return err
+	}
+	if r.Status.ScaledDown || e.clock.Now().Before(r.Status.ScaleDownAt) {
+		return nil
+	}
+	retired := r.Canary()
+	if r.Status.Phase == Promoted {
+		retired = r.Status.Stable
+	} else if r.Status.Stable == "" && r.Status.Step >= 0 {
+		retired = "" // a first release keeps its only version
+	}
+	if retired != "" {
+		if err := e.target.Remove(ctx, r.Spec.Service, retired); err != nil {
+			return fmt.Errorf("scale down %s@%s: %w", r.Spec.Service, retired, err)
+		}
+	}
+	r.Status.ScaledDown = true
+	return e.commit(ctx, r, ver, "scaled-down", map[string]string{"version": retired})
+}
+
+func pick(snap stats.Snapshot, versions ...string) stats.Snapshot {
+	out := stats.Snapshot{}
+	for _, v := range versions {
+		if c, ok := snap[v]; ok {
+			out[v] = c
+		}
+	}
+	return out
+}
+
+// reset reports whether any counter went backwards since the baseline.
+func reset(now, base stats.Snapshot) bool {
+	for v, b := range base {
+		n := now[v]
+		if n.Total.Requests < b.Total.Requests || n.Total.Errors < b.Total.Errors {
+			return true
+		}
+		for r, bc := range b.Routes {
+			if n.Routes[r].Requests < bc.Requests {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func sortByCreation(rs []Release) {
+	sort.SliceStable(rs, func(i, j int) bool {
+		a, b := rs[i].Metadata.CreationTimestamp, rs[j].Metadata.CreationTimestamp
+		if !a.Equal(b) {
+			return a.Before(b)
+		}
+		return rs[i].Metadata.Name < rs[j].Metadata.Name
+	})
+}

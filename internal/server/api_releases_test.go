@@ -1,0 +1,144 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/pave-platform/pave/internal/auth"
+	"github.com/pave-platform/pave/internal/release"
+	"github.com/pave-platform/pave/internal/state"
+	"github.com/pave-platform/pave/internal/stats"
+	"github.com/pave-platform/pave/internal/traffic"
+)
+
+type memRouter struct {
+	mu sync.Mutex
+	w  map[string]traffic.Weights
+}
+
+func (r *memRouter) SetWeights(_ context.Context, s string, w traffic.Weights) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.w[s] = w
+	return nil
+}
+
+func (r *memRouter) Weights(_ context.Context, s string) (traffic.Weights, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.w[s], nil
+}
+
+type readyTarget struct{}
+
+func (readyTarget) Deploy(context.Context, release.Deployment) error { return nil }
+func (readyTarget) Remove(context.Context, string, string) error     { return nil }
+func (readyTarget) Status(context.Context, string, string) (bool, int, int, error) {
+	return true, 1, 1, nil
+}
+
+func newReleaseServer(t *testing.T) (*httptest.Server, *release.Engine, *memRouter) {
+	t.Helper()
+	st, err := state.OpenSQLite(filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	router := &memRouter{w: map[string]traffic.Weights{"shop": {"v1": traffic.Total}}}
+	eng := release.NewEngine(st, router, readyTarget{}, release.MetricsFunc(func(context.Context, string) (stats.Snapshot, error) {
+		return stats.Snapshot{}, nil
+	}))
+	s := New(Options{Tokens: auth.Tokens{Store: st}, Open: true, Log: slog.New(slog.DiscardHandler)})
+	ReleaseAPI{Engine: eng}.Register(s)
+	ts := httptest.NewServer(s)
+	t.Cleanup(ts.Close)
+	return ts, eng, router
+}
+
+func releaseCall(t *testing.T, ts *httptest.Server, method, path, body string) (int, map[string]any, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest(method, ts.URL+path, strings.NewReader(body))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var raw json.RawMessage
+	_ = json.NewDecoder(resp.Body).Decode(&raw)
+	var m map[string]any
+	_ = json.Unmarshal(raw, &m)
+	return resp.StatusCode, m, raw
+}
+
+const releaseYAML = `apiVersion: pave.dev/v1alpha1
+kind: Release
+spec:
+  service: shop
+  version: v2
+  binary: ./shop
+  steps: [1, 10, 100]
+`
+
+func TestReleaseAPI(t *testing.T) {
+	ts, eng, router := newReleaseServer(t)
+
+	code, body, _ := releaseCall(t, ts, "POST", "/api/v1/releases", strings.Replace(releaseYAML, "steps: [1, 10, 100]", "steps: [1, 10, 5, 100]", 1))
+	if code != 400 || body["field"] != "spec.steps[2]" {
+		t.Fatalf("steps out of order: %d %v", code, body)
+	}
+	code, body, _ = releaseCall(t, ts, "POST", "/api/v1/releases", releaseYAML+"  colour: blue\n")
+	if code != 400 || body["field"] != "spec.colour" {
+		t.Fatalf("unknown field: %d %v", code, body)
+	}
+	if code, _, raw := releaseCall(t, ts, "GET", "/api/v1/releases", ""); code != 200 || string(raw) != "[]" {
+		t.Fatalf("refused specs left something behind: %d %s", code, raw)
+	}
+
+	code, body, _ = releaseCall(t, ts, "POST", "/api/v1/releases", releaseYAML)
+	if code != 201 || body["metadata"].(map[string]any)["name"] != "shop-v2" {
+		t.Fatalf("create: %d %v", code, body)
+	}
+	code, body, _ = releaseCall(t, ts, "POST", "/api/v1/releases", strings.Replace(releaseYAML, "v2", "v3", 1))
+	if code != 400 || body["field"] != "spec.service" {
+		t.Fatalf("second release of a service: %d %v", code, body)
+	}
+	if err := eng.Reconcile(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	code, body, _ = releaseCall(t, ts, "GET", "/api/v1/releases/shop-v2", "")
+	if code != 200 || body["status"].(map[string]any)["phase"] != "progressing" {
+		t.Fatalf("status: %d %v", code, body)
+	}
+	code, body, _ = releaseCall(t, ts, "POST", "/api/v1/releases/shop-v2/pause", "")
+	if code != 200 || body["status"].(map[string]any)["phase"] != "paused" {
+		t.Fatalf("pause: %d %v", code, body)
+	}
+	if code, body, _ = releaseCall(t, ts, "POST", "/api/v1/releases/shop-v2/pause", ""); code != 409 {
+		t.Fatalf("pause twice: %d %v", code, body)
+	}
+	if code, _, _ = releaseCall(t, ts, "POST", "/api/v1/releases/shop-v2/explode", ""); code != 404 {
+		t.Fatalf("unknown action: %d", code)
+	}
+	if code, _, _ = releaseCall(t, ts, "GET", "/api/v1/releases/nope", ""); code != 404 {
+		t.Fatalf("unknown release: %d", code)
+	}
+	code, body, _ = releaseCall(t, ts, "POST", "/api/v1/releases/shop-v2/abort", "")
+	if code != 200 || body["status"].(map[string]any)["phase"] != "aborted" || router.w["shop"]["v2"] != 0 {
+		t.Fatalf("abort: %d %v %v", code, body, router.w)
+	}
+	code, _, raw := releaseCall(t, ts, "GET", "/api/v1/releases/shop-v2/history", "")
+	if code != 200 || !strings.Contains(string(raw), `"type": "abort"`) || !strings.Contains(string(raw), "local") {
+		t.Fatalf("history: %d %s", code, raw)
+	}
+	code, _, raw = releaseCall(t, ts, "GET", "/api/v1/releases?service=other", "")
+	if code != 200 || string(raw) != "[]" {
+		t.Fatalf("filter by service: %d %s", code, raw)
+	}
+}

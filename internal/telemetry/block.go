@@ -1,0 +1,758 @@
+package telemetry
+
+import (
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"hash/fnv"
+	"io"
+	"math"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// A block is one file of records of one kind (logs or spans) from one
+// partition, sorted by service then time. Each field is a column of its own,
+// compressed with zstd and checksummed; a JSON footer holds the columns'
+// places, the block's time range, its services and bloom filters on trace_id
+// (and merchant_id for logs), so queries skip blocks by reading only
+// footers, which the store keeps in memory.
+//
+// Layout: "PAVBLK1\n" | columns… | footer JSON | footer length u32 | footer crc32c u32 | "PAVBEND\n"
+
+var (
+	blockMagic = []byte("PAVBLK1\n")
+	blockEnd   = []byte("PAVBEND\n")
+)
+
+// ErrCorrupt marks a block whose checksum does not match: it is reported
+// and never served.
+var ErrCorrupt = errors.New("corrupt telemetry block")
+
+type colMeta struct {
+	Name string `json:"n"`
+	Off  int64  `json:"o"`
+	Len  int64  `json:"l"`
+	CRC  uint32 `json:"c"`
+}
+
+// groupMeta is a row group: its rows are compressed column by column on
+// their own, with their own bloom filter on trace_id, so a trace lookup
+// decompresses only the groups that may hold the trace.
+// Its columns lie back to back from Off, so the footer keeps only their
+// lengths and checksums (column names follow from the block's kind).
+type groupMeta struct {
+	Rows    int       `json:"r"`
+	Trace   bloom     `json:"t,omitempty"`
+	Off     int64     `json:"o"`
+	Lens    []int64   `json:"l"`
+	CRCs    []uint32  `json:"c"`
+	Columns []colMeta `json:"-"` // derived by expand
+}
+
+// groupRows is the row-group size: small enough that a lookup touches
+// little, large enough that zstd still finds the repetition.
+const groupRows = 512
+
+type blockMeta struct {
+	Name      string      `json:"name"`
+	Kind      string      `json:"kind"` // "logs" or "spans"
+	Partition string      `json:"partition"`
+	Count     int         `json:"count"`
+	MinTime   int64       `json:"min"`
+	MaxTime   int64       `json:"max"`
+	Services  []string    `json:"services"`
+	WALSeq    uint64      `json:"wal_seq"`
+	Replaces  []string    `json:"replaces,omitempty"`
+	Groups    []groupMeta `json:"groups"`
+	Trace     bloom       `json:"trace_bloom,omitempty"`
+	Merchant  bloom       `json:"merchant_bloom,omitempty"`
+	Size      int64       `json:"size"`
+}
+
+// mayHaveTrace asks the block's bloom filter.
+func (m *blockMeta) mayHaveTrace(id string) bool { return m.Trace.mayContain(id) }
+
+func (m *blockMeta) hasService(s string) bool {
+	i := sort.SearchStrings(m.Services, s)
+	return i < len(m.Services) && m.Services[i] == s
+}
+
+// bloom is a bloom filter using double hashing of a 64-bit FNV-1a; its
+// first byte is the number of probes, the rest the bits. Block filters use
+// 10 bits per key and 7 probes (about 1% false positives); row-group
+// filters, consulted only inside blocks whose filter matched, 6 bits and 4
+// probes (about 6%), which keeps them cheap on disk.
+type bloom []byte
+
+const (
+	blockBloomBits, blockBloomProbes = 10, 7
+	groupBloomBits, groupBloomProbes = 6, 4
+)
+
+func newBloom(keys, bitsPerKey, probes int) bloom {
+	bits := max(keys*bitsPerKey, 64)
+	b := make(bloom, 1+(bits+7)/8)
+	b[0] = byte(probes)
+	return b
+}
+
+// bloomOf sizes a filter for the distinct keys it holds: sizing by rows
+// wasted bytes where a trace has several lines.
+func bloomOf(keys map[string]struct{}, bitsPerKey, probes int) bloom {
+	if len(keys) == 0 {
+		return nil
+	}
+	b := newBloom(len(keys), bitsPerKey, probes)
+	for k := range keys {
+		b.add(hashKey(k))
+	}
+	return b
+}
+
+// bloomKey is a key's two hashes, computed once per lookup however many
+// filters it is tested against.
+type bloomKey struct{ h1, h2 uint32 }
+
+func hashKey(key string) bloomKey {
+	h := fnv.New64a()
+	h.Write([]byte(key))
+	v := h.Sum64()
+	return bloomKey{uint32(v), uint32(v>>32) | 1}
+}
+
+func (b bloom) add(k bloomKey) {
+	if len(b) < 2 {
+		return
+	}
+	n := uint32(len(b)-1) * 8
+	for i := uint32(0); i < uint32(b[0]); i++ {
+		p := (k.h1 + i*k.h2) % n
+		b[1+p/8] |= 1 << (p % 8)
+	}
+}
+
+// has is true when the key may be in the set; an empty filter holds no
+// keys.
+func (b bloom) has(k bloomKey) bool {
+	if len(b) < 2 {
+		return false
+	}
+	n := uint32(len(b)-1) * 8
+	for i := uint32(0); i < uint32(b[0]); i++ {
+		p := (k.h1 + i*k.h2) % n
+		if b[1+p/8]&(1<<(p%8)) == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func (b bloom) mayContain(key string) bool { return b.has(hashKey(key)) }
+
+var (
+	// No zstd frame checksum: every column has its own CRC32C already.
+	zenc, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedBetterCompression), zstd.WithEncoderConcurrency(1), zstd.WithEncoderCRC(false))
+	zdec, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0))
+	zencMu  sync.Mutex
+)
+
+func compress(b []byte) []byte {
+	zencMu.Lock()
+	defer zencMu.Unlock()
+	return zenc.EncodeAll(b, nil)
+}
+
+// column helpers
+
+func putID(e *enc, id string, n int) {
+	if len(id) == 2*n {
+		var raw [16]byte
+		if _, err := hex.Decode(raw[:n], []byte(id)); err == nil && hex.EncodeToString(raw[:n]) == id {
+			e.b = append(e.b, 1)
+			e.b = append(e.b, raw[:n]...)
+			return
+		}
+	}
+	e.b = append(e.b, 0)
+	e.str(id)
+}
+
+func getID(d *dec, n int) string {
+	if d.err != nil {
+		return ""
+	}
+	if len(d.b) < 1 {
+		d.err = errShort
+		return ""
+	}
+	flag := d.b[0]
+	d.b = d.b[1:]
+	if flag == 0 {
+		return d.str()
+	}
+	if len(d.b) < n {
+		d.err = errShort
+		return ""
+	}
+	s := hex.EncodeToString(d.b[:n])
+	d.b = d.b[n:]
+	return s
+}
+
+// interned decodes repeated strings of a column once.
+type interned struct {
+	d    *dec
+	seen map[string]string
+}
+
+func (in *interned) str() string {
+	n := in.d.uvarint()
+	if in.d.err != nil || n > uint64(len(in.d.b)) {
+		if in.d.err == nil {
+			in.d.err = errShort
+		}
+		return ""
+	}
+	raw := in.d.b[:n]
+	in.d.b = in.d.b[n:]
+	if s, ok := in.seen[string(raw)]; ok {
+		return s
+	}
+	s := string(raw)
+	if len(in.seen) < 4096 {
+		in.seen[s] = s
+	}
+	return s
+}
+
+type blockWriter struct {
+	out    []byte
+	cols   []enc
+	names  []string
+	groups []groupMeta
+}
+
+func newBlockWriter(names []string) *blockWriter {
+	return &blockWriter{out: append([]byte(nil), blockMagic...), cols: make([]enc, len(names)), names: names}
+}
+
+// endGroup compresses the columns of the rows written since the last call.
+func (w *blockWriter) endGroup(rows int, trace bloom) {
+	g := groupMeta{Rows: rows, Trace: trace, Off: int64(len(w.out))}
+	for i := range w.cols {
+		z := compress(w.cols[i].b)
+		crc := crc32.Checksum(z, castagnoli)
+		g.Lens, g.CRCs = append(g.Lens, int64(len(z))), append(g.CRCs, crc)
+		g.Columns = append(g.Columns, colMeta{Name: w.names[i], Off: int64(len(w.out)), Len: int64(len(z)), CRC: crc})
+		w.out = append(w.out, z...)
+		w.cols[i].b = w.cols[i].b[:0]
+	}
+	w.groups = append(w.groups, g)
+}
+
+func (w *blockWriter) finish(meta *blockMeta) ([]byte, error) {
+	meta.Groups = w.groups
+	js, err := json.Marshal(meta)
+	if err != nil {
+		return nil, err
+	}
+	// The footer is mostly bloom filters (base64 in JSON) and repeated
+	// keys: compressed, it costs about a byte less per line.
+	foot := compress(js)
+	out := append(w.out, foot...)
+	out = binary.LittleEndian.AppendUint32(out, uint32(len(foot)))
+	out = binary.LittleEndian.AppendUint32(out, crc32.Checksum(foot, castagnoli))
+	out = append(out, blockEnd...)
+	return out, nil
+}
+
+// readBlockMeta parses and checks a block's footer.
+func readBlockMeta(data []byte) (*blockMeta, error) {
+	if len(data) < len(blockMagic)+16 || string(data[:len(blockMagic)]) != string(blockMagic) ||
+		string(data[len(data)-len(blockEnd):]) != string(blockEnd) {
+		return nil, fmt.Errorf("%w: bad magic or truncated (%d bytes)", ErrCorrupt, len(data))
+	}
+	t := len(data) - len(blockEnd) - 8
+	n := int(binary.LittleEndian.Uint32(data[t:]))
+	sum := binary.LittleEndian.Uint32(data[t+4:])
+	if n > t-len(blockMagic) {
+		return nil, fmt.Errorf("%w: footer length %d out of range", ErrCorrupt, n)
+	}
+	foot := data[t-n : t]
+	if crc32.Checksum(foot, castagnoli) != sum {
+		return nil, fmt.Errorf("%w: footer checksum mismatch", ErrCorrupt)
+	}
+	var m blockMeta
+	if err := unmarshalFooter(foot, &m); err != nil {
+		return nil, err
+	}
+	if err := checkGroups(&m, int64(t-n)); err != nil {
+		return nil, err
+	}
+	m.Size = int64(len(data))
+	return &m, nil
+}
+
+// checkGroups checks that every column lies before the footer and that
+// the groups add up to the block's count.
+func checkGroups(m *blockMeta, footOff int64) error {
+	if err := m.expand(); err != nil {
+		return err
+	}
+	rows := 0
+	for _, g := range m.Groups {
+		rows += g.Rows
+		for _, c := range g.Columns {
+			if c.Off < int64(len(blockMagic)) || c.Len < 0 || c.Off+c.Len > footOff {
+				return fmt.Errorf("%w: column %s out of range", ErrCorrupt, c.Name)
+			}
+		}
+	}
+	if rows != m.Count || m.Count < 0 {
+		return fmt.Errorf("%w: row groups hold %d rows, footer says %d", ErrCorrupt, rows, m.Count)
+	}
+	return nil
+}
+
+func unmarshalFooter(foot []byte, m *blockMeta) error {
+	js, err := zdec.DecodeAll(foot, nil)
+	if err != nil {
+		return fmt.Errorf("%w: footer: %w", ErrCorrupt, err)
+	}
+	if err := json.Unmarshal(js, m); err != nil {
+		return fmt.Errorf("%w: footer: %w", ErrCorrupt, err)
+	}
+	return nil
+}
+
+// expand derives each group's column places from the compact footer.
+func (m *blockMeta) expand() error {
+	names := logColumns
+	if m.Kind == "spans" {
+		names = spanColumns
+	} else if m.Kind != "logs" {
+		return fmt.Errorf("%w: block %s of unknown kind %q", ErrCorrupt, m.Name, m.Kind)
+	}
+	for gi := range m.Groups {
+		g := &m.Groups[gi]
+		if len(g.Lens) != len(names) || len(g.CRCs) != len(names) {
+			return fmt.Errorf("%w: block %s group %d has %d columns, want %d", ErrCorrupt, m.Name, gi, len(g.Lens), len(names))
+		}
+		g.Columns = make([]colMeta, len(names))
+		off := g.Off
+		for i, n := range names {
+			g.Columns[i] = colMeta{Name: n, Off: off, Len: g.Lens[i], CRC: g.CRCs[i]}
+			off += g.Lens[i]
+		}
+	}
+	return nil
+}
+
+// groupColumns checks every column checksum of a group and decompresses it.
+func groupColumns(data io.ReaderAt, m *blockMeta, g *groupMeta) (map[string]*dec, error) {
+	cols := make(map[string]*dec, len(g.Columns))
+	for _, c := range g.Columns {
+		d, err := columnData(data, m, c)
+		if err != nil {
+			return nil, err
+		}
+		cols[c.Name] = d
+	}
+	return cols, nil
+}
+
+// columnData reads one column with a positioned read: a lookup reads the
+// few kilobytes of the groups it needs, not the whole block.
+func columnData(data io.ReaderAt, m *blockMeta, c colMeta) (*dec, error) {
+	if m.Size > 0 && c.Off+c.Len > m.Size {
+		return nil, fmt.Errorf("%w: block %s column %s beyond the end", ErrCorrupt, m.Name, c.Name)
+	}
+	z := make([]byte, c.Len)
+	if n, err := data.ReadAt(z, c.Off); n != len(z) {
+		return nil, fmt.Errorf("%w: block %s column %s: short read: %v", ErrCorrupt, m.Name, c.Name, err)
+	}
+	if crc32.Checksum(z, castagnoli) != c.CRC {
+		return nil, fmt.Errorf("%w: block %s column %s checksum mismatch", ErrCorrupt, m.Name, c.Name)
+	}
+	raw, err := zdec.DecodeAll(z, nil)
+	if err != nil {
+		return nil, fmt.Errorf("%w: block %s column %s: %w", ErrCorrupt, m.Name, c.Name, err)
+	}
+	return &dec{b: raw}, nil
+}
+
+// checkBlock verifies every checksum of a block.
+func checkBlock(data io.ReaderAt, m *blockMeta) error {
+	for i := range m.Groups {
+		if _, err := groupColumns(data, m, &m.Groups[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+var logColumns = []string{"time", "service", "version", "level", "message", "kind", "trace", "span", "method",
+	"route", "status", "duration_us", "bytes", "caller", "cluster", "datacenter", "merchant", "attrs"}
+
+// sortLogs orders by service then time; it sorts pointers, since moving
+// whole records cost more than encoding them.
+func sortLogs(logs []*Log) {
+	slices.SortStableFunc(logs, func(a, b *Log) int {
+		if c := strings.Compare(a.Service, b.Service); c != 0 {
+			return c
+		}
+		return a.Time.Compare(b.Time)
+	})
+}
+
+// encodeLogBlock writes logs (sorted by service, time) as a block and
+// fills meta's statistics.
+func encodeLogBlock(logs []*Log, meta *blockMeta) ([]byte, error) {
+	w := newBlockWriter(logColumns)
+	c := w.cols
+	meta.Kind, meta.Count = "logs", len(logs)
+	meta.MinTime, meta.MaxTime = math.MaxInt64, math.MinInt64
+	services := map[string]bool{}
+	merchants := map[string]struct{}{}
+	allTraces := map[string]struct{}{}
+	traces := make(map[string]struct{}, groupRows)
+	for start := 0; start < len(logs); start += groupRows {
+		group := logs[start:min(start+groupRows, len(logs))]
+		clear(traces)
+		var prev int64
+		for _, l := range group {
+			t := l.Time.UnixNano()
+			meta.MinTime, meta.MaxTime = min(meta.MinTime, t), max(meta.MaxTime, t)
+			services[l.Service] = true
+			if l.TraceID != "" {
+				traces[l.TraceID] = struct{}{}
+				allTraces[l.TraceID] = struct{}{}
+			}
+			if l.MerchantID != "" {
+				merchants[l.MerchantID] = struct{}{}
+			}
+			c[0].varint(t - prev)
+			prev = t
+			c[1].str(l.Service)
+			c[2].str(l.Version)
+			c[3].str(l.Level)
+			c[4].str(l.Message)
+			c[5].str(l.Kind)
+			putID(&c[6], l.TraceID, 16)
+			putID(&c[7], l.SpanID, 8)
+			c[8].str(l.Method)
+			c[9].str(l.Route)
+			c[10].varint(int64(l.Status))
+			c[11].varint(int64(math.Round(l.DurationMS * 1000)))
+			c[12].varint(l.Bytes)
+			c[13].str(l.Caller)
+			c[14].str(l.Cluster)
+			c[15].str(l.Datacenter)
+			c[16].str(l.MerchantID)
+			c[17].attrs(l.Attrs)
+		}
+		w.endGroup(len(group), bloomOf(traces, groupBloomBits, groupBloomProbes))
+	}
+	meta.Merchant = bloomOf(merchants, blockBloomBits, blockBloomProbes)
+	meta.Trace = bloomOf(allTraces, blockBloomBits, blockBloomProbes)
+	for s := range services {
+		meta.Services = append(meta.Services, s)
+	}
+	sort.Strings(meta.Services)
+	return w.finish(meta)
+}
+
+func decodeLogBlock(data io.ReaderAt, m *blockMeta) ([]Log, error) {
+	return decodeLogRows(data, m, "")
+}
+
+// decodeLogRows decodes a block's lines; with traceID set, only that
+// trace's lines: row groups whose bloom filter rules the trace out are not
+// touched, and in the others the trace column is read first; the other
+// columns are decompressed and walked only if a row matches, materialising
+// nothing for the rows that do not.
+func decodeLogRows(data io.ReaderAt, m *blockMeta, traceID string) ([]Log, error) {
+	var out []Log
+	key := hashKey(traceID)
+	for gi := range m.Groups {
+		g := &m.Groups[gi]
+		if traceID != "" && !g.Trace.has(key) {
+			continue
+		}
+		var err error
+		out, err = decodeLogGroup(out, data, m, g, traceID)
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+func decodeLogGroup(out []Log, data io.ReaderAt, m *blockMeta, g *groupMeta, traceID string) ([]Log, error) {
+	var take []bool
+	if traceID != "" {
+		tc, err := groupColumn(data, m, g, "trace")
+		if err != nil {
+			return nil, err
+		}
+		take = make([]bool, g.Rows)
+		found := false
+		for i := range take {
+			if tc.idEquals(16, traceID) {
+				take[i], found = true, true
+			}
+		}
+		if tc.err != nil {
+			return nil, fmt.Errorf("%w: block %s column trace: %w", ErrCorrupt, m.Name, tc.err)
+		}
+		if !found {
+			return out, nil
+		}
+	}
+	cols, err := groupColumns(data, m, g)
+	if err != nil {
+		return nil, err
+	}
+	col := make([]*dec, len(logColumns))
+	for i, n := range logColumns {
+		if col[i] = cols[n]; col[i] == nil {
+			return nil, fmt.Errorf("%w: block %s lacks column %s", ErrCorrupt, m.Name, n)
+		}
+	}
+	in := func(i int) *interned { return &interned{d: col[i], seen: map[string]string{}} }
+	svc, ver, lvl, msg, kind, meth, route, caller, cluster, dc, merch :=
+		in(1), in(2), in(3), in(4), in(5), in(8), in(9), in(13), in(14), in(15), in(16)
+	strs := []*interned{svc, ver, lvl, msg, kind, meth, route, caller, cluster, dc, merch}
+	if take == nil {
+		out = slices.Grow(out, g.Rows)
+	}
+	var t int64
+	for i := 0; i < g.Rows; i++ {
+		t += col[0].varint()
+		if take != nil && !take[i] {
+			for _, s := range strs {
+				s.d.skipStr()
+			}
+			col[6].skipID(16)
+			col[7].skipID(8)
+			col[10].varint()
+			col[11].varint()
+			col[12].varint()
+			col[17].skipAttrs()
+			continue
+		}
+		var l Log
+		l.Time = time.Unix(0, t).UTC()
+		l.Service, l.Version, l.Level, l.Message, l.Kind = svc.str(), ver.str(), lvl.str(), msg.str(), kind.str()
+		l.TraceID, l.SpanID = getID(col[6], 16), getID(col[7], 8)
+		l.Method, l.Route = meth.str(), route.str()
+		l.Status = int(col[10].varint())
+		l.DurationMS = float64(col[11].varint()) / 1000
+		l.Bytes = col[12].varint()
+		l.Caller, l.Cluster, l.Datacenter, l.MerchantID = caller.str(), cluster.str(), dc.str(), merch.str()
+		l.Attrs = col[17].attrs()
+		out = append(out, l)
+	}
+	for i, d := range col {
+		if d.err != nil {
+			return nil, fmt.Errorf("%w: block %s column %s: %w", ErrCorrupt, m.Name, logColumns[i], d.err)
+		}
+	}
+	return out, nil
+}
+
+// groupColumn checks and decompresses one column of a group.
+func groupColumn(data io.ReaderAt, m *blockMeta, g *groupMeta, name string) (*dec, error) {
+	for _, c := range g.Columns {
+		if c.Name == name {
+			return columnData(data, m, c)
+		}
+	}
+	return nil, fmt.Errorf("%w: block %s lacks column %s", ErrCorrupt, m.Name, name)
+}
+
+func (d *dec) skipStr() {
+	n := d.uvarint()
+	if d.err != nil {
+		return
+	}
+	if n > uint64(len(d.b)) {
+		d.err = errShort
+		return
+	}
+	d.b = d.b[n:]
+}
+
+func (d *dec) skipID(n int) {
+	if d.err != nil {
+		return
+	}
+	if len(d.b) < 1 {
+		d.err = errShort
+		return
+	}
+	flag := d.b[0]
+	d.b = d.b[1:]
+	if flag == 0 {
+		d.skipStr()
+		return
+	}
+	if len(d.b) < n {
+		d.err = errShort
+		return
+	}
+	d.b = d.b[n:]
+}
+
+func (d *dec) skipAttrs() {
+	n := d.uvarint()
+	for i := uint64(0); i < n && d.err == nil; i++ {
+		d.skipStr()
+		d.skipStr()
+	}
+}
+
+// idEquals reads the next id and compares it with a hex id without
+// allocating.
+func (d *dec) idEquals(n int, want string) bool {
+	if d.err != nil || len(d.b) < 1 {
+		d.err = errShort
+		return false
+	}
+	flag := d.b[0]
+	if flag == 0 {
+		d.b = d.b[1:]
+		l := d.uvarint()
+		if d.err != nil || l > uint64(len(d.b)) {
+			d.err = errShort
+			return false
+		}
+		eq := string(d.b[:l]) == want
+		d.b = d.b[l:]
+		return eq
+	}
+	if len(d.b) < 1+n {
+		d.err = errShort
+		return false
+	}
+	raw := d.b[1 : 1+n]
+	d.b = d.b[1+n:]
+	if len(want) != 2*n {
+		return false
+	}
+	const hexd = "0123456789abcdef"
+	for i, c := range raw {
+		if want[2*i] != hexd[c>>4] || want[2*i+1] != hexd[c&15] {
+			return false
+		}
+	}
+	return true
+}
+
+var spanColumns = []string{"start", "duration", "trace", "span", "parent", "name", "service", "version", "kind", "status", "status_text", "attrs"}
+
+func sortSpans(spans []*Span) {
+	slices.SortStableFunc(spans, func(a, b *Span) int {
+		if c := strings.Compare(a.Service, b.Service); c != 0 {
+			return c
+		}
+		return a.Start.Compare(b.Start)
+	})
+}
+
+func encodeSpanBlock(spans []*Span, meta *blockMeta) ([]byte, error) {
+	w := newBlockWriter(spanColumns)
+	c := w.cols
+	meta.Kind, meta.Count = "spans", len(spans)
+	meta.MinTime, meta.MaxTime = math.MaxInt64, math.MinInt64
+	services := map[string]bool{}
+	allTraces := map[string]struct{}{}
+	traces := make(map[string]struct{}, groupRows)
+	for start := 0; start < len(spans); start += groupRows {
+		group := spans[start:min(start+groupRows, len(spans))]
+		clear(traces)
+		var prev int64
+		for _, s := range group {
+			t := s.Start.UnixNano()
+			meta.MinTime, meta.MaxTime = min(meta.MinTime, t), max(meta.MaxTime, t)
+			services[s.Service] = true
+			traces[s.TraceID] = struct{}{}
+			allTraces[s.TraceID] = struct{}{}
+			c[0].varint(t - prev)
+			prev = t
+			c[1].varint(s.End.UnixNano() - t)
+			putID(&c[2], s.TraceID, 16)
+			putID(&c[3], s.SpanID, 8)
+			putID(&c[4], s.ParentID, 8)
+			c[5].str(s.Name)
+			c[6].str(s.Service)
+			c[7].str(s.Version)
+			c[8].str(s.Kind)
+			c[9].str(s.Status)
+			c[10].str(s.StatusText)
+			c[11].attrs(s.Attrs)
+		}
+		w.endGroup(len(group), bloomOf(traces, groupBloomBits, groupBloomProbes))
+	}
+	meta.Trace = bloomOf(allTraces, blockBloomBits, blockBloomProbes)
+	for s := range services {
+		meta.Services = append(meta.Services, s)
+	}
+	sort.Strings(meta.Services)
+	return w.finish(meta)
+}
+
+// decodeSpanBlock decodes a block's spans; with traceID set, only the row
+// groups that may hold it.
+func decodeSpanBlock(data io.ReaderAt, m *blockMeta, traceID string) ([]Span, error) {
+	var out []Span
+	key := hashKey(traceID)
+	for gi := range m.Groups {
+		g := &m.Groups[gi]
+		if traceID != "" && !g.Trace.has(key) {
+			continue
+		}
+		cols, err := groupColumns(data, m, g)
+		if err != nil {
+			return nil, err
+		}
+		col := make([]*dec, len(spanColumns))
+		for i, n := range spanColumns {
+			if col[i] = cols[n]; col[i] == nil {
+				return nil, fmt.Errorf("%w: block %s lacks column %s", ErrCorrupt, m.Name, n)
+			}
+		}
+		in := func(i int) *interned { return &interned{d: col[i], seen: map[string]string{}} }
+		name, svc, ver, kind, st, stt := in(5), in(6), in(7), in(8), in(9), in(10)
+		var t int64
+		for i := 0; i < g.Rows; i++ {
+			var s Span
+			t += col[0].varint()
+			s.Start = time.Unix(0, t).UTC()
+			s.End = time.Unix(0, t+col[1].varint()).UTC()
+			s.TraceID, s.SpanID, s.ParentID = getID(col[2], 16), getID(col[3], 8), getID(col[4], 8)
+			s.Name, s.Service, s.Version, s.Kind, s.Status, s.StatusText = name.str(), svc.str(), ver.str(), kind.str(), st.str(), stt.str()
+			s.Attrs = col[11].attrs()
+			if traceID == "" || s.TraceID == traceID {
+				out = append(out, s)
+			}
+		}
+		for i, d := range col {
+			if d.err != nil {
+				return nil, fmt.Errorf("%w: block %s column %s: %w", ErrCorrupt, m.Name, spanColumns[i], d.err)
+			}
+		}
+	}
+	return out, nil
+}
+
+func crcOf(b []byte) uint32 { return crc32.Checksum(b, castagnoli) }

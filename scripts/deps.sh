@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs everything the tests, benchmarks and the demo need on a fresh
+# Debian machine with Go: Debian packages, npm packages for the browser
+# tests, and Go tools built into a cache directory outside the repository.
+# Safe to run again: each step is skipped when its result is present.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PAVE_TOOLS="${PAVE_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/pave-tools}"
+export PAVE_TOOLS
+mkdir -p "$PAVE_TOOLS/bin"
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+# Debian packages: chromium (UI tests), prometheus (promtool), nginx,
+# haproxy and wrk (gateway peers), git (pave upgrade), procps.
+APT_PKGS=(chromium prometheus nginx-light haproxy wrk git procps ca-certificates)
+missing=()
+for p in "${APT_PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  say "apt: installing ${missing[*]}"
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  $SUDO apt-get -o DPkg::Lock::Timeout=300 update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get -o DPkg::Lock::Timeout=300 install -y --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# npm packages for the browser tests (playwright-core drives Debian's chromium).
+if [ ! -d test/e2e/node_modules/playwright-core ]; then
+  say "npm: installing test/e2e packages"
+  npm ci --prefix test/e2e --no-audit --no-fund --loglevel=error >/dev/null
+fi
+
+# Go tools, built from the module proxy into $PAVE_TOOLS/bin, keyed by version.
+go_tool() { # name module@version
+  local name=$1 mod=$2 stamp="$PAVE_TOOLS/bin/.$1.version"
+  if [ ! -x "$PAVE_TOOLS/bin/$name" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$mod" ]; then
+    say "go install $mod"
+    GOBIN="$PAVE_TOOLS/bin" GOFLAGS=-mod=mod go install "$mod"
+    echo "$mod" >"$stamp"
+  fi
+}
+go_tool actionlint github.com/rhysd/actionlint/cmd/actionlint@v1.7.12

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The whole test suite: installs what it needs (scripts/deps.sh), checks
+# formatting and vet, then runs every Go test with the race detector in the
+# root module, kit and the examples. Browser tests leave screenshots in
+# test-artifacts/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+source scripts/deps.sh
+export PATH="$PAVE_TOOLS/bin:$PATH"
+export PAVE_ARTIFACTS="${PAVE_ARTIFACTS:-$ROOT/test-artifacts}"
+mkdir -p "$PAVE_ARTIFACTS"
+
+say "gofmt"
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './test/e2e/node_modules/*'))
+if [ -n "$unformatted" ]; then
+  echo "gofmt needed on:" >&2; echo "$unformatted" >&2; exit 1
+fi
+
+MODULES=(. ./kit)
+for m in examples/*/; do [ -f "$m/go.mod" ] && MODULES+=("./${m%/}"); done
+
+say "go vet"
+for m in "${MODULES[@]}"; do (cd "$m" && go vet ./...); done
+
+say "go test -race"
+status=0
+for m in "${MODULES[@]}"; do
+  (cd "$m" && go test -race -count=1 -timeout 20m ./...) 2>&1 | tee -a "$PAVE_ARTIFACTS/go-test.log" || status=1
+done
+if [ $status -ne 0 ]; then say "FAILED (see $PAVE_ARTIFACTS/go-test.log)"; exit 1; fi
+say "all tests passed"

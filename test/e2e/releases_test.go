@@ -1,0 +1,163 @@
+// Package e2e runs the web UI's browser scripts against a control plane
+// started by the Go test.
+package e2e
+
+import (
+	"context"
+	"io/fs"
+	"log/slog"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pave-platform/pave/internal/auth"
+	"github.com/pave-platform/pave/internal/release"
+	"github.com/pave-platform/pave/internal/server"
+	"github.com/pave-platform/pave/internal/state"
+	"github.com/pave-platform/pave/internal/stats"
+	"github.com/pave-platform/pave/internal/traffic"
+	"github.com/pave-platform/pave/web"
+)
+
+// requireBrowser fails (never skips) when the browser tooling is missing.
+func requireBrowser(t *testing.T) {
+	t.Helper()
+	chromium := os.Getenv("CHROMIUM")
+	if chromium == "" {
+		chromium = "/usr/bin/chromium"
+	}
+	if _, err := os.Stat(chromium); err != nil {
+		t.Fatalf("Chromium is missing at %s: scripts/test.sh installs it with `apt-get install -y chromium`", chromium)
+	}
+	if _, err := exec.LookPath("node"); err != nil {
+		t.Fatal("node is missing: scripts/test.sh installs it with `apt-get install -y nodejs npm`")
+	}
+	if _, err := os.Stat("node_modules/playwright-core"); err != nil {
+		t.Fatal("playwright-core is missing: scripts/test.sh installs it with `npm ci --prefix test/e2e`")
+	}
+}
+
+type memRouter struct {
+	mu sync.Mutex
+	w  map[string]traffic.Weights
+}
+
+func (r *memRouter) SetWeights(_ context.Context, s string, w traffic.Weights) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.w[s] = w
+	return nil
+}
+
+func (r *memRouter) Weights(_ context.Context, s string) (traffic.Weights, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	cp := traffic.Weights{}
+	for k, v := range r.w[s] {
+		cp[k] = v
+	}
+	return cp, nil
+}
+
+type readyTarget struct{}
+
+func (readyTarget) Deploy(context.Context, release.Deployment) error { return nil }
+func (readyTarget) Remove(context.Context, string, string) error     { return nil }
+func (readyTarget) Status(context.Context, string, string) (bool, int, int, error) {
+	return true, 1, 1, nil
+}
+
+// liveTraffic counts requests as they would arrive at 1,000 per second,
+// split by the router's current weights, with 1% errors.
+type liveTraffic struct {
+	mu     sync.Mutex
+	router *memRouter
+	snap   stats.Snapshot
+	n      map[string]int
+}
+
+func (l *liveTraffic) Snapshot(ctx context.Context, service string) (stats.Snapshot, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	w, _ := l.router.Weights(ctx, service)
+	for v, ppm := range w {
+		c := l.snap[v]
+		for range int(100 * ppm / traffic.Total) {
+			l.n[v]++
+			status := 200
+			if l.n[v]%100 == 0 {
+				status = 500
+			}
+			c.Total.Observe(status, float64(20+l.n[v]%40))
+		}
+		l.snap[v] = c
+	}
+	out := stats.Snapshot{}
+	for v, c := range l.snap {
+		c.Total.Latency = append([]uint64(nil), c.Total.Latency...)
+		out[v] = c
+	}
+	return out, nil
+}
+
+func TestReleasesPage(t *testing.T) {
+	requireBrowser(t)
+	st, err := state.OpenSQLite(filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	router := &memRouter{w: map[string]traffic.Weights{"shop": {"v1": traffic.Total}}}
+	eng := release.NewEngine(st, router, readyTarget{}, &liveTraffic{router: router, snap: stats.Snapshot{}, n: map[string]int{}})
+	srv := server.New(server.Options{Tokens: auth.Tokens{Store: st}, Open: true, Log: slog.New(slog.DiscardHandler)})
+	ui, _ := fs.Sub(web.Static, "static")
+	srv.ServeUI(ui)
+	server.ReleaseAPI{Engine: eng}.Register(srv)
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+
+	rel := release.New("shop", "v2")
+	rel.Spec.Binary = "/srv/shop-v2"
+	rel.Spec.StepDuration = release.Duration(time.Hour) // stay at 1% while the page is looked at
+	if _, err := eng.Create(context.Background(), rel); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = eng.Run(ctx, 200*time.Millisecond) }()
+	defer func() { cancel(); <-done }()
+
+	artifacts := os.Getenv("PAVE_ARTIFACTS")
+	if artifacts == "" {
+		artifacts = t.TempDir()
+	}
+	if err := os.MkdirAll(artifacts, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmdCtx, stop := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer stop()
+	cmd := exec.CommandContext(cmdCtx, "node", "releases.mjs", ts.URL)
+	cmd.Env = append(os.Environ(), "PAVE_ARTIFACTS="+artifacts)
+	out, err := cmd.CombinedOutput()
+	t.Logf("browser script:\n%s", out)
+	if err != nil {
+		t.Fatalf("releases.mjs: %v", err)
+	}
+	got, err := eng.Get(context.Background(), "shop-v2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, _ := router.Weights(context.Background(), "shop")
+	if got.Status.Phase != release.Aborted || w["v2"] != 0 {
+		t.Fatalf("after the abort button: %s, weights %v", got.Status.Phase, w)
+	}
+	for _, shot := range []string{"releases-progressing.png", "releases-aborted.png"} {
+		if _, err := os.Stat(filepath.Join(artifacts, shot)); err != nil {
+			t.Errorf("screenshot %s: %v", shot, err)
+		}
+	}
+}

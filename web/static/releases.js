@@ -1,0 +1,173 @@
+// The releases page: a list of recent releases and, for the selected one,
+// live weights, per-version numbers, the verdict with the numbers behind
+// it, the timeline, and the pause / resume / promote / abort buttons. All
+// data comes from the JSON API (/api/v1/releases); it refreshes every 2 s.
+
+const $ = (id) => document.getElementById(id);
+const params = new URLSearchParams(location.search);
+let selected = params.get('name') || '';
+
+async function api(method, path) {
+  const headers = {};
+  const token = localStorage.getItem('pave.token');
+  if (token) headers.Authorization = 'Bearer ' + token;
+  const resp = await fetch(path, { method, headers });
+  const body = await resp.json().catch(() => ({}));
+  if (!resp.ok) throw new Error(body.error || `${method} ${path}: ${resp.status}`);
+  return body;
+}
+
+const pct = (ppm) => `${+(ppm / 10000).toFixed(4)}%`;
+const num = (v, digits = 0) => (v === undefined || v === null || Number.isNaN(v) ? '-' : (+v).toFixed(digits));
+
+function cell(tr, text, cls) {
+  const td = document.createElement('td');
+  td.textContent = text;
+  if (cls) td.className = cls;
+  tr.appendChild(td);
+  return td;
+}
+
+function phaseClass(p) {
+  return { promoted: 'ok', rolled_back: 'bad', failed: 'bad', aborted: 'warn', paused: 'warn' }[p] || '';
+}
+
+function stepText(r) {
+  const s = r.status.step;
+  if (s < 0 || s >= r.spec.steps.length) return 'no weight yet';
+  return `step ${s + 1}/${r.spec.steps.length} (${r.spec.steps[s]}%)`;
+}
+
+function renderList(releases) {
+  const body = $('list');
+  body.replaceChildren();
+  for (const r of releases) {
+    const tr = document.createElement('tr');
+    tr.dataset.name = r.metadata.name;
+    if (r.metadata.name === selected) tr.className = 'sel';
+    cell(tr, r.metadata.name);
+    cell(tr, r.status.phase.replace('_', ' '), phaseClass(r.status.phase));
+    cell(tr, stepText(r));
+    tr.onclick = () => { selected = r.metadata.name; history.replaceState(null, '', '?name=' + encodeURIComponent(selected)); refresh(); };
+    body.appendChild(tr);
+  }
+}
+
+function errorFinding(d) {
+  return (d?.findings || []).find((f) => f.judge === 'error-rate' && f.scope === '*')?.numbers || {};
+}
+function latencyFinding(d) {
+  return (d?.findings || []).find((f) => f.judge === 'latency' && f.scope === '*')?.numbers || {};
+}
+
+function renderDetail(r, events) {
+  $('detail').hidden = false;
+  const st = r.status;
+  $('title').textContent = `${r.metadata.name}: ${r.spec.service} ${st.stable || '(none)'} → ${r.spec.version}`;
+  $('phase').textContent = st.phase.replace('_', ' ');
+  $('phase').className = 'phase ' + phaseClass(st.phase);
+  $('step').textContent = stepText(r);
+  $('message').textContent = st.message || '';
+
+  const weights = st.weights || {};
+  const bar = $('weights');
+  bar.replaceChildren();
+  for (const [v, ppm] of Object.entries(weights)) {
+    if (ppm <= 0) continue;
+    const span = document.createElement('span');
+    span.className = v === r.spec.version ? 'canary' : 'stable';
+    span.style.width = Math.max(ppm / 10000, 6) + '%';
+    span.textContent = `${v} ${pct(ppm)}`;
+    span.dataset.version = v;
+    bar.appendChild(span);
+  }
+
+  const e = errorFinding(st.decision);
+  const l = latencyFinding(st.decision);
+  const rows = $('versions');
+  rows.replaceChildren();
+  for (const [v, role, k] of [[st.stable, 'stable', 'stable'], [r.spec.version, 'canary', 'canary']]) {
+    if (!v) continue;
+    const tr = document.createElement('tr');
+    tr.dataset.version = v;
+    cell(tr, v); cell(tr, role); cell(tr, pct(weights[v] || 0));
+    cell(tr, num(e[k + 'Requests'])); cell(tr, num(e[k + 'Errors']));
+    cell(tr, e[k + 'ErrorRate'] === undefined ? '-' : num(100 * e[k + 'ErrorRate'], 3) + '%');
+    cell(tr, num(l[k + 'P50Ms']) + ' ms'); cell(tr, num(l[k + 'P99Ms']) + ' ms');
+    rows.appendChild(tr);
+  }
+
+  const d = st.decision;
+  $('verdict').textContent = d ? `${d.verdict}: ${d.reason}` : 'no verdict yet';
+  $('verdict').className = 'reason ' + (d ? { pass: 'ok', fail: 'bad', hold: 'warn' }[d.verdict] : '');
+  const fb = $('findings');
+  fb.replaceChildren();
+  for (const f of d?.findings || []) {
+    const tr = document.createElement('tr');
+    cell(tr, f.judge); cell(tr, f.scope === '*' ? 'all routes' : f.scope);
+    cell(tr, f.verdict, { pass: 'ok', fail: 'bad', hold: 'warn' }[f.verdict]);
+    const td = cell(tr, Object.entries(f.numbers || {}).map(([k, v]) => `${k}=${+(+v).toPrecision(4)}`).join(' '));
+    td.className = 'mono';
+    td.title = f.reason;
+    fb.appendChild(tr);
+  }
+
+  const tl = $('timeline');
+  tl.replaceChildren();
+  for (const ev of events) {
+    const tr = document.createElement('tr');
+    cell(tr, new Date(ev.time).toLocaleTimeString());
+    cell(tr, ev.type);
+    let text = '';
+    const data = ev.data || {};
+    if (ev.type === 'step') text = `weight ${data.weight}%` + (data.decision ? ` after: ${data.decision.reason}` : '');
+    else if (ev.type === 'weights') text = Object.entries(data).map(([v, p]) => `${v}=${pct(p)}`).join(' ');
+    else if (data.reason) text = data.reason;
+    else if (data.message) text = data.message;
+    else if (ev.type === 'verdict') text = `${data.verdict}: ${data.reason}`;
+    else if (ev.type === 'created') text = `${data.service}@${data.version}`;
+    cell(tr, text);
+    tl.appendChild(tr);
+  }
+
+  const running = !['promoted', 'rolled_back', 'aborted', 'failed'].includes(st.phase);
+  $('pause').disabled = st.phase !== 'progressing';
+  $('resume').disabled = st.phase !== 'paused';
+  $('promote').disabled = !(st.phase === 'progressing' || st.phase === 'paused');
+  $('abort').disabled = !running;
+}
+
+async function refresh() {
+  try {
+    const svc = $('service').value.trim();
+    const releases = await api('GET', '/api/v1/releases' + (svc ? '?service=' + encodeURIComponent(svc) : ''));
+    if (!selected && releases.length) selected = releases[0].metadata.name;
+    renderList(releases);
+    if (selected) {
+      const [r, events] = await Promise.all([
+        api('GET', '/api/v1/releases/' + encodeURIComponent(selected)),
+        api('GET', '/api/v1/releases/' + encodeURIComponent(selected) + '/history'),
+      ]);
+      renderDetail(r, events);
+    }
+    $('error').textContent = '';
+  } catch (err) {
+    $('error').textContent = err.message;
+  }
+}
+
+for (const action of ['pause', 'resume', 'promote', 'abort']) {
+  $(action).onclick = async () => {
+    if ((action === 'abort' || action === 'promote') && !confirm(`${action} ${selected}?`)) return;
+    try {
+      await api('POST', `/api/v1/releases/${encodeURIComponent(selected)}/${action}`);
+      await refresh();
+    } catch (err) {
+      $('error').textContent = err.message;
+    }
+  };
+}
+$('service').onchange = refresh;
+
+refresh();
+setInterval(refresh, 2000);
