@@ -13,8 +13,11 @@ mkdir -p "$PAVE_TOOLS/bin"
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
 # Debian packages: chromium (UI tests), prometheus (promtool), nginx,
-# haproxy and wrk (gateway peers), git (pave upgrade), procps.
-APT_PKGS=(chromium prometheus nginx-light haproxy wrk git procps ca-certificates)
+# haproxy and wrk (gateway peers), git and patch (pave upgrade tests),
+# util-linux (taskset for benchmarks), nodejs/npm when missing.
+APT_PKGS=(chromium prometheus nginx haproxy wrk git patch procps util-linux ca-certificates)
+command -v node >/dev/null || APT_PKGS+=(nodejs)
+command -v npm >/dev/null || APT_PKGS+=(npm)
 missing=()
 for p in "${APT_PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -42,3 +45,4 @@ go_tool() { # name module@version
   fi
 }
 go_tool actionlint github.com/rhysd/actionlint/cmd/actionlint@v1.7.12
+go_tool kustomize sigs.k8s.io/kustomize/kustomize/v5@v5.8.1

@@ -205,3 +205,31 @@ func between(s, from, to string) string {
 	}
 	return s
 }
+
+// The README's main job, end to end: the real binary builds examples/hello,
+// releases a healthy v2 (promoted) and a v3 with a regression on one route
+// (rolled back), and leaves no process behind.
+func TestDemo(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the demo takes about a minute; run without -short")
+	}
+	data := t.TempDir()
+	cmd := exec.Command(paveBin, "demo", "--data-dir", data)
+	cmd.Dir = "../.." // the source checkout: the demo builds examples/hello
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("pave demo: %v\n%s", err, out)
+	}
+	for _, want := range []string{"release hello-v2 promoted", "release hello-v3 rolled back", "Requests per version", "pave new payments"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("demo output lacks %q:\n%s", want, out)
+		}
+	}
+	why := between(string(out), "Why it was stopped:", "\n")
+	if !strings.Contains(why, "error") {
+		t.Errorf("v3 was stopped for %q, want the error-rate regression", why)
+	}
+	if ps, _ := exec.Command("pgrep", "-f", data).Output(); len(ps) > 0 {
+		t.Errorf("processes outlived the demo: %s", ps)
+	}
+}

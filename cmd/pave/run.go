@@ -351,7 +351,7 @@ type releaseTarget struct{ t runtime.Target }
 var _ release.Target = releaseTarget{}
 
 func (r releaseTarget) Deploy(ctx context.Context, d release.Deployment) error {
-	return r.t.Deploy(ctx, runtime.Deployment{Service: d.Service, Version: d.Version, Replicas: d.Replicas, Source: d.Source, Binary: d.Binary, Image: d.Image})
+	return r.t.Deploy(ctx, runtime.Deployment{Service: d.Service, Version: d.Version, Replicas: d.Replicas, Source: d.Source, Binary: d.Binary, Image: d.Image, Env: d.Env})
 }
 
 func (r releaseTarget) Remove(ctx context.Context, service, version string) error {

@@ -106,16 +106,6 @@ func runUp(ctx context.Context, cfg config.Config, logOut io.Writer) error {
 	ui, _ := fs.Sub(web.Static, "static")
 	srv.ServeUI(ui)
 
-	// The embedded data plane; stored weights are re-applied before it
-	// serves, so a restart keeps routing.
-	gw := gateway.New(gateway.Options{Log: log.With("component", "gateway"),
-		StickyHeader: cfg.GatewayStickyHeader, StickyCookie: cfg.GatewayStickyCookie})
-	router, err := traffic.NewGatewayRouter(ctx, store, gw, log.With("component", "traffic"))
-	if err != nil {
-		log.Error("some stored routes could not be restored", "err", err)
-	}
-	server.TrafficAPI{Router: router, Live: gw}.Register(srv)
-
 	// Every log line and span the services send; the intake acknowledges
 	// only what is durable, so it opens before the OTLP listener serves.
 	tel, err := telemetry.Open(ctx, telemetry.Options{Dir: filepath.Join(cfg.DataDir, "telemetry"), Log: log.With("component", "telemetry")})
@@ -124,6 +114,19 @@ func runUp(ctx context.Context, cfg config.Config, logOut io.Writer) error {
 	}
 	defer tel.Close()
 	server.TelemetryAPI{Store: tel, Stats: tel.Stats}.Register(srv)
+
+	// The embedded data plane; stored weights are re-applied before it
+	// serves, so a restart keeps routing.
+	gw := gateway.New(gateway.Options{Log: log.With("component", "gateway"),
+		StickyHeader: cfg.GatewayStickyHeader, StickyCookie: cfg.GatewayStickyCookie,
+		Cluster: cfg.Clusters[0], Datacenter: "local", AccessLog: &gatewayAccessLog{store: tel, log: log.With("component", "gateway")}})
+	router, err := traffic.NewGatewayRouter(ctx, store, gw, log.With("component", "traffic"))
+	if err != nil {
+		log.Error("some stored routes could not be restored", "err", err)
+	}
+	server.TrafficAPI{Router: router, Live: gw}.Register(srv)
+	// Prometheus can scrape the gateway's per-version RED metrics here.
+	srv.Handle("GET /metrics", gw.MetricsHandler())
 
 	// The local runtime: services as supervised processes whose ready
 	// instances become the gateway's endpoints; it adopts the instances a
@@ -158,6 +161,7 @@ func runUp(ctx context.Context, cfg config.Config, logOut io.Writer) error {
 	g.Go(func() error { return gw.Serve(gctx, ls.gateway) })
 	g.Go(func() error { return rt.Run(gctx) })
 	g.Go(func() error { return output.Run(gctx) })
+	startReleaseEngine(gctx, g, store, router, releaseTarget{rt}, gw, srv, log)
 
 	srv.SetReady(true)
 	log.Info("pave is up", "api", "http://"+ls.api.Addr().String(), "otlp", ls.otlp.Addr().String(),

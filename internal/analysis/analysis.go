@@ -75,6 +75,11 @@ type Config struct {
 	// LatencyZ is the width, in standard errors, of the confidence band
 	// around the effect size; both ends must clear the tolerance.
 	LatencyZ float64 `json:"latencyZ"`
+	// LatencyFloorMs is a latency shift too small to matter: a canary whose
+	// p50 and p99 are each within this many milliseconds of stable's is not
+	// failed, however certain the rank test is. Without it a new process
+	// with cold connection pools fails on sub-millisecond differences.
+	LatencyFloorMs float64 `json:"latencyFloorMs"`
 	// MinSamples is the number of canary requests below which no judge may
 	// pass a step and the kill switch does not act.
 	MinSamples uint64 `json:"minSamples"`
@@ -99,6 +104,7 @@ func DefaultConfig() Config {
 		ErrorFloor:       0.001,
 		LatencyTolerance: 0.05,
 		LatencyZ:         3.5,
+		LatencyFloorMs:   5,
 		MinSamples:       50,
 		MaxErrorRate:     0.2,
 		MaxP99Ms:         0,
@@ -121,6 +127,8 @@ func (c Config) Validate() error {
 		return fieldErr("latencyTolerance", "must be in [0, 0.5), e.g. 0.05; got %v", c.LatencyTolerance)
 	case !(c.LatencyZ > 0 && c.LatencyZ <= 10):
 		return fieldErr("latencyZ", "must be in (0, 10], e.g. 3.5; got %v", c.LatencyZ)
+	case !(c.LatencyFloorMs >= 0):
+		return fieldErr("latencyFloorMs", "must be 0 (disabled) or a positive number of milliseconds, e.g. 5; got %v", c.LatencyFloorMs)
 	case !(c.MaxErrorRate >= 0 && c.MaxErrorRate <= 1):
 		return fieldErr("maxErrorRate", "must be in [0, 1] (0 disables it); got %v", c.MaxErrorRate)
 	case !(c.MaxP99Ms >= 0):

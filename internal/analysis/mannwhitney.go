@@ -76,7 +76,11 @@ func (c Config) latencyFinding(scope string, canary, stable stats.Counts, requir
 	lo, hi := effect-c.LatencyZ*se, effect+c.LatencyZ*se
 	quant := fmt.Sprintf("canary p50 %.0f ms p99 %.0f ms vs stable p50 %.0f ms p99 %.0f ms; P(canary slower) %.3f ± %.3f",
 		f.Numbers["canaryP50Ms"], f.Numbers["canaryP99Ms"], f.Numbers["stableP50Ms"], f.Numbers["stableP99Ms"], effect, c.LatencyZ*se)
+	shift := math.Max(f.Numbers["canaryP50Ms"]-f.Numbers["stableP50Ms"], f.Numbers["canaryP99Ms"]-f.Numbers["stableP99Ms"])
+	f.Numbers["floorMs"], f.Numbers["shiftMs"] = c.LatencyFloorMs, shift
 	switch {
+	case c.LatencyFloorMs > 0 && shift < c.LatencyFloorMs && canary.Requests >= c.MinSamples:
+		f.Reason = fmt.Sprintf("latency%s: %s; the shift (%.1f ms) is below the %.0f ms floor", where, quant, shift, c.LatencyFloorMs)
 	case lo > limit && canary.Requests < c.MinSamples:
 		// The normal approximation of U is poor on a handful of samples
 		// and the judge looks every second: wait for the minimum.

@@ -56,7 +56,7 @@ func (e *Engine) ReconcileOne(ctx context.Context, name string) error {
 func (e *Engine) reconcilePending(ctx context.Context, r *Release, ver *int64) error {
 	now := e.clock.Now().UTC()
 	s := r.Spec
-	if err := e.target.Deploy(ctx, Deployment{Service: s.Service, Version: s.Version, Replicas: s.Replicas, Source: s.Source, Binary: s.Binary, Image: s.Image}); err != nil {
+	if err := e.target.Deploy(ctx, Deployment{Service: s.Service, Version: s.Version, Replicas: s.Replicas, Source: s.Source, Binary: s.Binary, Image: s.Image, Env: s.Env}); err != nil {
 		if now.Sub(r.Metadata.CreationTimestamp) > s.ReadyTimeout.D() {
 			return e.failPending(ctx, r, ver, fmt.Sprintf("could not deploy %s@%s within %s: %v", s.Service, s.Version, s.ReadyTimeout.D(), err))
 		}

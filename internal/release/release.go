@@ -81,6 +81,8 @@ type Spec struct {
 	Binary   string `json:"binary,omitempty"`
 	Image    string `json:"image,omitempty"`
 	Replicas int    `json:"replicas,omitempty"`
+	// Env is added to the new version's environment, e.g. feature flags.
+	Env map[string]string `json:"env,omitempty"`
 	// Steps are the canary's traffic percentages, increasing, ending at
 	// 100; the resolution is 0.0001% (0.01 is allowed).
 	Steps []Percent `json:"steps,omitempty"`

@@ -23,6 +23,8 @@ type Deployment struct {
 	Source   string
 	Binary   string
 	Image    string
+	// Env is added to each instance's environment (per-version settings).
+	Env map[string]string
 }
 
 // Target runs versions of services: the local process runtime or a

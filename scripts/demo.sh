@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The main job on the embedded default: builds pave and runs `pave demo`,
+# the whole release path on this machine (pass --keep to keep it running
+# with the web UI afterwards). Needs only Go.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mkdir -p bin
+echo "==> building pave" >&2
+go build -o bin/pave ./cmd/pave
+exec bin/pave demo "$@"
