@@ -11,7 +11,10 @@ import (
 	"go.opentelemetry.io/otel/trace"
 )
 
-const levelInfo = slog.LevelInfo
+const (
+	levelInfo  = slog.LevelInfo
+	levelError = slog.LevelError
+)
 
 // logRecord is one log record on its way to the OTLP exporter. Access-log
 // records carry their fields by value so the request path does not build

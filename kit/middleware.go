@@ -192,9 +192,15 @@ func (h *instrumented) finish(st *requestState, r *http.Request, span trace.Span
 	b = append(b, "}\n"...)
 	_, _ = a.out.Write(b)
 
+	// A 5xx is the service's own failure: exported at ERROR so a search for
+	// errors finds the failing requests; 4xx are the caller's and stay INFO.
+	level := levelInfo
+	if status >= 500 {
+		level = levelError
+	}
 	a.export.enqueueLog(logRecord{
 		time:    end,
-		level:   levelInfo,
+		level:   level,
 		traceID: sc.TraceID(),
 		spanID:  sc.SpanID(),
 		flags:   byte(sc.TraceFlags()),

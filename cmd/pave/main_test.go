@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -51,10 +52,28 @@ func pave(t *testing.T, env []string, args ...string) (string, error) {
 	return out.String(), err
 }
 
+// lockedBuffer collects a child's output while the test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
 type upProc struct {
 	cmd  *exec.Cmd
 	api  string
-	out  *bytes.Buffer
+	out  *lockedBuffer
 	done chan struct{} // closed when the process has exited
 	err  error         // its exit status, once done is closed
 }
@@ -65,7 +84,7 @@ func startUp(t *testing.T, dataDir string, extra ...string) *upProc {
 	args := append([]string{"up", "--data-dir", dataDir, "--http-addr", api, "--otlp-addr", freeAddr(t), "--gateway-addr", freeAddr(t)}, extra...)
 	cmd := exec.Command(paveBin, args...)
 	cmd.Dir = t.TempDir()
-	out := &bytes.Buffer{}
+	out := &lockedBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -225,9 +244,12 @@ func TestDemo(t *testing.T) {
 			t.Errorf("demo output lacks %q:\n%s", want, out)
 		}
 	}
+	// v3 fails half of POST /v1/pay; on a loaded machine its latency may
+	// also visibly suffer, so either judge may be first to stop it, but
+	// one of them must be named with its numbers.
 	why := between(string(out), "Why it was stopped:", "\n")
-	if !strings.Contains(why, "error") {
-		t.Errorf("v3 was stopped for %q, want the error-rate regression", why)
+	if !strings.Contains(why, "error rate") && !strings.Contains(why, "latency") {
+		t.Errorf("v3 was stopped for %q, want the error-rate or latency judge", why)
 	}
 	if ps, _ := exec.Command("pgrep", "-f", data).Output(); len(ps) > 0 {
 		t.Errorf("processes outlived the demo: %s", ps)

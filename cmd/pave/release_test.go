@@ -8,42 +8,15 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/pave-platform/pave/internal/auth"
 	"github.com/pave-platform/pave/internal/release"
+	"github.com/pave-platform/pave/internal/release/releasetest"
 	"github.com/pave-platform/pave/internal/server"
 	"github.com/pave-platform/pave/internal/state"
 	"github.com/pave-platform/pave/internal/stats"
-	"github.com/pave-platform/pave/internal/traffic"
 )
-
-type relRouter struct {
-	mu sync.Mutex
-	w  map[string]traffic.Weights
-}
-
-func (r *relRouter) SetWeights(_ context.Context, s string, w traffic.Weights) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.w[s] = w
-	return nil
-}
-
-func (r *relRouter) Weights(_ context.Context, s string) (traffic.Weights, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.w[s], nil
-}
-
-type relTarget struct{}
-
-func (relTarget) Deploy(context.Context, release.Deployment) error { return nil }
-func (relTarget) Remove(context.Context, string, string) error     { return nil }
-func (relTarget) Status(context.Context, string, string) (bool, int, int, error) {
-	return true, 1, 1, nil
-}
 
 // releaseControlPlane serves the release API over a real engine and SQLite
 // store, with a router and target in memory.
@@ -54,8 +27,8 @@ func releaseControlPlane(t *testing.T) (string, *release.Engine) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	router := &relRouter{w: map[string]traffic.Weights{"shop": {"v1": traffic.Total}}}
-	eng := release.NewEngine(st, router, relTarget{}, release.MetricsFunc(func(context.Context, string) (stats.Snapshot, error) {
+	router := releasetest.NewRouter(map[string]string{"shop": "v1"})
+	eng := release.NewEngine(st, router, releasetest.ReadyTarget{}, release.MetricsFunc(func(context.Context, string) (stats.Snapshot, error) {
 		return stats.Snapshot{}, nil
 	}))
 	s := server.New(server.Options{Tokens: auth.Tokens{Store: st}, Open: true, Log: slog.New(slog.DiscardHandler)})

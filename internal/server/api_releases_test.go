@@ -8,51 +8,24 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/pave-platform/pave/internal/auth"
 	"github.com/pave-platform/pave/internal/release"
+	"github.com/pave-platform/pave/internal/release/releasetest"
 	"github.com/pave-platform/pave/internal/state"
 	"github.com/pave-platform/pave/internal/stats"
-	"github.com/pave-platform/pave/internal/traffic"
 )
 
-type memRouter struct {
-	mu sync.Mutex
-	w  map[string]traffic.Weights
-}
-
-func (r *memRouter) SetWeights(_ context.Context, s string, w traffic.Weights) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.w[s] = w
-	return nil
-}
-
-func (r *memRouter) Weights(_ context.Context, s string) (traffic.Weights, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.w[s], nil
-}
-
-type readyTarget struct{}
-
-func (readyTarget) Deploy(context.Context, release.Deployment) error { return nil }
-func (readyTarget) Remove(context.Context, string, string) error     { return nil }
-func (readyTarget) Status(context.Context, string, string) (bool, int, int, error) {
-	return true, 1, 1, nil
-}
-
-func newReleaseServer(t *testing.T) (*httptest.Server, *release.Engine, *memRouter) {
+func newReleaseServer(t *testing.T) (*httptest.Server, *release.Engine, *releasetest.Router) {
 	t.Helper()
 	st, err := state.OpenSQLite(filepath.Join(t.TempDir(), "state.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	router := &memRouter{w: map[string]traffic.Weights{"shop": {"v1": traffic.Total}}}
-	eng := release.NewEngine(st, router, readyTarget{}, release.MetricsFunc(func(context.Context, string) (stats.Snapshot, error) {
+	router := releasetest.NewRouter(map[string]string{"shop": "v1"})
+	eng := release.NewEngine(st, router, releasetest.ReadyTarget{}, release.MetricsFunc(func(context.Context, string) (stats.Snapshot, error) {
 		return stats.Snapshot{}, nil
 	}))
 	s := New(Options{Tokens: auth.Tokens{Store: st}, Open: true, Log: slog.New(slog.DiscardHandler)})
@@ -130,8 +103,9 @@ func TestReleaseAPI(t *testing.T) {
 		t.Fatalf("unknown release: %d", code)
 	}
 	code, body, _ = releaseCall(t, ts, "POST", "/api/v1/releases/shop-v2/abort", "")
-	if code != 200 || body["status"].(map[string]any)["phase"] != "aborted" || router.w["shop"]["v2"] != 0 {
-		t.Fatalf("abort: %d %v %v", code, body, router.w)
+	w, _ := router.Weights(context.Background(), "shop")
+	if code != 200 || body["status"].(map[string]any)["phase"] != "aborted" || w["v2"] != 0 {
+		t.Fatalf("abort: %d %v %v", code, body, w)
 	}
 	code, _, raw := releaseCall(t, ts, "GET", "/api/v1/releases/shop-v2/history", "")
 	if code != 200 || !strings.Contains(string(raw), `"type": "abort"`) || !strings.Contains(string(raw), "local") {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/pave-platform/pave/internal/auth"
 	"github.com/pave-platform/pave/internal/release"
+	"github.com/pave-platform/pave/internal/release/releasetest"
 	"github.com/pave-platform/pave/internal/server"
 	"github.com/pave-platform/pave/internal/state"
 	"github.com/pave-platform/pave/internal/stats"
@@ -41,41 +42,11 @@ func requireBrowser(t *testing.T) {
 	}
 }
 
-type memRouter struct {
-	mu sync.Mutex
-	w  map[string]traffic.Weights
-}
-
-func (r *memRouter) SetWeights(_ context.Context, s string, w traffic.Weights) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.w[s] = w
-	return nil
-}
-
-func (r *memRouter) Weights(_ context.Context, s string) (traffic.Weights, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	cp := traffic.Weights{}
-	for k, v := range r.w[s] {
-		cp[k] = v
-	}
-	return cp, nil
-}
-
-type readyTarget struct{}
-
-func (readyTarget) Deploy(context.Context, release.Deployment) error { return nil }
-func (readyTarget) Remove(context.Context, string, string) error     { return nil }
-func (readyTarget) Status(context.Context, string, string) (bool, int, int, error) {
-	return true, 1, 1, nil
-}
-
 // liveTraffic counts requests as they would arrive at 1,000 per second,
 // split by the router's current weights, with 1% errors.
 type liveTraffic struct {
 	mu     sync.Mutex
-	router *memRouter
+	router *releasetest.Router
 	snap   stats.Snapshot
 	n      map[string]int
 }
@@ -111,8 +82,8 @@ func TestReleasesPage(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	router := &memRouter{w: map[string]traffic.Weights{"shop": {"v1": traffic.Total}}}
-	eng := release.NewEngine(st, router, readyTarget{}, &liveTraffic{router: router, snap: stats.Snapshot{}, n: map[string]int{}})
+	router := releasetest.NewRouter(map[string]string{"shop": "v1"})
+	eng := release.NewEngine(st, router, releasetest.ReadyTarget{}, &liveTraffic{router: router, snap: stats.Snapshot{}, n: map[string]int{}})
 	srv := server.New(server.Options{Tokens: auth.Tokens{Store: st}, Open: true, Log: slog.New(slog.DiscardHandler)})
 	ui, _ := fs.Sub(web.Static, "static")
 	srv.ServeUI(ui)

@@ -94,6 +94,13 @@ function renderDetail(r, events) {
     cell(tr, num(e[k + 'Requests'])); cell(tr, num(e[k + 'Errors']));
     cell(tr, e[k + 'ErrorRate'] === undefined ? '-' : num(100 * e[k + 'ErrorRate'], 3) + '%');
     cell(tr, num(l[k + 'P50Ms']) + ' ms'); cell(tr, num(l[k + 'P99Ms']) + ' ms');
+    // The failing requests of this version, each one link away from its
+    // request page (span waterfall and every log line of its trace).
+    const a = document.createElement('a');
+    a.textContent = 'failing requests';
+    a.className = 'failing';
+    a.href = '/ui/logs.html?' + new URLSearchParams({ service: r.spec.service, level: 'error', where: 'version=' + v, since: '24h' });
+    tr.appendChild(document.createElement('td')).appendChild(a);
     rows.appendChild(tr);
   }
 
