@@ -202,11 +202,13 @@ func runDemo(ctx context.Context, g *globals, out io.Writer, dataDir string, kee
 func (d *demo) release(ctx context.Context, version, src string, env map[string]string, steps []string) (release.Release, error) {
 	spec := map[string]any{"service": "hello", "version": version, "source": src, "replicas": 2,
 		"stepDuration": "3s", "stepSamples": 50, "maxHold": "60s", "onHoldTimeout": "fail",
-		// The sample answers in about a millisecond, and this machine runs
-		// the load, the platform and six replicas on two cores: a p99 from
-		// a few dozen requests moves by several ms on scheduling noise
-		// alone. 20 ms is still far below any shift a user would notice.
-		"analysis": map[string]any{"latencyFloorMs": 20}}
+		// The sample answers in about a millisecond, and one machine runs
+		// the load, the platform and six replicas, often beside other work:
+		// the p99 of the few dozen requests a 1% step sees moves by tens of
+		// ms on scheduling noise alone. The demo's regression is in errors;
+		// latency judging is measured in bench/release, so here only a
+		// shift a user would plainly feel (250 ms) fails a step.
+		"analysis": map[string]any{"latencyFloorMs": 250}}
 	if steps == nil {
 		steps = []string{"1", "10", "50", "100"}
 	}
