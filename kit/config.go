@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -94,6 +95,17 @@ func FromEnv(service string) Config {
 			c.problems = append(c.problems, fmt.Sprintf("PORT=%q is not a port number (0-65535); using 8080", v))
 		} else {
 			c.Addr = ":" + v
+		}
+	}
+	// HOST narrows the listener to one interface: empty (all interfaces)
+	// suits a container; Pave's local runtime sets 127.0.0.1 so services on
+	// a developer machine are not reachable from the network.
+	if h := os.Getenv("HOST"); h != "" {
+		if net.ParseIP(h) == nil && h != "localhost" {
+			c.problems = append(c.problems, fmt.Sprintf("HOST=%q is not an IP address or localhost; listening on all interfaces", h))
+		} else {
+			_, port, _ := net.SplitHostPort(c.Addr)
+			c.Addr = net.JoinHostPort(h, port)
 		}
 	}
 	c.ShutdownTimeout = envDuration(&c, "KIT_SHUTDOWN_TIMEOUT", c.ShutdownTimeout)

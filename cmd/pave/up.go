@@ -108,7 +108,11 @@ func runUp(ctx context.Context, cfg config.Config, logOut io.Writer) error {
 
 	// Every log line and span the services send; the intake acknowledges
 	// only what is durable, so it opens before the OTLP listener serves.
-	tel, err := telemetry.Open(ctx, telemetry.Options{Dir: filepath.Join(cfg.DataDir, "telemetry"), Log: log.With("component", "telemetry")})
+	cold, err := telemetry.OpenColdStore(ctx, cfg.TelemetryColdStore)
+	if err != nil {
+		return fmt.Errorf("--telemetry-cold-store: %w", err)
+	}
+	tel, err := telemetry.Open(ctx, telemetry.Options{Dir: filepath.Join(cfg.DataDir, "telemetry"), Blob: cold, Log: log.With("component", "telemetry")})
 	if err != nil {
 		return err
 	}

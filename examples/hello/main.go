@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"os"
 	"strconv"
@@ -31,7 +32,7 @@ func main() {
 	upstream := os.Getenv("HELLO_UPSTREAM")
 	if upstream == "" {
 		// Call ourselves: the default address is ":PORT".
-		_, port, _ := strings.Cut(app.Config().Addr, ":")
+		_, port, _ := net.SplitHostPort(app.Config().Addr)
 		upstream = "http://127.0.0.1:" + port
 	}
 	register(app, k, upstream)

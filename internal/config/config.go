@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pave-platform/pave/internal/telemetry"
 	"github.com/spf13/pflag"
 	"sigs.k8s.io/yaml"
 )
@@ -36,18 +37,22 @@ type Config struct {
 	// user or merchant id) that keeps one user on one version.
 	GatewayStickyHeader string
 	GatewayStickyCookie string
+	// TelemetryColdStore is where old telemetry partitions go: "dir" (the
+	// data directory), "dir:/abs/path" or "s3://bucket/prefix?endpoint=…".
+	TelemetryColdStore string
 }
 
 // Default returns the embedded defaults.
 func Default() Config {
 	return Config{
-		DataDir:         "./.pave",
-		HTTPAddr:        "127.0.0.1:7070",
-		OTLPAddr:        "127.0.0.1:4318",
-		GatewayAddr:     "127.0.0.1:8080",
-		LogLevel:        "info",
-		Clusters:        []string{"local"},
-		ShutdownTimeout: 30 * time.Second,
+		DataDir:            "./.pave",
+		HTTPAddr:           "127.0.0.1:7070",
+		OTLPAddr:           "127.0.0.1:4318",
+		GatewayAddr:        "127.0.0.1:8080",
+		LogLevel:           "info",
+		Clusters:           []string{"local"},
+		ShutdownTimeout:    30 * time.Second,
+		TelemetryColdStore: "dir",
 	}
 }
 
@@ -99,6 +104,14 @@ func settings() []setting {
 		}},
 		{"gateway-sticky-cookie", "cookie whose value keeps a user on one version, e.g. merchant_id", func(c *Config) any { return &c.GatewayStickyCookie }, func(c *Config) error {
 			return checkToken(c.GatewayStickyCookie, "a cookie name, e.g. merchant_id")
+		}},
+		{"telemetry-cold-store", "where old telemetry goes: dir, dir:/abs/path or s3://bucket/prefix?endpoint=host:port&insecure=1 (credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)", func(c *Config) any { return &c.TelemetryColdStore }, func(c *Config) error {
+			_, err := telemetry.ParseColdStore(c.TelemetryColdStore)
+			if err != nil {
+				// The error repeats the value; never with a secret in it.
+				c.TelemetryColdStore = telemetry.RedactColdStore(c.TelemetryColdStore)
+			}
+			return err
 		}},
 		{"shutdown-timeout", "how long a graceful stop may take", func(c *Config) any { return &c.ShutdownTimeout }, func(c *Config) error {
 			if c.ShutdownTimeout <= 0 {

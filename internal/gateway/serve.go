@@ -101,7 +101,7 @@ func (g *Gateway) accept(ln net.Listener, h1, h2 *connQueue) error {
 				return
 			}
 			_ = c.SetReadDeadline(time.Time{})
-			pc := &peekedConn{Conn: c, pre: first[:]}
+			pc := &peekedConn{Conn: newLazyConn(c), pre: first[:]}
 			q := h1
 			if string(first[:]) == h2Preface {
 				q = h2

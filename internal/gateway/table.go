@@ -76,7 +76,11 @@ func (g *Gateway) upstreamLocked(addr string) *upstream {
 		// and only on connection failures.
 		MaxIdemponentCallAttempts: 1,
 		Dial: func(addr string) (net.Conn, error) {
-			return fasthttp.DialTimeout(addr, g.opts.DialTimeout)
+			c, err := fasthttp.DialTimeout(addr, g.opts.DialTimeout)
+			if err != nil {
+				return nil, err
+			}
+			return newLazyConn(c), nil
 		},
 	}}
 	g.upstreams[addr] = u

@@ -326,6 +326,7 @@ func (in *instance) env(port int, spool string) []string {
 		"PAVE_DATACENTER="+o.Datacenter,
 		"PAVE_INSTANCE="+in.name,
 		"PORT="+strconv.Itoa(port),
+		"HOST=127.0.0.1", // kit listens on loopback only: instances are reached through the gateway
 		"KIT_SPOOL_DIR="+spool,
 	)
 	if o.OTLPEndpoint != "" {

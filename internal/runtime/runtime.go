@@ -151,7 +151,7 @@ var envKeyRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 // reservedEnv are set by the runtime for every instance.
 var reservedEnv = map[string]bool{
-	"PORT": true, "PAVE_SERVICE": true, "PAVE_VERSION": true, "PAVE_CLUSTER": true,
+	"PORT": true, "HOST": true, "PAVE_SERVICE": true, "PAVE_VERSION": true, "PAVE_CLUSTER": true,
 	"PAVE_DATACENTER": true, "PAVE_INSTANCE": true, "OTEL_EXPORTER_OTLP_ENDPOINT": true, "KIT_SPOOL_DIR": true,
 }
 

@@ -3,6 +3,8 @@ package telemetry
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 )
 
 // Blob is where sealed partitions of the cold tier go: a directory by
@@ -18,3 +20,18 @@ type Blob interface {
 
 // ErrBlobNotFound is returned by Get for a missing key.
 var ErrBlobNotFound = errors.New("blob not found")
+
+// checkBlobKey keeps every provider's keys inside its root (a directory or
+// a bucket prefix): keys come from partition and block names, but a
+// damaged manifest must not be able to reach outside.
+func checkBlobKey(key string) error {
+	if key == "" || strings.HasPrefix(key, "/") || strings.Contains(key, "\\") {
+		return fmt.Errorf("blob key %q: must be a relative slash-separated path", key)
+	}
+	for _, part := range strings.Split(key, "/") {
+		if part == "" || part == "." || part == ".." {
+			return fmt.Errorf("blob key %q: empty, . or .. path elements are not allowed", key)
+		}
+	}
+	return nil
+}

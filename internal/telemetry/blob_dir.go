@@ -15,13 +15,8 @@ import (
 type DirBlob struct{ Root string }
 
 func (d DirBlob) path(key string) (string, error) {
-	if key == "" || strings.HasPrefix(key, "/") || strings.Contains(key, "\\") {
-		return "", fmt.Errorf("blob key %q: must be a relative slash-separated path", key)
-	}
-	for _, part := range strings.Split(key, "/") {
-		if part == "" || part == "." || part == ".." {
-			return "", fmt.Errorf("blob key %q: empty, . or .. path elements are not allowed", key)
-		}
+	if err := checkBlobKey(key); err != nil {
+		return "", err
 	}
 	return filepath.Join(d.Root, filepath.FromSlash(key)), nil
 }
