@@ -373,3 +373,22 @@ func TestStoredAsKubernetesShapedObject(t *testing.T) {
 	}
 	var _ state.Store = r.store
 }
+
+// spec.env reaches the target with the new version, so per-version settings
+// (feature flags, the demo's injected fault) travel with the release.
+func TestEnvReachesTheTarget(t *testing.T) {
+	r := newRig(t)
+	rel := testRelease()
+	rel.Spec.Env = map[string]string{"FEATURE_X": "on"}
+	r.create(rel)
+	r.runUntil("shop-v2", 10, 10, func(Release) bool {
+		r.target.mu.Lock()
+		defer r.target.mu.Unlock()
+		return r.target.deployed["shop@v2"]
+	})
+	r.target.mu.Lock()
+	defer r.target.mu.Unlock()
+	if got := r.target.env["shop@v2"]["FEATURE_X"]; got != "on" {
+		t.Fatalf("env at the target: %v", r.target.env["shop@v2"])
+	}
+}

@@ -83,18 +83,20 @@ func (r *fakeRouter) get(service, version string) int64 {
 type fakeTarget struct {
 	mu       sync.Mutex
 	deployed map[string]bool
+	env      map[string]map[string]string
 	notReady map[string]bool
 	removed  []string
 }
 
 func newTarget() *fakeTarget {
-	return &fakeTarget{deployed: map[string]bool{}, notReady: map[string]bool{}}
+	return &fakeTarget{deployed: map[string]bool{}, env: map[string]map[string]string{}, notReady: map[string]bool{}}
 }
 
 func (t *fakeTarget) Deploy(_ context.Context, d Deployment) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.deployed[d.Service+"@"+d.Version] = true
+	t.env[d.Service+"@"+d.Version] = d.Env
 	return nil
 }
 
