@@ -150,9 +150,10 @@ func TestUpRefusesInvalidSettings(t *testing.T) {
 		args []string
 		want string
 	}{
-		"flag":   {nil, []string{"--otlp-addr", "localhost"}, "invalid setting otlp-addr (from --otlp-addr)"},
-		"env":    {[]string{"PAVE_SHUTDOWN_TIMEOUT=soon"}, nil, "invalid setting shutdown-timeout (from PAVE_SHUTDOWN_TIMEOUT)"},
-		"in use": {nil, []string{"--gateway-addr", "HOLD"}, "setting gateway-addr: cannot listen"},
+		"flag":     {nil, []string{"--otlp-addr", "localhost"}, "invalid setting otlp-addr (from --otlp-addr)"},
+		"env":      {[]string{"PAVE_SHUTDOWN_TIMEOUT=soon"}, nil, "invalid setting shutdown-timeout (from PAVE_SHUTDOWN_TIMEOUT)"},
+		"in use":   {nil, []string{"--gateway-addr", "HOLD"}, "setting gateway-addr: cannot listen"},
+		"clusters": {nil, []string{"--clusters", "a,b"}, "invalid setting clusters"},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -86,6 +87,11 @@ func runUp(ctx context.Context, cfg config.Config, logOut io.Writer) error {
 	_ = level.UnmarshalText([]byte(cfg.LogLevel))
 	log := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: level}))
 
+	if len(cfg.Clusters) > 1 {
+		// Say so rather than silently run one: several local clusters
+		// behind an edge gateway are not built yet.
+		return fmt.Errorf("invalid setting clusters: %q: embedded mode runs one local cluster so far; name one, e.g. --clusters local", strings.Join(cfg.Clusters, ","))
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("setting data-dir: %w", err)
 	}
