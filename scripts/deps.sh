@@ -46,3 +46,18 @@ go_tool() { # name module@version
 }
 go_tool actionlint github.com/rhysd/actionlint/cmd/actionlint@v1.7.12
 go_tool kustomize sigs.k8s.io/kustomize/kustomize/v5@v5.8.1
+
+# SeaweedFS (Apache-2.0) as a real S3-compatible server for the telemetry
+# cold tier's S3 tests. `go install` refuses it (its go.mod has replace
+# directives), so build its main package from the module source, once per
+# version.
+SEAWEEDFS_VERSION=v0.0.0-20261109003541-7506e5f91cd6
+if [ ! -x "$PAVE_TOOLS/bin/weed" ] || [ "$(cat "$PAVE_TOOLS/bin/.weed.version" 2>/dev/null)" != "$SEAWEEDFS_VERSION" ]; then
+  say "building SeaweedFS $SEAWEEDFS_VERSION (S3 test server; several minutes, once)"
+  src=$(cd /tmp && GOFLAGS=-mod=mod go mod download -json "github.com/seaweedfs/seaweedfs@$SEAWEEDFS_VERSION" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
+  work=$(mktemp -d)
+  cp -r "$src" "$work/seaweedfs" && chmod -R u+w "$work/seaweedfs"
+  (cd "$work/seaweedfs" && GOFLAGS=-mod=mod go build -o "$PAVE_TOOLS/bin/weed" ./weed)
+  rm -rf "$work"
+  echo "$SEAWEEDFS_VERSION" >"$PAVE_TOOLS/bin/.weed.version"
+fi

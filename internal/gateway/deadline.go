@@ -5,10 +5,10 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
-	"unsafe"
 )
 
 // Why lazy deadlines: fasthttp moves a connection's deadlines on every
@@ -33,15 +33,17 @@ type deadline struct {
 // lazyConn is a net.Conn whose deadlines are applied lazily (see above).
 type lazyConn struct {
 	net.Conn
-	raw    syscall.RawConn // nil: write through Conn
+	raw    syscall.RawConn // nil: read and write through Conn
+	r, w   rawIO
 	rd, wd deadline
 }
 
 func newLazyConn(c net.Conn) *lazyConn {
 	lc := &lazyConn{Conn: c}
-	if sc, ok := c.(syscall.Conn); ok {
+	if sc, ok := c.(syscall.Conn); ok && rawIOSupported {
 		if raw, err := sc.SyscallConn(); err == nil {
 			lc.raw = raw
+			lc.r.fn, lc.w.fn = lc.r.readSome, lc.w.writeAll
 		}
 	}
 	return lc
@@ -133,28 +135,13 @@ func (c *lazyConn) write(p []byte) (int, error) {
 	if c.raw == nil {
 		return c.Conn.Write(p)
 	}
-	n := 0
-	var errno syscall.Errno
-	err := c.raw.Write(func(fd uintptr) bool {
-		for n < len(p) {
-			r, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&p[n])), uintptr(len(p)-n))
-			switch e {
-			case 0:
-				if r == 0 {
-					errno = syscall.EIO // a socket write of n > 0 bytes never writes 0
-					return true
-				}
-				n += int(r)
-			case syscall.EINTR:
-			case syscall.EAGAIN:
-				return false
-			default:
-				errno = e
-				return true
-			}
-		}
-		return true
-	})
+	w := &c.w
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.p, w.n, w.errno = p, 0, 0
+	err := c.raw.Write(w.fn)
+	n, errno := w.n, w.errno
+	w.p = nil
 	if err == nil && errno != 0 {
 		err = &net.OpError{Op: "write", Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: os.NewSyscallError("write", errno)}
 	}
@@ -166,24 +153,13 @@ func (c *lazyConn) read(p []byte) (int, error) {
 	if c.raw == nil || len(p) == 0 {
 		return c.Conn.Read(p)
 	}
-	n := 0
-	var errno syscall.Errno
-	err := c.raw.Read(func(fd uintptr) bool {
-		for {
-			r, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
-			switch e {
-			case 0:
-				n = int(r)
-				return true
-			case syscall.EINTR:
-			case syscall.EAGAIN:
-				return false
-			default:
-				errno = e
-				return true
-			}
-		}
-	})
+	r := &c.r
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.p, r.n, r.errno = p, 0, 0
+	err := c.raw.Read(r.fn)
+	n, errno := r.n, r.errno
+	r.p = nil
 	switch {
 	case err != nil:
 		return n, err
@@ -193,4 +169,14 @@ func (c *lazyConn) read(p []byte) (int, error) {
 		return 0, io.EOF
 	}
 	return n, nil
+}
+
+// rawIO is the state of one direction's raw system call; fn is bound once
+// so that a call allocates nothing.
+type rawIO struct {
+	mu    sync.Mutex
+	p     []byte
+	n     int
+	errno syscall.Errno
+	fn    func(fd uintptr) bool
 }

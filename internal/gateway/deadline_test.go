@@ -141,3 +141,73 @@ func TestLazyDeadlineEarlierAborts(t *testing.T) {
 		t.Fatal("a deadline in the past did not abort the blocked read")
 	}
 }
+
+// The raw read and write paths behave like net.Conn's: EOF, large writes
+// against a slow reader, write deadlines on a full buffer, broken
+// connections recognised by isConnFailure.
+func TestLazyConnRawIO(t *testing.T) {
+	c, peer := tcpPair(t)
+	if rawIOSupported && c.raw == nil {
+		t.Fatal("a TCP connection should use the raw system call path")
+	}
+	// A large write goes through whole although the peer reads slowly
+	// (the socket buffer fills and the write waits in the poller).
+	msg := make([]byte, 8<<20)
+	for i := range msg {
+		msg[i] = byte(i * 7)
+	}
+	got := make(chan []byte, 1)
+	go func() {
+		b := make([]byte, len(msg))
+		time.Sleep(20 * time.Millisecond)
+		_, _ = io.ReadFull(peer, b)
+		got <- b
+	}()
+	if err := c.SetWriteDeadline(time.Now().Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := c.Write(msg); n != len(msg) || err != nil {
+		t.Fatalf("write: %d of %d bytes, %v", n, len(msg), err)
+	}
+	if b := <-got; string(b) != string(msg) {
+		t.Fatal("the peer received different bytes than were written")
+	}
+	// Reads see the peer's bytes, then io.EOF when it closes its side.
+	peer.Write([]byte("hello"))
+	peer.(*net.TCPConn).CloseWrite()
+	b, err := io.ReadAll(c)
+	if err != nil || string(b) != "hello" {
+		t.Fatalf("read: %q, %v; want \"hello\" and a clean EOF", b, err)
+	}
+
+	// A write deadline on a peer that never reads fires with a timeout.
+	c2, _ := tcpPair(t)
+	if err := c2.SetWriteDeadline(time.Now().Add(50 * time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	n, err := c2.Write(make([]byte, 64<<20))
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() || n >= 64<<20 {
+		t.Fatalf("write to a stalled peer: %d bytes, %v; want a timeout", n, err)
+	}
+
+	// A reset connection fails writes with an error the retry logic knows.
+	c3, peer3 := tcpPair(t)
+	peer3.(*net.TCPConn).SetLinger(0)
+	peer3.Close()
+	time.Sleep(20 * time.Millisecond)
+	for range 10 {
+		if _, err = c3.Write([]byte("x")); err != nil {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err == nil || !isConnFailure(err) {
+		t.Fatalf("write to a reset peer: %v; want a connection failure", err)
+	}
+	// Reading a closed lazyConn reports net.ErrClosed.
+	c3.Close()
+	if _, err := c3.Read(make([]byte, 1)); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("read after close: %v, want net.ErrClosed", err)
+	}
+}

@@ -92,3 +92,41 @@ func TestDialFailureRetriedForPost(t *testing.T) {
 		}
 	}
 }
+
+// TestUpstreamTimeoutAfterKeepAlive: a request on a kept-alive upstream
+// connection gets its whole UpstreamTimeout, although an earlier request
+// on that connection armed an earlier deadline (deadlines are applied
+// lazily, see deadline.go), and the timeout still ends in a 504.
+func TestUpstreamTimeoutAfterKeepAlive(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	var hang atomic.Bool
+	up := startHandler(t, func(w http.ResponseWriter, r *http.Request) {
+		if hang.Load() {
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+			return
+		}
+		fmt.Fprint(w, "v1 ok")
+	})
+	const timeout = 400 * time.Millisecond
+	g := New(Options{Log: quietLog(), UpstreamTimeout: timeout})
+	g.SetEndpoints("orders", "v1", []string{up})
+	gw := startGateway(t, g)
+	c := newClient()
+	if _, status, _ := call(t, c, gw, "orders.localhost", "GET", nil); status != http.StatusOK {
+		t.Fatalf("first request: %d", status)
+	}
+	time.Sleep(timeout / 2) // the deadline armed by the first request is now half spent
+	hang.Store(true)
+	start := time.Now()
+	_, status, _ := call(t, c, gw, "orders.localhost", "GET", nil)
+	if status != http.StatusGatewayTimeout {
+		t.Fatalf("a hung upstream answered %d, want 504", status)
+	}
+	if waited := time.Since(start); waited < timeout {
+		t.Fatalf("the upstream timeout fired after %v, before the %v it was set to", waited, timeout)
+	}
+}

@@ -4,17 +4,21 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http/httptest"
-	"net/url"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"reflect"
 	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
-	"github.com/johannesboyne/gofakes3"
-	"github.com/johannesboyne/gofakes3/backend/s3mem"
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
 )
 
 type blobProvider struct {
@@ -31,30 +35,164 @@ func blobProviders() []blobProvider {
 	}
 }
 
-var testBuckets atomic.Int64
+var testPrefixes atomic.Int64
 
-// newTestS3Blob serves an S3 API in-process and connects an S3Blob to a
-// fresh bucket of it through minio-go, over real HTTP.
-//
-// The server is gofakes3, a fake, because no real S3-compatible server
-// could be had on this machine: versitygw (Apache-2.0) is refused by the Go
-// module proxy, SeaweedFS (Apache-2.0) cannot be `go install`ed (its go.mod
-// has replace directives) and pulls about 490 modules to build, and MinIO's
-// server is AGPL. The S3Blob code path (minio-go's signing, PUT, GET, ranged
-// listing with a prefix, DELETE, error mapping) is the production one.
+// seaweedFS is one real S3-compatible server (SeaweedFS, Apache-2.0) shared
+// by the package's tests, with signature checking on: requests signed with
+// another secret are refused.
+var seaweedFS struct {
+	once     sync.Once
+	cmd      *exec.Cmd
+	dir      string
+	endpoint string
+	err      error
+}
+
+const (
+	testS3Key    = "pave-test"
+	testS3Secret = "pave-test-secret"
+	testS3Bucket = "pave-test"
+)
+
+// seaweedBinary is where scripts/test.sh installs SeaweedFS's weed.
+func seaweedBinary() string {
+	dir := os.Getenv("PAVE_TOOLS")
+	if dir == "" {
+		dir = filepath.Join(os.Getenv("HOME"), ".cache", "pave-tools", "bin")
+	}
+	return filepath.Join(dir, "weed")
+}
+
+func startSeaweedFS(t *testing.T) string {
+	t.Helper()
+	seaweedFS.once.Do(func() { seaweedFS.endpoint, seaweedFS.err = launchSeaweedFS() })
+	if seaweedFS.err != nil {
+		t.Fatal(seaweedFS.err)
+	}
+	return seaweedFS.endpoint
+}
+
+func launchSeaweedFS() (string, error) {
+	bin := seaweedBinary()
+	if _, err := os.Stat(bin); err != nil {
+		return "", fmt.Errorf("the S3 tests need SeaweedFS's weed at %s (a real S3-compatible server). Install it with:\n"+
+			"  go mod download -json github.com/seaweedfs/seaweedfs@%s  # then, in a writable copy of that module directory:\n"+
+			"  go build -o %s ./weed\n(go install refuses the module because its go.mod has replace directives)", bin, seaweedVersion, bin)
+	}
+	dir, err := os.MkdirTemp("", "pave-seaweedfs-")
+	if err != nil {
+		return "", err
+	}
+	seaweedFS.dir = dir
+	cfg := fmt.Sprintf(`{"identities":[{"name":"pave","credentials":[{"accessKey":%q,"secretKey":%q}],"actions":["Admin","Read","Write","List","Tagging"]}]}`, testS3Key, testS3Secret)
+	if err := os.WriteFile(filepath.Join(dir, "s3.json"), []byte(cfg), 0o600); err != nil {
+		return "", err
+	}
+	if err := os.Mkdir(filepath.Join(dir, "data"), 0o700); err != nil {
+		return "", err
+	}
+	// Every listener gets a free loopback port, so parallel test runs and
+	// other services on the machine never collide.
+	names := []string{"master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "filer.port", "filer.port.grpc",
+		"s3.port", "s3.port.grpc", "s3.port.iceberg", "s3.port.lance"}
+	ports, err := freePorts(len(names))
+	if err != nil {
+		return "", err
+	}
+	args := []string{"server", "-dir=" + filepath.Join(dir, "data"), "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+		"-s3", "-s3.config=" + filepath.Join(dir, "s3.json"), "-master.volumeSizeLimitMB=64", "-volume.max=32"}
+	for i, n := range names {
+		args = append(args, fmt.Sprintf("-%s=%d", n, ports[i]))
+	}
+	log, err := os.Create(filepath.Join(dir, "weed.log"))
+	if err != nil {
+		return "", err
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		return "", fmt.Errorf("start %s: %w", bin, err)
+	}
+	seaweedFS.cmd = cmd
+	endpoint := fmt.Sprintf("127.0.0.1:%d", ports[6])
+	c, err := minio.New(endpoint, &minio.Options{Creds: credentials.NewStaticV4(testS3Key, testS3Secret, "")})
+	if err != nil {
+		return "", err
+	}
+	// Ready when the bucket can be created (the filer behind the gateway
+	// is up). One bucket serves every test, each under its own prefix: in
+	// SeaweedFS every bucket allocates volumes of its own.
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err = c.MakeBucket(ctx, testS3Bucket, minio.MakeBucketOptions{})
+		cancel()
+		if code := minio.ToErrorResponse(err).Code; err == nil || code == "BucketAlreadyOwnedByYou" {
+			return endpoint, nil
+		}
+		if time.Now().After(deadline) {
+			b, _ := os.ReadFile(filepath.Join(dir, "weed.log"))
+			return "", fmt.Errorf("SeaweedFS at %s did not serve S3 within 90s: %v\n%s", endpoint, err, tail(string(b), 2000))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func stopSeaweedFS() {
+	if seaweedFS.cmd != nil {
+		seaweedFS.cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { seaweedFS.cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			seaweedFS.cmd.Process.Kill()
+			<-done
+		}
+	}
+	if seaweedFS.dir != "" {
+		os.RemoveAll(seaweedFS.dir)
+	}
+}
+
+func freePorts(n int) ([]int, error) {
+	var ls []net.Listener
+	defer func() {
+		for _, l := range ls {
+			l.Close()
+		}
+	}()
+	var ports []int
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		ls = append(ls, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
+
+// The SeaweedFS release the tests were written against.
+const seaweedVersion = "v0.0.0-20261109003541-7506e5f91cd6"
+
+// newTestS3Blob connects an S3Blob, through the setting's parser, to a
+// fresh bucket of the real server.
 func newTestS3Blob(t *testing.T, prefix string) *S3Blob {
 	t.Helper()
-	backend := s3mem.New()
-	srv := httptest.NewServer(gofakes3.New(backend, gofakes3.WithAutoBucket(false)).Server())
-	t.Cleanup(srv.Close)
-	bucket := fmt.Sprintf("pave-test-%d", testBuckets.Add(1))
-	if err := backend.CreateBucket(bucket); err != nil {
-		t.Fatal(err)
-	}
-	u, _ := url.Parse(srv.URL)
-	t.Setenv("AWS_ACCESS_KEY_ID", "pave-test")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "pave-test-secret")
-	spec := fmt.Sprintf("s3://%s/%s?endpoint=%s&insecure=1&region=us-east-1", bucket, prefix, u.Host)
+	endpoint := startSeaweedFS(t)
+	prefix = fmt.Sprintf("run%d-%d/%s", os.Getpid(), testPrefixes.Add(1), prefix)
+	t.Setenv("AWS_ACCESS_KEY_ID", testS3Key)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", testS3Secret)
+	spec := fmt.Sprintf("s3://%s/%s?endpoint=%s&insecure=1", testS3Bucket, prefix, endpoint)
 	b, err := OpenColdStore(context.Background(), spec)
 	if err != nil {
 		t.Fatalf("OpenColdStore(%s): %v", spec, err)
@@ -115,8 +253,8 @@ func TestBlobProvidersContract(t *testing.T) {
 func TestS3BlobPrefixIsolatesInstallations(t *testing.T) {
 	ctx := context.Background()
 	a := newTestS3Blob(t, "site-a")
-	// A second S3Blob on the same bucket under another prefix.
-	b := &S3Blob{client: a.client, bucket: a.bucket, prefix: "site-b/", where: "test"}
+	// A second S3Blob on the same bucket under a sibling prefix.
+	b := &S3Blob{client: a.client, bucket: a.bucket, prefix: strings.TrimSuffix(a.prefix, "site-a/") + "site-b/", where: "test"}
 	if err := a.Put(ctx, "p/x.blk", []byte("a")); err != nil {
 		t.Fatal(err)
 	}
@@ -131,21 +269,27 @@ func TestS3BlobPrefixIsolatesInstallations(t *testing.T) {
 	}
 }
 
-func TestNewS3BlobReportsAMissingBucketAndAnUnreachableStore(t *testing.T) {
-	backend := s3mem.New()
-	srv := httptest.NewServer(gofakes3.New(backend, gofakes3.WithAutoBucket(false)).Server())
-	defer srv.Close()
-	u, _ := url.Parse(srv.URL)
-	t.Setenv("AWS_ACCESS_KEY_ID", "k")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "s")
+func TestNewS3BlobReportsAMissingBucketBadCredentialsAndAnUnreachableStore(t *testing.T) {
+	endpoint := startSeaweedFS(t)
 	ctx := context.Background()
-	_, err := NewS3Blob(ctx, S3Options{Endpoint: u.Host, Insecure: true, Bucket: "absent"})
+	t.Setenv("AWS_ACCESS_KEY_ID", testS3Key)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", testS3Secret)
+	_, err := NewS3Blob(ctx, S3Options{Endpoint: endpoint, Insecure: true, Bucket: "absent"})
 	if err == nil || !strings.Contains(err.Error(), `bucket "absent" does not exist`) {
 		t.Fatalf("missing bucket: %v", err)
 	}
-	srv.Close()
-	_, err = NewS3Blob(ctx, S3Options{Endpoint: u.Host, Insecure: true, Bucket: "b"})
-	if err == nil || !strings.Contains(err.Error(), "AWS_ACCESS_KEY_ID") {
+	b := newTestS3Blob(t, "p")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "wrong-secret")
+	_, err = NewS3Blob(ctx, S3Options{Endpoint: endpoint, Insecure: true, Bucket: b.bucket})
+	if err == nil || !strings.Contains(err.Error(), "AWS_SECRET_ACCESS_KEY") {
+		t.Fatalf("wrong secret: %v", err)
+	}
+	if strings.Contains(err.Error(), "wrong-secret") {
+		t.Fatalf("the error repeats the secret: %v", err)
+	}
+	ports, _ := freePorts(1)
+	_, err = NewS3Blob(ctx, S3Options{Endpoint: fmt.Sprintf("127.0.0.1:%d", ports[0]), Insecure: true, Bucket: "b"})
+	if err == nil || !strings.Contains(err.Error(), "check the endpoint") {
 		t.Fatalf("unreachable store: %v", err)
 	}
 }

@@ -26,12 +26,44 @@ import (
 // (and merchant_id for logs), so queries skip blocks by reading only
 // footers, which the store keeps in memory.
 //
-// Layout: "PAVBLK1\n" | columns… | footer JSON | footer length u32 | footer crc32c u32 | "PAVBEND\n"
+// Layout: "PAVBLK2\n" | columns… | footer JSON | footer length u32 | footer crc32c u32 | "PAVBEND\n"
+//
+// The digit of the magic is the format. Format 1 ("PAVBLK1\n") stored id
+// columns (trace, span, parent) as a flag byte before each id; format 2
+// stores them split (see splitIDs), about a byte and a half less per line.
+// Both are read; only format 2 is written.
 
 var (
-	blockMagic = []byte("PAVBLK1\n")
-	blockEnd   = []byte("PAVBEND\n")
+	blockMagic   = []byte("PAVBLK2\n")
+	blockMagicV1 = []byte("PAVBLK1\n")
+	blockEnd     = []byte("PAVBEND\n")
 )
+
+// blockFormat is the format a block's magic declares: 1, 2, or 0 for none.
+func blockFormat(head []byte) int {
+	switch {
+	case len(head) < len(blockMagic):
+		return 0
+	case string(head[:len(blockMagic)]) == string(blockMagic):
+		return 2
+	case string(head[:len(blockMagicV1)]) == string(blockMagicV1):
+		return 1
+	}
+	return 0
+}
+
+// checkFormat ties the footer to the magic, so a footer cannot be read with
+// the other format's column layout.
+func checkFormat(head []byte, m *blockMeta) error {
+	f := blockFormat(head)
+	if f == 0 {
+		return fmt.Errorf("%w: bad magic", ErrCorrupt)
+	}
+	if want := max(m.Format, 1); f != want {
+		return fmt.Errorf("%w: magic says format %d, footer %d", ErrCorrupt, f, want)
+	}
+	return nil
+}
 
 // ErrCorrupt marks a block whose checksum does not match: it is reported
 // and never served.
@@ -73,9 +105,12 @@ type blockMeta struct {
 	WALSeq    uint64      `json:"wal_seq"`
 	Replaces  []string    `json:"replaces,omitempty"`
 	Groups    []groupMeta `json:"groups"`
-	Trace     bloom       `json:"trace_bloom,omitempty"`
-	Merchant  bloom       `json:"merchant_bloom,omitempty"`
-	Size      int64       `json:"size"`
+	// Format is the block format (see blockMagic); absent means 1. It is in
+	// the footer, so manifests of the cold tier carry it too.
+	Format   int   `json:"format,omitempty"`
+	Trace    bloom `json:"trace_bloom,omitempty"`
+	Merchant bloom `json:"merchant_bloom,omitempty"`
+	Size     int64 `json:"size"`
 }
 
 // mayHaveTrace asks the block's bloom filter.
@@ -238,18 +273,27 @@ type blockWriter struct {
 	out    []byte
 	cols   []enc
 	names  []string
+	ids    []int // per column: the width of its raw ids, 0 for other columns
 	groups []groupMeta
 }
 
 func newBlockWriter(names []string) *blockWriter {
-	return &blockWriter{out: append([]byte(nil), blockMagic...), cols: make([]enc, len(names)), names: names}
+	w := &blockWriter{out: append([]byte(nil), blockMagic...), cols: make([]enc, len(names)), names: names, ids: make([]int, len(names))}
+	for i, n := range names {
+		w.ids[i] = idWidth(n)
+	}
+	return w
 }
 
 // endGroup compresses the columns of the rows written since the last call.
 func (w *blockWriter) endGroup(rows int, trace bloom) {
 	g := groupMeta{Rows: rows, Trace: trace, Off: int64(len(w.out))}
 	for i := range w.cols {
-		z := compress(w.cols[i].b)
+		raw := w.cols[i].b
+		if w.ids[i] > 0 {
+			raw = splitIDs(raw, rows, w.ids[i])
+		}
+		z := compress(raw)
 		crc := crc32.Checksum(z, castagnoli)
 		g.Lens, g.CRCs = append(g.Lens, int64(len(z))), append(g.CRCs, crc)
 		g.Columns = append(g.Columns, colMeta{Name: w.names[i], Off: int64(len(w.out)), Len: int64(len(z)), CRC: crc})
@@ -260,7 +304,7 @@ func (w *blockWriter) endGroup(rows int, trace bloom) {
 }
 
 func (w *blockWriter) finish(meta *blockMeta) ([]byte, error) {
-	meta.Groups = w.groups
+	meta.Groups, meta.Format = w.groups, 2
 	js, err := json.Marshal(meta)
 	if err != nil {
 		return nil, err
@@ -277,7 +321,7 @@ func (w *blockWriter) finish(meta *blockMeta) ([]byte, error) {
 
 // readBlockMeta parses and checks a block's footer.
 func readBlockMeta(data []byte) (*blockMeta, error) {
-	if len(data) < len(blockMagic)+16 || string(data[:len(blockMagic)]) != string(blockMagic) ||
+	if len(data) < len(blockMagic)+16 || blockFormat(data) == 0 ||
 		string(data[len(data)-len(blockEnd):]) != string(blockEnd) {
 		return nil, fmt.Errorf("%w: bad magic or truncated (%d bytes)", ErrCorrupt, len(data))
 	}
@@ -293,6 +337,9 @@ func readBlockMeta(data []byte) (*blockMeta, error) {
 	}
 	var m blockMeta
 	if err := unmarshalFooter(foot, &m); err != nil {
+		return nil, err
+	}
+	if err := checkFormat(data, &m); err != nil {
 		return nil, err
 	}
 	if err := checkGroups(&m, int64(t-n)); err != nil {
@@ -386,6 +433,11 @@ func columnData(data io.ReaderAt, m *blockMeta, c colMeta) (*dec, error) {
 	raw, err := zdec.DecodeAll(z, nil)
 	if err != nil {
 		return nil, fmt.Errorf("%w: block %s column %s: %w", ErrCorrupt, m.Name, c.Name, err)
+	}
+	if n := idWidth(c.Name); n > 0 && m.Format >= 2 {
+		if raw, err = joinIDs(raw, n); err != nil {
+			return nil, fmt.Errorf("%w: block %s column %s: %w", ErrCorrupt, m.Name, c.Name, err)
+		}
 	}
 	return &dec{b: raw}, nil
 }

@@ -20,7 +20,9 @@ func TestMain(m *testing.M) {
 		crashChild(dir)
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	stopSeaweedFS()
+	os.Exit(code)
 }
 
 // crashChild ingests as fast as it can from four writers, with small

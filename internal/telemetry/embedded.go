@@ -268,7 +268,7 @@ func readMetaFile(path string) (*blockMeta, error) {
 // readBlockMetaLoose checks a stitched footer view; column bounds are
 // checked against the real footer offset.
 func readBlockMetaLoose(view []byte, footOff int64) (*blockMeta, error) {
-	if string(view[:len(blockMagic)]) != string(blockMagic) || string(view[len(view)-len(blockEnd):]) != string(blockEnd) {
+	if blockFormat(view) == 0 || string(view[len(view)-len(blockEnd):]) != string(blockEnd) {
 		return nil, fmt.Errorf("%w: bad magic", ErrCorrupt)
 	}
 	t := len(view) - len(blockEnd) - 8
@@ -279,6 +279,9 @@ func readBlockMetaLoose(view []byte, footOff int64) (*blockMeta, error) {
 	}
 	var m blockMeta
 	if err := unmarshalFooter(foot, &m); err != nil {
+		return nil, err
+	}
+	if err := checkFormat(view, &m); err != nil {
 		return nil, err
 	}
 	if err := checkGroups(&m, footOff); err != nil {
