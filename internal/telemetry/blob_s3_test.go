@@ -54,13 +54,18 @@ const (
 	testS3Bucket = "pave-test"
 )
 
-// seaweedBinary is where scripts/test.sh installs SeaweedFS's weed.
+// seaweedBinary is where scripts/test.sh installs SeaweedFS's weed:
+// $PAVE_TOOLS/bin (default ~/.cache/pave-tools/bin), which it also puts
+// on PATH.
 func seaweedBinary() string {
+	if p, err := exec.LookPath("weed"); err == nil {
+		return p
+	}
 	dir := os.Getenv("PAVE_TOOLS")
 	if dir == "" {
-		dir = filepath.Join(os.Getenv("HOME"), ".cache", "pave-tools", "bin")
+		dir = filepath.Join(os.Getenv("HOME"), ".cache", "pave-tools")
 	}
-	return filepath.Join(dir, "weed")
+	return filepath.Join(dir, "bin", "weed")
 }
 
 func startSeaweedFS(t *testing.T) string {
