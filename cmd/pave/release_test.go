@@ -14,24 +14,15 @@ import (
 	"github.com/pave-platform/pave/internal/release"
 	"github.com/pave-platform/pave/internal/release/releasetest"
 	"github.com/pave-platform/pave/internal/server"
-	"github.com/pave-platform/pave/internal/state"
-	"github.com/pave-platform/pave/internal/stats"
 )
 
 // releaseControlPlane serves the release API over a real engine and SQLite
 // store, with a router and target in memory.
 func releaseControlPlane(t *testing.T) (string, *release.Engine) {
 	t.Helper()
-	st, err := state.OpenSQLite(filepath.Join(t.TempDir(), "state.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	router := releasetest.NewRouter(map[string]string{"shop": "v1"})
-	eng := release.NewEngine(st, router, releasetest.ReadyTarget{}, release.MetricsFunc(func(context.Context, string) (stats.Snapshot, error) {
-		return stats.Snapshot{}, nil
-	}))
-	s := server.New(server.Options{Tokens: auth.Tokens{Store: st}, Open: true, Log: slog.New(slog.DiscardHandler)})
+	rig := releasetest.NewRig(t, nil)
+	eng := rig.Engine
+	s := server.New(server.Options{Tokens: auth.Tokens{Store: rig.Store}, Open: true, Log: slog.New(slog.DiscardHandler)})
 	server.ReleaseAPI{Engine: eng}.Register(s)
 	ts := httptest.NewServer(s)
 	t.Cleanup(ts.Close)

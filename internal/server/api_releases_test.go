@@ -6,29 +6,19 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/pave-platform/pave/internal/auth"
 	"github.com/pave-platform/pave/internal/release"
 	"github.com/pave-platform/pave/internal/release/releasetest"
-	"github.com/pave-platform/pave/internal/state"
-	"github.com/pave-platform/pave/internal/stats"
 )
 
 func newReleaseServer(t *testing.T) (*httptest.Server, *release.Engine, *releasetest.Router) {
 	t.Helper()
-	st, err := state.OpenSQLite(filepath.Join(t.TempDir(), "state.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	router := releasetest.NewRouter(map[string]string{"shop": "v1"})
-	eng := release.NewEngine(st, router, releasetest.ReadyTarget{}, release.MetricsFunc(func(context.Context, string) (stats.Snapshot, error) {
-		return stats.Snapshot{}, nil
-	}))
-	s := New(Options{Tokens: auth.Tokens{Store: st}, Open: true, Log: slog.New(slog.DiscardHandler)})
+	rig := releasetest.NewRig(t, nil)
+	eng, router := rig.Engine, rig.Router
+	s := New(Options{Tokens: auth.Tokens{Store: rig.Store}, Open: true, Log: slog.New(slog.DiscardHandler)})
 	ReleaseAPI{Engine: eng}.Register(s)
 	ts := httptest.NewServer(s)
 	t.Cleanup(ts.Close)

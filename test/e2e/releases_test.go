@@ -18,7 +18,6 @@ import (
 	"github.com/pave-platform/pave/internal/release"
 	"github.com/pave-platform/pave/internal/release/releasetest"
 	"github.com/pave-platform/pave/internal/server"
-	"github.com/pave-platform/pave/internal/state"
 	"github.com/pave-platform/pave/internal/stats"
 	"github.com/pave-platform/pave/internal/traffic"
 	"github.com/pave-platform/pave/web"
@@ -77,14 +76,11 @@ func (l *liveTraffic) Snapshot(ctx context.Context, service string) (stats.Snaps
 
 func TestReleasesPage(t *testing.T) {
 	requireBrowser(t)
-	st, err := state.OpenSQLite(filepath.Join(t.TempDir(), "state.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	router := releasetest.NewRouter(map[string]string{"shop": "v1"})
-	eng := release.NewEngine(st, router, releasetest.ReadyTarget{}, &liveTraffic{router: router, snap: stats.Snapshot{}, n: map[string]int{}})
-	srv := server.New(server.Options{Tokens: auth.Tokens{Store: st}, Open: true, Log: slog.New(slog.DiscardHandler)})
+	rig := releasetest.NewRig(t, func(router *releasetest.Router) release.MetricSource {
+		return &liveTraffic{router: router, snap: stats.Snapshot{}, n: map[string]int{}}
+	})
+	eng, router := rig.Engine, rig.Router
+	srv := server.New(server.Options{Tokens: auth.Tokens{Store: rig.Store}, Open: true, Log: slog.New(slog.DiscardHandler)})
 	ui, _ := fs.Sub(web.Static, "static")
 	srv.ServeUI(ui)
 	server.ReleaseAPI{Engine: eng}.Register(srv)

@@ -7,11 +7,43 @@ package releasetest
 import (
 	"context"
 	"maps"
+	"path/filepath"
 	"sync"
+	"testing"
 
 	"github.com/pave-platform/pave/internal/release"
+	"github.com/pave-platform/pave/internal/state"
+	"github.com/pave-platform/pave/internal/stats"
 	"github.com/pave-platform/pave/internal/traffic"
 )
+
+// Rig is a real release engine on a fresh SQLite store, with the router
+// and target in memory and service "shop" stable at v1.
+type Rig struct {
+	Store  *state.SQLite
+	Router *Router
+	Engine *release.Engine
+}
+
+// NewRig builds a Rig; metrics, when not nil, makes the engine's metric
+// source from the rig's router (so simulated traffic can follow the
+// weights), and otherwise the engine sees no traffic at all.
+func NewRig(t testing.TB, metrics func(*Router) release.MetricSource) *Rig {
+	t.Helper()
+	st, err := state.OpenSQLite(filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	router := NewRouter(map[string]string{"shop": "v1"})
+	var src release.MetricSource = release.MetricsFunc(func(context.Context, string) (stats.Snapshot, error) {
+		return stats.Snapshot{}, nil
+	})
+	if metrics != nil {
+		src = metrics(router)
+	}
+	return &Rig{Store: st, Router: router, Engine: release.NewEngine(st, router, ReadyTarget{}, src)}
+}
 
 // Router keeps weights in memory.
 type Router struct {
