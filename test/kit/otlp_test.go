@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -28,9 +29,10 @@ import (
 // duplicates are visible.
 type receiver struct {
 	mu       sync.Mutex
-	spans    map[string]int // trace_id/span_id -> times received
-	access   map[string]int // span_id of the access log -> times received
-	appLogs  map[string]int // "seq" attribute -> times received
+	spans    map[string]int   // trace_id/span_id -> times received
+	access   map[string]int   // span_id of the access log -> times received
+	appLogs  map[string]int   // "seq" attribute -> times received
+	severity map[int64]string // access log status -> severity text
 	services map[string]bool
 	bad      []string
 	srv      *http.Server
@@ -38,7 +40,7 @@ type receiver struct {
 }
 
 func newReceiver() *receiver {
-	return &receiver{spans: map[string]int{}, access: map[string]int{}, appLogs: map[string]int{}, services: map[string]bool{}}
+	return &receiver{spans: map[string]int{}, access: map[string]int{}, appLogs: map[string]int{}, severity: map[int64]string{}, services: map[string]bool{}}
 }
 
 func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -96,6 +98,9 @@ func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 					switch kind.Str() {
 					case "access":
 						rc.access[lr.SpanID().String()]++
+						if st, ok := lr.Attributes().Get("status"); ok {
+							rc.severity[st.Int()] = lr.SeverityText()
+						}
 						if route, _ := lr.Attributes().Get("route"); route.Str() != "/v1/work/{n}" {
 							rc.bad = append(rc.bad, "access log route "+route.Str())
 						}
@@ -406,5 +411,34 @@ func TestExportedSpanKeepsIncomingTrace(t *testing.T) {
 	}
 	if s.StartTimestamp() == 0 || s.EndTimestamp() < s.StartTimestamp() {
 		t.Errorf("timestamps %v..%v", s.StartTimestamp(), s.EndTimestamp())
+	}
+}
+
+// A 5xx is the service's own failure and is exported at ERROR, so that
+// searching for errors finds failing requests; 4xx and 2xx stay INFO.
+func TestAccessRecordSeverityFollowsStatus(t *testing.T) {
+	rc := newReceiver()
+	rc.start(t, "127.0.0.1:0")
+	defer rc.stop()
+	app := kit.NewWithConfig(kit.Config{Service: "severity-test", Version: "v1", Output: io.Discard,
+		OTLPEndpoint: "http://" + rc.addr, SpoolDir: t.TempDir(), ExportInterval: 20 * time.Millisecond})
+	app.HandleFunc("GET /v1/work/{n}", func(w http.ResponseWriter, r *http.Request) {
+		code, _ := strconv.Atoi(r.PathValue("n"))
+		w.WriteHeader(code)
+	})
+	for _, code := range []int{200, 404, 503} {
+		rec := httptest.NewRecorder()
+		app.Handler().ServeHTTP(rec, httptest.NewRequest("GET", fmt.Sprintf("/v1/work/%d", code), nil))
+	}
+	if err := app.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	want := map[int64]string{200: "INFO", 404: "INFO", 503: "ERROR"}
+	for code, sev := range want {
+		if rc.severity[code] != sev {
+			t.Errorf("status %d exported at %q, want %q (all: %v)", code, rc.severity[code], sev, rc.severity)
+		}
 	}
 }
