@@ -27,12 +27,10 @@ var (
 // Engine drives releases. One engine owns a state store's releases; its
 // methods are safe for concurrent use.
 type Engine struct {
-	store   state.Store
-	router  Router
-	target  Target
-	metrics MetricSource
-	clock   Clock
-	log     *slog.Logger
+	store state.Store
+	fleet Fleet
+	clock Clock
+	log   *slog.Logger
 	// decisionEvery bounds how often an unchanged decision is re-stored
 	// for the live view.
 	decisionEvery time.Duration
@@ -49,9 +47,16 @@ func WithClock(c Clock) Option { return func(e *Engine) { e.clock = c } }
 // WithLogger sets the logger.
 func WithLogger(l *slog.Logger) Option { return func(e *Engine) { e.log = l } }
 
-// NewEngine returns an engine over its seams.
+// NewEngine returns an engine over the seams of one cluster, named
+// DefaultCluster.
 func NewEngine(store state.Store, router Router, target Target, metrics MetricSource, opts ...Option) *Engine {
-	e := &Engine{store: store, router: router, target: target, metrics: metrics, clock: wallClock{},
+	return NewFleetEngine(store, Clusters{{Name: DefaultCluster, Router: router, Target: target, Metrics: metrics}}, opts...)
+}
+
+// NewFleetEngine returns an engine that releases to the clusters of a
+// fleet, in waves.
+func NewFleetEngine(store state.Store, fleet Fleet, opts ...Option) *Engine {
+	e := &Engine{store: store, fleet: fleet, clock: wallClock{},
 		log: slog.New(slog.DiscardHandler), decisionEvery: 5 * time.Second}
 	for _, o := range opts {
 		o(e)
@@ -91,17 +96,26 @@ func (e *Engine) Create(ctx context.Context, r Release) (Release, error) {
 		return Release{}, invalid("spec.service", "release %s of %s@%s is %s; wait for it, abort it (pave release abort %s) or supersede it (--supersede, spec.supersede: true)",
 			running.Metadata.Name, running.Spec.Service, running.Spec.Version, running.Status.Phase.Words(), running.Metadata.Name)
 	}
+	clusters, err := e.planWaves(ctx, r.Spec)
+	if err != nil {
+		return Release{}, err
+	}
 	stable := ""
 	if running != nil {
 		stable = running.Status.Stable
 	} else {
 		// A service without weights (the router answers not-found) has
-		// no stable version: this is its first release.
-		w, err := e.router.Weights(ctx, r.Spec.Service)
-		if err != nil && !errors.Is(err, state.ErrNotFound) {
-			return Release{}, fmt.Errorf("read the current weights of %s: %w", r.Spec.Service, err)
+		// no stable version: this is its first release. The stable
+		// version is the heaviest in the first cluster that has one.
+		for _, c := range clusters {
+			w, err := c.Router.Weights(ctx, r.Spec.Service)
+			if err != nil && !errors.Is(err, state.ErrNotFound) {
+				return Release{}, fmt.Errorf("cluster %s: read the current weights of %s: %w", c.Name, r.Spec.Service, err)
+			}
+			if stable = heaviest(w); stable != "" {
+				break
+			}
 		}
-		stable = heaviest(w)
 	}
 	if stable == r.Spec.Version {
 		return Release{}, invalid("spec.version", "%s is already the stable version of %s", r.Spec.Version, r.Spec.Service)
@@ -115,7 +129,7 @@ func (e *Engine) Create(ctx context.Context, r Release) (Release, error) {
 	}
 	now := e.clock.Now().UTC()
 	r.Metadata.CreationTimestamp = now
-	r.Status = Status{Phase: Pending, Step: -1, Stable: stable, Message: "waiting for " + r.Spec.Version + " to be ready"}
+	r.Status = Status{Phase: Pending, Step: -1, Stable: stable, Message: "waiting for " + r.Spec.Version + " to be ready", Clusters: clusters.status()}
 
 	if running != nil {
 		ver, err := state.GetJSON(ctx, e.store, StateKind, running.Metadata.Name, running)
@@ -332,22 +346,53 @@ func (e *Engine) commit(ctx context.Context, r *Release, ver *int64, evType stri
 	return nil
 }
 
-// applyWeights makes the router match the recorded weights, then confirms.
+// applyWeights makes every cluster's router carry the weights the release
+// wants there, then confirms. A cluster that fails is recorded with its
+// error (and since when) and the others are still applied; the caller gets
+// the joined errors and the reconcile loop retries.
 func (e *Engine) applyWeights(ctx context.Context, r *Release, ver *int64) error {
 	if len(r.Status.Weights) == 0 {
 		return nil
 	}
-	cur, err := e.router.Weights(ctx, r.Spec.Service)
-	if err != nil || !sameWeights(cur, r.Status.Weights) {
-		if err := e.router.SetWeights(ctx, r.Spec.Service, r.Status.Weights); err != nil {
-			return fmt.Errorf("set weights of %s to %s: %w", r.Spec.Service, r.Status.Weights, err)
+	seams, err := e.seams(ctx, r)
+	if err != nil {
+		return err
+	}
+	now := e.clock.Now().UTC()
+	var errs []error
+	changed := false
+	for i := range r.Status.Clusters {
+		cs := &r.Status.Clusters[i]
+		want := r.clusterWeights(cs.Wave)
+		router := seams[cs.Name].Router
+		cur, err := router.Weights(ctx, r.Spec.Service)
+		if err != nil || !sameWeights(cur, want) {
+			err = router.SetWeights(ctx, r.Spec.Service, want)
+		}
+		if err != nil {
+			err = fmt.Errorf("cluster %s: set weights of %s to %s: %w", cs.Name, r.Spec.Service, want, err)
+			errs = append(errs, err)
+			changed = cs.trouble(err, now) || changed
+			continue
+		}
+		changed = cs.trouble(nil, now) || changed
+		if !sameWeights(cs.Weights, want) {
+			cs.Weights, changed = want, true
 		}
 	}
-	if r.Status.WeightsApplied {
+	if len(errs) > 0 {
+		if changed {
+			if err := e.commit(ctx, r, ver, "", nil); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		return errors.Join(errs...)
+	}
+	if r.Status.WeightsApplied && !changed {
 		return nil
 	}
 	r.Status.WeightsApplied = true
-	return e.commit(ctx, r, ver, "weights", r.Status.Weights)
+	return e.commit(ctx, r, ver, "weights", r.Status.appliedWeights())
 }
 
 // setWeights records the intent: the weights the router must get.

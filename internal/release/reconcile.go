@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/pave-platform/pave/internal/analysis"
@@ -56,22 +57,39 @@ func (e *Engine) ReconcileOne(ctx context.Context, name string) error {
 func (e *Engine) reconcilePending(ctx context.Context, r *Release, ver *int64) error {
 	now := e.clock.Now().UTC()
 	s := r.Spec
-	if err := e.target.Deploy(ctx, Deployment{Service: s.Service, Version: s.Version, Replicas: s.Replicas, Source: s.Source, Binary: s.Binary, Image: s.Image, Env: s.Env}); err != nil {
-		if now.Sub(r.Metadata.CreationTimestamp) > s.ReadyTimeout.D() {
-			return e.failPending(ctx, r, ver, fmt.Sprintf("could not deploy %s@%s within %s: %v", s.Service, s.Version, s.ReadyTimeout.D(), err))
-		}
-		return fmt.Errorf("deploy %s@%s (retrying): %w", s.Service, s.Version, err)
-	}
-	ready, have, want, err := e.target.Status(ctx, s.Service, s.Version)
-	if err != nil || !ready {
-		if now.Sub(r.Metadata.CreationTimestamp) > s.ReadyTimeout.D() {
-			why := fmt.Sprintf("%d of %d replicas ready", have, want)
-			if err != nil {
-				why = err.Error()
-			}
-			return e.failPending(ctx, r, ver, fmt.Sprintf("%s@%s was not ready within %s (%s)", s.Service, s.Version, s.ReadyTimeout.D(), why))
-		}
+	seams, err := e.seams(ctx, r)
+	if err != nil {
 		return err
+	}
+	late := now.Sub(r.Metadata.CreationTimestamp) > s.ReadyTimeout.D()
+	// The new version runs in every cluster of the release before any of
+	// them gives it traffic, so a later wave never waits for a build.
+	var errs, waiting []error
+	for _, cs := range r.Status.Clusters {
+		t := seams[cs.Name].Target
+		if err := t.Deploy(ctx, Deployment{Service: s.Service, Version: s.Version, Replicas: s.Replicas, Source: s.Source, Binary: s.Binary, Image: s.Image, Env: s.Env}); err != nil {
+			errs = append(errs, fmt.Errorf("cluster %s: deploy %s@%s: %w", cs.Name, s.Service, s.Version, err))
+			continue
+		}
+		ready, have, want, err := t.Status(ctx, s.Service, s.Version)
+		switch {
+		case err != nil:
+			waiting = append(waiting, fmt.Errorf("cluster %s: %w", cs.Name, err))
+		case !ready:
+			waiting = append(waiting, fmt.Errorf("cluster %s: %d of %d replicas ready", cs.Name, have, want))
+		}
+	}
+	if len(errs) > 0 {
+		if late {
+			return e.failPending(ctx, r, ver, fmt.Sprintf("could not deploy %s@%s within %s: %v", s.Service, s.Version, s.ReadyTimeout.D(), errors.Join(errs...)))
+		}
+		return fmt.Errorf("retrying: %w", errors.Join(errs...))
+	}
+	if len(waiting) > 0 {
+		if late {
+			return e.failPending(ctx, r, ver, fmt.Sprintf("%s@%s was not ready within %s (%v)", s.Service, s.Version, s.ReadyTimeout.D(), errors.Join(waiting...)))
+		}
+		return nil
 	}
 	// Ready at full size: testers may reach it by header before it gets
 	// any weight (the gateway honours X-Pave-Version).
@@ -88,12 +106,12 @@ func (e *Engine) reconcilePending(ctx context.Context, r *Release, ver *int64) e
 		}
 		return e.applyWeights(ctx, r, ver)
 	}
-	snap, err := e.metrics.Snapshot(ctx, s.Service)
+	r.Status.Phase = Progressing
+	snap, err := e.measure(ctx, r, seams)
 	if err != nil {
-		return fmt.Errorf("read metrics of %s: %w", s.Service, err)
+		return err
 	}
 	e.enterStep(r, 0, snap)
-	r.Status.Phase = Progressing
 	if err := e.commit(ctx, r, ver, "step", map[string]any{"step": 0, "weight": s.Steps[0], "headerRoute": r.Status.HeaderRoute}); err != nil {
 		return err
 	}
@@ -115,22 +133,29 @@ func (e *Engine) enterStep(r *Release, k int, snap stats.Snapshot) {
 	r.Status.StepStarted = e.clock.Now().UTC()
 	r.Status.StepBaseline = pick(snap, r.Canary(), r.Status.Stable)
 	r.Status.HoldSince = time.Time{}
-	r.Status.Message = fmt.Sprintf("step %d of %d: %s on %s", k+1, len(r.Spec.Steps), r.Spec.Steps[k], r.Canary())
+	r.Status.Message = r.waveLabel() + fmt.Sprintf("step %d of %d: %s on %s", k+1, len(r.Spec.Steps), r.Spec.Steps[k], r.Canary())
 }
 
 func (e *Engine) reconcileRunning(ctx context.Context, r *Release, ver *int64) error {
 	now := e.clock.Now().UTC()
-	// Level-triggered: whatever happened before, the router must carry
-	// the recorded weights.
-	if err := e.applyWeights(ctx, r, ver); err != nil {
+	seams, err := e.seams(ctx, r)
+	if err != nil {
 		return err
 	}
-	if ready, have, want, err := e.target.Status(ctx, r.Spec.Service, r.Canary()); err == nil && !ready {
-		return e.end(ctx, r, ver, RolledBack, fmt.Sprintf("%s lost readiness: %d of %d replicas ready", r.Canary(), have, want), nil)
+	// Level-triggered: whatever happened before, every router must carry
+	// the recorded weights.
+	if err := e.applyWeights(ctx, r, ver); err != nil {
+		return e.holdOrRollBack(ctx, r, ver, err)
 	}
-	snap, err := e.metrics.Snapshot(ctx, r.Spec.Service)
+	for _, cs := range r.Status.Clusters {
+		ready, have, want, err := seams[cs.Name].Target.Status(ctx, r.Spec.Service, r.Canary())
+		if err == nil && !ready {
+			return e.end(ctx, r, ver, RolledBack, fmt.Sprintf("cluster %s: %s lost readiness: %d of %d replicas ready", cs.Name, r.Canary(), have, want), nil)
+		}
+	}
+	snap, err := e.measure(ctx, r, seams)
 	if err != nil {
-		return fmt.Errorf("read metrics of %s: %w", r.Spec.Service, err)
+		return e.holdOrRollBack(ctx, r, ver, err)
 	}
 	if reset(snap, r.Status.StepBaseline) {
 		// The data plane restarted (its counters are cumulative since its
@@ -143,12 +168,15 @@ func (e *Engine) reconcileRunning(ctx context.Context, r *Release, ver *int64) e
 		Canary: snap[r.Canary()].Sub(r.Status.StepBaseline[r.Canary()]),
 		Stable: snap[r.Status.Stable].Sub(r.Status.StepBaseline[r.Status.Stable]),
 	}
+	if r.Status.Gate {
+		return e.reconcileGate(ctx, r, ver, seams, window)
+	}
 	k := r.Status.Step
 	final := int64(r.Spec.Steps[k]) < traffic.Total && k+1 < len(r.Spec.Steps) && int64(r.Spec.Steps[k+1]) == traffic.Total
 	d := r.Spec.Analysis.Evaluate(r.Status.Evidence, window, final)
 
 	if d.Verdict == analysis.Fail {
-		return e.end(ctx, r, ver, RolledBack, "rolled back: "+d.Reason, &d)
+		return e.end(ctx, r, ver, RolledBack, "rolled back: "+r.waveLabel()+d.Reason, &d)
 	}
 	if r.Status.Phase == Paused {
 		return e.noteDecision(ctx, r, ver, d)
@@ -157,7 +185,7 @@ func (e *Engine) reconcileRunning(ctx context.Context, r *Release, ver *int64) e
 	minTime := elapsed >= r.Spec.StepDuration.D()
 	minSamples := window.Canary.Total.Requests >= r.Spec.StepSamples
 	if d.Verdict == analysis.Pass && minTime && minSamples {
-		return e.advance(ctx, r, ver, snap, window, d)
+		return e.advance(ctx, r, ver, seams, snap, window, d)
 	}
 	if !minTime {
 		return e.noteDecision(ctx, r, ver, d)
@@ -171,7 +199,7 @@ func (e *Engine) reconcileRunning(ctx context.Context, r *Release, ver *int64) e
 		if d.Verdict == analysis.Pass {
 			why = fmt.Sprintf("%d of %d canary samples in this step", window.Canary.Total.Requests, r.Spec.StepSamples)
 		}
-		msg := fmt.Sprintf("inconclusive for %s at step %d (%s): %s", held.Round(time.Second), k+1, r.Spec.Steps[k], why)
+		msg := fmt.Sprintf("inconclusive for %s at %sstep %d (%s): %s", held.Round(time.Second), r.waveLabel(), k+1, r.Spec.Steps[k], why)
 		if r.Spec.OnHoldTimeout == "fail" {
 			return e.end(ctx, r, ver, Failed, msg, &d)
 		}
@@ -183,19 +211,65 @@ func (e *Engine) reconcileRunning(ctx context.Context, r *Release, ver *int64) e
 	return e.noteDecision(ctx, r, ver, d)
 }
 
+// reconcileGate judges a finished wave, where the canary now serves alone,
+// against the stable version in the clusters still to come; a regression
+// rolls back everywhere, a quiet gate starts the next wave.
+func (e *Engine) reconcileGate(ctx context.Context, r *Release, ver *int64, seams map[string]Cluster, window analysis.Window) error {
+	d := r.Spec.Analysis.Evaluate(analysis.Evidence{}, window, false)
+	if d.Verdict == analysis.Fail {
+		return e.end(ctx, r, ver, RolledBack, fmt.Sprintf("rolled back at the gate after wave %d: %s", r.Status.Wave+1, d.Reason), &d)
+	}
+	if r.Status.Phase == Paused || e.clock.Now().Sub(r.Status.StepStarted) < r.Spec.WaveGate.D() {
+		return e.noteDecision(ctx, r, ver, d)
+	}
+	r.Status.Decision, r.Status.DecisionAt = &d, e.clock.Now().UTC()
+	r.Status.Wave++
+	r.Status.Gate = false
+	// Each wave is judged on its own evidence: a regression that shows
+	// only in one cluster must not hide behind the others' good samples.
+	r.Status.Evidence = analysis.Evidence{}
+	snap, err := e.measure(ctx, r, seams)
+	if err != nil {
+		return err // nothing stored: the gate is simply passed again next time
+	}
+	e.enterStep(r, 0, snap)
+	if err := e.commit(ctx, r, ver, "wave", map[string]any{"wave": r.Status.Wave + 1, "clusters": r.Status.WaveClusters(r.Status.Wave), "gate": d}); err != nil {
+		return err
+	}
+	return e.applyWeights(ctx, r, ver)
+}
+
 // advance folds the step's window into the evidence and moves to the next
-// step, or promotes after the last one.
-func (e *Engine) advance(ctx context.Context, r *Release, ver *int64, snap stats.Snapshot, window analysis.Window, d analysis.Decision) error {
+// step; after a wave's last step, to the gate before the next wave, or,
+// after the last wave, to promotion.
+func (e *Engine) advance(ctx context.Context, r *Release, ver *int64, seams map[string]Cluster, snap stats.Snapshot, window analysis.Window, d analysis.Decision) error {
 	r.Status.Evidence = r.Spec.Analysis.Extend(r.Status.Evidence, window)
 	r.Status.Decision, r.Status.DecisionAt = &d, e.clock.Now().UTC()
 	next := r.Status.Step + 1
-	if int64(r.Spec.Steps[next]) == traffic.Total {
+	switch {
+	case int64(r.Spec.Steps[next]) == traffic.Total && r.Status.Wave+1 < r.Status.Waves():
+		r.Status.Gate = true
+		gateSnap, err := e.measure(ctx, r, seams)
+		if err != nil {
+			return err // nothing stored: the step passes again next time
+		}
+		r.setWeights(traffic.Weights{r.Canary(): traffic.Total})
+		r.Status.Step = next
+		r.Status.StepStarted = e.clock.Now().UTC()
+		r.Status.StepBaseline = pick(gateSnap, r.Canary(), r.Status.Stable)
+		r.Status.HoldSince = time.Time{}
+		r.Status.Message = fmt.Sprintf("%sgate: %s serves alone for %s before wave %d (%s)", r.waveLabel(), r.Canary(), r.Spec.WaveGate.D(),
+			r.Status.Wave+2, strings.Join(r.Status.WaveClusters(r.Status.Wave+1), ", "))
+		if err := e.commit(ctx, r, ver, "gate", map[string]any{"wave": r.Status.Wave + 1, "decision": d}); err != nil {
+			return err
+		}
+	case int64(r.Spec.Steps[next]) == traffic.Total:
 		e.promote(r, "promoted: "+d.Reason)
 		e.log.Info("release promoted", "release", r.Metadata.Name)
 		if err := e.commit(ctx, r, ver, "promoted", map[string]any{"reason": r.Status.Message, "decision": d}); err != nil {
 			return err
 		}
-	} else {
+	default:
 		e.enterStep(r, next, snap)
 		if err := e.commit(ctx, r, ver, "step", map[string]any{"step": next, "weight": r.Spec.Steps[next], "decision": d}); err != nil {
 			return err
@@ -249,8 +323,18 @@ func (e *Engine) reconcileEnded(ctx context.Context, r *Release, ver *int64) err
 		retired = "" // a first release keeps its only version
 	}
 	if retired != "" {
-		if err := e.target.Remove(ctx, r.Spec.Service, retired); err != nil {
-			return fmt.Errorf("scale down %s@%s: %w", r.Spec.Service, retired, err)
+		seams, err := e.seams(ctx, r)
+		if err != nil {
+			return err
+		}
+		var errs []error
+		for _, cs := range r.Status.Clusters {
+			if err := seams[cs.Name].Target.Remove(ctx, r.Spec.Service, retired); err != nil {
+				errs = append(errs, fmt.Errorf("cluster %s: scale down %s@%s: %w", cs.Name, r.Spec.Service, retired, err))
+			}
+		}
+		if len(errs) > 0 {
+			return errors.Join(errs...)
 		}
 	}
 	r.Status.ScaledDown = true

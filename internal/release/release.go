@@ -104,6 +104,32 @@ type Spec struct {
 	// running instead of refusing this one.
 	Supersede bool            `json:"supersede,omitempty"`
 	Analysis  analysis.Config `json:"analysis"`
+	// Clusters names the clusters to release to (default: all of them).
+	// Waves orders them: each wave runs the canary through every step in
+	// its clusters, a health gate follows, then the next wave starts; a
+	// failure anywhere rolls back everywhere. By default each cluster is a
+	// wave of its own, in the order given; Lockstep puts them all in one
+	// wave that moves together.
+	Clusters []string   `json:"clusters,omitempty"`
+	Waves    [][]string `json:"waves,omitempty"`
+	Lockstep bool       `json:"lockstep,omitempty"`
+	// WaveGate is how long a finished wave serves the canary alone, judged
+	// against the stable version in the clusters still to come, before
+	// the next wave starts (default: stepDuration).
+	WaveGate Duration `json:"waveGate,omitempty"`
+}
+
+// ClusterStatus is one cluster's part of a release.
+type ClusterStatus struct {
+	Name string `json:"name"`
+	// Wave indexes the wave the cluster belongs to.
+	Wave int `json:"wave"`
+	// Weights are the weights last confirmed in this cluster.
+	Weights traffic.Weights `json:"weights,omitempty"`
+	// Error is the cluster's latest problem (unreachable, refused...),
+	// empty when it answers; ErrorSince is when the trouble began.
+	Error      string    `json:"error,omitempty"`
+	ErrorSince time.Time `json:"errorSince,omitzero"`
 }
 
 // Status is what the engine observed and decided; only the engine writes it.
@@ -133,6 +159,31 @@ type Status struct {
 	Finished     time.Time          `json:"finished,omitzero"`
 	ScaleDownAt  time.Time          `json:"scaleDownAt,omitzero"`
 	ScaledDown   bool               `json:"scaledDown"`
+	// Wave indexes the wave whose clusters run the canary's steps; Gate
+	// is true while the finished wave Wave is judged before the next.
+	Wave     int             `json:"wave"`
+	Gate     bool            `json:"gate,omitempty"`
+	Clusters []ClusterStatus `json:"clusters,omitempty"`
+}
+
+// Waves returns the number of waves.
+func (s Status) Waves() int {
+	n := 0
+	for _, c := range s.Clusters {
+		n = max(n, c.Wave+1)
+	}
+	return n
+}
+
+// WaveClusters names the clusters of wave k.
+func (s Status) WaveClusters(k int) []string {
+	var out []string
+	for _, c := range s.Clusters {
+		if c.Wave == k {
+			out = append(out, c.Name)
+		}
+	}
+	return out
 }
 
 // Settled reports whether the release has ended and the router carries its
@@ -262,6 +313,9 @@ func (r *Release) Default() {
 	if s.ScaleDownDelay == 0 {
 		s.ScaleDownDelay = Duration(DefaultScaleDownDelay)
 	}
+	if s.WaveGate == 0 {
+		s.WaveGate = s.StepDuration
+	}
 }
 
 // Validate checks a defaulted spec and names the first field at fault.
@@ -319,12 +373,62 @@ func (r Release) Validate() error {
 	if s.OnHoldTimeout != "pause" && s.OnHoldTimeout != "fail" {
 		return invalid("spec.onHoldTimeout", "must be \"pause\" or \"fail\", got %q", s.OnHoldTimeout)
 	}
+	if err := validateClusters(s); err != nil {
+		return err
+	}
 	if err := s.Analysis.Validate(); err != nil {
 		var ce *analysis.ConfigError
 		if errors.As(err, &ce) {
 			return &FieldError{Path: "spec.analysis." + ce.Field, Err: fmt.Errorf("%w: %w", ErrInvalid, ce.Err)}
 		}
 		return &FieldError{Path: "spec.analysis", Err: err}
+	}
+	return nil
+}
+
+func validateClusters(s Spec) error {
+	seen := map[string]string{}
+	check := func(path, name string) error {
+		if err := traffic.ValidName("cluster", name); err != nil {
+			return &FieldError{Path: path, Err: fmt.Errorf("%w: %w", ErrInvalid, err)}
+		}
+		if prev, dup := seen[name]; dup {
+			return invalid(path, "cluster %s is named twice (also at %s)", name, prev)
+		}
+		seen[name] = path
+		return nil
+	}
+	for i, c := range s.Clusters {
+		if err := check(fmt.Sprintf("spec.clusters[%d]", i), c); err != nil {
+			return err
+		}
+	}
+	if len(s.Waves) == 0 {
+		return nil
+	}
+	if s.Lockstep {
+		return invalid("spec.lockstep", "lockstep runs every cluster in one wave; give either spec.waves or spec.lockstep, not both")
+	}
+	listed := seen
+	seen = map[string]string{}
+	for i, w := range s.Waves {
+		if len(w) == 0 {
+			return invalid(fmt.Sprintf("spec.waves[%d]", i), "a wave needs at least one cluster")
+		}
+		for j, c := range w {
+			path := fmt.Sprintf("spec.waves[%d][%d]", i, j)
+			if err := check(path, c); err != nil {
+				return err
+			}
+			if len(listed) > 0 && listed[c] == "" {
+				return invalid(path, "cluster %s is not in spec.clusters", c)
+			}
+		}
+	}
+	for c, path := range listed {
+		if seen[c] == "" {
+			return invalid(path, "cluster %s is in no wave of spec.waves", c)
+		}
 	}
 	return nil
 }

@@ -65,3 +65,28 @@ type MetricsFunc func(ctx context.Context, service string) (stats.Snapshot, erro
 func (f MetricsFunc) Snapshot(ctx context.Context, service string) (stats.Snapshot, error) {
 	return f(ctx, service)
 }
+
+// Cluster is one cluster's seams: where a version runs, how its traffic is
+// split and how it is measured there.
+type Cluster struct {
+	Name    string
+	Router  Router
+	Target  Target
+	Metrics MetricSource
+}
+
+// Fleet lists the clusters releases run in, in the default wave order.
+// A cluster that cannot be reached is still listed: its seams return the
+// errors, so one bad cluster never hides the others.
+type Fleet interface {
+	Clusters(ctx context.Context) ([]Cluster, error)
+}
+
+// Clusters is a fixed Fleet.
+type Clusters []Cluster
+
+// Clusters returns c.
+func (c Clusters) Clusters(context.Context) ([]Cluster, error) { return c, nil }
+
+// DefaultCluster names the one cluster of an engine built with NewEngine.
+const DefaultCluster = "local"

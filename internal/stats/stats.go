@@ -184,3 +184,19 @@ func (v Version) Sub(earlier Version) Version {
 
 // Snapshot is a service's statistics by version at one moment.
 type Snapshot map[string]Version
+
+// Add returns the sum of two versions' statistics (the same version in
+// two clusters, say).
+func (v Version) Add(o Version) Version {
+	out := Version{Total: v.Total.Add(o.Total)}
+	if len(v.Routes)+len(o.Routes) > 0 {
+		out.Routes = make(map[string]Counts, len(v.Routes)+len(o.Routes))
+		for r, c := range v.Routes {
+			out.Routes[r] = c
+		}
+		for r, c := range o.Routes {
+			out.Routes[r] = out.Routes[r].Add(c)
+		}
+	}
+	return out
+}
