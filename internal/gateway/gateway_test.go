@@ -623,3 +623,60 @@ func TestAccessLogBatches(t *testing.T) {
 		t.Fatalf("%d batches for %d records", b, ok.Load())
 	}
 }
+
+// TestEdgeFailsOverWhenAClusterIsLost kills one cluster's gateway while an
+// edge gateway splits 50/50: requests the lost cluster would have served
+// are retried in the other one, so none fails, POST included (a refused
+// connection never reached the lost cluster).
+func TestEdgeFailsOverWhenAClusterIsLost(t *testing.T) {
+	clusterGW := func(name string) (string, context.CancelFunc) {
+		g := New(Options{Log: quietLog(), Cluster: name})
+		u := startUpstream(t, name+"-v1")
+		g.SetEndpoints("orders", "v1", []string{u.addr})
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { _ = g.Serve(ctx, ln); close(done) }()
+		stop := func() { cancel(); <-done }
+		t.Cleanup(stop)
+		return ln.Addr().String(), stop
+	}
+	seoul, _ := clusterGW("seoul")
+	busan, killBusan := clusterGW("busan")
+	edge := New(Options{Log: quietLog(), Cluster: "edge"})
+	if err := edge.SetClusterWeights("orders", []Cluster{{Name: "seoul", Weight: 500_000, Endpoints: []string{seoul}}, {Name: "busan", Weight: 500_000, Endpoints: []string{busan}}}); err != nil {
+		t.Fatal(err)
+	}
+	edgeAddr := startGateway(t, edge)
+	c := newClient()
+	got := map[string]int{}
+	for range 100 {
+		v, status, err := call(t, c, edgeAddr, "orders.localhost", "GET", nil)
+		if err != nil || status != 200 {
+			t.Fatalf("before the loss: %d %v", status, err)
+		}
+		got[v]++
+	}
+	if got["seoul-v1"] != 50 || got["busan-v1"] != 50 {
+		t.Fatalf("split before the loss %v, want 50/50", got)
+	}
+	killBusan()
+	got = map[string]int{}
+	for i := range 200 {
+		method := "GET"
+		if i%2 == 1 {
+			method = "POST"
+		}
+		v, status, err := call(t, c, edgeAddr, "orders.localhost", method, nil)
+		if err != nil || status != 200 {
+			t.Fatalf("request %d (%s) after busan was lost: status %d, %v", i, method, status, err)
+		}
+		got[v]++
+	}
+	if got["seoul-v1"] != 200 {
+		t.Fatalf("after the loss %v, want every request served by seoul", got)
+	}
+}

@@ -202,6 +202,13 @@ func (g *Gateway) handle(ctx *fasthttp.RequestCtx) {
 	now := start.UnixNano()
 	status := 0
 	for attempt := 0; attempt <= g.opts.Retries; attempt++ {
+		if b.cluster != "" && !b.healthy(now) {
+			// At the edge a cluster whose gateways are all ejected is
+			// skipped until the fleet moves its weight away.
+			if alt := s.elsewhere(b, now); alt != nil {
+				b = alt
+			}
+		}
 		u := b.next(now)
 		if u == nil {
 			err = errNoBackend{"no ready instance"}
@@ -217,6 +224,11 @@ func (g *Gateway) handle(ctx *fasthttp.RequestCtx) {
 		resp.Reset()
 		if !(isDialFailure(err) || idempotent && isConnFailure(err)) {
 			break
+		}
+		if b.cluster != "" {
+			if alt := s.elsewhere(b, now); alt != nil {
+				b = alt
+			}
 		}
 	}
 	if err != nil {

@@ -43,6 +43,7 @@ type backend struct {
 	name    string
 	cluster string // set for a remote cluster
 	local   bool   // the local cluster in edge mode
+	weight  int64  // a cluster's share at the edge
 	eps     []*upstream
 	rr      atomic.Uint32
 	stats   *versionStats
@@ -105,6 +106,36 @@ func (b *backend) next(now int64) *upstream {
 	return b.eps[start%n]
 }
 
+// healthy reports whether some endpoint is not ejected.
+func (b *backend) healthy(now int64) bool {
+	for _, u := range b.eps {
+		if u.ejectedUntil.Load() <= now {
+			return true
+		}
+	}
+	return false
+}
+
+// elsewhere picks another remote cluster for a request whose cluster could
+// not be reached, so the loss of a whole cluster costs no request that can
+// be retried: a cluster with weight and a healthy gateway first, then any
+// with weight. Nil when there is none.
+func (s *service) elsewhere(failed *backend, now int64) *backend {
+	var fallback *backend
+	for _, c := range s.clusters {
+		if c == failed || c.local || c.weight == 0 || len(c.eps) == 0 {
+			continue
+		}
+		if c.healthy(now) {
+			return c
+		}
+		if fallback == nil {
+			fallback = c
+		}
+	}
+	return fallback
+}
+
 // rebuildLocked publishes a new table from the desired configuration.
 func (g *Gateway) rebuildLocked() {
 	old := g.table.Load()
@@ -155,7 +186,7 @@ func (g *Gateway) rebuildLocked() {
 			s.clusterIndex = map[string]int{}
 			cnames := make([]string, len(sc.clusters))
 			for i, c := range sc.clusters {
-				b := &backend{name: "cluster:" + c.Name, cluster: c.Name, local: c.Local, stats: g.statsFor(name, "cluster:"+c.Name)}
+				b := &backend{name: "cluster:" + c.Name, cluster: c.Name, local: c.Local, weight: c.Weight, stats: g.statsFor(name, "cluster:"+c.Name)}
 				for _, ep := range c.Endpoints {
 					b.eps = append(b.eps, g.upstreamLocked(ep))
 					used[ep] = true
