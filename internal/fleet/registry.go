@@ -1,0 +1,193 @@
+package fleet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"github.com/pave-platform/pave/internal/kube"
+	"github.com/pave-platform/pave/internal/state"
+)
+
+// StateKind is the state-store kind of cluster records; their events
+// (drains, failovers) are the event log of the same kind.
+const StateKind = "fleet.cluster"
+
+// Registry keeps the clusters in the state store; Kubernetes clusters'
+// kubeconfigs are copied under DataDir/clusters/NAME/kubeconfig.
+type Registry struct {
+	Store   state.Store
+	DataDir string
+}
+
+// List returns every cluster in wave order.
+func (r *Registry) List(ctx context.Context) ([]Cluster, error) {
+	all, err := state.ListJSON[Cluster](ctx, r.Store, StateKind)
+	if err != nil {
+		return nil, err
+	}
+	sort.SliceStable(all, func(i, j int) bool {
+		if all[i].Order != all[j].Order {
+			return all[i].Order < all[j].Order
+		}
+		return all[i].Name < all[j].Name
+	})
+	return all, nil
+}
+
+// Get returns one cluster.
+func (r *Registry) Get(ctx context.Context, name string) (Cluster, error) {
+	var c Cluster
+	if _, err := state.GetJSON(ctx, r.Store, StateKind, name, &c); err != nil {
+		if errors.Is(err, state.ErrNotFound) {
+			return Cluster{}, fmt.Errorf("%w: %s (see pave cluster list)", ErrNotFound, name)
+		}
+		return Cluster{}, err
+	}
+	return c, nil
+}
+
+// EnsureLocal records an embedded cluster if it is not known yet; a known
+// one keeps its drain and health.
+func (r *Registry) EnsureLocal(ctx context.Context, name, datacenter string, order int) error {
+	c := Cluster{Name: name, Kind: KindLocal, Datacenter: datacenter, Weight: 1, Order: order, Health: Health{State: Healthy}}
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	_, err := state.PutJSON(ctx, r.Store, StateKind, name, c, 0)
+	if errors.Is(err, state.ErrConflict) {
+		return nil
+	}
+	return err
+}
+
+// KubeconfigPath is where the registry keeps a cluster's kubeconfig.
+func (r *Registry) KubeconfigPath(name string) string {
+	return filepath.Join(r.DataDir, "clusters", name, "kubeconfig")
+}
+
+// AddKubernetes registers a Kubernetes cluster. The kubeconfig must parse
+// and hold the context; it is written beside its final name and renamed,
+// so a failed add leaves nothing behind.
+func (r *Registry) AddKubernetes(ctx context.Context, c Cluster, kubeconfig []byte) (Cluster, error) {
+	c.Kind = KindKubernetes
+	if c.Weight == 0 {
+		c.Weight = 1
+	}
+	if c.Namespace == "" {
+		c.Namespace = "default"
+	}
+	if c.Router == "" {
+		c.Router = "istio"
+	}
+	if c.Datacenter == "" {
+		c.Datacenter = c.Name
+	}
+	c.Health = Health{State: Healthy}
+	if err := c.Validate(); err != nil {
+		return Cluster{}, err
+	}
+	if _, err := r.Get(ctx, c.Name); err == nil {
+		return Cluster{}, fmt.Errorf("%w: a cluster named %s exists already; remove it first (pave cluster remove %s)", ErrInvalid, c.Name, c.Name)
+	}
+	all, err := r.List(ctx)
+	if err != nil {
+		return Cluster{}, err
+	}
+	for _, o := range all {
+		c.Order = max(c.Order, o.Order+1)
+	}
+	final := r.KubeconfigPath(c.Name)
+	if err := os.MkdirAll(filepath.Dir(final), 0o700); err != nil {
+		return Cluster{}, err
+	}
+	tmp := final + ".new"
+	if err := os.WriteFile(tmp, kubeconfig, 0o600); err != nil {
+		return Cluster{}, err
+	}
+	defer os.Remove(tmp)
+	if _, err := kube.Load(tmp, c.Context); err != nil {
+		return Cluster{}, fmt.Errorf("cluster %s: %w", c.Name, err)
+	}
+	if err := os.Rename(tmp, final); err != nil {
+		return Cluster{}, err
+	}
+	c.Added = nowUTC()
+	if _, err := state.PutJSON(ctx, r.Store, StateKind, c.Name, c, 0); err != nil {
+		os.Remove(final)
+		return Cluster{}, err
+	}
+	r.event(ctx, c.Name, "added", map[string]string{"datacenter": c.Datacenter, "router": c.Router})
+	return c, nil
+}
+
+// Remove forgets a Kubernetes cluster and its kubeconfig; embedded
+// clusters are defined by `pave up --clusters` and stay.
+func (r *Registry) Remove(ctx context.Context, name string) error {
+	c, err := r.Get(ctx, name)
+	if err != nil {
+		return err
+	}
+	if c.Kind == KindLocal {
+		return fmt.Errorf("%w: cluster %s is an embedded cluster of pave up --clusters; restart pave up without it instead", ErrInvalid, name)
+	}
+	if err := r.Store.Delete(ctx, StateKind, name, state.Any); err != nil {
+		return err
+	}
+	os.RemoveAll(filepath.Dir(r.KubeconfigPath(name)))
+	r.event(ctx, name, "removed", nil)
+	return nil
+}
+
+// Update applies fn to a cluster with optimistic concurrency, retrying
+// when another writer got there first.
+func (r *Registry) Update(ctx context.Context, name string, fn func(*Cluster) error) (Cluster, error) {
+	for {
+		var c Cluster
+		ver, err := state.GetJSON(ctx, r.Store, StateKind, name, &c)
+		if err != nil {
+			if errors.Is(err, state.ErrNotFound) {
+				return Cluster{}, fmt.Errorf("%w: %s (see pave cluster list)", ErrNotFound, name)
+			}
+			return Cluster{}, err
+		}
+		if err := fn(&c); err != nil {
+			return Cluster{}, err
+		}
+		_, err = state.PutJSON(ctx, r.Store, StateKind, name, c, ver)
+		if errors.Is(err, state.ErrConflict) {
+			continue
+		}
+		return c, err
+	}
+}
+
+func (r *Registry) event(ctx context.Context, name, typ string, data any) {
+	_, _ = r.Store.Append(ctx, state.Event{Time: nowUTC(), Kind: StateKind, Key: name, Type: typ, Data: mustJSON(data)})
+}
+
+// SetDrain starts draining a cluster (drain true) or bringing it back,
+// at pace (a fraction of its weight per second), from wherever its drain
+// factor stands now, so reversing a drain half-way is smooth.
+func (r *Registry) SetDrain(ctx context.Context, name string, drain bool, pace float64, now time.Time) (Cluster, error) {
+	if pace <= 0 {
+		return Cluster{}, fmt.Errorf("%w: pace must be above 0", ErrInvalid)
+	}
+	c, err := r.Update(ctx, name, func(c *Cluster) error {
+		c.Drain = Drain{Draining: drain, From: c.Drain.Factor(now), Changed: now.UTC(), Pace: pace}
+		return nil
+	})
+	if err != nil {
+		return Cluster{}, err
+	}
+	typ := "undrain"
+	if drain {
+		typ = "drain"
+	}
+	r.event(ctx, name, typ, c.Drain)
+	return c, nil
+}
