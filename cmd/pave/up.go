@@ -21,12 +21,11 @@ import (
 
 	"github.com/pave-platform/pave/internal/auth"
 	"github.com/pave-platform/pave/internal/config"
-	"github.com/pave-platform/pave/internal/gateway"
-	"github.com/pave-platform/pave/internal/runtime"
+	"github.com/pave-platform/pave/internal/fleet"
+	"github.com/pave-platform/pave/internal/release"
 	"github.com/pave-platform/pave/internal/server"
 	"github.com/pave-platform/pave/internal/state"
 	"github.com/pave-platform/pave/internal/telemetry"
-	"github.com/pave-platform/pave/internal/traffic"
 	"github.com/pave-platform/pave/web"
 )
 
@@ -55,8 +54,13 @@ flags, PAVE_* environment variables and pave.yaml, in that order of precedence.`
 }
 
 // listeners binds every address first, so a port in use fails start-up
-// with the setting's name before anything else starts.
-type listeners struct{ api, otlp, gateway net.Listener }
+// with the setting's name before anything else starts. With several
+// embedded clusters, gateway is the edge and each cluster's gateway gets
+// a free loopback port.
+type listeners struct {
+	api, otlp, gateway net.Listener
+	clusters           []net.Listener
+}
 
 func listen(cfg config.Config) (*listeners, error) {
 	var l listeners
@@ -71,11 +75,23 @@ func listen(cfg config.Config) (*listeners, error) {
 		}
 		*b.dst = ln
 	}
+	if len(cfg.Clusters) == 1 {
+		l.clusters = []net.Listener{l.gateway}
+		return &l, nil
+	}
+	for _, name := range cfg.Clusters {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			l.close()
+			return nil, fmt.Errorf("cluster %s: gateway: %w", name, err)
+		}
+		l.clusters = append(l.clusters, ln)
+	}
 	return &l, nil
 }
 
 func (l *listeners) close() {
-	for _, ln := range []net.Listener{l.api, l.otlp, l.gateway} {
+	for _, ln := range append([]net.Listener{l.api, l.otlp, l.gateway}, l.clusters...) {
 		if ln != nil {
 			ln.Close()
 		}
@@ -87,11 +103,6 @@ func runUp(ctx context.Context, cfg config.Config, logOut io.Writer) error {
 	_ = level.UnmarshalText([]byte(cfg.LogLevel))
 	log := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: level}))
 
-	if len(cfg.Clusters) > 1 {
-		// Say so rather than silently run one: several local clusters
-		// behind an edge gateway are not built yet.
-		return fmt.Errorf("invalid setting clusters: %q: embedded mode runs one local cluster so far; name one, e.g. --clusters local", strings.Join(cfg.Clusters, ","))
-	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("setting data-dir: %w", err)
 	}
@@ -125,29 +136,33 @@ func runUp(ctx context.Context, cfg config.Config, logOut io.Writer) error {
 	defer tel.Close()
 	server.TelemetryAPI{Store: tel, Stats: tel.Stats}.Register(srv)
 
-	// The embedded data plane; stored weights are re-applied before it
-	// serves, so a restart keeps routing.
-	gw := gateway.New(gateway.Options{Log: log.With("component", "gateway"),
-		StickyHeader: cfg.GatewayStickyHeader, StickyCookie: cfg.GatewayStickyCookie,
-		Cluster: cfg.Clusters[0], Datacenter: "local", AccessLog: &gatewayAccessLog{store: tel, log: log.With("component", "gateway")}})
-	router, err := traffic.NewGatewayRouter(ctx, store, gw, log.With("component", "traffic"))
-	if err != nil {
-		log.Error("some stored routes could not be restored", "err", err)
+	// The embedded clusters: each a local runtime (services as supervised
+	// processes that adopt what a previous `pave up` left running) and a
+	// gateway whose stored weights are re-applied before it serves.
+	multi := len(cfg.Clusters) > 1
+	var clusters clusterSet
+	defer func() {
+		for _, c := range clusters {
+			c.close()
+		}
+	}()
+	for i, name := range cfg.Clusters {
+		c, err := openLocalCluster(ctx, cfg, name, multi, store, ls.clusters[i], tel, ls.otlp.Addr().String(), log)
+		if err != nil {
+			return err
+		}
+		clusters = append(clusters, c)
 	}
-	server.TrafficAPI{Router: router, Live: gw}.Register(srv)
-	// Prometheus can scrape the gateway's per-version RED metrics here.
-	srv.Handle("GET /metrics", gw.MetricsHandler())
-
-	// The local runtime: services as supervised processes whose ready
-	// instances become the gateway's endpoints; it adopts the instances a
-	// previous `pave up` left running.
-	output := &runtimeOutput{store: tel, cluster: cfg.Clusters[0], datacenter: "local", log: log.With("component", "runtime")}
-	rt, err := runtime.NewLocal(runtime.LocalOptions{Store: store, DataDir: cfg.DataDir, Cluster: cfg.Clusters[0], Datacenter: "local",
-		OTLPEndpoint: "http://" + ls.otlp.Addr().String(), Endpoints: gw, Output: output, Log: log.With("component", "runtime")})
-	if err != nil {
+	registry := &fleet.Registry{Store: store, DataDir: cfg.DataDir}
+	dcs := make([]string, len(clusters))
+	for i, c := range clusters {
+		dcs[i] = c.datacenter
+	}
+	if err := registry.SyncLocal(ctx, cfg.Clusters, dcs); err != nil {
 		return err
 	}
-	server.RuntimeAPI{Target: rt}.Register(srv)
+	server.TrafficAPI{Router: clusters, Live: clusters}.Register(srv)
+	server.RuntimeAPI{Target: clusters}.Register(srv)
 
 	g, gctx := errgroup.WithContext(ctx)
 	serve := func(name string, ln net.Listener, h http.Handler) {
@@ -168,14 +183,41 @@ func runUp(ctx context.Context, cfg config.Config, logOut io.Writer) error {
 	}
 	serve("api", ls.api, srv)
 	serve("otlp", ls.otlp, telemetry.NewIntake(tel, telemetry.Limits{}, log.With("component", "otlp")))
-	g.Go(func() error { return gw.Serve(gctx, ls.gateway) })
-	g.Go(func() error { return rt.Run(gctx) })
-	g.Go(func() error { return output.Run(gctx) })
-	startReleaseEngine(gctx, g, store, router, releaseTarget{rt}, gw, srv, log)
+	for _, c := range clusters {
+		c.start(gctx, g)
+	}
+	probe := clusterProber{clusters: clusters}
+	clustersAPI := server.ClustersAPI{Registry: registry, Probe: probe}
+	if multi {
+		// Several clusters: the gateway the user reaches is an edge that
+		// splits each service between the clusters' gateways, and the
+		// fleet controller moves those shares for drains and failovers.
+		edge := startEdge(gctx, g, cfg, ls.gateway, clusters, registry, probe, log)
+		// Prometheus sees the edge's per-cluster series here.
+		srv.Handle("GET /metrics", edge.MetricsHandler())
+		clustersAPI.Lose = func(ctx context.Context, name string) (int, error) {
+			c := clusters.byName(name)
+			if c == nil {
+				return 0, fmt.Errorf("%w: no embedded cluster named %s", fleet.ErrNotFound, name)
+			}
+			log.Warn("losing a cluster on request", "cluster", name)
+			return c.lose(ctx)
+		}
+	} else {
+		// Prometheus can scrape the gateway's per-version RED metrics here.
+		srv.Handle("GET /metrics", clusters[0].gw.MetricsHandler())
+	}
+	clustersAPI.Register(srv)
+	local := map[string]release.Cluster{}
+	for _, c := range clusters {
+		local[c.name] = c.seams()
+	}
+	startReleaseEngine(gctx, g, store, &fleet.ReleaseFleet{Registry: registry, Local: local, Connect: connectKubernetes}, srv, log)
 
 	srv.SetReady(true)
 	log.Info("pave is up", "api", "http://"+ls.api.Addr().String(), "otlp", ls.otlp.Addr().String(),
-		"gateway", ls.gateway.Addr().String(), "data_dir", cfg.DataDir, "auth", map[bool]string{true: "open on loopback", false: "tokens required"}[open])
+		"gateway", ls.gateway.Addr().String(), "clusters", strings.Join(cfg.Clusters, ","), "data_dir", cfg.DataDir,
+		"auth", map[bool]string{true: "open on loopback", false: "tokens required"}[open])
 	err = g.Wait()
 	log.Info("pave stopped")
 	return err

@@ -54,7 +54,7 @@ func (r *Registry) Get(ctx context.Context, name string) (Cluster, error) {
 // EnsureLocal records an embedded cluster if it is not known yet; a known
 // one keeps its drain and health.
 func (r *Registry) EnsureLocal(ctx context.Context, name, datacenter string, order int) error {
-	c := Cluster{Name: name, Kind: KindLocal, Datacenter: datacenter, Weight: 1, Order: order, Health: Health{State: Healthy}}
+	c := Cluster{Name: name, Kind: KindLocal, Datacenter: datacenter, Weight: 1, Order: order, Health: Health{State: Healthy}, Added: nowUTC()}
 	if err := c.Validate(); err != nil {
 		return err
 	}
@@ -190,4 +190,29 @@ func (r *Registry) SetDrain(ctx context.Context, name string, drain bool, pace f
 	}
 	r.event(ctx, name, typ, c.Drain)
 	return c, nil
+}
+
+// SyncLocal makes the registry's embedded clusters those this `pave up`
+// runs: new ones are added, known ones keep their drain and health, and
+// embedded clusters it no longer runs are forgotten.
+func (r *Registry) SyncLocal(ctx context.Context, names []string, datacenters []string) error {
+	keep := map[string]bool{}
+	for i, n := range names {
+		keep[n] = true
+		if err := r.EnsureLocal(ctx, n, datacenters[i], i); err != nil {
+			return err
+		}
+	}
+	all, err := r.List(ctx)
+	if err != nil {
+		return err
+	}
+	for _, c := range all {
+		if c.Kind == KindLocal && !keep[c.Name] {
+			if err := r.Store.Delete(ctx, StateKind, c.Name, state.Any); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }

@@ -27,6 +27,7 @@ var (
 	hdrXFF         = []byte("X-Forwarded-For")
 	hdrUpgrade     = []byte("Upgrade")
 	hdrRespVersion = []byte("X-Pave-Version")
+	hdrRespCluster = []byte("X-Pave-Cluster")
 	websocketToken = []byte("websocket")
 	hopHeaders     = []string{"Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "TE", "Trailer"}
 )
@@ -237,6 +238,9 @@ func (g *Gateway) handle(ctx *fasthttp.RequestCtx) {
 			code = fasthttp.StatusGatewayTimeout
 		}
 		ctx.Error(fmt.Sprintf("pave gateway: service %s version %s: %v\n", s.name, b.name, err), code)
+	} else if b.cluster != "" {
+		// The cluster's gateway named the version; the edge adds where.
+		resp.Header.SetBytesKV(hdrRespCluster, []byte(b.cluster))
 	} else {
 		resp.Header.SetBytesKV(hdrRespVersion, []byte(b.name))
 	}

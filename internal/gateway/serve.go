@@ -231,7 +231,11 @@ func (g *Gateway) h2Handler() http.Handler {
 			r.Header.Set(string(hdrEdge), string(g.edgeValue))
 		}
 		sw := &statusWriter{ResponseWriter: w}
-		sw.Header().Set(string(hdrRespVersion), b.name)
+		if b.cluster != "" {
+			sw.Header().Set(string(hdrRespCluster), b.cluster)
+		} else {
+			sw.Header().Set(string(hdrRespVersion), b.name)
+		}
 		rp.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), h2TargetKey{}, h2Target{b: b, u: u})))
 		ms := float64(time.Since(start)) / float64(time.Millisecond)
 		b.stats.observe(route, sw.status, ms)

@@ -87,6 +87,8 @@ const (
 
 // Status is the desired and observed state of one version.
 type Status struct {
+	// Cluster names the cluster when a control plane runs several.
+	Cluster  string `json:"cluster,omitempty"`
 	Service  string `json:"service"`
 	Version  string `json:"version"`
 	Replicas int    `json:"replicas"` // desired

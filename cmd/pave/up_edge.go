@@ -1,0 +1,79 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/pave-platform/pave/internal/config"
+	"github.com/pave-platform/pave/internal/fleet"
+	"github.com/pave-platform/pave/internal/gateway"
+)
+
+// startEdge serves the edge gateway on ln in front of the embedded
+// clusters' gateways and runs the fleet controller that sets its shares.
+func startEdge(ctx context.Context, g *errgroup.Group, cfg config.Config, ln net.Listener, clusters clusterSet,
+	registry *fleet.Registry, probe fleet.Prober, log *slog.Logger) *gateway.Gateway {
+	// The clusters' gateways log each request with its cluster; the edge
+	// adds no second record of the same request.
+	edge := gateway.New(gateway.Options{Log: log.With("component", "edge"), Cluster: "edge", Datacenter: "edge",
+		StickyHeader: cfg.GatewayStickyHeader, StickyCookie: cfg.GatewayStickyCookie})
+	services := clusters.services
+	ctrl := fleet.NewController(fleet.ControllerOptions{
+		Registry: registry,
+		Edge: fleet.GatewayEdge{Gateway: edge, Endpoints: func(name string) []string {
+			if c := clusters.byName(name); c != nil {
+				return []string{c.ln.Addr().String()}
+			}
+			return nil
+		}},
+		Services: services,
+		Prober:   probe,
+		Counts: func(cluster string) (requests, errors uint64) {
+			names, _ := services(ctx)
+			for _, s := range names {
+				c := edge.Snapshot(s)["cluster:"+cluster].Total
+				requests += c.Requests
+				errors += c.Errors
+			}
+			return requests, errors
+		},
+		Log: log.With("component", "fleet"),
+	})
+	// The first pass sets every service's shares before the edge serves.
+	if err := ctrl.Tick(ctx); err != nil {
+		log.Warn("fleet: first pass", "err", err)
+	}
+	g.Go(func() error { return edge.Serve(ctx, ln) })
+	g.Go(func() error { return ctrl.Run(ctx) })
+	return edge
+}
+
+// clusterProber checks that a cluster answers: an embedded cluster's
+// gateway accepts connections; a Kubernetes API server answers /readyz.
+type clusterProber struct {
+	clusters clusterSet
+}
+
+func (p clusterProber) Probe(ctx context.Context, c fleet.Cluster) error {
+	if c.Kind == fleet.KindLocal {
+		lc := p.clusters.byName(c.Name)
+		if lc == nil {
+			return fmt.Errorf("embedded cluster %s is not running in this pave up", c.Name)
+		}
+		if lc.isLost() {
+			return fmt.Errorf("cluster %s was lost (its gateway and instances are gone)", c.Name)
+		}
+		d := net.Dialer{Timeout: 500 * time.Millisecond}
+		conn, err := d.DialContext(ctx, "tcp", lc.ln.Addr().String())
+		if err != nil {
+			return fmt.Errorf("cluster %s: gateway: %w", c.Name, err)
+		}
+		return conn.Close()
+	}
+	return probeKubernetes(ctx, c)
+}
