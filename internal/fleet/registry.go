@@ -101,6 +101,9 @@ func (r *Registry) AddKubernetes(ctx context.Context, c Cluster, kubeconfig []by
 	for _, o := range all {
 		c.Order = max(c.Order, o.Order+1)
 	}
+	if _, err := kube.Parse(kubeconfig, "the kubeconfig", c.Context); err != nil {
+		return Cluster{}, fmt.Errorf("cluster %s: %w", c.Name, err)
+	}
 	final := r.KubeconfigPath(c.Name)
 	if err := os.MkdirAll(filepath.Dir(final), 0o700); err != nil {
 		return Cluster{}, err
@@ -110,9 +113,6 @@ func (r *Registry) AddKubernetes(ctx context.Context, c Cluster, kubeconfig []by
 		return Cluster{}, err
 	}
 	defer os.Remove(tmp)
-	if _, err := kube.Load(tmp, c.Context); err != nil {
-		return Cluster{}, fmt.Errorf("cluster %s: %w", c.Name, err)
-	}
 	if err := os.Rename(tmp, final); err != nil {
 		return Cluster{}, err
 	}

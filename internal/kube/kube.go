@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sort"
 
 	istioclient "istio.io/client-go/pkg/clientset/versioned"
 	"k8s.io/client-go/dynamic"
@@ -44,9 +45,14 @@ func Load(path, context string) (*rest.Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrKubeconfig, err)
 	}
+	return Parse(data, path, context)
+}
+
+// Parse reads a kubeconfig's content; source names it in errors.
+func Parse(data []byte, source, context string) (*rest.Config, error) {
 	raw, err := clientcmd.Load(data)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s does not parse: %v", ErrKubeconfig, path, err)
+		return nil, fmt.Errorf("%w: %s does not parse: %v", ErrKubeconfig, source, err)
 	}
 	if context != "" {
 		if _, ok := raw.Contexts[context]; !ok {
@@ -54,12 +60,15 @@ func Load(path, context string) (*rest.Config, error) {
 			for n := range raw.Contexts {
 				names = append(names, n)
 			}
-			return nil, fmt.Errorf("%w: %s has no context %q (it has %v)", ErrKubeconfig, path, context, names)
+			sort.Strings(names)
+			return nil, fmt.Errorf("%w: %s has no context %q (it has %v)", ErrKubeconfig, source, context, names)
 		}
+	} else if raw.CurrentContext == "" {
+		return nil, fmt.Errorf("%w: %s has no current-context; name one with --context", ErrKubeconfig, source)
 	}
 	cfg, err := clientcmd.NewNonInteractiveClientConfig(*raw, context, &clientcmd.ConfigOverrides{}, nil).ClientConfig()
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", ErrKubeconfig, path, err)
+		return nil, fmt.Errorf("%w: %s: %v", ErrKubeconfig, source, err)
 	}
 	return cfg, nil
 }
