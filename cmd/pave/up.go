@@ -187,7 +187,12 @@ func runUp(ctx context.Context, cfg config.Config, logOut io.Writer) error {
 		c.start(gctx, g)
 	}
 	probe := clusterProber{clusters: clusters}
-	clustersAPI := server.ClustersAPI{Registry: registry, Probe: probe}
+	clustersAPI := server.ClustersAPI{Registry: registry, Probe: probe, Gateway: func(name string) string {
+		if c := clusters.byName(name); c != nil && !c.isLost() {
+			return c.ln.Addr().String()
+		}
+		return ""
+	}}
 	if multi {
 		// Several clusters: the gateway the user reaches is an edge that
 		// splits each service between the clusters' gateways, and the

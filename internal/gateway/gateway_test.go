@@ -680,3 +680,46 @@ func TestEdgeFailsOverWhenAClusterIsLost(t *testing.T) {
 		t.Fatalf("after the loss %v, want every request served by seoul", got)
 	}
 }
+
+// TestEdgeRetriesGatewayErrorsOfIdempotentRequests: busan's gateway is up
+// but reaches no instance (they were killed), so it answers 502 itself;
+// the edge sends GETs to seoul instead, while a POST, which may have
+// reached an instance before it died, gets the 502.
+func TestEdgeRetriesGatewayErrorsOfIdempotentRequests(t *testing.T) {
+	seoul := New(Options{Log: quietLog(), Cluster: "seoul"})
+	seoul.SetEndpoints("orders", "v1", []string{startUpstream(t, "seoul-v1").addr})
+	busan := New(Options{Log: quietLog(), Cluster: "busan", Retries: -1})
+	dead, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadAddr := dead.Addr().String()
+	dead.Close() // nothing listens: every attempt is refused
+	busan.SetEndpoints("orders", "v1", []string{deadAddr})
+	edge := New(Options{Log: quietLog(), Cluster: "edge", EjectAfter: 1000})
+	if err := edge.SetClusterWeights("orders", []Cluster{{Name: "seoul", Weight: 500_000, Endpoints: []string{startGateway(t, seoul)}},
+		{Name: "busan", Weight: 500_000, Endpoints: []string{startGateway(t, busan)}}}); err != nil {
+		t.Fatal(err)
+	}
+	edgeAddr := startGateway(t, edge)
+	c := newClient()
+	for i := range 20 {
+		v, status, err := call(t, c, edgeAddr, "orders.localhost", "GET", nil)
+		if err != nil || status != 200 || v != "seoul-v1" {
+			t.Fatalf("GET %d: %q %d %v, want it served by seoul", i, v, status, err)
+		}
+	}
+	posts502 := 0
+	for range 20 {
+		_, status, err := call(t, c, edgeAddr, "orders.localhost", "POST", nil)
+		switch {
+		case status == 502:
+			posts502++
+		case err != nil:
+			t.Fatal(err)
+		}
+	}
+	if posts502 != 10 {
+		t.Errorf("%d of 20 POSTs got busan's 502, want 10: a POST is never repeated elsewhere", posts502)
+	}
+}

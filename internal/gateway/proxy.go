@@ -28,6 +28,10 @@ var (
 	hdrUpgrade     = []byte("Upgrade")
 	hdrRespVersion = []byte("X-Pave-Version")
 	hdrRespCluster = []byte("X-Pave-Cluster")
+	// hdrGatewayError marks an error answer the gateway made itself (no
+	// instance reached), as opposed to a service's own 5xx: an edge may
+	// retry an idempotent request that got one in another cluster.
+	hdrGatewayError = []byte("X-Pave-Gateway-Error")
 	websocketToken = []byte("websocket")
 	hopHeaders     = []string{"Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "TE", "Trailer"}
 )
@@ -170,6 +174,7 @@ func (g *Gateway) handle(ctx *fasthttp.RequestCtx) {
 	b, err := s.choose(g.keysFast(&req.Header))
 	if err != nil {
 		ctx.Error("pave gateway: "+err.Error()+"\n", fasthttp.StatusServiceUnavailable)
+		ctx.Response.Header.SetBytesKV(hdrGatewayError, []byte("no-backend"))
 		g.observe(s, nil, route, ctx, 0, start, nil)
 		return
 	}
@@ -219,6 +224,17 @@ func (g *Gateway) handle(ctx *fasthttp.RequestCtx) {
 		if err == nil {
 			status = resp.StatusCode()
 			g.succeeded(u, status)
+			// At the edge, a cluster whose gateway reached no instance
+			// (all gone, or killed mid-request) answers with a marked
+			// 502/503; an idempotent request then gets another cluster.
+			if b.cluster != "" && idempotent && attempt < g.opts.Retries && (status == 502 || status == 503) &&
+				len(resp.Header.PeekBytes(hdrGatewayError)) > 0 {
+				if alt := s.elsewhere(b, now); alt != nil {
+					b = alt
+					resp.Reset()
+					continue
+				}
+			}
 			break
 		}
 		g.failed(u)
@@ -238,6 +254,7 @@ func (g *Gateway) handle(ctx *fasthttp.RequestCtx) {
 			code = fasthttp.StatusGatewayTimeout
 		}
 		ctx.Error(fmt.Sprintf("pave gateway: service %s version %s: %v\n", s.name, b.name, err), code)
+		ctx.Response.Header.SetBytesKV(hdrGatewayError, []byte("upstream"))
 	} else if b.cluster != "" {
 		// The cluster's gateway named the version; the edge adds where.
 		resp.Header.SetBytesKV(hdrRespCluster, []byte(b.cluster))

@@ -21,6 +21,8 @@ type ClustersAPI struct {
 	// Lose simulates the loss of an embedded cluster; nil when the mode
 	// has none to lose.
 	Lose func(ctx context.Context, name string) (killed int, err error)
+	// Gateway gives an embedded cluster's gateway address ("" for none).
+	Gateway func(name string) string
 }
 
 // Register adds the cluster routes to s.
@@ -41,6 +43,8 @@ type ClusterView struct {
 	Share float64 `json:"share"`
 	// DrainFactor is 1 when serving fully, 0 when drained.
 	DrainFactor float64 `json:"drainFactor"`
+	// Gateway is where an embedded cluster's gateway listens.
+	Gateway string `json:"gateway,omitempty"`
 	// Reachable and Problem are a probe made for this answer (get only).
 	Reachable *bool  `json:"reachable,omitempty"`
 	Problem   string `json:"problem,omitempty"`
@@ -79,6 +83,9 @@ func (a ClustersAPI) views(ctx context.Context) ([]ClusterView, error) {
 	out := make([]ClusterView, len(all))
 	for i, c := range all {
 		out[i] = ClusterView{Cluster: c, Share: float64(shares[i].Weight) / 10_000, DrainFactor: c.Drain.Factor(now)}
+		if a.Gateway != nil {
+			out[i].Gateway = a.Gateway(c.Name)
+		}
 	}
 	return out, nil
 }

@@ -1,0 +1,10 @@
+#!/bin/sh
+# Failover benchmark: Pave's edge and fleet controller against haproxy as
+# the edge in front of the same two embedded clusters (see main.go).
+set -eu
+cd "$(dirname "$0")/../.."
+command -v haproxy >/dev/null 2>&1 || {
+	echo "installing the peer: haproxy" >&2
+	apt-get update -qq && apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends haproxy >/dev/null
+}
+exec go run ./bench/failover "$@"
