@@ -26,8 +26,9 @@ func init() { register(releaseCommand) }
 func releaseCommand(g *globals) *cobra.Command {
 	var (
 		version, source, binary, image, steps, file string
-		wait, supersede                             bool
+		wait, supersede, lockstep                   bool
 		replicas                                    int
+		clusters                                    []string
 	)
 	cmd := &cobra.Command{
 		Use:   "release SERVICE --version V (--source DIR | --binary PATH | --image REF) [--steps 1,5,10,25,50,100] [--wait]",
@@ -40,9 +41,14 @@ at once when a judge objects.
 
 Instead of flags, -f takes a Release spec (YAML or JSON, kind: Release).
 With --wait the command follows the release to its end and exits 0 only when
-it was promoted, so a CI job fails when its release is rolled back.`,
+it was promoted, so a CI job fails when its release is rolled back.
+
+With several clusters the release runs in waves: the canary goes through its
+steps in the first cluster, a health gate follows, then the next cluster;
+--lockstep moves them all together. A failure anywhere rolls back everywhere.`,
 		Example: `  pave release checkout --version v2 --binary ./bin/checkout --wait
   pave release checkout --version v3 --image registry.local/checkout:v3 --steps 0.01,1,10,50,100
+  pave release checkout --version v4 --image registry.local/checkout:v4 --clusters seoul,busan
   pave release -f release.yaml --wait -o json`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -62,6 +68,9 @@ it was promoted, so a CI job fails when its release is rolled back.`,
 					return fmt.Errorf("name the service: pave release SERVICE --version V --binary PATH (or -f spec.yaml)")
 				}
 				b, err := specFromFlags(args[0], version, source, binary, image, steps, replicas, supersede)
+				if err == nil && (len(clusters) > 0 || lockstep) {
+					b, err = withClusters(b, clusters, lockstep)
+				}
 				if err != nil {
 					return err
 				}
@@ -90,6 +99,8 @@ it was promoted, so a CI job fails when its release is rolled back.`,
 	f.BoolVar(&wait, "wait", false, "follow the release to its end; exit 0 only when promoted")
 	f.BoolVar(&supersede, "supersede", false, "abort a running release of the same service instead of refusing")
 	f.StringVarP(&file, "file", "f", "", "a Release spec, YAML or JSON ('-' reads stdin)")
+	f.StringSliceVar(&clusters, "clusters", nil, "clusters to release to, one wave each in this order (default: all)")
+	f.BoolVar(&lockstep, "lockstep", false, "move every cluster together instead of in waves")
 
 	cmd.AddCommand(releaseListCommand(g), releaseStatusCommand(g), releaseHistoryCommand(g))
 	for _, a := range []release.Action{release.Pause, release.Resume, release.Promote, release.Abort} {
@@ -158,6 +169,22 @@ func specFromFlags(service, version, source, binary, image, steps string, replic
 	return releaseJSON(map[string]any{"apiVersion": release.APIVersion, "kind": release.Kind, "spec": spec})
 }
 
+// withClusters adds spec.clusters and spec.lockstep to a Release document.
+func withClusters(doc []byte, clusters []string, lockstep bool) ([]byte, error) {
+	var r map[string]any
+	if err := json.Unmarshal(doc, &r); err != nil {
+		return nil, err
+	}
+	spec := r["spec"].(map[string]any)
+	if len(clusters) > 0 {
+		spec["clusters"] = clusters
+	}
+	if lockstep {
+		spec["lockstep"] = true
+	}
+	return releaseJSON(r)
+}
+
 // followRelease polls a release until it ends, showing its progress, and
 // turns the end state into the exit status.
 func followRelease(ctx context.Context, g *globals, w io.Writer, name string) error {
@@ -220,6 +247,15 @@ func renderRelease(r release.Release) string {
 	}
 	fmt.Fprintf(&b, "%s  %s %s → %s  %s  step %s  weights %s\n", r.Metadata.Name, r.Spec.Service, orNone(s.Stable), r.Spec.Version,
 		s.Phase.Words(), step, orNone(s.Weights.String()))
+	if len(s.Clusters) > 1 {
+		for _, c := range s.Clusters {
+			fmt.Fprintf(&b, "  cluster %-12s wave %d  weights %s", c.Name, c.Wave+1, orNone(c.Weights.String()))
+			if c.Error != "" {
+				fmt.Fprintf(&b, "  TROUBLE since %s: %s", c.ErrorSince.Local().Format("15:04:05"), c.Error)
+			}
+			b.WriteByte('\n')
+		}
+	}
 	if d := s.Decision; d != nil {
 		for _, f := range d.Findings {
 			if f.Judge == analysis.JudgeErrors && f.Scope == analysis.TotalScope {
