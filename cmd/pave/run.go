@@ -17,7 +17,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/pave-platform/pave/internal/apiclient"
-	"github.com/pave-platform/pave/internal/release"
 	"github.com/pave-platform/pave/internal/runtime"
 	"github.com/pave-platform/pave/internal/server"
 )
@@ -343,28 +342,4 @@ func waitGone(ctx context.Context, g *globals, versions []runtime.Status, timeou
 		}
 	}
 	return nil
-}
-
-// releaseTarget adapts a runtime.Target to the release engine's seam.
-type releaseTarget struct{ t runtime.Target }
-
-var _ release.Target = releaseTarget{}
-
-func (r releaseTarget) Deploy(ctx context.Context, d release.Deployment) error {
-	return r.t.Deploy(ctx, runtime.Deployment{Service: d.Service, Version: d.Version, Replicas: d.Replicas, Source: d.Source, Binary: d.Binary, Image: d.Image, Env: d.Env})
-}
-
-func (r releaseTarget) Remove(ctx context.Context, service, version string) error {
-	if err := r.t.Remove(ctx, service, version); err != nil && !errors.Is(err, runtime.ErrNotFound) {
-		return err
-	}
-	return nil
-}
-
-func (r releaseTarget) Status(ctx context.Context, service, version string) (bool, int, int, error) {
-	st, err := r.t.Status(ctx, service, version)
-	if err != nil {
-		return false, 0, 0, err
-	}
-	return st.Ready == st.Replicas && len(st.Instances) == st.Replicas, st.Ready, st.Replicas, nil
 }

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/pave-platform/pave/internal/fleet"
 	"github.com/pave-platform/pave/internal/release"
 	"github.com/pave-platform/pave/internal/runtime"
 	"github.com/pave-platform/pave/internal/state"
@@ -50,7 +51,7 @@ func TestRuntimeOutput(t *testing.T) {
 	}
 }
 
-// releaseTarget is how the release engine drives the local runtime: a
+// fleet.ReleaseTarget is how the release engine drives the local runtime: a
 // Remove of a version that is gone is no error, and Status reports ready
 // only when every desired replica is.
 func TestReleaseTargetAdapter(t *testing.T) {
@@ -64,7 +65,7 @@ func TestReleaseTargetAdapter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var target release.Target = releaseTarget{rt}
+	var target release.Target = fleet.ReleaseTarget(rt)
 	ctx := context.Background()
 	if err := target.Deploy(ctx, release.Deployment{Service: "orders", Version: "v2", Binary: "/bin/true", Replicas: 2}); err != nil {
 		t.Fatal(err)

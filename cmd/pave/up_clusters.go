@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/pave-platform/pave/internal/config"
+	"github.com/pave-platform/pave/internal/fleet"
 	"github.com/pave-platform/pave/internal/gateway"
 	"github.com/pave-platform/pave/internal/release"
 	"github.com/pave-platform/pave/internal/runtime"
@@ -126,7 +127,7 @@ func (c *localCluster) close() {
 
 // seams are the cluster's release seams.
 func (c *localCluster) seams() release.Cluster {
-	return release.Cluster{Name: c.name, Router: c.router, Target: releaseTarget{c.rt},
+	return release.Cluster{Name: c.name, Router: c.router, Target: fleet.ReleaseTarget(c.rt),
 		Metrics: release.MetricsFunc(func(_ context.Context, service string) (stats.Snapshot, error) {
 			if c.isLost() {
 				return nil, fmt.Errorf("cluster %s is lost", c.name)
