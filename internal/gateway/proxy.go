@@ -32,8 +32,8 @@ var (
 	// instance reached), as opposed to a service's own 5xx: an edge may
 	// retry an idempotent request that got one in another cluster.
 	hdrGatewayError = []byte("X-Pave-Gateway-Error")
-	websocketToken = []byte("websocket")
-	hopHeaders     = []string{"Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "TE", "Trailer"}
+	websocketToken  = []byte("websocket")
+	hopHeaders      = []string{"Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "TE", "Trailer"}
 )
 
 // requestKeys are what decides a request's version besides the weights.
