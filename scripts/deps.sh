@@ -61,3 +61,8 @@ if [ ! -x "$PAVE_TOOLS/bin/weed" ] || [ "$(cat "$PAVE_TOOLS/bin/.weed.version" 2
   rm -rf "$work"
   echo "$SEAWEEDFS_VERSION" >"$PAVE_TOOLS/bin/.weed.version"
 fi
+
+# A real kube-apiserver and etcd for the Kubernetes integration tests
+# (no kubelet: tests play the Deployment controller), built once per version.
+say "kube-apiserver and etcd for the Kubernetes tests"
+PAVE_TOOLS="$PAVE_TOOLS" bash "$(dirname "$0")/kube-apiserver.sh" >/dev/null

@@ -186,7 +186,7 @@ func runUp(ctx context.Context, cfg config.Config, logOut io.Writer) error {
 	for _, c := range clusters {
 		c.start(gctx, g)
 	}
-	probe := clusterProber{clusters: clusters}
+	probe := clusterProber{clusters: clusters, registry: registry}
 	clustersAPI := server.ClustersAPI{Registry: registry, Probe: probe, Gateway: func(name string) string {
 		if c := clusters.byName(name); c != nil && !c.isLost() {
 			return c.ln.Addr().String()

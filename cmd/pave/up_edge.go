@@ -57,6 +57,7 @@ func startEdge(ctx context.Context, g *errgroup.Group, cfg config.Config, ln net
 // gateway accepts connections; a Kubernetes API server answers /readyz.
 type clusterProber struct {
 	clusters clusterSet
+	registry *fleet.Registry
 }
 
 func (p clusterProber) Probe(ctx context.Context, c fleet.Cluster) error {
@@ -75,5 +76,5 @@ func (p clusterProber) Probe(ctx context.Context, c fleet.Cluster) error {
 		}
 		return conn.Close()
 	}
-	return probeKubernetes(ctx, c)
+	return probeKubernetes(ctx, c, p.registry.KubeconfigPath(c.Name))
 }

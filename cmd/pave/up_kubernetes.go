@@ -3,16 +3,44 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"sync"
 
 	"github.com/pave-platform/pave/internal/fleet"
-	"github.com/pave-platform/pave/internal/release"
+	"github.com/pave-platform/pave/internal/kube"
 )
 
-// connectKubernetes builds a Kubernetes cluster's release seams.
-func connectKubernetes(ctx context.Context, c fleet.Cluster, kubeconfig string) (release.Cluster, error) {
-	return release.Cluster{}, fmt.Errorf("cluster %s: not connected yet", c.Name)
+// connectKubernetes builds a registered Kubernetes cluster's release seams.
+var connectKubernetes = fleet.KubernetesConnector(slog.Default())
+
+// kubeProbes keeps one set of clients per registered cluster for probing.
+var kubeProbes struct {
+	sync.Mutex
+	clients map[string]*kube.Cluster
+	added   map[string]string
 }
 
-func probeKubernetes(ctx context.Context, c fleet.Cluster) error {
-	return fmt.Errorf("cluster %s: not connected yet", c.Name)
+// probeKubernetes asks the cluster's API server for /readyz.
+func probeKubernetes(ctx context.Context, c fleet.Cluster, kubeconfig string) error {
+	kubeProbes.Lock()
+	if kubeProbes.clients == nil {
+		kubeProbes.clients, kubeProbes.added = map[string]*kube.Cluster{}, map[string]string{}
+	}
+	kc := kubeProbes.clients[c.Name]
+	if kc == nil || kubeProbes.added[c.Name] != c.Added.String() {
+		cfg, err := kube.Load(kubeconfig, c.Context)
+		if err == nil {
+			kc, err = kube.New(c.Name, cfg)
+		}
+		if err != nil {
+			kubeProbes.Unlock()
+			return fmt.Errorf("cluster %s: %w", c.Name, err)
+		}
+		kubeProbes.clients[c.Name], kubeProbes.added[c.Name] = kc, c.Added.String()
+	}
+	kubeProbes.Unlock()
+	if _, err := kc.Kube.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx); err != nil {
+		return fmt.Errorf("cluster %s: API server /readyz: %w", c.Name, err)
+	}
+	return nil
 }

@@ -288,3 +288,14 @@ func TestWebhookEdge(t *testing.T) {
 		t.Fatalf("refusal: %v", err)
 	}
 }
+
+func TestIstioEdgePercentsSumTo100(t *testing.T) {
+	got := percents([]Share{{Cluster: "a", Datacenter: "kr-1", Weight: 333_334}, {Cluster: "b", Datacenter: "kr-2", Weight: 333_333}, {Cluster: "c", Datacenter: "jp-1", Weight: 333_333}, {Cluster: "d", Weight: 0}})
+	var sum uint32
+	for _, p := range got {
+		sum += p
+	}
+	if sum != 100 || len(got) != 3 || got["kr-1/*"] != 34 {
+		t.Fatalf("percents %v", got)
+	}
+}

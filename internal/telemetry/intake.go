@@ -3,6 +3,7 @@ package telemetry
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -116,18 +117,33 @@ func isJSON(r *http.Request) (bool, error) {
 	return false, &intakeError{http.StatusUnsupportedMediaType, fmt.Sprintf("Content-Type %q is not supported; send application/x-protobuf or application/json", ct)}
 }
 
-func (in *Intake) fail(w http.ResponseWriter, r *http.Request, err error) {
-	status := http.StatusInternalServerError
+// Back-pressure hints, the same over HTTP (Retry-After) and gRPC (RetryInfo).
+const (
+	busyRetryAfter        = time.Second
+	unavailableRetryAfter = 5 * time.Second
+)
+
+// classify maps an intake or store error to its HTTP status and, for
+// back-pressure, how long the sender should wait before retrying. The gRPC
+// intake derives its status codes from the same answer, so both transports
+// refuse the same requests for the same reasons.
+func classify(err error) (status int, retryAfter time.Duration) {
 	var ie *intakeError
 	switch {
 	case errors.As(err, &ie):
-		status = ie.status
+		return ie.status, 0
 	case errors.Is(err, ErrBusy):
-		status = http.StatusTooManyRequests
-		w.Header().Set("Retry-After", "1")
+		return http.StatusTooManyRequests, busyRetryAfter
 	case errors.Is(err, ErrUnavailable):
-		status = http.StatusServiceUnavailable
-		w.Header().Set("Retry-After", "5")
+		return http.StatusServiceUnavailable, unavailableRetryAfter
+	}
+	return http.StatusInternalServerError, 0
+}
+
+func (in *Intake) fail(w http.ResponseWriter, r *http.Request, err error) {
+	status, retry := classify(err)
+	if retry > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int(retry/time.Second)))
 	}
 	if status >= 500 {
 		in.log.Error("telemetry intake refused a request", "path", r.URL.Path, "status", status, "err", err)
@@ -135,6 +151,26 @@ func (in *Intake) fail(w http.ResponseWriter, r *http.Request, err error) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.WriteHeader(status)
 	fmt.Fprintln(w, err.Error())
+}
+
+// exportLogs is the one path of an OTLP logs request, over HTTP or gRPC:
+// decode, check the limits, append. It returns once the records are
+// durable, or with an error for which nothing was stored.
+func (in *Intake) exportLogs(ctx context.Context, body []byte, asJSON bool) error {
+	logs, err := DecodeOTLPLogs(body, asJSON, in.limits, in.now())
+	if err != nil {
+		return err
+	}
+	return in.store.AppendLogs(ctx, logs)
+}
+
+// exportTraces is exportLogs for spans.
+func (in *Intake) exportTraces(ctx context.Context, body []byte, asJSON bool) error {
+	spans, err := DecodeOTLPTraces(body, asJSON, in.limits)
+	if err != nil {
+		return err
+	}
+	return in.store.AppendSpans(ctx, spans)
 }
 
 func (in *Intake) logs(w http.ResponseWriter, r *http.Request) {
@@ -148,12 +184,7 @@ func (in *Intake) logs(w http.ResponseWriter, r *http.Request) {
 		in.fail(w, r, err)
 		return
 	}
-	logs, err := DecodeOTLPLogs(b, asJSON, in.limits, in.now())
-	if err != nil {
-		in.fail(w, r, err)
-		return
-	}
-	if err := in.store.AppendLogs(r.Context(), logs); err != nil {
+	if err := in.exportLogs(r.Context(), b, asJSON); err != nil {
 		in.fail(w, r, err)
 		return
 	}
@@ -171,12 +202,7 @@ func (in *Intake) traces(w http.ResponseWriter, r *http.Request) {
 		in.fail(w, r, err)
 		return
 	}
-	spans, err := DecodeOTLPTraces(b, asJSON, in.limits)
-	if err != nil {
-		in.fail(w, r, err)
-		return
-	}
-	if err := in.store.AppendSpans(r.Context(), spans); err != nil {
+	if err := in.exportTraces(r.Context(), b, asJSON); err != nil {
 		in.fail(w, r, err)
 		return
 	}
