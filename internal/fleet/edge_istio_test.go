@@ -27,7 +27,7 @@ func TestIstioEdgeWritesLocalityDistribution(t *testing.T) {
 		t.Fatalf("locality setting %v", lb)
 	}
 	if got.Spec.TrafficPolicy.OutlierDetection == nil || len(got.Spec.Subsets) != 1 {
-		t.Fatalf("outlier detection added, subsets kept: %v", got.Spec)
+		t.Fatalf("outlier detection added, subsets kept: %v", &got.Spec)
 	}
 	err := e.Apply(ctx, "cart", []Share{{Cluster: "seoul", Weight: 1_000_000}})
 	if err == nil || !strings.Contains(err.Error(), "cluster mesh: destinationrule default/cart") {

@@ -99,7 +99,7 @@ func NewPrometheus(o PrometheusOptions) (*Prometheus, error) {
 	}
 	for _, t := range []struct {
 		name, text, label string
-		dst            **template.Template
+		dst               **template.Template
 	}{{"requests", q.Requests, q.VersionLabel, &p.requests}, {"latency", q.Latency, q.VersionLabel, &p.latency}} {
 		if t.label == "" {
 			return nil, fmt.Errorf("prometheus queries: versionLabel is empty: name the label that carries the version")

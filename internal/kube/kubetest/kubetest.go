@@ -194,10 +194,10 @@ type Verdict int
 
 // Verdicts.
 const (
-	Ready      Verdict = iota // all replicas available
-	Unready                   // status written, no replica available
-	Failed                    // Progressing=False, ProgressDeadlineExceeded
-	Untouched                 // no status written at all
+	Ready     Verdict = iota // all replicas available
+	Unready                  // status written, no replica available
+	Failed                   // Progressing=False, ProgressDeadlineExceeded
+	Untouched                // no status written at all
 )
 
 // PlayDeployments plays the Deployment controller until ctx ends: every
