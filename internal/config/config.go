@@ -21,10 +21,13 @@ import (
 
 // Config is the control plane's configuration.
 type Config struct {
-	DataDir     string
-	HTTPAddr    string
-	OTLPAddr    string
-	GatewayAddr string
+	DataDir  string
+	HTTPAddr string
+	OTLPAddr string
+	// OTLPGRPCAddr is the OTLP/gRPC intake's address, e.g. 127.0.0.1:4317;
+	// empty (the default) leaves gRPC off.
+	OTLPGRPCAddr string
+	GatewayAddr  string
 	// RequireAuth forces bearer tokens even on loopback. Tokens are always
 	// required when the API listens on a non-loopback address.
 	RequireAuth bool
@@ -74,6 +77,12 @@ func settings() []setting {
 		}},
 		{"http-addr", "API and web UI listen address", func(c *Config) any { return &c.HTTPAddr }, func(c *Config) error { return checkAddr(c.HTTPAddr) }},
 		{"otlp-addr", "OTLP/HTTP intake listen address", func(c *Config) any { return &c.OTLPAddr }, func(c *Config) error { return checkAddr(c.OTLPAddr) }},
+		{"otlp-grpc-addr", "OTLP/gRPC intake listen address, e.g. 127.0.0.1:4317 (empty: off)", func(c *Config) any { return &c.OTLPGRPCAddr }, func(c *Config) error {
+			if c.OTLPGRPCAddr == "" {
+				return nil
+			}
+			return checkAddr(c.OTLPGRPCAddr)
+		}},
 		{"gateway-addr", "gateway (data plane) listen address", func(c *Config) any { return &c.GatewayAddr }, func(c *Config) error { return checkAddr(c.GatewayAddr) }},
 		{"require-auth", "require API tokens even on loopback", func(c *Config) any { return &c.RequireAuth }, nil},
 		{"log-level", "debug, info, warn or error", func(c *Config) any { return &c.LogLevel }, func(c *Config) error {

@@ -33,7 +33,7 @@ func TestDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.DataDir != "./.pave" || c.HTTPAddr != "127.0.0.1:7070" || c.OTLPAddr != "127.0.0.1:4318" || c.GatewayAddr != "127.0.0.1:8080" {
+	if c.DataDir != "./.pave" || c.HTTPAddr != "127.0.0.1:7070" || c.OTLPAddr != "127.0.0.1:4318" || c.GatewayAddr != "127.0.0.1:8080" || c.OTLPGRPCAddr != "" {
 		t.Fatalf("defaults: %+v", c)
 	}
 }
@@ -68,6 +68,8 @@ func TestInvalidValuesNameSettingSourceAndAllowed(t *testing.T) {
 		{"bad duration", nil, map[string]string{"PAVE_SHUTDOWN_TIMEOUT": "soon"}, "", []string{"shutdown-timeout", "PAVE_SHUTDOWN_TIMEOUT", "duration"}},
 		{"bad cluster", []string{"--clusters", "a,B_2"}, nil, "", []string{"clusters", "DNS-1123"}},
 		{"dup cluster", []string{"--clusters", "a,a"}, nil, "", []string{"clusters", "twice"}},
+		{"grpc addr no port", []string{"--otlp-grpc-addr", "127.0.0.1"}, nil, "", []string{"otlp-grpc-addr", "--otlp-grpc-addr", `"127.0.0.1"`, "host:port"}},
+		{"grpc addr host", nil, map[string]string{"PAVE_OTLP_GRPC_ADDR": "example.com:4317"}, "", []string{"otlp-grpc-addr", "PAVE_OTLP_GRPC_ADDR", "IP address or localhost"}},
 		{"bad yaml", nil, nil, "http-addr: [\n", []string{"settings file"}},
 	}
 	for _, tc := range cases {
@@ -80,6 +82,31 @@ func TestInvalidValuesNameSettingSourceAndAllowed(t *testing.T) {
 				if !strings.Contains(err.Error(), w) {
 					t.Errorf("error %q does not mention %q", err, w)
 				}
+			}
+		})
+	}
+}
+
+func TestOTLPGRPCAddrFromEachSource(t *testing.T) {
+	for name, tc := range map[string]struct {
+		args []string
+		env  map[string]string
+		file string
+		want string
+	}{
+		"file": {nil, nil, "otlp-grpc-addr: 127.0.0.1:4317\n", "127.0.0.1:4317"},
+		"env":  {nil, map[string]string{"PAVE_OTLP_GRPC_ADDR": "0.0.0.0:4317"}, "", "0.0.0.0:4317"},
+		"flag": {[]string{"--otlp-grpc-addr", "[::1]:4317"}, map[string]string{"PAVE_OTLP_GRPC_ADDR": "0.0.0.0:4317"}, "", "[::1]:4317"},
+		// An empty flag turns off what the file turned on.
+		"flag off": {[]string{"--otlp-grpc-addr", ""}, nil, "otlp-grpc-addr: 127.0.0.1:4317\n", ""},
+	} {
+		t.Run(name, func(t *testing.T) {
+			c, err := load(t, tc.args, tc.env, tc.file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.OTLPGRPCAddr != tc.want {
+				t.Fatalf("otlp-grpc-addr = %q, want %q", c.OTLPGRPCAddr, tc.want)
 			}
 		})
 	}

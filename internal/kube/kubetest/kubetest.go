@@ -19,11 +19,17 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"github.com/go-logr/logr"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/pave-platform/pave/internal/kube"
 )
+
+// envtest logs through controller-runtime's logger, which complains on
+// stderr unless one is set; the tests assert, they do not read its logs.
+func init() { ctrllog.SetLogger(logr.Discard()) }
 
 // Version is the Kubernetes version the binaries are built at.
 const Version = "v1.37.2"
