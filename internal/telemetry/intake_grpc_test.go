@@ -333,3 +333,56 @@ func TestGRPCIntakeRejectionsNameTheProblem(t *testing.T) {
 		t.Fatalf("rejected requests stored %d records", n)
 	}
 }
+
+// gateStore holds each append until released, to stop the server mid-call.
+type gateStore struct {
+	Store
+	entered, release chan struct{}
+}
+
+func (g gateStore) AppendLogs(ctx context.Context, logs []Log) error {
+	g.entered <- struct{}{}
+	<-g.release
+	return g.Store.AppendLogs(ctx, logs)
+}
+
+func TestGRPCIntakeShutdownFinishesCallsInFlight(t *testing.T) {
+	s := openTest(t, t.TempDir(), nil)
+	gs := gateStore{Store: s, entered: make(chan struct{}, 1), release: make(chan struct{})}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- NewGRPCIntake(gs, Limits{}, nil).Serve(ctx, ln) }()
+
+	exported := make(chan error, 1)
+	go func() {
+		_, err := rawLogsClient(t, addr).Export(context.Background(), oneLogRequest(nil))
+		exported <- err
+	}()
+	<-gs.entered
+	cancel()
+	// Once the listener is closed the stop has begun; the call is still
+	// waiting for its append.
+	for {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			break
+		}
+		c.Close()
+		time.Sleep(5 * time.Millisecond)
+	}
+	close(gs.release)
+	if err := <-exported; err != nil {
+		t.Fatalf("call in flight during shutdown: %v, want it acknowledged", err)
+	}
+	if err := <-served; err != nil {
+		t.Fatalf("Serve: %v", err)
+	}
+	if n := s.Stats().Records; n != 1 {
+		t.Fatalf("stored %d records, want 1", n)
+	}
+}

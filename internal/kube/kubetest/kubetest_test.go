@@ -49,7 +49,7 @@ func TestTwoRealClusters(t *testing.T) {
 	}
 	hr := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
 		"metadata": map[string]any{"name": "shop", "namespace": "default"},
-		"spec": map[string]any{"rules": []any{map[string]any{"backendRefs": []any{map[string]any{"name": "shop-v1", "port": 80, "weight": -1}}}}}}}
+		"spec":     map[string]any{"rules": []any{map[string]any{"backendRefs": []any{map[string]any{"name": "shop-v1", "port": 80, "weight": -1}}}}}}}
 	_, err = seoul.Clients.Dynamic.Resource(schema.GroupVersionResource{Group: "gateway.networking.k8s.io", Version: "v1", Resource: "httproutes"}).
 		Namespace("default").Create(ctx, hr, metav1.CreateOptions{})
 	if err == nil || !strings.Contains(err.Error(), "weight") {
