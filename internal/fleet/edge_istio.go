@@ -12,6 +12,7 @@ import (
 	"k8s.io/client-go/util/retry"
 
 	"github.com/pave-platform/pave/internal/kube"
+	"github.com/pave-platform/pave/internal/traffic"
 )
 
 // IstioEdge splits a service between clusters of one Istio mesh that spans
@@ -34,7 +35,7 @@ func (e IstioEdge) Apply(ctx context.Context, service string, shares []Share) er
 		return fmt.Errorf("cluster %s: destinationrule %s/%s: no cluster has a share", e.Cluster.Name, e.Namespace, service)
 	}
 	drs := e.Cluster.Istio.NetworkingV1().DestinationRules(e.Namespace)
-	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+	err := retry.RetryOnConflict(traffic.ConflictBackoff, func() error {
 		dr, err := drs.Get(ctx, service, metav1.GetOptions{})
 		if err != nil {
 			return err

@@ -47,7 +47,7 @@ func (r *GatewayAPIRouter) SetWeights(ctx context.Context, service string, w Wei
 		return err
 	}
 	routes := r.c.Gateway.GatewayV1().HTTPRoutes(r.ns)
-	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+	err := retry.RetryOnConflict(ConflictBackoff, func() error {
 		hr, err := routes.Get(ctx, service, metav1.GetOptions{})
 		if err != nil {
 			return err

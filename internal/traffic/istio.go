@@ -47,7 +47,7 @@ func (r *IstioRouter) SetWeights(ctx context.Context, service string, w Weights)
 		return err
 	}
 	drs := r.c.Istio.NetworkingV1().DestinationRules(r.ns)
-	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+	err := retry.RetryOnConflict(ConflictBackoff, func() error {
 		dr, err := drs.Get(ctx, service, metav1.GetOptions{})
 		if err != nil {
 			return kubeError(r.c.Name, "read", r.obj("destinationrule", service), err)
@@ -75,7 +75,7 @@ func (r *IstioRouter) SetWeights(ctx context.Context, service string, w Weights)
 		return kubeError(r.c.Name, "update", r.obj("destinationrule", service), err)
 	}
 	vss := r.c.Istio.NetworkingV1().VirtualServices(r.ns)
-	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+	err = retry.RetryOnConflict(ConflictBackoff, func() error {
 		vs, err := vss.Get(ctx, service, metav1.GetOptions{})
 		if err != nil {
 			return err

@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/pave-platform/pave/internal/kube"
 )
@@ -88,3 +90,9 @@ func toPPM(raw map[string]int64) (Weights, error) {
 }
 
 func names(items []string) string { return strings.Join(items, ", ") }
+
+// ConflictBackoff bounds the retries of a read-modify-write that lost a
+// race with another writer (resourceVersion conflict): client-go's default
+// gives up after 5 tries, too few when several control planes or tools
+// change one object; with jitter the writers spread out.
+var ConflictBackoff = wait.Backoff{Steps: 20, Duration: 10 * time.Millisecond, Factor: 1.5, Jitter: 1, Cap: 2 * time.Second}
