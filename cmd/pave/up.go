@@ -58,8 +58,8 @@ flags, PAVE_* environment variables and pave.yaml, in that order of precedence.`
 // embedded clusters, gateway is the edge and each cluster's gateway gets
 // a free loopback port.
 type listeners struct {
-	api, otlp, gateway net.Listener
-	clusters           []net.Listener
+	api, otlp, otlpGRPC, gateway net.Listener
+	clusters                     []net.Listener
 }
 
 func listen(cfg config.Config) (*listeners, error) {
@@ -74,6 +74,14 @@ func listen(cfg config.Config) (*listeners, error) {
 			return nil, fmt.Errorf("setting %s: cannot listen on %s: %w", b.name, b.addr, err)
 		}
 		*b.dst = ln
+	}
+	if cfg.OTLPGRPCAddr != "" {
+		ln, err := net.Listen("tcp", cfg.OTLPGRPCAddr)
+		if err != nil {
+			l.close()
+			return nil, fmt.Errorf("setting otlp-grpc-addr: cannot listen on %s: %w", cfg.OTLPGRPCAddr, err)
+		}
+		l.otlpGRPC = ln
 	}
 	if len(cfg.Clusters) == 1 {
 		l.clusters = []net.Listener{l.gateway}
@@ -91,7 +99,7 @@ func listen(cfg config.Config) (*listeners, error) {
 }
 
 func (l *listeners) close() {
-	for _, ln := range append([]net.Listener{l.api, l.otlp, l.gateway}, l.clusters...) {
+	for _, ln := range append([]net.Listener{l.api, l.otlp, l.otlpGRPC, l.gateway}, l.clusters...) {
 		if ln != nil {
 			ln.Close()
 		}
@@ -183,6 +191,10 @@ func runUp(ctx context.Context, cfg config.Config, logOut io.Writer) error {
 	}
 	serve("api", ls.api, srv)
 	serve("otlp", ls.otlp, telemetry.NewIntake(tel, telemetry.Limits{}, log.With("component", "otlp")))
+	if ls.otlpGRPC != nil {
+		grpcIntake := telemetry.NewGRPCIntake(tel, telemetry.Limits{}, log.With("component", "otlp-grpc"))
+		g.Go(func() error { return grpcIntake.Serve(gctx, ls.otlpGRPC) })
+	}
 	for _, c := range clusters {
 		c.start(gctx, g)
 	}
@@ -220,7 +232,7 @@ func runUp(ctx context.Context, cfg config.Config, logOut io.Writer) error {
 	startReleaseEngine(gctx, g, store, &fleet.ReleaseFleet{Registry: registry, Local: local, Connect: connectKubernetes}, srv, log)
 
 	srv.SetReady(true)
-	log.Info("pave is up", "api", "http://"+ls.api.Addr().String(), "otlp", ls.otlp.Addr().String(),
+	log.Info("pave is up", "api", "http://"+ls.api.Addr().String(), "otlp", ls.otlp.Addr().String(), "otlp_grpc", cfg.OTLPGRPCAddr,
 		"gateway", ls.gateway.Addr().String(), "clusters", strings.Join(cfg.Clusters, ","), "data_dir", cfg.DataDir,
 		"auth", map[bool]string{true: "open on loopback", false: "tokens required"}[open])
 	err = g.Wait()

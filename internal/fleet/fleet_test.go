@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pave-platform/pave/internal/release"
 	"github.com/pave-platform/pave/internal/state"
 	"github.com/pave-platform/pave/internal/traffic"
 )
@@ -297,5 +298,39 @@ func TestIstioEdgePercentsSumTo100(t *testing.T) {
 	}
 	if sum != 100 || len(got) != 3 || got["kr-1/*"] != 34 {
 		t.Fatalf("percents %v", got)
+	}
+}
+
+func TestReleaseFleetModes(t *testing.T) {
+	reg := newRegistry(t)
+	if err := reg.EnsureLocal(ctx, "local", "local", 0); err != nil {
+		t.Fatal(err)
+	}
+	f := &ReleaseFleet{Registry: reg, Local: map[string]release.Cluster{}}
+	cs, err := f.Clusters(ctx)
+	if err != nil || len(cs) != 1 || cs[0].Name != "local" {
+		t.Fatalf("embedded mode: %v %v", cs, err)
+	}
+	// The embedded cluster is registered but this pave up does not run it:
+	// its seams say so instead of vanishing.
+	if err := cs[0].Router.SetWeights(ctx, "shop", nil); err == nil || !strings.Contains(err.Error(), "not running") {
+		t.Fatalf("seams of a cluster not running: %v", err)
+	}
+	kc := "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: \"https://127.0.0.1:1\"}}]\nusers: [{name: u, user: {token: t}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\n"
+	if _, err := reg.AddKubernetes(ctx, Cluster{Name: "prod-a"}, []byte(kc)); err != nil {
+		t.Fatal(err)
+	}
+	f.Connect = func(_ context.Context, c Cluster, path string) (release.Cluster, error) {
+		if _, err := os.Stat(path); err != nil {
+			t.Errorf("connector got no kubeconfig at %s", path)
+		}
+		return release.Cluster{}, errors.New("cannot reach it")
+	}
+	cs, err = f.Clusters(ctx)
+	if err != nil || len(cs) != 1 || cs[0].Name != "prod-a" {
+		t.Fatalf("production mode lists %v (%v), want only the Kubernetes cluster", cs, err)
+	}
+	if _, err := cs[0].Metrics.Snapshot(ctx, "shop"); err == nil || !strings.Contains(err.Error(), "cannot reach it") {
+		t.Fatalf("an unconnectable cluster's seams: %v", err)
 	}
 }

@@ -44,8 +44,18 @@ func (f *ReleaseFleet) Clusters(ctx context.Context) ([]release.Cluster, error) 
 	if f.conns == nil {
 		f.conns = map[string]connection{}
 	}
+	// Production mode: once a Kubernetes cluster is registered, releases
+	// go to the Kubernetes clusters; the embedded ones keep serving what
+	// they run but take no new release (an image cannot run there anyway).
+	production := false
+	for _, rec := range recs {
+		production = production || rec.Kind == KindKubernetes
+	}
 	out := make([]release.Cluster, 0, len(recs))
 	for _, rec := range recs {
+		if rec.Kind == KindLocal && production {
+			continue
+		}
 		if rec.Kind == KindLocal {
 			c, ok := f.Local[rec.Name]
 			if !ok {
