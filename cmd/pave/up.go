@@ -148,6 +148,9 @@ func runUp(ctx context.Context, cfg config.Config, logOut io.Writer) error {
 	// processes that adopt what a previous `pave up` left running) and a
 	// gateway whose stored weights are re-applied before it serves.
 	multi := len(cfg.Clusters) > 1
+	if multi && cfg.Edge != "" {
+		return fmt.Errorf("setting edge %q: several embedded clusters (--clusters %s) are always behind Pave's edge gateway; the edge setting is for Kubernetes clusters", cfg.Edge, strings.Join(cfg.Clusters, ","))
+	}
 	var clusters clusterSet
 	defer func() {
 		for _, c := range clusters {
@@ -229,7 +232,8 @@ func runUp(ctx context.Context, cfg config.Config, logOut io.Writer) error {
 	for _, c := range clusters {
 		local[c.name] = c.seams()
 	}
-	startReleaseEngine(gctx, g, store, &fleet.ReleaseFleet{Registry: registry, Local: local, Connect: connectKubernetes}, srv, log)
+	eng := startReleaseEngine(gctx, g, store, &fleet.ReleaseFleet{Registry: registry, Local: local, Connect: connectKubernetes}, srv, log)
+	startProductionEdge(gctx, g, cfg, registry, probe, eng, log)
 
 	srv.SetReady(true)
 	log.Info("pave is up", "api", "http://"+ls.api.Addr().String(), "otlp", ls.otlp.Addr().String(), "otlp_grpc", cfg.OTLPGRPCAddr,

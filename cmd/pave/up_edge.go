@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -12,6 +13,8 @@ import (
 	"github.com/pave-platform/pave/internal/config"
 	"github.com/pave-platform/pave/internal/fleet"
 	"github.com/pave-platform/pave/internal/gateway"
+	"github.com/pave-platform/pave/internal/kube"
+	"github.com/pave-platform/pave/internal/release"
 )
 
 // startEdge serves the edge gateway on ln in front of the embedded
@@ -77,4 +80,68 @@ func (p clusterProber) Probe(ctx context.Context, c fleet.Cluster) error {
 		return conn.Close()
 	}
 	return probeKubernetes(ctx, c, p.registry.KubeconfigPath(c.Name))
+}
+
+// startProductionEdge runs the fleet controller over the registered
+// Kubernetes clusters with the edge the `edge` setting names: Istio
+// locality load balancing in one cluster's mesh configuration, or a
+// webhook. The services it splits are those Pave has released.
+func startProductionEdge(ctx context.Context, g *errgroup.Group, cfg config.Config, registry *fleet.Registry, probe fleet.Prober,
+	eng *release.Engine, log *slog.Logger) {
+	kind, arg, _ := strings.Cut(cfg.Edge, ":")
+	var edge fleet.Edge
+	switch kind {
+	case "webhook":
+		edge = fleet.WebhookEdge{URL: arg}
+	case "istio":
+		edge = meshEdge{registry: registry, cluster: arg}
+	default:
+		return
+	}
+	ctrl := fleet.NewController(fleet.ControllerOptions{
+		Registry: registry, Edge: edge, Prober: probe, Log: log.With("component", "fleet"),
+		// Probing an API server costs more than a gateway: every 2 s, and
+		// a cluster fails after three misses.
+		Interval: 2 * time.Second,
+		Services: func(ctx context.Context) ([]string, error) {
+			rels, err := eng.List(ctx)
+			if err != nil {
+				return nil, err
+			}
+			seen := map[string]bool{}
+			var out []string
+			for _, r := range rels {
+				if !seen[r.Spec.Service] {
+					seen[r.Spec.Service] = true
+					out = append(out, r.Spec.Service)
+				}
+			}
+			return out, nil
+		},
+	})
+	g.Go(func() error { return ctrl.Run(ctx) })
+}
+
+// meshEdge is the Istio edge in the registered cluster holding the mesh's
+// configuration, connected on each use so a cluster registered after
+// start-up works.
+type meshEdge struct {
+	registry *fleet.Registry
+	cluster  string
+}
+
+func (m meshEdge) Apply(ctx context.Context, service string, shares []fleet.Share) error {
+	rec, err := m.registry.Get(ctx, m.cluster)
+	if err != nil {
+		return fmt.Errorf("setting edge istio:%s: %w", m.cluster, err)
+	}
+	cfg, err := kube.Load(m.registry.KubeconfigPath(rec.Name), rec.Context)
+	if err != nil {
+		return fmt.Errorf("cluster %s: %w", rec.Name, err)
+	}
+	kc, err := kube.New(rec.Name, cfg)
+	if err != nil {
+		return err
+	}
+	return fleet.IstioEdge{Cluster: kc, Namespace: rec.Namespace}.Apply(ctx, service, shares)
 }

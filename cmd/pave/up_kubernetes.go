@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"sync"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+
 	"github.com/pave-platform/pave/internal/fleet"
 	"github.com/pave-platform/pave/internal/kube"
 )
@@ -40,6 +42,9 @@ func probeKubernetes(ctx context.Context, c fleet.Cluster, kubeconfig string) er
 	}
 	kubeProbes.Unlock()
 	if _, err := kc.Kube.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx); err != nil {
+		if apierrors.IsUnauthorized(err) || apierrors.IsForbidden(err) {
+			return fmt.Errorf("cluster %s: not authorised: the API server refused the kubeconfig's credentials (%v); check its user", c.Name, err)
+		}
 		return fmt.Errorf("cluster %s: API server /readyz: %w", c.Name, err)
 	}
 	return nil

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -43,6 +44,12 @@ type Config struct {
 	// TelemetryColdStore is where old telemetry partitions go: "dir" (the
 	// data directory), "dir:/abs/path" or "s3://bucket/prefix?endpoint=…".
 	TelemetryColdStore string
+	// Edge picks who splits traffic between clusters: "" (the embedded
+	// edge gateway when --clusters names several, else none),
+	// "istio:CLUSTER" (locality load balancing in the mesh whose
+	// configuration lives in registered cluster CLUSTER), "webhook:URL"
+	// (DNS / GSLB) or "none".
+	Edge string
 }
 
 // Default returns the embedded defaults.
@@ -82,6 +89,21 @@ func settings() []setting {
 				return nil
 			}
 			return checkAddr(c.OTLPGRPCAddr)
+		}},
+		{"edge", "who splits traffic between clusters: empty (embedded edge gateway with several --clusters), istio:CLUSTER, webhook:URL or none", func(c *Config) any { return &c.Edge }, func(c *Config) error {
+			kind, arg, _ := strings.Cut(c.Edge, ":")
+			switch {
+			case c.Edge == "" || c.Edge == "none":
+				return nil
+			case kind == "istio" && isDNSLabel(arg):
+				return nil
+			case kind == "webhook":
+				u, err := url.Parse(arg)
+				if err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" {
+					return nil
+				}
+			}
+			return errors.New("want istio:CLUSTER (a registered cluster's name), webhook:http(s)://host/path, none, or empty")
 		}},
 		{"gateway-addr", "gateway (data plane) listen address", func(c *Config) any { return &c.GatewayAddr }, func(c *Config) error { return checkAddr(c.GatewayAddr) }},
 		{"require-auth", "require API tokens even on loopback", func(c *Config) any { return &c.RequireAuth }, nil},

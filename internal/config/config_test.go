@@ -128,3 +128,26 @@ func TestIsLoopback(t *testing.T) {
 		}
 	}
 }
+
+func TestEdgeSetting(t *testing.T) {
+	for _, ok := range []string{"", "none", "istio:mesh-a", "webhook:https://gslb.example/pave"} {
+		fs := pflag.NewFlagSet("up", pflag.ContinueOnError)
+		l := Bind(fs)
+		if err := fs.Parse([]string{"--edge", ok}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := l.Load(func(string) string { return "" }); err != nil {
+			t.Errorf("--edge %q refused: %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"istio", "istio:Mesh_A", "webhook:ftp://x", "dns"} {
+		fs := pflag.NewFlagSet("up", pflag.ContinueOnError)
+		l := Bind(fs)
+		if err := fs.Parse([]string{"--edge", bad}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := l.Load(func(string) string { return "" }); err == nil || !strings.Contains(err.Error(), "edge") {
+			t.Errorf("--edge %q: %v, want an error naming the setting", bad, err)
+		}
+	}
+}
