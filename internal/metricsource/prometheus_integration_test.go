@@ -104,4 +104,3 @@ func TestPrometheusSnapshotFromARealPrometheus(t *testing.T) {
 		t.Errorf("a bad query: %v", err)
 	}
 }
-
