@@ -153,7 +153,10 @@ func TestUpRefusesInvalidSettings(t *testing.T) {
 		"flag":     {nil, []string{"--otlp-addr", "localhost"}, "invalid setting otlp-addr (from --otlp-addr)"},
 		"env":      {[]string{"PAVE_SHUTDOWN_TIMEOUT=soon"}, nil, "invalid setting shutdown-timeout (from PAVE_SHUTDOWN_TIMEOUT)"},
 		"in use":   {nil, []string{"--gateway-addr", "HOLD"}, "setting gateway-addr: cannot listen"},
-		"clusters": {nil, []string{"--clusters", "a,b"}, "invalid setting clusters"},
+		"clusters": {nil, []string{"--clusters", "a,a"}, "invalid setting clusters"},
+		"edge":     {nil, []string{"--edge", "dns"}, "invalid setting edge"},
+		// Several embedded clusters are always behind Pave's own edge.
+		"edge with embedded clusters": {nil, []string{"--clusters", "a,b", "--edge", "webhook:http://gslb.example/"}, "setting edge"},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
