@@ -44,6 +44,10 @@ go_tool() { # name module@version
     echo "$mod" >"$stamp"
   fi
 }
+# The module cache holds everything kit and its dependencies' tests need:
+# `pave new` computes a new service's go.sum offline from it.
+say "Go modules (kit's whole graph, for pave new's offline go.sum)"
+(cd kit && GOWORK=off GOFLAGS=-mod=mod go mod download all)
 go_tool actionlint github.com/rhysd/actionlint/cmd/actionlint@v1.7.12
 go_tool kustomize sigs.k8s.io/kustomize/kustomize/v5@v5.8.1
 
@@ -65,4 +69,4 @@ fi
 # A real kube-apiserver and etcd for the Kubernetes integration tests
 # (no kubelet: tests play the Deployment controller), built once per version.
 say "kube-apiserver and etcd for the Kubernetes tests"
-PAVE_TOOLS="$PAVE_TOOLS" bash "$(dirname "$0")/kube-apiserver.sh" >/dev/null
+PAVE_TOOLS="$PAVE_TOOLS" bash scripts/kube-apiserver.sh >/dev/null
