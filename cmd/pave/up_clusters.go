@@ -215,28 +215,7 @@ func (cs clusterSet) Snapshot(service string) stats.Snapshot {
 
 // Watch sends the summed snapshot every interval.
 func (cs clusterSet) Watch(ctx context.Context, service string, every time.Duration) <-chan stats.Snapshot {
-	if every <= 0 {
-		every = time.Second
-	}
-	ch := make(chan stats.Snapshot, 1)
-	go func() {
-		defer close(ch)
-		t := time.NewTicker(every)
-		defer t.Stop()
-		for {
-			select {
-			case ch <- cs.Snapshot(service):
-			case <-ctx.Done():
-				return
-			}
-			select {
-			case <-t.C:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
-	return ch
+	return stats.Watch(ctx, every, func() stats.Snapshot { return cs.Snapshot(service) })
 }
 
 // Deploy runs d in every cluster.
@@ -309,12 +288,7 @@ func (cs clusterSet) List(ctx context.Context) ([]runtime.Status, error) {
 			out = append(out, st)
 		}
 	}
-	sort.SliceStable(out, func(i, j int) bool {
-		if out[i].Service != out[j].Service {
-			return out[i].Service < out[j].Service
-		}
-		return out[i].Version < out[j].Version
-	})
+	runtime.SortStatuses(out)
 	return out, nil
 }
 

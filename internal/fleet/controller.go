@@ -6,7 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sort"
+	"math"
 	"sync"
 	"time"
 
@@ -251,28 +251,16 @@ func Shares(clusters []Cluster, t time.Time) []Share {
 	if sum == 0 {
 		sum = fill(func(Cluster) float64 { return 1 })
 	}
+	// Factors are fractions: scale to integers fine enough that rounding
+	// them moves no share by a part per million.
+	scaled := make([]int64, len(raw))
+	for i, r := range raw {
+		scaled[i] = int64(math.Round(r / sum * 1e9))
+	}
+	parts := traffic.Apportion(scaled, traffic.Total)
 	out := make([]Share, len(clusters))
-	if sum == 0 {
-		return out
-	}
-	// Largest remainder, so the parts sum to exactly traffic.Total.
-	type rem struct {
-		i int
-		r float64
-	}
-	var rems []rem
-	var given int64
 	for i, c := range clusters {
-		exact := raw[i] / sum * float64(traffic.Total)
-		w := int64(exact)
-		out[i] = Share{Cluster: c.Name, Datacenter: c.Datacenter, Weight: w}
-		given += w
-		rems = append(rems, rem{i, exact - float64(w)})
-	}
-	sort.SliceStable(rems, func(a, b int) bool { return rems[a].r > rems[b].r })
-	for k := 0; given < traffic.Total; k++ {
-		out[rems[k%len(rems)].i].Weight++
-		given++
+		out[i] = Share{Cluster: c.Name, Datacenter: c.Datacenter, Weight: parts[i]}
 	}
 	return out
 }

@@ -3,7 +3,6 @@ package fleet
 import (
 	"context"
 	"fmt"
-	"sort"
 
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
@@ -68,38 +67,23 @@ func (e IstioEdge) Apply(ctx context.Context, service string, shares []Share) er
 // percents turns shares (parts per million) into whole percents by
 // datacenter that sum to 100.
 func percents(shares []Share) map[string]uint32 {
-	type part struct {
-		key string
-		pct uint32
-		rem int64
-	}
-	var parts []part
-	var given uint32
-	for _, s := range shares {
-		if s.Weight <= 0 {
-			continue
-		}
-		dc := s.Datacenter
-		if dc == "" {
-			dc = s.Cluster
-		}
-		p := part{key: dc + "/*", pct: uint32(s.Weight / 10_000), rem: s.Weight % 10_000}
-		given += p.pct
-		parts = append(parts, p)
-	}
-	if len(parts) == 0 {
-		return nil
-	}
-	sort.SliceStable(parts, func(i, j int) bool { return parts[i].rem > parts[j].rem })
-	for i := 0; given < 100; i++ {
-		parts[i%len(parts)].pct++
-		given++
+	ws := make([]int64, len(shares))
+	for i, s := range shares {
+		ws[i] = max(s.Weight, 0)
 	}
 	out := map[string]uint32{}
-	for _, p := range parts {
-		if p.pct > 0 {
-			out[p.key] += p.pct
+	for i, p := range traffic.Apportion(ws, 100) {
+		if p == 0 {
+			continue
 		}
+		dc := shares[i].Datacenter
+		if dc == "" {
+			dc = shares[i].Cluster
+		}
+		out[dc+"/*"] += uint32(p)
+	}
+	if len(out) == 0 {
+		return nil
 	}
 	return out
 }

@@ -158,38 +158,10 @@ func (g *Gateway) Snapshot(service string) stats.Snapshot {
 	return out
 }
 
-// Watch pushes a snapshot of service every interval until ctx ends, so a
-// judge sees traffic with no scrape delay. A slow reader misses
-// intermediate snapshots rather than blocking anything: the channel holds
-// one, and counters are cumulative, so nothing is lost.
+// Watch pushes a snapshot of service every interval until ctx ends (see
+// stats.Watch).
 func (g *Gateway) Watch(ctx context.Context, service string, every time.Duration) <-chan stats.Snapshot {
-	if every <= 0 {
-		every = time.Second
-	}
-	ch := make(chan stats.Snapshot, 1)
-	go func() {
-		defer close(ch)
-		t := time.NewTicker(every)
-		defer t.Stop()
-		for {
-			snap := g.Snapshot(service)
-			select {
-			case <-ch: // drop the unread older snapshot
-			default:
-			}
-			select {
-			case ch <- snap:
-			case <-ctx.Done():
-				return
-			}
-			select {
-			case <-t.C:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
-	return ch
+	return stats.Watch(ctx, every, func() stats.Snapshot { return g.Snapshot(service) })
 }
 
 // StatsSource is the gateway as the release engine's metric source

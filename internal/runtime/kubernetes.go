@@ -250,11 +250,6 @@ func (k *Kubernetes) list(ctx context.Context, service string) ([]Status, error)
 		}
 		out = append(out, st)
 	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].Service != out[j].Service {
-			return out[i].Service < out[j].Service
-		}
-		return out[i].Version < out[j].Version
-	})
+	SortStatuses(out)
 	return out, nil
 }

@@ -215,3 +215,14 @@ func (d Deployment) readinessPath() string {
 }
 
 func key(service, version string) string { return service + "/" + version }
+
+// SortStatuses orders statuses by service, then version, as List reports
+// them.
+func SortStatuses(sts []Status) {
+	sort.SliceStable(sts, func(i, j int) bool {
+		if sts[i].Service != sts[j].Service {
+			return sts[i].Service < sts[j].Service
+		}
+		return sts[i].Version < sts[j].Version
+	})
+}

@@ -90,6 +90,21 @@ func (a ClustersAPI) views(ctx context.Context) ([]ClusterView, error) {
 	return out, nil
 }
 
+// probe asks the cluster now whether it answers, within 5 s.
+func (a ClustersAPI) probe(ctx context.Context, v *ClusterView) {
+	if a.Probe == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	err := a.Probe.Probe(ctx, v.Cluster)
+	ok := err == nil
+	v.Reachable = &ok
+	if err != nil {
+		v.Problem = err.Error()
+	}
+}
+
 func (a ClustersAPI) list(w http.ResponseWriter, r *http.Request) {
 	v, err := a.views(r.Context())
 	if err != nil {
@@ -110,16 +125,7 @@ func (a ClustersAPI) get(w http.ResponseWriter, r *http.Request) {
 		if v.Name != name {
 			continue
 		}
-		if a.Probe != nil {
-			ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
-			err := a.Probe.Probe(ctx, v.Cluster)
-			cancel()
-			ok := err == nil
-			v.Reachable = &ok
-			if err != nil {
-				v.Problem = err.Error()
-			}
-		}
+		a.probe(r.Context(), &v)
 		WriteJSON(w, http.StatusOK, v)
 		return
 	}
@@ -143,16 +149,7 @@ func (a ClustersAPI) add(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v := ClusterView{Cluster: c, DrainFactor: 1}
-	if a.Probe != nil {
-		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
-		err := a.Probe.Probe(ctx, c)
-		cancel()
-		ok := err == nil
-		v.Reachable = &ok
-		if err != nil {
-			v.Problem = err.Error()
-		}
-	}
+	a.probe(r.Context(), &v)
 	WriteJSON(w, http.StatusCreated, v)
 }
 

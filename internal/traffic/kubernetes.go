@@ -50,41 +50,28 @@ func kubeError(cluster, verb, obj string, err error) error {
 }
 
 // toPPM turns weights of any scale (0–100 written by a person, or parts
-// per million written by Pave) into parts per million summing to Total,
-// by largest remainder.
+// per million written by Pave) into parts per million summing to Total.
 func toPPM(raw map[string]int64) (Weights, error) {
+	versions := make([]string, 0, len(raw))
 	var sum int64
-	for _, w := range raw {
+	for v, w := range raw {
 		if w < 0 {
 			return nil, errors.New("negative weight")
 		}
 		sum += w
+		versions = append(versions, v)
 	}
 	if sum == 0 {
 		return nil, errors.New("every weight is 0")
 	}
+	sort.Strings(versions)
+	ws := make([]int64, len(versions))
+	for i, v := range versions {
+		ws[i] = raw[v]
+	}
 	out := Weights{}
-	type rem struct {
-		v string
-		r int64
-	}
-	var rems []rem
-	var given int64
-	for v, w := range raw {
-		p := w * Total / sum
-		out[v] = p
-		given += p
-		rems = append(rems, rem{v, w * Total % sum})
-	}
-	sort.Slice(rems, func(i, j int) bool {
-		if rems[i].r != rems[j].r {
-			return rems[i].r > rems[j].r
-		}
-		return rems[i].v < rems[j].v
-	})
-	for i := 0; given < Total; i++ {
-		out[rems[i%len(rems)].v]++
-		given++
+	for i, p := range Apportion(ws, Total) {
+		out[versions[i]] = p
 	}
 	return out, nil
 }

@@ -167,3 +167,33 @@ func ParseAssignments(args []string) (Weights, error) {
 	}
 	return w, nil
 }
+
+// Apportion divides total between parts in proportion to weights (all ≥ 0,
+// some > 0) by the largest-remainder method: whole shares that sum to
+// exactly total, each within one of its exact share. Weights written by
+// people (0–100), drain factors and Istio's whole percents all go through
+// it. Ties go to the earlier part.
+func Apportion(weights []int64, total int64) []int64 {
+	out := make([]int64, len(weights))
+	var sum int64
+	for _, w := range weights {
+		sum += w
+	}
+	if sum <= 0 {
+		return out
+	}
+	rem := make([]int64, len(weights))
+	order := make([]int, len(weights))
+	var given int64
+	for i, w := range weights {
+		out[i], rem[i] = w*total/sum, w*total%sum
+		given += out[i]
+		order[i] = i
+	}
+	sort.SliceStable(order, func(a, b int) bool { return rem[order[a]] > rem[order[b]] })
+	for k := 0; given < total; k++ {
+		out[order[k%len(order)]]++
+		given++
+	}
+	return out
+}

@@ -82,3 +82,24 @@ func FuzzParsePercent(f *testing.F) {
 		}
 	})
 }
+
+func TestApportion(t *testing.T) {
+	for _, c := range []struct {
+		w     []int64
+		total int64
+		want  []int64
+	}{
+		{[]int64{1, 1, 1}, 100, []int64{34, 33, 33}},
+		{[]int64{2, 1}, Total, []int64{666_667, 333_333}},
+		{[]int64{0, 5}, 100, []int64{0, 100}},
+		{[]int64{0, 0}, 100, []int64{0, 0}},
+	} {
+		got := Apportion(c.w, c.total)
+		for i := range got {
+			if got[i] != c.want[i] {
+				t.Errorf("Apportion(%v, %d) = %v, want %v", c.w, c.total, got, c.want)
+				break
+			}
+		}
+	}
+}
