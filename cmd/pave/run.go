@@ -219,12 +219,27 @@ func printPS(out io.Writer, deps []runtime.Status) {
 		fmt.Fprintln(out, "nothing runs; start a service with `pave run SERVICE --version V --source DIR`")
 		return
 	}
+	// With several clusters each line starts with its cluster.
+	multi := false
+	for _, d := range deps {
+		multi = multi || d.Cluster != ""
+	}
+	lead := func(d runtime.Status) string {
+		if !multi {
+			return ""
+		}
+		return orDash(d.Cluster) + "\t"
+	}
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SERVICE\tVERSION\tREADY\tINSTANCE\tSTATE\tPID\tADDRESS\tRESTARTS\tUPTIME\tLAST ERROR")
+	header := "SERVICE\tVERSION\tREADY\tINSTANCE\tSTATE\tPID\tADDRESS\tRESTARTS\tUPTIME\tLAST ERROR"
+	if multi {
+		header = "CLUSTER\t" + header
+	}
+	fmt.Fprintln(tw, header)
 	for _, d := range deps {
 		ready := fmt.Sprintf("%d/%d", d.Ready, d.Replicas)
 		if len(d.Instances) == 0 {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t-\t-\t-\t-\t-\t-\t\n", d.Service, d.Version, ready)
+			fmt.Fprintf(tw, "%s%s\t%s\t%s\t-\t-\t-\t-\t-\t-\t\n", lead(d), d.Service, d.Version, ready)
 		}
 		for _, in := range d.Instances {
 			pid, addr, up := "-", "-", "-"
@@ -243,7 +258,7 @@ func printPS(out io.Writer, deps []runtime.Status) {
 			if len(lastErr) > 60 {
 				lastErr = lastErr[:57] + "..."
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", d.Service, d.Version, ready, in.Name, state, pid, addr, in.Restarts, up, lastErr)
+			fmt.Fprintf(tw, "%s%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", lead(d), d.Service, d.Version, ready, in.Name, state, pid, addr, in.Restarts, up, lastErr)
 		}
 	}
 	tw.Flush()

@@ -6,7 +6,9 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/pave-platform/pave/internal/fleet"
 	"github.com/pave-platform/pave/internal/release"
@@ -84,5 +86,21 @@ func TestReleaseTargetAdapter(t *testing.T) {
 	}
 	if _, _, _, err := target.Status(ctx, "orders", "v2"); !errors.Is(err, runtime.ErrNotFound) {
 		t.Fatalf("status after remove: %v", err)
+	}
+}
+
+func TestPSShowsClustersWhenThereAreSeveral(t *testing.T) {
+	var b strings.Builder
+	printPS(&b, []runtime.Status{{Cluster: "seoul", Service: "hello", Version: "v1", Replicas: 1, Ready: 1,
+		Instances: []runtime.Instance{{Name: "hello-v1-0", State: "ready", PID: 42, Port: 9000, Started: time.Now()}}},
+		{Cluster: "busan", Service: "hello", Version: "v1", Replicas: 1}})
+	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
+	if len(lines) != 3 || !strings.HasPrefix(lines[0], "CLUSTER") || !strings.HasPrefix(lines[1], "seoul") || !strings.HasPrefix(lines[2], "busan") {
+		t.Fatalf("ps with clusters:\n%s", b.String())
+	}
+	b.Reset()
+	printPS(&b, []runtime.Status{{Service: "hello", Version: "v1", Replicas: 1}})
+	if strings.Contains(b.String(), "CLUSTER") {
+		t.Fatalf("one cluster shows a cluster column:\n%s", b.String())
 	}
 }
