@@ -2,14 +2,15 @@
 // statistics from where a cluster keeps them. The embedded gateway's live
 // counters need no package (release.MetricsFunc over gateway.Snapshot);
 // this one reads them from Prometheus with PromQL, for Kubernetes clusters:
-// Istio's standard metrics by destination_version, or kit's own RED metrics
-// by version.
+// Istio's standard metrics by destination_version, kit's own RED metrics
+// by version, or the embedded gateway's exported metrics.
 package metricsource
 
 import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -24,57 +25,105 @@ import (
 	"github.com/pave-platform/pave/internal/stats"
 )
 
-// Queries are PromQL templates ({{.Service}}, {{.Namespace}}) of
-// cumulative counters, so that the engine's difference of two snapshots is
-// the window: Requests is an instant vector by version and status (a code
-// such as "503" or a class such as "5xx"); Latency the cumulative
-// histogram buckets by version and le.
+// Queries are PromQL templates of cumulative counters, so that the
+// engine's difference of two snapshots is the window. They see
+// {{.Service}} and {{.Namespace}}, already escaped for a PromQL string.
+//
+// Requests is an instant vector of request counts by version (and route,
+// and status, when the metric has them); Errors, if set, one of error
+// counts by version (and route); without it, errors are the requests whose
+// status is 5xx (or 0, no answer). Latency is the cumulative histogram
+// buckets by version (and route) and le.
 type Queries struct {
 	Requests string `json:"requests"`
+	Errors   string `json:"errors,omitempty"`
 	Latency  string `json:"latency"`
-	// VersionLabel, StatusLabel name the labels of the results;
-	// LatencySeconds says the le bounds are in seconds (else ms).
-	VersionLabel   string `json:"versionLabel"`
-	StatusLabel    string `json:"statusLabel"`
-	LatencySeconds bool   `json:"latencySeconds"`
+	// The labels of the results. Left empty in an override, they are the
+	// preset's.
+	VersionLabel string `json:"versionLabel,omitempty"`
+	RouteLabel   string `json:"routeLabel,omitempty"`
+	// StatusLabel holds a code ("503", "0" for no answer) or a class
+	// ("5xx", "failed").
+	StatusLabel string `json:"statusLabel,omitempty"`
+	// LatencyUnit is the unit of le: "ms" or "s".
+	LatencyUnit string `json:"latencyUnit,omitempty"`
 }
 
-// Presets are the query templates for Istio's metrics and for kit's.
-var Presets = map[string]Queries{
+// Istio's selector: the destination proxy's report, so a request counts
+// once, where it was served.
+const istioSel = `reporter="destination", destination_service_name="{{.Service}}", destination_service_namespace="{{.Namespace}}"`
+
+// kit's RED metrics carry the version as a constant label; the service and
+// namespace are the labels the scrape adds (a ServiceMonitor on Service S
+// sets both).
+const kitSel = `service="{{.Service}}", namespace="{{.Namespace}}"`
+
+var presets = map[string]Queries{
 	"istio": {
-		Requests:     `sum by (destination_version, response_code) (istio_requests_total{reporter="destination", destination_service_name="{{.Service}}", destination_service_namespace="{{.Namespace}}"})`,
-		Latency:      `sum by (destination_version, le) (istio_request_duration_milliseconds_bucket{reporter="destination", destination_service_name="{{.Service}}", destination_service_namespace="{{.Namespace}}"})`,
-		VersionLabel: "destination_version", StatusLabel: "response_code",
+		Requests:     `sum by (destination_version, response_code) (istio_requests_total{` + istioSel + `})`,
+		Errors:       `sum by (destination_version) (istio_requests_total{` + istioSel + `, response_code=~"5..|0"})`,
+		Latency:      `sum by (destination_version, le) (istio_request_duration_milliseconds_bucket{` + istioSel + `})`,
+		VersionLabel: "destination_version", StatusLabel: "response_code", LatencyUnit: "ms",
 	},
-	// kit's RED metrics carry the version as a label; the service is the
-	// scrape's `service` label (the scaffold's PodMonitor sets it from
-	// app.kubernetes.io/name).
 	"kit": {
-		Requests:     `sum by (version, status_class) (http_server_requests_total{service="{{.Service}}", namespace="{{.Namespace}}"})`,
-		Latency:      `sum by (version, le) (http_server_request_duration_seconds_bucket{service="{{.Service}}", namespace="{{.Namespace}}"})`,
-		VersionLabel: "version", StatusLabel: "status_class", LatencySeconds: true,
+		Requests:     `sum by (version, route, status_class) (http_server_requests_total{` + kitSel + `})`,
+		Errors:       `sum by (version, route) (http_server_errors_total{` + kitSel + `})`,
+		Latency:      `sum by (version, route, le) (http_server_request_duration_seconds_bucket{` + kitSel + `})`,
+		VersionLabel: "version", RouteLabel: "route", StatusLabel: "status_class", LatencyUnit: "s",
 	},
+	// The embedded gateway's /metrics, scraped by a Prometheus of the
+	// team's: its class label already says "failed" for no answer.
+	"gateway": {
+		Requests:     `sum by (version, route, class) (pave_gateway_requests_total{service="{{.Service}}"})`,
+		Latency:      `sum by (version, le) (pave_gateway_request_duration_seconds_bucket{service="{{.Service}}"})`,
+		VersionLabel: "version", RouteLabel: "route", StatusLabel: "class", LatencyUnit: "s",
+	},
+}
+
+// PresetNames lists the presets, sorted.
+func PresetNames() []string {
+	out := make([]string, 0, len(presets))
+	for n := range presets {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Preset returns a preset's queries, e.g. to start an override from.
+func Preset(name string) (Queries, error) {
+	q, ok := presets[name]
+	if !ok {
+		return Queries{}, fmt.Errorf("prometheus preset %q does not exist: want one of %s", name, strings.Join(PresetNames(), ", "))
+	}
+	return q, nil
 }
 
 // PrometheusOptions configure the source.
 type PrometheusOptions struct {
 	URL       string   // Prometheus base URL, e.g. http://prometheus:9090
-	Preset    string   // "istio" (default) or "kit"
-	Queries   *Queries // overrides the preset
-	Namespace string
+	Preset    string   // "istio" (default), "kit" or "gateway"
+	Queries   *Queries // overrides the preset's templates
+	Namespace string   // default "default"
 	Client    *http.Client
 }
 
-// Prometheus reads per-version statistics with PromQL instant queries.
+// Prometheus reads per-version statistics with one PromQL instant query
+// per snapshot.
 type Prometheus struct {
-	base              *url.URL
-	q                 Queries
-	requests, latency *template.Template
-	ns                string
-	client            *http.Client
+	base   *url.URL
+	q      Queries
+	tpl    *template.Template // the three templates, combined
+	ns     string
+	client *http.Client
 }
 
-// NewPrometheus checks the URL and the templates.
+// queryLabel marks which template a series of the combined query came from.
+const queryLabel = "pave_query"
+
+// NewPrometheus checks the URL and the templates: each must parse, name
+// only .Service and .Namespace, and group by the version label (the
+// latency one by le too).
 func NewPrometheus(o PrometheusOptions) (*Prometheus, error) {
 	u, err := url.Parse(o.URL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -83,12 +132,12 @@ func NewPrometheus(o PrometheusOptions) (*Prometheus, error) {
 	if o.Preset == "" {
 		o.Preset = "istio"
 	}
-	q, ok := Presets[o.Preset]
-	if !ok {
-		return nil, fmt.Errorf("prometheus preset %q: want istio or kit", o.Preset)
+	q, err := Preset(o.Preset)
+	if err != nil {
+		return nil, err
 	}
 	if o.Queries != nil {
-		q = *o.Queries
+		q = override(q, *o.Queries)
 	}
 	p := &Prometheus{base: u, q: q, ns: o.Namespace, client: o.Client}
 	if p.ns == "" {
@@ -97,23 +146,98 @@ func NewPrometheus(o PrometheusOptions) (*Prometheus, error) {
 	if p.client == nil {
 		p.client = &http.Client{Timeout: 10 * time.Second}
 	}
-	for _, t := range []struct {
-		name, text, label string
-		dst               **template.Template
-	}{{"requests", q.Requests, q.VersionLabel, &p.requests}, {"latency", q.Latency, q.VersionLabel, &p.latency}} {
-		if t.label == "" {
-			return nil, fmt.Errorf("prometheus queries: versionLabel is empty: name the label that carries the version")
+	if q.LatencyUnit != "ms" && q.LatencyUnit != "s" {
+		return nil, fmt.Errorf("prometheus queries: latencyUnit %q: want ms or s (the unit of the histogram's le)", q.LatencyUnit)
+	}
+	if q.VersionLabel == "" {
+		return nil, errors.New("prometheus queries: versionLabel is empty: name the label that carries the version")
+	}
+	if q.Errors == "" && q.StatusLabel == "" {
+		return nil, errors.New("prometheus queries: no errors query and no statusLabel: give an errors query, or group requests by a status label and name it")
+	}
+	parts := []struct{ name, text string }{{"requests", q.Requests}, {"errors", q.Errors}, {"latency", q.Latency}}
+	var combined []string
+	for _, t := range parts {
+		if t.text == "" {
+			if t.name == "errors" {
+				continue
+			}
+			return nil, fmt.Errorf("prometheus queries: the %s query is empty", t.name)
+		}
+		want := []string{q.VersionLabel}
+		if t.name == "latency" {
+			want = append(want, "le")
+		}
+		if t.name == "requests" && q.Errors == "" {
+			want = append(want, q.StatusLabel)
+		}
+		for _, l := range want {
+			if !mentions(t.text, l) {
+				return nil, fmt.Errorf("prometheus %s query %q does not mention the label %q: group by it (sum by (%s, ...))", t.name, t.text, l, strings.Join(want, ", "))
+			}
 		}
 		tpl, err := template.New(t.name).Option("missingkey=error").Parse(t.text)
 		if err != nil {
 			return nil, fmt.Errorf("prometheus %s query template: %w", t.name, err)
 		}
-		if !strings.Contains(t.text, t.label) {
-			return nil, fmt.Errorf("prometheus %s query %q does not mention the version label %q: group by it (sum by (%s, ...))", t.name, t.text, t.label, t.label)
+		if err := tpl.Execute(io.Discard, templateData{Service: "s", Namespace: "ns"}); err != nil {
+			return nil, fmt.Errorf("prometheus %s query template %q: %w (it may use {{.Service}} and {{.Namespace}})", t.name, t.text, err)
 		}
-		*t.dst = tpl
+		// One query for the three, so Prometheus evaluates them over the
+		// same data: a scrape landing between separate queries could make
+		// a window's errors or latency a scrape ahead of its requests.
+		combined = append(combined, fmt.Sprintf(`label_replace(%s, %q, %q, "", "")`, t.text, queryLabel, t.name))
 	}
+	p.tpl = template.Must(template.New("snapshot").Option("missingkey=error").Parse(strings.Join(combined, " or ")))
 	return p, nil
+}
+
+// override takes the templates of o and, where o leaves them empty, the
+// labels and unit of the preset q.
+func override(q, o Queries) Queries {
+	out := Queries{Requests: o.Requests, Errors: o.Errors, Latency: o.Latency,
+		VersionLabel: o.VersionLabel, RouteLabel: o.RouteLabel, StatusLabel: o.StatusLabel, LatencyUnit: o.LatencyUnit}
+	if out.VersionLabel == "" {
+		out.VersionLabel = q.VersionLabel
+	}
+	if out.RouteLabel == "" {
+		out.RouteLabel = q.RouteLabel
+	}
+	if out.StatusLabel == "" {
+		out.StatusLabel = q.StatusLabel
+	}
+	if out.LatencyUnit == "" {
+		out.LatencyUnit = q.LatencyUnit
+	}
+	return out
+}
+
+// mentions reports whether a label name appears as a whole word.
+func mentions(text, label string) bool {
+	for i := 0; ; {
+		j := strings.Index(text[i:], label)
+		if j < 0 {
+			return false
+		}
+		j += i
+		end := j + len(label)
+		if (j == 0 || !isLabelChar(text[j-1])) && (end == len(text) || !isLabelChar(text[end])) {
+			return true
+		}
+		i = j + 1
+	}
+}
+
+func isLabelChar(c byte) bool {
+	return c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+}
+
+type templateData struct{ Service, Namespace string }
+
+// escape makes s safe inside a double-quoted PromQL string.
+func escape(s string) string {
+	q := strconv.Quote(s)
+	return q[1 : len(q)-1]
 }
 
 type sample struct {
@@ -121,29 +245,46 @@ type sample struct {
 	value  float64
 }
 
-// query runs one instant query.
-func (p *Prometheus) query(ctx context.Context, tpl *template.Template, service string) ([]sample, string, error) {
+// Query returns the PromQL the source sends for a service's snapshot.
+func (p *Prometheus) Query(service string) (string, error) {
 	var b bytes.Buffer
-	if err := tpl.Execute(&b, map[string]string{"Service": service, "Namespace": p.ns}); err != nil {
-		return nil, "", err
+	if err := p.tpl.Execute(&b, templateData{Service: escape(service), Namespace: escape(p.ns)}); err != nil {
+		return "", fmt.Errorf("prometheus query for service %q: %w", service, err)
 	}
-	q := b.String()
-	u := p.base.JoinPath("api/v1/query")
-	u.RawQuery = url.Values{"query": {q}}.Encode()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	return b.String(), nil
+}
+
+// query runs one instant query; errors name the URL and the query.
+func (p *Prometheus) query(ctx context.Context, q string) ([]sample, error) {
+	endpoint := p.base.JoinPath("api/v1/query").String()
+	form := url.Values{"query": {q}}.Encode()
+	// POST keeps long queries out of URL length limits; a proxy that
+	// refuses it (405) gets the GET Prometheus also serves.
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(form))
 	if err != nil {
-		return nil, q, err
+		return nil, fmt.Errorf("prometheus %s: query %s: %w", p.base, q, err)
 	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	resp, err := p.client.Do(req)
+	if err == nil && resp.StatusCode == http.StatusMethodNotAllowed {
+		resp.Body.Close()
+		if req, err = http.NewRequestWithContext(ctx, http.MethodGet, endpoint+"?"+form, nil); err == nil {
+			resp, err = p.client.Do(req)
+		}
+	}
 	if err != nil {
-		return nil, q, fmt.Errorf("prometheus %s: %w", p.base, err)
+		return nil, fmt.Errorf("prometheus %s unreachable: query %s: %w", p.base, q, err)
 	}
 	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 32<<20))
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return nil, fmt.Errorf("prometheus %s: query %s: reading the answer: %w", p.base, q, err)
+	}
 	var r struct {
-		Status string `json:"status"`
-		Error  string `json:"error"`
-		Data   struct {
+		Status    string `json:"status"`
+		ErrorType string `json:"errorType"`
+		Error     string `json:"error"`
+		Data      struct {
 			ResultType string `json:"resultType"`
 			Result     []struct {
 				Metric map[string]string `json:"metric"`
@@ -152,103 +293,182 @@ func (p *Prometheus) query(ctx context.Context, tpl *template.Template, service 
 		} `json:"data"`
 	}
 	if err := json.Unmarshal(body, &r); err != nil {
-		return nil, q, fmt.Errorf("prometheus %s answered %s, not the query API's JSON: %.200s", p.base, resp.Status, body)
+		return nil, fmt.Errorf("prometheus %s: query %s: answered %s, not the query API's JSON (is the URL Prometheus's?): %.200s", p.base, q, resp.Status, body)
 	}
 	if r.Status != "success" {
-		return nil, q, fmt.Errorf("prometheus %s: query %s: %s", p.base, q, r.Error)
+		return nil, fmt.Errorf("prometheus %s: query %s: %s %s: %s", p.base, q, resp.Status, r.ErrorType, r.Error)
 	}
 	if r.Data.ResultType != "vector" {
-		return nil, q, fmt.Errorf("prometheus %s: query %s gave a %s, want an instant vector", p.base, q, r.Data.ResultType)
+		return nil, fmt.Errorf("prometheus %s: query %s gave a %s, want an instant vector", p.base, q, r.Data.ResultType)
 	}
 	out := make([]sample, 0, len(r.Data.Result))
 	for _, s := range r.Data.Result {
 		str, _ := s.Value[1].(string)
 		v, err := strconv.ParseFloat(str, 64)
 		if err != nil {
-			return nil, q, fmt.Errorf("prometheus %s: query %s: value %v: %w", p.base, q, s.Value[1], err)
+			return nil, fmt.Errorf("prometheus %s: query %s: value %v of %v: %w", p.base, q, s.Value[1], s.Metric, err)
 		}
 		out = append(out, sample{s.Metric, v})
 	}
-	return out, q, nil
+	return out, nil
 }
 
 // Snapshot returns the service's cumulative statistics per version.
 func (p *Prometheus) Snapshot(ctx context.Context, service string) (stats.Snapshot, error) {
-	reqs, _, err := p.query(ctx, p.requests, service)
+	if service == "" {
+		return nil, errors.New("prometheus snapshot: no service named")
+	}
+	q, err := p.Query(service)
 	if err != nil {
 		return nil, err
 	}
-	lat, _, err := p.query(ctx, p.latency, service)
+	samples, err := p.query(ctx, q)
 	if err != nil {
 		return nil, err
 	}
-	snap := stats.Snapshot{}
-	for _, s := range reqs {
-		v := s.labels[p.q.VersionLabel]
-		if v == "" {
-			continue
-		}
-		n := uint64(math.Round(s.value))
-		class := statusClass(s.labels[p.q.StatusLabel])
-		ver := snap[v]
-		ver.Total.Requests += n
-		if class == "5xx" || class == "failed" {
-			ver.Total.Errors += n
-		}
-		if ver.Total.ByClass == nil {
-			ver.Total.ByClass = map[string]uint64{}
-		}
-		ver.Total.ByClass[class] += n
-		snap[v] = ver
+	b := builder{q: p.q, snap: stats.Snapshot{}, buckets: map[key][]bucket{}}
+	for _, s := range samples {
+		b.add(s)
 	}
-	// Cumulative buckets by version: each bucket's own count goes to the
-	// stats bucket that holds its upper bound, so the histogram is as
-	// coarse as the metric's buckets (quantiles within one bucket).
-	type bound struct {
-		le    float64
-		count float64
-	}
-	byVersion := map[string][]bound{}
-	for _, s := range lat {
-		v := s.labels[p.q.VersionLabel]
-		le, err := strconv.ParseFloat(s.labels["le"], 64)
-		if v == "" || err != nil {
-			continue
-		}
-		if p.q.LatencySeconds {
-			le *= 1000
-		}
-		byVersion[v] = append(byVersion[v], bound{le, s.value})
-	}
-	for v, bs := range byVersion {
-		sort.Slice(bs, func(i, j int) bool { return bs[i].le < bs[j].le })
-		ver := snap[v]
-		ver.Total.Latency = make([]uint64, stats.NumBuckets)
-		prev := 0.0
-		for _, b := range bs {
-			n := b.count - prev
-			prev = b.count
-			if n <= 0 {
-				continue
-			}
-			i := stats.NumBuckets - 1
-			if !math.IsInf(b.le, 1) {
-				i = stats.Bucket(b.le)
-			}
-			ver.Total.Latency[i] += uint64(math.Round(n))
-		}
-		snap[v] = ver
-	}
-	return snap, nil
+	return b.finish(), nil
 }
 
-// statusClass maps "503" or "5xx" to "5xx"; "0" (no answer) to "failed".
+// key is one version, and one route of it ("" for the version's total
+// when the metric has no route label).
+type key struct{ version, route string }
+
+type bucket struct{ le, count float64 }
+
+type builder struct {
+	q       Queries
+	snap    stats.Snapshot
+	buckets map[key][]bucket
+}
+
+// count turns a counter's value into a whole count; Prometheus sums are
+// floats, and a NaN or negative one has no count to give.
+func count(v float64) uint64 {
+	if math.IsNaN(v) || v <= 0 {
+		return 0
+	}
+	if v >= math.MaxUint64 {
+		return math.MaxUint64
+	}
+	return uint64(math.Round(v))
+}
+
+// update applies f to the version's total and, when the series has a
+// route, to that route's counts.
+func (b *builder) update(k key, f func(*stats.Counts)) {
+	ver := b.snap[k.version]
+	f(&ver.Total)
+	if k.route != "" {
+		if ver.Routes == nil {
+			ver.Routes = map[string]stats.Counts{}
+		}
+		c := ver.Routes[k.route]
+		f(&c)
+		ver.Routes[k.route] = c
+	}
+	b.snap[k.version] = ver
+}
+
+func (b *builder) add(s sample) {
+	k := key{version: s.labels[b.q.VersionLabel]}
+	if k.version == "" {
+		return // not attributable to a version (e.g. a pod without the label)
+	}
+	if b.q.RouteLabel != "" {
+		k.route = s.labels[b.q.RouteLabel]
+	}
+	n := count(s.value)
+	switch s.labels[queryLabel] {
+	case "requests":
+		class := statusClass(s.labels[b.q.StatusLabel])
+		b.update(k, func(c *stats.Counts) {
+			c.Requests += n
+			if b.q.Errors == "" && (class == "5xx" || class == "failed") {
+				c.Errors += n
+			}
+			if b.q.StatusLabel != "" {
+				if c.ByClass == nil {
+					c.ByClass = map[string]uint64{}
+				}
+				c.ByClass[class] += n
+			}
+		})
+	case "errors":
+		b.update(k, func(c *stats.Counts) { c.Errors += n })
+	case "latency":
+		le, err := strconv.ParseFloat(s.labels["le"], 64)
+		if err != nil || math.IsNaN(s.value) {
+			return
+		}
+		if b.q.LatencyUnit == "s" {
+			le *= 1000
+		}
+		b.buckets[k] = append(b.buckets[k], bucket{le, s.value})
+	}
+}
+
+// finish turns each series' cumulative buckets into Pave's histogram:
+// each Prometheus bucket's own count goes to the stats bucket that holds
+// its upper bound, so the histogram is only as fine as the metric's
+// buckets, and a quantile lands at or just above the Prometheus bucket
+// bound it falls under (never below the truth by more than Pave's own
+// 12%).
+func (b *builder) finish() stats.Snapshot {
+	keys := make([]key, 0, len(b.buckets))
+	for k := range b.buckets {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		return keys[i].version < keys[j].version || keys[i].version == keys[j].version && keys[i].route < keys[j].route
+	})
+	for _, k := range keys {
+		bs := b.buckets[k]
+		sort.Slice(bs, func(i, j int) bool { return bs[i].le < bs[j].le })
+		hist := make([]uint64, stats.NumBuckets)
+		prev := 0.0
+		for _, bk := range bs {
+			n := bk.count - prev
+			if bk.count > prev {
+				prev = bk.count
+			}
+			hist[latencyBucket(bk.le)] += count(n)
+		}
+		b.update(k, func(c *stats.Counts) {
+			if len(c.Latency) != stats.NumBuckets {
+				c.Latency = make([]uint64, stats.NumBuckets)
+			}
+			for i, n := range hist {
+				c.Latency[i] += n
+			}
+		})
+	}
+	return b.snap
+}
+
+// latencyBucket is the stats bucket holding an upper bound in ms. The
+// bound is shrunk by a hair first: one of Pave's own bounds exported in
+// seconds (the gateway's 0.0003125) and scaled back to ms may come out a
+// rounding error above it, and would land one bucket high.
+func latencyBucket(le float64) int {
+	if math.IsInf(le, 1) {
+		return stats.NumBuckets - 1
+	}
+	return stats.Bucket(le * (1 - 1e-9))
+}
+
+// statusClass maps "503" or "5xx" to "5xx", "0" (no answer) or "failed"
+// to "failed".
 func statusClass(s string) string {
-	if len(s) == 3 && strings.HasSuffix(s, "xx") {
+	switch s {
+	case "1xx", "2xx", "3xx", "4xx", "5xx", "failed":
 		return s
 	}
 	code, err := strconv.Atoi(s)
-	if err != nil {
+	if err != nil || code < 0 || code >= 600 {
 		return "other"
 	}
 	return stats.StatusClass(code)

@@ -351,15 +351,36 @@ func pick(snap stats.Snapshot, versions ...string) stats.Snapshot {
 	return out
 }
 
-// reset reports whether any counter went backwards since the baseline.
+// reset reports whether any counter went backwards since the baseline: a
+// restarted data plane, or (PromQL) a pod gone with its counters. A window
+// over it would wrap around when subtracted.
 func reset(now, base stats.Snapshot) bool {
 	for v, b := range base {
 		n := now[v]
-		if n.Total.Requests < b.Total.Requests || n.Total.Errors < b.Total.Errors {
+		if countsWentBack(n.Total, b.Total) {
 			return true
 		}
 		for r, bc := range b.Routes {
-			if n.Routes[r].Requests < bc.Requests {
+			if countsWentBack(n.Routes[r], bc) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func countsWentBack(now, base stats.Counts) bool {
+	if now.Requests < base.Requests || now.Errors < base.Errors {
+		return true
+	}
+	for class, c := range base.ByClass {
+		if now.ByClass[class] < c {
+			return true
+		}
+	}
+	for i, c := range base.Latency {
+		if i >= len(now.Latency) || now.Latency[i] < c {
+			if c > 0 {
 				return true
 			}
 		}

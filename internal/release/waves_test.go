@@ -322,3 +322,27 @@ func equalInts(a, b []int64) bool {
 	}
 	return true
 }
+
+// A counter of any kind going back (a pod gone with its counters, under
+// PromQL) restarts the window instead of wrapping around.
+func TestResetSeesAnyCounterGoBack(t *testing.T) {
+	var base stats.Counts
+	base.Observe(200, 10)
+	base.Observe(500, 900)
+	now := base
+	now.Latency = append([]uint64(nil), base.Latency...)
+	now.ByClass = map[string]uint64{"2xx": 2, "5xx": 1}
+	now.Requests, now.Errors = 3, 1
+	if reset(stats.Snapshot{"v2": {Total: now}}, stats.Snapshot{"v2": {Total: base}}) {
+		t.Fatal("growing counters taken for a reset")
+	}
+	now.Latency[stats.Bucket(900)] = 0 // one bucket shrank, totals did not
+	if !reset(stats.Snapshot{"v2": {Total: now}}, stats.Snapshot{"v2": {Total: base}}) {
+		t.Fatal("a shrinking latency bucket not taken for a reset")
+	}
+	now.Latency = append([]uint64(nil), base.Latency...)
+	now.ByClass["5xx"] = 0
+	if !reset(stats.Snapshot{"v2": {Total: now}}, stats.Snapshot{"v2": {Total: base}}) {
+		t.Fatal("a shrinking status class not taken for a reset")
+	}
+}
