@@ -2,10 +2,13 @@ package traffic
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
+	"google.golang.org/protobuf/proto"
 	networkingv1 "istio.io/api/networking/v1"
+	istioapi "istio.io/client-go/pkg/apis/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/util/retry"
 
@@ -13,22 +16,28 @@ import (
 	"github.com/pave-platform/pave/internal/state"
 )
 
-// PrimaryRoute is the VirtualService HTTP route whose weights Pave drives
-// (the scaffold's manifests name it so).
+// PrimaryRoute names the VirtualService HTTP route whose weights Pave
+// drives (the scaffold's deploy/base/virtualservice.yaml names it so).
 const PrimaryRoute = "primary"
+
+// istioManifests is where the scaffold ships the objects this router needs.
+const istioManifests = "deploy/base"
 
 // IstioRouter splits a service's traffic with Istio: the DestinationRule
 // SERVICE gets a subset per version (pods labelled version=V) and the
 // route named "primary" of the VirtualService SERVICE gets one destination
 // per version with its weight in parts per million. Istio reads weights as
-// relative since 1.13, so 100 : 999900 is 0.01% exactly, a resolution
-// Flagger's and Argo Rollouts' 0–100 cannot express.
+// relative since 1.13 (istio/api#2192), so 100 : 999900 is 0.01% exactly,
+// a resolution Flagger's and Argo Rollouts' 0–100 cannot express.
 //
-// VirtualService routes are one atomic list in the CRD's schema, so
-// server-side apply would take the whole list; the router reads, changes
-// only what it owns (the primary route's destinations and its pave-header-*
-// routes) and writes back with the resourceVersion it read, retrying on a
-// conflict. Every other route and field stays as the team wrote it.
+// VirtualService routes are one list without list-type in the CRD's
+// schema, which server-side apply treats as atomic: applying Pave's routes
+// would take ownership of the whole list and drop the team's. So the router
+// reads, changes only what it owns (the primary route's destinations and
+// the pave-header-* routes) and writes back with the resourceVersion it
+// read, retrying on a conflict. Every other route and field stays as the
+// team wrote it (as far as the compiled Istio API knows the fields: the
+// typed client drops fields newer than istio.io/api).
 type IstioRouter struct {
 	c  *kube.Cluster
 	ns string
@@ -38,118 +47,233 @@ var _ Router = (*IstioRouter)(nil)
 
 func (r *IstioRouter) obj(kind, name string) string { return fmt.Sprintf("%s %s/%s", kind, r.ns, name) }
 
-// SetWeights writes the subsets first, so a route never names a subset
-// that does not exist yet, then the routes in one update: the traffic
-// changes at once or not at all. Subsets left over from a failed route
-// update select pods but carry no traffic.
+// SetWeights checks the VirtualService before writing anything, then adds
+// the missing subsets, then rewrites the routes in one update. A route
+// never names a subset that does not exist yet, and the weights live in
+// one object, so the traffic changes at once or not at all. If the route
+// update fails after the subsets were added, those subsets select pods but
+// no route sends them traffic: harmless, and the next attempt reuses them.
 func (r *IstioRouter) SetWeights(ctx context.Context, service string, w Weights) error {
+	if err := ValidName("service", service); err != nil {
+		return err
+	}
 	if err := w.Validate(); err != nil {
 		return err
 	}
+	vss := r.c.Istio.NetworkingV1().VirtualServices(r.ns)
 	drs := r.c.Istio.NetworkingV1().DestinationRules(r.ns)
-	err := retry.RetryOnConflict(ConflictBackoff, func() error {
+	vsObj, drObj := r.obj("virtualservice", service), r.obj("destinationrule", service)
+
+	vs, err := vss.Get(ctx, service, metav1.GetOptions{})
+	if err != nil {
+		return kubeError(r.c.Name, "read", vsObj, istioManifests, err)
+	}
+	if _, err := r.routes(service, vs, w); err != nil {
+		return err
+	}
+
+	err = retry.RetryOnConflict(ConflictBackoff, func() error {
 		dr, err := drs.Get(ctx, service, metav1.GetOptions{})
 		if err != nil {
-			return kubeError(r.c.Name, "read", r.obj("destinationrule", service), err)
+			return kubeError(r.c.Name, "read", drObj, istioManifests, err)
 		}
-		have := map[string]bool{}
-		for _, s := range dr.Spec.Subsets {
-			if s != nil {
-				have[s.Name] = true
-			}
+		add, err := r.missingSubsets(service, dr, w)
+		if err != nil || len(add) == 0 {
+			return err
 		}
-		changed := false
-		for _, v := range w.Versions() {
-			if !have[v] {
-				dr.Spec.Subsets = append(dr.Spec.Subsets, &networkingv1.Subset{Name: v, Labels: map[string]string{"version": v}})
-				changed = true
-			}
+		dr.Spec.Subsets = append(dr.Spec.Subsets, add...)
+		if _, err := drs.Update(ctx, dr, metav1.UpdateOptions{FieldManager: kube.FieldManager}); err != nil {
+			return kubeError(r.c.Name, "update", drObj, istioManifests, err)
 		}
-		if !changed {
-			return nil
-		}
-		_, err = drs.Update(ctx, dr, metav1.UpdateOptions{FieldManager: kube.FieldManager})
-		return err
+		return nil
 	})
 	if err != nil {
-		return kubeError(r.c.Name, "update", r.obj("destinationrule", service), err)
+		return err
 	}
-	vss := r.c.Istio.NetworkingV1().VirtualServices(r.ns)
-	err = retry.RetryOnConflict(ConflictBackoff, func() error {
-		vs, err := vss.Get(ctx, service, metav1.GetOptions{})
+
+	fresh := true // the first attempt reuses the read above
+	return retry.RetryOnConflict(ConflictBackoff, func() error {
+		if !fresh {
+			var err error
+			if vs, err = vss.Get(ctx, service, metav1.GetOptions{}); err != nil {
+				return kubeError(r.c.Name, "read", vsObj, istioManifests, err)
+			}
+		}
+		fresh = false
+		http, err := r.routes(service, vs, w)
 		if err != nil {
 			return err
 		}
-		primary, err := r.primary(service, vs.Spec.Http)
-		if err != nil {
-			return err
+		if sameRoutes(http, vs.Spec.Http) {
+			return nil // already so: no write, no new resourceVersion
 		}
-		host := service
-		if len(primary.Route) > 0 && primary.Route[0].GetDestination().GetHost() != "" {
-			host = primary.Route[0].GetDestination().GetHost()
+		vs.Spec.Http = http
+		if _, err := vss.Update(ctx, vs, metav1.UpdateOptions{FieldManager: kube.FieldManager}); err != nil {
+			return kubeError(r.c.Name, "update", vsObj, istioManifests, err)
 		}
-		primary.Route = nil
-		for _, v := range w.Versions() {
-			if w[v] > 0 {
-				primary.Route = append(primary.Route, &networkingv1.HTTPRouteDestination{
-					Destination: &networkingv1.Destination{Host: host, Subset: v}, Weight: int32(w[v])})
-			}
-		}
-		// Tester routes first, one per version of the split, then every
-		// route that is not Pave's in its original order.
-		var routes []*networkingv1.HTTPRoute
-		for _, v := range w.Versions() {
-			routes = append(routes, &networkingv1.HTTPRoute{Name: HeaderRoutePrefix + v,
-				Match: []*networkingv1.HTTPMatchRequest{{Headers: map[string]*networkingv1.StringMatch{
-					VersionHeader: {MatchType: &networkingv1.StringMatch_Exact{Exact: v}}}}},
-				Route: []*networkingv1.HTTPRouteDestination{{Destination: &networkingv1.Destination{Host: host, Subset: v}}}})
-		}
-		for _, h := range vs.Spec.Http {
-			if h != nil && !strings.HasPrefix(h.Name, HeaderRoutePrefix) {
-				routes = append(routes, h)
-			}
-		}
-		vs.Spec.Http = routes
-		_, err = vss.Update(ctx, vs, metav1.UpdateOptions{FieldManager: kube.FieldManager})
-		return err
+		return nil
 	})
-	if err != nil {
-		return kubeError(r.c.Name, "update", r.obj("virtualservice", service), err)
-	}
-	return nil
 }
 
-func (r *IstioRouter) primary(service string, routes []*networkingv1.HTTPRoute) (*networkingv1.HTTPRoute, error) {
+// missingSubsets returns the version subsets the DestinationRule lacks. A
+// subset named after a version that selects something else is the team's:
+// taking it over would move whatever they pinned to it, so it is refused.
+func (r *IstioRouter) missingSubsets(service string, dr *istioapi.DestinationRule, w Weights) ([]*networkingv1.Subset, error) {
+	have := map[string]*networkingv1.Subset{}
+	for _, s := range dr.Spec.Subsets {
+		if s != nil {
+			have[s.Name] = s
+		}
+	}
+	var add []*networkingv1.Subset
+	for _, v := range w.Versions() {
+		s := have[v]
+		switch {
+		case s == nil:
+			add = append(add, &networkingv1.Subset{Name: v, Labels: map[string]string{"version": v}})
+		case s.Labels["version"] != v:
+			return nil, fmt.Errorf("cluster %s: %s has a subset %q selecting %v, not version=%s: Pave routes version %s through the subset of that name; rename the subset or release under another version name",
+				r.c.Name, r.obj("destinationrule", service), v, s.Labels, v, v)
+		}
+	}
+	return add, nil
+}
+
+// routes returns the VirtualService's HTTP routes with w applied: one
+// tester route per version first, then every route that is not Pave's in
+// its order, the primary one with new destinations. vs is not changed.
+func (r *IstioRouter) routes(service string, vs *istioapi.VirtualService, w Weights) ([]*networkingv1.HTTPRoute, error) {
+	primary, err := r.primary(service, vs)
+	if err != nil {
+		return nil, err
+	}
+	// New destinations copy the first one's host and port: the scaffold's
+	// host is the short name SERVICE, a team may have written the FQDN.
+	tmpl := &networkingv1.Destination{Host: service}
+	old := map[string]*networkingv1.HTTPRouteDestination{}
+	for i, d := range primary.Route {
+		if d.GetDestination() == nil {
+			continue
+		}
+		if i == 0 {
+			tmpl = proto.Clone(d.Destination).(*networkingv1.Destination)
+		}
+		if _, dup := old[d.Destination.Subset]; !dup {
+			old[d.Destination.Subset] = d
+		}
+	}
+	dest := func(v string) *networkingv1.Destination {
+		d := proto.Clone(tmpl).(*networkingv1.Destination)
+		d.Subset = v
+		return d
+	}
+
+	p := proto.Clone(primary).(*networkingv1.HTTPRoute)
+	p.Route = nil
+	for _, v := range w.Versions() {
+		if w[v] == 0 {
+			continue // Validate guarantees one version has weight
+		}
+		d := &networkingv1.HTTPRouteDestination{Destination: dest(v)}
+		if o := old[v]; o != nil {
+			d = proto.Clone(o).(*networkingv1.HTTPRouteDestination) // keeps its header rules
+		}
+		d.Weight = int32(w[v]) // ≤ Total, well inside int32
+		p.Route = append(p.Route, d)
+	}
+
+	// A tester route is the primary route pinned to one version: the same
+	// matches plus the header, the same timeout and retries.
+	out := make([]*networkingv1.HTTPRoute, 0, len(vs.Spec.Http)+len(w))
+	for _, v := range w.Versions() {
+		h := proto.Clone(p).(*networkingv1.HTTPRoute)
+		h.Name = HeaderRoutePrefix + v
+		h.Match = headerMatches(primary.Match, v)
+		h.Route = []*networkingv1.HTTPRouteDestination{{Destination: dest(v)}}
+		out = append(out, h)
+	}
+	for _, h := range vs.Spec.Http {
+		switch {
+		case h == primary:
+			out = append(out, p)
+		case h == nil || strings.HasPrefix(h.Name, HeaderRoutePrefix):
+		default:
+			out = append(out, h)
+		}
+	}
+	return out, nil
+}
+
+func headerMatches(ms []*networkingv1.HTTPMatchRequest, v string) []*networkingv1.HTTPMatchRequest {
+	exact := &networkingv1.StringMatch{MatchType: &networkingv1.StringMatch_Exact{Exact: v}}
+	if len(ms) == 0 {
+		return []*networkingv1.HTTPMatchRequest{{Headers: map[string]*networkingv1.StringMatch{VersionHeader: exact}}}
+	}
+	out := make([]*networkingv1.HTTPMatchRequest, 0, len(ms))
+	for _, m := range ms {
+		c := proto.Clone(m).(*networkingv1.HTTPMatchRequest)
+		if c.Headers == nil {
+			c.Headers = map[string]*networkingv1.StringMatch{}
+		}
+		c.Headers[VersionHeader] = proto.Clone(exact).(*networkingv1.StringMatch)
+		out = append(out, c)
+	}
+	return out
+}
+
+func sameRoutes(a, b []*networkingv1.HTTPRoute) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if !proto.Equal(a[i], b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// primary finds the route Pave drives, or says which routes there are.
+func (r *IstioRouter) primary(service string, vs *istioapi.VirtualService) (*networkingv1.HTTPRoute, error) {
 	var seen []string
-	for _, h := range routes {
+	for i, h := range vs.Spec.Http {
 		if h == nil {
 			continue
 		}
 		if h.Name == PrimaryRoute {
 			return h, nil
 		}
-		seen = append(seen, fmt.Sprintf("%q", h.Name))
+		if h.Name == "" {
+			seen = append(seen, fmt.Sprintf("unnamed route %d", i+1))
+		} else {
+			seen = append(seen, fmt.Sprintf("%q", h.Name))
+		}
 	}
-	return nil, fmt.Errorf("cluster %s: %s has no HTTP route named %q (it has %s): Pave drives the weights of that route; name the route that carries the service's traffic %q",
-		r.c.Name, r.obj("virtualservice", service), PrimaryRoute, names(seen), PrimaryRoute)
+	return nil, fmt.Errorf("cluster %s: %s has no HTTP route named %q (it has %s): Pave drives the weights of the route named %s; name the route that carries the service's traffic so, as the scaffold's %s/virtualservice.yaml does",
+		r.c.Name, r.obj("virtualservice", service), PrimaryRoute, names(seen), PrimaryRoute, istioManifests)
 }
 
-// Weights reads the primary route's destinations. A route whose subsets
-// are not per-version subsets (the scaffold's stable/canary before any
-// release) has no version weights yet: that is reported as not found, so
+// Weights reads the primary route's destinations as parts per million;
+// weights a person wrote (0–100) are scaled. A route whose subsets are not
+// per-version subsets (the scaffold's stable/canary before any release)
+// has no version weights yet: that is reported as state.ErrNotFound, and
 // the first release takes the route over.
 func (r *IstioRouter) Weights(ctx context.Context, service string) (Weights, error) {
+	if err := ValidName("service", service); err != nil {
+		return nil, err
+	}
+	vsObj := r.obj("virtualservice", service)
 	vs, err := r.c.Istio.NetworkingV1().VirtualServices(r.ns).Get(ctx, service, metav1.GetOptions{})
 	if err != nil {
-		return nil, kubeError(r.c.Name, "read", r.obj("virtualservice", service), err)
+		return nil, kubeError(r.c.Name, "read", vsObj, istioManifests, err)
 	}
-	primary, err := r.primary(service, vs.Spec.Http)
+	primary, err := r.primary(service, vs)
 	if err != nil {
 		return nil, err
 	}
 	dr, err := r.c.Istio.NetworkingV1().DestinationRules(r.ns).Get(ctx, service, metav1.GetOptions{})
 	if err != nil {
-		return nil, kubeError(r.c.Name, "read", r.obj("destinationrule", service), err)
+		return nil, kubeError(r.c.Name, "read", r.obj("destinationrule", service), istioManifests, err)
 	}
 	versionSubset := map[string]bool{}
 	for _, s := range dr.Spec.Subsets {
@@ -157,11 +281,15 @@ func (r *IstioRouter) Weights(ctx context.Context, service string) (Weights, err
 			versionSubset[s.Name] = true
 		}
 	}
+	if len(primary.Route) == 0 {
+		return nil, fmt.Errorf("cluster %s: %s: route %s has no destinations: no version weights yet: %w", r.c.Name, vsObj, PrimaryRoute, state.ErrNotFound)
+	}
 	raw := map[string]int64{}
 	for _, d := range primary.Route {
 		sub := d.GetDestination().GetSubset()
 		if !versionSubset[sub] {
-			return nil, fmt.Errorf("cluster %s: %s routes to subset %q, not a version: no version weights yet: %w", r.c.Name, r.obj("virtualservice", service), sub, state.ErrNotFound)
+			return nil, fmt.Errorf("cluster %s: %s: route %s sends traffic to subset %q, which is not a version's subset (labels version=NAME): no version weights yet: %w",
+				r.c.Name, vsObj, PrimaryRoute, sub, state.ErrNotFound)
 		}
 		wt := int64(d.Weight)
 		if len(primary.Route) == 1 && wt == 0 {
@@ -171,7 +299,10 @@ func (r *IstioRouter) Weights(ctx context.Context, service string) (Weights, err
 	}
 	w, err := toPPM(raw)
 	if err != nil {
-		return nil, fmt.Errorf("cluster %s: %s: route %q: %v: %w", r.c.Name, r.obj("virtualservice", service), PrimaryRoute, err, state.ErrNotFound)
+		if errors.Is(err, errAllZero) {
+			err = fmt.Errorf("%v: no version weights yet: %w", err, state.ErrNotFound)
+		}
+		return nil, fmt.Errorf("cluster %s: %s: route %s: %w", r.c.Name, vsObj, PrimaryRoute, err)
 	}
 	return w, nil
 }
