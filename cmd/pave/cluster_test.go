@@ -4,9 +4,11 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
+
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
 	"github.com/pave-platform/pave/internal/kube/kubetest"
 	"github.com/pave-platform/pave/internal/server"
@@ -43,13 +45,15 @@ func TestClusterCommandsAgainstARealAPIServer(t *testing.T) {
 	}
 
 	// A kubeconfig whose token the API server does not know.
-	raw, err := os.ReadFile(kc.Kubeconfig)
+	cfg, err := clientcmd.LoadFromFile(kc.Kubeconfig)
 	if err != nil {
 		t.Fatal(err)
 	}
-	stranger := regexp.MustCompile(`(?s)users:.*contexts:`).ReplaceAllString(string(raw), "users:\n- name: seoul\n  user:\n    token: not-a-real-token\ncontexts:")
+	for _, ai := range cfg.AuthInfos {
+		*ai = clientcmdapi.AuthInfo{Token: "not-a-real-token"}
+	}
 	sf := filepath.Join(t.TempDir(), "stranger.yaml")
-	if err := os.WriteFile(sf, []byte(stranger), 0o600); err != nil {
+	if err := clientcmd.WriteToFile(*cfg, sf); err != nil {
 		t.Fatal(err)
 	}
 	out, err = pave(t, env, "cluster", "add", "jeju", "--kubeconfig", sf)
