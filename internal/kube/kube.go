@@ -43,7 +43,7 @@ func Load(path, context string) (*rest.Config, error) {
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrKubeconfig, err)
+		return nil, fmt.Errorf("%w: %w", ErrKubeconfig, err)
 	}
 	return Parse(data, path, context)
 }

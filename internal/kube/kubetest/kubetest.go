@@ -1,24 +1,28 @@
 // Package kubetest starts real Kubernetes API servers (kube-apiserver and
 // etcd, built by scripts/kube-apiserver.sh) for integration tests, with the
-// published Istio and Gateway API CRDs installed. There is no kubelet,
-// scheduler or controller-manager: PlayDeployments writes Deployment status
-// as the Deployment controller would.
+// published Istio and Gateway API CRDs installed, so objects are validated
+// by the real schemas. There is no kubelet, scheduler or controller-manager:
+// PlayDeployments writes Deployment status as the Deployment controller
+// would. docs/kubernetes-testing.md explains the set-up.
 package kubetest
 
 import (
 	"context"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/go-logr/logr"
-	appsv1 "k8s.io/api/apps/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apiextensionsclient "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -31,39 +35,64 @@ import (
 // stderr unless one is set; the tests assert, they do not read its logs.
 func init() { ctrllog.SetLogger(logr.Discard()) }
 
-// Version is the Kubernetes version the binaries are built at.
+// Version is the Kubernetes version scripts/kube-apiserver.sh builds; the
+// cache directory is keyed by it.
 const Version = "v1.37.2"
 
+// NotBuilt starts the failure message of Binaries, so a missing binary
+// says how to get it.
+const NotBuilt = "kube-apiserver not built: run scripts/kube-apiserver.sh (or scripts/deps.sh)"
+
 // Binaries returns the directory holding kube-apiserver and etcd:
-// $KUBEBUILDER_ASSETS, else the cache scripts/kube-apiserver.sh fills.
+// $KUBEBUILDER_ASSETS if set, else the cache scripts/kube-apiserver.sh
+// fills ($PAVE_TOOLS/k8s/Version, PAVE_TOOLS defaulting to
+// ~/.cache/pave-tools as in scripts/deps.sh). A missing binary fails the
+// test: the integration tests never skip silently.
 func Binaries(t testing.TB) string {
 	t.Helper()
+	dir, err := binaries()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func binaries() (string, error) {
 	dir := os.Getenv("KUBEBUILDER_ASSETS")
+	from := "$KUBEBUILDER_ASSETS"
 	if dir == "" {
 		tools := os.Getenv("PAVE_TOOLS")
 		if tools == "" {
 			cache := os.Getenv("XDG_CACHE_HOME")
 			if cache == "" {
-				home, _ := os.UserHomeDir()
+				home, err := os.UserHomeDir()
+				if err != nil {
+					return "", fmt.Errorf("%s: no cache directory: %w", NotBuilt, err)
+				}
 				cache = filepath.Join(home, ".cache")
 			}
 			tools = filepath.Join(cache, "pave-tools")
 		}
-		dir = filepath.Join(tools, "k8s", Version)
+		dir, from = filepath.Join(tools, "k8s", Version), "the cache"
 	}
 	for _, b := range []string{"kube-apiserver", "etcd"} {
-		if _, err := os.Stat(filepath.Join(dir, b)); err != nil {
-			t.Fatalf("%s not built in %s: run scripts/kube-apiserver.sh (scripts/deps.sh does): %v", b, dir, err)
+		fi, err := os.Stat(filepath.Join(dir, b))
+		if err == nil && fi.Mode().Perm()&0o111 == 0 {
+			err = errors.New("not executable")
+		}
+		if err != nil {
+			return "", fmt.Errorf("%s (%s missing in %s, %s: %v)", NotBuilt, b, from, dir, err)
 		}
 	}
-	return dir
+	return dir, nil
 }
 
-// Cluster is one real API server with etcd.
+// Cluster is one real API server with its own etcd.
 type Cluster struct {
 	Name   string
 	Config *rest.Config
-	// Kubeconfig is a kubeconfig file for the cluster; its context is Name.
+	// Kubeconfig is a kubeconfig file (in the test's temporary directory)
+	// whose only context, the current one, is Name.
 	Kubeconfig string
 	Clients    *kube.Cluster
 
@@ -71,119 +100,147 @@ type Cluster struct {
 	stopOnce sync.Once
 }
 
-var (
-	crdOnce  sync.Once
-	crdPaths []string
-	crdErr   error
-)
-
-// crds finds the published CRDs in the module cache, at the versions the
-// project depends on.
-func crds() ([]string, error) {
-	crdOnce.Do(func() {
-		dir := func(mod string) (string, error) {
-			out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", mod).Output()
-			if err != nil || strings.TrimSpace(string(out)) == "" {
-				if out, err = exec.Command("go", "mod", "download", "-json", mod).Output(); err != nil {
-					return "", fmt.Errorf("find module %s: %w", mod, err)
-				}
-				out, err = exec.Command("go", "list", "-m", "-f", "{{.Dir}}", mod).Output()
-				if err != nil {
-					return "", fmt.Errorf("find module %s: %w", mod, err)
-				}
-			}
-			return strings.TrimSpace(string(out)), nil
-		}
-		istio, err := dir("istio.io/api")
-		if err != nil {
-			crdErr = err
-			return
-		}
-		gw, err := dir("sigs.k8s.io/gateway-api")
-		if err != nil {
-			crdErr = err
-			return
-		}
-		crdPaths = []string{filepath.Join(istio, "kubernetes", "customresourcedefinitions.gen.yaml")}
-		for _, f := range []string{"gatewayclasses", "gateways", "httproutes", "referencegrants"} {
-			crdPaths = append(crdPaths, filepath.Join(gw, "config", "crd", "standard", "gateway.networking.k8s.io_"+f+".yaml"))
-		}
-	})
-	return crdPaths, crdErr
-}
+// clusterName keeps names safe in the kubeconfig's YAML and file name.
+var clusterName = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
 
 // Start starts one cluster with the Istio and Gateway API CRDs installed
-// and established; it is stopped when the test ends.
+// and Established; it is stopped when the test ends.
 func Start(t testing.TB, name string) *Cluster {
 	t.Helper()
 	return StartN(t, name)[0]
 }
 
-// StartN starts clusters concurrently.
+// StartN starts one cluster per name, concurrently (each takes seconds,
+// mostly waiting), all stopped when the test ends.
 func StartN(t testing.TB, names ...string) []*Cluster {
 	t.Helper()
+	seen := map[string]bool{}
+	for _, n := range names {
+		if !clusterName.MatchString(n) || seen[n] {
+			t.Fatalf("kubetest.StartN(%q): cluster names must be distinct DNS labels (seoul, us-east-1)", names)
+		}
+		seen[n] = true
+	}
+	bin := Binaries(t)
+	crdDirs, err := crdPaths()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+
 	out := make([]*Cluster, len(names))
+	errs := make([]error, len(names))
 	var wg sync.WaitGroup
-	errs := make([]any, len(names))
 	for i, n := range names {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { errs[i] = recover() }()
-			out[i] = startNoFatal(t, n)
-		}()
+		wg.Go(func() { out[i], errs[i] = start(bin, crdDirs, dir, n) })
 	}
 	wg.Wait()
-	for i, e := range errs {
-		if e != nil {
-			t.Fatalf("cluster %s: %v", names[i], e)
+	// Register every started cluster's cleanup before failing on another.
+	for _, c := range out {
+		if c != nil {
+			t.Cleanup(c.Stop)
 		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
 	}
 	return out
 }
 
-// startNoFatal is Start for goroutines: t.Fatal may only run on the test's
-// own goroutine, so failures panic and StartN reports them.
-func startNoFatal(t testing.TB, name string) *Cluster {
-	paths, err := crds()
-	if err != nil {
-		panic(err)
+// start does not touch t: it runs on its own goroutine, where t.Fatal
+// must not be called.
+func start(bin string, crdDirs []string, dir, name string) (*Cluster, error) {
+	local := false
+	env := &envtest.Environment{
+		// Never the cluster of $USE_EXISTING_CLUSTER's kubeconfig: tests
+		// create and delete freely.
+		UseExistingCluster:    &local,
+		BinaryAssetsDirectory: bin,
+		CRDInstallOptions:     envtest.CRDInstallOptions{Paths: crdDirs, ErrorIfPathMissing: true},
+		ErrorIfCRDPathMissing: true,
 	}
-	env := &envtest.Environment{BinaryAssetsDirectory: Binaries(t), ErrorIfCRDPathMissing: true,
-		CRDInstallOptions: envtest.CRDInstallOptions{Paths: paths, ErrorIfPathMissing: true}}
 	cfg, err := env.Start()
 	if err != nil {
-		panic(fmt.Sprintf("start kube-apiserver: %v", err))
+		_ = env.Stop()
+		return nil, fmt.Errorf("cluster %s: start kube-apiserver and etcd from %s: %w", name, bin, err)
 	}
 	c := &Cluster{Name: name, Config: cfg, env: env}
-	t.Cleanup(c.Stop)
-	dir, err := os.MkdirTemp("", "kubetest-")
-	if err != nil {
-		panic(err)
+	if err := c.init(dir); err != nil {
+		c.Stop()
+		return nil, fmt.Errorf("cluster %s: %w", name, err)
 	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	c.Kubeconfig = filepath.Join(dir, name+".kubeconfig")
-	if err := os.WriteFile(c.Kubeconfig, kubeconfig(name, cfg), 0o600); err != nil {
-		panic(err)
-	}
-	if c.Clients, err = kube.New(name, cfg); err != nil {
-		panic(err)
-	}
-	return c
+	return c, nil
 }
 
-// Stop stops the API server and etcd (a cluster lost mid-test); it may be
-// called more than once.
+func (c *Cluster) init(dir string) error {
+	// Client-side throttling only slows the tests down (the defaults allow
+	// 5 requests a second); the API server here serves one test.
+	c.Config.QPS, c.Config.Burst = 500, 1000
+	if err := waitEstablished(c.Config, c.env.CRDs); err != nil {
+		return err
+	}
+	c.Kubeconfig = filepath.Join(dir, c.Name+".kubeconfig")
+	if err := os.WriteFile(c.Kubeconfig, kubeconfig(c.Name, c.Config), 0o600); err != nil {
+		return fmt.Errorf("write kubeconfig: %w", err)
+	}
+	var err error
+	c.Clients, err = kube.New(c.Name, c.Config)
+	return err
+}
+
+// Stop stops the API server and etcd, as when a cluster becomes
+// unreachable mid-test; later calls do nothing.
 func (c *Cluster) Stop() {
 	c.stopOnce.Do(func() { _ = c.env.Stop() })
 }
 
-func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
+// waitEstablished waits for the condition the API server sets once a CRD's
+// resource is served; envtest only waits for discovery to list it.
+func waitEstablished(cfg *rest.Config, crds []*apiextensionsv1.CustomResourceDefinition) error {
+	if len(crds) == 0 {
+		return errors.New("no CRDs were installed: the Istio and Gateway API CRD files held none")
+	}
+	cs, err := apiextensionsclient.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for _, crd := range crds {
+		for {
+			got, err := cs.ApiextensionsV1().CustomResourceDefinitions().Get(ctx, crd.Name, metav1.GetOptions{})
+			if err == nil && established(got) {
+				break
+			}
+			if ctx.Err() != nil {
+				return fmt.Errorf("CRD %s not Established within a minute (last error: %v)", crd.Name, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	return nil
+}
 
+func established(crd *apiextensionsv1.CustomResourceDefinition) bool {
+	for _, c := range crd.Status.Conditions {
+		if c.Type == apiextensionsv1.Established && c.Status == apiextensionsv1.ConditionTrue {
+			return true
+		}
+	}
+	return false
+}
+
+// kubeconfig writes the sections in the order people write them (clusters,
+// users, contexts), which some tests rely on to swap the user out.
 func kubeconfig(name string, cfg *rest.Config) []byte {
+	server := cfg.Host
+	if !strings.Contains(server, "://") {
+		server = "https://" + server
+	}
+	b64 := base64.StdEncoding.EncodeToString
 	var b strings.Builder
 	fmt.Fprintf(&b, "apiVersion: v1\nkind: Config\ncurrent-context: %s\n", name)
-	fmt.Fprintf(&b, "clusters:\n- name: %s\n  cluster:\n    server: %s\n    certificate-authority-data: %s\n", name, cfg.Host, b64(cfg.CAData))
+	fmt.Fprintf(&b, "clusters:\n- name: %s\n  cluster:\n    server: %s\n    certificate-authority-data: %s\n", name, server, b64(cfg.CAData))
 	fmt.Fprintf(&b, "users:\n- name: %s\n  user:\n", name)
 	if len(cfg.CertData) > 0 {
 		fmt.Fprintf(&b, "    client-certificate-data: %s\n    client-key-data: %s\n", b64(cfg.CertData), b64(cfg.KeyData))
@@ -191,94 +248,72 @@ func kubeconfig(name string, cfg *rest.Config) []byte {
 	if cfg.BearerToken != "" {
 		fmt.Fprintf(&b, "    token: %s\n", cfg.BearerToken)
 	}
-	fmt.Fprintf(&b, "contexts:\n- name: %s\n  context:\n    cluster: %s\n    user: %s\n", name, name, name)
+	fmt.Fprintf(&b, "contexts:\n- name: %s\n  context:\n    cluster: %s\n    user: %s\n    namespace: default\n", name, name, name)
 	return []byte(b.String())
 }
 
-// Verdict is what PlayDeployments does with one Deployment.
-type Verdict int
-
-// Verdicts.
-const (
-	Ready     Verdict = iota // all replicas available
-	Unready                  // status written, no replica available
-	Failed                   // Progressing=False, ProgressDeadlineExceeded
-	Untouched                // no status written at all
+var (
+	crdOnce sync.Once
+	crdDirs []string
+	crdErr  error
 )
 
-// PlayDeployments plays the Deployment controller until ctx ends: every
-// Deployment whose status is stale gets the status the controller would
-// write. judge (optional) decides per Deployment.
-func (c *Cluster) PlayDeployments(ctx context.Context, judge func(*appsv1.Deployment) Verdict) {
-	for ctx.Err() == nil {
-		c.playOnce(ctx, judge)
-		select {
-		case <-ctx.Done():
-		case <-time.After(100 * time.Millisecond):
+// crdPaths finds the published CRDs in the module cache, at the versions
+// the project's go.mod depends on, so the tests validate against the same
+// schemas as the typed clients Pave is built with.
+func crdPaths() ([]string, error) {
+	crdOnce.Do(func() {
+		istio, err := moduleDir("istio.io/api")
+		if err != nil {
+			crdErr = err
+			return
 		}
-	}
+		gw, err := moduleDir("sigs.k8s.io/gateway-api")
+		if err != nil {
+			crdErr = err
+			return
+		}
+		crdDirs = []string{
+			filepath.Join(istio, "kubernetes", "customresourcedefinitions.gen.yaml"),
+			filepath.Join(gw, "config", "crd", "standard"),
+		}
+		for _, p := range crdDirs {
+			if _, err := os.Stat(p); err != nil {
+				crdErr = fmt.Errorf("CRDs for the tests: %w (is the module cache complete? try go mod download)", err)
+				return
+			}
+		}
+	})
+	return crdDirs, crdErr
 }
 
-func (c *Cluster) playOnce(ctx context.Context, judge func(*appsv1.Deployment) Verdict) {
-	list, err := c.Clients.Kube.AppsV1().Deployments("").List(ctx, metav1.ListOptions{})
-	if err != nil {
-		return
+// moduleDir is the module's directory in the module cache, downloading
+// it first when the cache lacks it (a fresh machine, or a cleaned cache).
+func moduleDir(mod string) (string, error) {
+	list := func() (string, error) {
+		out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", mod).Output()
+		if err != nil {
+			return "", fmt.Errorf("go list -m %s (for its CRDs): %w%s", mod, err, stderr(err))
+		}
+		return strings.TrimSpace(string(out)), nil
 	}
-	for i := range list.Items {
-		d := &list.Items[i]
-		v := Ready
-		if judge != nil {
-			v = judge(d)
-		}
-		if v == Untouched || d.Status.ObservedGeneration == d.Generation && statusMatches(d, v) {
-			continue
-		}
-		want := int32(1)
-		if d.Spec.Replicas != nil {
-			want = *d.Spec.Replicas
-		}
-		st := appsv1.DeploymentStatus{ObservedGeneration: d.Generation, Replicas: want, UpdatedReplicas: want}
-		now := metav1.Now()
-		switch v {
-		case Ready:
-			st.ReadyReplicas, st.AvailableReplicas = want, want
-			st.Conditions = []appsv1.DeploymentCondition{
-				{Type: appsv1.DeploymentAvailable, Status: "True", Reason: "MinimumReplicasAvailable", LastUpdateTime: now, LastTransitionTime: now},
-				{Type: appsv1.DeploymentProgressing, Status: "True", Reason: "NewReplicaSetAvailable", LastUpdateTime: now, LastTransitionTime: now},
-			}
-		case Unready:
-			st.UnavailableReplicas = want
-			st.Conditions = []appsv1.DeploymentCondition{
-				{Type: appsv1.DeploymentProgressing, Status: "True", Reason: "ReplicaSetUpdated", LastUpdateTime: now, LastTransitionTime: now},
-			}
-		case Failed:
-			st.UnavailableReplicas = want
-			st.Conditions = []appsv1.DeploymentCondition{
-				{Type: appsv1.DeploymentProgressing, Status: "False", Reason: "ProgressDeadlineExceeded",
-					Message: fmt.Sprintf("ReplicaSet %q has timed out progressing.", d.Name+"-7d9f"), LastUpdateTime: now, LastTransitionTime: now},
-			}
-		}
-		d.Status = st
-		_, _ = c.Clients.Kube.AppsV1().Deployments(d.Namespace).UpdateStatus(ctx, d, metav1.UpdateOptions{})
+	dir, err := list()
+	if err != nil || dir != "" {
+		return dir, err
 	}
+	if _, err := exec.Command("go", "mod", "download", mod).Output(); err != nil {
+		return "", fmt.Errorf("go mod download %s (for its CRDs): %w%s", mod, err, stderr(err))
+	}
+	if dir, err = list(); err == nil && dir == "" {
+		err = fmt.Errorf("module %s is not in the module cache even after go mod download", mod)
+	}
+	return dir, err
 }
 
-func statusMatches(d *appsv1.Deployment, v Verdict) bool {
-	want := int32(1)
-	if d.Spec.Replicas != nil {
-		want = *d.Spec.Replicas
+func stderr(err error) string {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) && len(ee.Stderr) > 0 {
+		return ": " + strings.TrimSpace(string(ee.Stderr))
 	}
-	switch v {
-	case Ready:
-		return d.Status.AvailableReplicas == want && d.Status.UpdatedReplicas == want
-	case Unready:
-		return d.Status.AvailableReplicas == 0 && len(d.Status.Conditions) == 1 && d.Status.Conditions[0].Reason == "ReplicaSetUpdated"
-	case Failed:
-		for _, c := range d.Status.Conditions {
-			if c.Reason == "ProgressDeadlineExceeded" {
-				return true
-			}
-		}
-	}
-	return false
+	return ""
 }
