@@ -13,7 +13,6 @@ import (
 	"github.com/pave-platform/pave/internal/config"
 	"github.com/pave-platform/pave/internal/fleet"
 	"github.com/pave-platform/pave/internal/gateway"
-	"github.com/pave-platform/pave/internal/kube"
 	"github.com/pave-platform/pave/internal/release"
 )
 
@@ -79,7 +78,7 @@ func (p clusterProber) Probe(ctx context.Context, c fleet.Cluster) error {
 		}
 		return conn.Close()
 	}
-	return probeKubernetes(ctx, c, p.registry.KubeconfigPath(c.Name))
+	return probeKubernetes(ctx, p.registry, c)
 }
 
 // startProductionEdge runs the fleet controller over the registered
@@ -123,7 +122,7 @@ func startProductionEdge(ctx context.Context, g *errgroup.Group, cfg config.Conf
 }
 
 // meshEdge is the Istio edge in the registered cluster holding the mesh's
-// configuration, connected on each use so a cluster registered after
+// configuration, looked up on each use so a cluster registered after
 // start-up works.
 type meshEdge struct {
 	registry *fleet.Registry
@@ -135,11 +134,7 @@ func (m meshEdge) Apply(ctx context.Context, service string, shares []fleet.Shar
 	if err != nil {
 		return fmt.Errorf("setting edge istio:%s: %w", m.cluster, err)
 	}
-	cfg, err := kube.Load(m.registry.KubeconfigPath(rec.Name), rec.Context)
-	if err != nil {
-		return fmt.Errorf("cluster %s: %w", rec.Name, err)
-	}
-	kc, err := kube.New(rec.Name, cfg)
+	kc, err := m.registry.Clients(rec)
 	if err != nil {
 		return err
 	}

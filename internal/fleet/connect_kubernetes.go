@@ -17,15 +17,7 @@ import (
 // Gateway API) and its Prometheus as the metric source (Istio's metrics
 // with the Istio router, kit's RED metrics with Gateway API).
 func KubernetesConnector(log *slog.Logger) Connector {
-	return func(ctx context.Context, c Cluster, kubeconfig string) (release.Cluster, error) {
-		cfg, err := kube.Load(kubeconfig, c.Context)
-		if err != nil {
-			return release.Cluster{}, fmt.Errorf("cluster %s: %w", c.Name, err)
-		}
-		kc, err := kube.New(c.Name, cfg)
-		if err != nil {
-			return release.Cluster{}, err
-		}
+	return func(_ context.Context, c Cluster, kc *kube.Cluster) (release.Cluster, error) {
 		return KubernetesSeams(kc, c, log)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pave-platform/pave/internal/kube"
 	"github.com/pave-platform/pave/internal/release"
 	"github.com/pave-platform/pave/internal/state"
 	"github.com/pave-platform/pave/internal/traffic"
@@ -320,9 +321,9 @@ func TestReleaseFleetModes(t *testing.T) {
 	if _, err := reg.AddKubernetes(ctx, Cluster{Name: "prod-a"}, []byte(kc)); err != nil {
 		t.Fatal(err)
 	}
-	f.Connect = func(_ context.Context, c Cluster, path string) (release.Cluster, error) {
-		if _, err := os.Stat(path); err != nil {
-			t.Errorf("connector got no kubeconfig at %s", path)
+	f.Connect = func(_ context.Context, c Cluster, kc *kube.Cluster) (release.Cluster, error) {
+		if kc == nil || kc.Name != "prod-a" || kc.Kube == nil {
+			t.Errorf("connector got clients %+v", kc)
 		}
 		return release.Cluster{}, errors.New("cannot reach it")
 	}

@@ -19,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/pave-platform/pave/internal/fleet"
+	"github.com/pave-platform/pave/internal/kube"
 	"github.com/pave-platform/pave/internal/kube/kubetest"
 	"github.com/pave-platform/pave/internal/release"
 	"github.com/pave-platform/pave/internal/state"
@@ -142,7 +143,7 @@ func newRig(t *testing.T) *rig {
 	}
 	// The engine sees the registered clusters through the same fleet view
 	// pave up uses, with the seams connected above (a test metric source).
-	f := &fleet.ReleaseFleet{Registry: r.reg, Connect: func(_ context.Context, c fleet.Cluster, _ string) (release.Cluster, error) {
+	f := &fleet.ReleaseFleet{Registry: r.reg, Connect: func(_ context.Context, c fleet.Cluster, _ *kube.Cluster) (release.Cluster, error) {
 		return local[c.Name], nil
 	}}
 	r.eng = release.NewFleetEngine(st, f, release.WithClock(r.clock))

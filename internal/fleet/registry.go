@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/pave-platform/pave/internal/kube"
@@ -22,6 +23,38 @@ const StateKind = "fleet.cluster"
 type Registry struct {
 	Store   state.Store
 	DataDir string
+
+	mu      sync.Mutex
+	clients map[string]connected // Kubernetes clients by cluster name
+}
+
+type connected struct {
+	added   time.Time // the registration they were built for
+	clients *kube.Cluster
+}
+
+// Clients returns the clients of a registered Kubernetes cluster, built
+// from its kubeconfig once per registration and shared by the release
+// engine, the health probes and the Istio edge.
+func (r *Registry) Clients(c Cluster) (*kube.Cluster, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if cc, ok := r.clients[c.Name]; ok && cc.added.Equal(c.Added) {
+		return cc.clients, nil
+	}
+	cfg, err := kube.Load(r.KubeconfigPath(c.Name), c.Context)
+	if err != nil {
+		return nil, fmt.Errorf("cluster %s: %w", c.Name, err)
+	}
+	kc, err := kube.New(c.Name, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if r.clients == nil {
+		r.clients = map[string]connected{}
+	}
+	r.clients[c.Name] = connected{c.Added, kc}
+	return kc, nil
 }
 
 // List returns every cluster in wave order.

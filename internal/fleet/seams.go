@@ -5,15 +5,17 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/pave-platform/pave/internal/kube"
 	"github.com/pave-platform/pave/internal/release"
 	"github.com/pave-platform/pave/internal/stats"
 	"github.com/pave-platform/pave/internal/traffic"
 )
 
 // Connector builds the release seams of a Kubernetes cluster from its
-// record (cmd/pave wires the Kubernetes runtime target, the Istio or
-// Gateway API router and the PromQL metric source).
-type Connector func(ctx context.Context, c Cluster, kubeconfig string) (release.Cluster, error)
+// record and clients (KubernetesSeams: the Kubernetes runtime target, the
+// Istio or Gateway API router and the PromQL metric source; tests replace
+// the metric source).
+type Connector func(ctx context.Context, c Cluster, clients *kube.Cluster) (release.Cluster, error)
 
 // ReleaseFleet is the release engine's view of the fleet: the embedded
 // clusters' seams given at start, and Kubernetes clusters connected on
@@ -74,7 +76,12 @@ func (f *ReleaseFleet) Clusters(ctx context.Context) ([]release.Cluster, error) 
 			out = append(out, broken(rec.Name, fmt.Errorf("cluster %s: Kubernetes clusters are not connected in this mode", rec.Name)))
 			continue
 		}
-		c, err := f.Connect(ctx, rec, f.Registry.KubeconfigPath(rec.Name))
+		kc, err := f.Registry.Clients(rec)
+		if err != nil {
+			out = append(out, broken(rec.Name, err))
+			continue
+		}
+		c, err := f.Connect(ctx, rec, kc)
 		if err != nil {
 			out = append(out, broken(rec.Name, err))
 			continue // not cached: the next pass tries again
