@@ -250,7 +250,7 @@ func TestDemo(t *testing.T) {
 			t.Errorf("demo output lacks %q:\n%s", want, out)
 		}
 	}
-	// v3 fails half of POST /v1/pay; on a loaded machine its latency may
+	// v3 fails every POST /v1/pay; on a loaded machine its latency may
 	// also visibly suffer, so either judge may be first to stop it, but
 	// one of them must be named with its numbers.
 	why := between(string(out), "Why it was stopped:", "\n")
