@@ -17,7 +17,6 @@ type gatewayAccessLog struct {
 		AppendLogs(context.Context, []telemetry.Log) error
 	}
 	log *slog.Logger
-	buf []telemetry.Log
 }
 
 var _ gateway.BatchAccessLogger = (*gatewayAccessLog)(nil)
@@ -28,14 +27,15 @@ func (a *gatewayAccessLog) LogAccess(r *gateway.AccessRecord) {
 
 // LogAccessBatch runs on the gateway's single access-log goroutine.
 func (a *gatewayAccessLog) LogAccessBatch(recs []*gateway.AccessRecord) {
-	a.buf = a.buf[:0]
+	// A new slice each time: the store keeps the one it is given.
+	batch := make([]telemetry.Log, 0, len(recs))
 	for _, r := range recs {
-		a.buf = append(a.buf, accessLogRecord(r))
+		batch = append(batch, accessLogRecord(r))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := a.store.AppendLogs(ctx, a.buf); err != nil {
-		a.log.Warn("gateway access records not stored", "records", len(a.buf), "err", err)
+	if err := a.store.AppendLogs(ctx, batch); err != nil {
+		a.log.Warn("gateway access records not stored", "records", len(batch), "err", err)
 	}
 }
 

@@ -1,6 +1,7 @@
 package telemetry
 
 import (
+	"cmp"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
@@ -12,7 +13,6 @@ import (
 	"math"
 	"slices"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
@@ -458,12 +458,7 @@ var logColumns = []string{"time", "service", "version", "level", "message", "kin
 // sortLogs orders by service then time; it sorts pointers, since moving
 // whole records cost more than encoding them.
 func sortLogs(logs []*Log) {
-	slices.SortStableFunc(logs, func(a, b *Log) int {
-		if c := strings.Compare(a.Service, b.Service); c != 0 {
-			return c
-		}
-		return a.Time.Compare(b.Time)
-	})
+	sortByServiceTime(logs, func(l *Log) (string, int64) { return l.Service, l.Time.UnixNano() })
 }
 
 // encodeLogBlock writes logs (sorted by service, time) as a block and
@@ -713,12 +708,35 @@ func (d *dec) idEquals(n int, want string) bool {
 var spanColumns = []string{"start", "duration", "trace", "span", "parent", "name", "service", "version", "kind", "status", "status_text", "attrs"}
 
 func sortSpans(spans []*Span) {
-	slices.SortStableFunc(spans, func(a, b *Span) int {
-		if c := strings.Compare(a.Service, b.Service); c != 0 {
-			return c
+	sortByServiceTime(spans, func(s *Span) (string, int64) { return s.Service, s.Start.UnixNano() })
+}
+
+// sortByServiceTime orders records by service, then time, keeping the
+// order of equal ones. Records arrive grouped by few services and mostly
+// in time order, so they are bucketed by service (one map lookup each
+// instead of a string comparison per comparison) and each bucket is
+// sorted only if it is not already.
+func sortByServiceTime[T any](recs []*T, key func(*T) (string, int64)) {
+	type keyed struct {
+		t   int64
+		rec *T
+	}
+	buckets := map[string][]keyed{}
+	for _, r := range recs {
+		svc, t := key(r)
+		buckets[svc] = append(buckets[svc], keyed{t, r})
+	}
+	byTime := func(a, b keyed) int { return cmp.Compare(a.t, b.t) }
+	out := recs[:0]
+	for _, svc := range sortedKeys(buckets) {
+		b := buckets[svc]
+		if !slices.IsSortedFunc(b, byTime) {
+			slices.SortStableFunc(b, byTime)
 		}
-		return a.Start.Compare(b.Start)
-	})
+		for _, k := range b {
+			out = append(out, k.rec)
+		}
+	}
 }
 
 func encodeSpanBlock(spans []*Span, meta *blockMeta) ([]byte, error) {

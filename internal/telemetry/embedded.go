@@ -39,11 +39,30 @@ type Options struct {
 	Now              func() time.Time
 }
 
+// memtable holds committed batches as they came: appending a batch never
+// copies the records already held.
 type memtable struct {
-	logs   []Log
-	spans  []Span
+	logs   [][]Log
+	spans  [][]Span
+	lines  int // log lines and spans
 	bytes  int
 	walSeq uint64 // once frozen: the last WAL segment it covers
+}
+
+func (m *memtable) eachLog(fn func(*Log)) {
+	for _, b := range m.logs {
+		for i := range b {
+			fn(&b[i])
+		}
+	}
+}
+
+func (m *memtable) eachSpan(fn func(*Span)) {
+	for _, b := range m.spans {
+		for i := range b {
+			fn(&b[i])
+		}
+	}
 }
 
 type coldBlock struct{ meta *blockMeta }
@@ -218,8 +237,13 @@ func (s *Embedded) addToMem(logs []Log, spans []Span) int {
 	for i := range spans {
 		n += spans[i].approxSize()
 	}
-	s.active.logs = append(s.active.logs, logs...)
-	s.active.spans = append(s.active.spans, spans...)
+	if len(logs) > 0 {
+		s.active.logs = append(s.active.logs, logs)
+	}
+	if len(spans) > 0 {
+		s.active.spans = append(s.active.spans, spans)
+	}
+	s.active.lines += len(logs) + len(spans)
 	s.active.bytes += n
 	s.memSize += n
 	return s.active.bytes
@@ -418,7 +442,8 @@ func (s *Embedded) Close() error {
 	return err
 }
 
-// AppendLogs stores logs durably; it returns after the WAL fsync.
+// AppendLogs stores logs durably; it returns after the WAL fsync. The
+// store keeps the slice (see Store).
 func (s *Embedded) AppendLogs(ctx context.Context, logs []Log) error {
 	if len(logs) == 0 {
 		return nil
@@ -535,7 +560,7 @@ func (s *Embedded) committer() {
 		if group[len(group)-1].rotate {
 			old, rerr := s.w.rotate()
 			rotErr = rerr
-			if len(s.active.logs)+len(s.active.spans) > 0 {
+			if s.active.lines > 0 {
 				s.active.walSeq = old
 				s.frozen = append(s.frozen, s.active)
 				s.active = &memtable{}
@@ -587,7 +612,7 @@ func (s *Embedded) Flush(ctx context.Context) error {
 	s.flushMu.Lock()
 	defer s.flushMu.Unlock()
 	s.mu.RLock()
-	empty := len(s.active.logs)+len(s.active.spans) == 0
+	empty := s.active.lines == 0
 	s.mu.RUnlock()
 	if !empty {
 		c := &commit{rotate: true, done: make(chan error, 1)}
@@ -623,8 +648,24 @@ func (s *Embedded) Flush(ctx context.Context) error {
 	}
 }
 
-func (s *Embedded) partitionOf(t time.Time) string {
-	return t.UTC().Truncate(s.o.Partition).Format("20060102T150405Z")
+func partitionName(t time.Time, length time.Duration) string {
+	return t.UTC().Truncate(length).Format("20060102T150405Z")
+}
+
+// partitioner names the partitions of a flush's records, formatting each
+// partition's name once instead of once per record.
+type partitioner struct {
+	lo, hi int64 // [lo, hi) in Unix nanoseconds is partition name
+	name   string
+}
+
+func (p *partitioner) of(t time.Time, length time.Duration) string {
+	ns := t.UnixNano()
+	if p.name == "" || ns < p.lo || ns >= p.hi {
+		start := t.UTC().Truncate(length)
+		p.lo, p.hi, p.name = start.UnixNano(), start.Add(length).UnixNano(), partitionName(t, length)
+	}
+	return p.name
 }
 
 func (s *Embedded) partitionEnd(p string) time.Time {
@@ -636,16 +677,17 @@ func (s *Embedded) partitionEnd(p string) time.Time {
 }
 
 func (s *Embedded) flushOne(m *memtable) error {
+	var parts partitioner
 	logsBy := map[string][]*Log{}
-	for i := range m.logs {
-		p := s.partitionOf(m.logs[i].Time)
-		logsBy[p] = append(logsBy[p], &m.logs[i])
-	}
+	m.eachLog(func(l *Log) {
+		p := parts.of(l.Time, s.o.Partition)
+		logsBy[p] = append(logsBy[p], l)
+	})
 	spansBy := map[string][]*Span{}
-	for i := range m.spans {
-		p := s.partitionOf(m.spans[i].Start)
-		spansBy[p] = append(spansBy[p], &m.spans[i])
-	}
+	m.eachSpan(func(sp *Span) {
+		p := parts.of(sp.Start, s.o.Partition)
+		spansBy[p] = append(spansBy[p], sp)
+	})
 	var written []*blockMeta
 	fail := func(err error) error {
 		for _, b := range written {
@@ -915,9 +957,7 @@ func (s *Embedded) Query(ctx context.Context, q Query) (Result, error) {
 	}
 	s.mu.RLock()
 	for _, m := range append(append([]*memtable{}, s.frozen...), s.active) {
-		for i := range m.logs {
-			keep(&m.logs[i])
-		}
+		m.eachLog(keep)
 	}
 	s.mu.RUnlock()
 	var warnings []string
@@ -962,16 +1002,16 @@ func (s *Embedded) Trace(ctx context.Context, traceID string) (TraceResult, erro
 	defer s.filesMu.RUnlock()
 	s.mu.RLock()
 	for _, m := range append(append([]*memtable{}, s.frozen...), s.active) {
-		for i := range m.logs {
-			if m.logs[i].TraceID == traceID {
-				res.Logs = append(res.Logs, m.logs[i])
+		m.eachLog(func(l *Log) {
+			if l.TraceID == traceID {
+				res.Logs = append(res.Logs, *l)
 			}
-		}
-		for i := range m.spans {
-			if m.spans[i].TraceID == traceID {
-				res.Spans = append(res.Spans, m.spans[i])
+		})
+		m.eachSpan(func(sp *Span) {
+			if sp.TraceID == traceID {
+				res.Spans = append(res.Spans, *sp)
 			}
-		}
+		})
 	}
 	s.mu.RUnlock()
 	key := hashKey(traceID)
@@ -1046,7 +1086,7 @@ func (s *Embedded) Stats() Stats {
 		cp[m.Partition] = true
 	}
 	for _, m := range append(append([]*memtable{}, s.frozen...), s.active) {
-		st.MemoryLines += len(m.logs) + len(m.spans)
+		st.MemoryLines += m.lines
 	}
 	st.Records += int64(st.MemoryLines)
 	st.MemoryBytes = s.memSize

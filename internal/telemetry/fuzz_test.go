@@ -89,9 +89,16 @@ func FuzzScanFlatObject(f *testing.F) {
 	f.Add([]byte(`{"a":`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		got := map[string]string{}
-		err := scanFlatObject(b, func(k, v []byte, isString bool) error {
-			if isString {
-				got[string(k)] = string(v)
+		err := scanFlatObject(b, func(f *jsonField) error {
+			// Offsets, when given, point at the same bytes.
+			if f.KeyOff >= 0 && string(b[f.KeyOff:f.KeyOff+len(f.Key)]) != string(f.Key) {
+				t.Fatalf("key %q: offset %d points at other bytes", f.Key, f.KeyOff)
+			}
+			if f.ValOff >= 0 && string(b[f.ValOff:f.ValOff+len(f.Val)]) != string(f.Val) {
+				t.Fatalf("value %q: offset %d points at other bytes", f.Val, f.ValOff)
+			}
+			if f.IsString {
+				got[string(f.Key)] = string(f.Val)
 			}
 			return nil
 		})

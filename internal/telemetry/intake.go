@@ -507,51 +507,57 @@ func DecodeOTLPTraces(body []byte, asJSON bool, lim Limits) ([]Span, error) {
 // DecodeJSONLines reads one JSON object per line. Known keys (time, _time,
 // timestamp; service; level; msg, message, _msg; trace_id; span_id and
 // kit's access-log keys) fill columns, the rest become attributes.
+//
+// Every string of every record is a substring of one copy of the body
+// (unless it had escapes): one allocation per batch instead of one per
+// value, and the batch's records live in memory together until they are
+// flushed, so nothing is held longer than it would be anyway.
 func DecodeJSONLines(body []byte, defaultService string, lim Limits, now time.Time) ([]Log, error) {
 	lim = lim.withDefaults()
+	text := string(body)
 	out := make([]Log, 0, bytes.Count(body, []byte{'\n'})+1)
-	in := &interner{m: map[string]string{}}
 	line := 0
-	for len(body) > 0 {
+	for pos := 0; pos < len(body); {
 		line++
-		raw := body
-		if i := bytes.IndexByte(body, '\n'); i >= 0 {
-			raw, body = body[:i], body[i+1:]
-		} else {
-			body = nil
+		start, end := pos, len(body)
+		if i := bytes.IndexByte(body[pos:], '\n'); i >= 0 {
+			end = pos + i
 		}
-		raw = bytes.TrimSpace(raw)
-		if len(raw) == 0 {
+		pos = end + 1
+		for start < end && isSpace(body[start]) {
+			start++
+		}
+		for end > start && isSpace(body[end-1]) {
+			end--
+		}
+		if start == end {
 			continue
+		}
+		str := func(b []byte, off int) string {
+			if off < 0 {
+				return string(b)
+			}
+			return text[start+off : start+off+len(b)]
 		}
 		l := Log{Service: defaultService}
 		keys := 0
-		err := scanFlatObject(raw, func(key []byte, val []byte, isString bool) error {
-			k := in.bytes(key)
+		err := scanFlatObject(body[start:end], func(f *jsonField) error {
 			keys++
 			if keys > lim.MaxAttrs+16 {
 				return fmt.Errorf("more than %d keys", lim.MaxAttrs+16)
 			}
-			if len(val) > lim.MaxValueLen {
-				return fmt.Errorf("key %q: value of %d bytes exceeds %d", k, len(val), lim.MaxValueLen)
+			if len(f.Val) > lim.MaxValueLen {
+				return fmt.Errorf("key %q: value of %d bytes exceeds %d", f.Key, len(f.Val), lim.MaxValueLen)
 			}
 			var s string
-			switch k {
-			case "msg", "message", "_msg", "body", "trace_id", "traceId", "span_id", "spanId", "merchant_id", "time", "_time", "timestamp", "ts":
-				// High cardinality: interning would only cost.
-				if isString || string(val) != "null" {
-					s = string(val)
-				}
-			default:
-				if isString || string(val) != "null" {
-					s = in.bytes(val)
-				}
+			if f.IsString || string(f.Val) != "null" {
+				s = str(f.Val, f.ValOff)
 			}
-			switch k {
+			switch string(f.Key) {
 			case "time", "_time", "timestamp", "ts":
-				t, err := parseLineTime(s, isString)
+				t, err := parseLineTime(s, f.IsString)
 				if err != nil {
-					return fmt.Errorf("key %q: %w", k, err)
+					return fmt.Errorf("key %q: %w", f.Key, err)
 				}
 				l.Time = t
 			case "service", "service.name":
@@ -569,7 +575,7 @@ func DecodeJSONLines(body []byte, defaultService string, lim Limits, now time.Ti
 			case "kind":
 				l.Kind = s
 			default:
-				setLogField(&l, k, s)
+				setLogField(&l, str(f.Key, f.KeyOff), s)
 			}
 			return nil
 		})
@@ -593,20 +599,8 @@ func DecodeJSONLines(body []byte, defaultService string, lim Limits, now time.Ti
 	return out, nil
 }
 
-// interner shares the strings that repeat from line to line (keys,
-// service, route, cluster…): fewer allocations, and less memory held by
-// the memory table.
-type interner struct{ m map[string]string }
-
-func (in *interner) bytes(b []byte) string {
-	if s, ok := in.m[string(b)]; ok {
-		return s
-	}
-	s := string(b)
-	if len(in.m) < 4096 && len(s) <= 64 {
-		in.m[s] = s
-	}
-	return s
+func isSpace(c byte) bool {
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f'
 }
 
 // lowerHex lower-cases ids, allocating only when needed.

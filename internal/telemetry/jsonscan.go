@@ -7,12 +7,23 @@ import (
 	"unicode/utf8"
 )
 
+// jsonField is one key and value of a flat object. KeyOff and ValOff are
+// where Key and Val lie in the scanned text, or -1 when unescaping made a
+// copy: a caller holding the text as a string takes substrings of it
+// instead of allocating one string per value.
+type jsonField struct {
+	Key, Val       []byte
+	KeyOff, ValOff int
+	IsString       bool
+}
+
 // scanFlatObject walks one JSON object without building a map: fn gets
 // each key and value. String values are unquoted; numbers, booleans and
 // null come as their text; nested objects and arrays come as their raw
 // JSON text. Log shippers write flat objects, and decoding them through
-// encoding/json's map[string]any cost half of the intake's CPU.
-func scanFlatObject(b []byte, fn func(key []byte, val []byte, isString bool) error) error {
+// encoding/json's map[string]any cost half of the intake's CPU. The field
+// is valid only during the call.
+func scanFlatObject(b []byte, fn func(f *jsonField) error) error {
 	i := skipSpace(b, 0)
 	if i >= len(b) || b[i] != '{' {
 		return errors.New("not a JSON object")
@@ -21,19 +32,20 @@ func scanFlatObject(b []byte, fn func(key []byte, val []byte, isString bool) err
 	if i < len(b) && b[i] == '}' {
 		return trailing(b, i+1)
 	}
-	var scratch []byte
+	var scratch, vscratch []byte
+	var f jsonField
 	for {
 		if i >= len(b) || b[i] != '"' {
 			return fmt.Errorf("offset %d: want a string key", i)
 		}
-		key, next, err := scanString(b, i, &scratch)
+		key, off, next, err := scanString(b, i, &scratch)
 		if err != nil {
 			return err
 		}
 		// The key stays valid while its value is scanned: a value's
 		// unescaping uses its own scratch.
-		var vscratch []byte
 		k := key
+		f.Key, f.KeyOff = key, off
 		i = skipSpace(b, next)
 		if i >= len(b) || b[i] != ':' {
 			return fmt.Errorf("offset %d: want ':' after key %q", i, k)
@@ -44,11 +56,12 @@ func scanFlatObject(b []byte, fn func(key []byte, val []byte, isString bool) err
 		}
 		switch c := b[i]; {
 		case c == '"':
-			v, next, err := scanString(b, i, &vscratch)
+			v, off, next, err := scanString(b, i, &vscratch)
 			if err != nil {
 				return fmt.Errorf("key %q: %w", k, err)
 			}
-			if err := fn(k, v, true); err != nil {
+			f.Val, f.ValOff, f.IsString = v, off, true
+			if err := fn(&f); err != nil {
 				return err
 			}
 			i = next
@@ -57,7 +70,8 @@ func scanFlatObject(b []byte, fn func(key []byte, val []byte, isString bool) err
 			if err != nil {
 				return fmt.Errorf("key %q: %w", k, err)
 			}
-			if err := fn(k, b[i:end], false); err != nil {
+			f.Val, f.ValOff, f.IsString = b[i:end], i, false
+			if err := fn(&f); err != nil {
 				return err
 			}
 			i = end
@@ -70,7 +84,8 @@ func scanFlatObject(b []byte, fn func(key []byte, val []byte, isString bool) err
 			if !validLiteral(lit) {
 				return fmt.Errorf("key %q: %q is not a JSON value", k, lit)
 			}
-			if err := fn(k, lit, false); err != nil {
+			f.Val, f.ValOff, f.IsString = lit, i, false
+			if err := fn(&f); err != nil {
 				return err
 			}
 			i = j
@@ -103,10 +118,10 @@ func skipSpace(b []byte, i int) int {
 	return i
 }
 
-// scanString returns the unquoted string starting at b[i] == '"' and the
-// offset after its closing quote. Strings without escapes are returned
-// without copying (valid until the next call's scratch use).
-func scanString(b []byte, i int, scratch *[]byte) ([]byte, int, error) {
+// scanString returns the unquoted string starting at b[i] == '"', its
+// offset in b (-1 when unescaping copied it into scratch, valid until the
+// next use of scratch) and the offset after its closing quote.
+func scanString(b []byte, i int, scratch *[]byte) ([]byte, int, int, error) {
 	j := i + 1
 	ascii := true
 	for j < len(b) {
@@ -114,9 +129,9 @@ func scanString(b []byte, i int, scratch *[]byte) ([]byte, int, error) {
 		if c == '"' {
 			s := b[i+1 : j]
 			if !ascii && !utf8.Valid(s) {
-				return nil, 0, errors.New("string is not valid UTF-8")
+				return nil, 0, 0, errors.New("string is not valid UTF-8")
 			}
-			return s, j + 1, nil
+			return s, i + 1, j + 1, nil
 		}
 		if c >= 0x80 {
 			ascii = false
@@ -125,7 +140,7 @@ func scanString(b []byte, i int, scratch *[]byte) ([]byte, int, error) {
 			break
 		}
 		if c < 0x20 {
-			return nil, 0, errors.New("control character in string")
+			return nil, 0, 0, errors.New("control character in string")
 		}
 		j++
 	}
@@ -138,14 +153,14 @@ func scanString(b []byte, i int, scratch *[]byte) ([]byte, int, error) {
 		if b[j] == '"' {
 			var s string
 			if err := json.Unmarshal(b[i:j+1], &s); err != nil {
-				return nil, 0, err
+				return nil, 0, 0, err
 			}
 			*scratch = append((*scratch)[:0], s...)
-			return *scratch, j + 1, nil
+			return *scratch, -1, j + 1, nil
 		}
 		j++
 	}
-	return nil, 0, errors.New("unterminated string")
+	return nil, 0, 0, errors.New("unterminated string")
 }
 
 func skipComposite(b []byte, i int) (int, error) {
@@ -154,7 +169,7 @@ func skipComposite(b []byte, i int) (int, error) {
 		switch b[j] {
 		case '"':
 			var scratch []byte
-			_, next, err := scanString(b, j, &scratch)
+			_, _, next, err := scanString(b, j, &scratch)
 			if err != nil {
 				return 0, err
 			}
@@ -179,8 +194,44 @@ func validLiteral(lit []byte) bool {
 	case "true", "false", "null":
 		return true
 	}
-	if len(lit) == 0 {
+	return validNumber(lit)
+}
+
+// validNumber follows JSON's number grammar:
+// -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+func validNumber(b []byte) bool {
+	i := 0
+	if i < len(b) && b[i] == '-' {
+		i++
+	}
+	digits := func() int {
+		n := 0
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
+			n++
+		}
+		return n
+	}
+	switch {
+	case i < len(b) && b[i] == '0':
+		i++
+	case digits() == 0:
 		return false
 	}
-	return json.Valid(lit) && (lit[0] == '-' || lit[0] >= '0' && lit[0] <= '9')
+	if i < len(b) && b[i] == '.' {
+		i++
+		if digits() == 0 {
+			return false
+		}
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		if digits() == 0 {
+			return false
+		}
+	}
+	return i == len(b)
 }

@@ -56,7 +56,9 @@ type Span struct {
 
 // Store is what the API, the intake and in-process producers (the gateway's
 // access log, the local runtime's process output) need of a telemetry
-// backend. Append returns only once the records are durable.
+// backend. Append returns only once the records are durable, and takes
+// the slice: the caller must not modify or reuse it afterwards (the
+// embedded store keeps committed batches as they are, without a copy).
 type Store interface {
 	AppendLogs(ctx context.Context, logs []Log) error
 	AppendSpans(ctx context.Context, spans []Span) error
