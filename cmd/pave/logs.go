@@ -194,13 +194,8 @@ func printLogLine(out io.Writer, l *telemetry.Log) {
 			b.WriteString(" merchant_id=" + l.MerchantID)
 		}
 	}
-	keys := make([]string, 0, len(l.Attrs))
-	for k := range l.Attrs {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		fmt.Fprintf(&b, " %s=%s", k, l.Attrs[k])
+	for _, kv := range l.Attrs.Sorted() {
+		fmt.Fprintf(&b, " %s=%s", kv.Key, kv.Value)
 	}
 	if l.TraceID != "" {
 		b.WriteString("  trace=" + l.TraceID)

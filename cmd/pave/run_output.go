@@ -44,7 +44,7 @@ func (o *runtimeOutput) Line(service, version, instance, stream string, line []b
 	}
 	rec := telemetry.Log{
 		Time: time.Now().UTC(), Service: service, Version: version, Level: level, Message: string(line), Kind: "app",
-		Cluster: o.cluster, Datacenter: o.datacenter, Attrs: map[string]string{"instance": instance, "stream": stream},
+		Cluster: o.cluster, Datacenter: o.datacenter, Attrs: telemetry.Attrs{{Key: "instance", Value: instance}, {Key: "stream", Value: stream}},
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()

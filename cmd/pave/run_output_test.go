@@ -45,10 +45,10 @@ func TestRuntimeOutput(t *testing.T) {
 	if len(store.got) != 2 {
 		t.Fatalf("stored %+v; want the plain line and the stderr line, not kit's record", store.got)
 	}
-	if g := store.got[0]; g.Message != "plain line" || g.Level != "INFO" || g.Attrs["stream"] != "stdout" || g.Service != "orders" || g.Cluster != "local" {
+	if g := store.got[0]; g.Message != "plain line" || g.Level != "INFO" || g.Attrs.Map()["stream"] != "stdout" || g.Service != "orders" || g.Cluster != "local" {
 		t.Errorf("stdout line stored as %+v", g)
 	}
-	if g := store.got[1]; g.Message != "panic: boom" || g.Level != "ERROR" || g.Attrs["instance"] != "orders-v1-1" {
+	if g := store.got[1]; g.Message != "panic: boom" || g.Level != "ERROR" || g.Attrs.Map()["instance"] != "orders-v1-1" {
 		t.Errorf("stderr line stored as %+v", g)
 	}
 }

@@ -48,5 +48,5 @@ func accessLogRecord(r *gateway.AccessRecord) telemetry.Log {
 		Message: r.Method + " " + r.Route, Kind: "access", TraceID: r.TraceID, SpanID: r.SpanID,
 		Method: r.Method, Route: r.Route, Status: r.Status, DurationMS: r.DurationMS, Bytes: int64(r.Bytes),
 		Caller: r.Caller, Cluster: r.Cluster, Datacenter: r.Datacenter, MerchantID: r.MerchantID,
-		Attrs: map[string]string{"source": "gateway"}}
+		Attrs: telemetry.Attrs{{Key: "source", Value: "gateway"}}}
 }

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"sort"
 	"strconv"
 	"time"
 
@@ -172,13 +171,8 @@ func jaegerOf(res telemetry.TraceResult) jaegerTrace {
 		if l.Route != "" {
 			fields = append(fields, jaegerKV{"route", "string", l.Route}, jaegerKV{"status", "int64", l.Status}, jaegerKV{"duration_ms", "float64", l.DurationMS})
 		}
-		keys := make([]string, 0, len(l.Attrs))
-		for k := range l.Attrs {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			fields = append(fields, jaegerKV{k, "string", l.Attrs[k]})
+		for _, kv := range l.Attrs.Sorted() {
+			fields = append(fields, jaegerKV{kv.Key, "string", kv.Value})
 		}
 		logsBySpan[l.SpanID] = append(logsBySpan[l.SpanID], jaegerLog{Timestamp: l.Time.UnixMicro(), Fields: fields})
 	}
@@ -206,13 +200,8 @@ func jaegerOf(res telemetry.TraceResult) jaegerTrace {
 		if s.StatusText != "" {
 			js.Tags = append(js.Tags, jaegerKV{"otel.status_description", "string", s.StatusText})
 		}
-		keys := make([]string, 0, len(s.Attrs))
-		for k := range s.Attrs {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			js.Tags = append(js.Tags, jaegerKV{k, "string", s.Attrs[k]})
+		for _, kv := range s.Attrs.Sorted() {
+			js.Tags = append(js.Tags, jaegerKV{kv.Key, "string", kv.Value})
 		}
 		jt.Spans = append(jt.Spans, js)
 	}

@@ -31,7 +31,7 @@ func telemetryServer(t *testing.T) (*httptest.Server, *telemetry.Embedded) {
 	for i := 0; i < 30; i++ {
 		logs = append(logs, telemetry.Log{Time: now.Add(-time.Duration(i) * time.Second), Service: "orders", Level: "INFO", Message: "line", Route: "/v1/x", Status: 200})
 	}
-	logs = append(logs, telemetry.Log{Time: now.Add(-time.Minute), Service: "orders", Level: "ERROR", Message: "boom", TraceID: trace, SpanID: "00000000000000a1", Attrs: map[string]string{"psp": "acme"}})
+	logs = append(logs, telemetry.Log{Time: now.Add(-time.Minute), Service: "orders", Level: "ERROR", Message: "boom", TraceID: trace, SpanID: "00000000000000a1", Attrs: telemetry.AttrsOf(map[string]string{"psp": "acme"})})
 	if err := st.AppendLogs(context.Background(), logs); err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 )
@@ -78,4 +80,46 @@ func BenchmarkTraceLookupHot(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(s.Stats().HotBytes)/100000, "disk-bytes/line")
+}
+
+// BenchmarkTraceLookupColdBlob looks up traces whose blocks were moved to
+// the blob store, with the local cache emptied before each lookup.
+func BenchmarkTraceLookupColdBlob(b *testing.B) {
+	dir := b.TempDir()
+	now := t0
+	s, err := Open(context.Background(), Options{Dir: filepath.Join(dir, "store"), Blob: DirBlob{Root: filepath.Join(dir, "blob")},
+		FlushInterval: time.Hour, MaintainEvery: -1, ColdAfter: time.Hour, Now: func() time.Time { return now }})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	h := NewIntake(s, Limits{}, nil)
+	const lines = 100000
+	for part := 0; part < 5; part++ {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/v1/jsonlines", bytes.NewReader(benchLinesFrom(part*lines/5, lines/5))))
+		if rec.Code != 200 {
+			b.Fatal(rec.Body.String())
+		}
+	}
+	if err := s.Flush(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	now = t0.Add(24 * time.Hour)
+	if err := s.MoveCold(context.Background()); err != nil || s.Stats().HotBlocks != 0 {
+		b.Fatal(err, s.Stats())
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		if err := os.RemoveAll(filepath.Join(dir, "store", "cache")); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		n := (i * 7717) % lines // spread over the blocks
+		res, err := s.Trace(context.Background(), fmt.Sprintf("%032x", n*7919))
+		if err != nil || len(res.Logs) != 1 {
+			b.Fatal(err, len(res.Logs), res.Warnings)
+		}
+	}
 }

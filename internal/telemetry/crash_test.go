@@ -46,7 +46,7 @@ func crashChild(dir string) {
 				batch := make([]Log, 50)
 				for i := range batch {
 					batch[i] = Log{Time: time.Now(), Service: "crash", Level: "INFO", Message: fmt.Sprintf("r%s-w%d-b%d-i%d", round, g, n, i),
-						TraceID: traceID(g*1_000_000 + n), Attrs: map[string]string{"pad": strings.Repeat("x", 40)}}
+						TraceID: traceID(g*1_000_000 + n), Attrs: AttrsOf(map[string]string{"pad": strings.Repeat("x", 40)})}
 				}
 				if err := s.AppendLogs(context.Background(), batch); err != nil {
 					time.Sleep(time.Millisecond) // busy: retry later, never acknowledged

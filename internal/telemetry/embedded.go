@@ -91,6 +91,10 @@ type Embedded struct {
 
 	blocksRead atomic.Int64 // blocks read from disk or blob, for Stats
 
+	cachingMu sync.Mutex
+	caching   map[string]bool // cold blocks being written to the local cache
+	cacheWG   sync.WaitGroup
+
 	filesMu  sync.RWMutex // readers of block files vs. their deletion
 	flushMu  sync.Mutex   // one flush or maintenance at a time
 	closeErr error
@@ -148,7 +152,7 @@ func Open(ctx context.Context, o Options) (*Embedded, error) {
 	}
 	s := &Embedded{o: o, log: o.Log, hotDir: filepath.Join(o.Dir, "hot"), walDir: filepath.Join(o.Dir, "wal"),
 		cache: filepath.Join(o.Dir, "cache"), commits: make(chan *commit, 1024), flushCh: make(chan struct{}, 1),
-		stop: make(chan struct{}), active: &memtable{}, hot: map[string]*blockMeta{}, cold: map[string]*blockMeta{},
+		stop: make(chan struct{}), active: &memtable{}, hot: map[string]*blockMeta{}, cold: map[string]*blockMeta{}, caching: map[string]bool{},
 		corrupt: map[string]string{}}
 	for _, d := range []string{s.hotDir, s.walDir, s.cache} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
@@ -437,6 +441,7 @@ func (s *Embedded) Close() error {
 	err := s.Flush(context.Background())
 	close(s.stop)
 	s.wg.Wait()
+	s.cacheWG.Wait()
 	s.w.close()
 	s.closeErr = err
 	return err
@@ -812,18 +817,53 @@ func (s *Embedded) openBlock(ctx context.Context, m *blockMeta, coldTier bool) (
 		}
 		f.Close()
 	}
-	b, err := s.o.Blob.Get(ctx, m.Partition+"/"+m.Name)
+	key := m.Partition + "/" + m.Name
+	b, err := s.o.Blob.Get(ctx, key)
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(filepath.Dir(cached), 0o700); err == nil {
-		// No fsync: a cache lost in a crash is fetched again.
-		tmp := cached + ".tmp"
-		if err := os.WriteFile(tmp, b, 0o600); err == nil {
-			os.Rename(tmp, cached)
-		}
-	}
+	s.keepCached(key, cached, b)
 	return nopCloser{bytes.NewReader(b)}, nil
+}
+
+// keepCached writes a fetched cold block to the local cache in the
+// background: the lookup that fetched it answers from memory without
+// waiting for the copy. One write per block at a time; a block that left
+// the cold tier meanwhile is not cached.
+func (s *Embedded) keepCached(key, path string, b []byte) {
+	s.cachingMu.Lock()
+	if s.caching[key] {
+		s.cachingMu.Unlock()
+		return
+	}
+	s.caching[key] = true
+	s.cachingMu.Unlock()
+	s.cacheWG.Add(1)
+	go func() {
+		defer s.cacheWG.Done()
+		defer func() {
+			s.cachingMu.Lock()
+			delete(s.caching, key)
+			s.cachingMu.Unlock()
+		}()
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return
+		}
+		// No fsync: a cache lost in a crash is fetched again.
+		tmp := path + ".tmp"
+		if err := os.WriteFile(tmp, b, 0o600); err != nil {
+			os.Remove(tmp)
+			return
+		}
+		s.mu.RLock()
+		_, stillCold := s.cold[key]
+		s.mu.RUnlock()
+		if !stillCold {
+			os.Remove(tmp)
+			return
+		}
+		os.Rename(tmp, path)
+	}()
 }
 
 type blockSource interface {

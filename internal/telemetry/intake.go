@@ -257,7 +257,7 @@ func spanHex(id pcommon.SpanID) string {
 
 type resourceInfo struct {
 	service, version, cluster, datacenter string
-	attrs                                 map[string]string
+	attrs                                 Attrs
 }
 
 func readResource(attrs pcommon.Map, lim Limits, where string) (resourceInfo, error) {
@@ -283,10 +283,7 @@ func readResource(attrs pcommon.Map, lim Limits, where string) (resourceInfo, er
 			ri.datacenter = s
 		case "telemetry.sdk.name", "telemetry.sdk.language", "telemetry.sdk.version":
 		default:
-			if ri.attrs == nil {
-				ri.attrs = map[string]string{}
-			}
-			ri.attrs[k] = s
+			ri.attrs.Set(k, s)
 		}
 		return true
 	})
@@ -371,13 +368,8 @@ func convertLog(lr plog.LogRecord, ri resourceInfo, lim Limits, where string, no
 		setLogField(&l, k, s)
 		return true
 	})
-	for k, v := range ri.attrs {
-		if l.Attrs == nil {
-			l.Attrs = map[string]string{}
-		}
-		if _, ok := l.Attrs[k]; !ok {
-			l.Attrs[k] = v
-		}
+	for _, kv := range ri.attrs {
+		l.Attrs.SetIfAbsent(kv.Key, kv.Value)
 	}
 	return l, err
 }
@@ -411,10 +403,7 @@ func setLogField(l *Log, k, s string) {
 	case "datacenter":
 		l.Datacenter = s
 	default:
-		if l.Attrs == nil {
-			l.Attrs = map[string]string{}
-		}
-		l.Attrs[k] = s
+		l.Attrs.Set(k, s)
 	}
 }
 
@@ -469,33 +458,20 @@ func DecodeOTLPTraces(body []byte, asJSON bool, lim Limits) ([]Span, error) {
 						aerr = badRequest("%s: attribute %q: value of %d bytes exceeds %d", w, k, len(str), lim.MaxValueLen)
 						return false
 					}
-					if s.Attrs == nil {
-						s.Attrs = map[string]string{}
-					}
-					s.Attrs[k] = str
+					s.Attrs.Set(k, str)
 					return true
 				})
 				if aerr != nil {
 					return nil, aerr
 				}
-				if ri.cluster != "" || ri.datacenter != "" {
-					if s.Attrs == nil {
-						s.Attrs = map[string]string{}
-					}
-					if ri.cluster != "" {
-						s.Attrs["pave.cluster"] = ri.cluster
-					}
-					if ri.datacenter != "" {
-						s.Attrs["pave.datacenter"] = ri.datacenter
-					}
+				if ri.cluster != "" {
+					s.Attrs.Set("pave.cluster", ri.cluster)
 				}
-				for k, v := range ri.attrs {
-					if _, ok := s.Attrs[k]; !ok {
-						if s.Attrs == nil {
-							s.Attrs = map[string]string{}
-						}
-						s.Attrs[k] = v
-					}
+				if ri.datacenter != "" {
+					s.Attrs.Set("pave.datacenter", ri.datacenter)
+				}
+				for _, kv := range ri.attrs {
+					s.Attrs.SetIfAbsent(kv.Key, kv.Value)
 				}
 				out = append(out, s)
 			}
@@ -516,6 +492,7 @@ func DecodeJSONLines(body []byte, defaultService string, lim Limits, now time.Ti
 	lim = lim.withDefaults()
 	text := string(body)
 	out := make([]Log, 0, bytes.Count(body, []byte{'\n'})+1)
+	var attrs, slab []Attr // a line's attributes are gathered, then kept in a shared slab
 	line := 0
 	for pos := 0; pos < len(body); {
 		line++
@@ -539,7 +516,7 @@ func DecodeJSONLines(body []byte, defaultService string, lim Limits, now time.Ti
 			}
 			return text[start+off : start+off+len(b)]
 		}
-		l := Log{Service: defaultService}
+		l := Log{Service: defaultService, Attrs: attrs[:0]}
 		keys := 0
 		err := scanFlatObject(body[start:end], func(f *jsonField) error {
 			keys++
@@ -581,6 +558,15 @@ func DecodeJSONLines(body []byte, defaultService string, lim Limits, now time.Ti
 		})
 		if err != nil {
 			return nil, badRequest("line %d: %v", line, err)
+		}
+		attrs = l.Attrs
+		if l.Attrs = nil; len(attrs) > 0 {
+			if cap(slab)-len(slab) < len(attrs) {
+				slab = make([]Attr, 0, max(1024, len(attrs)))
+			}
+			n := len(slab)
+			slab = append(slab, attrs...)
+			l.Attrs = slab[n:len(slab):len(slab)] // capped: a later Set copies instead of overwriting the next line's
 		}
 		if l.Time.IsZero() {
 			l.Time = now

@@ -148,7 +148,7 @@ func TestGRPCIntakeSDKLogsAndSpansGzipDurableOnAck(t *testing.T) {
 			t.Fatalf("%s: access line decoded as %+v", name, l)
 		}
 		res = mustQuery(t, st, "level=warn")
-		if len(res.Logs) != 1 || res.Logs[0].Attrs["psp"] != "acme" || res.Logs[0].Level != "WARN" || res.Logs[0].Message != "upstream refused" {
+		if len(res.Logs) != 1 || res.Logs[0].Attrs.Map()["psp"] != "acme" || res.Logs[0].Level != "WARN" || res.Logs[0].Message != "upstream refused" {
 			t.Fatalf("%s: app line: %+v", name, res.Logs)
 		}
 		tr, err := st.Trace(ctx, "0102030405060708090a0b0c0d0e0f10")
@@ -158,7 +158,7 @@ func TestGRPCIntakeSDKLogsAndSpansGzipDurableOnAck(t *testing.T) {
 		got := tr.Spans[0]
 		if got.Name != "POST /v1/orders" || got.Status != "error" || got.StatusText != "upstream refused" || got.Kind != "server" ||
 			got.ParentID != "0102030405060708" || got.Service != "orders" || got.End.Sub(got.Start) != 12*time.Millisecond ||
-			got.Attrs["http.response.status_code"] != "502" {
+			got.Attrs.Map()["http.response.status_code"] != "502" {
 			t.Fatalf("%s: span decoded as %+v", name, got)
 		}
 	}

@@ -93,7 +93,7 @@ func TestIntakeOTLPLogsProtobufGzipAndJSON(t *testing.T) {
 		t.Fatalf("access line decoded as %+v", l)
 	}
 	res = mustQuery(t, s, "level=warn")
-	if len(res.Logs) != 2 || res.Logs[0].Attrs["psp"] != "acme" || res.Logs[0].Level != "WARN" {
+	if len(res.Logs) != 2 || res.Logs[0].Attrs.Map()["psp"] != "acme" || res.Logs[0].Level != "WARN" {
 		t.Fatalf("app line: %+v", res.Logs)
 	}
 }
@@ -124,7 +124,7 @@ func TestIntakeOTLPTraces(t *testing.T) {
 	}
 	got := res.Spans[0]
 	if got.Name != "POST /v1/orders" || got.Status != "error" || got.Kind != "server" || got.ParentID != "0102030405060708" ||
-		got.End.Sub(got.Start) != 12*time.Millisecond || got.Attrs["http.response.status_code"] != "502" {
+		got.End.Sub(got.Start) != 12*time.Millisecond || got.Attrs.Map()["http.response.status_code"] != "502" {
 		t.Fatalf("span decoded as %+v", got)
 	}
 }
@@ -140,7 +140,7 @@ func TestIntakeJSONLinesKitFormat(t *testing.T) {
 		t.Fatalf("jsonlines: %d %s", rec.Code, rec.Body)
 	}
 	res := mustQuery(t, s, "service=orders")
-	if len(res.Logs) != 2 || res.Logs[0].Kind != "access" || res.Logs[0].Bytes != 10 || res.Logs[1].Attrs["retries"] != "3" || res.Logs[1].Level != "ERROR" {
+	if len(res.Logs) != 2 || res.Logs[0].Kind != "access" || res.Logs[0].Bytes != 10 || res.Logs[1].Attrs.Map()["retries"] != "3" || res.Logs[1].Level != "ERROR" {
 		t.Fatalf("jsonlines stored %+v", res.Logs)
 	}
 }

@@ -251,7 +251,7 @@ func (q *Query) matches(l *Log) bool {
 		if f := firstClass[m.Key]; f != nil {
 			got = f(l)
 		} else {
-			got = l.Attrs[m.Key]
+			got, _ = l.Attrs.Get(m.Key)
 		}
 		if (got == m.Value) == m.Not {
 			return false
@@ -266,9 +266,9 @@ func (q *Query) matches(l *Log) bool {
 	return true
 }
 
-func attrsContain(m map[string]string, s string) bool {
-	for _, v := range m {
-		if strings.Contains(v, s) {
+func attrsContain(a Attrs, s string) bool {
+	for _, kv := range a {
+		if strings.Contains(kv.Value, s) {
 			return true
 		}
 	}

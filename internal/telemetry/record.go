@@ -18,40 +18,40 @@ import (
 // Log is one log line. The access-log keys kit writes are first-class
 // columns; everything else goes to Attrs.
 type Log struct {
-	Time       time.Time         `json:"time"`
-	Service    string            `json:"service"`
-	Version    string            `json:"version,omitempty"`
-	Level      string            `json:"level"`
-	Message    string            `json:"message"`
-	Kind       string            `json:"kind,omitempty"` // "access" or "app"
-	TraceID    string            `json:"trace_id,omitempty"`
-	SpanID     string            `json:"span_id,omitempty"`
-	Method     string            `json:"method,omitempty"`
-	Route      string            `json:"route,omitempty"`
-	Status     int               `json:"status,omitempty"`
-	DurationMS float64           `json:"duration_ms,omitempty"`
-	Bytes      int64             `json:"bytes,omitempty"`
-	Caller     string            `json:"caller,omitempty"`
-	Cluster    string            `json:"cluster,omitempty"`
-	Datacenter string            `json:"datacenter,omitempty"`
-	MerchantID string            `json:"merchant_id,omitempty"`
-	Attrs      map[string]string `json:"attrs,omitempty"`
+	Time       time.Time `json:"time"`
+	Service    string    `json:"service"`
+	Version    string    `json:"version,omitempty"`
+	Level      string    `json:"level"`
+	Message    string    `json:"message"`
+	Kind       string    `json:"kind,omitempty"` // "access" or "app"
+	TraceID    string    `json:"trace_id,omitempty"`
+	SpanID     string    `json:"span_id,omitempty"`
+	Method     string    `json:"method,omitempty"`
+	Route      string    `json:"route,omitempty"`
+	Status     int       `json:"status,omitempty"`
+	DurationMS float64   `json:"duration_ms,omitempty"`
+	Bytes      int64     `json:"bytes,omitempty"`
+	Caller     string    `json:"caller,omitempty"`
+	Cluster    string    `json:"cluster,omitempty"`
+	Datacenter string    `json:"datacenter,omitempty"`
+	MerchantID string    `json:"merchant_id,omitempty"`
+	Attrs      Attrs     `json:"attrs,omitempty"`
 }
 
 // Span is one span of a trace.
 type Span struct {
-	TraceID    string            `json:"trace_id"`
-	SpanID     string            `json:"span_id"`
-	ParentID   string            `json:"parent_id,omitempty"`
-	Name       string            `json:"name"`
-	Service    string            `json:"service"`
-	Version    string            `json:"version,omitempty"`
-	Kind       string            `json:"kind,omitempty"`
-	Start      time.Time         `json:"start"`
-	End        time.Time         `json:"end"`
-	Status     string            `json:"status,omitempty"` // "ok", "error" or ""
-	StatusText string            `json:"status_message,omitempty"`
-	Attrs      map[string]string `json:"attrs,omitempty"`
+	TraceID    string    `json:"trace_id"`
+	SpanID     string    `json:"span_id"`
+	ParentID   string    `json:"parent_id,omitempty"`
+	Name       string    `json:"name"`
+	Service    string    `json:"service"`
+	Version    string    `json:"version,omitempty"`
+	Kind       string    `json:"kind,omitempty"`
+	Start      time.Time `json:"start"`
+	End        time.Time `json:"end"`
+	Status     string    `json:"status,omitempty"` // "ok", "error" or ""
+	StatusText string    `json:"status_message,omitempty"`
+	Attrs      Attrs     `json:"attrs,omitempty"`
 }
 
 // Store is what the API, the intake and in-process producers (the gateway's
@@ -127,11 +127,11 @@ func (e *enc) uvarint(v uint64) { e.b = binary.AppendUvarint(e.b, v) }
 func (e *enc) varint(v int64)   { e.b = binary.AppendVarint(e.b, v) }
 func (e *enc) str(s string)     { e.uvarint(uint64(len(s))); e.b = append(e.b, s...) }
 func (e *enc) f64(f float64)    { e.b = binary.LittleEndian.AppendUint64(e.b, math.Float64bits(f)) }
-func (e *enc) attrs(m map[string]string) {
-	e.uvarint(uint64(len(m)))
-	for k, v := range m {
-		e.str(k)
-		e.str(v)
+func (e *enc) attrs(a Attrs) {
+	e.uvarint(uint64(len(a)))
+	for _, kv := range a {
+		e.str(kv.Key)
+		e.str(kv.Value)
 	}
 }
 
@@ -195,7 +195,7 @@ func (d *dec) f64() float64 {
 	return v
 }
 
-func (d *dec) attrs() map[string]string {
+func (d *dec) attrs() Attrs {
 	n := d.uvarint()
 	if n == 0 || d.err != nil {
 		return nil
@@ -204,12 +204,12 @@ func (d *dec) attrs() map[string]string {
 		d.err = errShort
 		return nil
 	}
-	m := make(map[string]string, n)
+	a := make(Attrs, 0, n)
 	for i := uint64(0); i < n && d.err == nil; i++ {
 		k := d.str()
-		m[k] = d.str()
+		a = append(a, Attr{k, d.str()})
 	}
-	return m
+	return a
 }
 
 func appendLogRecord(e *enc, l *Log) {
@@ -259,28 +259,14 @@ func readSpanRecord(d *dec) Span {
 }
 
 // approxSize is what a record costs in memory, for back-pressure: the
-// struct, its strings, and a map with its buckets when it has attributes.
+// struct, its strings and its attributes.
 func (l *Log) approxSize() int {
-	n := 300 + len(l.Service) + len(l.Version) + len(l.Level) + len(l.Message) + len(l.Kind) + len(l.TraceID) + len(l.SpanID) +
-		len(l.Method) + len(l.Route) + len(l.Caller) + len(l.Cluster) + len(l.Datacenter) + len(l.MerchantID)
-	if len(l.Attrs) > 0 {
-		n += 200
-	}
-	for k, v := range l.Attrs {
-		n += len(k) + len(v) + 48
-	}
-	return n
+	return 300 + len(l.Service) + len(l.Version) + len(l.Level) + len(l.Message) + len(l.Kind) + len(l.TraceID) + len(l.SpanID) +
+		len(l.Method) + len(l.Route) + len(l.Caller) + len(l.Cluster) + len(l.Datacenter) + len(l.MerchantID) + l.Attrs.approxSize()
 }
 
 func (s *Span) approxSize() int {
-	n := 300 + len(s.Name) + len(s.Service) + len(s.TraceID) + len(s.SpanID) + len(s.ParentID) + len(s.StatusText)
-	if len(s.Attrs) > 0 {
-		n += 200
-	}
-	for k, v := range s.Attrs {
-		n += len(k) + len(v) + 48
-	}
-	return n
+	return 300 + len(s.Name) + len(s.Service) + len(s.TraceID) + len(s.SpanID) + len(s.ParentID) + len(s.StatusText) + s.Attrs.approxSize()
 }
 
 func validHexID(s string, n int) error {

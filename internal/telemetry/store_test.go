@@ -48,7 +48,7 @@ func genLogs(n int) []Log {
 			}
 		} else {
 			l.Kind, l.Level, l.Message = "app", "WARN", fmt.Sprintf("charge took long attempt=%d", i)
-			l.Attrs = map[string]string{"attempt": fmt.Sprint(i), "psp": "acme"}
+			l.Attrs = AttrsOf(map[string]string{"attempt": fmt.Sprint(i), "psp": "acme"})
 		}
 		out[i] = l
 	}
@@ -380,6 +380,7 @@ func testColdTier(t *testing.T, blob Blob) {
 	if err != nil || len(res.Logs) != 2 || len(res.Spans) != 1 {
 		t.Fatalf("cold trace: %v %+v", err, res)
 	}
+	s.cacheWG.Wait() // the local copies are written in the background
 	if s.Stats().CacheBytes == 0 {
 		t.Fatal("cold reads were not cached locally")
 	}

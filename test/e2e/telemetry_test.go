@@ -40,14 +40,14 @@ func seedTelemetry(t *testing.T, s *telemetry.Embedded, now time.Time) {
 	}
 	spans := []telemetry.Span{
 		{TraceID: trace, SpanID: "00000000000000a1", Name: "POST /v1/orders", Service: "orders", Start: at(0), End: at(40), Status: "error",
-			Attrs: map[string]string{"pave.cluster": "east", "pave.datacenter": "dc2"}},
+			Attrs: telemetry.AttrsOf(map[string]string{"pave.cluster": "east", "pave.datacenter": "dc2"})},
 		{TraceID: trace, SpanID: "00000000000000b2", ParentID: "00000000000000a1", Name: "charge", Service: "payments", Start: at(5), End: at(35), Status: "error", StatusText: "psp refused"},
 		{TraceID: trace, SpanID: "00000000000000c3", ParentID: "00000000000000b2", Name: "SELECT merchant", Service: "payments", Start: at(8), End: at(13)},
 	}
 	logs := []telemetry.Log{
-		{Time: at(1), Service: "orders", Level: "INFO", Kind: "app", Message: "order received", TraceID: trace, SpanID: "00000000000000a1", Attrs: map[string]string{"items": "3"}},
+		{Time: at(1), Service: "orders", Level: "INFO", Kind: "app", Message: "order received", TraceID: trace, SpanID: "00000000000000a1", Attrs: telemetry.AttrsOf(map[string]string{"items": "3"})},
 		{Time: at(20), Service: "payments", Level: "WARN", Kind: "app", Message: "psp slow", TraceID: trace, SpanID: "00000000000000b2"},
-		{Time: at(34), Service: "payments", Level: "ERROR", Kind: "app", Message: "psp refused", TraceID: trace, SpanID: "00000000000000b2", Attrs: map[string]string{"psp": "acme"}},
+		{Time: at(34), Service: "payments", Level: "ERROR", Kind: "app", Message: "psp refused", TraceID: trace, SpanID: "00000000000000b2", Attrs: telemetry.AttrsOf(map[string]string{"psp": "acme"})},
 		{Time: at(40), Service: "orders", Version: "v3", Level: "ERROR", Kind: "access", Message: "POST /v1/orders 502", TraceID: trace, SpanID: "00000000000000a1",
 			Method: "POST", Route: "/v1/orders", Status: 502, DurationMS: 40, Bytes: 120, Caller: "web", Cluster: "east", Datacenter: "dc2", MerchantID: "m42"},
 	}
