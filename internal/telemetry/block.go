@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
-	"hash/fnv"
 	"io"
 	"math"
 	"slices"
@@ -140,15 +139,23 @@ func newBloom(keys, bitsPerKey, probes int) bloom {
 	return b
 }
 
-// bloomOf sizes a filter for the distinct keys it holds: sizing by rows
-// wasted bytes where a trace has several lines.
-func bloomOf(keys map[string]struct{}, bitsPerKey, probes int) bloom {
-	if len(keys) == 0 {
+// hashSet gathers the hashes of a filter's keys. Distinct keys are counted
+// by sorting the hashes, which costs less than a set of strings.
+type hashSet []uint64
+
+func (s *hashSet) add(key string) { *s = append(*s, hash64(key)) }
+
+// bloom sizes a filter for the distinct keys (sizing by rows wasted bytes
+// where a trace has several lines) and fills it. It sorts s.
+func (s *hashSet) bloom(bitsPerKey, probes int) bloom {
+	slices.Sort(*s)
+	*s = slices.Compact(*s)
+	if len(*s) == 0 {
 		return nil
 	}
-	b := newBloom(len(keys), bitsPerKey, probes)
-	for k := range keys {
-		b.add(hashKey(k))
+	b := newBloom(len(*s), bitsPerKey, probes)
+	for _, v := range *s {
+		b.add(keyOf(v))
 	}
 	return b
 }
@@ -157,11 +164,57 @@ func bloomOf(keys map[string]struct{}, bitsPerKey, probes int) bloom {
 // filters it is tested against.
 type bloomKey struct{ h1, h2 uint32 }
 
-func hashKey(key string) bloomKey {
-	h := fnv.New64a()
-	h.Write([]byte(key))
-	v := h.Sum64()
-	return bloomKey{uint32(v), uint32(v>>32) | 1}
+func hashKey(key string) bloomKey { return keyOf(hash64(key)) }
+
+func keyOf(v uint64) bloomKey { return bloomKey{uint32(v), uint32(v>>32) | 1} }
+
+// hash64 is 64-bit FNV-1a (the filters on disk depend on it).
+func hash64(key string) uint64 {
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(key); i++ {
+		h ^= uint64(key[i])
+		h *= 1099511628211
+	}
+	return h
+}
+
+// blockIndex gathers what a block's footer says of its rows: the time
+// range, the services and the trace ids' filters, for the block and for
+// each row group.
+type blockIndex struct {
+	minT, maxT int64
+	services   []string
+	group, all hashSet // trace ids: of the current group, of the block
+	merchants  hashSet
+}
+
+func newBlockIndex() *blockIndex { return &blockIndex{minT: math.MaxInt64, maxT: math.MinInt64} }
+
+func (x *blockIndex) row(t int64, service, traceID string) {
+	x.minT, x.maxT = min(x.minT, t), max(x.maxT, t)
+	// Rows come sorted by service: a new one shows as a change.
+	if n := len(x.services); n == 0 || x.services[n-1] != service {
+		x.services = append(x.services, service)
+	}
+	if traceID != "" {
+		x.group.add(traceID)
+	}
+}
+
+// endGroup returns the finished group's filter.
+func (x *blockIndex) endGroup() bloom {
+	b := x.group.bloom(groupBloomBits, groupBloomProbes)
+	x.all = append(x.all, x.group...)
+	x.group = x.group[:0]
+	return b
+}
+
+func (x *blockIndex) finish(meta *blockMeta) {
+	meta.MinTime, meta.MaxTime = x.minT, x.maxT
+	slices.Sort(x.services)
+	meta.Services = slices.Compact(x.services)
+	meta.Trace = x.all.bloom(blockBloomBits, blockBloomProbes)
+	meta.Merchant = x.merchants.bloom(blockBloomBits, blockBloomProbes)
 }
 
 func (b bloom) add(k bloomKey) {
@@ -209,10 +262,11 @@ func newCompressor(level zstd.EncoderLevel) *compressor {
 	return &compressor{e: e}
 }
 
-func (c *compressor) compress(b []byte) []byte {
+// appendCompressed appends b's compressed form to dst.
+func (c *compressor) appendCompressed(dst, b []byte) []byte {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.e.EncodeAll(b, nil)
+	return c.e.EncodeAll(b, dst)
 }
 
 var (
@@ -222,7 +276,7 @@ var (
 	zdec, _  = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0))
 )
 
-func compress(b []byte) []byte { return zBetter.compress(b) }
+func compress(b []byte) []byte { return zBetter.appendCompressed(nil, b) }
 
 func columnCompressor(column string) *compressor {
 	switch {
@@ -324,11 +378,12 @@ func (w *blockWriter) endGroup(rows int, trace bloom) {
 		if w.ids[i] > 0 {
 			raw = splitIDs(raw, rows, w.ids[i])
 		}
-		z := w.zs[i].compress(raw)
+		off := len(w.out)
+		w.out = w.zs[i].appendCompressed(w.out, raw)
+		z := w.out[off:]
 		crc := crc32.Checksum(z, castagnoli)
 		g.Lens, g.CRCs = append(g.Lens, int64(len(z))), append(g.CRCs, crc)
-		g.Columns = append(g.Columns, colMeta{Name: w.names[i], Off: int64(len(w.out)), Len: int64(len(z)), CRC: crc})
-		w.out = append(w.out, z...)
+		g.Columns = append(g.Columns, colMeta{Name: w.names[i], Off: int64(off), Len: int64(len(z)), CRC: crc})
 		w.cols[i].b = w.cols[i].b[:0]
 	}
 	w.groups = append(w.groups, g)
@@ -547,25 +602,15 @@ func encodeLogBlock(logs []*Log, meta *blockMeta) ([]byte, error) {
 	w := newBlockWriter(logColumns)
 	c := w.cols
 	meta.Kind, meta.Count = "logs", len(logs)
-	meta.MinTime, meta.MaxTime = math.MaxInt64, math.MinInt64
-	services := map[string]bool{}
-	merchants := map[string]struct{}{}
-	allTraces := map[string]struct{}{}
-	traces := make(map[string]struct{}, groupRows)
+	x := newBlockIndex()
 	for start := 0; start < len(logs); start += groupRows {
 		group := logs[start:min(start+groupRows, len(logs))]
-		clear(traces)
 		var prev int64
 		for _, l := range group {
 			t := l.Time.UnixNano()
-			meta.MinTime, meta.MaxTime = min(meta.MinTime, t), max(meta.MaxTime, t)
-			services[l.Service] = true
-			if l.TraceID != "" {
-				traces[l.TraceID] = struct{}{}
-				allTraces[l.TraceID] = struct{}{}
-			}
+			x.row(t, l.Service, l.TraceID)
 			if l.MerchantID != "" {
-				merchants[l.MerchantID] = struct{}{}
+				x.merchants.add(l.MerchantID)
 			}
 			c[0].varint(t - prev)
 			prev = t
@@ -587,14 +632,9 @@ func encodeLogBlock(logs []*Log, meta *blockMeta) ([]byte, error) {
 			c[16].str(l.MerchantID)
 			c[17].attrs(l.Attrs)
 		}
-		w.endGroup(len(group), bloomOf(traces, groupBloomBits, groupBloomProbes))
+		w.endGroup(len(group), x.endGroup())
 	}
-	meta.Merchant = bloomOf(merchants, blockBloomBits, blockBloomProbes)
-	meta.Trace = bloomOf(allTraces, blockBloomBits, blockBloomProbes)
-	for s := range services {
-		meta.Services = append(meta.Services, s)
-	}
-	sort.Strings(meta.Services)
+	x.finish(meta)
 	return w.finish(meta)
 }
 
@@ -825,20 +865,13 @@ func encodeSpanBlock(spans []*Span, meta *blockMeta) ([]byte, error) {
 	w := newBlockWriter(spanColumns)
 	c := w.cols
 	meta.Kind, meta.Count = "spans", len(spans)
-	meta.MinTime, meta.MaxTime = math.MaxInt64, math.MinInt64
-	services := map[string]bool{}
-	allTraces := map[string]struct{}{}
-	traces := make(map[string]struct{}, groupRows)
+	x := newBlockIndex()
 	for start := 0; start < len(spans); start += groupRows {
 		group := spans[start:min(start+groupRows, len(spans))]
-		clear(traces)
 		var prev int64
 		for _, s := range group {
 			t := s.Start.UnixNano()
-			meta.MinTime, meta.MaxTime = min(meta.MinTime, t), max(meta.MaxTime, t)
-			services[s.Service] = true
-			traces[s.TraceID] = struct{}{}
-			allTraces[s.TraceID] = struct{}{}
+			x.row(t, s.Service, s.TraceID)
 			c[0].varint(t - prev)
 			prev = t
 			c[1].varint(s.End.UnixNano() - t)
@@ -853,13 +886,9 @@ func encodeSpanBlock(spans []*Span, meta *blockMeta) ([]byte, error) {
 			c[10].str(s.StatusText)
 			c[11].attrs(s.Attrs)
 		}
-		w.endGroup(len(group), bloomOf(traces, groupBloomBits, groupBloomProbes))
+		w.endGroup(len(group), x.endGroup())
 	}
-	meta.Trace = bloomOf(allTraces, blockBloomBits, blockBloomProbes)
-	for s := range services {
-		meta.Services = append(meta.Services, s)
-	}
-	sort.Strings(meta.Services)
+	x.finish(meta)
 	return w.finish(meta)
 }
 

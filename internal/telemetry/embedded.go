@@ -453,7 +453,7 @@ func (s *Embedded) AppendLogs(ctx context.Context, logs []Log) error {
 	if len(logs) == 0 {
 		return nil
 	}
-	e := &enc{b: make([]byte, 0, 256*len(logs))}
+	e := &enc{b: frameBuffer(entryLogs, 256*len(logs))}
 	e.uvarint(uint64(len(logs)))
 	for i := range logs {
 		l := &logs[i]
@@ -463,7 +463,7 @@ func (s *Embedded) AppendLogs(ctx context.Context, logs []Log) error {
 		}
 		appendLogRecord(e, l)
 	}
-	return s.submit(ctx, &commit{frame: frameEntry(entryLogs, e.b), logs: logs, size: len(e.b)})
+	return s.submit(ctx, &commit{frame: sealFrame(e.b), logs: logs, size: len(e.b)})
 }
 
 // AppendSpans stores spans durably.
@@ -471,13 +471,13 @@ func (s *Embedded) AppendSpans(ctx context.Context, spans []Span) error {
 	if len(spans) == 0 {
 		return nil
 	}
-	e := &enc{b: make([]byte, 0, 256*len(spans))}
+	e := &enc{b: frameBuffer(entrySpans, 256*len(spans))}
 	e.uvarint(uint64(len(spans)))
 	for i := range spans {
 		spans[i].Start, spans[i].End = spans[i].Start.UTC(), spans[i].End.UTC()
 		appendSpanRecord(e, &spans[i])
 	}
-	return s.submit(ctx, &commit{frame: frameEntry(entrySpans, e.b), spans: spans, size: len(e.b)})
+	return s.submit(ctx, &commit{frame: sealFrame(e.b), spans: spans, size: len(e.b)})
 }
 
 func (s *Embedded) submit(ctx context.Context, c *commit) error {

@@ -93,10 +93,16 @@ func (w *wal) open(seq uint64) error {
 	return nil
 }
 
-func frameEntry(typ byte, payload []byte) []byte {
-	b := make([]byte, walHeader+1, walHeader+1+len(payload))
+// frameBuffer starts an entry with room for its header: the payload is
+// appended to it and sealFrame fills the header in, so a batch is encoded
+// straight into its frame.
+func frameBuffer(typ byte, capacity int) []byte {
+	b := make([]byte, walHeader+1, walHeader+1+capacity)
 	b[walHeader] = typ
-	b = append(b, payload...)
+	return b
+}
+
+func sealFrame(b []byte) []byte {
 	binary.LittleEndian.PutUint32(b[0:4], uint32(len(b)-walHeader))
 	binary.LittleEndian.PutUint32(b[4:8], crc32.Checksum(b[walHeader:], castagnoli))
 	return b
