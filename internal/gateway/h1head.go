@@ -428,16 +428,17 @@ type chunkedBody struct {
 }
 
 const (
-	chSize     = iota // reading the chunk size's hex digits
-	chExt             // skipping a chunk extension up to CR
-	chSizeLF          // expecting LF after the size line
-	chData            // in chunk data
-	chDataCR          // expecting CR after the data
-	chDataLF          // expecting LF after the data
-	chTrailer         // at the start of a trailer line (or the final CRLF)
-	chTrailerL        // inside a trailer line
-	chTrailerLF       // expecting LF after a trailer line
-	chFinalLF         // expecting the final LF
+	chSize      = iota // reading the chunk size's hex digits
+	chExt              // skipping a chunk extension up to CR
+	chSizeLF           // expecting LF after the size line
+	chData             // in chunk data
+	chDataCR           // expecting CR after the data
+	chDataLF           // expecting LF after the data
+	chTrailer          // at the start of a trailer line (or the final CRLF)
+	chTrailerL         // inside a trailer line
+	chTrailerLF        // expecting LF after a trailer line
+	chFinalLF          // expecting the final LF
+	chSizeWS           // trailing white space after the size
 	chDone
 )
 
@@ -456,17 +457,28 @@ func (c *chunkedBody) feed(p []byte) (int, bool, error) {
 				}
 				c.digits++
 				c.size = c.size<<4 | int64(unhex(b))
-			case b == ';' || b == ' ' || b == '\t':
+			case b == ';':
 				if c.digits == 0 {
 					return i, false, errBadResponse
 				}
 				c.state = chExt
+			case b == ' ' || b == '\t':
+				if c.digits == 0 {
+					return i, false, errBadResponse
+				}
+				c.state = chSizeWS
 			case b == '\r':
 				if c.digits == 0 {
 					return i, false, errBadResponse
 				}
 				c.state = chSizeLF
 			default:
+				return i, false, errBadResponse
+			}
+		case chSizeWS:
+			if b == '\r' {
+				c.state = chSizeLF
+			} else if b != ' ' && b != '\t' {
 				return i, false, errBadResponse
 			}
 		case chExt:

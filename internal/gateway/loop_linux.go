@@ -67,6 +67,7 @@ type lconn struct {
 	role     connRole
 	readable bool // edge-triggered readiness not yet consumed
 	writable bool
+	hup      bool   // the peer closed its side: read until EOF
 	in       []byte // buffered input
 	out      []byte // pending output from outOff
 	outOff   int
@@ -368,6 +369,11 @@ func (l *loop) event(fd int, ev uint32) {
 	if ev&(evIn|evErr|evRdHup) != 0 {
 		c.readable = true
 	}
+	if ev&(evErr|evRdHup) != 0 {
+		// A short read no longer means drained: the end of the stream
+		// sends no further edge.
+		c.hup = true
+	}
 	if ev&(evOut|evErr) != 0 {
 		c.writable = true
 	}
@@ -513,7 +519,7 @@ func (l *loop) clientProgress(c *lconn) {
 			l.closeClient(c)
 			return
 		}
-		if n < len(space) {
+		if n < len(space) && !c.hup {
 			c.readable = false
 		}
 		if len(c.in) == 0 {
@@ -1060,7 +1066,7 @@ func (l *loop) upstreamReadSome(uc *lconn, c *lconn) bool {
 			l.upstreamFailed(uc, err, false)
 			return false
 		}
-		if n < len(space) {
+		if n < len(space) && !uc.hup {
 			uc.readable = false
 		}
 		uc.sentBytes = true

@@ -14,6 +14,10 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
+// serveNoEventLoop forces Options.NoEventLoop (the tests run the package
+// once more with it).
+var serveNoEventLoop bool
+
 // h2Preface starts every HTTP/2 connection with prior knowledge (h2c);
 // no HTTP/1 method starts with "PRI".
 const h2Preface = "PRI"
@@ -49,7 +53,7 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 	go func() { errc <- fs.Serve(h1) }()
 	go func() { errc <- hs.Serve(h2) }()
 	var loops []*loop
-	if loopSupported && !g.opts.NoEventLoop {
+	if loopSupported && !g.opts.NoEventLoop && !serveNoEventLoop {
 		var err error
 		if loops, err = g.startLoops(ln, h1, h2); err != nil {
 			g.opts.Log.Warn("gateway: event loop unavailable, serving every connection with a goroutine", "err", err)
