@@ -135,7 +135,10 @@ type loop struct {
 	armed    int64
 	stopping bool
 	stopAt   int64
-	names    reqNames
+	// acceptPaused: the listener is out of the epoll set until then.
+	acceptPaused int64
+	lev          uint32
+	names        reqNames
 
 	idle   map[*upstream][]*lconn
 	count  map[*upstream]int
@@ -261,6 +264,7 @@ func (g *Gateway) newLoop(lfd int, h1, h2 *connQueue, exclusive bool) (*loop, er
 		l.closeAll()
 		return nil, err
 	}
+	l.lev = lev
 	if err := syscall.EpollCtl(ep, syscall.EPOLL_CTL_ADD, lfd, &syscall.EpollEvent{Events: lev, Fd: int32(lfd)}); err != nil {
 		l.closeAll()
 		return nil, err
@@ -391,7 +395,9 @@ func (l *loop) beginStop() {
 	l.stopping = true
 	l.stopAt = l.now + int64(10*time.Second)
 	if l.lfd >= 0 {
-		_ = syscall.EpollCtl(l.ep, syscall.EPOLL_CTL_DEL, l.lfd, nil)
+		if l.acceptPaused == 0 {
+			_ = syscall.EpollCtl(l.ep, syscall.EPOLL_CTL_DEL, l.lfd, nil)
+		}
 		syscall.Close(l.lfd)
 		l.lfd = -1
 	}
@@ -423,6 +429,11 @@ func (l *loop) accept() {
 		if err != nil {
 			if err != syscall.EAGAIN && err != syscall.ECONNABORTED && err != syscall.EINTR {
 				l.g.opts.Log.Warn("gateway: accept", "err", err)
+				// Out of descriptors: the level-triggered listener would
+				// spin; stop watching it until the next scans.
+				if l.acceptPaused = l.now + int64(100*time.Millisecond); syscall.EpollCtl(l.ep, syscall.EPOLL_CTL_DEL, l.lfd, nil) != nil {
+					l.acceptPaused = 0
+				}
 			}
 			return
 		}
@@ -944,12 +955,18 @@ func (l *loop) closeUpstream(uc *lconn) {
 				break
 			}
 		}
+		if len(l.idle[uc.u]) == 0 {
+			delete(l.idle, uc.u)
+		}
 	} else if uc.client.up == uc {
 		uc.client.up = nil
 	}
 	uc.client = nil
 	if l.count[uc.u]--; l.count[uc.u] <= 0 {
+		// Forget endpoints without connections, so endpoint churn does
+		// not grow the loop's maps.
 		delete(l.count, uc.u)
+		delete(l.addrs, uc.u)
 	}
 	if cap(uc.in) == upstreamBufSize {
 		l.putBuf(&l.ubufs, uc.in, upstreamBufSize)
@@ -1193,7 +1210,7 @@ func (l *loop) processResponse(uc *lconn) bool {
 	extra := len(uc.in) > k
 	uc.in = uc.in[:copy(uc.in, uc.in[k:])]
 	if done {
-		l.responseDone(uc, !uc.resp.close && !extra && uc.outOff == len(uc.out))
+		l.responseDone(uc, !uc.resp.close && !uc.hup && !extra && uc.outOff == len(uc.out))
 		return false
 	}
 	return true
@@ -1225,6 +1242,10 @@ func (l *loop) scan() {
 	l.nextScan = l.now + l.tick
 	now := l.now
 	g := l.g
+	if l.acceptPaused != 0 && l.acceptPaused <= now && l.lfd >= 0 {
+		l.acceptPaused = 0
+		_ = syscall.EpollCtl(l.ep, syscall.EPOLL_CTL_ADD, l.lfd, &syscall.EpollEvent{Events: l.lev, Fd: int32(l.lfd)})
+	}
 	for _, c := range l.conns {
 		if c == nil || c.deadline == 0 || c.deadline > now {
 			continue

@@ -490,3 +490,26 @@ func TestLoopShutdownFinishesRequests(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestLoopClientTimeouts: an idle keep-alive client is closed after
+// IdleTimeout, a request that never completes after ClientTimeout.
+func TestLoopClientTimeouts(t *testing.T) {
+	g := loopGateway(t, Options{IdleTimeout: 150 * time.Millisecond, ClientTimeout: 150 * time.Millisecond})
+	v1 := startUpstream(t, "v1")
+	g.SetEndpoints("orders", "v1", []string{v1.addr})
+	gw := startGateway(t, g)
+	for _, first := range []string{"GET / HTTP/1.1\r\nHost: orders.localhost\r\n\r\n", "GET / HTTP/1.1\r\nHost: ord"} {
+		c := dialRaw(t, gw)
+		c.send(first)
+		if strings.HasSuffix(first, "\r\n\r\n") {
+			c.read("GET")
+		}
+		start := time.Now()
+		if _, err := c.br.ReadByte(); err != io.EOF {
+			t.Fatalf("%q: read %v, want EOF when the gateway closes", first, err)
+		}
+		if d := time.Since(start); d < 100*time.Millisecond || d > 2*time.Second {
+			t.Fatalf("%q: closed after %v, want about 150ms", first, d)
+		}
+	}
+}
