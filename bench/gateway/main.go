@@ -39,6 +39,7 @@ func main() {
 	v1 := flag.String("v1", "", "internal: v1 upstream")
 	v2 := flag.String("v2", "", "internal: v2 upstream")
 	churn := flag.Bool("churn", false, "internal: change weights 100 times a second")
+	noLoop := flag.Bool("noloop", false, "internal: serve with the goroutine-per-connection path only")
 	cpuProfile := flag.String("cpuprofile", "", "internal: write the gateway's CPU profile of its first 10 s here")
 	rounds := flag.Int("rounds", 5, "interleaved rounds (each runs every peer once per connection count)")
 	duration := flag.Duration("duration", 3*time.Second, "length of one wrk pass")
@@ -54,7 +55,7 @@ func main() {
 			}
 			time.AfterFunc(10*time.Second, func() { pprof.StopCPUProfile(); f.Close() })
 		}
-		runChild(*addr, *v1, *v2, *churn)
+		runChild(*addr, *v1, *v2, *churn, *noLoop)
 		return
 	}
 	if err := run(*rounds, *duration); err != nil {
@@ -63,8 +64,8 @@ func main() {
 }
 
 // runChild serves the gateway until killed.
-func runChild(addr, v1, v2 string, churn bool) {
-	g := gateway.New(gateway.Options{Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+func runChild(addr, v1, v2 string, churn, noLoop bool) {
+	g := gateway.New(gateway.Options{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), NoEventLoop: noLoop})
 	g.SetEndpoints("orders", "v1", []string{v1})
 	g.SetEndpoints("orders", "v2", []string{v2})
 	if err := g.SetWeights("orders", map[string]int64{"v1": 990_000, "v2": 10_000}); err != nil {
@@ -323,7 +324,7 @@ func run(rounds int, d time.Duration) error {
 	}
 	defer upstream.stop()
 
-	nginxAddr, haproxyAddr, paveAddr, churnAddr := freePort(), freePort(), freePort(), freePort()
+	nginxAddr, haproxyAddr, paveAddr, paveGoAddr, churnAddr := freePort(), freePort(), freePort(), freePort(), freePort()
 	proxyConf := filepath.Join(dir, "proxy.conf")
 	os.WriteFile(proxyConf, []byte(fmt.Sprintf(nginxCommon, dir, "proxy", fmt.Sprintf(`  upstream orders { server %s weight=99; server %s weight=1; keepalive 64; keepalive_requests 100000000; }
   server { listen %s; location / { proxy_pass http://orders; proxy_http_version 1.1; proxy_set_header Connection ""; } }`, up1, up2, nginxAddr))), 0o600)
@@ -361,7 +362,14 @@ backend be
 		return err
 	}
 	defer pave.stop()
-	peers := []*server{nginx, haproxy, pave}
+	// The same gateway with the event loop off: every connection on a
+	// goroutine of the fasthttp server, as before the loop.
+	paveGo, err := start("pave-go", paveGoAddr, []string{"GOMAXPROCS=1"}, self, "-child", "-noloop", "-addr", paveGoAddr, "-v1", up1, "-v2", up2)
+	if err != nil {
+		return err
+	}
+	defer paveGo.stop()
+	peers := []*server{nginx, haproxy, pave, paveGo}
 
 	fmt.Printf("split over 10,000 sequential requests (want v1=9900 v2=100):\n")
 	for _, s := range peers {
@@ -408,7 +416,7 @@ backend be
 
 	fmt.Printf("\nsummary over %d interleaved rounds (median [min, max] of per-pass ratios to nginx):\n", rounds)
 	for _, conns := range []int{64, 1} {
-		for _, s := range []*server{haproxy, pave} {
+		for _, s := range []*server{haproxy, pave, paveGo} {
 			var rps, cpu []float64
 			for i, r := range res[s.name][conns] {
 				n := res["nginx"][conns][i]

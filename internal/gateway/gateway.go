@@ -72,6 +72,12 @@ type Options struct {
 	// MaxConnsPerEndpoint bounds the keep-alive pool of one endpoint
 	// (default 1024).
 	MaxConnsPerEndpoint int
+	// NoEventLoop serves every connection with the goroutine-per-connection
+	// fasthttp server. By default, on Linux, plain HTTP/1.1 requests are
+	// served by an epoll event loop per core (loop_linux.go), which hands
+	// anything else (WebSocket, h2c, Expect, chunked or large request
+	// bodies, HTTP/1.0...) over to that server.
+	NoEventLoop bool
 }
 
 func (o *Options) defaults() {
@@ -170,6 +176,10 @@ type Gateway struct {
 
 	accessCh      chan *AccessRecord
 	accessDropped atomic.Uint64
+
+	// loopRequests and handovers count requests the event loop served and
+	// connections it passed to the fasthttp or h2c server.
+	loopRequests, handovers atomic.Uint64
 
 	versionHeader, stickyHeader, callerHeader, merchantHeader []byte
 	stickyCookie, hostSuffix, edgeValue                       []byte

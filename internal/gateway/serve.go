@@ -14,6 +14,10 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
+// serveNoEventLoop forces Options.NoEventLoop (the tests run the package
+// once more with it).
+var serveNoEventLoop bool
+
 // h2Preface starts every HTTP/2 connection with prior knowledge (h2c);
 // no HTTP/1 method starts with "PRI".
 const h2Preface = "PRI"
@@ -48,7 +52,16 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 	errc := make(chan error, 3)
 	go func() { errc <- fs.Serve(h1) }()
 	go func() { errc <- hs.Serve(h2) }()
-	go func() { errc <- g.accept(ln, h1, h2) }()
+	var loops []*loop
+	if loopSupported && !g.opts.NoEventLoop && !serveNoEventLoop {
+		var err error
+		if loops, err = g.startLoops(ln, h1, h2); err != nil {
+			g.opts.Log.Warn("gateway: event loop unavailable, serving every connection with a goroutine", "err", err)
+		}
+	}
+	if loops == nil {
+		go func() { errc <- g.accept(ln, h1, h2) }()
+	}
 
 	var err error
 	select {
@@ -56,10 +69,19 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 	case err = <-errc:
 	}
 	ln.Close()
+	for _, l := range loops {
+		l.stop()
+	}
 	h1.Close()
 	h2.Close()
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	for _, l := range loops {
+		select {
+		case <-l.done:
+		case <-sctx.Done():
+		}
+	}
 	err = errors.Join(err, fs.ShutdownWithContext(sctx), hs.Shutdown(sctx))
 	if errors.Is(err, net.ErrClosed) || errors.Is(err, http.ErrServerClosed) {
 		err = nil
