@@ -28,6 +28,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	httppprof "net/http/pprof"
 	"net/url"
 	"os"
 	"os/exec"
@@ -38,6 +39,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -96,6 +98,8 @@ func serve(args []string) {
 			http.Error(w, err.Error(), 500)
 		}
 	})
+	// Where the server's memory goes: curl BASE/debug/pprof/heap.
+	mux.HandleFunc("GET /debug/pprof/heap", httppprof.Index)
 	mux.HandleFunc("POST /bench/move", func(w http.ResponseWriter, r *http.Request) {
 		if err := st.MoveCold(r.Context()); err != nil {
 			http.Error(w, err.Error(), 500)
@@ -131,7 +135,8 @@ func serve(args []string) {
 type proc struct {
 	name string
 	cmd  *exec.Cmd
-	base string // http://addr
+	base string       // http://addr
+	busy atomic.Int64 // batches refused with 429 (and sent again)
 }
 
 func cpuTime(pid int) time.Duration {
@@ -258,6 +263,7 @@ func (p *proc) send(batches [][]byte) (time.Duration, error) {
 						io.Copy(io.Discard, resp.Body)
 						resp.Body.Close()
 						if resp.StatusCode == 429 && attempt < 100 {
+							p.busy.Add(1)
 							time.Sleep(100 * time.Millisecond)
 							continue
 						}
@@ -520,6 +526,7 @@ func run(lines, passes, lookups int, vlBin, work string) error {
 		pr, vr := float64(n)/pc.Seconds(), float64(n)/vc.Seconds()
 		fmt.Printf("  pass %d: %d lines  pave %.0f lines/CPU-s  victorialogs %.0f lines/CPU-s  ratio %.2f (before compaction)\n", i+1, n, pr, vr, pr/vr)
 	}
+	paveBusy, vlBusy := pave.busy.Load(), vl.busy.Load()
 	// Compaction (Pave re-encodes its flushed blocks into full ones) and
 	// VictoriaLogs' final flush are ingest work too: measured once at the
 	// end, then shared among the passes by their lines, so the ratio
@@ -630,6 +637,7 @@ func run(lines, passes, lookups int, vlBin, work string) error {
 	fmt.Printf("  pave %.0f lines/CPU-s, victorialogs %.0f lines/CPU-s, ratio %.2f× (%.2f..%.2f)\n",
 		median(paveRates), median(vlRates), median(ratios), minF(ratios), maxF(ratios))
 	fmt.Printf("  of which at the end: pave compaction %s CPU, victorialogs flush %s CPU\n", flushCPU, vlFlushCPU)
+	fmt.Printf("  batches refused with 429 and sent again: pave %d, victorialogs %d (of %d)\n", paveBusy, vlBusy, len(ds.batches))
 	fmt.Printf("bytes per line on disk: pave %.1f, victorialogs %.1f, ratio %.2f× (pave in the blob store: %.1f)\n",
 		float64(paveBytes)/float64(ds.lines), float64(vlBytes)/float64(ds.lines), float64(paveBytes)/float64(vlBytes), float64(blobBytes)/float64(ds.lines))
 	for _, ph := range []struct {

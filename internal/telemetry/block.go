@@ -258,7 +258,10 @@ type compressor struct {
 
 func newCompressor(level zstd.EncoderLevel) *compressor {
 	// No zstd frame checksum: every column has its own CRC32C already.
-	e, _ := zstd.NewWriter(nil, zstd.WithEncoderLevel(level), zstd.WithEncoderConcurrency(1), zstd.WithEncoderCRC(false))
+	// A column of a row group is tens of kilobytes at most, so a 1 MiB
+	// window loses nothing and keeps the three encoders' history small.
+	e, _ := zstd.NewWriter(nil, zstd.WithEncoderLevel(level), zstd.WithEncoderConcurrency(1), zstd.WithEncoderCRC(false),
+		zstd.WithWindowSize(1<<20), zstd.WithLowerEncoderMem(true))
 	return &compressor{e: e}
 }
 

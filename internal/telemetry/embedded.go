@@ -510,6 +510,18 @@ func (s *Embedded) submit(ctx context.Context, c *commit) error {
 	return <-c.done
 }
 
+// Busy reports whether writes are refused (ErrBusy) until a flush catches
+// up; the intake asks before decoding a batch.
+func (s *Embedded) Busy() bool {
+	s.mu.RLock()
+	full := s.memSize > s.o.MaxMemBytes
+	s.mu.RUnlock()
+	if full {
+		s.kickFlush()
+	}
+	return full
+}
+
 func (s *Embedded) kickFlush() {
 	select {
 	case s.flushCh <- struct{}{}:

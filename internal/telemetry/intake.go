@@ -159,10 +159,23 @@ func (in *Intake) fail(w http.ResponseWriter, r *http.Request, err error) {
 	fmt.Fprintln(w, err.Error())
 }
 
+// busy refuses a batch before it is decoded when the store would refuse it
+// anyway: under back-pressure the senders' retries then cost the store
+// almost nothing.
+func (in *Intake) busy() error {
+	if b, ok := in.store.(interface{ Busy() bool }); ok && b.Busy() {
+		return ErrBusy
+	}
+	return nil
+}
+
 // exportLogs is the one path of an OTLP logs request, over HTTP or gRPC:
 // decode, check the limits, append. It returns once the records are
 // durable, or with an error for which nothing was stored.
 func (in *Intake) exportLogs(ctx context.Context, body []byte, asJSON bool) error {
+	if err := in.busy(); err != nil {
+		return err
+	}
 	logs, err := DecodeOTLPLogs(body, asJSON, in.limits, in.now())
 	if err != nil {
 		return err
@@ -172,6 +185,9 @@ func (in *Intake) exportLogs(ctx context.Context, body []byte, asJSON bool) erro
 
 // exportTraces is exportLogs for spans.
 func (in *Intake) exportTraces(ctx context.Context, body []byte, asJSON bool) error {
+	if err := in.busy(); err != nil {
+		return err
+	}
 	spans, err := DecodeOTLPTraces(body, asJSON, in.limits)
 	if err != nil {
 		return err
@@ -230,6 +246,9 @@ func writeOTLPOK(w http.ResponseWriter, asJSON bool, proto, js func() ([]byte, e
 
 func (in *Intake) jsonLines(w http.ResponseWriter, r *http.Request) {
 	b, err := in.body(r)
+	if err == nil {
+		err = in.busy()
+	}
 	if err != nil {
 		in.fail(w, r, err)
 		return

@@ -198,12 +198,30 @@ func TestBackPressureRealStore(t *testing.T) {
 	if busy != ErrBusy {
 		t.Fatalf("memory over MaxMemBytes: %v, want ErrBusy", busy)
 	}
+	// The intake asks before decoding: a busy store costs a sender's retry
+	// no decoding (even a batch that would not parse is answered 429).
+	h := NewIntake(s, Limits{}, nil)
+	if !s.Busy() {
+		t.Fatal("Busy is false over MaxMemBytes")
+	}
+	for _, path := range []string{"/v1/jsonlines?service=x", "/v1/logs", "/v1/traces"} {
+		rec := post(t, h, path, "application/json", []byte(`not json`), false)
+		if rec.Code != http.StatusTooManyRequests || rec.Header().Get("Retry-After") == "" {
+			t.Fatalf("%s on a busy store: %d %s", path, rec.Code, rec.Body)
+		}
+	}
 	// Once flushed, writes are accepted again.
 	if err := s.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
+	if s.Busy() {
+		t.Fatal("Busy after a flush")
+	}
 	if err := s.AppendLogs(ctx, genLogs(5)); err != nil {
 		t.Fatalf("after flush: %v", err)
+	}
+	if rec := post(t, h, "/v1/jsonlines?service=x", "application/x-ndjson", []byte(`{"msg":"x"}`), false); rec.Code != http.StatusOK {
+		t.Fatalf("after flush: %d %s", rec.Code, rec.Body)
 	}
 }
 
