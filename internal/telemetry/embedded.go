@@ -26,7 +26,7 @@ type Options struct {
 	Blob          Blob          // cold tier; default DirBlob{Dir/cold}
 	FlushBytes    int           // flush the in-memory table at this size (8 MiB)
 	FlushInterval time.Duration // …or this age (5s)
-	MaxMemBytes   int           // refuse writes (ErrBusy) above this (64 MiB)
+	MaxMemBytes   int           // refuse writes (ErrBusy) above this (32 MiB)
 	BlockRows     int           // rows per block at most (16384)
 	Partition     time.Duration // partition length (1h)
 	ColdAfter     time.Duration // partitions older than this move to Blob (24h; <0 never)
@@ -124,7 +124,7 @@ func Open(ctx context.Context, o Options) (*Embedded, error) {
 		}
 	}
 	def(&o.FlushBytes, 8<<20)
-	def(&o.MaxMemBytes, 64<<20)
+	def(&o.MaxMemBytes, 32<<20)
 	def(&o.BlockRows, 16384)
 	if o.FlushInterval <= 0 {
 		o.FlushInterval = 5 * time.Second

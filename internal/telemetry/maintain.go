@@ -57,11 +57,12 @@ func (s *Embedded) Compact(ctx context.Context) error {
 		if len(small) < 2 && !(len(small) == 1 && s.anyExpired(small[0], now)) {
 			continue
 		}
-		// Merge in batches, so memory stays bounded by a few blocks' rows
-		// however many small blocks piled up.
+		// Merge in batches of at most two full blocks' rows (or two
+		// blocks), so memory stays bounded however many small blocks
+		// piled up.
 		for len(small) > 0 {
 			n, rows := 0, 0
-			for n < len(small) && (n < 2 || rows+small[n].Count <= 4*s.o.BlockRows) {
+			for n < len(small) && (n < 2 || rows+small[n].Count <= 2*s.o.BlockRows) {
 				rows += small[n].Count
 				n++
 			}
