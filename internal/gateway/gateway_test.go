@@ -258,8 +258,8 @@ func TestReconfigurationUnderLoad(t *testing.T) {
 	gw := startGateway(t, g)
 	stop := make(chan struct{})
 	ok, failed, wait := load(t, newClient(), gw, "orders.localhost", 8, stop)
-	// 200 weight changes at 100 a second, and endpoint churn of a third
-	// version that never has weight.
+	// 200 weight changes at 100 a second, endpoint churn of a version
+	// with weight and of a third version that never has any.
 	tick := time.NewTicker(10 * time.Millisecond)
 	for i := range 200 {
 		<-tick.C
@@ -267,10 +267,15 @@ func TestReconfigurationUnderLoad(t *testing.T) {
 		if err := g.SetWeights("orders", map[string]int64{"v1": totalWeight - c, "v2": c}); err != nil {
 			t.Fatal(err)
 		}
-		if i%20 == 0 {
+		switch i % 20 {
+		case 0:
 			g.SetEndpoints("orders", "v3", []string{v2.addr})
-		} else if i%20 == 10 {
+		case 5:
+			g.SetEndpoints("orders", "v2", []string{v2.addr, v1.addr})
+		case 10:
 			g.SetEndpoints("orders", "v3", nil)
+		case 15:
+			g.SetEndpoints("orders", "v2", []string{v2.addr})
 		}
 	}
 	tick.Stop()
@@ -281,6 +286,9 @@ func TestReconfigurationUnderLoad(t *testing.T) {
 	}
 	if v2.requests.Load() == 0 {
 		t.Fatal("v2 got no traffic while its weight went up to 99%")
+	}
+	if loopSupported && !serveNoEventLoop && g.loopRequests.Load() < uint64(ok.Load()) {
+		t.Fatalf("the event loop served %d of %d requests", g.loopRequests.Load(), ok.Load())
 	}
 }
 
