@@ -60,7 +60,7 @@ func openLocalCluster(ctx context.Context, cfg config.Config, name string, multi
 	}
 	log = log.With("cluster", name)
 	c.gw = gateway.New(gateway.Options{Log: log.With("component", "gateway"),
-		StickyHeader: cfg.GatewayStickyHeader, StickyCookie: cfg.GatewayStickyCookie,
+		StickyHeader: cfg.GatewayStickyHeader, StickyCookie: cfg.GatewayStickyCookie, NoEventLoop: cfg.GatewayNoEventLoop,
 		Cluster: name, Datacenter: c.datacenter, AccessLog: &gatewayAccessLog{store: tel, log: log.With("component", "gateway")}})
 	var err error
 	if c.router, err = traffic.NewGatewayRouter(ctx, c.store, c.gw, log.With("component", "traffic")); err != nil {

@@ -23,7 +23,7 @@ func startEdge(ctx context.Context, g *errgroup.Group, cfg config.Config, ln net
 	// The clusters' gateways log each request with its cluster; the edge
 	// adds no second record of the same request.
 	edge := gateway.New(gateway.Options{Log: log.With("component", "edge"), Cluster: "edge", Datacenter: "edge",
-		StickyHeader: cfg.GatewayStickyHeader, StickyCookie: cfg.GatewayStickyCookie})
+		StickyHeader: cfg.GatewayStickyHeader, StickyCookie: cfg.GatewayStickyCookie, NoEventLoop: cfg.GatewayNoEventLoop})
 	services := clusters.services
 	ctrl := fleet.NewController(fleet.ControllerOptions{
 		Registry: registry,

@@ -41,6 +41,9 @@ type Config struct {
 	// user or merchant id) that keeps one user on one version.
 	GatewayStickyHeader string
 	GatewayStickyCookie string
+	// GatewayNoEventLoop serves every gateway connection with a goroutine
+	// (the fasthttp path) instead of the Linux event loop: a fallback.
+	GatewayNoEventLoop bool
 	// TelemetryColdStore is where old telemetry partitions go: "dir" (the
 	// data directory), "dir:/abs/path" or "s3://bucket/prefix?endpoint=…".
 	TelemetryColdStore string
@@ -133,6 +136,7 @@ func settings() []setting {
 		{"gateway-sticky-header", "request header whose value keeps a user on one version, e.g. X-User-Id", func(c *Config) any { return &c.GatewayStickyHeader }, func(c *Config) error {
 			return checkToken(c.GatewayStickyHeader, "a header name, e.g. X-User-Id")
 		}},
+		{"gateway-no-event-loop", "serve every gateway connection with a goroutine instead of the Linux event loop (a fallback; slower)", func(c *Config) any { return &c.GatewayNoEventLoop }, nil},
 		{"gateway-sticky-cookie", "cookie whose value keeps a user on one version, e.g. merchant_id", func(c *Config) any { return &c.GatewayStickyCookie }, func(c *Config) error {
 			return checkToken(c.GatewayStickyCookie, "a cookie name, e.g. merchant_id")
 		}},

@@ -151,3 +151,31 @@ func TestEdgeSetting(t *testing.T) {
 		}
 	}
 }
+
+func TestGatewayNoEventLoopSetting(t *testing.T) {
+	for name, tc := range map[string]struct {
+		args []string
+		env  map[string]string
+		file string
+		want bool
+	}{
+		"default": {nil, nil, "", false},
+		"file":    {nil, nil, "gateway-no-event-loop: true\n", true},
+		"env":     {nil, map[string]string{"PAVE_GATEWAY_NO_EVENT_LOOP": "true"}, "", true},
+		"flag":    {[]string{"--gateway-no-event-loop"}, nil, "", true},
+	} {
+		t.Run(name, func(t *testing.T) {
+			c, err := load(t, tc.args, tc.env, tc.file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.GatewayNoEventLoop != tc.want {
+				t.Fatalf("gateway-no-event-loop = %v, want %v", c.GatewayNoEventLoop, tc.want)
+			}
+		})
+	}
+	if _, err := load(t, nil, map[string]string{"PAVE_GATEWAY_NO_EVENT_LOOP": "sometimes"}, ""); err == nil ||
+		!strings.Contains(err.Error(), "gateway-no-event-loop") {
+		t.Fatalf("a value that is not a boolean: %v", err)
+	}
+}

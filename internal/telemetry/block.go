@@ -506,18 +506,14 @@ func groupColumns(data io.ReaderAt, m *blockMeta, g *groupMeta) (map[string]*dec
 	return cols, nil
 }
 
-// readBlockRange reads [off, off+n) of a block. A short read means the
-// block is truncated (corrupt); a failed read (a blob store out of reach)
-// says nothing about the block.
+// readBlockRange reads [off, off+n) of a block; a short read means the
+// block is truncated.
 func readBlockRange(data io.ReaderAt, m *blockMeta, off, n int64, what string) ([]byte, error) {
 	if m.Size > 0 && off+n > m.Size {
 		return nil, fmt.Errorf("%w: block %s %s beyond the end", ErrCorrupt, m.Name, what)
 	}
 	b := make([]byte, n)
 	if k, err := data.ReadAt(b, off); k != len(b) {
-		if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
-			return nil, fmt.Errorf("block %s %s: %w", m.Name, what, err)
-		}
 		return nil, fmt.Errorf("%w: block %s %s: short read: %v", ErrCorrupt, m.Name, what, err)
 	}
 	return b, nil

@@ -488,7 +488,7 @@ func (s *Embedded) submit(ctx context.Context, c *commit) error {
 	// Checked and queued under the lock, so nothing is queued once Close
 	// has started: everything queued before is written by Close's flush.
 	s.mu.RLock()
-	closed, full := s.closed, s.memSize > s.o.MaxMemBytes
+	closed, full := s.closed, s.overBound()
 	queued := false
 	if !closed && !full {
 		select {
@@ -514,13 +514,16 @@ func (s *Embedded) submit(ctx context.Context, c *commit) error {
 // up; the intake asks before decoding a batch.
 func (s *Embedded) Busy() bool {
 	s.mu.RLock()
-	full := s.memSize > s.o.MaxMemBytes
+	full := s.overBound()
 	s.mu.RUnlock()
 	if full {
 		s.kickFlush()
 	}
 	return full
 }
+
+// overBound: the memory table is past its bound. Call with s.mu held.
+func (s *Embedded) overBound() bool { return s.memSize > s.o.MaxMemBytes }
 
 func (s *Embedded) kickFlush() {
 	select {
@@ -665,14 +668,13 @@ func (s *Embedded) Flush(ctx context.Context) error {
 	}
 }
 
-func partitionName(t time.Time, length time.Duration) string {
-	return t.UTC().Truncate(length).Format("20060102T150405Z")
-}
+// partitionLayout names a partition by its start.
+const partitionLayout = "20060102T150405Z"
 
 // partitioner names the partitions of a flush's records, formatting each
 // partition's name once instead of once per record.
 type partitioner struct {
-	lo, hi int64 // [lo, hi) in Unix nanoseconds is partition name
+	lo, hi int64 // the partition called name covers [lo, hi), in Unix ns
 	name   string
 }
 
@@ -680,13 +682,13 @@ func (p *partitioner) of(t time.Time, length time.Duration) string {
 	ns := t.UnixNano()
 	if p.name == "" || ns < p.lo || ns >= p.hi {
 		start := t.UTC().Truncate(length)
-		p.lo, p.hi, p.name = start.UnixNano(), start.Add(length).UnixNano(), partitionName(t, length)
+		p.lo, p.hi, p.name = start.UnixNano(), start.Add(length).UnixNano(), start.Format(partitionLayout)
 	}
 	return p.name
 }
 
 func (s *Embedded) partitionEnd(p string) time.Time {
-	t, err := time.Parse("20060102T150405Z", p)
+	t, err := time.Parse(partitionLayout, p)
 	if err != nil {
 		return time.Time{}
 	}
