@@ -21,6 +21,16 @@ fi
 MODULES=(. ./kit)
 for m in examples/*/; do [ -f "$m/go.mod" ] && MODULES+=("./${m%/}"); done
 
+say "go mod tidy"
+# Every module's go.mod and go.sum must be what `go mod tidy` makes of them;
+# -diff changes nothing and fails, printing the difference, if tidy would.
+# With the module cache warm (deps.sh) this needs no network.
+for m in "${MODULES[@]}"; do
+  if ! (cd "$m" && GOFLAGS=-mod=mod go mod tidy -diff); then
+    echo "go.mod/go.sum of module $m are not tidy: run 'go mod tidy' in $m and commit the result" >&2; exit 1
+  fi
+done
+
 say "go vet"
 for m in "${MODULES[@]}"; do (cd "$m" && go vet ./...); done
 
