@@ -37,6 +37,7 @@ type localCluster struct {
 	router           *traffic.GatewayRouter
 	rt               *runtime.Local
 	output           *runtimeOutput
+	access           *gatewayAccessLog // the gateway's access records, spooled to disk when telemetry is behind
 
 	mu     sync.Mutex
 	cancel context.CancelFunc
@@ -59,10 +60,14 @@ func openLocalCluster(ctx context.Context, cfg config.Config, name string, multi
 		c.datacenter = name
 	}
 	log = log.With("cluster", name)
+	var err error
+	if c.access, err = newGatewayAccessLog(ctx, tel, filepath.Join(dataDir, "access-spool"), log.With("component", "gateway")); err != nil {
+		c.close()
+		return nil, fmt.Errorf("cluster %s: %w", name, err)
+	}
 	c.gw = gateway.New(gateway.Options{Log: log.With("component", "gateway"),
 		StickyHeader: cfg.GatewayStickyHeader, StickyCookie: cfg.GatewayStickyCookie, NoEventLoop: cfg.GatewayNoEventLoop,
-		Cluster: name, Datacenter: c.datacenter, AccessLog: &gatewayAccessLog{store: tel, log: log.With("component", "gateway")}})
-	var err error
+		Cluster: name, Datacenter: c.datacenter, AccessLog: c.access})
 	if c.router, err = traffic.NewGatewayRouter(ctx, c.store, c.gw, log.With("component", "traffic")); err != nil {
 		log.Error("some stored routes could not be restored", "err", err)
 	}
@@ -120,6 +125,9 @@ func (c *localCluster) isLost() bool {
 }
 
 func (c *localCluster) close() {
+	if c.access != nil {
+		c.access.Close()
+	}
 	if c.ownStore {
 		c.store.Close()
 	}

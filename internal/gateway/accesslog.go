@@ -47,6 +47,23 @@ type BatchAccessLogger interface {
 	LogAccessBatch([]*AccessRecord)
 }
 
+// AccessSpiller is an AccessLogger that also keeps the records the
+// gateway's in-memory queue has no room for (a disk spool): SpillAccess is
+// called on the request path, so it must be quick, and returns false when
+// it could not keep the record, which the gateway then counts as dropped.
+type AccessSpiller interface {
+	SpillAccess(*AccessRecord) bool
+}
+
+// accessOverflow takes a record the queue to the access logger had no
+// room for: spilled when the logger can, else counted as dropped.
+func (g *Gateway) accessOverflow(r *AccessRecord) {
+	if s, ok := g.opts.AccessLog.(AccessSpiller); ok && s.SpillAccess(r) {
+		return
+	}
+	g.accessDropped.Add(1)
+}
+
 // JSONLines writes each record as one JSON line, buffered; Flush or Close
 // the writer's owner as needed.
 type JSONLines struct {

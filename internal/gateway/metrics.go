@@ -31,6 +31,9 @@ func (g *Gateway) Collector() prometheus.Collector { return collector{g} }
 func (g *Gateway) MetricsHandler() http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(g.Collector())
+	if c, ok := g.opts.AccessLog.(prometheus.Collector); ok { // e.g. its disk spool's counters
+		reg.MustRegister(c)
+	}
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 }
 

@@ -297,7 +297,7 @@ func (g *Gateway) logAccess(r *AccessRecord) {
 	select {
 	case g.accessCh <- r:
 	default:
-		g.accessDropped.Add(1)
+		g.accessOverflow(r)
 	}
 }
 
