@@ -1,0 +1,132 @@
+package telemetry
+
+import (
+	"context"
+	"math"
+	"sort"
+	"strings"
+)
+
+// Answering queries: a page of log lines, and a whole trace.
+
+// Query returns a page of matching log lines, newest first.
+func (s *Embedded) Query(ctx context.Context, q Query) (Result, error) {
+	now := s.o.Now()
+	limit := q.Limit
+	if limit <= 0 {
+		limit = DefaultLimit
+	}
+	var cursorT int64 = math.MaxInt64
+	skip := 0
+	if q.Cursor != "" {
+		t, n, err := parseCursor(q.Cursor)
+		if err != nil {
+			return Result{}, &QueryError{"cursor", err}
+		}
+		cursorT, skip = t, n
+	}
+	want := limit + skip + 1
+	// Held across the snapshot and the reads: compaction and cold moves
+	// delete the files they replaced only after the queries that may still
+	// read them are done.
+	s.filesMu.RLock()
+	defer s.filesMu.RUnlock()
+	var cands []Log
+	keep := func(l *Log) {
+		if l.Time.UnixNano() <= cursorT && q.matches(l) && !s.expired(l.Service, l.Time, now) {
+			cands = append(cands, *l)
+		}
+	}
+	s.mu.RLock()
+	for _, m := range append(append([]*memtable{}, s.frozen...), s.active) {
+		m.eachLog(keep)
+	}
+	s.mu.RUnlock()
+	var warnings []string
+	blocks := s.blocksFor(q.mayMatchBlock)
+	for i, c := range blocks {
+		if err := ctx.Err(); err != nil {
+			return Result{}, err
+		}
+		// Stop once the page is full with lines newer than anything the
+		// remaining blocks hold.
+		if len(cands) >= want {
+			sort.Slice(cands, func(a, b int) bool { return newestFirst(&cands[a], &cands[b]) })
+			cands = cands[:want]
+			if cands[want-1].Time.UnixNano() > blocks[i].meta.MaxTime {
+				break
+			}
+		}
+		logs, err := s.decodeLogsOf(ctx, c, q.TraceID)
+		if err != nil {
+			warnings = append(warnings, err.Error())
+			continue
+		}
+		for j := range logs {
+			keep(&logs[j])
+		}
+	}
+	res := q.page(cands)
+	res.Warnings = warnings
+	return res, nil
+}
+
+// Trace returns every span and log line of a trace, oldest first. Blocks
+// whose bloom filter rules the trace out are never read.
+func (s *Embedded) Trace(ctx context.Context, traceID string) (TraceResult, error) {
+	traceID = strings.ToLower(traceID)
+	if err := ValidTraceID(traceID); err != nil {
+		return TraceResult{}, &QueryError{"trace_id", err}
+	}
+	now := s.o.Now()
+	res := TraceResult{TraceID: traceID, Spans: []Span{}, Logs: []Log{}}
+	s.filesMu.RLock()
+	defer s.filesMu.RUnlock()
+	s.mu.RLock()
+	for _, m := range append(append([]*memtable{}, s.frozen...), s.active) {
+		m.eachLog(func(l *Log) {
+			if l.TraceID == traceID {
+				res.Logs = append(res.Logs, *l)
+			}
+		})
+		m.eachSpan(func(sp *Span) {
+			if sp.TraceID == traceID {
+				res.Spans = append(res.Spans, *sp)
+			}
+		})
+	}
+	s.mu.RUnlock()
+	key := hashKey(traceID)
+	blocks := s.blocksFor(func(m *blockMeta) bool { return m.Trace.has(key) })
+	for _, c := range blocks {
+		if err := ctx.Err(); err != nil {
+			return res, err
+		}
+		if c.meta.Kind == "spans" {
+			spans, err := s.decodeSpansOf(ctx, c, traceID)
+			if err != nil {
+				res.Warnings = append(res.Warnings, err.Error())
+				continue
+			}
+			for i := range spans {
+				if spans[i].TraceID == traceID && !s.expired(spans[i].Service, spans[i].Start, now) {
+					res.Spans = append(res.Spans, spans[i])
+				}
+			}
+			continue
+		}
+		logs, err := s.decodeLogsOf(ctx, c, traceID)
+		if err != nil {
+			res.Warnings = append(res.Warnings, err.Error())
+			continue
+		}
+		for i := range logs {
+			if logs[i].TraceID == traceID && !s.expired(logs[i].Service, logs[i].Time, now) {
+				res.Logs = append(res.Logs, logs[i])
+			}
+		}
+	}
+	sort.SliceStable(res.Spans, func(i, j int) bool { return res.Spans[i].Start.Before(res.Spans[j].Start) })
+	sort.SliceStable(res.Logs, func(i, j int) bool { return res.Logs[i].Time.Before(res.Logs[j].Time) })
+	return res, nil
+}
