@@ -6,10 +6,15 @@
 //     /proc), interleaved passes A B A B …, both servers pinned to one core
 //     with GOMAXPROCS=1, the load generator on the other;
 //   - bytes per line on disk after a flush;
-//   - trace lookup latency p50/p99: hot (servers running since ingest),
-//     cold (servers restarted: no in-process caches), and, for Pave,
-//     cold from the blob store (partitions moved to the cold tier, local
-//     cache emptied) compared with VictoriaLogs cold;
+//   - query latency p50/p99 of five classes, each through the store's own
+//     query API (Pave's /api/v1/logs and /api/v1/traces, VictoriaLogs'
+//     LogsQL): trace lookup, status=500 AND service=S, contains a common
+//     phrase, contains a rare phrase, and a 15-minute count by status; hot
+//     (servers running since ingest), cold (servers restarted and the page
+//     cache of both stores' files dropped before every query), and, for
+//     Pave, cold from the blob store (every partition in SeaweedFS's S3
+//     behind a proxy adding 20 ms per request, the local cache emptied
+//     before each class) compared with VictoriaLogs cold;
 //   - peak RSS (VmHWM) of each server.
 //
 // Usage: bench/telemetry/run.sh [-lines N] (default 400000; -full for 2M).
@@ -58,6 +63,9 @@ func main() {
 	lookups := flag.Int("lookups", 200, "trace lookups per phase")
 	vlBin := flag.String("victoria-logs", filepath.Join(os.Getenv("HOME"), ".cache/pave-tools/bin/victoria-logs"), "VictoriaLogs binary")
 	work := flag.String("work", "", "work directory (default: a temporary one, removed after)")
+	flag.StringVar(&weedBin, "weed", filepath.Join(os.Getenv("HOME"), ".cache/pave-tools/bin/weed"), "SeaweedFS binary (the S3 server of the blob phase)")
+	flag.DurationVar(&s3Delay, "s3-delay", 20*time.Millisecond, "latency the proxy in front of SeaweedFS adds to every S3 request")
+	flag.IntVar(&queriesPerClass, "queries", 20, "queries per class and phase (trace lookups: -lookups)")
 	flag.Parse()
 	if *full {
 		*lines = 2_000_000
@@ -67,6 +75,12 @@ func main() {
 	}
 }
 
+var (
+	weedBin         string
+	s3Delay         time.Duration
+	queriesPerClass int
+)
+
 // ---- the Pave server process ----
 
 func serve(args []string) {
@@ -74,12 +88,20 @@ func serve(args []string) {
 	dir := fl.String("dir", "", "data dir")
 	addr := fl.String("addr", "127.0.0.1:0", "listen address")
 	coldAfter := fl.Duration("cold-after", -1, "move partitions older than this to the blob store")
+	coldStore := fl.String("cold-store", "", "blob store setting (as pave up's telemetry-cold-store); default a directory beside -dir")
 	fl.Parse(args)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	st, err := telemetry.Open(ctx, telemetry.Options{Dir: *dir, ColdAfter: *coldAfter, MaintainEvery: -1, Log: quiet,
-		Blob: telemetry.DirBlob{Root: filepath.Join(*dir, "..", "pave-blob")}})
+	var blob telemetry.Blob = telemetry.DirBlob{Root: filepath.Join(*dir, "..", "pave-blob")}
+	if *coldStore != "" {
+		b, err := telemetry.OpenColdStore(ctx, *coldStore)
+		if err != nil {
+			log.Fatal(err)
+		}
+		blob = b
+	}
+	st, err := telemetry.Open(ctx, telemetry.Options{Dir: *dir, ColdAfter: *coldAfter, MaintainEvery: -1, Log: quiet, Blob: blob})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -178,12 +200,16 @@ func pinned(core string, name string, args ...string) *exec.Cmd {
 	return exec.Command(name, args...)
 }
 
+// coldStore is the blob store setting the Pave servers use ("" = a
+// directory); set to SeaweedFS behind the latency proxy when available.
+var coldStore string
+
 func startPave(dir string, coldAfter time.Duration) (*proc, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
-	cmd := pinned("1", self, "serve", "-dir", dir, "-cold-after", coldAfter.String())
+	cmd := pinned("1", self, "serve", "-dir", dir, "-cold-after", coldAfter.String(), "-cold-store", coldStore)
 	cmd.Env = append(os.Environ(), "GOMAXPROCS=1")
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
@@ -382,10 +408,26 @@ func dirSize(dir string) int64 {
 // ---- data ----
 
 type dataset struct {
-	batches [][]byte
-	traces  []string // ids to look up
-	perTr   map[string]int
-	lines   int
+	batches    [][]byte
+	traces     []string // ids to look up
+	perTr      map[string]int
+	rare       []string // rare message phrases, each in a few lines
+	rareN      map[string]int
+	lines      int
+	start, end time.Time // line k (from 1) is at start + k*step
+	step       time.Duration
+}
+
+// linesIn counts the lines with from <= time < to.
+func (ds *dataset) linesIn(from, to time.Time) int {
+	n := 0
+	for k := 1; k <= ds.lines; k++ {
+		t := ds.start.Add(time.Duration(k) * ds.step)
+		if !t.Before(from) && t.Before(to) {
+			n++
+		}
+	}
+	return n
 }
 
 var services = []string{"orders", "payments", "ledger", "accounts", "risk", "notify", "search", "catalog", "auth", "gateway"}
@@ -394,9 +436,13 @@ var msgs = []string{"charge authorized", "cache miss", "retrying upstream call",
 
 func generate(n int, end time.Time) dataset {
 	r := rand.New(rand.NewPCG(42, 7))
-	ds := dataset{perTr: map[string]int{}}
+	ds := dataset{perTr: map[string]int{}, rareN: map[string]int{}}
+	// Rare messages come from their own generator, so the rest of the data
+	// is the same as before they were added.
+	rareR := rand.New(rand.NewPCG(1, 2))
 	start := end.Add(-6 * time.Hour)
 	step := 6 * time.Hour / time.Duration(n)
+	ds.start, ds.step = start, step
 	var buf bytes.Buffer
 	inBatch := 0
 	t := start
@@ -416,8 +462,17 @@ func generate(n int, end time.Time) dataset {
 			t = t.Add(step)
 			span := fmt.Sprintf("%016x", r.Uint64())
 			if a < apps {
+				level, msg := []string{"INFO", "INFO", "INFO", "WARN", "ERROR"}[r.IntN(5)], msgs[r.IntN(len(msgs))]
+				if rareR.IntN(5000) == 0 {
+					phrase := fmt.Sprintf("fraud rule R-%04d", rareR.IntN(20))
+					if ds.rareN[phrase] == 0 {
+						ds.rare = append(ds.rare, phrase)
+					}
+					ds.rareN[phrase]++
+					msg = "card declined: " + phrase
+				}
 				fmt.Fprintf(&buf, `{"time":"%s","level":"%s","msg":"%s","service":"%s","version":"v%d","trace_id":"%s","span_id":"%s","attempt":%d,"psp":"acme","amount":%d}`+"\n",
-					t.Format(time.RFC3339Nano), []string{"INFO", "INFO", "INFO", "WARN", "ERROR"}[r.IntN(5)], msgs[r.IntN(len(msgs))], svc, 1+r.IntN(3), trace, span, r.IntN(3), r.IntN(100000))
+					t.Format(time.RFC3339Nano), level, msg, svc, 1+r.IntN(3), trace, span, r.IntN(3), r.IntN(100000))
 			} else {
 				status := []int{200, 200, 200, 200, 201, 404, 500}[r.IntN(7)]
 				fmt.Fprintf(&buf, `{"time":"%s","trace_id":"%s","span_id":"%s","service":"%s","version":"v%d","method":"%s","route":"%s","status":%d,"duration_ms":%.3f,"bytes":%d,"caller":"%s","cluster":"%s","datacenter":"%s","merchant_id":"%s"}`+"\n",
@@ -440,6 +495,7 @@ func generate(n int, end time.Time) dataset {
 	if buf.Len() > 0 {
 		ds.batches = append(ds.batches, buf.Bytes())
 	}
+	ds.end = t
 	return ds
 }
 
@@ -479,6 +535,12 @@ func run(lines, passes, lookups int, vlBin, work string) error {
 		work = d
 	}
 	paveDir, vlDir := filepath.Join(work, "pave"), filepath.Join(work, "vl")
+	sw, err := startSeaweed(weedBin, s3Delay)
+	if err != nil {
+		return err
+	}
+	defer sw.stop()
+	coldStore = sw.setting()
 	fmt.Printf("generating %d lines…\n", lines)
 	ds := generate(lines, time.Now().Add(-3*time.Hour).Truncate(time.Hour))
 	if len(ds.traces) > lookups {
@@ -558,30 +620,58 @@ func run(lines, passes, lookups int, vlBin, work string) error {
 		paveRates, vlRates, ratios = append(paveRates, pr), append(vlRates, vr), append(ratios, pr/vr)
 	}
 
-	check := func(p *proc, tr string) (time.Duration, error) {
-		n, d, err := p.lookup(tr)
-		if err == nil && n < ds.perTr[tr] {
-			err = fmt.Errorf("%s lookup of %s returned %d of %d lines", p.name, tr, n, ds.perTr[tr])
+	classes := queryClasses(&ds)
+	// results[phase][class] = per-query latencies of pave and victorialogs.
+	type pair struct{ p, v []time.Duration }
+	results := map[string]map[string]*pair{}
+	queriesOf := func(c *queryClass) int {
+		if c.name == "trace lookup" {
+			return len(ds.traces)
 		}
-		return d, err
+		return min(queriesPerClass, len(ds.traces))
 	}
-	lookupPhase := func(name string, a, b *proc) ([]time.Duration, []time.Duration, error) {
-		var da, db []time.Duration
-		for _, tr := range ds.traces {
-			d1, err := check(a, tr)
-			if err != nil {
-				return nil, nil, err
+	// paveNow is the Pave server of the moment (the blob phase restarts it).
+	paveNow := func() *proc { return pave }
+	phase := func(name string, b *proc, before func(c *queryClass) error) error {
+		results[name] = map[string]*pair{}
+		for ci := range classes {
+			c := &classes[ci]
+			if err := before(c); err != nil {
+				return err
 			}
-			d2, err := check(b, tr)
-			if err != nil {
-				return nil, nil, err
+			pr := &pair{}
+			results[name][c.name] = pr
+			for i := 0; i < queriesOf(c); i++ {
+				if name != "hot" {
+					evictPageCache(paveDir, vlDir)
+				}
+				np, dp, err := paveNow().ask(c, i)
+				if err != nil {
+					return err
+				}
+				if name != "hot" {
+					evictPageCache(paveDir, vlDir)
+				}
+				nv, dv, err := b.ask(c, i)
+				if err != nil {
+					return err
+				}
+				want := c.want(i)
+				switch {
+				case c.name == "trace lookup" && (np < want || nv < want):
+					return fmt.Errorf("%s %s #%d: pave found %d, victorialogs %d, want %d", name, c.name, i, np, nv, want)
+				case c.name != "trace lookup" && want >= 0 && (np != min(want, pageLimit) && c.paveCount != nil || np != want && c.paveCount == nil || nv != want && c.paveCount == nil || nv != min(want, pageLimit) && c.paveCount != nil):
+					return fmt.Errorf("%s %s #%d: pave found %d, victorialogs %d, want %d", name, c.name, i, np, nv, want)
+				case want < 0 && np != nv:
+					return fmt.Errorf("%s %s #%d: pave found %d lines, victorialogs %d", name, c.name, i, np, nv)
+				}
+				pr.p, pr.v = append(pr.p, dp), append(pr.v, dv)
 			}
-			da, db = append(da, d1), append(db, d2)
 		}
-		return da, db, nil
+		return nil
 	}
-	hotP, hotV, err := lookupPhase("hot", pave, vl)
-	if err != nil {
+	noop := func(*queryClass) error { return nil }
+	if err := phase("hot", vl, noop); err != nil {
 		stopAll()
 		return err
 	}
@@ -591,7 +681,8 @@ func run(lines, passes, lookups int, vlBin, work string) error {
 	paveBytes := dirSize(filepath.Join(paveDir, "hot")) + dirSize(filepath.Join(paveDir, "wal"))
 	vlBytes := dirSize(vlDir)
 
-	// Cold: restarted servers, nothing in their caches.
+	// Cold: restarted servers (no in-process caches) and, before every
+	// query, the page cache of both stores' files dropped.
 	if pave, err = startPave(paveDir, -1); err != nil {
 		return err
 	}
@@ -599,14 +690,16 @@ func run(lines, passes, lookups int, vlBin, work string) error {
 		pave.stop()
 		return err
 	}
-	coldP, coldV, err := lookupPhase("cold", pave, vl)
-	if err != nil {
+	if err := phase("cold", vl, noop); err != nil {
 		stopAll()
 		return err
 	}
+	paveColdRSS, vlColdRSS := peakRSS(pave.pid()), peakRSS(vl.pid())
 	stopAll()
 
-	// Cold from the blob store: move every partition, empty the local cache.
+	// Cold from the blob store: every partition moved to S3 (SeaweedFS
+	// behind the latency proxy); for each class Pave starts with an empty
+	// local cache, and page caches are dropped before every query.
 	if pave, err = startPave(paveDir, time.Minute); err != nil {
 		return err
 	}
@@ -618,20 +711,30 @@ func run(lines, passes, lookups int, vlBin, work string) error {
 	}
 	resp.Body.Close()
 	pave.stop()
-	os.RemoveAll(filepath.Join(paveDir, "cache"))
-	if pave, err = startPave(paveDir, -1); err != nil {
-		return err
-	}
 	if vl, err = startVL(vlBin, vlDir); err != nil {
-		pave.stop()
 		return err
 	}
-	blobP, blobV, err := lookupPhase("blob", pave, vl)
-	stopAll()
+	pave = nil
+	blobRSS := int64(0)
+	blobPhase := func(c *queryClass) error {
+		if pave != nil {
+			blobRSS = max(blobRSS, peakRSS(pave.pid()))
+			pave.stop()
+		}
+		os.RemoveAll(filepath.Join(paveDir, "cache"))
+		pave, err = startPave(paveDir, -1)
+		return err
+	}
+	err = phase("blob", vl, blobPhase)
+	if pave != nil {
+		blobRSS = max(blobRSS, peakRSS(pave.pid()))
+		pave.stop()
+	}
+	vl.stop()
 	if err != nil {
 		return err
 	}
-	blobBytes := dirSize(filepath.Join(work, "pave-blob"))
+	blobBytes := sw.bytes()
 
 	fmt.Println()
 	fmt.Printf("ingest per CPU-second, compaction and final flush included (median of %d passes; ratio min..max):\n", len(ratios))
@@ -641,14 +744,20 @@ func run(lines, passes, lookups int, vlBin, work string) error {
 	fmt.Printf("  batches refused with 429 and sent again: pave %d, victorialogs %d (of %d)\n", paveBusy, vlBusy, len(ds.batches))
 	fmt.Printf("bytes per line on disk: pave %.1f, victorialogs %.1f, ratio %.2f× (pave in the blob store: %.1f)\n",
 		float64(paveBytes)/float64(ds.lines), float64(vlBytes)/float64(ds.lines), float64(paveBytes)/float64(vlBytes), float64(blobBytes)/float64(ds.lines))
-	for _, ph := range []struct {
-		name string
-		a, b []time.Duration
-	}{{"hot", hotP, hotV}, {"cold (restarted)", coldP, coldV}, {"pave cold-from-blob vs victorialogs cold", blobP, blobV}} {
-		fmt.Printf("trace lookup %s, %d traces: pave p50 %s p99 %s, victorialogs p50 %s p99 %s, ratio p50 %.2f× p99 %.2f×\n", ph.name, len(ph.a),
-			ms(pct(ph.a, .5)), ms(pct(ph.a, .99)), ms(pct(ph.b, .5)), ms(pct(ph.b, .99)),
-			float64(pct(ph.a, .5))/float64(pct(ph.b, .5)), float64(pct(ph.a, .99))/float64(pct(ph.b, .99)))
+	fmt.Printf("queries (latency per query, pave beside victorialogs, ratio of medians; cold = restarted, page cache dropped before each query; blob = pave reading S3 with %s added per request, victorialogs cold):\n", s3Delay)
+	for _, ph := range []string{"hot", "cold", "blob"} {
+		for _, c := range classes {
+			r := results[ph][c.name]
+			if r == nil || len(r.p) == 0 {
+				continue
+			}
+			fmt.Printf("  %-5s %-34s n=%-3d pave p50 %9s p99 %9s  victorialogs p50 %9s p99 %9s  ratio p50 %.2f× p99 %.2f×\n", ph, c.name, len(r.p),
+				ms(pct(r.p, .5)), ms(pct(r.p, .99)), ms(pct(r.v, .5)), ms(pct(r.v, .99)),
+				float64(pct(r.p, .5))/float64(pct(r.v, .5)), float64(pct(r.p, .99))/float64(pct(r.v, .99)))
+		}
 	}
+	fmt.Printf("peak RSS cold queries: pave %.1f MiB, victorialogs %.1f MiB, ratio %.2f×; pave reading the blob store %.1f MiB\n",
+		float64(paveColdRSS)/(1<<20), float64(vlColdRSS)/(1<<20), float64(paveColdRSS)/float64(vlColdRSS), float64(blobRSS)/(1<<20))
 	fmt.Printf("peak RSS during ingest: pave %.1f MiB, victorialogs %.1f MiB, ratio %.2f×\n",
 		float64(paveIngestRSS)/(1<<20), float64(vlIngestRSS)/(1<<20), float64(paveIngestRSS)/float64(vlIngestRSS))
 	fmt.Printf("peak RSS with compaction and hot lookups: pave %.1f MiB, victorialogs %.1f MiB, ratio %.2f×\n",
