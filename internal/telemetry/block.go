@@ -1,6 +1,7 @@
 package telemetry
 
 import (
+	"bytes"
 	"cmp"
 	"encoding/binary"
 	"encoding/hex"
@@ -12,6 +13,7 @@ import (
 	"math"
 	"slices"
 	"sort"
+	"strconv"
 	"sync"
 	"time"
 
@@ -647,6 +649,12 @@ func decodeLogBlock(data io.ReaderAt, m *blockMeta) ([]Log, error) {
 // columns are decompressed and walked only if a row matches, materialising
 // nothing for the rows that do not.
 func decodeLogRows(data io.ReaderAt, m *blockMeta, traceID string) ([]Log, error) {
+	return decodeLogRowsWhere(data, m, traceID, nil)
+}
+
+// decodeLogRowsWhere is decodeLogRows that also tests f on each row's raw
+// columns first and materialises only the rows f keeps.
+func decodeLogRowsWhere(data io.ReaderAt, m *blockMeta, traceID string, f *rowFilter) ([]Log, error) {
 	var out []Log
 	key := hashKey(traceID)
 	for gi := range m.Groups {
@@ -658,14 +666,14 @@ func decodeLogRows(data io.ReaderAt, m *blockMeta, traceID string) ([]Log, error
 		if err != nil {
 			return nil, err
 		}
-		if out, err = decodeLogGroup(out, gd, m, g, traceID); err != nil {
+		if out, err = decodeLogGroup(out, gd, m, g, traceID, f); err != nil {
 			return nil, err
 		}
 	}
 	return out, nil
 }
 
-func decodeLogGroup(out []Log, data io.ReaderAt, m *blockMeta, g *groupMeta, traceID string) ([]Log, error) {
+func decodeLogGroup(out []Log, data io.ReaderAt, m *blockMeta, g *groupMeta, traceID string, f *rowFilter) ([]Log, error) {
 	var take []bool
 	if traceID != "" {
 		tc, err := groupColumn(data, m, g, "trace")
@@ -694,6 +702,31 @@ func decodeLogGroup(out []Log, data io.ReaderAt, m *blockMeta, g *groupMeta, tra
 	for i, n := range logColumns {
 		if col[i] = cols[n]; col[i] == nil {
 			return nil, fmt.Errorf("%w: block %s lacks column %s", ErrCorrupt, m.Name, n)
+		}
+	}
+	if f != nil {
+		// A first pass over copies of the few columns the filter reads;
+		// the rows it rejects are skipped below without being decoded.
+		if take == nil {
+			take = make([]bool, g.Rows)
+			for i := range take {
+				take[i] = true
+			}
+		}
+		tc, sc, mc, stc, ac := *col[0], *col[1], *col[4], *col[10], *col[17]
+		found := false
+		var t int64
+		for i := 0; i < g.Rows; i++ {
+			t += tc.varint()
+			svc, msg, st := sc.rawStr(), mc.rawStr(), stc.varint()
+			before := ac.b
+			ac.skipAttrs()
+			attrs := before[:len(before)-len(ac.b)]
+			take[i] = take[i] && f.keeps(t, svc, msg, st, attrs)
+			found = found || take[i]
+		}
+		if tc.err == nil && sc.err == nil && mc.err == nil && stc.err == nil && ac.err == nil && !found {
+			return out, nil
 		}
 	}
 	in := func(i int) *interned { return &interned{d: col[i], seen: map[string]string{}} }
@@ -746,6 +779,58 @@ func groupColumn(data io.ReaderAt, m *blockMeta, g *groupMeta, name string) (*de
 		}
 	}
 	return nil, fmt.Errorf("%w: block %s lacks column %s", ErrCorrupt, m.Name, name)
+}
+
+// rawStr returns the next string's bytes without copying them.
+func (d *dec) rawStr() []byte {
+	n := d.uvarint()
+	if d.err != nil || n > uint64(len(d.b)) {
+		if d.err == nil {
+			d.err = errShort
+		}
+		return nil
+	}
+	b := d.b[:n]
+	d.b = d.b[n:]
+	return b
+}
+
+// rowFilter is the part of a query that can be tested on a row's raw
+// columns before the row is decoded, so rows it rejects are never
+// materialised. It may keep rows the query then rejects (the query tests
+// every row it gets), never reject one the query would keep.
+type rowFilter struct {
+	from, to  int64
+	service   string
+	hasStatus bool
+	status    int64
+	contains  []byte
+}
+
+func (q *Query) rowFilter() *rowFilter {
+	f := &rowFilter{from: math.MinInt64, to: math.MaxInt64, service: q.Service, contains: []byte(q.Contains)}
+	if !q.From.IsZero() {
+		f.from = q.From.UnixNano()
+	}
+	if !q.To.IsZero() {
+		f.to = q.To.UnixNano()
+	}
+	for _, m := range q.Where {
+		// status=V holds only for the row whose status prints as V.
+		if n, err := strconv.Atoi(m.Value); m.Key == "status" && !m.Not && err == nil {
+			f.hasStatus, f.status = true, int64(n)
+		}
+	}
+	return f
+}
+
+func (f *rowFilter) keeps(t int64, service, message []byte, status int64, attrs []byte) bool {
+	if t < f.from || t >= f.to || f.service != "" && string(service) != f.service || f.hasStatus && status != f.status {
+		return false
+	}
+	// The attributes' raw bytes hold every value whole, so a phrase in a
+	// value is found there (and sometimes a phrase that is not: kept).
+	return len(f.contains) == 0 || bytes.Contains(message, f.contains) || bytes.Contains(attrs, f.contains)
 }
 
 func (d *dec) skipStr() {

@@ -134,9 +134,14 @@ func (s *Embedded) decodeLogs(ctx context.Context, c candidate) ([]Log, error) {
 
 // decodeLogsOf reads a block's lines, only those of traceID when set.
 func (s *Embedded) decodeLogsOf(ctx context.Context, c candidate, traceID string) ([]Log, error) {
+	return s.decodeLogsWhere(ctx, c, traceID, nil)
+}
+
+// decodeLogsWhere reads the block's lines f keeps (all when f is nil).
+func (s *Embedded) decodeLogsWhere(ctx context.Context, c candidate, traceID string, f *rowFilter) ([]Log, error) {
 	var out []Log
 	err := s.withBlock(ctx, c, func(src io.ReaderAt) (err error) {
-		out, err = decodeLogRows(src, c.meta, traceID)
+		out, err = decodeLogRowsWhere(src, c.meta, traceID, f)
 		return err
 	})
 	return out, err

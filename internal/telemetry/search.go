@@ -44,6 +44,7 @@ func (s *Embedded) Query(ctx context.Context, q Query) (Result, error) {
 	s.mu.RUnlock()
 	var warnings []string
 	blocks := s.blocksFor(q.mayMatchBlock)
+	rows := q.rowFilter()
 	for i, c := range blocks {
 		if err := ctx.Err(); err != nil {
 			return Result{}, err
@@ -57,7 +58,7 @@ func (s *Embedded) Query(ctx context.Context, q Query) (Result, error) {
 				break
 			}
 		}
-		logs, err := s.decodeLogsOf(ctx, c, q.TraceID)
+		logs, err := s.decodeLogsWhere(ctx, c, q.TraceID, rows)
 		if err != nil {
 			warnings = append(warnings, err.Error())
 			continue
