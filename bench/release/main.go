@@ -206,7 +206,7 @@ func Report(w io.Writer, results []Result) bool {
 	fmt.Fprintf(w, "blast50 = median failed requests served by the new version until the decision; samples = median canary requests until a rollback.\n")
 
 	cfg := analysis.DefaultConfig()
-	perTest := cfg.Alpha / float64(2*(1+len(Routes)))
+	perTest := cfg.AlphaPerTest()
 	fmt.Fprintf(w, "\nSamples to decision vs the SPRT optimum (Wald's expected sample size for an oracle that knows both rates, β=%.2g):\n", cfg.Beta)
 	for _, c := range []struct {
 		name string
