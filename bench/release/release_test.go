@@ -18,7 +18,7 @@ func TestSmallBenchmark(t *testing.T) {
 		switch {
 		case strings.HasPrefix(sc.Name, "low traffic"):
 			sc.Runs = 2
-		case sc.Name == "healthy (A/A)":
+		case strings.Contains(sc.Name, "healthy (A/A)"):
 			sc.Runs = 20
 		}
 		if raceEnabled {
@@ -27,9 +27,9 @@ func TestSmallBenchmark(t *testing.T) {
 		keep = append(keep, sc)
 	}
 	results := Run(keep, 42, 2)
-	by := map[string][2]Summary{}
+	by := map[string][3]Summary{}
 	for _, r := range results {
-		by[r.Scenario.Name] = [2]Summary{summarize(r.Scenario, r.Pave), summarize(r.Scenario, r.Flagger)}
+		by[r.Scenario.Name] = [3]Summary{summarize(r.Scenario, r.Outcomes[0]), summarize(r.Scenario, r.Outcomes[1]), summarize(r.Scenario, r.Outcomes[2])}
 	}
 	healthy := by["healthy (A/A)"]
 	if healthy[0].FalseRollbacks > 1 {
@@ -41,7 +41,8 @@ func TestSmallBenchmark(t *testing.T) {
 	if !(healthy[0].PromoteMedian < healthy[1].PromoteMedian/4) {
 		t.Errorf("healthy: pave reached 100%% after %v simulated s, flagger after %v; want under a quarter", healthy[0].PromoteMedian, healthy[1].PromoteMedian)
 	}
-	for _, name := range []string{"errors +5 points", "errors +1 point", "p99 +100 ms", "route 2% errors +20 points"} {
+	for _, name := range []string{"errors +5 points", "errors +1 point", "p99 +100 ms", "latency +20%", "route 2% errors +20 points",
+		"drift under load, latency +20%", "two datacenters, +5 points in dc2 only"} {
 		s := by[name][0]
 		if s.Caught != s.Runs {
 			t.Errorf("%s: pave caught %d of %d", name, s.Caught, s.Runs)
@@ -53,8 +54,17 @@ func TestSmallBenchmark(t *testing.T) {
 	if p, f := by["errors +5 points"][0], by["errors +5 points"][1]; !(p.BlastMedian <= 0.05*f.BlastMedian) {
 		t.Errorf("+5 points: blast radius %v vs baseline %v, want ≤ 0.05x", p.BlastMedian, f.BlastMedian)
 	}
-	if f := by["route 2% errors +20 points"][1]; f.ShippedBad != f.Runs {
-		t.Errorf("the baseline should miss the route-local regression (it hides in the aggregate): shipped %d of %d", f.ShippedBad, f.Runs)
+	for p := 1; p <= 2; p++ {
+		if f := by["route 2% errors +20 points"][p]; f.ShippedBad != f.Runs {
+			t.Errorf("%s should miss the route-local regression (it hides in the aggregate): shipped %d of %d", policyNames[p], f.ShippedBad, f.Runs)
+		}
+	}
+	// Drift under load and a second, slower datacenter are not the
+	// new version's fault.
+	for _, name := range []string{"drift under load, healthy (A/A)", "two datacenters, healthy (A/A)"} {
+		if s := by[name][0]; s.FalseRollbacks > 1 || s.Promoted < s.Runs-1 {
+			t.Errorf("%s: pave rolled back %d and promoted %d of %d", name, s.FalseRollbacks, s.Promoted, s.Runs)
+		}
 	}
 	if f := by["errors +5 points"][1]; f.Caught != f.Runs {
 		t.Errorf("the baseline should catch +5 points: %d of %d", f.Caught, f.Runs)
