@@ -163,7 +163,7 @@ func main() {
 	flag.Parse()
 	start := time.Now()
 	scs := Scenarios(*scale)
-	fmt.Fprintf(os.Stderr, "simulating %d scenarios, both policies, on %d workers...\n", len(scs), *workers)
+	fmt.Fprintf(os.Stderr, "simulating %d scenarios, three policies, on %d workers...\n", len(scs), *workers)
 	results := Run(scs, *seed, *workers)
 	ok := Report(os.Stdout, results)
 	fmt.Printf("\n(simulated in %.1fs of wall time)\n", time.Since(start).Seconds())
