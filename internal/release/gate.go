@@ -73,6 +73,22 @@ func (e *Engine) reconcileGate(ctx context.Context, r *Release, ver *int64, seam
 	if r.Status.Phase == Paused || e.clock.Now().Sub(r.Status.StepStarted) < r.Spec.WaveGate.D() {
 		return e.noteDecision(ctx, r, ver, d)
 	}
+	if d.Verdict == analysis.Hold {
+		// A suspicious (or still too thin) gate holds the next wave back,
+		// like a step; past maxHold a person decides.
+		now := e.clock.Now().UTC()
+		if r.Status.HoldSince.IsZero() {
+			r.Status.HoldSince = now
+		}
+		if held := now.Sub(r.Status.HoldSince); held > r.Spec.MaxHold.D() {
+			r.Status.Phase = Paused
+			r.Status.Message = fmt.Sprintf("paused for a person: inconclusive for %s at the gate after wave %d: %s", held.Round(time.Second), r.Status.Wave+1, d.Reason)
+			r.Status.HoldSince = time.Time{}
+			r.Status.Decision, r.Status.DecisionAt = &d, now
+			return e.commit(ctx, r, ver, "paused", map[string]any{"reason": r.Status.Message, "decision": d})
+		}
+		return e.noteDecision(ctx, r, ver, d)
+	}
 	snap, err := e.measureAfterGate(ctx, r, seams)
 	if err != nil {
 		return err // nothing stored: the gate is simply passed again next time
