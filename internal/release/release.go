@@ -150,24 +150,25 @@ type Status struct {
 	StepStarted time.Time `json:"stepStarted,omitzero"`
 	// StepBaseline holds the cumulative counters of the canary and stable
 	// at the start of the step: the current window is now minus this.
-	StepBaseline stats.Snapshot    `json:"stepBaseline,omitempty"`
-	Evidence     analysis.Evidence `json:"evidence"`
-	// CrossBaseline holds, during a gate, the counters the cross-cluster
-	// report starts from: the canary in the finished wave, stable in the
-	// waves to come (reported, never judged; see gate.go).
-	CrossBaseline stats.Snapshot     `json:"crossBaseline,omitempty"`
-	Decision      *analysis.Decision `json:"decision,omitempty"`
-	DecisionAt    time.Time          `json:"decisionAt,omitzero"`
-	HoldSince     time.Time          `json:"holdSince,omitzero"`
-	Started       time.Time          `json:"started,omitzero"`
-	Finished      time.Time          `json:"finished,omitzero"`
-	ScaleDownAt   time.Time          `json:"scaleDownAt,omitzero"`
-	ScaledDown    bool               `json:"scaledDown"`
+	StepBaseline stats.Snapshot     `json:"stepBaseline,omitempty"`
+	Evidence     analysis.Evidence  `json:"evidence"`
+	Decision     *analysis.Decision `json:"decision,omitempty"`
+	DecisionAt   time.Time          `json:"decisionAt,omitzero"`
+	HoldSince    time.Time          `json:"holdSince,omitzero"`
+	Started      time.Time          `json:"started,omitzero"`
+	Finished     time.Time          `json:"finished,omitzero"`
+	ScaleDownAt  time.Time          `json:"scaleDownAt,omitzero"`
+	ScaledDown   bool               `json:"scaledDown"`
 	// Wave indexes the wave whose clusters run the canary's steps; Gate
 	// is true while the finished wave Wave is judged before the next.
 	Wave     int             `json:"wave"`
 	Gate     bool            `json:"gate,omitempty"`
 	Clusters []ClusterStatus `json:"clusters,omitempty"`
+
+	// CrossBaseline holds, during a gate, the counters the cross-cluster
+	// report starts from: the canary in the finished wave, stable in the
+	// waves to come (reported, never judged; see gate.go).
+	CrossBaseline stats.Snapshot `json:"crossBaseline,omitempty"`
 }
 
 // Waves returns the number of waves.
