@@ -1,8 +1,9 @@
 // Command release is the release-safety benchmark: it runs Pave's release
-// engine (the real engine code, on a simulated clock) and a baseline that
-// reproduces Flagger's documented Istio example side by side on the same
-// simulated traffic, and prints detection times, blast radius, false
-// rollbacks, time to 100% and the ratios between the two.
+// engine (the real engine code, on a simulated clock) and two baselines
+// side by side on the same simulated traffic: Flagger's documented Istio
+// example, and Flagger configured as tightly as its documentation allows.
+// It prints detection times, blast radius, false rollbacks, time to 100%
+// and the ratios to each baseline.
 //
 //	go run ./bench/release            # default run, well under a minute
 //	go run ./bench/release -scale 0.2 # quicker, fewer runs
@@ -29,39 +30,56 @@ func Scenarios(scale float64) []Scenario {
 	runs := func(n int) int { return max(5, int(math.Round(float64(n)*scale))) }
 	uniform := func(b Behaviour) func(int) Behaviour { return func(int) Behaviour { return b } }
 	base := Behaviour{ErrorRate: stableErrorRate, LatencyScale: 1}
+	// Load rising over the release: latency and errors of both versions
+	// up by 30% over five minutes (50 → 65 ms median).
+	drift := func(sec int) float64 { return 1 + 0.3*math.Min(1, float64(sec)/300) }
+	// The second datacenter: 0.5 point more errors and 20% slower (about
+	// +10 ms at the median) for both versions.
+	otherDC := &Behaviour{ErrorRate: 0.005, LatencyScale: 1.2}
 	return []Scenario{
 		{Name: "healthy (A/A)", RPS: 1000, Runs: runs(250), Canary: uniform(base)},
 		{Name: "errors +5 points", RPS: 1000, Runs: runs(100), Bad: true, Canary: uniform(Behaviour{ErrorRate: stableErrorRate + 0.05, LatencyScale: 1})},
 		{Name: "errors +1 point", RPS: 1000, Runs: runs(100), Bad: true, Canary: uniform(Behaviour{ErrorRate: stableErrorRate + 0.01, LatencyScale: 1})},
 		{Name: "p99 +100 ms", RPS: 1000, Runs: runs(100), Bad: true, Canary: uniform(Behaviour{ErrorRate: stableErrorRate, LatencyScale: 1.5})},
+		{Name: "latency +20%", RPS: 1000, Runs: runs(100), Bad: true, Canary: uniform(Behaviour{ErrorRate: stableErrorRate, LatencyScale: 1.2})},
 		{Name: "route 2% errors +20 points", RPS: 1000, Runs: runs(100), Bad: true, Canary: func(route int) Behaviour {
-			if Routes[route].Name == "/api/orders" {
+			if Routes[route].Name == "POST /v1/pay" {
 				return Behaviour{ErrorRate: stableErrorRate + 0.20, LatencyScale: 1}
 			}
 			return base
 		}},
+		{Name: "drift under load, healthy (A/A)", RPS: 1000, Runs: runs(250), Canary: uniform(base), Drift: drift},
+		{Name: "drift under load, latency +20%", RPS: 1000, Runs: runs(100), Bad: true, Canary: uniform(Behaviour{ErrorRate: stableErrorRate, LatencyScale: 1.2}), Drift: drift},
+		{Name: "two datacenters, healthy (A/A)", RPS: 1000, Runs: runs(100), Canary: uniform(base), SecondDC: otherDC},
+		{Name: "two datacenters, +5 points in dc2 only", RPS: 1000, Runs: runs(100), Bad: true, Canary: uniform(base), SecondDC: otherDC,
+			SecondCanary: uniform(Behaviour{ErrorRate: stableErrorRate + 0.05, LatencyScale: 1})},
 		{Name: "low traffic 10 rps, errors +5 points", RPS: 10, Runs: runs(40), Bad: true, Canary: uniform(Behaviour{ErrorRate: stableErrorRate + 0.05, LatencyScale: 1})},
 		{Name: "low traffic 10 rps, healthy", RPS: 10, Runs: runs(40), Canary: uniform(base)},
 	}
 }
 
-// Result gathers one policy's outcomes on one scenario.
+// Policies, in the order of Result.Outcomes.
+var policyNames = []string{"pave", "flagger", "flagger-tight"}
+
+// Result gathers each policy's outcomes on one scenario.
 type Result struct {
 	Scenario Scenario
-	Pave     []Outcome
-	Flagger  []Outcome
+	Outcomes [3][]Outcome // by policyNames
 }
 
 const maxSimSeconds = 1200
 
-// Run simulates every scenario with both policies on the same seeds.
+// Run simulates every scenario with every policy on the same seeds.
 func Run(scenarios []Scenario, seed uint64, workers int) []Result {
 	out := make([]Result, len(scenarios))
 	type job struct{ s, i int }
 	jobs := make(chan job)
 	var wg sync.WaitGroup
 	for i, sc := range scenarios {
-		out[i] = Result{Scenario: sc, Pave: make([]Outcome, sc.Runs), Flagger: make([]Outcome, sc.Runs)}
+		out[i] = Result{Scenario: sc}
+		for p := range out[i].Outcomes {
+			out[i].Outcomes[p] = make([]Outcome, sc.Runs)
+		}
 	}
 	for range workers {
 		wg.Add(1)
@@ -70,8 +88,9 @@ func Run(scenarios []Scenario, seed uint64, workers int) []Result {
 			for j := range jobs {
 				sc := scenarios[j.s]
 				s := seed + uint64(j.s)*1_000_003 + uint64(j.i)
-				out[j.s].Pave[j.i] = runPave(sc, s, maxSimSeconds)
-				out[j.s].Flagger[j.i] = runFlagger(sc, s, maxSimSeconds)
+				out[j.s].Outcomes[0][j.i] = runPave(sc, s, maxSimSeconds)
+				out[j.s].Outcomes[1][j.i] = runFlagger(flaggerExample, sc, s, maxSimSeconds)
+				out[j.s].Outcomes[2][j.i] = runFlagger(flaggerTight, sc, s, maxSimSeconds)
 			}
 		}()
 	}
@@ -144,7 +163,7 @@ func main() {
 	flag.Parse()
 	start := time.Now()
 	scs := Scenarios(*scale)
-	fmt.Fprintf(os.Stderr, "simulating %d scenarios, both policies, on %d workers...\n", len(scs), *workers)
+	fmt.Fprintf(os.Stderr, "simulating %d scenarios, three policies, on %d workers...\n", len(scs), *workers)
 	results := Run(scs, *seed, *workers)
 	ok := Report(os.Stdout, results)
 	fmt.Printf("\n(simulated in %.1fs of wall time)\n", time.Since(start).Seconds())
@@ -177,26 +196,29 @@ func ratio(a, b float64) string {
 // Report prints the tables and the goals; it returns whether every goal
 // was met.
 func Report(w io.Writer, results []Result) bool {
-	fmt.Fprintf(w, "Release safety: Pave's engine vs Flagger's Istio example, same simulated traffic\n")
-	fmt.Fprintf(w, "(stable: %.1f%% errors, latency log-normal median %d ms, p99 200 ms; routes / 50%%, /api/items 48%%, /api/orders 2%%)\n\n",
-		100*stableErrorRate, latencyMedianMs)
-	fmt.Fprintf(w, "%-38s %-8s %5s %7s %6s %6s %8s %8s %8s %8s %7s\n",
+	fmt.Fprintf(w, "Release safety: Pave's engine vs Flagger's Istio example and Flagger at its tightest, same simulated traffic\n")
+	fmt.Fprintf(w, "(stable: %.1f%% errors, latency log-normal median %d ms, p99 200 ms; routes %s 50%%, %s 48%%, %s 2%%)\n",
+		100*stableErrorRate, latencyMedianMs, Routes[0].Name, Routes[1].Name, Routes[2].Name)
+	fmt.Fprintf(w, "(flagger: interval 1m, threshold 5, stepWeight 10 to 50; flagger-tight: stepWeights [1 5 10 25 50], interval 10s, threshold 2;\n")
+	fmt.Fprintf(w, " both: success rate ≥ 99%% and p99 ≤ 500 ms over 1m)\n\n")
+	fmt.Fprintf(w, "%-40s %-13s %5s %7s %6s %6s %8s %8s %8s %8s %7s\n",
 		"scenario", "policy", "runs", "caught", "shipped", "paused", "det.p50", "det.p95", "blast50", "to100%", "samples")
-	sums := map[string][2]Summary{}
+	sums := map[string][3]Summary{}
 	for _, r := range results {
-		p, f := summarize(r.Scenario, r.Pave), summarize(r.Scenario, r.Flagger)
-		sums[r.Scenario.Name] = [2]Summary{p, f}
-		for i, s := range []Summary{p, f} {
-			name := []string{"pave", "flagger"}[i]
-			fmt.Fprintf(w, "%-38s %-8s %5d %7d %6d %6d %8s %8s %8s %8s %7s\n", r.Scenario.Name, name, s.Runs, s.Caught, s.ShippedBad,
+		var ss [3]Summary
+		for p := range ss {
+			ss[p] = summarize(r.Scenario, r.Outcomes[p])
+			s := ss[p]
+			fmt.Fprintf(w, "%-40s %-13s %5d %7d %6d %6d %8s %8s %8s %8s %7s\n", r.Scenario.Name, policyNames[p], s.Runs, s.Caught, s.ShippedBad,
 				s.Paused, fmtS(s.DetectMedian), fmtS(s.DetectP95), fmtN(s.BlastMedian), fmtS(s.PromoteMedian), fmtN(s.SamplesMedian))
 		}
+		sums[r.Scenario.Name] = ss
 	}
 	for _, r := range results {
 		if r.Scenario.Bad {
 			continue
 		}
-		for i, o := range r.Pave {
+		for i, o := range r.Outcomes[0] {
 			if o.Phase == "rolled_back" || o.Phase == "failed" {
 				fmt.Fprintf(w, "  false rollback in %q run %d at %.0fs: %s\n", r.Scenario.Name, i, o.DecidedAt, o.Reason)
 			}
@@ -206,7 +228,7 @@ func Report(w io.Writer, results []Result) bool {
 	fmt.Fprintf(w, "blast50 = median failed requests served by the new version until the decision; samples = median canary requests until a rollback.\n")
 
 	cfg := analysis.DefaultConfig()
-	perTest := cfg.Alpha / float64(2*(1+len(Routes)))
+	perTest := cfg.AlphaPerTest()
 	fmt.Fprintf(w, "\nSamples to decision vs the SPRT optimum (Wald's expected sample size for an oracle that knows both rates, β=%.2g):\n", cfg.Beta)
 	for _, c := range []struct {
 		name string
@@ -218,35 +240,65 @@ func Report(w io.Writer, results []Result) bool {
 			c.name, fmtN(s.SamplesMedian), opt, perTest, waldOptimum(c.rate, cfg.Alpha, cfg.Beta), cfg.Alpha, ratio(s.SamplesMedian, opt))
 	}
 
-	healthy := sums["healthy (A/A)"]
+	fr := func(s Summary) float64 { return float64(s.FalseRollbacks) / float64(max(1, s.Runs)) }
 	e5 := sums["errors +5 points"]
+	e1 := sums["errors +1 point"]
+	healthy := sums["healthy (A/A)"]
+	fmt.Fprintf(w, "\nRatios (pave / baseline, same traffic):            vs flagger example         vs flagger-tight\n")
+	row := func(name string, get func(Summary) float64, f func(float64) string, ss [3]Summary) {
+		fmt.Fprintf(w, "  %-36s %-8s %8s vs %-6s = %-8s %8s vs %-6s = %s\n", name, "", f(get(ss[0])), f(get(ss[1])), ratio(get(ss[0]), get(ss[1])),
+			f(get(ss[0])), f(get(ss[2])), ratio(get(ss[0]), get(ss[2])))
+	}
+	det := func(s Summary) float64 { return s.DetectMedian }
+	blast := func(s Summary) float64 { return s.BlastMedian }
+	promote := func(s Summary) float64 { return s.PromoteMedian }
+	row("+5 points detection median", det, fmtS, e5)
+	row("+5 points blast radius", blast, fmtN, e5)
+	row("+1 point blast radius", blast, fmtN, e1)
+	row("healthy time to 100%", promote, fmtS, healthy)
+	for _, name := range []string{"healthy (A/A)", "drift under load, healthy (A/A)", "two datacenters, healthy (A/A)"} {
+		ss := sums[name]
+		fmt.Fprintf(w, "  false rollbacks, %-31s %d/%d (%.2f%%) vs %d/%d (%.2f%%) vs %d/%d (%.2f%%)\n", name, ss[0].FalseRollbacks, ss[0].Runs, 100*fr(ss[0]),
+			ss[1].FalseRollbacks, ss[1].Runs, 100*fr(ss[1]), ss[2].FalseRollbacks, ss[2].Runs, 100*fr(ss[2]))
+	}
+
 	route := sums["route 2% errors +20 points"]
 	lat := sums["p99 +100 ms"]
-	fmt.Fprintf(w, "\nRatios (pave / flagger, same traffic):\n")
-	fmt.Fprintf(w, "  +5 points detection median   %s vs %s = %s\n", fmtS(e5[0].DetectMedian), fmtS(e5[1].DetectMedian), ratio(e5[0].DetectMedian, e5[1].DetectMedian))
-	fmt.Fprintf(w, "  +5 points blast radius       %s vs %s = %s\n", fmtN(e5[0].BlastMedian), fmtN(e5[1].BlastMedian), ratio(e5[0].BlastMedian, e5[1].BlastMedian))
-	e1 := sums["errors +1 point"]
-	fmt.Fprintf(w, "  +1 point blast radius        %s vs %s = %s\n", fmtN(e1[0].BlastMedian), fmtN(e1[1].BlastMedian), ratio(e1[0].BlastMedian, e1[1].BlastMedian))
-	fmt.Fprintf(w, "  healthy time to 100%%         %s vs %s = %s\n", fmtS(healthy[0].PromoteMedian), fmtS(healthy[1].PromoteMedian), ratio(healthy[0].PromoteMedian, healthy[1].PromoteMedian))
-	fr := func(s Summary) float64 { return float64(s.FalseRollbacks) / float64(s.Runs) }
-	fmt.Fprintf(w, "  false rollbacks              %d/%d (%.2f%%) vs %d/%d (%.2f%%)\n", healthy[0].FalseRollbacks, healthy[0].Runs, 100*fr(healthy[0]),
-		healthy[1].FalseRollbacks, healthy[1].Runs, 100*fr(healthy[1]))
-
-	goals := []struct {
+	lat20 := sums["latency +20%"]
+	driftAA := sums["drift under load, healthy (A/A)"]
+	driftLat := sums["drift under load, latency +20%"]
+	dcAA := sums["two datacenters, healthy (A/A)"]
+	dcBad := sums["two datacenters, +5 points in dc2 only"]
+	var falseAll, runsAll int
+	for _, name := range []string{"healthy (A/A)", "drift under load, healthy (A/A)", "two datacenters, healthy (A/A)"} {
+		falseAll += sums[name][0].FalseRollbacks
+		runsAll += sums[name][0].Runs
+	}
+	type goal struct {
 		name string
 		ok   bool
-	}{
-		{fmt.Sprintf("+5-point errors caught in a median ≤ 20 s at 1%% weight (%s, %d/%d caught)", fmtS(e5[0].DetectMedian), e5[0].Caught, e5[0].Runs),
-			e5[0].DetectMedian <= 20 && e5[0].Caught == e5[0].Runs},
-		{fmt.Sprintf("blast radius ≤ 0.05x the baseline's on +5 points (%s)", ratio(e5[0].BlastMedian, e5[1].BlastMedian)),
-			e5[0].BlastMedian <= 0.05*e5[1].BlastMedian},
-		{fmt.Sprintf("route-local regression caught (%d/%d) and missed by the baseline (shipped %d/%d)", route[0].Caught, route[0].Runs, route[1].ShippedBad, route[1].Runs),
-			route[0].Caught == route[0].Runs && route[1].ShippedBad > route[1].Runs/2},
-		{fmt.Sprintf("latency regression caught (%d/%d)", lat[0].Caught, lat[0].Runs), lat[0].Caught == lat[0].Runs},
-		{fmt.Sprintf("false rollbacks ≤ 1%% (%.2f%% over %d healthy runs)", 100*fr(healthy[0]), healthy[0].Runs), fr(healthy[0]) <= 0.01},
-		{fmt.Sprintf("healthy releases reach 100%% in ≤ 0.25x the baseline's time (%s)", ratio(healthy[0].PromoteMedian, healthy[1].PromoteMedian)),
-			healthy[0].PromoteMedian <= 0.25*healthy[1].PromoteMedian && healthy[0].Promoted == healthy[0].Runs-healthy[0].FalseRollbacks},
 	}
+	var goals []goal
+	goals = append(goals, goal{fmt.Sprintf("+5-point errors caught in a median ≤ 20 s at 1%% weight (%s, %d/%d caught)", fmtS(e5[0].DetectMedian), e5[0].Caught, e5[0].Runs),
+		e5[0].DetectMedian <= 20 && e5[0].Caught == e5[0].Runs})
+	for p := 1; p <= 2; p++ {
+		goals = append(goals,
+			goal{fmt.Sprintf("blast radius ≤ 0.05x %s's on +5 points (%s)", policyNames[p], ratio(e5[0].BlastMedian, e5[p].BlastMedian)),
+				e5[0].BlastMedian <= 0.05*e5[p].BlastMedian},
+			goal{fmt.Sprintf("route-local regression caught (%d/%d) and missed by %s (shipped %d/%d)", route[0].Caught, route[0].Runs, policyNames[p], route[p].ShippedBad, route[p].Runs),
+				route[0].Caught == route[0].Runs && route[p].ShippedBad > route[p].Runs/2},
+			goal{fmt.Sprintf("healthy releases reach 100%% in ≤ 0.25x %s's time (%s)", policyNames[p], ratio(healthy[0].PromoteMedian, healthy[p].PromoteMedian)),
+				healthy[0].PromoteMedian <= 0.25*healthy[p].PromoteMedian && healthy[0].Promoted == healthy[0].Runs-healthy[0].FalseRollbacks},
+		)
+	}
+	goals = append(goals,
+		goal{fmt.Sprintf("latency regressions caught (p99 +100 ms %d/%d; +20%% %d/%d; +20%% under drift %d/%d)", lat[0].Caught, lat[0].Runs, lat20[0].Caught, lat20[0].Runs, driftLat[0].Caught, driftLat[0].Runs),
+			lat[0].Caught == lat[0].Runs && lat20[0].Caught == lat20[0].Runs && driftLat[0].Caught == driftLat[0].Runs},
+		goal{fmt.Sprintf("a fault in the second datacenter only is caught (%d/%d)", dcBad[0].Caught, dcBad[0].Runs), dcBad[0].Caught == dcBad[0].Runs},
+		goal{fmt.Sprintf("false rollbacks ≤ α = 1%% over every A/A scenario (%d/%d = %.2f%%; drift %d/%d, two datacenters %d/%d)", falseAll, runsAll,
+			100*float64(falseAll)/float64(max(1, runsAll)), driftAA[0].FalseRollbacks, driftAA[0].Runs, dcAA[0].FalseRollbacks, dcAA[0].Runs),
+			float64(falseAll) <= 0.01*float64(runsAll)},
+	)
 	fmt.Fprintf(w, "\nGoals:\n")
 	all := true
 	for _, g := range goals {

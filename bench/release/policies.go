@@ -34,23 +34,65 @@ type Scenario struct {
 	Canary func(route int) Behaviour
 	// Bad says whether the canary is worse than stable (it must be caught).
 	Bad bool
+	// Drift multiplies both versions' latency and errors by a factor of
+	// the simulated second (load rising over the release).
+	Drift func(sec int) float64
+	// SecondDC, when set, adds a second cluster in another datacenter
+	// (released in a second wave, each cluster at RPS): what that
+	// datacenter adds for both versions, and the canary's behaviour there
+	// (nil: as in the first).
+	SecondDC     *Behaviour
+	SecondCanary func(route int) Behaviour
+}
+
+// traffics returns the scenario's clusters' traffic simulators.
+func (sc Scenario) traffics(seed uint64) []*Traffic {
+	tr := NewTraffic(sc.RPS, seed, sc.Canary)
+	tr.Drift = sc.Drift
+	out := []*Traffic{tr}
+	if sc.SecondDC != nil {
+		canary := sc.Canary
+		if sc.SecondCanary != nil {
+			canary = sc.SecondCanary
+		}
+		t2 := NewTraffic(sc.RPS, seed^0x5bd1e995, canary)
+		t2.Drift, t2.Env = sc.Drift, *sc.SecondDC
+		out = append(out, t2)
+	}
+	return out
 }
 
 // Pave's policy: the real release engine with the defaults of a spec, its
-// clock driven by the simulation.
+// clock driven by the simulation; with two datacenters, one cluster per
+// wave, as `pave release` does by default.
 func runPave(sc Scenario, seed uint64, maxSeconds int) Outcome {
 	ctx := context.Background()
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	clock := &simClock{now: t0}
-	router := &simRouter{w: traffic.Weights{"v1": traffic.Total}}
-	tr := NewTraffic(sc.RPS, seed, sc.Canary)
-	eng := release.NewEngine(newMemStore(), router, simTarget{}, tr, release.WithClock(clock))
+	trs := sc.traffics(seed)
+	var routers []*simRouter
+	var clusters release.Clusters
+	for i, tr := range trs {
+		rt := &simRouter{w: traffic.Weights{"v1": traffic.Total}}
+		routers = append(routers, rt)
+		clusters = append(clusters, release.Cluster{Name: fmt.Sprintf("dc%d", i+1), Router: rt, Target: simTarget{}, Metrics: tr})
+	}
+	eng := release.NewFleetEngine(newMemStore(), clusters, release.WithClock(clock))
 	r := release.New("shop", "v2")
 	r.Spec.Binary = "/bin/shop-v2"
 	r.Spec.Steps = []release.Percent{10_000, 50_000, 100_000, 250_000, 500_000, 1_000_000}
 	r, err := eng.Create(ctx, r)
 	if err != nil {
 		panic(err)
+	}
+	failed := func() (n, samples uint64) {
+		for _, tr := range trs {
+			n += tr.Failed["v2"]
+			if c, ok := tr.counts["v2"]; ok {
+				samples += c.Total.Requests
+			}
+		}
+		return n, samples
 	}
 	start := -1
 	for sec := 0; sec <= maxSeconds; sec++ {
@@ -66,16 +108,16 @@ func runPave(sc Scenario, seed uint64, maxSeconds int) Outcome {
 			start = sec
 		}
 		if cur.Status.Phase.Terminal() || cur.Status.Phase == release.Paused {
-			o := Outcome{Phase: string(cur.Status.Phase), DecidedAt: float64(sec - start), Reason: cur.Status.Message,
-				CanaryFailed: tr.Failed["v2"]}
-			if c, ok := tr.counts["v2"]; ok {
-				o.CanarySamples = c.Total.Requests
-			}
-			return o
+			n, samples := failed()
+			return Outcome{Phase: string(cur.Status.Phase), DecidedAt: float64(sec - start), Reason: cur.Status.Message,
+				CanaryFailed: n, CanarySamples: samples}
 		}
-		tr.Second(router.w["v2"])
+		for i, tr := range trs {
+			tr.Second(routers[i].w["v2"])
+		}
 	}
-	return Outcome{Phase: "timeout", DecidedAt: float64(maxSeconds - start), CanaryFailed: tr.Failed["v2"]}
+	n, _ := failed()
+	return Outcome{Phase: "timeout", DecidedAt: float64(maxSeconds - start), CanaryFailed: n}
 }
 
 // Flagger's documented Istio example (docs.flagger.app, Istio canary
@@ -89,47 +131,97 @@ func runPave(sc Scenario, seed uint64, maxSeconds int) Outcome {
 // canary spec is copied to the primary, and one interval later all
 // traffic is routed to the primary, now running the new version. A window
 // without canary requests fails the check ("no values found").
+type flaggerConfig struct {
+	Name string
+	// Interval is the analysis interval (seconds); Threshold the failed
+	// checks that roll back; Steps the canary weights in turn.
+	Interval, Threshold int
+	Steps               []int
+	// MetricWindow is the range of the metric queries (the metrics'
+	// interval, 1m in the documented checks), in seconds.
+	MetricWindow int
+}
+
+// flaggerExample is the documented Istio example.
+var flaggerExample = flaggerConfig{Name: "flagger", Interval: 60, Threshold: 5, Steps: []int{10, 20, 30, 40, 50}, MetricWindow: 60}
+
+// flaggerTight is Flagger configured as tightly as its documentation
+// allows (analysis.stepWeights, a 10 s interval, threshold 2), with the
+// same metric checks over their documented 1m range.
+var flaggerTight = flaggerConfig{Name: "flagger-tight", Interval: 10, Threshold: 2, Steps: []int{1, 5, 10, 25, 50}, MetricWindow: 60}
+
 const (
-	flaggerInterval  = 60
-	flaggerThreshold = 5
-	flaggerStep      = 10
-	flaggerMax       = 50
-	flaggerMinRate   = 99.0
-	flaggerMaxP99    = 500.0
+	flaggerMinRate = 99.0
+	flaggerMaxP99  = 500.0
 )
 
-func runFlagger(sc Scenario, seed uint64, maxSeconds int) Outcome {
-	tr := NewTraffic(sc.RPS, seed, sc.Canary)
-	weight, failed := flaggerStep, 0
+// runFlagger simulates Flagger on each cluster (a Flagger per cluster,
+// started together, as a fleet without waves would run it): the release
+// rolls back if any cluster's Flagger does, and is promoted when all are.
+func runFlagger(fc flaggerConfig, sc Scenario, seed uint64, maxSeconds int) Outcome {
+	trs := sc.traffics(seed)
+	var outs []Outcome
+	for _, tr := range trs {
+		outs = append(outs, flaggerOne(fc, tr, maxSeconds))
+	}
+	out := outs[0]
+	for _, o := range outs[1:] {
+		switch {
+		case o.Phase == string(release.RolledBack) && (out.Phase != string(release.RolledBack) || o.DecidedAt < out.DecidedAt):
+			out = o
+		case out.Phase == string(release.Promoted) && o.Phase == string(release.Promoted) && o.DecidedAt > out.DecidedAt:
+			out.DecidedAt = o.DecidedAt
+		case out.Phase == string(release.Promoted) && o.Phase != string(release.Promoted):
+			out = o
+		}
+	}
+	var failed, samples uint64
+	for _, tr := range trs {
+		failed += tr.Failed["v2"]
+		samples += tr.Window("v2").Total.Requests
+	}
+	out.CanaryFailed, out.CanarySamples = failed, samples
+	return out
+}
+
+// flaggerOne is one Flagger, as its event log shows it: the first weight
+// once the canary is ready; at each interval a passing check advances the
+// weight and a failing one counts towards the threshold (the count is
+// not reset by later passes); at the threshold, all traffic goes back to
+// the primary. After a passing check at the last weight, the canary spec
+// is copied to the primary, and one interval later all traffic is routed
+// to the primary, now running the new version. A window without canary
+// requests fails the check ("no values found").
+func flaggerOne(fc flaggerConfig, tr *Traffic, maxSeconds int) Outcome {
+	step, failed := 0, 0
 	copied := false
-	var windowStart stats.Version
+	// The canary's counters at each past second, for the metric window.
+	history := []stats.Counts{copyCounts(tr.Window("v2").Total)}
 	for sec := 0; sec <= maxSeconds; sec++ {
-		if sec > 0 && sec%flaggerInterval == 0 {
+		if sec > 0 && sec%fc.Interval == 0 {
 			now := tr.Window("v2")
-			w := now.Total.Sub(windowStart.Total)
-			windowStart = stats.Version{Total: copyCounts(now.Total)}
+			from := history[max(0, len(history)-1-fc.MetricWindow)]
+			w := now.Total.Sub(from)
 			if copied {
-				// Routing all traffic to the primary, which runs the
-				// new version.
-				return Outcome{Phase: string(release.Promoted), DecidedAt: float64(sec), CanaryFailed: tr.Failed["v2"], CanarySamples: now.Total.Requests}
+				return Outcome{Phase: string(release.Promoted), DecidedAt: float64(sec)}
 			}
 			ok, why := flaggerCheck(w)
 			switch {
 			case !ok:
 				failed++
-				if failed >= flaggerThreshold {
-					return Outcome{Phase: string(release.RolledBack), DecidedAt: float64(sec), CanaryFailed: tr.Failed["v2"],
-						CanarySamples: now.Total.Requests, Reason: why}
+				if failed >= fc.Threshold {
+					return Outcome{Phase: string(release.RolledBack), DecidedAt: float64(sec), Reason: why}
 				}
-			case weight >= flaggerMax:
+			case step == len(fc.Steps)-1:
 				copied = true // the primary rolls out the new spec; traffic stays
 			default:
-				weight += flaggerStep
+				step++
 			}
 		}
-		tr.Second(int64(weight) * 10_000)
+		tr.Second(int64(fc.Steps[step]) * 10_000)
+		history = append(history, copyCounts(tr.Window("v2").Total))
 	}
-	return Outcome{Phase: "timeout", DecidedAt: float64(maxSeconds), CanaryFailed: tr.Failed["v2"]}
+	return Outcome{Phase: "timeout", DecidedAt: float64(maxSeconds)}
 }
 
 func flaggerCheck(w stats.Counts) (bool, string) {

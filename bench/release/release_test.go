@@ -18,7 +18,7 @@ func TestSmallBenchmark(t *testing.T) {
 		switch {
 		case strings.HasPrefix(sc.Name, "low traffic"):
 			sc.Runs = 2
-		case sc.Name == "healthy (A/A)":
+		case strings.Contains(sc.Name, "healthy (A/A)"):
 			sc.Runs = 20
 		}
 		if raceEnabled {
@@ -27,9 +27,9 @@ func TestSmallBenchmark(t *testing.T) {
 		keep = append(keep, sc)
 	}
 	results := Run(keep, 42, 2)
-	by := map[string][2]Summary{}
+	by := map[string][3]Summary{}
 	for _, r := range results {
-		by[r.Scenario.Name] = [2]Summary{summarize(r.Scenario, r.Pave), summarize(r.Scenario, r.Flagger)}
+		by[r.Scenario.Name] = [3]Summary{summarize(r.Scenario, r.Outcomes[0]), summarize(r.Scenario, r.Outcomes[1]), summarize(r.Scenario, r.Outcomes[2])}
 	}
 	healthy := by["healthy (A/A)"]
 	if healthy[0].FalseRollbacks > 1 {
@@ -41,7 +41,8 @@ func TestSmallBenchmark(t *testing.T) {
 	if !(healthy[0].PromoteMedian < healthy[1].PromoteMedian/4) {
 		t.Errorf("healthy: pave reached 100%% after %v simulated s, flagger after %v; want under a quarter", healthy[0].PromoteMedian, healthy[1].PromoteMedian)
 	}
-	for _, name := range []string{"errors +5 points", "errors +1 point", "p99 +100 ms", "route 2% errors +20 points"} {
+	for _, name := range []string{"errors +5 points", "errors +1 point", "p99 +100 ms", "latency +20%", "route 2% errors +20 points",
+		"drift under load, latency +20%", "two datacenters, +5 points in dc2 only"} {
 		s := by[name][0]
 		if s.Caught != s.Runs {
 			t.Errorf("%s: pave caught %d of %d", name, s.Caught, s.Runs)
@@ -56,6 +57,18 @@ func TestSmallBenchmark(t *testing.T) {
 	if f := by["route 2% errors +20 points"][1]; f.ShippedBad != f.Runs {
 		t.Errorf("the baseline should miss the route-local regression (it hides in the aggregate): shipped %d of %d", f.ShippedBad, f.Runs)
 	}
+	// Flagger at its tightest still judges p99 against an absolute 500 ms:
+	// a +20% latency regression passes it.
+	if f := by["latency +20%"][2]; f.ShippedBad <= f.Runs/2 {
+		t.Errorf("flagger-tight shipped %d of %d latency regressions; its p99 ≤ 500 ms check should pass most", f.ShippedBad, f.Runs)
+	}
+	// Drift under load and a second, slower datacenter are not the
+	// new version's fault.
+	for _, name := range []string{"drift under load, healthy (A/A)", "two datacenters, healthy (A/A)"} {
+		if s := by[name][0]; s.FalseRollbacks > 1 || s.Promoted < s.Runs-1 {
+			t.Errorf("%s: pave rolled back %d and promoted %d of %d", name, s.FalseRollbacks, s.Promoted, s.Runs)
+		}
+	}
 	if f := by["errors +5 points"][1]; f.Caught != f.Runs {
 		t.Errorf("the baseline should catch +5 points: %d of %d", f.Caught, f.Runs)
 	}
@@ -68,7 +81,7 @@ func TestSmallBenchmark(t *testing.T) {
 	}
 	var out bytes.Buffer
 	Report(&out, results)
-	for _, want := range []string{"Ratios (pave / flagger", "optimum", "Goals:"} {
+	for _, want := range []string{"Ratios (pave / baseline", "vs flagger-tight", "optimum", "Goals:"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, out.String())
 		}

@@ -1,5 +1,5 @@
 #!/bin/sh
-# The release-safety benchmark: Pave's engine vs Flagger's Istio example on
+# The release-safety benchmark: Pave's engine vs Flagger's Istio example and Flagger at its tightest on
 # the same simulated traffic. Extra arguments go to the program (-scale, -seed).
 set -eu
 cd "$(dirname "$0")/../.."

@@ -15,8 +15,10 @@ type Route struct {
 	Share float64
 }
 
-// Routes of the simulated service: a small route carries 2% of traffic.
-var Routes = []Route{{"/", 0.50}, {"/api/items", 0.48}, {"/api/orders", 0.02}}
+// Routes of the simulated service, as route templates (what kit reports
+// and the default data plane keys its statistics by): a small route
+// carries 2% of traffic.
+var Routes = []Route{{"GET /v1/orders/{id}", 0.50}, {"GET /v1/items", 0.48}, {"POST /v1/pay", 0.02}}
 
 // Behaviour is how a version answers on one route.
 type Behaviour struct {
@@ -43,6 +45,13 @@ type Traffic struct {
 	carry          float64
 	// Per-version failed requests served, for the blast radius.
 	Failed map[string]uint64
+	// Env is what the cluster's datacenter adds for both versions: more
+	// errors (ErrorRate added) and slower answers (LatencyScale).
+	Env Behaviour
+	// Drift, when set, multiplies both versions' latency and error rate
+	// by a factor of the simulated second: load rising over the release.
+	Drift func(sec int) float64
+	sec   int
 }
 
 // NewTraffic returns a simulator; canary gives the canary's behaviour by
@@ -69,14 +78,25 @@ func (t *Traffic) Second(canaryPPM int64) {
 	t.carry -= float64(n)
 	w := float64(canaryPPM) / 1e6
 	base := Behaviour{ErrorRate: stableErrorRate, LatencyScale: 1}
+	t.sec++
+	drift := 1.0
+	if t.Drift != nil {
+		drift = t.Drift(t.sec)
+	}
+	envScale := t.Env.LatencyScale
+	if envScale == 0 {
+		envScale = 1
+	}
 	for range n {
 		ri := t.pickRoute()
 		v, b := t.Stable, base
 		if t.rng.Float64() < w {
 			v, b = t.Canary, t.canary(ri)
 		}
-		failed := t.rng.Float64() < b.ErrorRate
-		bucket := latencyTable(b.LatencyScale)[t.rng.Uint32()>>16]
+		failed := t.rng.Float64() < (b.ErrorRate+t.Env.ErrorRate)*drift
+		// Scales are rounded to 1% so the lookup tables stay few.
+		scale := math.Round(100*b.LatencyScale*envScale*drift) / 100
+		bucket := latencyTable(scale)[t.rng.Uint32()>>16]
 		ver := t.version(v)
 		observe(&ver.Total, failed, bucket)
 		rc := ver.Routes[Routes[ri].Name]

@@ -10,12 +10,15 @@
 //     latency, acting only once a minimum number of samples was seen;
 //   - the error judge: a sequential probability ratio test on which version
 //     each failed request came from, valid at every look (see sprt.go);
-//   - the latency judge: a Mann-Whitney U test on the latency histograms with
-//     a tolerance on the effect size, as Kayenta does (see mannwhitney.go).
+//   - the latency judge: an anytime-valid sequential test of stochastic
+//     order on the latency histograms (see sequential.go), with a tolerance
+//     on the effect size as Kayenta has (see mannwhitney.go).
 //
 // The error and latency judges run on the total and on every route that
 // carries enough traffic, so a regression of one endpoint cannot hide in
-// the aggregate.
+// the aggregate. Every test is an e-process: evidence multiplies step by
+// step, each step judged on its own window only, and one α budget is
+// spent over all of them (see Evidence and budget.go).
 package analysis
 
 import (
@@ -53,7 +56,8 @@ const TotalScope = "*"
 // from DefaultConfig.
 type Config struct {
 	// Alpha bounds the probability of rolling back a canary that is as good
-	// as stable (a false rollback), over the whole release and every test.
+	// as stable (a false rollback), over the whole release: every step,
+	// route, wave and gate, however often the judges look (see budget.go).
 	Alpha float64 `json:"alpha"`
 	// Beta bounds the probability of promoting a canary whose error rate is
 	// ErrorRatio times stable's.
@@ -73,7 +77,9 @@ type Config struct {
 	// tolerance plays the same role.
 	LatencyTolerance float64 `json:"latencyTolerance"`
 	// LatencyZ is the width, in standard errors, of the confidence band
-	// around the effect size; both ends must clear the tolerance.
+	// around the effect size that must lie below the tolerance before the
+	// step that retires stable (acceptance only: rollbacks are decided by
+	// the sequential test).
 	LatencyZ float64 `json:"latencyZ"`
 	// LatencyFloorMs is a latency shift too small to matter: a canary whose
 	// p50 and p99 are each within this many milliseconds of stable's is not
@@ -92,6 +98,10 @@ type Config struct {
 	// MinRouteShare is the share of stable's requests (0..1) a route needs
 	// to be judged on its own; smaller routes count in the total only.
 	MinRouteShare float64 `json:"minRouteShare"`
+	// MaxRoutes caps the routes judged on their own over a release (the
+	// first to carry MinRouteShare); the α budget is split over them, so
+	// the cap keeps each test's share known in advance.
+	MaxRoutes int `json:"maxRoutes"`
 }
 
 // DefaultConfig returns the defaults: a 1% false-rollback budget, 5% miss
@@ -109,6 +119,7 @@ func DefaultConfig() Config {
 		MaxErrorRate:     0.2,
 		MaxP99Ms:         0,
 		MinRouteShare:    0.01,
+		MaxRoutes:        8,
 	}
 }
 
@@ -135,6 +146,8 @@ func (c Config) Validate() error {
 		return fieldErr("maxP99Ms", "must be 0 (disabled) or a positive number of milliseconds; got %v", c.MaxP99Ms)
 	case !(c.MinRouteShare >= 0 && c.MinRouteShare <= 1):
 		return fieldErr("minRouteShare", "must be in [0, 1]; got %v", c.MinRouteShare)
+	case !(c.MaxRoutes >= 0 && c.MaxRoutes <= 100):
+		return fieldErr("maxRoutes", "must be in [0, 100] (0 judges the total only), e.g. 8; got %v", c.MaxRoutes)
 	}
 	return nil
 }
@@ -161,34 +174,6 @@ type Window struct {
 	Stable stats.Version `json:"stable"`
 }
 
-// Evidence is what the judges accumulated over the finished steps of a
-// release. Canary traffic shares differ between steps, so the error judge's
-// log-likelihood ratio is summed step by step rather than recomputed from
-// pooled counts. Evidence is plain data: the release engine stores it with
-// the release and resumes from it after a restart.
-type Evidence struct {
-	Window
-	// ErrorLLR is the error judge's log-likelihood ratio by scope
-	// (TotalScope or a route) over the finished steps.
-	ErrorLLR map[string]float64 `json:"errorLLR,omitempty"`
-}
-
-// Extend folds a finished step's window into the evidence.
-func (c Config) Extend(e Evidence, w Window) Evidence {
-	out := Evidence{
-		Window:   Window{Canary: addVersion(e.Canary, w.Canary), Stable: addVersion(e.Stable, w.Stable)},
-		ErrorLLR: map[string]float64{},
-	}
-	for k, v := range e.ErrorLLR {
-		out.ErrorLLR[k] = v
-	}
-	for _, s := range scopes(w) {
-		cw, sw := s.get(w)
-		out.ErrorLLR[s.name] += c.errorLLR(cw, sw)
-	}
-	return out
-}
-
 // Finding is one judge's conclusion on one scope, with its numbers.
 type Finding struct {
 	Judge   string             `json:"judge"`
@@ -204,33 +189,45 @@ type Decision struct {
 	Verdict  Verdict   `json:"verdict"`
 	Reason   string    `json:"reason"`
 	Findings []Finding `json:"findings"`
-	// CanaryRequests and StableRequests count the requests judged.
+	// CanaryRequests and StableRequests count the requests of the
+	// current step's window.
 	CanaryRequests uint64 `json:"canaryRequests"`
 	StableRequests uint64 `json:"stableRequests"`
+	// MoreCanaryRequests estimates how many more canary requests the
+	// current step needs before the judges can decide (0: none, or no
+	// estimate). See more.go.
+	MoreCanaryRequests uint64 `json:"moreCanaryRequests,omitempty"`
 }
 
-// Evaluate judges the evidence of finished steps plus the current step's
-// window. With final set (the next step retires stable) the error and
+// Evaluate judges the evidence of finished steps (and segments) plus the
+// current step's window. Each comparison uses that window alone: canary
+// and stable are seen under the same load, so a drift of the service's
+// latency or errors between steps cannot read as a difference between
+// versions. With final set (the next step retires stable) the error and
 // latency judges must positively accept the canary; otherwise a step passes
 // when no judge fails and the minimum sample count is reached.
 func (c Config) Evaluate(e Evidence, current Window, final bool) Decision {
-	all := Window{Canary: addVersion(e.Canary, current.Canary), Stable: addVersion(e.Stable, current.Stable)}
-	d := Decision{CanaryRequests: all.Canary.Total.Requests, StableRequests: all.Stable.Total.Requests}
+	d := Decision{CanaryRequests: current.Canary.Total.Requests, StableRequests: current.Stable.Total.Requests}
 	add := func(f Finding) { d.Findings = append(d.Findings, f) }
 
-	add(c.killSwitch(all.Canary.Total))
+	add(c.killSwitch(current.Canary.Total))
 
-	// Every scope is tested twice (errors, latency); splitting alpha over
-	// them bounds the release's false-rollback rate by Alpha (Bonferroni).
-	sc := c.judgedScopes(all)
-	tests := float64(2 * len(sc))
-	alphaEach := c.Alpha / tests
-	for _, s := range sc {
+	e = e.normalized()
+	alphaEach := c.alphaPerTest()
+	for _, s := range c.judgedScopes(e.Routes, current) {
 		cw, sw := s.get(current)
-		llr := e.ErrorLLR[s.name] + c.errorLLR(cw, sw)
-		ca, sa := s.get(all)
-		add(c.errorFinding(s.name, llr, alphaEach, ca, sa, final && s.name == TotalScope))
-		add(c.latencyFinding(s.name, ca, sa, final && s.name == TotalScope))
+		step := c.errorLLR(cw, sw)
+		errLog := e.combined(testKey(JudgeErrors, s.name), step)
+		segment := e.segment(testKey(JudgeErrors, s.name)) + step
+		ef := c.errorFinding(s.name, errLog, segment, alphaEach, cw, sw, final && s.name == TotalScope)
+		latLog := e.combined(testKey(JudgeLatency, s.name), latencyLogE(cw, sw))
+		lf := c.latencyFinding(s.name, latLog, alphaEach, cw, sw, final && s.name == TotalScope)
+		if s.name != TotalScope {
+			toServiceRequests(&ef, cw.Requests, current.Canary.Total.Requests)
+			toServiceRequests(&lf, cw.Requests, current.Canary.Total.Requests)
+		}
+		add(ef)
+		add(lf)
 	}
 
 	var fails, holds []string
@@ -242,10 +239,11 @@ func (c Config) Evaluate(e Evidence, current Window, final bool) Decision {
 			holds = append(holds, f.Reason)
 		}
 	}
-	if len(fails) == 0 && all.Canary.Total.Requests < c.MinSamples {
+	if len(fails) == 0 && current.Canary.Total.Requests < c.MinSamples {
 		f := Finding{Judge: JudgeSamples, Scope: TotalScope, Verdict: Hold,
-			Reason:  fmt.Sprintf("inconclusive: %d of %d canary samples", all.Canary.Total.Requests, c.MinSamples),
-			Numbers: map[string]float64{"samples": float64(all.Canary.Total.Requests), "minSamples": float64(c.MinSamples)}}
+			Reason: fmt.Sprintf("inconclusive: %d of %d canary samples in this step", current.Canary.Total.Requests, c.MinSamples),
+			Numbers: map[string]float64{"samples": float64(current.Canary.Total.Requests), "minSamples": float64(c.MinSamples),
+				"moreCanaryRequests": float64(c.MinSamples - current.Canary.Total.Requests)}}
 		add(f)
 		holds = append([]string{f.Reason}, holds...)
 	}
@@ -254,11 +252,12 @@ func (c Config) Evaluate(e Evidence, current Window, final bool) Decision {
 		d.Verdict, d.Reason = Fail, strings.Join(fails, "; ")
 	case len(holds) > 0:
 		d.Verdict, d.Reason = Hold, strings.Join(holds, "; ")
+		d.MoreCanaryRequests = moreCanaryRequests(d.Findings)
 	default:
 		d.Verdict = Pass
-		d.Reason = fmt.Sprintf("no judge objects: canary error rate %.3f%% vs stable %.3f%%, p99 %.0f ms vs %.0f ms over %d canary requests",
-			100*all.Canary.Total.ErrorRate(), 100*all.Stable.Total.ErrorRate(),
-			nanZero(all.Canary.Total.Quantile(0.99)), nanZero(all.Stable.Total.Quantile(0.99)), all.Canary.Total.Requests)
+		d.Reason = fmt.Sprintf("no judge objects: canary error rate %.3f%% vs stable %.3f%%, p99 %.0f ms vs %.0f ms over %d canary requests in this step",
+			100*current.Canary.Total.ErrorRate(), 100*current.Stable.Total.ErrorRate(),
+			nanZero(current.Canary.Total.Quantile(0.99)), nanZero(current.Stable.Total.Quantile(0.99)), current.Canary.Total.Requests)
 	}
 	return d
 }
@@ -338,35 +337,39 @@ func scopes(w Window) []scope {
 	return out
 }
 
-// judgedScopes keeps the routes with at least MinRouteShare of the
-// requests; when only one route exists it is the total already.
-func (c Config) judgedScopes(all Window) []scope {
-	sc := scopes(all)
-	out := sc[:1]
-	if len(sc) == 2 {
-		return out
-	}
-	total := all.Canary.Total.Requests + all.Stable.Total.Requests
-	for _, s := range sc[1:] {
-		ca, sa := s.get(all)
-		if total > 0 && float64(ca.Requests+sa.Requests) >= c.MinRouteShare*float64(total) {
-			out = append(out, s)
-		}
+// judgedScopes is the total and the routes judged on their own: those
+// admitted by earlier steps and, up to MaxRoutes in all, those carrying
+// MinRouteShare of the current window. When only one route exists it is
+// the total already.
+func (c Config) judgedScopes(admitted []string, w Window) []scope {
+	out := []scope{{name: TotalScope}}
+	for _, r := range c.admitRoutes(admitted, w) {
+		out = append(out, scope{name: r, route: r})
 	}
 	return out
 }
 
-func addVersion(a, b stats.Version) stats.Version {
-	out := stats.Version{Total: a.Total.Add(b.Total)}
-	if len(a.Routes)+len(b.Routes) > 0 {
-		out.Routes = map[string]stats.Counts{}
-		for r, c := range a.Routes {
-			out.Routes[r] = c.Add(b.Routes[r])
+// admitRoutes extends the admitted routes with the current window's
+// qualifying ones, in name order, up to MaxRoutes.
+func (c Config) admitRoutes(admitted []string, w Window) []string {
+	out := append([]string(nil), admitted...)
+	sc := scopes(w)
+	if len(sc) <= 2 && len(out) == 0 {
+		return out
+	}
+	in := map[string]bool{}
+	for _, r := range out {
+		in[r] = true
+	}
+	total := w.Canary.Total.Requests + w.Stable.Total.Requests
+	for _, s := range sc[1:] {
+		if len(out) >= c.MaxRoutes {
+			break
 		}
-		for r, c := range b.Routes {
-			if _, ok := a.Routes[r]; !ok {
-				out.Routes[r] = c
-			}
+		ca, sa := s.get(w)
+		if !in[s.route] && total > 0 && float64(ca.Requests+sa.Requests) >= c.MinRouteShare*float64(total) {
+			out = append(out, s.route)
+			in[s.route] = true
 		}
 	}
 	return out

@@ -185,19 +185,39 @@ func TestRouteRegressionIsJudgedOnItsOwn(t *testing.T) {
 	}
 }
 
-func TestEvidenceAccumulatesAcrossSteps(t *testing.T) {
+func TestEvidenceMultipliesAcrossSteps(t *testing.T) {
 	cfg := DefaultConfig()
 	w := Window{Canary: stats.Version{Total: stats.Counts{Requests: 100, Errors: 5}}, Stable: stats.Version{Total: stats.Counts{Requests: 9900, Errors: 50}}}
-	e := cfg.Extend(Evidence{}, w)
+	e := cfg.Extend(NewEvidence(1), w)
 	e = cfg.Extend(e, w)
-	if got, want := e.ErrorLLR[TotalScope], 2*cfg.errorLLR(w.Canary.Total, w.Stable.Total); math.Abs(got-want) > 1e-9 {
-		t.Fatalf("LLR %v, want %v", got, want)
-	}
-	if e.Canary.Total.Requests != 200 || e.Stable.Total.Errors != 100 {
-		t.Fatalf("counts not summed: %+v", e.Window)
+	if got, want := e.LogE[testKey(JudgeErrors, TotalScope)][0], 2*cfg.errorLLR(w.Canary.Total, w.Stable.Total); math.Abs(got-want) > 1e-9 {
+		t.Fatalf("log e-value %v, want %v", got, want)
 	}
 }
 
+// A second segment restarts the product: the average over restarts is
+// what the judges compare with the threshold.
+func TestSegmentsAverageRestarts(t *testing.T) {
+	cfg := DefaultConfig()
+	good := Window{Canary: stats.Version{Total: stats.Counts{Requests: 1000, Errors: 0}}, Stable: stats.Version{Total: stats.Counts{Requests: 1000, Errors: 20}}}
+	e := cfg.Extend(NewEvidence(3), good)
+	key := testKey(JudgeErrors, TotalScope)
+	l := cfg.errorLLR(good.Canary.Total, good.Stable.Total)
+	if l >= 0 {
+		t.Fatalf("a canary with no errors should lower the evidence, got %v", l)
+	}
+	e = e.StartSegment()
+	if got, want := e.combined(key, 0), math.Log((math.Exp(l)+1+1)/3); math.Abs(got-want) > 1e-9 {
+		t.Fatalf("combined %v, want %v", got, want)
+	}
+	if got := e.segment(key); got != 0 {
+		t.Fatalf("the new segment's product starts at log 1, got %v", got)
+	}
+	e = e.StartSegment().StartSegment().StartSegment()
+	if e.Started != 3 {
+		t.Fatalf("started %d segments of 3", e.Started)
+	}
+}
 func TestWaldASN(t *testing.T) {
 	// Hand-computed: p0=0.005, p1=0.015, α=0.00125, β=0.05 → 942.
 	if got := WaldASN(0.005, 0.015, 0.015, 0.00125, 0.05); math.Abs(got-942) > 2 {

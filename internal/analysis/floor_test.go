@@ -18,14 +18,17 @@ func TestLatencyFloor(t *testing.T) {
 		return s
 	}
 	stable := build(0.4, 5000)
-	if f := c.latencyFinding(TotalScope, build(0.9, 500), stable, true); f.Verdict != Pass {
+	judge := func(c Config, canary stats.Counts, final bool) Finding {
+		return c.latencyFinding(TotalScope, latencyLogE(canary, stable), c.alphaPerTest(), canary, stable, final)
+	}
+	if f := judge(c, build(0.9, 500), true); f.Verdict != Pass {
 		t.Fatalf("0.5 ms slower: %s (%s), want pass below the floor", f.Verdict, f.Reason)
 	}
-	if f := c.latencyFinding(TotalScope, build(60, 500), stable, false); f.Verdict != Fail {
+	if f := judge(c, build(60, 500), false); f.Verdict != Fail {
 		t.Fatalf("60 ms slower: %s (%s), want fail", f.Verdict, f.Reason)
 	}
 	c.LatencyFloorMs = 0
-	if f := c.latencyFinding(TotalScope, build(0.9, 500), stable, false); f.Verdict != Fail {
+	if f := judge(c, build(0.9, 500), false); f.Verdict != Fail {
 		t.Fatalf("floor disabled, 0.5 ms slower: %s (%s), want fail", f.Verdict, f.Reason)
 	}
 	c.LatencyFloorMs = -1

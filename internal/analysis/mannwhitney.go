@@ -52,9 +52,18 @@ func MannWhitney(a, b stats.Counts) (effect, se float64) {
 	return u / (na * nb), math.Sqrt(variance) / (na * nb)
 }
 
-func (c Config) latencyFinding(scope string, canary, stable stats.Counts, requireAccept bool) Finding {
+// latencyFinding judges the latency e-process of one scope (logE, see
+// sequential.go and budget.go) on the current step's window. A rollback
+// needs the e-process at 1/alpha and, as in Kayenta, an effect that
+// matters: the rank effect above 0.5+LatencyTolerance and a p50 or p99
+// shift of at least LatencyFloorMs (both only ever withhold a rollback, so
+// the α bound stands). Acceptance before the last step needs the
+// Mann-Whitney band below the tolerance; it decides promotions, never
+// rollbacks.
+func (c Config) latencyFinding(scope string, logE, alpha float64, canary, stable stats.Counts, requireAccept bool) Finding {
+	upper := math.Log(1 / alpha)
 	f := Finding{Judge: JudgeLatency, Scope: scope, Verdict: Pass, Numbers: map[string]float64{
-		"tolerance": c.LatencyTolerance, "z": c.LatencyZ,
+		"tolerance": c.LatencyTolerance, "z": c.LatencyZ, "logE": logE, "failAt": upper, "alpha": alpha,
 		"canaryP50Ms": nanZero(canary.Quantile(0.5)), "canaryP99Ms": nanZero(canary.Quantile(0.99)),
 		"stableP50Ms": nanZero(stable.Quantile(0.5)), "stableP99Ms": nanZero(stable.Quantile(0.99)),
 	}}
@@ -73,25 +82,33 @@ func (c Config) latencyFinding(scope string, canary, stable stats.Counts, requir
 	}
 	f.Numbers["effect"], f.Numbers["stdErr"] = effect, se
 	limit := 0.5 + c.LatencyTolerance
-	lo, hi := effect-c.LatencyZ*se, effect+c.LatencyZ*se
-	quant := fmt.Sprintf("canary p50 %.0f ms p99 %.0f ms vs stable p50 %.0f ms p99 %.0f ms; P(canary slower) %.3f ± %.3f",
-		f.Numbers["canaryP50Ms"], f.Numbers["canaryP99Ms"], f.Numbers["stableP50Ms"], f.Numbers["stableP99Ms"], effect, c.LatencyZ*se)
+	hi := effect + c.LatencyZ*se
+	quant := fmt.Sprintf("canary p50 %.0f ms p99 %.0f ms vs stable p50 %.0f ms p99 %.0f ms; P(canary slower) %.3f ± %.3f; log e-value %.2f of %.2f",
+		f.Numbers["canaryP50Ms"], f.Numbers["canaryP99Ms"], f.Numbers["stableP50Ms"], f.Numbers["stableP99Ms"], effect, c.LatencyZ*se, logE, upper)
 	shift := math.Max(f.Numbers["canaryP50Ms"]-f.Numbers["stableP50Ms"], f.Numbers["canaryP99Ms"]-f.Numbers["stableP99Ms"])
 	f.Numbers["floorMs"], f.Numbers["shiftMs"] = c.LatencyFloorMs, shift
+	matters := effect > limit && (c.LatencyFloorMs == 0 || shift >= c.LatencyFloorMs)
+	nc := float64(canary.Requests)
 	switch {
+	case logE >= upper && matters:
+		f.Verdict = Fail
+		f.Reason = fmt.Sprintf("latency%s: %s; the canary is slower (α per test %.2g) by more than the tolerated %.3f", where, quant, alpha, limit)
+	case logE >= upper/2 && matters:
+		f.Verdict = Hold
+		f.Reason = fmt.Sprintf("latency%s suspect: %s; past half-way to a rollback, holding the step", where, quant)
+		if step := latencyLogE(canary, stable); step > 0 && nc > 0 {
+			f.Numbers["moreCanaryRequests"] = (upper - logE) / (step / nc)
+		}
 	case c.LatencyFloorMs > 0 && shift < c.LatencyFloorMs && canary.Requests >= c.MinSamples:
 		f.Reason = fmt.Sprintf("latency%s: %s; the shift (%.1f ms) is below the %.0f ms floor", where, quant, shift, c.LatencyFloorMs)
-	case lo > limit && canary.Requests < c.MinSamples:
-		// The normal approximation of U is poor on a handful of samples
-		// and the judge looks every second: wait for the minimum.
-		f.Verdict = Hold
-		f.Reason = fmt.Sprintf("latency%s suspect, waiting for %d samples (%d so far): %s", where, c.MinSamples, canary.Requests, quant)
-	case lo > limit:
-		f.Verdict = Fail
-		f.Reason = fmt.Sprintf("latency%s: %s is above the tolerated %.3f", where, quant, limit)
 	case requireAccept && hi >= limit:
 		f.Verdict = Hold
 		f.Reason = fmt.Sprintf("latency%s inconclusive: %s; not yet clearly below %.3f", where, quant, limit)
+		if effect < limit && se > 0 {
+			// The band narrows as 1/√n.
+			need := nc * math.Pow(c.LatencyZ*se/(limit-effect), 2)
+			f.Numbers["moreCanaryRequests"] = math.Max(0, need-nc)
+		}
 	default:
 		f.Reason = fmt.Sprintf("latency%s: %s, within the tolerated %.3f", where, quant, limit)
 	}

@@ -33,10 +33,14 @@ func (c Config) errorLLR(canary, stable stats.Counts) float64 {
 	return float64(canary.Errors)*math.Log(t1/t0) + float64(stable.Errors)*math.Log((1-t1)/(1-t0))
 }
 
-func (c Config) errorFinding(scope string, llr, alpha float64, canary, stable stats.Counts, requireAccept bool) Finding {
+// errorFinding judges the error e-process of one scope: logE is the log
+// of the release's e-process for this test (budget.go), segment the log
+// likelihood ratio since the current segment began, which the acceptance
+// before the last step uses as Wald's lower boundary.
+func (c Config) errorFinding(scope string, logE, segment, alpha float64, canary, stable stats.Counts, requireAccept bool) Finding {
 	upper, lower := math.Log(1/alpha), math.Log(c.Beta)
 	f := Finding{Judge: JudgeErrors, Scope: scope, Verdict: Pass, Numbers: map[string]float64{
-		"llr": llr, "failAt": upper, "acceptAt": lower, "alpha": alpha, "beta": c.Beta, "errorRatio": c.ErrorRatio,
+		"llr": logE, "segmentLLR": segment, "failAt": upper, "acceptAt": lower, "alpha": alpha, "beta": c.Beta, "errorRatio": c.ErrorRatio,
 		"canaryRequests": float64(canary.Requests), "canaryErrors": float64(canary.Errors), "canaryErrorRate": canary.ErrorRate(),
 		"stableRequests": float64(stable.Requests), "stableErrors": float64(stable.Errors), "stableErrorRate": stable.ErrorRate(),
 	}}
@@ -49,28 +53,91 @@ func (c Config) errorFinding(scope string, llr, alpha float64, canary, stable st
 	bound := errorUpperBound(canary, c.Beta)
 	f.Numbers["canaryErrorRateUpper"] = bound
 	small := canary.Requests > 0 && bound <= stable.ErrorRate()+c.ErrorFloor
+	drift := c.errorDrift(canary, stable)
 	switch {
-	case llr >= upper:
+	case logE >= upper:
 		f.Verdict = Fail
-		f.Reason = fmt.Sprintf("error rate%s: %s; the evidence for a %gx error rate reached log-likelihood ratio %.2f ≥ %.2f (α=%.2g)",
-			where, rates, c.ErrorRatio, llr, upper, alpha)
-	case llr >= upper/2:
+		f.Reason = fmt.Sprintf("error rate%s: %s; the evidence for a %gx error rate reached log e-value %.2f ≥ %.2f (α per test %.2g)",
+			where, rates, c.ErrorRatio, logE, upper, alpha)
+	case logE >= upper/2:
 		// Half-way to a rollback: the evidence leans towards a
 		// regression, so the canary must not take more traffic yet.
 		f.Verdict = Hold
-		f.Reason = fmt.Sprintf("error rate%s suspect: %s; log-likelihood ratio %.2f is past half of %.2f, holding the step", where, rates, llr, upper)
-	case requireAccept && llr > lower && !small:
+		f.Reason = fmt.Sprintf("error rate%s suspect: %s; log e-value %.2f is past half of %.2f, holding the step", where, rates, logE, upper)
+		if drift > 0 {
+			f.Numbers["moreCanaryRequests"] = (upper - logE) / drift
+		} else if drift < 0 {
+			f.Numbers["moreCanaryRequests"] = (logE - upper/2) / -drift
+		}
+	case requireAccept && segment > lower && !small:
 		f.Verdict = Hold
-		f.Reason = fmt.Sprintf("error rate%s inconclusive: %s; log-likelihood ratio %.2f is not yet ≤ %.2f (β=%.2g)", where, rates, llr, lower, c.Beta)
-	case requireAccept && llr > lower:
+		f.Reason = fmt.Sprintf("error rate%s inconclusive: %s; log-likelihood ratio %.2f is not yet ≤ %.2f (β=%.2g)", where, rates, segment, lower, c.Beta)
+		// As the evidence goes if the canary keeps its observed rate,
+		// or, when that leads away from acceptance, if it is as good as
+		// stable (the pooled rate): the figure a healthy canary needs.
+		more := c.floorRequests(canary, stable)
+		if drift >= 0 {
+			drift = c.pooledDrift(canary, stable)
+		}
+		if drift < 0 {
+			more = math.Min(more, (segment-lower)/-drift)
+		}
+		f.Numbers["moreCanaryRequests"] = more
+	case requireAccept && segment > lower:
 		f.Reason = fmt.Sprintf("error rate%s accepted: %s; the canary's rate is at most %.3f%% (confidence %.0f%%), within stable's plus %.3f%%",
 			where, rates, 100*bound, 100*(1-c.Beta), 100*c.ErrorFloor)
 	case requireAccept:
-		f.Reason = fmt.Sprintf("error rate%s accepted: %s; log-likelihood ratio %.2f ≤ %.2f", where, rates, llr, lower)
+		f.Reason = fmt.Sprintf("error rate%s accepted: %s; log-likelihood ratio %.2f ≤ %.2f", where, rates, segment, lower)
 	default:
-		f.Reason = fmt.Sprintf("error rate%s: %s; log-likelihood ratio %.2f below %.2f", where, rates, llr, upper)
+		f.Reason = fmt.Sprintf("error rate%s: %s; log e-value %.2f below %.2f", where, rates, logE, upper)
 	}
 	return f
+}
+
+// errorDrift is the expected change of the log-likelihood ratio per
+// canary request at the window's observed rates (0 when there is nothing
+// to go by).
+func (c Config) errorDrift(canary, stable stats.Counts) float64 {
+	if canary.Requests == 0 || stable.Requests == 0 || canary.Errors+stable.Errors == 0 {
+		return 0
+	}
+	nc, ns := float64(canary.Requests), float64(stable.Requests)
+	t0 := nc / (nc + ns)
+	t1 := c.ErrorRatio * nc / (c.ErrorRatio*nc + ns)
+	return (float64(canary.Errors)*math.Log(t1/t0) + float64(stable.Errors)*math.Log((1-t1)/(1-t0))) / nc
+}
+
+// pooledDrift is errorDrift with both versions failing at their pooled
+// rate: how the evidence moves while the canary is as good as stable.
+func (c Config) pooledDrift(canary, stable stats.Counts) float64 {
+	n := canary.Requests + stable.Requests
+	if canary.Requests == 0 || stable.Requests == 0 || canary.Errors+stable.Errors == 0 {
+		return 0
+	}
+	p := float64(canary.Errors+stable.Errors) / float64(n)
+	nc, ns := float64(canary.Requests), float64(stable.Requests)
+	t0 := nc / (nc + ns)
+	t1 := c.ErrorRatio * nc / (c.ErrorRatio*nc + ns)
+	return p * (math.Log(t1/t0) + ns/nc*math.Log((1-t1)/(1-t0)))
+}
+
+// floorRequests is how many more canary requests, at the canary's
+// observed rate, bring its upper bound within stable's rate plus the
+// floor (+Inf when its rate is above that).
+func (c Config) floorRequests(canary, stable stats.Counts) float64 {
+	r, g := canary.ErrorRate(), stable.ErrorRate()+c.ErrorFloor
+	if pooled := float64(canary.Errors+stable.Errors) / float64(max(1, canary.Requests+stable.Requests)); r >= g {
+		r = pooled // as if the canary were as good as stable
+	}
+	if canary.Requests == 0 || r >= g {
+		return math.Inf(1)
+	}
+	l := math.Log(1 / c.Beta)
+	n := float64(canary.Requests)
+	for range 50 {
+		n = (l + math.Sqrt(2*r*n*l+l*l)) / (g - r)
+	}
+	return math.Max(0, n-float64(canary.Requests))
 }
 
 // errorUpperBound is a one-sided upper confidence bound, at level 1-beta,

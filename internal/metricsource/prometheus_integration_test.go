@@ -253,3 +253,53 @@ func sum(h []uint64) uint64 {
 	}
 	return n
 }
+
+// TestPrometheusWindowSurvivesAPodRestart: a real Prometheus scrapes a pod
+// whose counters start from zero again (a restart) between two snapshots;
+// the window is the requests served across the restart, not a reset.
+func TestPrometheusWindowSurvivesAPodRestart(t *testing.T) {
+	var mu sync.Mutex
+	var current http.Handler
+	newPod := func(ok, failed int) {
+		reg := prometheus.NewRegistry()
+		reqs := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "istio_requests_total"},
+			[]string{"reporter", "destination_service_name", "destination_service_namespace", "destination_version", "response_code", "request_operation"})
+		dur := prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "istio_request_duration_milliseconds", Buckets: []float64{10, 100}},
+			[]string{"reporter", "destination_service_name", "destination_service_namespace", "destination_version"})
+		reg.MustRegister(reqs, dur)
+		reqs.WithLabelValues("destination", "shop", "default", "v2", "200", "POST /v1/pay").Add(float64(ok))
+		reqs.WithLabelValues("destination", "shop", "default", "v2", "503", "POST /v1/pay").Add(float64(failed))
+		for range ok + failed {
+			dur.WithLabelValues("destination", "shop", "default", "v2").Observe(5)
+		}
+		mu.Lock()
+		current = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+		mu.Unlock()
+	}
+	newPod(100, 2)
+	pod := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		h := current
+		mu.Unlock()
+		h.ServeHTTP(w, r)
+	}))
+	defer pod.Close()
+	base := startPrometheus(t, map[string]struct {
+		addr   string
+		labels map[string]string
+	}{"mesh": {addr: pod.Listener.Addr().String()}})
+	src, err := NewPrometheus(PrometheusOptions{URL: base, Preset: "istio", Namespace: "default"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := waitFor(t, src, "shop", func(s stats.Snapshot) bool { return s["v2"].Total.Requests == 102 })
+	if r := before["v2"].Routes["POST /v1/pay"]; r.Requests != 102 || r.Errors != 2 {
+		t.Fatalf("route from request_operation: %+v", before["v2"].Routes)
+	}
+	newPod(30, 1) // restarted: counters from zero, 31 requests since
+	after := waitFor(t, src, "shop", func(s stats.Snapshot) bool { return s["v2"].Total.Requests != 102 })
+	w := after["v2"].Sub(before["v2"]).Total
+	if w.Requests != 31 || w.Errors != 1 || w.Latency[stats.Bucket(10)] != 31 {
+		t.Fatalf("window across the restart %+v (before %+v, after %+v)", w, before["v2"].Total, after["v2"].Total)
+	}
+}

@@ -153,7 +153,7 @@ func TestSnapshotIstio(t *testing.T) {
 	if len(f.queries) != 1 || f.methods[0] != http.MethodPost {
 		t.Fatalf("want one POSTed query per snapshot, got %v %q", f.methods, f.queries)
 	}
-	for _, want := range []string{`destination_service_name="shop"`, `destination_service_namespace="shop-ns"`, `response_code=~"5..|0"`, `istio_request_duration_milliseconds_bucket`, ` or `} {
+	for _, want := range []string{`destination_service_name="shop"`, `destination_service_namespace="shop-ns"`, `istio_requests_total{`, `istio_request_duration_milliseconds_bucket`, ` or `} {
 		if !strings.Contains(f.queries[0], want) {
 			t.Errorf("query lacks %s: %s", want, f.queries[0])
 		}
@@ -384,4 +384,52 @@ func nonzero(h []uint64) map[int]uint64 {
 		}
 	}
 	return out
+}
+
+// A pod that restarts (its counters back to zero) and a pod replaced by
+// another (its series gone, a new one begun) do not make the totals go
+// back: each series is corrected for resets, as increase() does, so the
+// difference of two snapshots is what was served in between. Two pods'
+// histograms of one version add up bound by bound.
+func TestSnapshotsSurvivePodRestartsAndReplacements(t *testing.T) {
+	pod := func(name, code, v string) series {
+		return series{l("destination_version", "v2", "pod", name, "response_code", code, "request_operation", "GET /v1/orders/{id}"), v}
+	}
+	bucket := func(name, le, v string) series {
+		return series{l("destination_version", "v2", "pod", name, "le", le), v}
+	}
+	f := &fakeProm{parts: map[string][]series{
+		"requests": {pod("a", "200", "100"), pod("a", "503", "4"), pod("b", "200", "50")},
+		"latency":  {bucket("a", "10", "90"), bucket("a", "+Inf", "104"), bucket("b", "10", "50"), bucket("b", "+Inf", "50")},
+	}}
+	src, err := NewPrometheus(PrometheusOptions{URL: newFake(t, f), Preset: "istio"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := src.Snapshot(context.Background(), "shop")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := first["v2"].Total; v.Requests != 154 || v.Errors != 4 || v.Latency[stats.Bucket(10)] != 140 || v.Latency[stats.NumBuckets-1] != 14 {
+		t.Fatalf("first snapshot %+v", v)
+	}
+	if r := first["v2"].Routes["GET /v1/orders/{id}"]; r.Requests != 154 {
+		t.Fatalf("request_operation is the route: %+v", first["v2"].Routes)
+	}
+	// Pod a restarted and served 10 since; pod b was replaced by pod c,
+	// which served 7.
+	f.mu.Lock()
+	f.parts = map[string][]series{
+		"requests": {pod("a", "200", "10"), pod("c", "200", "7")},
+		"latency":  {bucket("a", "10", "10"), bucket("a", "+Inf", "10"), bucket("c", "10", "7"), bucket("c", "+Inf", "7")},
+	}
+	f.mu.Unlock()
+	second, err := src.Snapshot(context.Background(), "shop")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := second["v2"].Sub(first["v2"]).Total
+	if w.Requests != 17 || w.Errors != 0 || w.Latency[stats.Bucket(10)] != 17 {
+		t.Fatalf("window through a restart and a replacement: %+v (first %+v, second %+v)", w, first["v2"].Total, second["v2"].Total)
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"syscall"
 	"testing"
 	"time"
@@ -219,6 +220,11 @@ func TestKill9MidStepResumesAndRollsBackFailedCanary(t *testing.T) {
 	if end.Status.Phase != RolledBack || w["v2"] != 0 {
 		t.Fatalf("after restart: %s (%s), weights %v", end.Status.Phase, end.Status.Message, w)
 	}
+	// The judges resumed from the stored evidence of step 0 (the e-values
+	// multiply across steps): the new engine neither lost nor restarted it.
+	if len(mid.Status.Evidence.LogE) == 0 || !reflect.DeepEqual(end.Status.Evidence, mid.Status.Evidence) {
+		t.Fatalf("evidence before the kill %+v, at the rollback %+v", mid.Status.Evidence, end.Status.Evidence)
+	}
 }
 
 func TestKill9RepeatedlyStillPromotes(t *testing.T) {
@@ -227,7 +233,7 @@ func TestKill9RepeatedlyStillPromotes(t *testing.T) {
 	// error judge cannot roll a healthy canary back by chance (its α), as
 	// it may at 2% on both sides (seen once in CI: 8 of 80 canary errors).
 	p.errRate = map[string]float64{"v1": 0, "v2": 0}
-	maxStep, kills := -1, 0
+	maxStep, kills, evidenceTests := -1, 0, 0
 	var steps []int
 	for i := 0; i < 40; i++ {
 		p.start()
@@ -245,6 +251,12 @@ func TestKill9RepeatedlyStillPromotes(t *testing.T) {
 		if r.Status.Step < maxStep {
 			t.Fatalf("restart %d went back from step %d to %d", i, maxStep, r.Status.Step)
 		}
+		// Every finished step's e-value is in the store: one entry per
+		// test once step 0 is done, never fewer after a kill.
+		if n := len(r.Status.Evidence.LogE); r.Status.Step >= 1 && !r.Settled() && n < 2 || n < evidenceTests {
+			t.Fatalf("restart %d at step %d: stored evidence %+v (had %d tests)", i, r.Status.Step, r.Status.Evidence, evidenceTests)
+		}
+		evidenceTests = len(r.Status.Evidence.LogE)
 		maxStep = r.Status.Step
 		if r.Settled() {
 			break

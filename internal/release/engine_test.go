@@ -3,6 +3,7 @@ package release
 import (
 	"context"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -131,8 +132,8 @@ func TestResumesMidStepAfterCrash(t *testing.T) {
 	if got.Status.Step != 1 || got.Status.Phase != Progressing || !got.Status.StepStarted.Equal(mid.Status.StepStarted) {
 		t.Fatalf("resumed at %s step %d started %v; want progressing step 1 started %v", got.Status.Phase, got.Status.Step, got.Status.StepStarted, mid.Status.StepStarted)
 	}
-	if got.Status.Evidence.Canary.Total.Requests == 0 {
-		t.Fatal("the evidence of step 0 was lost")
+	if len(got.Status.Evidence.LogE) == 0 || !reflect.DeepEqual(got.Status.Evidence, mid.Status.Evidence) {
+		t.Fatalf("the evidence of step 0 was lost: %+v, stored before the crash %+v", got.Status.Evidence, mid.Status.Evidence)
 	}
 	final := r.runUntil("shop-v2", 1000, 300, func(x Release) bool { return x.Status.Phase.Terminal() })
 	if final.Status.Phase != Promoted {
@@ -203,12 +204,12 @@ func TestCountersResetKeepsEvidence(t *testing.T) {
 	r.metrics.errors["v1"], r.metrics.errors["v2"] = 0.01, 0.01
 	r.create(testRelease())
 	r.runUntil("shop-v2", 1000, 60, func(x Release) bool { return x.Status.Step == 1 })
-	before := r.get("shop-v2").Status.Evidence.Canary.Total.Requests
+	before := r.get("shop-v2").Status.Evidence
 	r.metrics.reset()
 	r.tick(1000)
 	got := r.get("shop-v2")
-	if got.Status.Phase != Progressing || got.Status.Evidence.Canary.Total.Requests != before {
-		t.Fatalf("after a counter reset: %s, evidence %d (was %d)", got.Status.Phase, got.Status.Evidence.Canary.Total.Requests, before)
+	if got.Status.Phase != Progressing || len(before.LogE) == 0 || !reflect.DeepEqual(got.Status.Evidence, before) {
+		t.Fatalf("after a counter reset: %s, evidence %+v (was %+v)", got.Status.Phase, got.Status.Evidence, before)
 	}
 	final := r.runUntil("shop-v2", 1000, 300, func(x Release) bool { return x.Status.Phase.Terminal() })
 	if final.Status.Phase != Promoted {

@@ -124,10 +124,12 @@ type fakeMetrics struct {
 	snap   stats.Snapshot
 	rng    *rand.Rand
 	errors map[string]float64 // error probability by version
+	// extraMs adds latency by version (a slower datacenter: both).
+	extraMs map[string]float64
 }
 
 func newMetrics() *fakeMetrics {
-	return &fakeMetrics{snap: stats.Snapshot{}, rng: rand.New(rand.NewPCG(1, 2)), errors: map[string]float64{}}
+	return &fakeMetrics{snap: stats.Snapshot{}, rng: rand.New(rand.NewPCG(1, 2)), errors: map[string]float64{}, extraMs: map[string]float64{}}
 }
 
 func (m *fakeMetrics) Snapshot(context.Context, string) (stats.Snapshot, error) {
@@ -152,7 +154,7 @@ func (m *fakeMetrics) serve(w traffic.Weights, rps int) {
 			if m.rng.Float64() < m.errors[v] {
 				status = 500
 			}
-			c.Total.Observe(status, 20+10*m.rng.Float64())
+			c.Total.Observe(status, 20+m.extraMs[v]+10*m.rng.Float64())
 		}
 		m.snap[v] = c
 	}

@@ -149,13 +149,10 @@ func (s Status) appliedWeights() map[string]string {
 }
 
 // inWindow tells which versions of a cluster the current window counts:
-// during a step, canary and stable of the wave's clusters; during the gate
-// after wave k, the canary where it serves alone (waves ≤ k) against the
-// stable version where it still serves alone (waves > k).
+// canary and stable of the current wave's clusters, during its steps and
+// its gate alike (gate.go): the judges only ever compare the two versions
+// within the same clusters.
 func (s Status) inWindow(wave int) (canary, stable bool) {
-	if s.Gate {
-		return wave <= s.Wave, wave > s.Wave
-	}
 	return wave == s.Wave, wave == s.Wave
 }
 

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/pave-platform/pave/internal/analysis"
@@ -107,6 +106,7 @@ func (e *Engine) reconcilePending(ctx context.Context, r *Release, ver *int64) e
 		return e.applyWeights(ctx, r, ver)
 	}
 	r.Status.Phase = Progressing
+	r.Status.Evidence = analysis.NewEvidence(analysis.Segments(r.Status.Waves()))
 	snap, err := e.measure(ctx, r, seams)
 	if err != nil {
 		return err
@@ -174,6 +174,7 @@ func (e *Engine) reconcileRunning(ctx context.Context, r *Release, ver *int64) e
 	k := r.Status.Step
 	final := int64(r.Spec.Steps[k]) < traffic.Total && k+1 < len(r.Spec.Steps) && int64(r.Spec.Steps[k+1]) == traffic.Total
 	d := r.Spec.Analysis.Evaluate(r.Status.Evidence, window, final)
+	r.stepSamplesStillNeeded(&d, window)
 
 	if d.Verdict == analysis.Fail {
 		return e.end(ctx, r, ver, RolledBack, "rolled back: "+r.waveLabel()+d.Reason, &d)
@@ -211,34 +212,6 @@ func (e *Engine) reconcileRunning(ctx context.Context, r *Release, ver *int64) e
 	return e.noteDecision(ctx, r, ver, d)
 }
 
-// reconcileGate judges a finished wave, where the canary now serves alone,
-// against the stable version in the clusters still to come; a regression
-// rolls back everywhere, a quiet gate starts the next wave.
-func (e *Engine) reconcileGate(ctx context.Context, r *Release, ver *int64, seams map[string]Cluster, window analysis.Window) error {
-	d := r.Spec.Analysis.Evaluate(analysis.Evidence{}, window, false)
-	if d.Verdict == analysis.Fail {
-		return e.end(ctx, r, ver, RolledBack, fmt.Sprintf("rolled back at the gate after wave %d: %s", r.Status.Wave+1, d.Reason), &d)
-	}
-	if r.Status.Phase == Paused || e.clock.Now().Sub(r.Status.StepStarted) < r.Spec.WaveGate.D() {
-		return e.noteDecision(ctx, r, ver, d)
-	}
-	r.Status.Decision, r.Status.DecisionAt = &d, e.clock.Now().UTC()
-	r.Status.Wave++
-	r.Status.Gate = false
-	// Each wave is judged on its own evidence: a regression that shows
-	// only in one cluster must not hide behind the others' good samples.
-	r.Status.Evidence = analysis.Evidence{}
-	snap, err := e.measure(ctx, r, seams)
-	if err != nil {
-		return err // nothing stored: the gate is simply passed again next time
-	}
-	e.enterStep(r, 0, snap)
-	if err := e.commit(ctx, r, ver, "wave", map[string]any{"wave": r.Status.Wave + 1, "clusters": r.Status.WaveClusters(r.Status.Wave), "gate": d}); err != nil {
-		return err
-	}
-	return e.applyWeights(ctx, r, ver)
-}
-
 // advance folds the step's window into the evidence and moves to the next
 // step; after a wave's last step, to the gate before the next wave, or,
 // after the last wave, to promotion.
@@ -248,18 +221,9 @@ func (e *Engine) advance(ctx context.Context, r *Release, ver *int64, seams map[
 	next := r.Status.Step + 1
 	switch {
 	case int64(r.Spec.Steps[next]) == traffic.Total && r.Status.Wave+1 < r.Status.Waves():
-		r.Status.Gate = true
-		gateSnap, err := e.measure(ctx, r, seams)
-		if err != nil {
+		if err := e.enterGate(ctx, r, seams, next); err != nil {
 			return err // nothing stored: the step passes again next time
 		}
-		r.setWeights(traffic.Weights{r.Canary(): traffic.Total})
-		r.Status.Step = next
-		r.Status.StepStarted = e.clock.Now().UTC()
-		r.Status.StepBaseline = pick(gateSnap, r.Canary(), r.Status.Stable)
-		r.Status.HoldSince = time.Time{}
-		r.Status.Message = fmt.Sprintf("%sgate: %s serves alone for %s before wave %d (%s)", r.waveLabel(), r.Canary(), r.Spec.WaveGate.D(),
-			r.Status.Wave+2, strings.Join(r.Status.WaveClusters(r.Status.Wave+1), ", "))
 		if err := e.commit(ctx, r, ver, "gate", map[string]any{"wave": r.Status.Wave + 1, "decision": d}); err != nil {
 			return err
 		}

@@ -164,6 +164,11 @@ type Status struct {
 	Wave     int             `json:"wave"`
 	Gate     bool            `json:"gate,omitempty"`
 	Clusters []ClusterStatus `json:"clusters,omitempty"`
+
+	// CrossBaseline holds, during a gate, the counters the cross-cluster
+	// report starts from: the canary in the finished wave, stable in the
+	// waves to come (reported, never judged; see gate.go).
+	CrossBaseline stats.Snapshot `json:"crossBaseline,omitempty"`
 }
 
 // Waves returns the number of waves.

@@ -3,6 +3,7 @@ package release
 import (
 	"context"
 	"errors"
+	"github.com/pave-platform/pave/internal/analysis"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -148,8 +149,10 @@ func TestWavesRunEachClusterThroughTheStepsInTurn(t *testing.T) {
 		r := f.get(rel.Metadata.Name)
 		if r.Status.Gate {
 			sawGate = true
-			if w := f.weightsNow(); w["seoul"] != traffic.Total || w["busan"] != 0 {
-				t.Fatalf("during the gate the weights are %v, want seoul all canary, busan all stable", w)
+			// seoul keeps 1% (the first step) on stable as the
+			// control the gate compares the canary with.
+			if w := f.weightsNow(); w["seoul"] != traffic.Total-10_000 || w["busan"] != 0 {
+				t.Fatalf("during the gate the weights are %v, want seoul the canary but a 1%% control, busan all stable", w)
 			}
 		}
 		if r.Settled() {
@@ -166,8 +169,8 @@ func TestWavesRunEachClusterThroughTheStepsInTurn(t *testing.T) {
 	// seoul starts at step 1 on the first pass; busan stays on stable
 	// until seoul's wave and the gate are done, then runs every step.
 	steps := []int64{0, 10_000, 100_000, 500_000, 1_000_000}
-	if !equalInts(seq["seoul"], steps[1:]) {
-		t.Errorf("seoul carried canary weights %v, want %v", seq["seoul"], steps[1:])
+	if want := []int64{10_000, 100_000, 500_000, 990_000, 1_000_000}; !equalInts(seq["seoul"], want) {
+		t.Errorf("seoul carried canary weights %v, want %v", seq["seoul"], want)
 	}
 	if !equalInts(seq["busan"], steps) {
 		t.Errorf("busan carried canary weights %v, want %v", seq["busan"], steps)
@@ -344,5 +347,50 @@ func TestResetSeesAnyCounterGoBack(t *testing.T) {
 	now.ByClass["5xx"] = 0
 	if !reset(stats.Snapshot{"v2": {Total: now}}, stats.Snapshot{"v2": {Total: base}}) {
 		t.Fatal("a shrinking status class not taken for a reset")
+	}
+}
+
+// Two clusters in different datacenters: busan fails twice as often and
+// answers 10 ms slower than seoul, for both versions. The gate compares
+// canary and stable within seoul; the datacenter difference is reported in
+// the gate's decision, never held against v2, and v2 is promoted.
+func TestGateJudgesWithinClustersAndReportsCrossClusterDifferences(t *testing.T) {
+	f := newFleetRig(t, "seoul", "busan")
+	f.metrics["seoul"].errors["v1"], f.metrics["seoul"].errors["v2"] = 0.005, 0.005
+	f.metrics["busan"].errors["v1"], f.metrics["busan"].errors["v2"] = 0.01, 0.01
+	f.metrics["busan"].extraMs["v1"], f.metrics["busan"].extraMs["v2"] = 10, 10
+	rel := testRelease()
+	rel.Spec.WaveGate = Duration(20 * time.Second)
+	rel, err := f.eng.Create(ctx, rel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cross *analysis.Finding
+	var r Release
+	for i := 0; i < 900; i++ {
+		if err := f.tick(1000); err != nil {
+			t.Fatalf("reconcile: %v", err)
+		}
+		r = f.get(rel.Metadata.Name)
+		if d := r.Status.Decision; r.Status.Gate && d != nil {
+			for _, fd := range d.Findings {
+				if fd.Judge == JudgeCrossCluster {
+					cross = &fd
+				}
+			}
+		}
+		if r.Settled() {
+			break
+		}
+	}
+	if r.Status.Phase != Promoted {
+		t.Fatalf("ended %s: %s", r.Status.Phase, r.Status.Message)
+	}
+	if cross == nil {
+		t.Fatal("the gate's decision does not report the cross-cluster difference")
+	}
+	if cross.Verdict != analysis.Pass || !strings.Contains(cross.Reason, "not judged") ||
+		!(cross.Numbers["stableP50Ms"] > cross.Numbers["canaryP50Ms"]+5) {
+		t.Fatalf("cross-cluster finding %+v", *cross)
 	}
 }
