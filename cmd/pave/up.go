@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
@@ -126,8 +125,13 @@ func runUp(ctx context.Context, cfg config.Config, logOut io.Writer) error {
 	}
 	defer ls.close()
 
+	tokens := auth.Tokens{Store: store}
+	sec, err := setUpSecurity(ctx, cfg, tokens, ls.api.Addr(), log)
+	if err != nil {
+		return err
+	}
 	open := config.IsLoopback(cfg.HTTPAddr) && !cfg.RequireAuth
-	srv := server.New(server.Options{Tokens: auth.Tokens{Store: store}, Open: open, Log: log})
+	srv := server.New(server.Options{Tokens: tokens, Open: open, AllowedHosts: sec.hosts, RunRoots: sec.runRoots, LocalTokenFile: sec.tokenFile, Log: log})
 	ui, _ := fs.Sub(web.Static, "static")
 	srv.ServeUI(ui)
 
@@ -177,7 +181,7 @@ func runUp(ctx context.Context, cfg config.Config, logOut io.Writer) error {
 
 	g, gctx := errgroup.WithContext(ctx)
 	serve := func(name string, ln net.Listener, h http.Handler) {
-		hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+		hs := newHTTPServer(h)
 		g.Go(func() error {
 			err := hs.Serve(ln)
 			if errors.Is(err, http.ErrServerClosed) {
@@ -202,7 +206,7 @@ func runUp(ctx context.Context, cfg config.Config, logOut io.Writer) error {
 		c.start(gctx, g)
 	}
 	probe := clusterProber{clusters: clusters, registry: registry}
-	clustersAPI := server.ClustersAPI{Registry: registry, Probe: probe, Gateway: func(name string) string {
+	clustersAPI := server.ClustersAPI{Registry: registry, Probe: probe, LocalKey: sec.localKey, Gateway: func(name string) string {
 		if c := clusters.byName(name); c != nil && !c.isLost() {
 			return c.ln.Addr().String()
 		}
@@ -238,7 +242,7 @@ func runUp(ctx context.Context, cfg config.Config, logOut io.Writer) error {
 	srv.SetReady(true)
 	log.Info("pave is up", "api", "http://"+ls.api.Addr().String(), "otlp", ls.otlp.Addr().String(), "otlp_grpc", cfg.OTLPGRPCAddr,
 		"gateway", ls.gateway.Addr().String(), "clusters", strings.Join(cfg.Clusters, ","), "data_dir", cfg.DataDir,
-		"auth", map[bool]string{true: "open on loopback", false: "tokens required"}[open])
+		"auth", map[bool]string{true: "reads open on loopback, changes need a token", false: "tokens required"}[open], "admin_token_file", sec.tokenFile)
 	err = g.Wait()
 	log.Info("pave stopped")
 	return err

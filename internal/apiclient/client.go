@@ -14,14 +14,22 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 )
 
 // Client calls the control plane's API.
 type Client struct {
 	Server string // e.g. http://127.0.0.1:7070
-	Token  string
-	HTTP   *http.Client
+	// Token is the bearer token; empty lets the client use the admin
+	// token file of a control plane on loopback (see localToken).
+	Token string
+	HTTP  *http.Client
+
+	localOnce    sync.Once
+	local        string
+	localProblem string
+	localKeyFile string
 }
 
 // New returns a client for server with an optional token.
@@ -102,17 +110,23 @@ func (c *Client) Raw(ctx context.Context, method, path string, in any) (*http.Re
 	if err != nil {
 		return nil, fmt.Errorf("server address %q: %w", c.Server, err)
 	}
+	if in == nil && method != http.MethodGet && method != http.MethodHead {
+		// The API takes state-changing requests only as JSON.
+		req.Body, req.ContentLength = io.NopCloser(strings.NewReader("{}")), 2
+		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader("{}")), nil }
+		in = struct{}{}
+	}
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	if c.Token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.Token)
+	token := c.Token
+	if token == "" && path != "/healthz" {
+		token = c.localToken(ctx)
 	}
-	hc := c.HTTP
-	if hc == nil {
-		hc = http.DefaultClient
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	resp, err := hc.Do(req)
+	resp, err := c.httpClient().Do(req)
 	if err != nil {
 		var opErr *net.OpError
 		var dnsErr *net.DNSError
@@ -131,9 +145,19 @@ func (c *Client) Raw(ctx context.Context, method, path string, in any) (*http.Re
 		if json.Unmarshal(b, &apiErr) != nil || apiErr.Error == "" {
 			apiErr.Error = fmt.Sprintf("%s %s: %s: %s", method, path, resp.Status, strings.TrimSpace(string(b)))
 		}
+		if resp.StatusCode == http.StatusUnauthorized && c.localProblem != "" {
+			apiErr.Error += " (the local admin token could not be used: " + c.localProblem + ")"
+		}
 		return nil, &Error{Status: resp.StatusCode, Message: apiErr.Error, Field: apiErr.Field}
 	}
 	return resp, nil
+}
+
+func (c *Client) httpClient() *http.Client {
+	if c.HTTP != nil {
+		return c.HTTP
+	}
+	return http.DefaultClient
 }
 
 func unwrapOp(err error) error {

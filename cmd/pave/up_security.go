@@ -1,0 +1,104 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/pave-platform/pave/internal/auth"
+	"github.com/pave-platform/pave/internal/config"
+	"github.com/pave-platform/pave/internal/server"
+)
+
+// security is what `pave up` decides about access before it serves: the
+// local admin credential, the run roots, the Host names, and whether
+// plain HTTP off loopback is allowed.
+type security struct {
+	tokenFile string
+	localKey  []byte
+	runRoots  server.RunRoots
+	hosts     []string
+}
+
+func setUpSecurity(ctx context.Context, cfg config.Config, tokens auth.Tokens, api net.Addr, log *slog.Logger) (security, error) {
+	var sec security
+	if err := checkExposure(cfg, log); err != nil {
+		return sec, err
+	}
+	var err error
+	if sec.tokenFile, err = tokens.EnsureLocalAdmin(ctx, cfg.DataDir); err != nil {
+		return sec, fmt.Errorf("setting data-dir: %w", err)
+	}
+	if sec.localKey, err = auth.EnsureLocalKey(cfg.DataDir); err != nil {
+		return sec, fmt.Errorf("setting data-dir: %w", err)
+	}
+	roots := filepath.SplitList(cfg.RunRoots)
+	if strings.TrimSpace(cfg.RunRoots) == "" {
+		wd, err := os.Getwd()
+		if err != nil {
+			return sec, fmt.Errorf("setting run-roots: the working directory: %w", err)
+		}
+		roots = []string{wd, cfg.DataDir}
+	}
+	if sec.runRoots, err = server.NewRunRoots(roots); err != nil {
+		return sec, fmt.Errorf("setting run-roots: %w (a list separated by %q of existing directories)", err, string(filepath.ListSeparator))
+	}
+	sec.hosts = append(sec.hosts, cfg.HTTPAllowedHosts...)
+	// A listener bound to one address also answers to that address.
+	if tcp, ok := api.(*net.TCPAddr); ok && !tcp.IP.IsUnspecified() && !tcp.IP.IsLoopback() {
+		sec.hosts = append(sec.hosts, tcp.IP.String())
+	}
+	return sec, nil
+}
+
+// checkExposure refuses plain HTTP on a non-loopback address unless the
+// operator said --insecure-http, and then warns at every start.
+func checkExposure(cfg config.Config, log *slog.Logger) error {
+	if cfg.TLSCert != "" {
+		return nil
+	}
+	var exposed []string
+	for _, b := range []struct{ name, addr string }{{"http-addr", cfg.HTTPAddr}, {"otlp-addr", cfg.OTLPAddr}, {"otlp-grpc-addr", cfg.OTLPGRPCAddr}} {
+		if b.addr != "" && !config.IsLoopback(b.addr) {
+			exposed = append(exposed, b.name+"="+b.addr)
+		}
+	}
+	if len(exposed) == 0 {
+		return nil
+	}
+	if !cfg.InsecureHTTP {
+		return fmt.Errorf("%s: not loopback, and without TLS bearer tokens, kubeconfigs and telemetry would cross the network in clear; "+
+			"give --tls-cert and --tls-key, or accept that with --insecure-http", strings.Join(exposed, ", "))
+	}
+	log.Warn("INSECURE: serving plain HTTP on a non-loopback address (--insecure-http): tokens and kubeconfigs cross the network in clear",
+		"listeners", strings.Join(exposed, ", "))
+	return nil
+}
+
+// Timeouts and limits of the listeners `pave up` serves HTTP on: a slow
+// or silent client (slowloris) holds one connection for at most
+// ReadHeaderTimeout / ReadTimeout, and never starves the others.
+const (
+	readHeaderTimeout = 10 * time.Second
+	readTimeout       = 60 * time.Second
+	writeTimeout      = 5 * time.Minute // answers of long queries
+	idleTimeout       = 2 * time.Minute
+	maxHeaderBytes    = 64 << 10
+)
+
+func newHTTPServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+	}
+}
