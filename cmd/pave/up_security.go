@@ -84,21 +84,30 @@ func checkExposure(cfg config.Config, log *slog.Logger) error {
 // Timeouts and limits of the listeners `pave up` serves HTTP on: a slow
 // or silent client (slowloris) holds one connection for at most
 // ReadHeaderTimeout / ReadTimeout, and never starves the others.
-const (
-	readHeaderTimeout = 10 * time.Second
-	readTimeout       = 60 * time.Second
-	writeTimeout      = 5 * time.Minute // answers of long queries
-	idleTimeout       = 2 * time.Minute
-	maxHeaderBytes    = 64 << 10
-)
+// Bodies are bounded by each handler (the API's front door: 4 MiB; the
+// OTLP intake: its MaxBodyBytes).
+type listenerTimeouts struct {
+	readHeader, read, write, idle time.Duration
+}
 
-func newHTTPServer(h http.Handler) *http.Server {
+var defaultTimeouts = listenerTimeouts{
+	readHeader: 10 * time.Second,
+	read:       60 * time.Second,
+	write:      5 * time.Minute, // answers of long queries; event streams lift it
+	idle:       2 * time.Minute,
+}
+
+const maxHeaderBytes = 64 << 10
+
+func newHTTPServer(h http.Handler) *http.Server { return newHTTPServerWith(h, defaultTimeouts) }
+
+func newHTTPServerWith(h http.Handler, t listenerTimeouts) *http.Server {
 	return &http.Server{
 		Handler:           h,
-		ReadHeaderTimeout: readHeaderTimeout,
-		ReadTimeout:       readTimeout,
-		WriteTimeout:      writeTimeout,
-		IdleTimeout:       idleTimeout,
+		ReadHeaderTimeout: t.readHeader,
+		ReadTimeout:       t.read,
+		WriteTimeout:      t.write,
+		IdleTimeout:       t.idle,
 		MaxHeaderBytes:    maxHeaderBytes,
 	}
 }

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -50,3 +51,5 @@ func allRoots(t *testing.T) RunRoots {
 	}
 	return rr
 }
+
+func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }
