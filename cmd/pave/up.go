@@ -119,11 +119,16 @@ func runUp(ctx context.Context, cfg config.Config, logOut io.Writer) error {
 	}
 	defer store.Close()
 
+	tlsConfig, err := serverTLS(cfg)
+	if err != nil {
+		return err
+	}
 	ls, err := listen(cfg)
 	if err != nil {
 		return err
 	}
 	defer ls.close()
+	ls.withTLS(tlsConfig)
 
 	tokens := auth.Tokens{Store: store}
 	sec, err := setUpSecurity(ctx, cfg, tokens, ls.api.Addr(), log)
@@ -240,7 +245,11 @@ func runUp(ctx context.Context, cfg config.Config, logOut io.Writer) error {
 	startProductionEdge(gctx, g, cfg, registry, probe, eng, log)
 
 	srv.SetReady(true)
-	log.Info("pave is up", "api", "http://"+ls.api.Addr().String(), "otlp", ls.otlp.Addr().String(), "otlp_grpc", cfg.OTLPGRPCAddr,
+	scheme := "http://"
+	if tlsConfig != nil {
+		scheme = "https://"
+	}
+	log.Info("pave is up", "api", scheme+ls.api.Addr().String(), "otlp", ls.otlp.Addr().String(), "otlp_grpc", cfg.OTLPGRPCAddr,
 		"gateway", ls.gateway.Addr().String(), "clusters", strings.Join(cfg.Clusters, ","), "data_dir", cfg.DataDir,
 		"auth", map[bool]string{true: "reads open on loopback, changes need a token", false: "tokens required"}[open], "admin_token_file", sec.tokenFile)
 	err = g.Wait()

@@ -30,11 +30,17 @@ type Client struct {
 	local        string
 	localProblem string
 	localKeyFile string
+	setupErr     error // a bad --ca-file, reported by the first call
 }
 
 // New returns a client for server with an optional token.
 func New(server, token string) *Client {
-	return &Client{Server: strings.TrimRight(server, "/"), Token: token, HTTP: &http.Client{Timeout: 0}}
+	hc, err := newHTTPClient()
+	c := &Client{Server: strings.TrimRight(server, "/"), Token: token, HTTP: hc}
+	if err != nil {
+		c.HTTP, c.setupErr = &http.Client{}, err
+	}
+	return c
 }
 
 // Error is an answer from the API that was not a success.
@@ -90,6 +96,9 @@ func (c *Client) Do(ctx context.Context, method, path string, in, out any) error
 // Raw sends a request and returns a successful response for streaming; the
 // caller closes its body. Non-2xx answers become *Error.
 func (c *Client) Raw(ctx context.Context, method, path string, in any) (*http.Response, error) {
+	if c.setupErr != nil {
+		return nil, c.setupErr
+	}
 	var body io.Reader
 	if in != nil {
 		if r, ok := in.(io.Reader); ok {
