@@ -202,9 +202,13 @@ func runUp(ctx context.Context, cfg config.Config, logOut io.Writer) error {
 		})
 	}
 	serve("api", ls.api, srv)
-	serve("otlp", ls.otlp, telemetry.NewIntake(tel, telemetry.Limits{}, log.With("component", "otlp")))
+	ingest := ingestAuth(cfg, tokens, log.With("component", "otlp"))
+	serve("otlp", ls.otlp, guardOTLP(ls.otlp, telemetry.NewIntake(tel, telemetry.Limits{}, log.With("component", "otlp")), ingest))
 	if ls.otlpGRPC != nil {
 		grpcIntake := telemetry.NewGRPCIntake(tel, telemetry.Limits{}, log.With("component", "otlp-grpc"))
+		if !isLoopbackAddr(ls.otlpGRPC.Addr()) {
+			grpcIntake.SetAuth(ingest)
+		}
 		g.Go(func() error { return grpcIntake.Serve(gctx, ls.otlpGRPC) })
 	}
 	for _, c := range clusters {

@@ -8,12 +8,14 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/pave-platform/pave/internal/auth"
 	"github.com/pave-platform/pave/internal/config"
 	"github.com/pave-platform/pave/internal/server"
+	"github.com/pave-platform/pave/internal/telemetry"
 )
 
 // security is what `pave up` decides about access before it serves: the
@@ -110,4 +112,32 @@ func newHTTPServerWith(h http.Handler, t listenerTimeouts) *http.Server {
 		IdleTimeout:       t.idle,
 		MaxHeaderBytes:    maxHeaderBytes,
 	}
+}
+
+// ingestAuth is the OTLP receivers' guard off loopback: a token with the
+// ingest (or admin) role, rate-limited per token by --otlp-rate.
+func ingestAuth(cfg config.Config, tokens auth.Tokens, log *slog.Logger) *telemetry.IngestAuth {
+	rate, _ := strconv.Atoi(cfg.OTLPRate) // checked by the setting
+	return &telemetry.IngestAuth{
+		Rate: float64(rate),
+		Log:  log,
+		Verify: func(ctx context.Context, token string) (string, string, bool) {
+			tok, role, err := tokens.Verify(ctx, token)
+			if err != nil {
+				return "", "invalid token", false
+			}
+			if role != auth.RoleIngest && role != auth.RoleAdmin {
+				return "", "token " + tok.ID + " has role " + role.String() + "; sending telemetry needs role ingest", false
+			}
+			return tok.ID, "", true
+		},
+	}
+}
+
+// guardOTLP wraps the OTLP/HTTP handler when its listener is off loopback.
+func guardOTLP(ln net.Listener, h http.Handler, a *telemetry.IngestAuth) http.Handler {
+	if isLoopbackAddr(ln.Addr()) {
+		return h
+	}
+	return a.Wrap(h)
 }
