@@ -118,6 +118,7 @@ func freeAddr() string {
 
 type plane struct {
 	api, gateway string
+	token        string // the local admin token pave up wrote
 	cmd          *exec.Cmd
 }
 
@@ -129,6 +130,9 @@ func (p plane) do(ctx context.Context, method, path string, body, out any) error
 	}
 	req, _ := http.NewRequestWithContext(ctx, method, "http://"+p.api+path, rd)
 	req.Header.Set("Content-Type", "application/json")
+	if p.token != "" {
+		req.Header.Set("Authorization", "Bearer "+p.token)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return err
@@ -154,7 +158,8 @@ func (p plane) cluster(ctx context.Context, name string) (server.ClusterView, er
 func up(ctx context.Context, dir, pave, hello string) (plane, error) {
 	p := plane{api: freeAddr(), gateway: freeAddr()}
 	p.cmd = exec.Command(pave, "up", "--clusters", "seoul,busan", "--data-dir", dir, "--http-addr", p.api,
-		"--otlp-addr", freeAddr(), "--gateway-addr", p.gateway, "--log-level", "warn")
+		"--otlp-addr", freeAddr(), "--gateway-addr", p.gateway, "--log-level", "warn",
+		"--run-roots", filepath.Dir(hello)+string(filepath.ListSeparator)+dir)
 	logf, err := os.Create(dir + ".log")
 	if err != nil {
 		return p, err
@@ -172,6 +177,11 @@ func up(ctx context.Context, dir, pave, hello string) (plane, error) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	tok, err := os.ReadFile(filepath.Join(dir, "admin.token"))
+	if err != nil {
+		return p, fmt.Errorf("the local admin token of pave up: %w", err)
+	}
+	p.token = strings.TrimSpace(string(tok))
 	spec := map[string]any{"apiVersion": "pave.dev/v1alpha1", "kind": "Release", "spec": map[string]any{
 		"service": "hello", "version": "v1", "binary": hello, "replicas": 2, "steps": []string{"100"}}}
 	if err := p.do(ctx, http.MethodPost, "/api/v1/releases", spec, nil); err != nil {

@@ -22,6 +22,7 @@ func clusterCommand(g *globals) *cobra.Command {
 
 	var add server.ClusterAddRequest
 	var kubeconfig string
+	var allowExec bool
 	addCmd := &cobra.Command{
 		Use:   "add NAME --kubeconfig FILE [--context C] [--datacenter DC]",
 		Short: "Register a Kubernetes cluster",
@@ -29,7 +30,10 @@ func clusterCommand(g *globals) *cobra.Command {
 directory (mode 0600; never shown by the API). The kubeconfig must parse and
 hold the context; whether the API server answers is reported, and a cluster
 that does not answer is registered anyway and reported as failing, never
-fatal to the others. Releases then run in it (spec.clusters defaults to every
+fatal to the others. A kubeconfig whose credentials run a command (exec,
+auth-provider) or read local files (tokenFile, client-certificate,
+client-key, certificate-authority) is refused unless --allow-exec is given
+on the control plane's machine; inline credentials need nothing. Releases then run in it (spec.clusters defaults to every
 cluster), with the traffic router of --router and the metrics of --prometheus.`,
 		Example: "  pave cluster add seoul --kubeconfig ~/.kube/seoul.yaml --datacenter kr-central --router istio --prometheus http://prometheus.seoul:9090",
 		Args:    cobra.ExactArgs(1),
@@ -45,8 +49,16 @@ cluster), with the traffic router of --router and the metrics of --prometheus.`,
 				return fmt.Errorf("--kubeconfig: %w", err)
 			}
 			add.Name, add.Kubeconfig = args[0], string(b)
+			client := g.client()
+			if allowExec {
+				key, err := client.LocalKey(cmd.Context())
+				if err != nil {
+					return fmt.Errorf("--allow-exec: %w", err)
+				}
+				add.AllowExecProof = server.AllowExecProof(key, add.Name, add.Kubeconfig)
+			}
 			var v server.ClusterView
-			if err := g.client().Do(cmd.Context(), http.MethodPost, "/api/v1/clusters", add, &v); err != nil {
+			if err := client.Do(cmd.Context(), http.MethodPost, "/api/v1/clusters", add, &v); err != nil {
 				return fmt.Errorf("--kubeconfig %s: %w", kubeconfig, err)
 			}
 			return g.print(cmd.OutOrStdout(), v, func(out io.Writer) {
@@ -63,6 +75,7 @@ cluster), with the traffic router of --router and the metrics of --prometheus.`,
 	addCmd.Flags().StringVar(&add.Namespace, "namespace", "", "namespace of the services (default \"default\")")
 	addCmd.Flags().StringVar(&add.Router, "router", "", "traffic router: istio (default) or gatewayapi")
 	addCmd.Flags().StringVar(&add.Prometheus, "prometheus", "", "Prometheus base URL for the release analysis in this cluster")
+	addCmd.Flags().BoolVar(&allowExec, "allow-exec", false, "let the kubeconfig keep exec credential plugins, auth-providers and local file references (only on the control plane's machine, as the user who runs pave up)")
 	addCmd.Flags().Int64Var(&add.Weight, "weight", 0, "share at the edge relative to the other clusters (default 1)")
 
 	list := &cobra.Command{

@@ -129,6 +129,8 @@ func runDemo(ctx context.Context, g *globals, out io.Writer, o demoOptions) erro
 	}
 	cfg := config.Default()
 	cfg.DataDir = dataDir
+	// The demo builds and runs examples/hello from this checkout.
+	cfg.RunRoots = strings.Join([]string{src, dataDir}, string(filepath.ListSeparator))
 	cfg.ShutdownTimeout = 10 * time.Second
 	if len(o.clusters) > 0 {
 		cfg.Clusters = o.clusters

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -82,6 +83,10 @@ func startUp(t *testing.T, dataDir string, extra ...string) *upProc {
 	t.Helper()
 	api := freeAddr(t)
 	args := append([]string{"up", "--data-dir", dataDir, "--http-addr", api, "--otlp-addr", freeAddr(t), "--gateway-addr", freeAddr(t)}, extra...)
+	if !slices.Contains(extra, "--run-roots") {
+		// Tests build services in their own temporary directories.
+		args = append(args, "--run-roots", os.TempDir())
+	}
 	cmd := exec.Command(paveBin, args...)
 	cmd.Dir = t.TempDir()
 	out := &lockedBuffer{}
@@ -190,9 +195,17 @@ func TestRequireAuthWithBootstrappedAdminToken(t *testing.T) {
 	data := t.TempDir()
 	p := startUp(t, data, "--require-auth")
 	env := []string{"PAVE_SERVER=" + p.api}
+	resp, err := http.Get(p.api + "/api/v1/tokens")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 401 {
+		t.Fatalf("without a token: %d, want 401", resp.StatusCode)
+	}
 	out, err := pave(t, env, "token", "list")
-	if err == nil || !strings.Contains(out, "401") {
-		t.Fatalf("without a token: %v %s", err, out)
+	if err != nil || !strings.Contains(out, "local-admin") {
+		t.Fatalf("the CLI on this machine uses the local admin token: %v %s", err, out)
 	}
 	out, err = pave(t, nil, "token", "create", "--role", "admin", "--data-dir", data, "-o", "json")
 	if err != nil {

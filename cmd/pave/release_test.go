@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http/httptest"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -22,10 +23,24 @@ func releaseControlPlane(t *testing.T) (string, *release.Engine) {
 	t.Helper()
 	rig := releasetest.NewRig(t, nil)
 	eng := rig.Engine
-	s := server.New(server.Options{Tokens: auth.Tokens{Store: rig.Store}, Open: true, Log: slog.New(slog.DiscardHandler)})
+	wd, err := os.Getwd() // the CLI makes --binary ./shop absolute from here
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots, err := server.NewRunRoots([]string{wd})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := server.New(server.Options{Tokens: auth.Tokens{Store: rig.Store}, Open: true, RunRoots: roots, Log: slog.New(slog.DiscardHandler)})
 	server.ReleaseAPI{Engine: eng}.Register(s)
 	ts := httptest.NewServer(s)
 	t.Cleanup(ts.Close)
+	// The commands run as children; they find the token in PAVE_TOKEN.
+	_, secret, err := auth.Tokens{Store: rig.Store}.Create(context.Background(), "test", auth.RoleDeployer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PAVE_TOKEN", secret)
 	return ts.URL, eng
 }
 

@@ -56,6 +56,7 @@ func rootCommand() *cobra.Command {
 	}
 	root.PersistentFlags().StringVar(&g.server, "server", envOr("PAVE_SERVER", "http://127.0.0.1:7070"), "control plane address (env PAVE_SERVER)")
 	root.PersistentFlags().StringVar(&g.token, "token", os.Getenv("PAVE_TOKEN"), "API token (env PAVE_TOKEN)")
+	root.PersistentFlags().StringVar(&apiclient.CAFile, "ca-file", apiclient.CAFile, "CA certificate (PEM) the control plane's TLS certificate must chain to (env PAVE_CA_FILE)")
 	root.PersistentFlags().StringVarP(&g.output, "output", "o", "text", "output format: text or json")
 	for _, f := range commands {
 		root.AddCommand(f(g))

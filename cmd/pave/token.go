@@ -18,7 +18,7 @@ import (
 func init() { register(tokenCommand) }
 
 func tokenCommand(g *globals) *cobra.Command {
-	cmd := &cobra.Command{Use: "token", Short: "Manage API tokens (roles: viewer, deployer, admin)"}
+	cmd := &cobra.Command{Use: "token", Short: "Manage API tokens (roles: viewer, deployer, admin; ingest for OTLP from other machines)"}
 	var role, name, dataDir string
 	create := &cobra.Command{
 		Use:   "create --role ROLE [--name NAME]",
@@ -52,7 +52,7 @@ run it on the control plane's machine with --data-dir pointing at its data.`,
 			})
 		},
 	}
-	create.Flags().StringVar(&role, "role", "", "viewer, deployer or admin (required)")
+	create.Flags().StringVar(&role, "role", "", "viewer, deployer, admin or ingest (required)")
 	create.Flags().StringVar(&name, "name", "", "a label for the token, e.g. ci-orders")
 	create.Flags().StringVar(&dataDir, "data-dir", "", "write directly into a control plane's data directory (bootstrap)")
 	_ = create.MarkFlagRequired("role")

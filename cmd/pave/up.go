@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
@@ -120,14 +119,24 @@ func runUp(ctx context.Context, cfg config.Config, logOut io.Writer) error {
 	}
 	defer store.Close()
 
+	tlsConfig, err := serverTLS(cfg)
+	if err != nil {
+		return err
+	}
 	ls, err := listen(cfg)
 	if err != nil {
 		return err
 	}
 	defer ls.close()
+	ls.withTLS(tlsConfig)
 
+	tokens := auth.Tokens{Store: store}
+	sec, err := setUpSecurity(ctx, cfg, tokens, ls.api.Addr(), log)
+	if err != nil {
+		return err
+	}
 	open := config.IsLoopback(cfg.HTTPAddr) && !cfg.RequireAuth
-	srv := server.New(server.Options{Tokens: auth.Tokens{Store: store}, Open: open, Log: log})
+	srv := server.New(server.Options{Tokens: tokens, Open: open, AllowedHosts: sec.hosts, RunRoots: sec.runRoots, LocalTokenFile: sec.tokenFile, Log: log})
 	ui, _ := fs.Sub(web.Static, "static")
 	srv.ServeUI(ui)
 
@@ -177,7 +186,7 @@ func runUp(ctx context.Context, cfg config.Config, logOut io.Writer) error {
 
 	g, gctx := errgroup.WithContext(ctx)
 	serve := func(name string, ln net.Listener, h http.Handler) {
-		hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+		hs := newHTTPServer(h)
 		g.Go(func() error {
 			err := hs.Serve(ln)
 			if errors.Is(err, http.ErrServerClosed) {
@@ -193,16 +202,20 @@ func runUp(ctx context.Context, cfg config.Config, logOut io.Writer) error {
 		})
 	}
 	serve("api", ls.api, srv)
-	serve("otlp", ls.otlp, telemetry.NewIntake(tel, telemetry.Limits{}, log.With("component", "otlp")))
+	ingest := ingestAuth(cfg, tokens, log.With("component", "otlp"))
+	serve("otlp", ls.otlp, guardOTLP(ls.otlp, telemetry.NewIntake(tel, telemetry.Limits{}, log.With("component", "otlp")), ingest))
 	if ls.otlpGRPC != nil {
 		grpcIntake := telemetry.NewGRPCIntake(tel, telemetry.Limits{}, log.With("component", "otlp-grpc"))
+		if !isLoopbackAddr(ls.otlpGRPC.Addr()) {
+			grpcIntake.SetAuth(ingest)
+		}
 		g.Go(func() error { return grpcIntake.Serve(gctx, ls.otlpGRPC) })
 	}
 	for _, c := range clusters {
 		c.start(gctx, g)
 	}
 	probe := clusterProber{clusters: clusters, registry: registry}
-	clustersAPI := server.ClustersAPI{Registry: registry, Probe: probe, Gateway: func(name string) string {
+	clustersAPI := server.ClustersAPI{Registry: registry, Probe: probe, LocalKey: sec.localKey, Gateway: func(name string) string {
 		if c := clusters.byName(name); c != nil && !c.isLost() {
 			return c.ln.Addr().String()
 		}
@@ -236,9 +249,13 @@ func runUp(ctx context.Context, cfg config.Config, logOut io.Writer) error {
 	startProductionEdge(gctx, g, cfg, registry, probe, eng, log)
 
 	srv.SetReady(true)
-	log.Info("pave is up", "api", "http://"+ls.api.Addr().String(), "otlp", ls.otlp.Addr().String(), "otlp_grpc", cfg.OTLPGRPCAddr,
+	scheme := "http://"
+	if tlsConfig != nil {
+		scheme = "https://"
+	}
+	log.Info("pave is up", "api", scheme+ls.api.Addr().String(), "otlp", ls.otlp.Addr().String(), "otlp_grpc", cfg.OTLPGRPCAddr,
 		"gateway", ls.gateway.Addr().String(), "clusters", strings.Join(cfg.Clusters, ","), "data_dir", cfg.DataDir,
-		"auth", map[bool]string{true: "open on loopback", false: "tokens required"}[open])
+		"auth", map[bool]string{true: "reads open on loopback, changes need a token", false: "tokens required"}[open], "admin_token_file", sec.tokenFile)
 	err = g.Wait()
 	log.Info("pave stopped")
 	return err

@@ -14,19 +14,33 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 )
 
 // Client calls the control plane's API.
 type Client struct {
 	Server string // e.g. http://127.0.0.1:7070
-	Token  string
-	HTTP   *http.Client
+	// Token is the bearer token; empty lets the client use the admin
+	// token file of a control plane on loopback (see localToken).
+	Token string
+	HTTP  *http.Client
+
+	localOnce    sync.Once
+	local        string
+	localProblem string
+	localKeyFile string
+	setupErr     error // a bad --ca-file, reported by the first call
 }
 
 // New returns a client for server with an optional token.
 func New(server, token string) *Client {
-	return &Client{Server: strings.TrimRight(server, "/"), Token: token, HTTP: &http.Client{Timeout: 0}}
+	hc, err := newHTTPClient()
+	c := &Client{Server: strings.TrimRight(server, "/"), Token: token, HTTP: hc}
+	if err != nil {
+		c.HTTP, c.setupErr = &http.Client{}, err
+	}
+	return c
 }
 
 // Error is an answer from the API that was not a success.
@@ -82,6 +96,9 @@ func (c *Client) Do(ctx context.Context, method, path string, in, out any) error
 // Raw sends a request and returns a successful response for streaming; the
 // caller closes its body. Non-2xx answers become *Error.
 func (c *Client) Raw(ctx context.Context, method, path string, in any) (*http.Response, error) {
+	if c.setupErr != nil {
+		return nil, c.setupErr
+	}
 	var body io.Reader
 	if in != nil {
 		if r, ok := in.(io.Reader); ok {
@@ -102,17 +119,23 @@ func (c *Client) Raw(ctx context.Context, method, path string, in any) (*http.Re
 	if err != nil {
 		return nil, fmt.Errorf("server address %q: %w", c.Server, err)
 	}
+	if in == nil && method != http.MethodGet && method != http.MethodHead {
+		// The API takes state-changing requests only as JSON.
+		req.Body, req.ContentLength = io.NopCloser(strings.NewReader("{}")), 2
+		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader("{}")), nil }
+		in = struct{}{}
+	}
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	if c.Token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.Token)
+	token := c.Token
+	if token == "" && path != "/healthz" {
+		token = c.localToken(ctx)
 	}
-	hc := c.HTTP
-	if hc == nil {
-		hc = http.DefaultClient
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	resp, err := hc.Do(req)
+	resp, err := c.httpClient().Do(req)
 	if err != nil {
 		var opErr *net.OpError
 		var dnsErr *net.DNSError
@@ -131,9 +154,19 @@ func (c *Client) Raw(ctx context.Context, method, path string, in any) (*http.Re
 		if json.Unmarshal(b, &apiErr) != nil || apiErr.Error == "" {
 			apiErr.Error = fmt.Sprintf("%s %s: %s: %s", method, path, resp.Status, strings.TrimSpace(string(b)))
 		}
+		if resp.StatusCode == http.StatusUnauthorized && c.localProblem != "" {
+			apiErr.Error += " (the local admin token could not be used: " + c.localProblem + ")"
+		}
 		return nil, &Error{Status: resp.StatusCode, Message: apiErr.Error, Field: apiErr.Field}
 	}
 	return resp, nil
+}
+
+func (c *Client) httpClient() *http.Client {
+	if c.HTTP != nil {
+		return c.HTTP
+	}
+	return http.DefaultClient
 }
 
 func unwrapOp(err error) error {

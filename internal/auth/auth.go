@@ -1,6 +1,7 @@
 // Package auth issues and checks the control plane's API tokens. A token is
 // "pave_<id>_<secret>"; only a SHA-256 of the secret is stored, and checks
-// compare in constant time. Roles are ordered: viewer < deployer < admin.
+// compare in constant time. Roles are ordered: viewer < deployer < admin;
+// ingest (OTLP only) stands apart, below viewer.
 package auth
 
 import (
@@ -27,6 +28,10 @@ const (
 	RoleAdmin
 )
 
+// RoleIngest may only send telemetry to the OTLP receivers. It sits below
+// viewer, outside the order, so it reads and changes nothing in the API.
+const RoleIngest Role = -1
+
 func (r Role) String() string {
 	switch r {
 	case RoleViewer:
@@ -35,6 +40,8 @@ func (r Role) String() string {
 		return "deployer"
 	case RoleAdmin:
 		return "admin"
+	case RoleIngest:
+		return "ingest"
 	}
 	return "none"
 }
@@ -48,8 +55,10 @@ func ParseRole(s string) (Role, error) {
 		return RoleDeployer, nil
 	case "admin":
 		return RoleAdmin, nil
+	case "ingest":
+		return RoleIngest, nil
 	}
-	return RoleNone, fmt.Errorf("unknown role %q: want viewer, deployer or admin", s)
+	return RoleNone, fmt.Errorf("unknown role %q: want viewer, deployer, admin or ingest", s)
 }
 
 // ErrInvalidToken is returned for a malformed, unknown or wrong token.
@@ -72,7 +81,7 @@ type Tokens struct{ Store state.Store }
 // Create issues a token and returns its one-time plaintext.
 func (t Tokens) Create(ctx context.Context, name string, role Role) (Token, string, error) {
 	if role == RoleNone {
-		return Token{}, "", errors.New("a token needs a role: viewer, deployer or admin")
+		return Token{}, "", errors.New("a token needs a role: viewer, deployer, admin or ingest")
 	}
 	id, secret := randomHex(6), randomHex(24)
 	tok := Token{ID: id, Name: name, Role: role.String(), Hash: hash(secret), Created: time.Now().UTC()}

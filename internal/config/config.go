@@ -53,6 +53,24 @@ type Config struct {
 	// configuration lives in registered cluster CLUSTER), "webhook:URL"
 	// (DNS / GSLB) or "none".
 	Edge string
+
+	// Security (issue 12): who may reach the control plane, and how.
+	// HTTPAllowedHosts are Host names the API accepts besides localhost,
+	// 127.0.0.1 and [::1] (DNS-rebinding defence).
+	HTTPAllowedHosts []string
+	// RunRoots is a PATH-like list of directories under which releases
+	// and `pave run` may point spec.source/spec.binary; empty: the
+	// directory `pave up` started in and the data directory.
+	RunRoots string
+	// TLSCert and TLSKey serve the API, UI and OTLP receivers over TLS
+	// (reloaded when the files change); TLSClientCA requires client
+	// certificates signed by it.
+	TLSCert, TLSKey, TLSClientCA string
+	// InsecureHTTP allows plain HTTP on a non-loopback address.
+	InsecureHTTP bool
+	// OTLPRate is the per-token rate limit of the OTLP receivers off
+	// loopback, in requests per second (burst: twice that).
+	OTLPRate string
 }
 
 // Default returns the embedded defaults.
@@ -66,6 +84,7 @@ func Default() Config {
 		Clusters:           []string{"local"},
 		ShutdownTimeout:    30 * time.Second,
 		TelemetryColdStore: "dir",
+		OTLPRate:           "200",
 	}
 }
 
@@ -147,6 +166,29 @@ func settings() []setting {
 				c.TelemetryColdStore = telemetry.RedactColdStore(c.TelemetryColdStore)
 			}
 			return err
+		}},
+		// Security settings (issue 12), kept together.
+		{"http-allowed-hosts", "Host names the API and UI answer to besides localhost, 127.0.0.1 and [::1], comma-separated (* for any, behind a proxy that checks Host)", func(c *Config) any { return &c.HTTPAllowedHosts }, nil},
+		{"run-roots", "directories (separated like PATH) under which spec.source and spec.binary may point (default: the directory pave up starts in and the data directory)", func(c *Config) any { return &c.RunRoots }, nil},
+		{"tls-cert", "TLS certificate file (PEM) for the API, UI and OTLP receivers; reloaded when it changes", func(c *Config) any { return &c.TLSCert }, func(c *Config) error {
+			if (c.TLSCert == "") != (c.TLSKey == "") {
+				return errors.New("give both --tls-cert and --tls-key, or neither")
+			}
+			return nil
+		}},
+		{"tls-key", "TLS private key file (PEM) matching --tls-cert", func(c *Config) any { return &c.TLSKey }, nil},
+		{"tls-client-ca", "CA file (PEM): require client certificates signed by it (needs --tls-cert)", func(c *Config) any { return &c.TLSClientCA }, func(c *Config) error {
+			if c.TLSClientCA != "" && c.TLSCert == "" {
+				return errors.New("client certificates need TLS: give --tls-cert and --tls-key too")
+			}
+			return nil
+		}},
+		{"insecure-http", "allow plain HTTP on a non-loopback address (tokens and kubeconfigs then cross the network in clear)", func(c *Config) any { return &c.InsecureHTTP }, nil},
+		{"otlp-rate", "requests per second each ingest token may send to the OTLP receivers off loopback", func(c *Config) any { return &c.OTLPRate }, func(c *Config) error {
+			if n, err := strconv.Atoi(c.OTLPRate); err != nil || n <= 0 {
+				return errors.New("must be a positive whole number of requests per second, e.g. 200")
+			}
+			return nil
 		}},
 		{"shutdown-timeout", "how long a graceful stop may take", func(c *Config) any { return &c.ShutdownTimeout }, func(c *Config) error {
 			if c.ShutdownTimeout <= 0 {

@@ -106,7 +106,16 @@ func (r *Registry) KubeconfigPath(name string) string {
 // AddKubernetes registers a Kubernetes cluster. The kubeconfig must parse
 // and hold the context; it is written beside its final name and renamed,
 // so a failed add leaves nothing behind.
-func (r *Registry) AddKubernetes(ctx context.Context, c Cluster, kubeconfig []byte) (Cluster, error) {
+func (r *Registry) AddKubernetes(ctx context.Context, c Cluster, kubeconfig []byte, opts ...AddOption) (Cluster, error) {
+	var o addOptions
+	for _, f := range opts {
+		f(&o)
+	}
+	if !o.allowLocal {
+		if err := CheckKubeconfig(kubeconfig); err != nil {
+			return Cluster{}, fmt.Errorf("cluster %s: %w", c.Name, err)
+		}
+	}
 	c.Kind = KindKubernetes
 	if c.Weight == 0 {
 		c.Weight = 1

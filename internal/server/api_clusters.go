@@ -23,6 +23,11 @@ type ClustersAPI struct {
 	Lose func(ctx context.Context, name string) (killed int, err error)
 	// Gateway gives an embedded cluster's gateway address ("" for none).
 	Gateway func(name string) string
+	// LocalKey is the data directory's local-proof key (auth.EnsureLocalKey):
+	// a kubeconfig with exec plugins or file references is accepted only
+	// with an AllowExecProof made with it, i.e. from `pave cluster add
+	// --allow-exec` on the control plane's machine. nil refuses them all.
+	LocalKey []byte
 }
 
 // Register adds the cluster routes to s.
@@ -66,6 +71,18 @@ type ClusterAddRequest struct {
 	Router     string `json:"router,omitempty"`
 	Prometheus string `json:"prometheus,omitempty"`
 	Weight     int64  `json:"weight,omitempty"`
+	// AllowExecProof (from `pave cluster add --allow-exec`) lets the
+	// kubeconfig keep exec plugins and local file references: an HMAC of
+	// the name and kubeconfig under the data directory's local key,
+	// which only the operator on the control plane's machine can read.
+	AllowExecProof string `json:"allowExecProof,omitempty"`
+}
+
+// AllowExecProof proves to the control plane whose local key is key that
+// the kubeconfig of cluster name was allowed its local references by
+// someone who can read the data directory.
+func AllowExecProof(key []byte, name, kubeconfig string) string {
+	return auth.LocalProof(key, "allow-exec", name, kubeconfig)
 }
 
 // DrainRequest is the body of drain and undrain: the pace, e.g. "10%/min".
@@ -142,8 +159,17 @@ func (a ClustersAPI) add(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, http.StatusBadRequest, &FieldError{Field: "kubeconfig", Err: errors.New("missing: give the kubeconfig file's content (pave cluster add NAME --kubeconfig FILE)")})
 		return
 	}
+	var opts []fleet.AddOption
+	if req.AllowExecProof != "" {
+		if !auth.VerifyLocalProof(a.LocalKey, req.AllowExecProof, "allow-exec", req.Name, req.Kubeconfig) {
+			WriteError(w, http.StatusForbidden, &FieldError{Field: "allowExecProof", Err: errors.New(
+				"does not prove local access: --allow-exec works only from the CLI on the control plane's machine, run by the user who can read its data directory")})
+			return
+		}
+		opts = append(opts, fleet.AllowLocalReferences())
+	}
 	c, err := a.Registry.AddKubernetes(r.Context(), fleet.Cluster{Name: req.Name, Context: req.Context, Datacenter: req.Datacenter,
-		Namespace: req.Namespace, Router: req.Router, Prometheus: req.Prometheus, Weight: req.Weight}, []byte(req.Kubeconfig))
+		Namespace: req.Namespace, Router: req.Router, Prometheus: req.Prometheus, Weight: req.Weight}, []byte(req.Kubeconfig), opts...)
 	if err != nil {
 		writeClusterError(w, err)
 		return
@@ -211,6 +237,8 @@ func writeClusterError(w http.ResponseWriter, err error) {
 	switch {
 	case errors.Is(err, fleet.ErrNotFound):
 		WriteError(w, http.StatusNotFound, err)
+	case errors.Is(err, fleet.ErrLocalReference):
+		WriteError(w, http.StatusBadRequest, &FieldError{Field: "kubeconfig", Err: err})
 	case errors.Is(err, fleet.ErrInvalid), errors.Is(err, kube.ErrKubeconfig):
 		WriteError(w, http.StatusBadRequest, err)
 	default:

@@ -40,6 +40,10 @@ func (a ReleaseAPI) create(w http.ResponseWriter, r *http.Request) {
 		writeReleaseError(w, err)
 		return
 	}
+	if err := checkRunPaths(r.Context(), "spec.", spec.Spec.Source, spec.Spec.Binary); err != nil {
+		WriteError(w, http.StatusForbidden, err)
+		return
+	}
 	out, err := a.Engine.Create(r.Context(), spec)
 	if err != nil {
 		writeReleaseError(w, err)

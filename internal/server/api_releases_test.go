@@ -18,17 +18,18 @@ func newReleaseServer(t *testing.T) (*httptest.Server, *release.Engine, *release
 	t.Helper()
 	rig := releasetest.NewRig(t, nil)
 	eng, router := rig.Engine, rig.Router
-	s := New(Options{Tokens: auth.Tokens{Store: rig.Store}, Open: true, Log: slog.New(slog.DiscardHandler)})
+	s := New(Options{Tokens: auth.Tokens{Store: rig.Store}, Open: true, RunRoots: allRoots(t), Log: slog.New(slog.DiscardHandler)})
 	ReleaseAPI{Engine: eng}.Register(s)
 	ts := httptest.NewServer(s)
 	t.Cleanup(ts.Close)
+	authorizeClient(t, ts, auth.Tokens{Store: rig.Store})
 	return ts, eng, router
 }
 
 func releaseCall(t *testing.T, ts *httptest.Server, method, path, body string) (int, map[string]any, []byte) {
 	t.Helper()
 	req, _ := http.NewRequest(method, ts.URL+path, strings.NewReader(body))
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := ts.Client().Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +46,7 @@ kind: Release
 spec:
   service: shop
   version: v2
-  binary: ./shop
+  binary: /srv/shop
   steps: [1, 10, 100]
 `
 

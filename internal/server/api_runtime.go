@@ -111,6 +111,10 @@ func (a RuntimeAPI) deploy(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, http.StatusBadRequest, err)
 		return
 	}
+	if err := checkRunPaths(r.Context(), "", req.Source, req.Binary); err != nil {
+		WriteError(w, http.StatusForbidden, err)
+		return
+	}
 	d := runtime.Deployment{
 		Service: r.PathValue("service"), Version: r.PathValue("version"),
 		Source: req.Source, Binary: req.Binary, Image: req.Image, Replicas: 1,

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -28,8 +29,12 @@ func TestRuntimeAPI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := New(Options{Tokens: auth.Tokens{Store: st}, Open: true, Log: quiet})
+	s := New(Options{Tokens: auth.Tokens{Store: st}, Open: true, RunRoots: allRoots(t), Log: quiet})
 	RuntimeAPI{Target: rt}.Register(s)
+	_, admin, err := auth.Tokens{Store: st}.Create(context.Background(), "test", auth.RoleAdmin)
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	do := func(method, path, body string) (int, map[string]any) {
 		t.Helper()
@@ -37,7 +42,7 @@ func TestRuntimeAPI(t *testing.T) {
 		if body != "" {
 			in = json.RawMessage(body)
 		}
-		rec := call(s, method, path, "", in)
+		rec := call(s, method, path, admin, in)
 		var out map[string]any
 		_ = json.Unmarshal(rec.Body.Bytes(), &out)
 		return rec.Code, out

@@ -40,6 +40,7 @@ func newTrafficServer(t *testing.T) (*httptest.Server, *gateway.Gateway) {
 	TrafficAPI{Router: router, Live: gw}.Register(s)
 	hs := httptest.NewServer(s)
 	t.Cleanup(hs.Close)
+	authorizeClient(t, hs, auth.Tokens{Store: st})
 	return hs, gw
 }
 

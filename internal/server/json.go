@@ -34,6 +34,9 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 
 // WriteError answers with an APIError.
 func WriteError(w http.ResponseWriter, status int, err error) {
+	if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+		status = http.StatusRequestEntityTooLarge
+	}
 	body := APIError{Error: err.Error()}
 	var fe *FieldError
 	if errors.As(err, &fe) {
@@ -47,7 +50,10 @@ const maxBody = 4 << 20
 
 // ReadJSON decodes a request body strictly: unknown fields are errors.
 func ReadJSON(r *http.Request, v any) error {
-	dec := json.NewDecoder(io.LimitReader(r.Body, maxBody))
+	// The front door bounds the body (http.MaxBytesReader) and a longer
+	// one fails with *http.MaxBytesError, which WriteError answers 413;
+	// this limit only guards handlers served without it.
+	dec := json.NewDecoder(io.LimitReader(r.Body, maxBody+1))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return fmt.Errorf("request body: %w", err)

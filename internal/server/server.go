@@ -18,20 +18,34 @@ import (
 
 // Server routes API requests after checking the caller's role.
 type Server struct {
-	mux    *http.ServeMux
-	tokens auth.Tokens
-	open   bool
-	log    *slog.Logger
-	ready  atomic.Bool
+	mux      *http.ServeMux
+	tokens   auth.Tokens
+	open     bool
+	hosts    hostPolicy
+	runRoots RunRoots
+	log      *slog.Logger
+	ready    atomic.Bool
 }
 
 // Options configure a Server.
 type Options struct {
 	Tokens auth.Tokens
-	// Open lets requests without a token act as admin. Only for an API on
-	// loopback; cmd/pave decides.
+	// Open lets requests without a token read (role viewer). Nothing
+	// without a token may change anything, open or not. cmd/pave opens
+	// reads only for an API on loopback.
 	Open bool
-	Log  *slog.Logger
+	// AllowedHosts are the Host names accepted besides localhost,
+	// 127.0.0.1 and [::1] ("*": any, for a server behind a proxy that
+	// checks Host itself).
+	AllowedHosts []string
+	// RunRoots are the directories under which spec.source and
+	// spec.binary may point (see RunRoots); none refuses every path.
+	RunRoots RunRoots
+	// LocalTokenFile is the admin token file of this control plane; its
+	// path (never its content) is told to clients on loopback so the CLI
+	// on this machine finds it (GET /api/v1/local-credential).
+	LocalTokenFile string
+	Log            *slog.Logger
 }
 
 // New returns a Server with /healthz and the token API registered.
@@ -39,8 +53,9 @@ func New(o Options) *Server {
 	if o.Log == nil {
 		o.Log = slog.Default()
 	}
-	s := &Server{mux: http.NewServeMux(), tokens: o.Tokens, open: o.Open, log: o.Log}
+	s := &Server{mux: http.NewServeMux(), tokens: o.Tokens, open: o.Open, hosts: newHostPolicy(o.AllowedHosts), runRoots: o.RunRoots, log: o.Log}
 	s.Handle("GET /healthz", http.HandlerFunc(s.healthz), Public())
+	s.Handle("GET /api/v1/local-credential", localCredential(o.LocalTokenFile), Public())
 	tokenAPI{tokens: o.Tokens}.Register(s)
 	return s
 }
@@ -93,8 +108,6 @@ func (s *Server) HandleFunc(pattern string, h func(http.ResponseWriter, *http.Re
 	s.Handle(pattern, http.HandlerFunc(h), opts...)
 }
 
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
-
 type principalKey struct{}
 
 // Principal is who made a request.
@@ -126,17 +139,19 @@ func (s *Server) guard(need auth.Role, h http.Handler) http.Handler {
 			WriteError(w, status, errors.New(reason))
 			return
 		}
-		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
+		ctx := context.WithValue(r.Context(), principalKey{}, p)
+		h.ServeHTTP(w, r.WithContext(context.WithValue(ctx, runRootsKey{}, s.runRoots)))
 	})
 }
 
 func (s *Server) authenticate(r *http.Request) (Principal, int, string) {
 	h := r.Header.Get("Authorization")
 	if h == "" {
-		if s.open {
-			return Principal{Name: "local", Role: auth.RoleAdmin}, 0, ""
+		if s.open && !mutating(r.Method) {
+			return Principal{Name: "anonymous", Role: auth.RoleViewer}, 0, ""
 		}
-		return Principal{}, http.StatusUnauthorized, "missing bearer token: create one with `pave token create --role viewer|deployer|admin` and pass it with --token or PAVE_TOKEN"
+		return Principal{}, http.StatusUnauthorized, "missing bearer token: on the control plane's machine the CLI reads the admin token `pave up` wrote to DATA_DIR/admin.token; " +
+			"elsewhere create one with `pave token create --role viewer|deployer|admin` and pass it with --token or PAVE_TOKEN"
 	}
 	plain, ok := strings.CutPrefix(h, "Bearer ")
 	if !ok {

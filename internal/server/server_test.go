@@ -47,6 +47,10 @@ func call(s http.Handler, method, path, token string, body any) *httptest.Respon
 		b, _ = json.Marshal(body)
 	}
 	req := httptest.NewRequest(method, path, bytes.NewReader(b))
+	req.Host = "127.0.0.1:7070"
+	if mutating(method) {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
@@ -98,11 +102,17 @@ func TestRolesAndTokens(t *testing.T) {
 	}
 }
 
-func TestOpenModeActsAsAdminButChecksGivenTokens(t *testing.T) {
+func TestOpenModeOnlyReadsAndChecksGivenTokens(t *testing.T) {
 	s, _, _ := newServer(t, true)
 	rec := call(s, "GET", "/api/v1/things", "", nil)
-	if rec.Code != 200 || !strings.Contains(rec.Body.String(), "admin") {
-		t.Fatalf("open mode: %d %s", rec.Code, rec.Body)
+	if rec.Code != 200 || !strings.Contains(rec.Body.String(), "viewer") {
+		t.Fatalf("open mode reads as viewer: %d %s", rec.Code, rec.Body)
+	}
+	if rec := call(s, "POST", "/api/v1/things", "", nil); rec.Code != 401 || !strings.Contains(rec.Body.String(), "admin.token") {
+		t.Fatalf("open mode changes nothing without a token: %d %s", rec.Code, rec.Body)
+	}
+	if rec := call(s, "GET", "/api/v1/tokens", "", nil); rec.Code != 403 {
+		t.Fatalf("open mode does not list tokens: %d %s", rec.Code, rec.Body)
 	}
 	if rec := call(s, "GET", "/api/v1/things", "pave_nope_nope", nil); rec.Code != 401 {
 		t.Fatalf("a wrong token is refused even in open mode: %d", rec.Code)
@@ -110,8 +120,9 @@ func TestOpenModeActsAsAdminButChecksGivenTokens(t *testing.T) {
 }
 
 func TestTokenAPI(t *testing.T) {
-	s, _, _ := newServer(t, true)
-	rec := call(s, "POST", "/api/v1/tokens", "", TokenRequest{Name: "ci", Role: "deployer"})
+	s, toks, _ := newServer(t, true)
+	_, admin, _ := toks.Create(context.Background(), "a", auth.RoleAdmin)
+	rec := call(s, "POST", "/api/v1/tokens", admin, TokenRequest{Name: "ci", Role: "deployer"})
 	if rec.Code != 201 {
 		t.Fatalf("create: %d %s", rec.Code, rec.Body)
 	}
@@ -123,19 +134,19 @@ func TestTokenAPI(t *testing.T) {
 	if rec := call(s, "POST", "/api/v1/things", tr.Secret, nil); rec.Code != 201 {
 		t.Fatalf("new deployer token: %d", rec.Code)
 	}
-	rec = call(s, "POST", "/api/v1/tokens", "", map[string]string{"role": "god"})
+	rec = call(s, "POST", "/api/v1/tokens", admin, map[string]string{"role": "god"})
 	if rec.Code != 400 || !strings.Contains(rec.Body.String(), `"field": "role"`) {
 		t.Fatalf("bad role: %d %s", rec.Code, rec.Body)
 	}
-	rec = call(s, "POST", "/api/v1/tokens", "", map[string]string{"role": "viewer", "extra": "x"})
+	rec = call(s, "POST", "/api/v1/tokens", admin, map[string]string{"role": "viewer", "extra": "x"})
 	if rec.Code != 400 || !strings.Contains(rec.Body.String(), "unknown field") {
 		t.Fatalf("unknown field: %d %s", rec.Code, rec.Body)
 	}
-	rec = call(s, "GET", "/api/v1/tokens", "", nil)
+	rec = call(s, "GET", "/api/v1/tokens", admin, nil)
 	if strings.Contains(rec.Body.String(), tr.Secret) || strings.Contains(rec.Body.String(), `"hash"`) {
 		t.Fatalf("list leaks secrets: %s", rec.Body)
 	}
-	if rec := call(s, "DELETE", "/api/v1/tokens/"+tr.ID, "", nil); rec.Code != 204 {
+	if rec := call(s, "DELETE", "/api/v1/tokens/"+tr.ID, admin, nil); rec.Code != 204 {
 		t.Fatalf("revoke: %d", rec.Code)
 	}
 	if rec := call(s, "POST", "/api/v1/things", tr.Secret, nil); rec.Code != 401 {

@@ -25,7 +25,8 @@ import (
 // calls. A call succeeds only once its records are durable, exactly like
 // the HTTP intake, with which it shares decoding, limits and appending.
 type GRPCIntake struct {
-	in *Intake
+	in   *Intake
+	auth *IngestAuth // see intake_auth.go
 }
 
 // NewGRPCIntake returns the OTLP/gRPC intake writing into store. Its
@@ -61,10 +62,10 @@ func (g *GRPCIntake) Serve(ctx context.Context, ln net.Listener) error {
 }
 
 func (g *GRPCIntake) server() *grpc.Server {
-	srv := grpc.NewServer(
+	srv := grpc.NewServer(append(g.serverOptions(),
 		grpc.MaxRecvMsgSize(g.in.limits.MaxBodyBytes),
 		grpc.ForceServerCodecV2(rawCodec{fallback: encoding.GetCodecV2("proto")}),
-	)
+	)...)
 	srv.RegisterService(&logsServiceDesc, g)
 	srv.RegisterService(&traceServiceDesc, g)
 	return srv

@@ -2,13 +2,13 @@
 // flags this closed network needs (no background connections).
 import { chromium } from 'playwright-core';
 
-export async function launch() {
+export async function launch(extraArgs = []) {
   const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
   return chromium.launch({
     executablePath,
     headless: true,
     args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      '--disable-background-networking', '--disable-component-update', '--disable-sync', ...extraArgs],
   });
 }
 

@@ -81,6 +81,12 @@ func TestReleasesPage(t *testing.T) {
 	})
 	eng, router := rig.Engine, rig.Router
 	srv := server.New(server.Options{Tokens: auth.Tokens{Store: rig.Store}, Open: true, Log: slog.New(slog.DiscardHandler)})
+	// The page's buttons act with a deployer token handed over in the
+	// address (#token=), as a user pastes the one `pave up` wrote.
+	_, token, err := auth.Tokens{Store: rig.Store}.Create(context.Background(), "browser", auth.RoleDeployer)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ui, _ := fs.Sub(web.Static, "static")
 	srv.ServeUI(ui)
 	server.ReleaseAPI{Engine: eng}.Register(srv)
@@ -108,7 +114,7 @@ func TestReleasesPage(t *testing.T) {
 	cmdCtx, stop := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer stop()
 	cmd := exec.CommandContext(cmdCtx, "node", "releases.mjs", ts.URL)
-	cmd.Env = append(os.Environ(), "PAVE_ARTIFACTS="+artifacts)
+	cmd.Env = append(os.Environ(), "PAVE_ARTIFACTS="+artifacts, "PAVE_TOKEN="+token)
 	out, err := cmd.CombinedOutput()
 	t.Logf("browser script:\n%s", out)
 	if err != nil {

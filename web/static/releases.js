@@ -7,11 +7,26 @@ const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
 let selected = params.get('name') || '';
 
+// A token handed over in the address (ui/releases.html#token=…, as
+// `pave up` prints it) is kept for this browser and taken out of the
+// address bar. Reads need none on loopback; actions always do.
+if (location.hash.startsWith('#token=')) {
+  localStorage.setItem('pave.token', decodeURIComponent(location.hash.slice('#token='.length)));
+  history.replaceState(null, '', location.pathname + location.search);
+}
+
 async function api(method, path) {
   const headers = {};
   const token = localStorage.getItem('pave.token');
   if (token) headers.Authorization = 'Bearer ' + token;
-  const resp = await fetch(path, { method, headers });
+  const init = { method, headers };
+  if (method !== 'GET') {
+    // The API takes changes only as JSON: a page of another site cannot
+    // send that without a CORS preflight, which the API never grants.
+    headers['Content-Type'] = 'application/json';
+    init.body = '{}';
+  }
+  const resp = await fetch(path, init);
   const body = await resp.json().catch(() => ({}));
   if (!resp.ok) throw new Error(body.error || `${method} ${path}: ${resp.status}`);
   return body;

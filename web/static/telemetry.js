@@ -1,6 +1,13 @@
 // Shared by the logs and request pages: API access with the stored token
 // and small formatting helpers.
 
+// A token handed over in the address (#token=…) is kept for this browser
+// and taken out of the address bar.
+if (location.hash.startsWith('#token=')) {
+  localStorage.setItem('pave.token', decodeURIComponent(location.hash.slice('#token='.length)));
+  history.replaceState(null, '', location.pathname + location.search);
+}
+
 export async function api(path) {
   const headers = {};
   const token = localStorage.getItem('pave.token');

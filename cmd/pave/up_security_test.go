@@ -1,0 +1,123 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pave-platform/pave/internal/config"
+)
+
+// A slowloris (many connections that send their headers a byte at a
+// time) and a client that sends an endless body neither stop the
+// listener from answering others, and are cut off by the timeouts.
+func TestListenerSurvivesSlowlorisAndOversizedBodies(t *testing.T) {
+	for name, v := range map[string]time.Duration{"read-header": defaultTimeouts.readHeader, "read": defaultTimeouts.read,
+		"write": defaultTimeouts.write, "idle": defaultTimeouts.idle} {
+		if v <= 0 {
+			t.Errorf("the %s timeout of pave up's listeners is not set", name)
+		}
+	}
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n, err := io.Copy(io.Discard, http.MaxBytesReader(w, r.Body, 1<<20))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusRequestEntityTooLarge)
+			return
+		}
+		fmt.Fprintf(w, "ok %d", n)
+	})
+	hs := newHTTPServerWith(h, listenerTimeouts{readHeader: 500 * time.Millisecond, read: 2 * time.Second, write: 2 * time.Second, idle: time.Second})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go hs.Serve(ln)
+	t.Cleanup(func() { hs.Close() })
+	addr := ln.Addr().String()
+
+	const slow = 200
+	conns := make([]net.Conn, 0, slow)
+	for range slow {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+		conns = append(conns, c)
+	}
+	// An endless body: more than the limit, sent slowly.
+	fat, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fat.Close()
+	fmt.Fprintf(fat, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", 64<<20)
+	go func() {
+		chunk := bytes.Repeat([]byte("x"), 64<<10)
+		for i := 0; i < 1024; i++ {
+			if _, err := fat.Write(chunk); err != nil {
+				return
+			}
+		}
+	}()
+
+	start := time.Now()
+	resp, err := (&http.Client{Timeout: 2 * time.Second}).Get("http://" + addr + "/")
+	if err != nil {
+		t.Fatalf("with %d slow clients and a fat one, another client got no answer: %v", slow, err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || time.Since(start) > time.Second {
+		t.Fatalf("another client: %d after %v", resp.StatusCode, time.Since(start))
+	}
+	// The fat body is refused once past the limit.
+	fat.SetReadDeadline(time.Now().Add(5 * time.Second))
+	fr, err := http.ReadResponse(bufio.NewReader(fat), nil)
+	if err != nil || fr.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Fatalf("oversized body: %v %v", fr, err)
+	}
+	// The slow ones are cut off at the read-header timeout.
+	time.Sleep(700 * time.Millisecond)
+	cut := 0
+	for _, c := range conns {
+		c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		if _, err := io.ReadAll(c); err == nil { // EOF: the server closed it
+			cut++
+		}
+	}
+	if cut != slow {
+		t.Fatalf("%d of %d slowloris connections were closed by the server", cut, slow)
+	}
+}
+
+func TestPlainHTTPOffLoopbackNeedsInsecureHTTP(t *testing.T) {
+	cfg := config.Default()
+	cfg.HTTPAddr = "0.0.0.0:7070"
+	var logs bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	err := checkExposure(cfg, log)
+	if err == nil || !strings.Contains(err.Error(), "http-addr=0.0.0.0:7070") || !strings.Contains(err.Error(), "--tls-cert") {
+		t.Fatalf("no TLS off loopback: %v", err)
+	}
+	cfg.InsecureHTTP = true
+	if err := checkExposure(cfg, log); err != nil || !strings.Contains(logs.String(), "INSECURE") {
+		t.Fatalf("--insecure-http starts and warns: %v %s", err, logs.String())
+	}
+	cfg = config.Default()
+	cfg.OTLPGRPCAddr = "192.0.2.1:4317"
+	if err := checkExposure(cfg, log); err == nil || !strings.Contains(err.Error(), "otlp-grpc-addr") {
+		t.Fatalf("OTLP/gRPC off loopback: %v", err)
+	}
+	cfg.TLSCert, cfg.TLSKey = "c.pem", "k.pem"
+	if err := checkExposure(cfg, log); err != nil {
+		t.Fatalf("with TLS: %v", err)
+	}
+}
