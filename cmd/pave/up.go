@@ -21,6 +21,7 @@ import (
 
 	"github.com/pave-platform/pave/internal/auth"
 	"github.com/pave-platform/pave/internal/config"
+	"github.com/pave-platform/pave/internal/datadir"
 	"github.com/pave-platform/pave/internal/fleet"
 	"github.com/pave-platform/pave/internal/release"
 	"github.com/pave-platform/pave/internal/server"
@@ -114,6 +115,12 @@ func runUp(ctx context.Context, cfg config.Config, logOut io.Writer) error {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("setting data-dir: %w", err)
 	}
+	// One control plane per data directory, before anything in it is read.
+	lock, err := datadir.Acquire(cfg.DataDir)
+	if err != nil {
+		return fmt.Errorf("setting data-dir: %w", err)
+	}
+	defer lock.Release()
 	store, err := state.OpenSQLite(filepath.Join(cfg.DataDir, "state.db"))
 	if err != nil {
 		return err
@@ -125,6 +132,7 @@ func runUp(ctx context.Context, cfg config.Config, logOut io.Writer) error {
 		return err
 	}
 	defer ls.close()
+	_ = lock.SetAddress(ls.api.Addr().String())
 
 	open := config.IsLoopback(cfg.HTTPAddr) && !cfg.RequireAuth
 	srv := server.New(server.Options{Tokens: auth.Tokens{Store: store}, Open: open, Log: log})
@@ -172,7 +180,6 @@ func runUp(ctx context.Context, cfg config.Config, logOut io.Writer) error {
 	if err := registry.SyncLocal(ctx, cfg.Clusters, dcs); err != nil {
 		return err
 	}
-	server.TrafficAPI{Router: clusters, Live: clusters}.Register(srv)
 	server.RuntimeAPI{Target: clusters}.Register(srv)
 
 	g, gctx := errgroup.WithContext(ctx)
@@ -233,6 +240,7 @@ func runUp(ctx context.Context, cfg config.Config, logOut io.Writer) error {
 		local[c.name] = c.seams()
 	}
 	eng := startReleaseEngine(gctx, g, store, &fleet.ReleaseFleet{Registry: registry, Local: local, Connect: connectKubernetes}, srv, log)
+	server.TrafficAPI{Router: clusters, Live: clusters, Releases: eng}.Register(srv)
 	startProductionEdge(gctx, g, cfg, registry, probe, eng, log)
 
 	srv.SetReady(true)
