@@ -55,7 +55,9 @@ func (r releaseTarget) Services(ctx context.Context) ([]string, error) {
 // CheckArtifact names the spec field at fault (spec.source...) when the
 // runtime can check artifacts; a remote cluster's images are not checked.
 func (r releaseTarget) CheckArtifact(_ context.Context, d release.Deployment) error {
-	c, ok := r.t.(interface{ CheckArtifact(runtime.Deployment) error })
+	c, ok := r.t.(interface {
+		CheckArtifact(runtime.Deployment) error
+	})
 	if !ok {
 		return nil
 	}
