@@ -43,7 +43,8 @@ func TestParseGoodSpec(t *testing.T) {
 	if r.Spec.Analysis.Alpha != 0.005 || r.Spec.Analysis.MaxP99Ms != 800 || r.Spec.Analysis.Beta != 0.05 {
 		t.Fatalf("analysis %+v", r.Spec.Analysis)
 	}
-	if r.Spec.Replicas != 1 || r.Spec.OnHoldTimeout != "pause" {
+	// Replicas stay unset: Create takes the stable version's count.
+	if r.Spec.Replicas != 0 || r.Spec.OnHoldTimeout != "pause" {
 		t.Fatalf("defaults %+v", r.Spec)
 	}
 	// JSON is YAML too.
