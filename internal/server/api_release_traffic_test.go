@@ -27,8 +27,10 @@ import (
 // the artifact check) are the runtime's own.
 type readyLocal struct{ t release.Target }
 
-func (r readyLocal) Deploy(ctx context.Context, d release.Deployment) error { return r.t.Deploy(ctx, d) }
-func (r readyLocal) Remove(ctx context.Context, s, v string) error          { return r.t.Remove(ctx, s, v) }
+func (r readyLocal) Deploy(ctx context.Context, d release.Deployment) error {
+	return r.t.Deploy(ctx, d)
+}
+func (r readyLocal) Remove(ctx context.Context, s, v string) error { return r.t.Remove(ctx, s, v) }
 func (readyLocal) Status(context.Context, string, string) (bool, int, int, error) {
 	return true, 1, 1, nil
 }
