@@ -86,6 +86,21 @@ func TestReadmeTour(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() {
+				// Services outlive pave up on purpose; the test leaves none.
+				stop := exec.Command(filepath.Join(work, "bin", "pave"), "stop", "orders")
+				stop.Env = env
+				if out, err := stop.CombinedOutput(); err != nil {
+					t.Errorf("pave stop orders: %v\n%s", err, out)
+				}
+				for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+					resp, err := http.Get("http://" + api + "/api/v1/runtime/orders")
+					if err == nil {
+						resp.Body.Close()
+						if resp.StatusCode == http.StatusNotFound {
+							break
+						}
+					}
+				}
 				_ = up.Process.Signal(syscall.SIGTERM)
 				_ = up.Wait()
 				if t.Failed() {

@@ -100,7 +100,9 @@ func checkArtifacts(ctx context.Context, clusters plan, s Spec) error {
 }
 
 // runningVersions lists the versions of service (but the one released)
-// in the first cluster that runs any.
+// in the first cluster that runs any. A cluster that cannot say is
+// passed over: the stable version then comes from the others or from the
+// weights, as before the runtime was asked.
 func runningVersions(ctx context.Context, clusters plan, service, except string) ([]RunningVersion, error) {
 	for _, c := range clusters {
 		vl, ok := c.Target.(VersionLister)
@@ -109,7 +111,7 @@ func runningVersions(ctx context.Context, clusters plan, service, except string)
 		}
 		vs, err := vl.Versions(ctx, service)
 		if err != nil {
-			return nil, fmt.Errorf("cluster %s: list the running versions of %s: %w", c.Name, service, err)
+			continue
 		}
 		var out []RunningVersion
 		for _, v := range vs {
@@ -173,10 +175,7 @@ func (e *Engine) known(ctx context.Context, service string, all []Release) error
 		}
 		if vl, ok := c.Target.(VersionLister); ok {
 			vs, err := vl.Versions(ctx, service)
-			if err != nil {
-				return fmt.Errorf("cluster %s: list the running versions of %s: %w", c.Name, service, err)
-			}
-			if len(vs) > 0 {
+			if err == nil && len(vs) > 0 {
 				return nil
 			}
 		}
