@@ -123,3 +123,32 @@ func ReadOwner(dir string) Owner {
 	}
 	return o
 }
+
+// CheckOwner guards work only the owner of a data directory may do (the
+// runtime's adoption of running instances): it finds the lock file at or
+// above dir and fails when another live process holds it. A directory no
+// control plane locked (a test, an embedded runtime) passes.
+func CheckOwner(dir string) error {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	for d := abs; ; d = filepath.Dir(d) {
+		path := filepath.Join(d, LockFile)
+		if f, err := os.Open(path); err == nil {
+			defer f.Close()
+			err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH|syscall.LOCK_NB)
+			if err == nil {
+				_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+				return nil // nobody holds it
+			}
+			if o := ReadOwner(d); o.PID != os.Getpid() {
+				return &LockedError{Dir: d, Owner: o}
+			}
+			return nil
+		}
+		if filepath.Dir(d) == d {
+			return nil
+		}
+	}
+}

@@ -3,6 +3,7 @@ package datadir
 import (
 	"errors"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -35,4 +36,33 @@ func TestAcquireIsExclusiveAndNamesTheOwner(t *testing.T) {
 		t.Fatalf("after Release: %v", err)
 	}
 	l2.Release()
+}
+
+func TestCheckOwner(t *testing.T) {
+	dir := t.TempDir()
+	sub := filepath.Join(dir, "clusters", "seoul")
+	if err := os.MkdirAll(sub, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckOwner(sub); err != nil {
+		t.Fatalf("an unlocked directory: %v", err)
+	}
+	l, err := Acquire(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckOwner(sub); err != nil {
+		t.Fatalf("the holder itself, in a subdirectory: %v", err)
+	}
+	// Another process's record while the lock is held: refused.
+	if err := l.SetOwner(Owner{PID: os.Getpid() + 100000, Address: "127.0.0.1:7070"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckOwner(sub); !errors.Is(err, ErrLocked) {
+		t.Fatalf("a directory held by another pid: want ErrLocked, got %v", err)
+	}
+	l.Release()
+	if err := CheckOwner(sub); err != nil {
+		t.Fatalf("after release: %v", err)
+	}
 }
