@@ -184,7 +184,7 @@ func up(ctx context.Context, dir, pave, hello string) (plane, error) {
 	p.token = strings.TrimSpace(string(tok))
 	spec := map[string]any{"apiVersion": "pave.dev/v1alpha1", "kind": "Release", "spec": map[string]any{
 		"service": "hello", "version": "v1", "binary": hello, "replicas": 2, "steps": []string{"100"}}}
-	if err := p.do(ctx, http.MethodPost, "/api/v1/releases", spec, nil); err != nil {
+	if err := p.do(ctx, http.MethodPost, "/api/v1/releases?create=true", spec, nil); err != nil {
 		return p, err
 	}
 	for i := 0; ; i++ {

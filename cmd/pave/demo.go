@@ -260,7 +260,7 @@ func (d *demo) release(ctx context.Context, version, src string, env map[string]
 	}
 	var created release.Release
 	body := map[string]any{"apiVersion": release.APIVersion, "kind": release.Kind, "spec": spec}
-	if err := d.g.client().Do(ctx, http.MethodPost, "/api/v1/releases", body, &created); err != nil {
+	if err := d.g.client().Do(ctx, http.MethodPost, "/api/v1/releases?create=true", body, &created); err != nil {
 		return release.Release{}, fmt.Errorf("release %s: %w", version, err)
 	}
 	what := "healthy"

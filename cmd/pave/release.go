@@ -62,6 +62,10 @@ steps in the first cluster, a health gate follows, then the next cluster;
 				if err != nil {
 					return err
 				}
+				// Relative paths in a spec are relative to the spec file.
+				if b, err = release.ResolvePaths(b, specDir(file)); err != nil {
+					return err
+				}
 				body = b
 			} else {
 				if len(args) == 0 {
@@ -107,6 +111,15 @@ steps in the first cluster, a health gate follows, then the next cluster;
 		cmd.AddCommand(releaseActionCommand(g, a))
 	}
 	return cmd
+}
+
+// specDir is the directory a spec's relative paths are relative to: the
+// spec file's, or the working directory's for stdin.
+func specDir(file string) string {
+	if file == "-" {
+		return "."
+	}
+	return filepath.Dir(file)
 }
 
 func readSpec(file string) ([]byte, error) {

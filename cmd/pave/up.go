@@ -20,6 +20,7 @@ import (
 
 	"github.com/pave-platform/pave/internal/auth"
 	"github.com/pave-platform/pave/internal/config"
+	"github.com/pave-platform/pave/internal/datadir"
 	"github.com/pave-platform/pave/internal/fleet"
 	"github.com/pave-platform/pave/internal/release"
 	"github.com/pave-platform/pave/internal/server"
@@ -113,6 +114,12 @@ func runUp(ctx context.Context, cfg config.Config, logOut io.Writer) error {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("setting data-dir: %w", err)
 	}
+	// One control plane per data directory, before anything in it is read.
+	lock, err := datadir.Acquire(cfg.DataDir)
+	if err != nil {
+		return fmt.Errorf("setting data-dir: %w", err)
+	}
+	defer lock.Release()
 	store, err := state.OpenSQLite(filepath.Join(cfg.DataDir, "state.db"))
 	if err != nil {
 		return err
@@ -129,6 +136,7 @@ func runUp(ctx context.Context, cfg config.Config, logOut io.Writer) error {
 	}
 	defer ls.close()
 	ls.withTLS(tlsConfig)
+	_ = lock.SetAddress(ls.api.Addr().String())
 
 	tokens := auth.Tokens{Store: store}
 	sec, err := setUpSecurity(ctx, cfg, tokens, ls.api.Addr(), log)
@@ -181,7 +189,6 @@ func runUp(ctx context.Context, cfg config.Config, logOut io.Writer) error {
 	if err := registry.SyncLocal(ctx, cfg.Clusters, dcs); err != nil {
 		return err
 	}
-	server.TrafficAPI{Router: clusters, Live: clusters}.Register(srv)
 	server.RuntimeAPI{Target: clusters}.Register(srv)
 
 	g, gctx := errgroup.WithContext(ctx)
@@ -246,6 +253,7 @@ func runUp(ctx context.Context, cfg config.Config, logOut io.Writer) error {
 		local[c.name] = c.seams()
 	}
 	eng := startReleaseEngine(gctx, g, store, &fleet.ReleaseFleet{Registry: registry, Local: local, Connect: connectKubernetes}, srv, log)
+	server.TrafficAPI{Router: clusters, Live: clusters, Releases: eng}.Register(srv)
 	startProductionEdge(gctx, g, cfg, registry, probe, eng, log)
 
 	srv.SetReady(true)

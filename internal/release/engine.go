@@ -67,9 +67,19 @@ func NewFleetEngine(store state.Store, fleet Fleet, opts ...Option) *Engine {
 // Create validates and records a new release; the reconcile loop starts
 // it. A release of the same service that is still running makes this one
 // fail, unless spec.supersede is set: then the older one is aborted first.
+// Create accepts a service Pave does not know yet; CreateWith can refuse it.
 func (e *Engine) Create(ctx context.Context, r Release) (Release, error) {
+	return e.CreateWith(ctx, r, CreateOptions{NewService: true})
+}
+
+// CreateWith is Create with options: the API refuses an unknown service
+// unless asked to create it, so a typo never starts a new service.
+func (e *Engine) CreateWith(ctx context.Context, r Release, opts CreateOptions) (Release, error) {
 	r.Default()
 	if err := r.Validate(); err != nil {
+		return Release{}, err
+	}
+	if err := checkPaths(r.Spec); err != nil {
 		return Release{}, err
 	}
 	e.mu.Lock()
@@ -77,6 +87,11 @@ func (e *Engine) Create(ctx context.Context, r Release) (Release, error) {
 	all, err := e.list(ctx)
 	if err != nil {
 		return Release{}, err
+	}
+	if !opts.NewService {
+		if err := e.known(ctx, r.Spec.Service, all); err != nil {
+			return Release{}, err
+		}
 	}
 	var running *Release
 	taken := map[string]bool{}
@@ -100,6 +115,9 @@ func (e *Engine) Create(ctx context.Context, r Release) (Release, error) {
 	if err != nil {
 		return Release{}, err
 	}
+	if err := checkArtifacts(ctx, clusters, r.Spec); err != nil {
+		return Release{}, err
+	}
 	stable := ""
 	if running != nil {
 		stable = running.Status.Stable
@@ -117,6 +135,19 @@ func (e *Engine) Create(ctx context.Context, r Release) (Release, error) {
 			}
 		}
 	}
+	// A service that runs without weights (started with pave run) has its
+	// stable version all the same: the one running, whose size the new
+	// version takes unless the spec sets replicas.
+	live, err := runningVersions(ctx, clusters, r.Spec.Service, r.Spec.Version)
+	if err != nil {
+		return Release{}, err
+	}
+	if stable == "" {
+		stable = pickStable(live)
+	}
+	if r.Spec.Replicas == 0 {
+		r.Spec.Replicas = replicasOf(live, stable)
+	}
 	if stable == r.Spec.Version {
 		return Release{}, invalid("spec.version", "%s is already the stable version of %s", r.Spec.Version, r.Spec.Service)
 	}
@@ -129,7 +160,8 @@ func (e *Engine) Create(ctx context.Context, r Release) (Release, error) {
 	}
 	now := e.clock.Now().UTC()
 	r.Metadata.CreationTimestamp = now
-	r.Status = Status{Phase: Pending, Step: -1, Stable: stable, Message: "waiting for " + r.Spec.Version + " to be ready", Clusters: clusters.status()}
+	r.Status = Status{Phase: Pending, Step: -1, Stable: stable, Message: "waiting for " + r.Spec.Version + " to be ready", Clusters: clusters.status(),
+		StableArtifact: artifactOf(live, stable)}
 
 	if running != nil {
 		ver, err := state.GetJSON(ctx, e.store, StateKind, running.Metadata.Name, running)
@@ -248,16 +280,27 @@ func (e *Engine) Act(ctx context.Context, name string, a Action, actor string) (
 	}
 	switch a {
 	case Pause:
+		if r.Status.Phase == Paused {
+			return r, &UnchangedError{Message: fmt.Sprintf("release %s is paused already; nothing changed (pave release resume %s continues it)", name, name)}
+		}
 		if r.Status.Phase != Progressing {
 			return refuse("only a progressing release can be paused")
 		}
 		r.Status.Phase, r.Status.Message = Paused, "paused"+who
 	case Resume:
+		if r.Status.Phase == Progressing {
+			return r, &UnchangedError{Message: fmt.Sprintf("release %s is progressing already; nothing changed", name)}
+		}
 		if r.Status.Phase != Paused {
 			return refuse("only a paused release can be resumed")
 		}
 		r.Status.Phase, r.Status.Message = Progressing, "resumed"+who
 		r.Status.HoldSince = time.Time{}
+		if r.Status.ManualTraffic {
+			// The release's weights go back on the routers.
+			r.Status.ManualTraffic, r.Status.WeightsApplied = false, false
+			r.Status.Message += ", its weights " + r.Status.Weights.String() + " applied again"
+		}
 	case Promote:
 		if r.Status.Phase != Progressing && r.Status.Phase != Paused {
 			return refuse("only a progressing or paused release can be promoted")

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"reflect"
 	"sort"
 	"strings"
@@ -160,4 +161,36 @@ func sortedKeys(m map[string]reflect.Type) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// ResolvePaths rewrites a Release document's relative spec.source and
+// spec.binary as paths under base (the spec file's directory), so a spec
+// means the same wherever the command that sends it runs. The document
+// comes back as JSON; one that cannot be read is returned unchanged for
+// Parse to refuse with its field.
+func ResolvePaths(data []byte, base string) ([]byte, error) {
+	js, err := yaml.YAMLToJSON(data)
+	if err != nil {
+		return data, nil
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(js, &doc); err != nil {
+		return data, nil
+	}
+	spec, ok := doc["spec"].(map[string]any)
+	if !ok {
+		return data, nil
+	}
+	for _, k := range []string{"source", "binary"} {
+		p, ok := spec[k].(string)
+		if !ok || p == "" || filepath.IsAbs(p) {
+			continue
+		}
+		abs, err := filepath.Abs(filepath.Join(base, p))
+		if err != nil {
+			return nil, fmt.Errorf("spec.%s %q: %w", k, p, err)
+		}
+		spec[k] = abs
+	}
+	return json.Marshal(doc)
 }

@@ -43,7 +43,8 @@ func TestParseGoodSpec(t *testing.T) {
 	if r.Spec.Analysis.Alpha != 0.005 || r.Spec.Analysis.MaxP99Ms != 800 || r.Spec.Analysis.Beta != 0.05 {
 		t.Fatalf("analysis %+v", r.Spec.Analysis)
 	}
-	if r.Spec.Replicas != 1 || r.Spec.OnHoldTimeout != "pause" {
+	// Replicas stay unset: Create takes the stable version's count.
+	if r.Spec.Replicas != 0 || r.Spec.OnHoldTimeout != "pause" {
 		t.Fatalf("defaults %+v", r.Spec)
 	}
 	// JSON is YAML too.
@@ -121,3 +122,22 @@ func FuzzParse(f *testing.F) {
 }
 
 func jsonMarshal(r Release) ([]byte, error) { return json.Marshal(r) }
+
+func TestResolvePathsAgainstTheSpecFilesDirectory(t *testing.T) {
+	doc := []byte("apiVersion: pave.dev/v1alpha1\nkind: Release\nspec:\n  service: shop\n  version: v2\n  source: ./shop\n")
+	out, err := ResolvePaths(doc, "/srv/specs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := Parse(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Spec.Source != "/srv/specs/shop" {
+		t.Fatalf("source %q, want /srv/specs/shop", r.Spec.Source)
+	}
+	abs := []byte(`{"apiVersion":"pave.dev/v1alpha1","kind":"Release","spec":{"service":"shop","version":"v2","binary":"/opt/shop"}}`)
+	if out, _ := ResolvePaths(abs, "/srv/specs"); !strings.Contains(string(out), `"/opt/shop"`) {
+		t.Fatalf("an absolute path changed: %s", out)
+	}
+}

@@ -85,8 +85,15 @@ func (e *Engine) reconcilePending(ctx context.Context, r *Release, ver *int64) e
 		return fmt.Errorf("retrying: %w", errors.Join(errs...))
 	}
 	if len(waiting) > 0 {
+		// A version that keeps exiting fails now, with its cause.
+		f := diagnose(ctx, seams, r.Status.Clusters, s.Service, s.Version)
+		if crashLooping(f) {
+			r.Status.Failure = f
+			return e.failPending(ctx, r, ver, fmt.Sprintf("%s@%s keeps exiting before it is ready%s", s.Service, s.Version, failureText(f)))
+		}
 		if late {
-			return e.failPending(ctx, r, ver, fmt.Sprintf("%s@%s was not ready within %s (%v)", s.Service, s.Version, s.ReadyTimeout.D(), errors.Join(waiting...)))
+			r.Status.Failure = f
+			return e.failPending(ctx, r, ver, fmt.Sprintf("%s@%s was not ready within %s (%v)%s", s.Service, s.Version, s.ReadyTimeout.D(), errors.Join(waiting...), failureText(f)))
 		}
 		return nil
 	}
@@ -138,6 +145,9 @@ func (e *Engine) enterStep(r *Release, k int, snap stats.Snapshot) {
 
 func (e *Engine) reconcileRunning(ctx context.Context, r *Release, ver *int64) error {
 	now := e.clock.Now().UTC()
+	if r.Status.Phase == Paused && r.Status.ManualTraffic {
+		return nil // a person holds the traffic until the release is resumed
+	}
 	seams, err := e.seams(ctx, r)
 	if err != nil {
 		return err
@@ -150,7 +160,9 @@ func (e *Engine) reconcileRunning(ctx context.Context, r *Release, ver *int64) e
 	for _, cs := range r.Status.Clusters {
 		ready, have, want, err := seams[cs.Name].Target.Status(ctx, r.Spec.Service, r.Canary())
 		if err == nil && !ready {
-			return e.end(ctx, r, ver, RolledBack, fmt.Sprintf("cluster %s: %s lost readiness: %d of %d replicas ready", cs.Name, r.Canary(), have, want), nil)
+			f := diagnose(ctx, seams, []ClusterStatus{cs}, r.Spec.Service, r.Canary())
+			r.Status.Failure = f
+			return e.end(ctx, r, ver, RolledBack, fmt.Sprintf("cluster %s: %s lost readiness: %d of %d replicas ready%s", cs.Name, r.Canary(), have, want, failureText(f)), nil)
 		}
 	}
 	snap, err := e.measure(ctx, r, seams)
@@ -274,8 +286,12 @@ func (e *Engine) noteDecision(ctx context.Context, r *Release, ver *int64, d ana
 }
 
 func (e *Engine) reconcileEnded(ctx context.Context, r *Release, ver *int64) error {
-	if err := e.applyWeights(ctx, r, ver); err != nil {
-		return err
+	// An ended release applies its final weights until they are confirmed,
+	// and never again: a person's later choice (pave traffic set) stands.
+	if !r.Status.WeightsApplied {
+		if err := e.applyWeights(ctx, r, ver); err != nil {
+			return err
+		}
 	}
 	if r.Status.ScaledDown || e.clock.Now().Before(r.Status.ScaleDownAt) {
 		return nil

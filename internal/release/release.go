@@ -77,10 +77,12 @@ type Spec struct {
 	Version string `json:"version"`
 	// Exactly one of Source (a directory), Binary (a path) and Image (an
 	// OCI reference) says what to run; the runtime target interprets it.
-	Source   string `json:"source,omitempty"`
-	Binary   string `json:"binary,omitempty"`
-	Image    string `json:"image,omitempty"`
-	Replicas int    `json:"replicas,omitempty"`
+	Source string `json:"source,omitempty"`
+	Binary string `json:"binary,omitempty"`
+	Image  string `json:"image,omitempty"`
+	// Replicas of the new version; unset (0), as many as the stable
+	// version has, or DefaultReplicas for a first release.
+	Replicas int `json:"replicas,omitempty"`
 	// Env is added to the new version's environment, e.g. feature flags.
 	Env map[string]string `json:"env,omitempty"`
 	// Steps are the canary's traffic percentages, increasing, ending at
@@ -169,6 +171,15 @@ type Status struct {
 	// report starts from: the canary in the finished wave, stable in the
 	// waves to come (reported, never judged; see gate.go).
 	CrossBaseline stats.Snapshot `json:"crossBaseline,omitempty"`
+	// StableArtifact is what the stable version ran when it came from no
+	// release (pave run), so pave release undo can bring it back.
+	StableArtifact *RunningVersion `json:"stableArtifact,omitempty"`
+	// Failure is why the new version did not run (failure.go).
+	Failure *Failure `json:"failure,omitempty"`
+	// ManualTraffic is set while a person's traffic choice holds the
+	// paused release: the engine applies no weights of its own until it is
+	// resumed (manual.go).
+	ManualTraffic bool `json:"manualTraffic,omitempty"`
 }
 
 // Waves returns the number of waves.
@@ -294,9 +305,8 @@ func (r *Release) Default() {
 		r.Kind = Kind
 	}
 	s := &r.Spec
-	if s.Replicas == 0 {
-		s.Replicas = DefaultReplicas
-	}
+	// Replicas stay 0 here: Create gives the new version the stable
+	// version's size, or DefaultReplicas for a first release.
 	if len(s.Steps) == 0 {
 		s.Steps = append([]Percent(nil), DefaultSteps...)
 	}
@@ -358,8 +368,8 @@ func (r Release) Validate() error {
 	if n != 1 {
 		return invalid("spec.source", "give exactly one of spec.source (a directory), spec.binary (a path) or spec.image (an image reference); %d given", n)
 	}
-	if s.Replicas < 1 || s.Replicas > 1000 {
-		return invalid("spec.replicas", "must be between 1 and 1000, got %d", s.Replicas)
+	if s.Replicas < 0 || s.Replicas > 1000 {
+		return invalid("spec.replicas", "must be between 1 and 1000 (or unset: as many as the stable version), got %d", s.Replicas)
 	}
 	for i, p := range s.Steps {
 		path := fmt.Sprintf("spec.steps[%d]", i)

@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pave-platform/pave/internal/datadir"
 	"github.com/pave-platform/pave/internal/state"
 )
 
@@ -354,6 +355,11 @@ func (l *Local) status(sd storedDeployment, live []*instance) Status {
 // an earlier control plane left running, then reconciles whenever Deploy
 // or Remove is called and every Resync period.
 func (l *Local) Run(ctx context.Context) error {
+	// Only the owner of the data directory adopts: two supervisors of one
+	// process would restart, stop and announce it against each other.
+	if err := datadir.CheckOwner(l.opts.DataDir); err != nil {
+		return fmt.Errorf("local runtime: %w", err)
+	}
 	records, err := state.ListJSON[instanceRecord](ctx, l.opts.Store, kindInstance)
 	if err != nil {
 		return fmt.Errorf("local runtime: read instances: %w", err)

@@ -185,8 +185,9 @@ func (in *instance) run(parent context.Context, rec instanceRecord, adopt bool) 
 		in.deleteRecord(ctx, rec)
 		backoff = nextBackoff(backoff, time.Since(started), o.BackoffInitial, o.BackoffMax, o.BackoffReset)
 		in.l.log.Warn("instance exited; restarting after backoff", "instance", in.name, "pid", p.pid, "reason", why, "backoff", backoff, "restarts", restarts)
+		code := exitCode(p)
 		in.update(func(s *Instance) {
-			s.State, s.LastError, s.PID, s.Restarts, s.Adopted = StateBackoff, why, 0, restarts, false
+			s.State, s.LastError, s.PID, s.Restarts, s.Adopted, s.ExitCode = StateBackoff, why, 0, restarts, false, code
 		})
 		if !in.sleep(backoff) {
 			return

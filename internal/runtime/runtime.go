@@ -105,16 +105,19 @@ type Status struct {
 
 // Instance is one supervised replica.
 type Instance struct {
-	Name      string    `json:"name"` // SERVICE-VERSION-SLOT
-	Slot      int       `json:"slot"`
-	State     string    `json:"state"`
-	PID       int       `json:"pid,omitempty"`
-	Port      int       `json:"port,omitempty"`
-	Restarts  int       `json:"restarts"`
-	LastError string    `json:"last_error,omitempty"`
-	Started   time.Time `json:"started,omitempty"`
-	Adopted   bool      `json:"adopted,omitempty"`
-	LogDir    string    `json:"log_dir,omitempty"`
+	Name      string `json:"name"` // SERVICE-VERSION-SLOT
+	Slot      int    `json:"slot"`
+	State     string `json:"state"`
+	PID       int    `json:"pid,omitempty"`
+	Port      int    `json:"port,omitempty"`
+	Restarts  int    `json:"restarts"`
+	LastError string `json:"last_error,omitempty"`
+	// ExitCode is the last exit status of the instance's process (0 when
+	// none was seen); -1 when a signal ended it.
+	ExitCode int       `json:"exit_code,omitempty"`
+	Started  time.Time `json:"started,omitempty"`
+	Adopted  bool      `json:"adopted,omitempty"`
+	LogDir   string    `json:"log_dir,omitempty"`
 }
 
 // ErrInvalid marks a deployment that was refused; ErrNotFound a version

@@ -29,6 +29,9 @@ func newReleaseServer(t *testing.T) (*httptest.Server, *release.Engine, *release
 func releaseCall(t *testing.T, ts *httptest.Server, method, path, body string) (int, map[string]any, []byte) {
 	t.Helper()
 	req, _ := http.NewRequest(method, ts.URL+path, strings.NewReader(body))
+	if method != http.MethodGet {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	resp, err := ts.Client().Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -84,8 +87,18 @@ func TestReleaseAPI(t *testing.T) {
 	if code != 200 || body["status"].(map[string]any)["phase"] != "paused" {
 		t.Fatalf("pause: %d %v", code, body)
 	}
-	if code, body, _ = releaseCall(t, ts, "POST", "/api/v1/releases/shop-v2/pause", ""); code != 409 {
+	// Pausing a paused release is a no-op that says so, not an error.
+	code, body, _ = releaseCall(t, ts, "POST", "/api/v1/releases/shop-v2/pause", "{}")
+	if code != 200 || body["status"].(map[string]any)["phase"] != "paused" || !strings.Contains(body["message"].(string), "paused already") {
 		t.Fatalf("pause twice: %d %v", code, body)
+	}
+	code, body, _ = releaseCall(t, ts, "POST", "/api/v1/releases/shop-v2/resume", "{}")
+	if code != 200 || body["status"].(map[string]any)["phase"] != "progressing" {
+		t.Fatalf("resume: %d %v", code, body)
+	}
+	code, body, _ = releaseCall(t, ts, "POST", "/api/v1/releases/shop-v2/resume", "{}")
+	if code != 200 || body["status"].(map[string]any)["phase"] != "progressing" || !strings.Contains(body["message"].(string), "progressing already") {
+		t.Fatalf("resume twice: %d %v", code, body)
 	}
 	if code, _, _ = releaseCall(t, ts, "POST", "/api/v1/releases/shop-v2/explode", ""); code != 404 {
 		t.Fatalf("unknown action: %d", code)

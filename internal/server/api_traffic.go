@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/pave-platform/pave/internal/gateway"
+	"github.com/pave-platform/pave/internal/release"
 	"github.com/pave-platform/pave/internal/state"
 	"github.com/pave-platform/pave/internal/stats"
 	"github.com/pave-platform/pave/internal/traffic"
@@ -27,6 +28,17 @@ type TrafficLive interface {
 type TrafficAPI struct {
 	Router traffic.Router
 	Live   TrafficLive // nil when the data plane is not embedded
+	// Releases, when set, keeps a person's weights and a running release
+	// from fighting: a change of weights during a release is refused
+	// unless forced, which pauses the release.
+	Releases TrafficReleases
+}
+
+// TrafficReleases is the release engine as the traffic API sees it
+// (release.Engine implements it).
+type TrafficReleases interface {
+	Unfinished(ctx context.Context, service string) (release.Release, bool, error)
+	HandOver(ctx context.Context, service, actor string) (release.Release, bool, error)
 }
 
 // Register adds the traffic routes to s.
@@ -37,6 +49,7 @@ func (a TrafficAPI) Register(s *Server) {
 	s.HandleFunc("GET /api/v1/traffic/{service}/stream", a.stream)
 	s.HandleFunc("GET /api/v1/gateway/routes", a.listRoutes)
 	s.HandleFunc("PUT /api/v1/gateway/routes", a.setRoutes)
+	s.HandleFunc("DELETE /api/v1/gateway/routes", a.deleteRoutes)
 }
 
 // routeTable is the part of a router that keeps the embedded gateway's
@@ -83,6 +96,11 @@ func (a TrafficAPI) setRoutes(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, http.StatusBadRequest, err)
 		return
 	}
+	if len(req.Routes) == 0 {
+		// An empty set would delete every route; that takes DELETE.
+		WriteError(w, http.StatusBadRequest, &FieldError{Field: "routes", Err: errors.New("no routes given; the set is replaced whole, so give every route to keep (to delete them all: DELETE /api/v1/gateway/routes)")})
+		return
+	}
 	if err := rt.SetRoutes(r.Context(), req.Routes); err != nil {
 		if errors.Is(err, gateway.ErrInvalid) {
 			err = &FieldError{Field: "routes", Err: err}
@@ -93,10 +111,26 @@ func (a TrafficAPI) setRoutes(w http.ResponseWriter, r *http.Request) {
 	a.listRoutes(w, r)
 }
 
+// deleteRoutes removes every explicit route.
+func (a TrafficAPI) deleteRoutes(w http.ResponseWriter, r *http.Request) {
+	rt, ok := a.routeTable(w)
+	if !ok {
+		return
+	}
+	if err := rt.SetRoutes(r.Context(), nil); err != nil {
+		writeTrafficError(w, err)
+		return
+	}
+	a.listRoutes(w, r)
+}
+
 // TrafficSetRequest sets a service's weights in parts per million
 // (1,000,000 = 100%); the CLI converts percents.
 type TrafficSetRequest struct {
 	Weights traffic.Weights `json:"weights"`
+	// Force sets the weights while a release of the service runs: the
+	// release is paused and applies no weights until it is resumed.
+	Force bool `json:"force,omitempty"`
 }
 
 // TrafficView is a service's routing as the control plane sees it.
@@ -111,6 +145,9 @@ type TrafficView struct {
 	Updated   *time.Time          `json:"updated,omitempty"`
 	Endpoints map[string][]string `json:"endpoints,omitempty"`
 	Stats     stats.Snapshot      `json:"stats,omitempty"`
+	// Message says what a change did besides the weights (a release
+	// paused by force).
+	Message string `json:"message,omitempty"`
 }
 
 func (a TrafficAPI) view(ctx context.Context, service string) (TrafficView, error) {
@@ -167,9 +204,24 @@ func (a TrafficAPI) set(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, http.StatusBadRequest, err)
 		return
 	}
+	if err := traffic.ValidName("service", service); err != nil {
+		WriteError(w, http.StatusBadRequest, &FieldError{Field: "service", Err: err})
+		return
+	}
+	if err := req.Weights.Validate(); err != nil {
+		WriteError(w, http.StatusBadRequest, &FieldError{Field: "weights", Err: err})
+		return
+	}
+	message, ok := a.holdRelease(w, r, service, req.Force)
+	if !ok {
+		return
+	}
 	if err := a.Router.SetWeights(r.Context(), service, req.Weights); err != nil {
 		if errors.Is(err, traffic.ErrInvalid) {
 			err = &FieldError{Field: "weights", Err: err}
+		}
+		if message != "" {
+			err = fmt.Errorf("%s; but the weights were not set: %w", message, err)
 		}
 		writeTrafficError(w, err)
 		return
@@ -179,7 +231,41 @@ func (a TrafficAPI) set(w http.ResponseWriter, r *http.Request) {
 		writeTrafficError(w, err)
 		return
 	}
+	v.Message = message
 	WriteJSON(w, http.StatusOK, v)
+}
+
+// holdRelease refuses a change of weights while a release of service runs
+// (409 naming it), unless force: then the release is paused for the
+// person and the message says so. ok is false when an answer was written.
+func (a TrafficAPI) holdRelease(w http.ResponseWriter, r *http.Request, service string, force bool) (message string, ok bool) {
+	if a.Releases == nil {
+		return "", true
+	}
+	cur, found, err := a.Releases.Unfinished(r.Context(), service)
+	if err != nil {
+		WriteError(w, http.StatusInternalServerError, err)
+		return "", false
+	}
+	if !found {
+		return "", true
+	}
+	if !force {
+		WriteError(w, http.StatusConflict, fmt.Errorf("release %s of %s@%s is %s (%s) and sets this service's traffic itself; wait for it, pause or abort it (pave release abort %s), or force (pave traffic set --force, \"force\": true), which pauses it and keeps your weights until pave release resume %s",
+			cur.Metadata.Name, service, cur.Spec.Version, cur.Status.Phase.Words(), cur.Status.Message, cur.Metadata.Name, cur.Metadata.Name))
+		return "", false
+	}
+	p := PrincipalFrom(r.Context())
+	actor := p.Name
+	if actor == "" {
+		actor = p.TokenID
+	}
+	held, _, err := a.Releases.HandOver(r.Context(), service, actor)
+	if err != nil {
+		writeReleaseError(w, err)
+		return "", false
+	}
+	return fmt.Sprintf("release %s paused: its weights stay off until pave release resume %s", held.Metadata.Name, held.Metadata.Name), true
 }
 
 func writeTrafficError(w http.ResponseWriter, err error) {
