@@ -81,11 +81,12 @@ func newReleaseTrafficServer(t *testing.T) *releaseTrafficRig {
 	}
 	eng := release.NewEngine(st, router, readyLocal{fleet.ReleaseTarget(local)},
 		release.MetricsFunc(func(context.Context, string) (stats.Snapshot, error) { return stats.Snapshot{}, nil }))
-	s := New(Options{Tokens: auth.Tokens{Store: st}, Open: true, Log: quiet})
+	s := New(Options{Tokens: auth.Tokens{Store: st}, Open: true, RunRoots: allRoots(t), Log: quiet})
 	ReleaseAPI{Engine: eng}.Register(s)
 	TrafficAPI{Router: router, Live: gw, Releases: eng}.Register(s)
 	hs := httptest.NewServer(s)
 	t.Cleanup(hs.Close)
+	authorizeClient(t, hs, auth.Tokens{Store: st})
 	return &releaseTrafficRig{hs: hs, eng: eng, router: router}
 }
 

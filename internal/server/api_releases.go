@@ -76,7 +76,7 @@ func (a ReleaseAPI) create(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := checkRunPaths(r.Context(), "spec.", spec.Spec.Source, spec.Spec.Binary); err != nil {
-		WriteError(w, http.StatusForbidden, err)
+		WriteError(w, runPathStatus(err), err)
 		return
 	}
 	// A service Pave does not know is created only on purpose

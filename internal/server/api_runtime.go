@@ -112,7 +112,7 @@ func (a RuntimeAPI) deploy(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := checkRunPaths(r.Context(), "", req.Source, req.Binary); err != nil {
-		WriteError(w, http.StatusForbidden, err)
+		WriteError(w, runPathStatus(err), err)
 		return
 	}
 	d := runtime.Deployment{

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -42,7 +43,7 @@ func (rr RunRoots) Check(field, path string) error {
 		return nil
 	}
 	if !filepath.IsAbs(path) {
-		return &FieldError{Field: field, Err: fmt.Errorf("%q must be an absolute path on the control plane's machine (the CLI makes --source and --binary absolute)", path)}
+		return &FieldError{Field: field, Err: fmt.Errorf("%q: %w: it must be absolute on the control plane's machine (the CLI makes --source and --binary absolute)", path, errRelativePath)}
 	}
 	real, err := resolveExisting(filepath.Clean(path))
 	if err != nil {
@@ -87,6 +88,18 @@ func within(root, path string) bool {
 }
 
 type runRootsKey struct{}
+
+// errRelativePath marks a path that cannot be checked at all: the request
+// is malformed (422), not refused for where it points (403).
+var errRelativePath = errors.New("relative path")
+
+// runPathStatus is the HTTP status for a checkRunPaths error.
+func runPathStatus(err error) int {
+	if errors.Is(err, errRelativePath) {
+		return http.StatusUnprocessableEntity
+	}
+	return http.StatusForbidden
+}
 
 // checkRunPaths checks a request's source and binary against the
 // server's run roots; fields are named with prefix ("spec." for a
