@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/pave-platform/pave/internal/auth"
 	"github.com/pave-platform/pave/internal/config"
 	"github.com/pave-platform/pave/internal/fleet"
 	"github.com/pave-platform/pave/internal/gateway"
@@ -59,7 +60,8 @@ func openLocalCluster(ctx context.Context, cfg config.Config, name string, multi
 		c.datacenter = name
 	}
 	log = log.With("cluster", name)
-	c.gw = gateway.New(gateway.Options{Log: log.With("component", "gateway"),
+	pinNets, testerCheck := gatewayPinning(cfg, auth.Tokens{Store: main})
+	c.gw = gateway.New(gateway.Options{Log: log.With("component", "gateway"), PinNetworks: pinNets, TesterCheck: testerCheck,
 		StickyHeader: cfg.GatewayStickyHeader, StickyCookie: cfg.GatewayStickyCookie, NoEventLoop: cfg.GatewayNoEventLoop,
 		Cluster: name, Datacenter: c.datacenter, AccessLog: &gatewayAccessLog{store: tel, log: log.With("component", "gateway")}})
 	var err error

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"regexp"
 	"sort"
 	"strings"
@@ -36,7 +37,20 @@ type Options struct {
 	// (default ".localhost").
 	HostSuffix string
 	// VersionHeader pins a request to a version (default "X-Pave-Version").
+	// It and the sticky key are honoured only for trusted clients (see
+	// PinNetworks and TesterCheck); otherwise the header is stripped and
+	// the request takes the weighted split.
 	VersionHeader string
+	// PinNetworks are the client networks whose requests may pin a version
+	// or stick to one. Nil: loopback only (127.0.0.0/8, ::1); an empty,
+	// non-nil slice: none.
+	PinNetworks []netip.Prefix
+	// TesterHeader carries a tester's credential (default
+	// "X-Pave-Tester-Token"); TesterCheck says whether it may pin (pave
+	// up: a token of role deployer or higher). The header is never
+	// forwarded to a service.
+	TesterHeader string
+	TesterCheck  func(token string) bool
 	// StickyHeader and StickyCookie name the key that keeps one user on one
 	// version (e.g. "X-User-Id", or a cookie "merchant_id"). The header wins
 	// when both are present; neither set disables stickiness.
@@ -92,6 +106,9 @@ func (o *Options) defaults() {
 	}
 	if o.VersionHeader == "" {
 		o.VersionHeader = "X-Pave-Version"
+	}
+	if o.TesterHeader == "" {
+		o.TesterHeader = "X-Pave-Tester-Token"
 	}
 	if o.CallerHeader == "" {
 		o.CallerHeader = "X-Pave-Caller"
@@ -173,6 +190,9 @@ type Gateway struct {
 
 	statsMu sync.Mutex
 	stats   map[string]map[string]*versionStats
+	books   map[string]*routeBook // route templates by service, under statsMu
+
+	trust *trust
 
 	accessCh      chan *AccessRecord
 	accessDropped atomic.Uint64
@@ -181,8 +201,8 @@ type Gateway struct {
 	// connections it passed to the fasthttp or h2c server.
 	loopRequests, handovers atomic.Uint64
 
-	versionHeader, stickyHeader, callerHeader, merchantHeader []byte
-	stickyCookie, hostSuffix, edgeValue                       []byte
+	versionHeader, stickyHeader, callerHeader, merchantHeader, testerHeader []byte
+	stickyCookie, hostSuffix, edgeValue                                     []byte
 }
 
 // New returns a Gateway with an empty route table.
@@ -193,7 +213,10 @@ func New(o Options) *Gateway {
 		services:       map[string]*serviceConfig{},
 		upstreams:      map[string]*upstream{},
 		stats:          map[string]map[string]*versionStats{},
+		books:          map[string]*routeBook{},
+		trust:          newTrust(o.PinNetworks, o.TesterCheck),
 		versionHeader:  []byte(o.VersionHeader),
+		testerHeader:   []byte(o.TesterHeader),
 		stickyHeader:   []byte(o.StickyHeader),
 		stickyCookie:   []byte(o.StickyCookie),
 		callerHeader:   []byte(o.CallerHeader),

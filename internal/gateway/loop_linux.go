@@ -76,6 +76,7 @@ type lconn struct {
 	// client side
 	state      clientState
 	ip         []byte
+	addr       netip.Addr
 	nreq       int
 	closeAfter bool
 	reqStart   int64 // first byte of a partial request (0: none)
@@ -99,16 +100,16 @@ type lconn struct {
 // request is the client's request in flight.
 type request struct {
 	start      time.Time
-	s          *service
-	b          *backend
+	rt         routing
 	u          *upstream
-	route      []byte
 	method     []byte
+	reported   []byte // X-Pave-Route of the answer (nil: none)
 	idempotent bool
 	head       bool
 	attempt    int
 	tc         traceContext
 	upReq      []byte // the request as sent upstream, kept for retries
+	routeBuf   []byte
 	status     int
 	bytes      int
 	started    bool // response bytes went to the client
@@ -246,7 +247,7 @@ func (g *Gateway) newLoop(lfd int, h1, h2 *connQueue, exclusive bool) (*loop, er
 		g: g, ep: ep, lfd: lfd, wakeR: p[0], wakeW: p[1], h1: h1, h2: h2,
 		events: make([]syscall.EpollEvent, 256),
 		tick:   int64(tick),
-		names:  reqNames{version: g.versionHeader, sticky: g.stickyHeader, caller: g.callerHeader, merchant: g.merchantHeader},
+		names:  reqNames{version: g.versionHeader, sticky: g.stickyHeader, caller: g.callerHeader, merchant: g.merchantHeader, tester: g.testerHeader},
 		idle:   map[*upstream][]*lconn{},
 		count:  map[*upstream]int{},
 		addrs:  map[*upstream]syscall.Sockaddr{},
@@ -441,9 +442,12 @@ func (l *loop) accept() {
 		c := &lconn{fd: nfd, role: roleClient}
 		switch a := sa.(type) {
 		case *syscall.SockaddrInet4:
-			c.ip = netip.AddrFrom4(a.Addr).AppendTo(nil)
+			c.addr = netip.AddrFrom4(a.Addr)
 		case *syscall.SockaddrInet6:
-			c.ip = netip.AddrFrom16(a.Addr).Unmap().AppendTo(nil)
+			c.addr = netip.AddrFrom16(a.Addr).Unmap()
+		}
+		if c.addr.IsValid() {
+			c.ip = c.addr.AppendTo(nil)
 		}
 		if !l.register(c) {
 			continue
@@ -638,7 +642,7 @@ func (l *loop) startRequest(c *lconn) {
 	h := &c.h
 	total := h.headLen + h.contentLength
 	r := &c.req
-	*r = request{start: time.Now(), route: r.route[:0], method: append(r.method[:0], h.method...), upReq: r.upReq[:0]}
+	*r = request{start: time.Now(), method: append(r.method[:0], h.method...), upReq: r.upReq[:0], reported: r.reported[:0], routeBuf: r.routeBuf}
 	r.idempotent = isIdempotent(h.method)
 	r.head = string(h.method) == "HEAD"
 	c.closeAfter = c.closeAfter || h.close
@@ -647,45 +651,45 @@ func (l *loop) startRequest(c *lconn) {
 	c.state = csWaiting
 	c.deadline = l.now + int64(g.opts.UpstreamTimeout)
 
-	t := g.table.Load()
-	s, route := t.match(h.host, h.path, g.hostSuffix)
-	r.route = append(r.route, route...)
 	if g.accessCh != nil {
 		r.caller = callerOf(h.baggage, h.caller)
 		r.merchant = boundField(h.merchant)
 	}
-	if s == nil {
-		l.respondError(c, 404, "pave gateway: no service for host "+string(h.host)+"; reach a service with Host SERVICE"+g.opts.HostSuffix+" or add a route\n", nil)
-		l.consume(c, total)
-		l.finish(c, nil, 0)
-		return
+	in := requestIn{host: h.host, path: h.path, method: h.method, version: h.version, sticky: h.sticky,
+		cookie: h.cookie, token: h.tester, edge: h.edge, addr: c.addr, now: l.now}
+	rt, code, err := g.route(g.table.Load(), &in)
+	r.rt = rt
+	if rt.route != nil {
+		// The key may point into c.in: keep a copy (in the request's
+		// buffer, reused from request to request).
+		r.rt.route = append(r.routeBuf[:0], rt.route...)
+		r.routeBuf = r.rt.route
 	}
-	r.s = s
-	k := requestKeys{version: h.version, sticky: h.sticky, edge: h.edge}
-	if len(k.sticky) == 0 && len(g.stickyCookie) > 0 {
-		k.sticky = cookieValue(h.cookie, g.stickyCookie)
-	}
-	b, err := s.choose(k)
 	if err != nil {
-		l.respondError(c, 503, "pave gateway: "+err.Error()+"\n", []byte("no-backend"))
+		marker := markNoBackend
+		if rt.s == nil {
+			marker = nil
+		}
+		l.respondError(c, code, errorBody(err), marker)
 		l.consume(c, total)
-		l.finish(c, nil, 0)
+		l.finish(c, 0)
 		return
 	}
-	r.b = b
+	b := rt.b
 	r.tc.fromTraceparent(h.traceparent)
 
 	// The upstream request: the client's head less hop-by-hop and
 	// replaced lines, then traceparent, X-Pave-Edge, X-Forwarded-For.
-	drops := h.drops[:h.ndrop]
-	var merged [maxDrops + 1]span
+	var merged [maxDrops + 3]span
+	drops := append(merged[:0], h.drops[:h.ndrop]...)
 	if b.cluster != "" && h.edgeLine.end != 0 {
-		n := copy(merged[:], drops)
-		merged[n] = h.edgeLine
-		for i := n; i > 0 && merged[i].start < merged[i-1].start; i-- {
-			merged[i], merged[i-1] = merged[i-1], merged[i]
-		}
-		drops = merged[:n+1]
+		drops = insertSpan(drops, h.edgeLine)
+	}
+	if !rt.pinHonoured && h.versionLine.end != 0 {
+		drops = insertSpan(drops, h.versionLine)
+	}
+	if b.cluster == "" && h.testerLine.end != 0 {
+		drops = insertSpan(drops, h.testerLine)
 	}
 	out := appendKept(r.upReq, c.in, 0, h.headLen-2, drops)
 	out = append(out, "traceparent: "...)
@@ -696,12 +700,9 @@ func (l *loop) startRequest(c *lconn) {
 		out = append(out, g.edgeValue...)
 		out = append(out, "\r\n"...)
 	}
-	if len(c.ip) > 0 {
+	if c.addr.IsValid() {
 		out = append(out, "X-Forwarded-For: "...)
-		if len(h.xff) > 0 {
-			out = append(append(out, h.xff...), ", "...)
-		}
-		out = append(out, c.ip...)
+		out = appendForwardedFor(out, h.xff, c.addr)
 		out = append(out, "\r\n"...)
 	}
 	out = append(out, "\r\n"...)
@@ -709,6 +710,15 @@ func (l *loop) startRequest(c *lconn) {
 	r.upReq = out
 	l.consume(c, total)
 	l.attempt(c)
+}
+
+// insertSpan adds a dropped line, keeping the spans in head order.
+func insertSpan(drops []span, s span) []span {
+	drops = append(drops, s)
+	for i := len(drops) - 1; i > 0 && drops[i].start < drops[i-1].start; i-- {
+		drops[i], drops[i-1] = drops[i-1], drops[i]
+	}
+	return drops
 }
 
 // consume drops n bytes of input (a pipelined next request stays).
@@ -723,14 +733,7 @@ func (l *loop) consume(c *lconn, n int) {
 func (l *loop) attempt(c *lconn) {
 	g := l.g
 	r := &c.req
-	b := r.b
-	if b.cluster != "" && !b.healthy(l.now) {
-		if alt := r.s.elsewhere(b, l.now); alt != nil {
-			b = alt
-			r.b = alt
-		}
-	}
-	u := b.next(l.now)
+	u := g.pick(&r.rt, r.attempt, l.now)
 	if u == nil {
 		l.fail(c, errNoBackend{"no ready instance"}, false)
 		return
@@ -755,17 +758,12 @@ func (l *loop) attempt(c *lconn) {
 	l.upstreamWrite(uc)
 }
 
-// retry tries another attempt when the failure allows it, else answers
-// with an error.
+// retry tries another attempt when the core allows it, else answers with
+// an error.
 func (l *loop) retry(c *lconn, err error, dial bool) {
 	r := &c.req
-	if r.attempt < l.g.opts.Retries && !r.started && (dial || r.idempotent) {
+	if l.g.retryAfterFailure(&r.rt, err, dial, r.idempotent, r.started, r.attempt, l.now) {
 		r.attempt++
-		if r.b.cluster != "" {
-			if alt := r.s.elsewhere(r.b, l.now); alt != nil {
-				r.b = alt
-			}
-		}
 		l.attempt(c)
 		return
 	}
@@ -782,12 +780,9 @@ func (l *loop) fail(c *lconn, err error, timeout bool) {
 		l.closeClient(c)
 		return
 	}
-	code := 502
-	if timeout {
-		code = 504
-	}
-	l.respondError(c, code, fmt.Sprintf("pave gateway: service %s version %s: %v\n", r.s.name, r.b.name, err), []byte("upstream"))
-	l.finish(c, r.b, 0)
+	code, body := failureAnswer(&r.rt, err, timeout)
+	l.respondError(c, code, body, markUpstream)
+	l.finish(c, 0)
 }
 
 // respondError queues a plain-text error answer made by the gateway.
@@ -834,8 +829,8 @@ func statusText(code int) string {
 // finish completes the request in flight: statistics, access record,
 // then the next request. statsStatus is what the version's statistics
 // count (0: failed).
-func (l *loop) finish(c *lconn, b *backend, statsStatus int) {
-	l.observeWith(c, b, statsStatus)
+func (l *loop) finish(c *lconn, statsStatus int) {
+	l.observe(c, statsStatus)
 	c.state = csIdle
 	c.up = nil
 	if l.conns[c.fd] != c {
@@ -846,29 +841,15 @@ func (l *loop) finish(c *lconn, b *backend, statsStatus int) {
 	}
 }
 
-func (l *loop) observe(c *lconn, statsStatus int) { l.observeWith(c, c.req.b, statsStatus) }
-
-func (l *loop) observeWith(c *lconn, b *backend, statsStatus int) {
-	g := l.g
+// observe counts the request in flight (the core's finish).
+func (l *loop) observe(c *lconn, statsStatus int) {
 	r := &c.req
-	d := time.Since(r.start)
-	ms := float64(d) / float64(time.Millisecond)
-	if b != nil {
-		b.stats.observe(r.route, statsStatus, ms)
+	o := outcome{status: r.status, statsStatus: statsStatus, bytes: r.bytes, method: r.method,
+		caller: r.caller, merchant: r.merchant, tc: &r.tc}
+	if len(r.reported) > 0 {
+		o.reported = r.reported
 	}
-	if g.accessCh == nil || r.s == nil {
-		return
-	}
-	rec := &AccessRecord{
-		Time: r.start.UTC(), Service: r.s.name, Method: string(r.method), Route: string(r.route),
-		Status: r.status, DurationMS: ms, Bytes: r.bytes, Caller: r.caller, MerchantID: r.merchant,
-		Cluster: g.opts.Cluster, Datacenter: g.opts.Datacenter,
-	}
-	if b != nil {
-		rec.Version = b.name
-		rec.TraceID, rec.SpanID = string(r.tc.traceID[:]), string(r.tc.spanID[:])
-	}
-	g.logAccess(rec)
+	l.g.finish(&r.rt, r.start, &o)
 }
 
 // ---- upstream side ----
@@ -1113,7 +1094,7 @@ func (l *loop) processResponse(uc *lconn) bool {
 	g := l.g
 	for !uc.gotHead {
 		own := hdrRespVersion
-		if r.b.cluster != "" {
+		if r.rt.b.cluster != "" {
 			own = hdrRespCluster
 		}
 		n, err := parseResponseHead(uc.in, own, &uc.resp)
@@ -1140,15 +1121,15 @@ func (l *loop) processResponse(uc *lconn) bool {
 			continue
 		}
 		g.succeeded(uc.u, st)
-		if r.b.cluster != "" && r.idempotent && r.attempt < g.opts.Retries && (st == 502 || st == 503) && uc.resp.gatewayError {
-			if alt := r.s.elsewhere(r.b, l.now); alt != nil {
-				l.closeUpstream(uc)
-				c.up = nil
-				r.b = alt
-				r.attempt++
-				l.attempt(c)
-				return false
-			}
+		if g.retryElsewhere(&r.rt, st, uc.resp.gatewayError, r.idempotent, r.attempt, l.now) {
+			l.closeUpstream(uc)
+			c.up = nil
+			r.attempt++
+			l.attempt(c)
+			return false
+		}
+		if uc.resp.route != nil {
+			r.reported = append(r.reported[:0], uc.resp.route...)
 		}
 		uc.gotHead = true
 		r.status = st
@@ -1166,14 +1147,14 @@ func (l *loop) processResponse(uc *lconn) bool {
 		}
 		out := append(c.out, "HTTP/1.1"...)
 		out = appendKept(out, uc.in, 8, n-2, uc.resp.drops[:uc.resp.ndrop])
-		if r.b.cluster != "" {
+		if b := r.rt.b; b.cluster != "" {
 			out = append(out, hdrRespCluster...)
 			out = append(out, ": "...)
-			out = append(out, r.b.cluster...)
+			out = append(out, b.cluster...)
 		} else {
 			out = append(out, hdrRespVersion...)
 			out = append(out, ": "...)
-			out = append(out, r.b.name...)
+			out = append(out, b.name...)
 		}
 		out = append(out, "\r\n"...)
 		if c.closeAfter || l.stopping {
@@ -1234,7 +1215,7 @@ func (l *loop) responseDone(uc *lconn, reuse bool) {
 	} else {
 		l.closeUpstream(uc)
 	}
-	l.finish(c, r.b, r.status)
+	l.finish(c, r.status)
 }
 
 // scan enforces timeouts.
