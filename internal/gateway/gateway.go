@@ -69,10 +69,19 @@ type Options struct {
 	// connecting (default 2s).
 	UpstreamTimeout time.Duration
 	DialTimeout     time.Duration
-	// ClientTimeout bounds reading a client's request; IdleTimeout closes
-	// idle client keep-alive connections (defaults 60s, 120s).
-	ClientTimeout time.Duration
-	IdleTimeout   time.Duration
+	// The client side's limits, so a slow or hostile client holds a
+	// connection for a bounded time and never starves others:
+	// ReadHeaderTimeout bounds receiving a request's head, from its first
+	// byte (or the connection's start), which ends slowloris clients;
+	// ClientTimeout bounds receiving the whole request; WriteTimeout closes
+	// a client that takes no part of its answer for that long; IdleTimeout
+	// closes idle keep-alive connections (defaults 10s, 60s, 60s, 120s).
+	// On h2c, whose streams may live long (gRPC), only ReadHeaderTimeout,
+	// IdleTimeout and the body limit apply.
+	ReadHeaderTimeout time.Duration
+	ClientTimeout     time.Duration
+	WriteTimeout      time.Duration
+	IdleTimeout       time.Duration
 	// Retries is how many other endpoints a request may be retried on after
 	// a connection failure (default 2).
 	Retries int
@@ -81,7 +90,9 @@ type Options struct {
 	// 5 and 10s).
 	EjectAfter int
 	EjectFor   time.Duration
-	// MaxBodyBytes bounds request and response bodies (default 64 MiB).
+	// MaxBodyBytes bounds request bodies on every path (a larger one is
+	// answered 413) and response bodies on the fasthttp path (default 64
+	// MiB).
 	MaxBodyBytes int
 	// MaxConnsPerEndpoint bounds the keep-alive pool of one endpoint
 	// (default 1024).
@@ -124,6 +135,12 @@ func (o *Options) defaults() {
 	}
 	if o.ClientTimeout <= 0 {
 		o.ClientTimeout = 60 * time.Second
+	}
+	if o.ReadHeaderTimeout <= 0 {
+		o.ReadHeaderTimeout = min(10*time.Second, o.ClientTimeout)
+	}
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = 60 * time.Second
 	}
 	if o.IdleTimeout <= 0 {
 		o.IdleTimeout = 120 * time.Second

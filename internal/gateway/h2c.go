@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -25,6 +26,7 @@ type h2Exchange struct {
 	in         requestIn
 	idempotent bool
 	body       *attemptBody // the stream's request body (nil: none)
+	tooLarge   bool         // the client's body is over the limit: not the version's failure
 	status     int
 	reported   []byte
 	err        error
@@ -139,6 +141,11 @@ func (g *Gateway) h2Handler() http.Handler {
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			x := r.Context().Value(h2ExchangeKey{}).(*h2Exchange)
 			x.err = err
+			if mb := new(http.MaxBytesError); errors.As(err, &mb) {
+				x.tooLarge = true
+				http.Error(w, fmt.Sprintf("pave gateway: request body over the limit of %d bytes", mb.Limit), http.StatusRequestEntityTooLarge)
+				return
+			}
 			var ne net.Error
 			code, body := failureAnswer(&x.rt, err, errors.As(err, &ne) && ne.Timeout() || errors.Is(err, context.DeadlineExceeded))
 			if errors.As(err, new(errNoBackend)) {
@@ -183,9 +190,16 @@ func (g *Gateway) h2Handler() http.Handler {
 		}
 		x.rt = rt
 		x.idempotent = isIdempotent(x.in.method)
+		if r.ContentLength > int64(g.opts.MaxBodyBytes) {
+			http.Error(w, fmt.Sprintf("pave gateway: request body of %d bytes is over the limit of %d", r.ContentLength, g.opts.MaxBodyBytes), http.StatusRequestEntityTooLarge)
+			o.status = http.StatusRequestEntityTooLarge
+			x.rt.b = nil // the client's fault, not the version's
+			g.finish(&x.rt, start, &o)
+			return
+		}
 		if r.Body != nil && r.Body != http.NoBody {
 			defer r.Body.Close()
-			x.body = &attemptBody{rc: r.Body}
+			x.body = &attemptBody{rc: http.MaxBytesReader(w, r.Body, int64(g.opts.MaxBodyBytes))}
 			r.Body = x.body
 		}
 		var tc traceContext
@@ -206,6 +220,9 @@ func (g *Gateway) h2Handler() http.Handler {
 			o.reported = x.reported
 		}
 		o.bytes = sw.bytes
+		if x.tooLarge {
+			x.rt.b = nil // the client's fault, not the version's
+		}
 		g.finish(&x.rt, start, &o)
 	})
 }

@@ -122,6 +122,10 @@ func (l *loop) clientProgress(c *lconn) {
 				l.startRequest(c)
 				continue
 			}
+			if n > 0 {
+				// The head is in: the body has the rest of ClientTimeout.
+				c.deadline = c.reqStart + int64(l.g.opts.ClientTimeout)
+			}
 		}
 		if !c.readable {
 			break
@@ -152,8 +156,10 @@ func (l *loop) clientProgress(c *lconn) {
 			c.readable = false
 		}
 		if len(c.in) == 0 {
+			// A request starts: its head must be in within
+			// ReadHeaderTimeout, however slowly it trickles (slowloris).
 			c.reqStart = l.now
-			c.deadline = l.now + int64(l.g.opts.ClientTimeout)
+			c.deadline = l.now + int64(l.g.opts.ReadHeaderTimeout)
 		}
 		c.in = c.in[:len(c.in)+n]
 	}
@@ -225,7 +231,7 @@ func (l *loop) handover(c *lconn, q *connQueue) {
 func (l *loop) flush(c *lconn) bool {
 	for c.outOff < len(c.out) {
 		if !c.writable {
-			c.deadline = l.now + int64(l.g.opts.ClientTimeout+l.g.opts.UpstreamTimeout)
+			c.deadline = l.now + int64(l.g.opts.WriteTimeout)
 			return true
 		}
 		n, e := rawWrite(c.fd, c.out[c.outOff:])

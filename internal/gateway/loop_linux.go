@@ -169,7 +169,7 @@ func (g *Gateway) newLoop(lfd int, h1, h2 *connQueue, exclusive bool) (*loop, er
 		syscall.Close(ep)
 		return nil, err
 	}
-	tick := min(g.opts.ClientTimeout, g.opts.UpstreamTimeout, g.opts.IdleTimeout, g.opts.DialTimeout) / 8
+	tick := min(g.opts.ReadHeaderTimeout, g.opts.ClientTimeout, g.opts.WriteTimeout, g.opts.UpstreamTimeout, g.opts.IdleTimeout, g.opts.DialTimeout) / 8
 	tick = min(max(tick, 5*time.Millisecond), 250*time.Millisecond)
 	l := &loop{
 		g: g, ep: ep, lfd: lfd, wakeR: p[0], wakeW: p[1], h1: h1, h2: h2,
@@ -369,7 +369,7 @@ func (l *loop) accept() {
 			continue
 		}
 		l.nclients++
-		c.deadline = l.now + int64(l.g.opts.ClientTimeout)
+		c.deadline = l.now + int64(l.g.opts.ReadHeaderTimeout)
 		// The first bytes usually arrive with the connection.
 		c.readable = true
 		l.clientProgress(c)

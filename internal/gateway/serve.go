@@ -30,12 +30,18 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 	h1 := newConnQueue(ln.Addr())
 	h2 := newConnQueue(ln.Addr())
 	fs := &fasthttp.Server{
-		Handler:                       g.handle,
-		Name:                          "pave",
-		NoDefaultServerHeader:         true,
-		NoDefaultContentType:          true,
-		ReadTimeout:                   g.opts.ClientTimeout,
-		WriteTimeout:                  g.opts.UpstreamTimeout + g.opts.ClientTimeout,
+		Handler:               g.handle,
+		Name:                  "pave",
+		NoDefaultServerHeader: true,
+		NoDefaultContentType:  true,
+		// ReadTimeout bounds the head; once it is in, the body gets
+		// ClientTimeout (HeaderReceived).
+		ReadTimeout:  g.opts.ReadHeaderTimeout,
+		WriteTimeout: g.opts.WriteTimeout,
+		HeaderReceived: func(*fasthttp.RequestHeader) fasthttp.RequestConfig {
+			return fasthttp.RequestConfig{ReadTimeout: g.opts.ClientTimeout}
+		},
+		ErrorHandler:                  g.clientError,
 		IdleTimeout:                   g.opts.IdleTimeout,
 		MaxRequestBodySize:            g.opts.MaxBodyBytes,
 		DisablePreParseMultipartForm:  true,
@@ -46,7 +52,8 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	var protocols http.Protocols
 	protocols.SetUnencryptedHTTP2(true)
-	hs := &http.Server{Handler: g.h2Handler(), Protocols: &protocols, ReadHeaderTimeout: g.opts.ClientTimeout, IdleTimeout: g.opts.IdleTimeout}
+	hs := &http.Server{Handler: g.h2Handler(), Protocols: &protocols, ReadHeaderTimeout: g.opts.ReadHeaderTimeout, IdleTimeout: g.opts.IdleTimeout,
+		MaxHeaderBytes: maxHeadBytes}
 
 	errc := make(chan error, 3)
 	go func() { errc <- fs.Serve(h1) }()
@@ -88,6 +95,19 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 	return err
 }
 
+// clientError answers a request the fasthttp server could not read.
+func (g *Gateway) clientError(ctx *fasthttp.RequestCtx, err error) {
+	var ne net.Error
+	switch {
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		ctx.Error(fmt.Sprintf("pave gateway: request body over the limit of %d bytes\n", g.opts.MaxBodyBytes), fasthttp.StatusRequestEntityTooLarge)
+	case errors.As(err, &ne) && ne.Timeout():
+		ctx.Error("pave gateway: request not received in time\n", fasthttp.StatusRequestTimeout)
+	default:
+		ctx.Error("pave gateway: malformed request\n", fasthttp.StatusBadRequest)
+	}
+}
+
 type fasthttpLogger struct{ g *Gateway }
 
 func (l fasthttpLogger) Printf(format string, args ...any) {
@@ -115,7 +135,7 @@ func (g *Gateway) accept(ln net.Listener, h1, h2 *connQueue) error {
 		}
 		delay = 0
 		go func() {
-			_ = c.SetReadDeadline(time.Now().Add(g.opts.ClientTimeout))
+			_ = c.SetReadDeadline(time.Now().Add(g.opts.ReadHeaderTimeout))
 			var first [len(h2Preface)]byte
 			if _, err := io.ReadFull(c, first[:]); err != nil {
 				c.Close()
