@@ -136,6 +136,8 @@ func TestLoopFallbackAndH2CBehaveAlike(t *testing.T) {
 			coreResult{Status: 404, BodyPrefix: "pave gateway: no service for host nobody.localhost"}},
 		{"refused instance: POST retried", "POST", "refusing.localhost", "/a", nil,
 			coreResult{Status: 200, Version: "v1", Upstream: echoed{Version: "v1", Path: "/a", Body: "x", XFF: []string{"127.0.0.1"}}}},
+		{"instance closes without answering: GET retried", "GET", "closing.localhost", "/a", nil,
+			coreResult{Status: 200, Version: "v1", Upstream: echoed{Version: "v1", Path: "/a", XFF: []string{"127.0.0.1"}}}},
 		{"no instance reachable", "GET", "dead.localhost", "/a", nil,
 			coreResult{Status: 502, Marker: "upstream", BodyPrefix: "pave gateway: service dead version v1: "}},
 		{"service's 5xx passes through", "GET", "orders.localhost", "/a?status=503", nil,
@@ -160,6 +162,7 @@ func TestLoopFallbackAndH2CBehaveAlike(t *testing.T) {
 			}
 			g.SetEndpoints("refusing", "v1", []string{freeAddr(t), echoUpstream(t, "v1")})
 			g.SetEndpoints("dead", "v1", []string{freeAddr(t)})
+			g.SetEndpoints("closing", "v1", []string{closingUpstream(t), echoUpstream(t, "v1")})
 			gw := startGateway(t, g)
 			for _, tc := range cases {
 				var got coreResult
@@ -192,6 +195,9 @@ func TestLoopFallbackAndH2CBehaveAlike(t *testing.T) {
 					} else {
 						got.BodyPrefix = string(body)
 					}
+					if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+						break // the first difference is reported
+					}
 					if tc.method == "POST" && tc.path == "/a" && tc.host == "orders.localhost" {
 						break
 					}
@@ -223,6 +229,32 @@ func TestLoopFallbackAndH2CBehaveAlike(t *testing.T) {
 			}
 		}
 	}
+}
+
+// closingUpstream accepts connections, reads what comes and closes them
+// without an answer: an instance dying with the request in hand.
+func closingUpstream(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				var b [4096]byte
+				_ = c.SetReadDeadline(time.Now().Add(time.Second))
+				_, _ = c.Read(b[:])
+				c.Close()
+			}()
+		}
+	}()
+	return ln.Addr().String()
 }
 
 func keys[V any](m map[string]V) []string {

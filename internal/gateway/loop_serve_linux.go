@@ -304,8 +304,6 @@ func (l *loop) upstreamReadSome(uc *lconn, c *lconn) bool {
 	return uc.readable && c.up == uc && c.outOff == len(c.out)
 }
 
-var errConnClosed = errors.New("the upstream closed the connection")
-
 // processResponse turns buffered upstream bytes into client output;
 // false when the request ended or moved elsewhere.
 func (l *loop) processResponse(uc *lconn) bool {

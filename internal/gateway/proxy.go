@@ -133,10 +133,14 @@ func isDialFailure(err error) bool {
 	return errors.Is(err, fasthttp.ErrDialTimeout) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, errStaleConn)
 }
 
+// errConnClosed: the upstream closed the connection before the answer
+// was complete (the event loop's word for it).
+var errConnClosed = errors.New("the upstream closed the connection")
+
 // isConnFailure reports a broken connection (as opposed to a slow
 // upstream: timeouts are never retried).
 func isConnFailure(err error) bool {
-	return isDialFailure(err) || errors.Is(err, fasthttp.ErrConnectionClosed) || errors.Is(err, io.EOF) ||
+	return isDialFailure(err) || errors.Is(err, fasthttp.ErrConnectionClosed) || errors.Is(err, errConnClosed) || errors.Is(err, io.EOF) ||
 		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
