@@ -16,7 +16,7 @@ import (
 // TestSlowlorisIsCutOffAndOthersAreServed: 64 clients trickle request
 // heads (and 16 a body) a byte at a time; the gateway closes each after
 // ReadHeaderTimeout (ClientTimeout for the body) and answers everyone
-// else promptly meanwhile. Run on the event loop and, by
+// else promptly meanwhile (bounds generous for a shared machine). Run on the event loop and, by
 // TestGoroutinePathSuite, on the fasthttp path.
 func TestSlowlorisIsCutOffAndOthersAreServed(t *testing.T) {
 	g := New(Options{Log: quietLog(), ReadHeaderTimeout: 400 * time.Millisecond, ClientTimeout: 1200 * time.Millisecond})
@@ -67,16 +67,16 @@ func TestSlowlorisIsCutOffAndOthersAreServed(t *testing.T) {
 		if v, _, err := call(t, c, gw, "orders.localhost", "GET", nil); err != nil || v != "v1" {
 			t.Fatalf("request %d beside slow clients: %q %v", i, v, err)
 		}
-		if d := time.Since(t0); d > time.Second {
+		if d := time.Since(t0); d > 2*time.Second {
 			t.Fatalf("request %d took %v beside slow clients", i, d)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
 	for i, s := range slows {
-		limit := 3 * time.Second
+		limit := 6 * time.Second
 		select {
 		case d := <-s.closed:
-			if i < 64 && d > 2*time.Second {
+			if i < 64 && d > 3*time.Second {
 				t.Errorf("slow head %d was closed after %v, want about ReadHeaderTimeout (400ms)", i, d)
 			}
 		case <-time.After(limit):
