@@ -118,7 +118,9 @@ func (c *lazyConn) SetDeadline(t time.Time) error {
 }
 
 func (c *lazyConn) Read(p []byte) (int, error) {
-	c.writing = false
+	if c.checkStale {
+		c.writing = false
+	}
 	for {
 		n, err := c.read(p)
 		if n == 0 && errors.Is(err, os.ErrDeadlineExceeded) && c.rd.rearm(c.Conn.SetReadDeadline) {
