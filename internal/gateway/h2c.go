@@ -74,7 +74,8 @@ func (t h2Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			return resp, nil
 		}
 		g.failed(u)
-		if !untouched || !g.retryAfterFailure(&x.rt, err, isDialFailure(err), x.idempotent, false, attempt, now) {
+		dial, err := h2Failure(err)
+		if !untouched || !g.retryAfterFailure(&x.rt, err, dial, x.idempotent, false, attempt, now) {
 			return nil, err
 		}
 		req = req.Clone(req.Context())
@@ -83,6 +84,25 @@ func (t h2Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			req.Body = x.body
 		}
 	}
+}
+
+// h2Failure classifies a failed h2c attempt in the core's terms: a
+// connection whose HTTP/2 handshake failed carried no request (as a refused
+// dial), and a connection lost before the answer is a broken connection.
+// net/http's HTTP/2 errors are not exported, hence their text.
+func h2Failure(err error) (dial bool, classified error) {
+	msg := err.Error()
+	switch {
+	case isDialFailure(err):
+		return true, err
+	case strings.Contains(msg, "http2: client conn could not be established"):
+		return true, fmt.Errorf("%w (%v)", errConnClosed, err)
+	case strings.Contains(msg, "http2: client connection lost"),
+		strings.Contains(msg, "http2: server sent GOAWAY and closed the connection"),
+		strings.Contains(msg, "http2: client connection force closed"):
+		return false, fmt.Errorf("%w (%v)", errConnClosed, err)
+	}
+	return false, err
 }
 
 // attemptBody is the request body as one attempt sees it: the transport
