@@ -373,3 +373,36 @@ func TestPanicIsLoggedAs500(t *testing.T) {
 		t.Errorf("no panic record in:\n%s", out.String())
 	}
 }
+
+// TestRouteHeaderReportsTheTemplate: every answer of a matched route
+// carries the template in X-Pave-Route (the gateway counts by it), whether
+// the handler writes a body, only a status, nothing at all, or panics; an
+// unmatched request carries none.
+func TestRouteHeaderReportsTheTemplate(t *testing.T) {
+	out := &syncBuffer{}
+	app := kit.NewWithConfig(testConfig(t, out))
+	app.HandleFunc("GET /v1/orders/{id}", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
+	app.HandleFunc("POST /v1/pay", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusCreated) })
+	app.HandleFunc("DELETE /v1/orders/{id}", func(http.ResponseWriter, *http.Request) {})
+	app.HandleFunc("GET /v1/boom", func(http.ResponseWriter, *http.Request) { panic("kaboom") })
+	defer app.Close(context.Background())
+	srv := httptest.NewServer(app.Handler())
+	defer srv.Close()
+	for _, tc := range []struct{ method, path, want string }{
+		{"GET", "/v1/orders/42", "GET /v1/orders/{id}"},
+		{"POST", "/v1/pay", "POST /v1/pay"},
+		{"DELETE", "/v1/orders/7", "DELETE /v1/orders/{id}"},
+		{"GET", "/v1/boom", "GET /v1/boom"},
+		{"GET", "/nowhere", ""},
+	} {
+		req, _ := http.NewRequest(tc.method, srv.URL+tc.path, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if got := resp.Header.Values(kit.RouteHeader); strings.Join(got, ",") != tc.want {
+			t.Errorf("%s %s: %s %q, want %q", tc.method, tc.path, kit.RouteHeader, got, tc.want)
+		}
+	}
+}

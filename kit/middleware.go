@@ -106,7 +106,7 @@ func (h *instrumented) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r = r.WithContext(ctx)
 
 	st := statePool.Get().(*requestState)
-	st.rec = recorder{ResponseWriter: w}
+	st.rec = recorder{ResponseWriter: w, req: r}
 	if p := h.call(&st.rec, r); p != nil {
 		if p == http.ErrAbortHandler { //nolint:errorlint // sentinel compared as net/http does
 			h.finish(st, r, span, caller, start)
@@ -119,6 +119,7 @@ func (h *instrumented) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			st.rec.status = http.StatusInternalServerError
 		}
 	}
+	st.rec.stampRoute() // a handler that wrote nothing: net/http writes the head after us
 	h.finish(st, r, span, caller, start)
 }
 
@@ -407,9 +408,28 @@ func hexDigit(c byte) (byte, bool) {
 // http.ResponseController and keeps Flush and Hijack working.
 type recorder struct {
 	http.ResponseWriter
+	req         *http.Request // its Pattern is set by the mux before the handler writes
 	status      int
 	bytes       int64
 	wroteHeader bool
+	routeSent   bool
+}
+
+// RouteHeader is the response header in which kit reports the route
+// template the request matched ("GET /v1/orders/{id}"): Pave's gateway
+// reads it, counts the request under it (statistics, access records, the
+// per-route split) and strips it before the answer leaves.
+const RouteHeader = "X-Pave-Route"
+
+// stampRoute adds RouteHeader before the head is written.
+func (w *recorder) stampRoute() {
+	if w.routeSent {
+		return
+	}
+	w.routeSent = true
+	if w.req != nil && w.req.Pattern != "" {
+		w.ResponseWriter.Header().Set(RouteHeader, w.req.Pattern)
+	}
 }
 
 func (w *recorder) WriteHeader(code int) {
@@ -417,6 +437,7 @@ func (w *recorder) WriteHeader(code int) {
 		w.status = code
 		w.wroteHeader = true
 	}
+	w.stampRoute()
 	w.ResponseWriter.WriteHeader(code)
 }
 
@@ -425,6 +446,7 @@ func (w *recorder) Write(p []byte) (int, error) {
 		w.status = http.StatusOK
 		w.wroteHeader = true
 	}
+	w.stampRoute()
 	n, err := w.ResponseWriter.Write(p)
 	w.bytes += int64(n)
 	return n, err
@@ -435,6 +457,7 @@ func (w *recorder) Flush() {
 		w.status = http.StatusOK
 		w.wroteHeader = true
 	}
+	w.stampRoute()
 	if f, ok := w.ResponseWriter.(http.Flusher); ok {
 		f.Flush()
 	}

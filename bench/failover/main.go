@@ -5,9 +5,13 @@
 // It counts failed requests during each event and the time until the
 // traffic was moved, for Pave's edge gateway and fleet controller, and for
 // the peer: haproxy as the edge in front of the same cluster gateways,
-// with retries (L7 retries for idempotent requests only, as Pave),
-// redispatch and health checks every 500 ms (fall 3), the
-// drain done through its runtime API at the same pace. Passes alternate
+// with retries (retry-on all-retryable-errors, 502/503 included, as Pave's
+// edge retries gateway-made 502/503; L7 retries for idempotent requests
+// only, as Pave),
+// redispatch and health checks every 500 ms (fall 3); Pave's fleet
+// controller probes the same way, over the network (no in-process
+// knowledge of the loss), every 500 ms, 3 misses; haproxy's
+// drain is done through its runtime API at the same pace. Passes alternate
 // (Pave, haproxy, Pave, ...); a fresh `pave up` serves each pass.
 //
 //	bench/failover/run.sh [-rounds 3] [-rate 1000]
@@ -327,7 +331,10 @@ defaults
   timeout server 30s
   retries 3
   option redispatch 1
-  retry-on conn-failure empty-response response-timeout
+  # As Pave's edge, which retries an idempotent request in the other
+  # cluster when the first answers a gateway-made 502/503: haproxy cannot
+  # tell who made a 5xx, so it retries every retryable error.
+  retry-on all-retryable-errors
   option http-keep-alive
 frontend edge
   bind %s

@@ -162,6 +162,7 @@ func printTraffic(out io.Writer, v server.TrafficView) {
 			s.Requests, percentOf(s.Errors, s.Requests), millis(s.Quantile(0.5)), millis(s.Quantile(0.99)))
 	}
 	tw.Flush()
+	printUnjudged(out, names, v.Stats)
 }
 
 func orDash(s string) string {

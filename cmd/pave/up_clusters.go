@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/pave-platform/pave/internal/auth"
 	"github.com/pave-platform/pave/internal/config"
 	"github.com/pave-platform/pave/internal/fleet"
 	"github.com/pave-platform/pave/internal/gateway"
@@ -65,7 +66,8 @@ func openLocalCluster(ctx context.Context, cfg config.Config, name string, multi
 		c.close()
 		return nil, fmt.Errorf("cluster %s: %w", name, err)
 	}
-	c.gw = gateway.New(gateway.Options{Log: log.With("component", "gateway"),
+	pinNets, testerCheck := gatewayPinning(cfg, auth.Tokens{Store: main})
+	c.gw = gateway.New(gateway.Options{Log: log.With("component", "gateway"), PinNetworks: pinNets, TesterCheck: testerCheck,
 		StickyHeader: cfg.GatewayStickyHeader, StickyCookie: cfg.GatewayStickyCookie, NoEventLoop: cfg.GatewayNoEventLoop,
 		Cluster: name, Datacenter: c.datacenter, AccessLog: c.access})
 	if c.router, err = traffic.NewGatewayRouter(ctx, c.store, c.gw, log.With("component", "traffic")); err != nil {

@@ -44,6 +44,10 @@ type Config struct {
 	// GatewayNoEventLoop serves every gateway connection with a goroutine
 	// (the fasthttp path) instead of the Linux event loop: a fallback.
 	GatewayNoEventLoop bool
+	// GatewayPinNetworks are the client networks (CIDR) whose requests may
+	// pin a version (X-Pave-Version) or stick to one; "none" for none.
+	// Anyone else needs a tester credential (gateway.md).
+	GatewayPinNetworks []string
 	// TelemetryColdStore is where old telemetry partitions go: "dir" (the
 	// data directory), "dir:/abs/path" or "s3://bucket/prefix?endpoint=…".
 	TelemetryColdStore string
@@ -85,6 +89,7 @@ func Default() Config {
 		ShutdownTimeout:    30 * time.Second,
 		TelemetryColdStore: "dir",
 		OTLPRate:           "200",
+		GatewayPinNetworks: []string{"127.0.0.0/8", "::1/128"},
 	}
 }
 
@@ -189,6 +194,11 @@ func settings() []setting {
 				return errors.New("must be a positive whole number of requests per second, e.g. 200")
 			}
 			return nil
+		}},
+		// gateway (GW): who may choose a version.
+		{"gateway-pin-networks", "client networks (CIDR, comma-separated) whose gateway requests may pin a version with X-Pave-Version or stick to one; none for none (others need a tester token in X-Pave-Tester-Token)", func(c *Config) any { return &c.GatewayPinNetworks }, func(c *Config) error {
+			_, err := c.PinNetworks()
+			return err
 		}},
 		{"shutdown-timeout", "how long a graceful stop may take", func(c *Config) any { return &c.ShutdownTimeout }, func(c *Config) error {
 			if c.ShutdownTimeout <= 0 {

@@ -36,6 +36,22 @@ type lazyConn struct {
 	raw    syscall.RawConn // nil: read and write through Conn
 	r, w   rawIO
 	rd, wd deadline
+	// checkStale (upstream connections): before the first write after a
+	// read, check the upstream did not close the pooled connection while
+	// it was idle; a request written to it would fail in a way that may
+	// not be retried for a POST, though nothing reached the upstream.
+	checkStale, writing bool
+}
+
+// errStaleConn: a pooled upstream connection was closed by the upstream
+// while idle; nothing was sent on it, so any request may be retried.
+var errStaleConn = errors.New("the upstream closed the idle connection")
+
+// newUpstreamConn wraps a connection to an upstream.
+func newUpstreamConn(c net.Conn) *lazyConn {
+	lc := newLazyConn(c)
+	lc.checkStale = lc.raw != nil
+	return lc
 }
 
 func newLazyConn(c net.Conn) *lazyConn {
@@ -102,6 +118,9 @@ func (c *lazyConn) SetDeadline(t time.Time) error {
 }
 
 func (c *lazyConn) Read(p []byte) (int, error) {
+	if c.checkStale {
+		c.writing = false
+	}
 	for {
 		n, err := c.read(p)
 		if n == 0 && errors.Is(err, os.ErrDeadlineExceeded) && c.rd.rearm(c.Conn.SetReadDeadline) {
@@ -112,6 +131,14 @@ func (c *lazyConn) Read(p []byte) (int, error) {
 }
 
 func (c *lazyConn) Write(p []byte) (int, error) {
+	if c.checkStale && !c.writing {
+		c.writing = true
+		gone := false
+		_ = c.raw.Control(func(fd uintptr) { gone = peerGone(fd) })
+		if gone {
+			return 0, &net.OpError{Op: "write", Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: errStaleConn}
+		}
+	}
 	written := 0
 	for {
 		n, err := c.write(p[written:])

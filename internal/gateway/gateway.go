@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"regexp"
 	"sort"
 	"strings"
@@ -36,7 +37,20 @@ type Options struct {
 	// (default ".localhost").
 	HostSuffix string
 	// VersionHeader pins a request to a version (default "X-Pave-Version").
+	// It and the sticky key are honoured only for trusted clients (see
+	// PinNetworks and TesterCheck); otherwise the header is stripped and
+	// the request takes the weighted split.
 	VersionHeader string
+	// PinNetworks are the client networks whose requests may pin a version
+	// or stick to one. Nil: loopback only (127.0.0.0/8, ::1); an empty,
+	// non-nil slice: none.
+	PinNetworks []netip.Prefix
+	// TesterHeader carries a tester's credential (default
+	// "X-Pave-Tester-Token"); TesterCheck says whether it may pin (pave
+	// up: a token of role deployer or higher). The header is never
+	// forwarded to a service.
+	TesterHeader string
+	TesterCheck  func(token string) bool
 	// StickyHeader and StickyCookie name the key that keeps one user on one
 	// version (e.g. "X-User-Id", or a cookie "merchant_id"). The header wins
 	// when both are present; neither set disables stickiness.
@@ -55,10 +69,19 @@ type Options struct {
 	// connecting (default 2s).
 	UpstreamTimeout time.Duration
 	DialTimeout     time.Duration
-	// ClientTimeout bounds reading a client's request; IdleTimeout closes
-	// idle client keep-alive connections (defaults 60s, 120s).
-	ClientTimeout time.Duration
-	IdleTimeout   time.Duration
+	// The client side's limits, so a slow or hostile client holds a
+	// connection for a bounded time and never starves others:
+	// ReadHeaderTimeout bounds receiving a request's head, from its first
+	// byte (or the connection's start), which ends slowloris clients;
+	// ClientTimeout bounds receiving the whole request; WriteTimeout closes
+	// a client that takes no part of its answer for that long; IdleTimeout
+	// closes idle keep-alive connections (defaults 10s, 60s, 60s, 120s).
+	// On h2c, whose streams may live long (gRPC), only ReadHeaderTimeout,
+	// IdleTimeout and the body limit apply.
+	ReadHeaderTimeout time.Duration
+	ClientTimeout     time.Duration
+	WriteTimeout      time.Duration
+	IdleTimeout       time.Duration
 	// Retries is how many other endpoints a request may be retried on after
 	// a connection failure (default 2).
 	Retries int
@@ -67,7 +90,9 @@ type Options struct {
 	// 5 and 10s).
 	EjectAfter int
 	EjectFor   time.Duration
-	// MaxBodyBytes bounds request and response bodies (default 64 MiB).
+	// MaxBodyBytes bounds request bodies on every path (a larger one is
+	// answered 413) and response bodies on the fasthttp path (default 64
+	// MiB).
 	MaxBodyBytes int
 	// MaxConnsPerEndpoint bounds the keep-alive pool of one endpoint
 	// (default 1024).
@@ -93,6 +118,9 @@ func (o *Options) defaults() {
 	if o.VersionHeader == "" {
 		o.VersionHeader = "X-Pave-Version"
 	}
+	if o.TesterHeader == "" {
+		o.TesterHeader = "X-Pave-Tester-Token"
+	}
 	if o.CallerHeader == "" {
 		o.CallerHeader = "X-Pave-Caller"
 	}
@@ -107,6 +135,12 @@ func (o *Options) defaults() {
 	}
 	if o.ClientTimeout <= 0 {
 		o.ClientTimeout = 60 * time.Second
+	}
+	if o.ReadHeaderTimeout <= 0 {
+		o.ReadHeaderTimeout = min(10*time.Second, o.ClientTimeout)
+	}
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = 60 * time.Second
 	}
 	if o.IdleTimeout <= 0 {
 		o.IdleTimeout = 120 * time.Second
@@ -173,6 +207,9 @@ type Gateway struct {
 
 	statsMu sync.Mutex
 	stats   map[string]map[string]*versionStats
+	books   map[string]*routeBook // route templates by service, under statsMu
+
+	trust *trust
 
 	accessCh      chan *AccessRecord
 	accessDropped atomic.Uint64
@@ -181,8 +218,8 @@ type Gateway struct {
 	// connections it passed to the fasthttp or h2c server.
 	loopRequests, handovers atomic.Uint64
 
-	versionHeader, stickyHeader, callerHeader, merchantHeader []byte
-	stickyCookie, hostSuffix, edgeValue                       []byte
+	versionHeader, stickyHeader, callerHeader, merchantHeader, testerHeader []byte
+	stickyCookie, hostSuffix, edgeValue                                     []byte
 }
 
 // New returns a Gateway with an empty route table.
@@ -193,7 +230,10 @@ func New(o Options) *Gateway {
 		services:       map[string]*serviceConfig{},
 		upstreams:      map[string]*upstream{},
 		stats:          map[string]map[string]*versionStats{},
+		books:          map[string]*routeBook{},
+		trust:          newTrust(o.PinNetworks, o.TesterCheck),
 		versionHeader:  []byte(o.VersionHeader),
+		testerHeader:   []byte(o.TesterHeader),
 		stickyHeader:   []byte(o.StickyHeader),
 		stickyCookie:   []byte(o.StickyCookie),
 		callerHeader:   []byte(o.CallerHeader),

@@ -31,7 +31,7 @@ type span struct{ start, end int32 }
 
 // reqNames are the configurable header names the loop looks for.
 type reqNames struct {
-	version, sticky, caller, merchant []byte
+	version, sticky, caller, merchant, tester []byte
 }
 
 // reqHead is what the loop needs of one request head. Slices point into
@@ -52,6 +52,9 @@ type reqHead struct {
 	xff           []byte
 	edge          bool
 	edgeLine      span // the X-Pave-Edge line, dropped when the gateway sets it
+	versionLine   span // the version header's line, dropped unless honoured
+	tester        []byte
+	testerLine    span // the tester credential's line, dropped unless sent to an edge's cluster
 	contentLength int
 	close         bool
 	drops         [maxDrops]span // lines not forwarded
@@ -255,8 +258,21 @@ func parseRequestHead(b []byte, names *reqNames, h *reqHead) (int, error) {
 				h.baggage = v
 			}
 		}
-		if h.version == nil && bytes.EqualFold(name, names.version) {
+		if bytes.EqualFold(name, names.version) {
+			if h.version != nil {
+				return errSlowPath
+			}
 			h.version = v
+			h.versionLine = s
+			return nil
+		}
+		if bytes.EqualFold(name, names.tester) {
+			if h.tester != nil {
+				return errSlowPath
+			}
+			h.tester = v
+			h.testerLine = s
+			return nil
 		}
 		if h.sticky == nil && len(names.sticky) > 0 && bytes.EqualFold(name, names.sticky) {
 			h.sticky = v
@@ -305,8 +321,9 @@ type respHead struct {
 	status        int
 	contentLength int64 // -1: none
 	chunked       bool
-	close         bool // the upstream closes the connection after it
-	gatewayError  bool // X-Pave-Gateway-Error is present
+	close         bool   // the upstream closes the connection after it
+	gatewayError  bool   // X-Pave-Gateway-Error is present
+	route         []byte // X-Pave-Route, the template the service matched (dropped)
 	drops         [maxDrops]span
 	ndrop         int
 }
@@ -381,6 +398,11 @@ func parseResponseHead(b []byte, own []byte, h *respHead) (int, error) {
 			return h.dropLine(s)
 		case bytes.EqualFold(name, hdrGatewayError):
 			h.gatewayError = true
+		case bytes.EqualFold(name, hdrRoute):
+			if h.route == nil {
+				h.route = v
+			}
+			return h.dropLine(s)
 		}
 		return nil
 	})

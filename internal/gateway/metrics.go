@@ -17,6 +17,9 @@ var (
 	descDuration = prometheus.NewDesc("pave_gateway_request_duration_seconds",
 		"Time from receiving a request to having its answer, by service and version.",
 		[]string{"service", "version"}, nil)
+	descUnjudged = prometheus.NewDesc("pave_gateway_unjudged_requests_total",
+		"Requests whose version the client chose (pinned, sticky), counted apart from the judged split, by service, version, reason and status class.",
+		[]string{"service", "version", "reason", "class"}, nil)
 	descDropped = prometheus.NewDesc("pave_gateway_access_log_dropped_total",
 		"Access records dropped because the access logger fell behind.", nil, nil)
 )
@@ -42,6 +45,7 @@ type collector struct{ g *Gateway }
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descRequests
 	ch <- descDuration
+	ch <- descUnjudged
 	ch <- descDropped
 }
 
@@ -58,6 +62,11 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 			for route, counts := range v.Routes {
 				for class, n := range counts.ByClass {
 					ch <- prometheus.MustNewConstMetric(descRequests, prometheus.CounterValue, float64(n), svc, version, route, class)
+				}
+			}
+			for reason, counts := range v.Unjudged {
+				for class, n := range counts.ByClass {
+					ch <- prometheus.MustNewConstMetric(descUnjudged, prometheus.CounterValue, float64(n), svc, version, reason, class)
 				}
 			}
 			buckets := make(map[float64]uint64, len(stats.LatencyBounds))

@@ -2,60 +2,147 @@ package gateway
 
 import (
 	"fmt"
+	"math"
+	"math/rand/v2"
 	"testing"
 )
 
-// TestPickerExact checks the split over 100,000 requests: after every
-// request, each version's count is within one request of its share.
+// seeded returns a picker whose randomness is fixed by seed, so tests do
+// not flake.
+func seeded(weights []int64, seed uint64) *picker {
+	p := newPicker(weights)
+	p.rnd = rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)).Uint64N
+	return p
+}
+
+// TestPickerExact checks the split over 100,000 requests: at the end of
+// every block each version has exactly its share, and in between it is
+// never more than one block's share away from it.
 func TestPickerExact(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		weights []int64
+		block   int64
 	}{
-		{"0.01%", []int64{999_900, 100}},
-		{"1%", []int64{990_000, 10_000}},
-		{"50%", []int64{500_000, 500_000}},
-		{"three versions", []int64{989_900, 10_000, 100}},
+		{"0.01%", []int64{999_900, 100}, 10_000},
+		{"1%", []int64{990_000, 10_000}, 100},
+		{"50%", []int64{500_000, 500_000}, 2},
+		{"three versions", []int64{989_900, 10_000, 100}, 10_000},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p := newPicker(tc.weights)
+			p := seeded(tc.weights, 1)
+			if p.size != tc.block {
+				t.Fatalf("block of %d requests, want %d", p.size, tc.block)
+			}
 			counts := make([]int64, len(tc.weights))
 			const n = 100_000
 			for k := int64(1); k <= n; k++ {
-				i := p.next()
-				counts[i]++
+				counts[p.next(nil)]++
 				for j, w := range tc.weights {
-					// Share after k requests is k*w/total; allow one request.
 					diff := counts[j]*totalWeight - k*w
-					if diff <= -totalWeight || diff >= totalWeight {
-						t.Fatalf("after %d requests version %d has %d, share %.4f", k, j, counts[j], float64(k*w)/float64(totalWeight))
+					if k%tc.block == 0 && diff != 0 {
+						t.Fatalf("after %d requests (a whole number of blocks) version %d has %d, want exactly %d", k, j, counts[j], k*w/totalWeight)
 					}
-				}
-			}
-			for j, w := range tc.weights {
-				if want := n * w / totalWeight; counts[j] != want {
-					t.Errorf("version %d got %d of %d requests, want exactly %d", j, counts[j], n, want)
+					if bound := tc.block * w; diff <= -bound || diff >= bound {
+						t.Fatalf("after %d requests version %d has %d, more than a block from its share %.4f", k, j, counts[j], float64(k*w)/float64(totalWeight))
+					}
 				}
 			}
 		})
 	}
 }
 
+// TestPickerUnpredictable checks that the canary's slot moves within the
+// block: at 1% over 1,000 blocks it lands on many different positions,
+// not always the same one (smooth round-robin always chose the 100th).
+func TestPickerUnpredictable(t *testing.T) {
+	p := seeded([]int64{990_000, 10_000}, 2)
+	positions := map[int]int{}
+	for blk := range 1000 {
+		for i := range 100 {
+			if p.next(nil) == 1 {
+				positions[i]++
+			}
+		}
+		_ = blk
+	}
+	if len(positions) < 90 {
+		t.Fatalf("the canary's slot took only %d distinct positions of 100 in 1,000 blocks", len(positions))
+	}
+	for pos, n := range positions {
+		if n > 30 { // expected 10 per position; 30 is far beyond chance
+			t.Fatalf("position %d got the canary in %d of 1,000 blocks", pos, n)
+		}
+	}
+}
+
+// TestSplitResistsCyclicClients drives request patterns that follow a
+// fixed cycle (a health checker, a batch job, a synthetic monitor: the
+// client that made smooth round-robin send a whole route to one version)
+// through 1%, 10% and 50%, and checks every route's canary share: within
+// binomial bounds (5 standard deviations, fixed seeds), and exact per
+// route over its completed blocks.
+func TestSplitResistsCyclicClients(t *testing.T) {
+	for _, canary := range []int64{10_000, 100_000, 500_000} {
+		for _, period := range []int{2, 3, 50, 100} {
+			for _, layout := range []string{"one-hot", "every-residue"} {
+				if layout == "every-residue" && period > 50 {
+					continue // more routes than are kept apart
+				}
+				name := fmt.Sprintf("%.0f%%/period %d/%s", float64(canary)/1e4, period, layout)
+				t.Run(name, func(t *testing.T) {
+					p := seeded([]int64{totalWeight - canary, canary}, uint64(canary)+uint64(period))
+					const n = 200_000
+					reqs := map[string]int64{}
+					onCanary := map[string]int64{}
+					for i := range n {
+						route := "rest"
+						switch {
+						case layout == "every-residue":
+							route = fmt.Sprintf("r%d", i%period)
+						case i%period == 0:
+							route = "hot"
+						}
+						reqs[route]++
+						if p.next([]byte(route)) == 1 {
+							onCanary[route]++
+						}
+					}
+					w := float64(canary) / float64(totalWeight)
+					blockCanary := p.block[1]
+					for route, m := range reqs {
+						got := onCanary[route]
+						want := float64(m) * w
+						if sd := math.Sqrt(float64(m) * w * (1 - w)); math.Abs(float64(got)-want) > 5*sd+1 {
+							t.Errorf("route %s: %d of %d requests on the canary, want %.0f ± %.0f", route, got, m, want, 5*sd)
+						}
+						full := m / p.size
+						if got < full*blockCanary || got > full*blockCanary+blockCanary {
+							t.Errorf("route %s: %d on the canary after %d whole blocks of %d: not exact per route", route, got, full, blockCanary)
+						}
+					}
+				})
+			}
+		}
+	}
+}
+
 func TestPickerZeroWeights(t *testing.T) {
-	if i := newPicker([]int64{0, 0}).next(); i != -1 {
+	if i := newPicker([]int64{0, 0}).next(nil); i != -1 {
 		t.Fatalf("all-zero picker chose %d, want -1", i)
 	}
 	p := newPicker([]int64{0, 1_000_000})
 	for range 10 {
-		if i := p.next(); i != 1 {
+		if i := p.next(nil); i != 1 {
 			t.Fatalf("picked %d, a version with weight 0", i)
 		}
 	}
 }
 
-// TestPickerInheritKeepsCanaryFlowing changes weights every 10 requests
-// (far more often than a canary would) and checks that a 1% version still
-// gets its 1%: credits carry over instead of restarting the sequence.
+// TestPickerInheritKeepsCanaryFlowing rebuilds the split every 10 requests
+// (as endpoint churn or repeated weight updates do, far more often than a
+// canary would) and checks that a 1% version still gets exactly its 1%:
+// open blocks carry over instead of restarting.
 func TestPickerInheritKeepsCanaryFlowing(t *testing.T) {
 	names := []string{"v1", "v2"}
 	idx := map[string]int{"v1": 0, "v2": 1}
@@ -63,7 +150,7 @@ func TestPickerInheritKeepsCanaryFlowing(t *testing.T) {
 	var canary int
 	for round := range 1000 {
 		for range 10 {
-			if p.next() == 1 {
+			if p.next(nil) == 1 {
 				canary++
 			}
 		}
@@ -110,7 +197,8 @@ func TestStickyGrowing(t *testing.T) {
 
 func BenchmarkPicker(b *testing.B) {
 	p := newPicker([]int64{990_000, 10_000})
+	route := []byte("/orders")
 	for b.Loop() {
-		p.next()
+		p.next(route)
 	}
 }

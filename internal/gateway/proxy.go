@@ -38,8 +38,9 @@ var (
 
 // requestKeys are what decides a request's version besides the weights.
 type requestKeys struct {
-	version []byte // the version override header
-	sticky  []byte // the sticky key
+	route   []byte // the request-side route key: each route is split on its own
+	version []byte // the version override header, when honoured
+	sticky  []byte // the sticky key, when honoured
 	edge    bool   // forwarded by an edge gateway: no cluster split again
 }
 
@@ -48,50 +49,57 @@ type errNoBackend struct{ msg string }
 
 func (e errNoBackend) Error() string { return e.msg }
 
-// choose picks the backend of one request.
-func (s *service) choose(k requestKeys) (*backend, error) {
+// choose picks the backend of one request and says how it was chosen:
+// classJudged when by the weighted split, else by the client.
+func (s *service) choose(k requestKeys) (*backend, trafficClass, error) {
 	if s.clusterSplit != nil && !k.edge {
 		var i int
+		class := classJudged
 		if len(k.sticky) > 0 {
 			i = s.clusterSplit.sticky(k.sticky)
+			class = classSticky
 		} else {
-			i = s.clusterSplit.next()
+			i = s.clusterSplit.next(k.route)
 		}
 		if i < 0 {
-			return nil, errNoBackend{"service " + s.name + ": every cluster weight is 0"}
+			return nil, class, errNoBackend{"service " + s.name + ": every cluster weight is 0"}
 		}
 		if c := s.clusters[i]; !c.local {
-			return c, nil
+			return c, class, nil
 		}
 	}
 	if len(k.version) > 0 {
 		b := s.byVersion[string(k.version)]
 		if b == nil || len(b.eps) == 0 {
-			return nil, errNoBackend{fmt.Sprintf("service %s: version %q asked for by header has no ready instances", s.name, k.version)}
+			return nil, classPinned, errNoBackend{fmt.Sprintf("service %s: version %q asked for by header has no ready instances", s.name, k.version)}
 		}
-		return b, nil
+		return b, classPinned, nil
 	}
-	var i int
 	if len(k.sticky) > 0 {
-		i = s.split.sticky(k.sticky)
-	} else {
-		i = s.split.next()
+		if i := s.split.sticky(k.sticky); i >= 0 {
+			return s.versions[i], classSticky, nil
+		}
+	} else if i := s.split.next(k.route); i >= 0 {
+		return s.versions[i], classJudged, nil
 	}
-	if i < 0 {
-		return nil, errNoBackend{"service " + s.name + ": no version with ready instances and a weight above 0"}
-	}
-	return s.versions[i], nil
+	return nil, classJudged, errNoBackend{"service " + s.name + ": no version with ready instances and a weight above 0"}
 }
 
-func (g *Gateway) keysFast(h *fasthttp.RequestHeader) requestKeys {
-	k := requestKeys{version: h.PeekBytes(g.versionHeader), edge: len(h.PeekBytes(hdrEdge)) > 0}
+// inFast reads what routes a request on the fasthttp path.
+func (g *Gateway) inFast(ctx *fasthttp.RequestCtx, now int64) requestIn {
+	h := &ctx.Request.Header
+	in := requestIn{host: h.Host(), path: ctx.Path(), method: h.Method(), version: h.PeekBytes(g.versionHeader),
+		token: h.PeekBytes(g.testerHeader), edge: len(h.PeekBytes(hdrEdge)) > 0, now: now}
 	if len(g.stickyHeader) > 0 {
-		k.sticky = h.PeekBytes(g.stickyHeader)
+		in.sticky = h.PeekBytes(g.stickyHeader)
 	}
-	if len(k.sticky) == 0 && len(g.stickyCookie) > 0 {
-		k.sticky = h.CookieBytes(g.stickyCookie)
+	if len(in.sticky) == 0 && len(g.stickyCookie) > 0 {
+		in.sticky = h.CookieBytes(g.stickyCookie)
 	}
-	return k
+	if ip, ok := netip.AddrFromSlice(ctx.RemoteIP()); ok {
+		in.addr = ip.Unmap()
+	}
+	return in
 }
 
 // hasHopHeader scans the headers once; deleting each hop-by-hop header
@@ -122,13 +130,17 @@ func isDialFailure(err error) bool {
 	if errors.As(err, &op) && op.Op == "dial" {
 		return true
 	}
-	return errors.Is(err, fasthttp.ErrDialTimeout) || errors.Is(err, syscall.ECONNREFUSED)
+	return errors.Is(err, fasthttp.ErrDialTimeout) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, errStaleConn)
 }
+
+// errConnClosed: the upstream closed the connection before the answer
+// was complete (the event loop's word for it).
+var errConnClosed = errors.New("the upstream closed the connection")
 
 // isConnFailure reports a broken connection (as opposed to a slow
 // upstream: timeouts are never retried).
 func isConnFailure(err error) bool {
-	return isDialFailure(err) || errors.Is(err, fasthttp.ErrConnectionClosed) || errors.Is(err, io.EOF) ||
+	return isDialFailure(err) || errors.Is(err, fasthttp.ErrConnectionClosed) || errors.Is(err, errConnClosed) || errors.Is(err, io.EOF) ||
 		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
@@ -164,38 +176,48 @@ func (g *Gateway) failed(u *upstream) {
 // handle serves one HTTP/1.x request.
 func (g *Gateway) handle(ctx *fasthttp.RequestCtx) {
 	start := time.Now()
+	now := start.UnixNano()
 	req, resp := &ctx.Request, &ctx.Response
-	t := g.table.Load()
-	s, route := t.match(req.Header.Host(), ctx.Path(), g.hostSuffix)
-	if s == nil {
-		ctx.Error("pave gateway: no service for host "+string(req.Header.Host())+"; reach a service with Host SERVICE"+g.opts.HostSuffix+" or add a route\n", fasthttp.StatusNotFound)
-		return
+	in := g.inFast(ctx, now)
+	rt, code, err := g.route(g.table.Load(), &in)
+	o := outcome{method: req.Header.Method()}
+	if g.accessCh != nil {
+		o.caller = callerOf(req.Header.PeekBytes(hdrBaggage), req.Header.PeekBytes(g.callerHeader))
+		o.merchant = boundField(req.Header.PeekBytes(g.merchantHeader))
+		o.method = append([]byte(nil), o.method...)
 	}
-	b, err := s.choose(g.keysFast(&req.Header))
 	if err != nil {
-		ctx.Error("pave gateway: "+err.Error()+"\n", fasthttp.StatusServiceUnavailable)
-		ctx.Response.Header.SetBytesKV(hdrGatewayError, []byte("no-backend"))
-		g.observe(s, nil, route, ctx, 0, start, nil)
+		ctx.Error(errorBody(err), code)
+		if rt.s == nil {
+			return
+		}
+		ctx.Response.Header.SetBytesKV(hdrGatewayError, markNoBackend)
+		o.status, o.bytes = code, len(ctx.Response.Body())
+		g.finish(&rt, start, &o)
 		return
 	}
 
 	var tc traceContext
 	tc.fromTraceparent(req.Header.PeekBytes(hdrTraceparent))
+	o.tc = &tc
 	var buf [64]byte
 	req.Header.SetBytesKV(hdrTraceparent, tc.appendTraceparent(buf[:0]))
-	if b.cluster != "" {
-		req.Header.SetBytesKV(hdrEdge, g.edgeValue)
+	if !rt.pinHonoured && len(in.version) > 0 {
+		req.Header.DelBytes(g.versionHeader)
 	}
-	if ip, ok := netip.AddrFromSlice(ctx.RemoteIP()); ok {
-		xff := buf[:0]
-		if prev := req.Header.PeekBytes(hdrXFF); len(prev) > 0 {
-			xff = append(append(xff, prev...), ", "...)
-		}
-		req.Header.SetBytesKV(hdrXFF, ip.Unmap().AppendTo(xff))
+	if rt.b.cluster != "" {
+		req.Header.SetBytesKV(hdrEdge, g.edgeValue)
+	} else if len(in.token) > 0 {
+		// A tester credential goes no further than the gateway (an edge
+		// passes it on to the cluster's gateway, which checks it again).
+		req.Header.DelBytes(g.testerHeader)
+	}
+	if in.addr.IsValid() {
+		req.Header.SetBytesKV(hdrXFF, appendForwardedFor(buf[:0], req.Header.PeekBytes(hdrXFF), in.addr))
 	}
 
 	if req.Header.ConnectionUpgrade() && bytes.EqualFold(req.Header.PeekBytes(hdrUpgrade), websocketToken) {
-		g.upgrade(ctx, s, b, route, start, &tc)
+		g.upgrade(ctx, &rt, start, &o)
 		return
 	}
 	if hasHopHeader(&req.Header) {
@@ -205,17 +227,9 @@ func (g *Gateway) handle(ctx *fasthttp.RequestCtx) {
 	}
 
 	idempotent := isIdempotent(req.Header.Method())
-	now := start.UnixNano()
 	status := 0
-	for attempt := 0; attempt <= g.opts.Retries; attempt++ {
-		if b.cluster != "" && !b.healthy(now) {
-			// At the edge a cluster whose gateways are all ejected is
-			// skipped until the fleet moves its weight away.
-			if alt := s.elsewhere(b, now); alt != nil {
-				b = alt
-			}
-		}
-		u := b.next(now)
+	for attempt := 0; ; attempt++ {
+		u := g.pick(&rt, attempt, now)
 		if u == nil {
 			err = errNoBackend{"no ready instance"}
 			break
@@ -224,73 +238,39 @@ func (g *Gateway) handle(ctx *fasthttp.RequestCtx) {
 		if err == nil {
 			status = resp.StatusCode()
 			g.succeeded(u, status)
-			// At the edge, a cluster whose gateway reached no instance
-			// (all gone, or killed mid-request) answers with a marked
-			// 502/503; an idempotent request then gets another cluster.
-			if b.cluster != "" && idempotent && attempt < g.opts.Retries && (status == 502 || status == 503) &&
-				len(resp.Header.PeekBytes(hdrGatewayError)) > 0 {
-				if alt := s.elsewhere(b, now); alt != nil {
-					b = alt
-					resp.Reset()
-					continue
-				}
+			if g.retryElsewhere(&rt, status, len(resp.Header.PeekBytes(hdrGatewayError)) > 0, idempotent, attempt, now) {
+				resp.Reset()
+				continue
 			}
 			break
 		}
 		g.failed(u)
 		resp.Reset()
-		if !(isDialFailure(err) || idempotent && isConnFailure(err)) {
+		if !g.retryAfterFailure(&rt, err, isDialFailure(err), idempotent, false, attempt, now) {
 			break
-		}
-		if b.cluster != "" {
-			if alt := s.elsewhere(b, now); alt != nil {
-				b = alt
-			}
 		}
 	}
 	if err != nil {
-		code := fasthttp.StatusBadGateway
-		if errors.Is(err, fasthttp.ErrTimeout) {
-			code = fasthttp.StatusGatewayTimeout
-		}
-		ctx.Error(fmt.Sprintf("pave gateway: service %s version %s: %v\n", s.name, b.name, err), code)
-		ctx.Response.Header.SetBytesKV(hdrGatewayError, []byte("upstream"))
-	} else if b.cluster != "" {
-		// The cluster's gateway named the version; the edge adds where.
-		resp.Header.SetBytesKV(hdrRespCluster, []byte(b.cluster))
+		code, body := failureAnswer(&rt, err, errors.Is(err, fasthttp.ErrTimeout))
+		ctx.Error(body, code)
+		ctx.Response.Header.SetBytesKV(hdrGatewayError, markUpstream)
+		o.status = code
 	} else {
-		resp.Header.SetBytesKV(hdrRespVersion, []byte(b.name))
+		o.status = status
+		if rep := resp.Header.PeekBytes(hdrRoute); len(rep) > 0 {
+			o.reported = append(buf[:0], rep...)
+			resp.Header.DelBytes(hdrRoute)
+		}
+		if rt.b.cluster != "" {
+			// The cluster's gateway named the version; the edge adds where.
+			resp.Header.SetBytesKV(hdrRespCluster, []byte(rt.b.cluster))
+		} else {
+			resp.Header.SetBytesKV(hdrRespVersion, []byte(rt.b.name))
+		}
 	}
-	g.observe(s, b, route, ctx, status, start, &tc)
-}
-
-// observe records statistics and the access record of one request.
-func (g *Gateway) observe(s *service, b *backend, route []byte, ctx *fasthttp.RequestCtx, status int, start time.Time, tc *traceContext) {
-	d := time.Since(start)
-	ms := float64(d) / float64(time.Millisecond)
-	if b != nil {
-		b.stats.observe(route, status, ms)
-	}
-	if g.accessCh == nil {
-		return
-	}
-	r := &AccessRecord{
-		Time: start.UTC(), Service: s.name, Method: string(ctx.Method()), Route: string(route),
-		Status: status, DurationMS: ms, Bytes: len(ctx.Response.Body()),
-		Caller:     callerOf(ctx.Request.Header.PeekBytes(hdrBaggage), ctx.Request.Header.PeekBytes(g.callerHeader)),
-		MerchantID: boundField(ctx.Request.Header.PeekBytes(g.merchantHeader)),
-		Cluster:    g.opts.Cluster, Datacenter: g.opts.Datacenter,
-	}
-	if status == 0 {
-		r.Status = ctx.Response.StatusCode()
-	}
-	if b != nil {
-		r.Version = b.name
-	}
-	if tc != nil {
-		r.TraceID, r.SpanID = string(tc.traceID[:]), string(tc.spanID[:])
-	}
-	g.logAccess(r)
+	o.statsStatus = status
+	o.bytes = len(resp.Body())
+	g.finish(&rt, start, &o)
 }
 
 func (g *Gateway) logAccess(r *AccessRecord) {
@@ -304,17 +284,23 @@ func (g *Gateway) logAccess(r *AccessRecord) {
 // upgrade passes a WebSocket (or any Connection: Upgrade) request through:
 // it forwards the request on a fresh upstream connection, then copies
 // bytes both ways until either side closes.
-func (g *Gateway) upgrade(ctx *fasthttp.RequestCtx, s *service, b *backend, route []byte, start time.Time, tc *traceContext) {
-	u := b.next(start.UnixNano())
+func (g *Gateway) upgrade(ctx *fasthttp.RequestCtx, rt *routing, start time.Time, o *outcome) {
+	u := g.pick(rt, 0, start.UnixNano())
 	if u == nil {
-		ctx.Error("pave gateway: no ready instance\n", fasthttp.StatusServiceUnavailable)
+		ctx.Error(errorBody(errNoBackend{"no ready instance"}), fasthttp.StatusServiceUnavailable)
+		ctx.Response.Header.SetBytesKV(hdrGatewayError, markNoBackend)
+		o.status = fasthttp.StatusServiceUnavailable
+		g.finish(rt, start, o)
 		return
 	}
 	up, err := net.DialTimeout("tcp", u.addr, g.opts.DialTimeout)
 	if err != nil {
 		g.failed(u)
-		ctx.Error(fmt.Sprintf("pave gateway: service %s version %s: %v\n", s.name, b.name, err), fasthttp.StatusBadGateway)
-		g.observe(s, b, route, ctx, 0, start, tc)
+		code, body := failureAnswer(rt, err, false)
+		ctx.Error(body, code)
+		ctx.Response.Header.SetBytesKV(hdrGatewayError, markUpstream)
+		o.status = code
+		g.finish(rt, start, o)
 		return
 	}
 	bw := bufio.NewWriter(up)
@@ -323,11 +309,15 @@ func (g *Gateway) upgrade(ctx *fasthttp.RequestCtx, s *service, b *backend, rout
 	}
 	if err != nil {
 		up.Close()
-		ctx.Error("pave gateway: upgrade: "+err.Error()+"\n", fasthttp.StatusBadGateway)
-		g.observe(s, b, route, ctx, 0, start, tc)
+		code, body := failureAnswer(rt, err, false)
+		ctx.Error(body, code)
+		ctx.Response.Header.SetBytesKV(hdrGatewayError, markUpstream)
+		o.status = code
+		g.finish(rt, start, o)
 		return
 	}
-	g.observe(s, b, route, ctx, fasthttp.StatusSwitchingProtocols, start, tc)
+	o.status, o.statsStatus = fasthttp.StatusSwitchingProtocols, fasthttp.StatusSwitchingProtocols
+	g.finish(rt, start, o)
 	ctx.HijackSetNoResponse(true)
 	ctx.Hijack(func(client net.Conn) {
 		defer up.Close()

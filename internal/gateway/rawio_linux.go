@@ -51,3 +51,23 @@ func (r *rawIO) readSome(fd uintptr) bool {
 		}
 	}
 }
+
+// peerGone reports, without waiting, whether the peer closed the
+// connection or sent something unasked (an idle upstream connection must
+// have nothing to read).
+func peerGone(fd uintptr) bool {
+	var b [1]byte
+	for {
+		n, _, e := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&b[0])), 1, syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
+		switch e {
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			return false
+		case 0:
+			return true // EOF (n == 0) or unasked bytes
+		}
+		_ = n
+		return true
+	}
+}

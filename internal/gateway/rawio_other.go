@@ -8,3 +8,5 @@ const rawIOSupported = false
 func (w *rawIO) writeAll(fd uintptr) bool { panic("gateway: raw I/O is linux only") }
 
 func (r *rawIO) readSome(fd uintptr) bool { panic("gateway: raw I/O is linux only") }
+
+func peerGone(fd uintptr) bool { return false }

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httputil"
 	"sync"
 	"time"
 
@@ -31,12 +30,18 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 	h1 := newConnQueue(ln.Addr())
 	h2 := newConnQueue(ln.Addr())
 	fs := &fasthttp.Server{
-		Handler:                       g.handle,
-		Name:                          "pave",
-		NoDefaultServerHeader:         true,
-		NoDefaultContentType:          true,
-		ReadTimeout:                   g.opts.ClientTimeout,
-		WriteTimeout:                  g.opts.UpstreamTimeout + g.opts.ClientTimeout,
+		Handler:               g.handle,
+		Name:                  "pave",
+		NoDefaultServerHeader: true,
+		NoDefaultContentType:  true,
+		// ReadTimeout bounds the head; once it is in, the body gets
+		// ClientTimeout (HeaderReceived).
+		ReadTimeout:  g.opts.ReadHeaderTimeout,
+		WriteTimeout: g.opts.WriteTimeout,
+		HeaderReceived: func(*fasthttp.RequestHeader) fasthttp.RequestConfig {
+			return fasthttp.RequestConfig{ReadTimeout: g.opts.ClientTimeout}
+		},
+		ErrorHandler:                  g.clientError,
 		IdleTimeout:                   g.opts.IdleTimeout,
 		MaxRequestBodySize:            g.opts.MaxBodyBytes,
 		DisablePreParseMultipartForm:  true,
@@ -47,7 +52,8 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	var protocols http.Protocols
 	protocols.SetUnencryptedHTTP2(true)
-	hs := &http.Server{Handler: g.h2Handler(), Protocols: &protocols, ReadHeaderTimeout: g.opts.ClientTimeout, IdleTimeout: g.opts.IdleTimeout}
+	hs := &http.Server{Handler: g.h2Handler(), Protocols: &protocols, ReadHeaderTimeout: g.opts.ReadHeaderTimeout, IdleTimeout: g.opts.IdleTimeout,
+		MaxHeaderBytes: maxHeadBytes}
 
 	errc := make(chan error, 3)
 	go func() { errc <- fs.Serve(h1) }()
@@ -89,6 +95,19 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 	return err
 }
 
+// clientError answers a request the fasthttp server could not read.
+func (g *Gateway) clientError(ctx *fasthttp.RequestCtx, err error) {
+	var ne net.Error
+	switch {
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		ctx.Error(fmt.Sprintf("pave gateway: request body over the limit of %d bytes\n", g.opts.MaxBodyBytes), fasthttp.StatusRequestEntityTooLarge)
+	case errors.As(err, &ne) && ne.Timeout():
+		ctx.Error("pave gateway: request not received in time\n", fasthttp.StatusRequestTimeout)
+	default:
+		ctx.Error("pave gateway: malformed request\n", fasthttp.StatusBadRequest)
+	}
+}
+
 type fasthttpLogger struct{ g *Gateway }
 
 func (l fasthttpLogger) Printf(format string, args ...any) {
@@ -116,7 +135,7 @@ func (g *Gateway) accept(ln net.Listener, h1, h2 *connQueue) error {
 		}
 		delay = 0
 		go func() {
-			_ = c.SetReadDeadline(time.Now().Add(g.opts.ClientTimeout))
+			_ = c.SetReadDeadline(time.Now().Add(g.opts.ReadHeaderTimeout))
 			var first [len(h2Preface)]byte
 			if _, err := io.ReadFull(c, first[:]); err != nil {
 				c.Close()
@@ -186,115 +205,3 @@ func (q *connQueue) Close() error {
 }
 
 func (q *connQueue) Addr() net.Addr { return q.addr }
-
-type h2Target struct {
-	b *backend
-	u *upstream
-}
-
-type h2TargetKey struct{}
-
-// h2Handler proxies h2c requests, stream by stream, to h2c upstreams.
-func (g *Gateway) h2Handler() http.Handler {
-	var protocols http.Protocols
-	protocols.SetUnencryptedHTTP2(true)
-	transport := &http.Transport{
-		Protocols:       &protocols,
-		DialContext:     (&net.Dialer{Timeout: g.opts.DialTimeout}).DialContext,
-		IdleConnTimeout: 90 * time.Second,
-	}
-	rp := &httputil.ReverseProxy{
-		Transport: transport,
-		Rewrite: func(pr *httputil.ProxyRequest) {
-			t := pr.In.Context().Value(h2TargetKey{}).(h2Target)
-			pr.Out.URL.Scheme = "http"
-			pr.Out.URL.Host = t.u.addr
-			pr.Out.Host = pr.In.Host
-			pr.SetXForwarded()
-		},
-		FlushInterval: -1,
-		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-			t := r.Context().Value(h2TargetKey{}).(h2Target)
-			g.failed(t.u)
-			http.Error(w, "pave gateway: "+err.Error(), http.StatusBadGateway)
-		},
-	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		start := time.Now()
-		t := g.table.Load()
-		s, route := t.match([]byte(r.Host), []byte(r.URL.Path), g.hostSuffix)
-		if s == nil {
-			http.Error(w, "pave gateway: no service for host "+r.Host, http.StatusNotFound)
-			return
-		}
-		k := requestKeys{version: []byte(r.Header.Get(g.opts.VersionHeader)), edge: r.Header.Get(string(hdrEdge)) != ""}
-		if g.opts.StickyHeader != "" {
-			k.sticky = []byte(r.Header.Get(g.opts.StickyHeader))
-		}
-		if len(k.sticky) == 0 && g.opts.StickyCookie != "" {
-			if c, err := r.Cookie(g.opts.StickyCookie); err == nil {
-				k.sticky = []byte(c.Value)
-			}
-		}
-		b, err := s.choose(k)
-		if err != nil {
-			http.Error(w, "pave gateway: "+err.Error(), http.StatusServiceUnavailable)
-			return
-		}
-		u := b.next(start.UnixNano())
-		if u == nil {
-			http.Error(w, "pave gateway: no ready instance", http.StatusServiceUnavailable)
-			return
-		}
-		var tc traceContext
-		tc.fromTraceparent([]byte(r.Header.Get("traceparent")))
-		r.Header.Set("traceparent", string(tc.appendTraceparent(nil)))
-		if b.cluster != "" {
-			r.Header.Set(string(hdrEdge), string(g.edgeValue))
-		}
-		sw := &statusWriter{ResponseWriter: w}
-		if b.cluster != "" {
-			sw.Header().Set(string(hdrRespCluster), b.cluster)
-		} else {
-			sw.Header().Set(string(hdrRespVersion), b.name)
-		}
-		rp.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), h2TargetKey{}, h2Target{b: b, u: u})))
-		ms := float64(time.Since(start)) / float64(time.Millisecond)
-		b.stats.observe(route, sw.status, ms)
-		if g.accessCh != nil {
-			g.logAccess(&AccessRecord{Time: start.UTC(), TraceID: string(tc.traceID[:]), SpanID: string(tc.spanID[:]),
-				Service: s.name, Version: b.name, Method: r.Method, Route: string(route), Status: sw.status,
-				DurationMS: ms, Bytes: sw.bytes, Caller: callerOf([]byte(r.Header.Get("Baggage")), []byte(r.Header.Get(g.opts.CallerHeader))),
-				MerchantID: boundField([]byte(r.Header.Get(g.opts.MerchantHeader))), Cluster: g.opts.Cluster, Datacenter: g.opts.Datacenter})
-		}
-	})
-}
-
-type statusWriter struct {
-	http.ResponseWriter
-	status, bytes int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.status == 0 {
-		w.status = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(p []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	n, err := w.ResponseWriter.Write(p)
-	w.bytes += n
-	return n, err
-}
-
-func (w *statusWriter) Flush() {
-	if f, ok := w.ResponseWriter.(http.Flusher); ok {
-		f.Flush()
-	}
-}
-
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

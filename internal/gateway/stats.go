@@ -16,7 +16,7 @@ const maxRoutesPerVersion = 64
 // otherRoute collects requests beyond maxRoutesPerVersion route keys.
 const otherRoute = "other"
 
-var classNames = [...]string{"2xx", "3xx", "4xx", "5xx", "failed"}
+var classNames = [...]string{"2xx", "3xx", "4xx", "5xx", "failed", "ejected"}
 
 // liveCounts are stats.Counts as atomics: the hot path only adds.
 type liveCounts struct {
@@ -32,6 +32,8 @@ func newLiveCounts() *liveCounts {
 
 func classIndex(status int) int {
 	switch {
+	case status == stats.StatusEjected:
+		return 5
 	case status <= 0:
 		return 4
 	case status < 300:
@@ -72,20 +74,46 @@ func (c *liveCounts) snapshot() stats.Counts {
 	return out
 }
 
+// trafficClass says how a request's version was chosen: by the weighted
+// split (the only traffic the judges count) or by the client.
+type trafficClass uint8
+
+const (
+	classJudged trafficClass = iota
+	classPinned
+	classSticky
+	classMirrored
+	numClasses
+)
+
+var unjudgedNames = [numClasses]string{"", stats.Pinned, stats.Sticky, stats.Mirrored}
+
 // versionStats are one version's (or, at the edge, one cluster's) live
-// counters, in total and by route key. They live outside the route table
+// counters, in total and by route key, and apart from them the requests
+// that did not take the weighted split. They live outside the route table
 // so that reconfiguration never resets them.
 type versionStats struct {
-	total  *liveCounts
-	mu     sync.RWMutex
-	routes map[string]*liveCounts
+	total    *liveCounts
+	unjudged [numClasses]*liveCounts // index 0 unused: judged traffic is total
+	mu       sync.RWMutex
+	routes   map[string]*liveCounts
 }
 
 func newVersionStats() *versionStats {
-	return &versionStats{total: newLiveCounts(), routes: map[string]*liveCounts{}}
+	v := &versionStats{total: newLiveCounts(), routes: map[string]*liveCounts{}}
+	for i := classPinned; i < numClasses; i++ {
+		v.unjudged[i] = newLiveCounts()
+	}
+	return v
 }
 
-func (v *versionStats) observe(route []byte, status int, ms float64) {
+// observe counts one request of the given class; judged requests also by
+// route key.
+func (v *versionStats) observe(route []byte, status int, ms float64, class trafficClass) {
+	if class != classJudged {
+		v.unjudged[class].observe(status, ms)
+		return
+	}
 	v.total.observe(status, ms)
 	v.mu.RLock()
 	c := v.routes[string(route)] // no allocation: the compiler avoids it for lookups
@@ -119,6 +147,14 @@ func (v *versionStats) snapshot() stats.Version {
 	defer v.mu.RUnlock()
 	for k, c := range v.routes {
 		out.Routes[k] = c.snapshot()
+	}
+	for i := classPinned; i < numClasses; i++ {
+		if c := v.unjudged[i]; c.requests.Load() > 0 {
+			if out.Unjudged == nil {
+				out.Unjudged = map[string]stats.Counts{}
+			}
+			out.Unjudged[unjudgedNames[i]] = c.snapshot()
+		}
 	}
 	return out
 }

@@ -36,6 +36,8 @@ type service struct {
 	clusters     []*backend
 	clusterSplit *picker
 	clusterIndex map[string]int
+
+	book *routeBook // route templates, configured and learned
 }
 
 // backend is one version (or one remote cluster) and its endpoints.
@@ -81,7 +83,7 @@ func (g *Gateway) upstreamLocked(addr string) *upstream {
 			if err != nil {
 				return nil, err
 			}
-			return newLazyConn(c), nil
+			return newUpstreamConn(c), nil
 		},
 	}}
 	g.upstreams[addr] = u
@@ -90,20 +92,21 @@ func (g *Gateway) upstreamLocked(addr string) *upstream {
 
 // next picks an endpoint round-robin, skipping ejected ones; when every
 // endpoint is ejected it uses one anyway (panic mode), since refusing all
-// traffic is worse than trying.
-func (b *backend) next(now int64) *upstream {
+// traffic is worse than trying. passedEjected reports that the endpoint
+// whose turn it was is ejected and another serves the request.
+func (b *backend) next(now int64) (u *upstream, passedEjected bool) {
 	n := uint32(len(b.eps))
 	if n == 0 {
-		return nil
+		return nil, false
 	}
 	start := b.rr.Add(1)
 	for i := range n {
 		u := b.eps[(start+i)%n]
 		if u.ejectedUntil.Load() <= now {
-			return u
+			return u, i > 0
 		}
 	}
-	return b.eps[start%n]
+	return b.eps[start%n], false
 }
 
 // healthy reports whether some endpoint is not ejected.
@@ -142,7 +145,7 @@ func (g *Gateway) rebuildLocked() {
 	t := &table{services: make(map[string]*service, len(g.services))}
 	used := map[string]bool{}
 	for name, sc := range g.services {
-		s := &service{name: name, byVersion: map[string]*backend{}, index: map[string]int{}}
+		s := &service{name: name, byVersion: map[string]*backend{}, index: map[string]int{}, book: g.book(name)}
 		names := map[string]bool{}
 		for v := range sc.endpoints {
 			names[v] = true
@@ -208,7 +211,7 @@ func (g *Gateway) rebuildLocked() {
 		if s == nil {
 			// A route may name a service before it has instances: it then
 			// answers 503 "no ready instances" rather than 404.
-			s = &service{name: r.Service, byVersion: map[string]*backend{}, split: newPicker(nil)}
+			s = &service{name: r.Service, byVersion: map[string]*backend{}, split: newPicker(nil), book: g.book(r.Service)}
 			t.services[r.Service] = s
 		}
 		t.routes = append(t.routes, compiledRoute{host: []byte(r.Host), prefix: []byte(r.PathPrefix), service: s, name: r.PathPrefix})

@@ -39,17 +39,25 @@ type Counts struct {
 	// Errors counts 5xx answers and failures to get an answer at all.
 	Errors uint64 `json:"errors"`
 	// ByClass counts answers by status class: "2xx", "3xx", "4xx", "5xx",
-	// and "failed" for no answer.
+	// "failed" for no answer, and "ejected" for requests whose turn fell on
+	// an ejected instance (see StatusEjected).
 	ByClass map[string]uint64 `json:"by_class,omitempty"`
 	// Latency has NumBuckets counts, one per LatencyBounds bucket.
 	Latency []uint64 `json:"latency,omitempty"`
 }
 
+// StatusEjected is the status a data plane records for a request whose
+// turn fell on an instance that passive outlier detection had ejected: the
+// request was served by another instance of the version, but the version
+// is charged an error for it (class "ejected"), so ejecting a broken
+// replica does not hide it from the judges.
+const StatusEjected = -1
+
 // Observe adds one request.
 func (c *Counts) Observe(status int, ms float64) {
 	c.Requests++
 	class := StatusClass(status)
-	if class == "5xx" || class == "failed" {
+	if IsErrorClass(class) {
 		c.Errors++
 	}
 	if c.ByClass == nil {
@@ -62,9 +70,17 @@ func (c *Counts) Observe(status int, ms float64) {
 	c.Latency[Bucket(ms)]++
 }
 
-// StatusClass maps an HTTP status to its class; 0 means no answer.
+// IsErrorClass reports the classes that count as errors.
+func IsErrorClass(class string) bool {
+	return class == "5xx" || class == "failed" || class == "ejected"
+}
+
+// StatusClass maps an HTTP status to its class; 0 means no answer,
+// StatusEjected an ejected instance's turn.
 func StatusClass(status int) string {
 	switch {
+	case status == StatusEjected:
+		return "ejected"
 	case status <= 0:
 		return "failed"
 	case status < 300:
@@ -167,19 +183,55 @@ func (c Counts) ErrorRate() float64 {
 
 // Version is one version's cumulative statistics, in total and by route
 // (the route template or path prefix the data plane matched).
+//
+// Total and Routes hold only the traffic of the weighted split: what the
+// judges compare. Requests that did not take the split are counted in
+// Unjudged by reason (Pinned, Sticky, Mirrored) and never judged: anyone
+// able to pin requests could otherwise force a rollback with failing ones
+// or dilute a regression with healthy ones.
 type Version struct {
-	Total  Counts            `json:"total"`
-	Routes map[string]Counts `json:"routes,omitempty"`
+	Total    Counts            `json:"total"`
+	Routes   map[string]Counts `json:"routes,omitempty"`
+	Unjudged map[string]Counts `json:"unjudged,omitempty"`
 }
+
+// Reasons a request is counted in Version.Unjudged.
+const (
+	// Pinned: a version header chose the version.
+	Pinned = "pinned"
+	// Sticky: a sticky key (header or cookie) chose the version.
+	Sticky = "sticky"
+	// Mirrored: a copy of a request sent to a version besides the one
+	// that answered it.
+	Mirrored = "mirrored"
+)
 
 // Sub returns v minus an earlier snapshot.
 func (v Version) Sub(earlier Version) Version {
-	out := Version{Total: v.Total.Sub(earlier.Total)}
-	if len(v.Routes) > 0 {
-		out.Routes = make(map[string]Counts, len(v.Routes))
-		for r, c := range v.Routes {
-			out.Routes[r] = c.Sub(earlier.Routes[r])
-		}
+	return Version{Total: v.Total.Sub(earlier.Total), Routes: subMap(v.Routes, earlier.Routes), Unjudged: subMap(v.Unjudged, earlier.Unjudged)}
+}
+
+func subMap(m, earlier map[string]Counts) map[string]Counts {
+	if len(m) == 0 {
+		return nil
+	}
+	out := make(map[string]Counts, len(m))
+	for k, c := range m {
+		out[k] = c.Sub(earlier[k])
+	}
+	return out
+}
+
+func addMap(a, b map[string]Counts) map[string]Counts {
+	if len(a)+len(b) == 0 {
+		return nil
+	}
+	out := make(map[string]Counts, len(a)+len(b))
+	for k, c := range a {
+		out[k] = c
+	}
+	for k, c := range b {
+		out[k] = out[k].Add(c)
 	}
 	return out
 }
@@ -190,17 +242,7 @@ type Snapshot map[string]Version
 // Add returns the sum of two versions' statistics (the same version in
 // two clusters, say).
 func (v Version) Add(o Version) Version {
-	out := Version{Total: v.Total.Add(o.Total)}
-	if len(v.Routes)+len(o.Routes) > 0 {
-		out.Routes = make(map[string]Counts, len(v.Routes)+len(o.Routes))
-		for r, c := range v.Routes {
-			out.Routes[r] = c
-		}
-		for r, c := range o.Routes {
-			out.Routes[r] = out.Routes[r].Add(c)
-		}
-	}
-	return out
+	return Version{Total: v.Total.Add(o.Total), Routes: addMap(v.Routes, o.Routes), Unjudged: addMap(v.Unjudged, o.Unjudged)}
 }
 
 // Watch sends snapshot() every interval until ctx ends, so a judge or a
