@@ -193,10 +193,12 @@ func logDirs(st runtime.Status) string {
 }
 
 func psCommand(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:   "ps [SERVICE]",
-		Short: "List the instances of the local runtime with their health",
-		Args:  cobra.MaximumNArgs(1),
+	var watch bool
+	cmd := &cobra.Command{
+		Use:               "ps [SERVICE] [--watch]",
+		Short:             "List the instances of the local runtime with their health",
+		Args:              cobra.MaximumNArgs(1),
+		ValidArgsFunction: completeServices(g),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			path := "/api/v1/runtime"
 			if len(args) == 1 {
@@ -205,13 +207,17 @@ func psCommand(g *globals) *cobra.Command {
 				}
 				path += "/" + url.PathEscape(args[0])
 			}
-			var list server.RuntimeList
-			if err := g.client().Do(cmd.Context(), http.MethodGet, path, nil, &list); err != nil {
-				return err
-			}
-			return g.print(cmd.OutOrStdout(), list, func(out io.Writer) { printPS(out, list.Deployments) })
+			return watchOrPrint(cmd, g, watch, func(ctx context.Context) (any, func(io.Writer), error) {
+				var list server.RuntimeList
+				if err := g.client().Do(ctx, http.MethodGet, path, nil, &list); err != nil {
+					return nil, nil, err
+				}
+				return list, func(out io.Writer) { printPS(out, list.Deployments) }, nil
+			})
 		},
 	}
+	cmd.Flags().BoolVarP(&watch, "watch", "w", false, "print the list again whenever it changes")
+	return cmd
 }
 
 func printPS(out io.Writer, deps []runtime.Status) {
