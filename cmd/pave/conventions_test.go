@@ -167,6 +167,8 @@ func TestArgumentErrorsHelp(t *testing.T) {
 	env := []string{"PAVE_SERVER=127.0.0.1:1", "XDG_CONFIG_HOME=" + t.TempDir()}
 	for args, want := range map[string]string{
 		"relase":                       `Did you mean this?` + "\n\trelease",
+		"release statsu orders":        "did you mean `pave release status`?",
+		"release histroy":              "did you mean `pave release history`?",
 		"traffic shw":                  `unknown command "shw" for "pave traffic"; did you mean "show"?`,
 		"release status":               "missing a release or service name\nusage: pave release status NAME|SERVICE",
 		"traffic routes set":           "missing at least one route [HOST]/PREFIX=SERVICE",

@@ -140,3 +140,18 @@ func levenshtein(a, b string) int {
 	}
 	return prev[len(rb)]
 }
+
+// subcommandHint is "; did you mean `pave release status`?" when word is
+// close to a subcommand of cmd, for commands that also take a free name.
+func subcommandHint(cmd *cobra.Command, word string) string {
+	var names []string
+	for _, s := range cmd.Commands() {
+		names = append(names, s.Name())
+	}
+	for _, n := range names {
+		if n != word && levenshtein(n, word) <= 2 {
+			return fmt.Sprintf("; did you mean `%s %s`?", cmd.CommandPath(), n)
+		}
+	}
+	return ""
+}

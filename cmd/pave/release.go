@@ -53,9 +53,19 @@ steps in the first cluster, a health gate follows, then the next cluster;
   pave release checkout --version v4 --image registry.local/checkout:v4 --clusters seoul,busan
   pave release -f release.yaml --wait --timeout 15m -o json
   pave release payments --version v1 --source ./payments --create`,
-		Args: cobra.MaximumNArgs(1),
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 1 {
+				return usageError(cmd, fmt.Errorf("one service, got %q%s", args, subcommandHint(cmd, args[0])))
+			}
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
+			if len(args) == 1 && version == "" && file == "" {
+				if hint := subcommandHint(cmd, args[0]); hint != "" {
+					return usageError(cmd, fmt.Errorf("--version is required to release %s%s", args[0], hint))
+				}
+			}
 			var body []byte
 			if file != "" {
 				if len(args) > 0 || version != "" {
