@@ -146,8 +146,8 @@ func waitReady(ctx context.Context, g *globals, path string, timeout time.Durati
 			return st, nil
 		}
 		if time.Now().After(deadline) {
-			return st, fmt.Errorf("%s %s not ready after %s: %d/%d ready%s; see `pave ps %s` and the instance logs under %s",
-				st.Service, st.Version, timeout, st.Ready, st.Replicas, instanceProblems(st), st.Service, logDirs(st))
+			return st, exitCode{code: exitTimeout, msg: fmt.Sprintf("%s %s not ready after %s: %d/%d ready%s; see `pave ps %s` and the instance logs under %s",
+				st.Service, st.Version, timeout, st.Ready, st.Replicas, instanceProblems(st), st.Service, logDirs(st))}
 		}
 		select {
 		case <-ctx.Done():
@@ -332,6 +332,8 @@ exited after the grace period.`,
 		},
 	}
 	cmd.Flags().StringVar(&version, "version", "", "stop only this version")
+	cmd.ValidArgsFunction = completeServices(g)
+	_ = cmd.RegisterFlagCompletionFunc("version", completeFlagVersions(g))
 	cmd.Flags().BoolVar(&wait, "wait", true, "wait until every instance has exited")
 	cmd.Flags().DurationVar(&timeout, "timeout", 2*time.Minute, "how long --wait waits")
 	return cmd
@@ -353,7 +355,7 @@ func waitGone(ctx context.Context, g *globals, versions []runtime.Status, timeou
 				return err
 			}
 			if time.Now().After(deadline) {
-				return fmt.Errorf("%s %s: %d instance(s) still stopping after %s; see `pave ps %s`", st.Service, st.Version, len(cur.Instances), timeout, st.Service)
+				return exitCode{code: exitTimeout, msg: fmt.Sprintf("%s %s: %d instance(s) still stopping after %s; see `pave ps %s`", st.Service, st.Version, len(cur.Instances), timeout, st.Service)}
 			}
 			select {
 			case <-ctx.Done():
