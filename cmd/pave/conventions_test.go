@@ -152,6 +152,10 @@ func TestCompletion(t *testing.T) {
 	if err != nil || !strings.HasPrefix(out, "shop-v2\n:4\n") {
 		t.Fatalf("complete with a prefix: %v\n%s", err, out)
 	}
+	out, err = pave(t, env, "__complete", "release", "sh")
+	if err != nil || !strings.HasPrefix(out, "shop\n:4\n") {
+		t.Fatalf("complete the service of a new release: %v\n%s", err, out)
+	}
 	out, err = pave(t, env, "__complete", "traffic", "set", "shop", "")
 	if err != nil || !strings.Contains(out, "v2=\n") {
 		t.Fatalf("complete versions: %v\n%s", err, out)

@@ -59,6 +59,7 @@ steps in the first cluster, a health gate follows, then the next cluster;
 			}
 			return nil
 		},
+		ValidArgsFunction: completeServices(g),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			if len(args) == 1 && version == "" && file == "" {
