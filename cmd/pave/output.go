@@ -52,7 +52,9 @@ func parseOutput(s string) (outputFormat, error) {
 }
 
 // machine reports whether the output is for programs (no text view).
-func (f outputFormat) machine() bool { return f.kind != outText && f.kind != outWide }
+func (f outputFormat) machine() bool {
+	return f.kind != "" && f.kind != outText && f.kind != outWide
+}
 
 // write prints v in a machine format; text and wide are the caller's.
 func (f outputFormat) write(w io.Writer, v any) error {
