@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -78,22 +79,27 @@ cluster), with the traffic router of --router and the metrics of --prometheus.`,
 	addCmd.Flags().BoolVar(&allowExec, "allow-exec", false, "let the kubeconfig keep exec credential plugins, auth-providers and local file references (only on the control plane's machine, as the user who runs pave up)")
 	addCmd.Flags().Int64Var(&add.Weight, "weight", 0, "share at the edge relative to the other clusters (default 1)")
 
+	var watchList bool
 	list := &cobra.Command{
-		Use:   "list",
+		Use:   "list [--watch]",
 		Short: "List clusters with their health and share of traffic at the edge",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var l server.ClusterList
-			if err := g.client().Do(cmd.Context(), http.MethodGet, "/api/v1/clusters", nil, &l); err != nil {
-				return err
-			}
-			return g.print(cmd.OutOrStdout(), l, func(out io.Writer) { printClusters(out, l.Clusters) })
+			return watchOrPrint(cmd, g, watchList, func(ctx context.Context) (any, func(io.Writer), error) {
+				var l server.ClusterList
+				if err := g.client().Do(ctx, http.MethodGet, "/api/v1/clusters", nil, &l); err != nil {
+					return nil, nil, err
+				}
+				return l, func(out io.Writer) { printClusters(out, l.Clusters) }, nil
+			})
 		},
 	}
+	list.Flags().BoolVarP(&watchList, "watch", "w", false, "print the list again whenever it changes")
 	status := &cobra.Command{
-		Use:   "status NAME",
-		Short: "Show one cluster, probing its API server now",
-		Args:  cobra.ExactArgs(1),
+		Use:               "status NAME",
+		Short:             "Show one cluster, probing its API server now",
+		Args:              exactArgs(1, "a cluster name"),
+		ValidArgsFunction: completeClusters(g),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var v server.ClusterView
 			if err := g.client().Do(cmd.Context(), http.MethodGet, "/api/v1/clusters/"+url.PathEscape(args[0]), nil, &v); err != nil {
@@ -103,9 +109,10 @@ cluster), with the traffic router of --router and the metrics of --prometheus.`,
 		},
 	}
 	remove := &cobra.Command{
-		Use:   "remove NAME",
-		Short: "Forget a Kubernetes cluster (its workloads are left as they are)",
-		Args:  cobra.ExactArgs(1),
+		Use:               "remove NAME",
+		Short:             "Forget a Kubernetes cluster (its workloads are left as they are)",
+		Args:              exactArgs(1, "a cluster name"),
+		ValidArgsFunction: completeClusters(g),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := g.client().Do(cmd.Context(), http.MethodDelete, "/api/v1/clusters/"+url.PathEscape(args[0]), nil, nil); err != nil {
 				return err
@@ -122,6 +129,7 @@ cluster), with the traffic router of --router and the metrics of --prometheus.`,
 		}
 		var pace string
 		var wait bool
+		var timeout time.Duration
 		c := &cobra.Command{
 			Use:   use,
 			Short: short,
@@ -129,8 +137,9 @@ cluster), with the traffic router of --router and the metrics of --prometheus.`,
 share moved per unit of time (10%/min drains it in 10 minutes); the edge
 moves requests between clusters at that pace, with no request dropped.
 With --wait the command follows the move to its end.`,
-			Example: "  pave cluster drain busan --pace 10%/min --wait\n  pave cluster undrain busan --pace 50%/min",
-			Args:    cobra.ExactArgs(1),
+			Example:           "  pave cluster drain busan --pace 10%/min --wait\n  pave cluster undrain busan --pace 50%/min",
+			Args:              exactArgs(1, "a cluster name"),
+			ValidArgsFunction: completeClusters(g),
 			RunE: func(cmd *cobra.Command, args []string) error {
 				if _, err := fleet.ParsePace(pace); err != nil {
 					return fmt.Errorf("--pace: %w", err)
@@ -149,11 +158,24 @@ With --wait the command follows the move to its end.`,
 						fmt.Fprintf(out, "cluster %s: %s at %s (serving at %.0f%% of its weight now)\n", v.Name, verb, pace, 100*v.DrainFactor)
 					})
 				}
+				ctx := cmd.Context()
+				if timeout > 0 {
+					var cancel context.CancelFunc
+					ctx, cancel = context.WithTimeout(ctx, timeout)
+					defer cancel()
+				}
+				timedOut := func() error {
+					return exitCode{code: exitTimeout, msg: fmt.Sprintf("timed out after %s: cluster %s is at %.0f%% of its weight and the move goes on; watch it with `pave cluster list --watch`",
+						timeout, v.Name, 100*v.DrainFactor)}
+				}
 				for {
-					if err := g.client().Do(cmd.Context(), http.MethodGet, path, nil, &v); err != nil {
+					if err := g.client().Do(ctx, http.MethodGet, path, nil, &v); err != nil {
+						if ctx.Err() == context.DeadlineExceeded {
+							return timedOut()
+						}
 						return err
 					}
-					if g.output != "json" {
+					if !g.machine() {
 						fmt.Fprintf(cmd.ErrOrStderr(), "cluster %s: %s, %.0f%% of its weight, %.2f%% of traffic\n", v.Name, verb, 100*v.DrainFactor, v.Share)
 					}
 					if (drain && v.DrainFactor == 0) || (!drain && v.DrainFactor == 1) {
@@ -162,8 +184,11 @@ With --wait the command follows the move to its end.`,
 						})
 					}
 					select {
-					case <-cmd.Context().Done():
-						return cmd.Context().Err()
+					case <-ctx.Done():
+						if ctx.Err() == context.DeadlineExceeded {
+							return timedOut()
+						}
+						return ctx.Err()
 					case <-time.After(2 * time.Second):
 					}
 				}
@@ -171,6 +196,7 @@ With --wait the command follows the move to its end.`,
 		}
 		c.Flags().StringVar(&pace, "pace", fleet.DefaultPace, "how fast: PERCENT%/UNIT with unit s, min or h")
 		c.Flags().BoolVar(&wait, "wait", false, "follow the move until it is complete")
+		c.Flags().DurationVar(&timeout, "timeout", 0, "with --wait, stop after this long (exit 4; the move goes on)")
 		return c
 	}
 	lose := &cobra.Command{

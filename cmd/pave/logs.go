@@ -22,10 +22,10 @@ func init() {
 }
 
 type logsFlags struct {
-	service, since, from, to, level, traceID, contains, regex, cursor string
-	where                                                             []string
-	limit                                                             int
-	follow                                                            bool
+	service, version, since, from, to, level, traceID, contains, regex, cursor string
+	where                                                                      []string
+	limit                                                                      int
+	follow, forward                                                            bool
 }
 
 func logsCommand(g *globals) *cobra.Command {
@@ -36,12 +36,14 @@ func logsCommand(g *globals) *cobra.Command {
 		Long: `Search stored log lines. Filters combine with AND. --where matches a column
 (route, status, caller, merchant_id, cluster, datacenter, method, version, kind)
 or any attribute; key!=value negates. --level returns that level and above.
-Without --follow the newest --limit lines are printed with a cursor for the
-next page; --follow keeps printing new lines as they arrive.`,
+Without --follow the newest --limit lines are printed, newest first (oldest
+first with --forward), with a cursor for the next page; --follow (-f) keeps
+printing new lines as they arrive. -o raw prints the messages alone.`,
 		Example: `  pave logs --service orders --since 15m --level warn
   pave logs --where route=/v1/pay --where status=500 --limit 20
   pave logs --trace-id 4bf92f3577b34da6a3ce929d0e0e4736
-  pave logs --service orders --contains timeout --follow`,
+  pave logs --service orders --contains timeout --follow
+  pave logs --service orders --version v2 --since 10m --forward -o raw`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			v, err := f.values()
@@ -54,6 +56,15 @@ next page; --follow keeps printing new lines as they arrive.`,
 			var res telemetry.Result
 			if err := g.client().Do(cmd.Context(), http.MethodGet, "/api/v1/logs?"+v.Encode(), nil, &res); err != nil {
 				return err
+			}
+			if f.forward {
+				sort.SliceStable(res.Logs, func(i, j int) bool { return res.Logs[i].Time.Before(res.Logs[j].Time) })
+			}
+			if g.format.kind == outRaw {
+				for i := range res.Logs {
+					fmt.Fprintln(cmd.OutOrStdout(), res.Logs[i].Message)
+				}
+				return nil
 			}
 			return g.print(cmd.OutOrStdout(), res, func(out io.Writer) {
 				for i := range res.Logs {
@@ -70,6 +81,7 @@ next page; --follow keeps printing new lines as they arrive.`,
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&f.service, "service", "", "only this service")
+	fl.StringVar(&f.version, "version", "", "only this version of the service")
 	fl.StringVar(&f.since, "since", "", "only lines newer than this, e.g. 15m, 1h, 24h")
 	fl.StringVar(&f.from, "from", "", "start time, RFC 3339 (2026-01-02T15:04:05Z)")
 	fl.StringVar(&f.to, "to", "", "end time, RFC 3339")
@@ -81,6 +93,11 @@ next page; --follow keeps printing new lines as they arrive.`,
 	fl.IntVar(&f.limit, "limit", telemetry.DefaultLimit, "lines per page")
 	fl.StringVar(&f.cursor, "cursor", "", "continue after a previous page")
 	fl.BoolVarP(&f.follow, "follow", "f", false, "keep printing new lines")
+	fl.BoolVar(&f.forward, "forward", false, "print the page oldest first (as --follow does)")
+	_ = cmd.RegisterFlagCompletionFunc("service", func(cmd *cobra.Command, _ []string, prefix string) ([]string, cobra.ShellCompDirective) {
+		return completeServices(g)(cmd, nil, prefix)
+	})
+	_ = cmd.RegisterFlagCompletionFunc("version", completeFlagVersions(g))
 	return cmd
 }
 
@@ -107,6 +124,9 @@ func (f *logsFlags) values() (url.Values, error) {
 	set("trace_id", f.traceID)
 	for _, w := range f.where {
 		v.Add("where", w)
+	}
+	if f.version != "" {
+		v.Add("where", "version="+f.version)
 	}
 	set("contains", f.contains)
 	set("regex", f.regex)
@@ -149,9 +169,12 @@ func followLogs(cmd *cobra.Command, g *globals, v url.Values) error {
 			if seen[key] {
 				continue
 			}
-			if g.json() {
+			switch {
+			case g.format.kind == outRaw:
+				fmt.Fprintln(out, l.Message)
+			case g.machine():
 				_ = enc.Encode(l)
-			} else {
+			default:
 				printLogLine(out, l)
 			}
 			if l.Time.After(last) {

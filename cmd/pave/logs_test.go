@@ -61,6 +61,15 @@ func TestLogsAndTraceThroughPaveUp(t *testing.T) {
 	if err != nil || !strings.Contains(out, "POST /v1/orders 502") || strings.Contains(out, "order received") || !strings.Contains(out, "--cursor") {
 		t.Fatalf("pave logs text, newest first with a cursor: %v\n%s", err, out)
 	}
+	// -o raw: the messages alone; --forward: oldest first.
+	out, err = pave(t, nil, "--server", p.api, "logs", "--service", "orders", "--since", "1h", "--forward", "-o", "raw")
+	if err != nil || out != "order received\nPOST /v1/orders 502\n" {
+		t.Fatalf("pave logs --forward -o raw: %v %q", err, out)
+	}
+	out, err = pave(t, nil, "--server", p.api, "logs", "--service", "orders", "--since", "1h", "-o", "raw")
+	if err != nil || out != "POST /v1/orders 502\norder received\n" {
+		t.Fatalf("pave logs -o raw (newest first): %v %q", err, out)
+	}
 	out, err = pave(t, nil, "--server", p.api, "trace", strings.ToUpper(trace))
 	if err != nil || !strings.Contains(out, "1 spans, 2 log lines") || strings.Index(out, "order received") > strings.Index(out, "502") {
 		t.Fatalf("pave trace: %v\n%s", err, out)

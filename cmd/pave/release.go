@@ -2,21 +2,17 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/pave-platform/pave/internal/analysis"
 	"github.com/pave-platform/pave/internal/release"
 	"github.com/pave-platform/pave/internal/traffic"
 )
@@ -26,9 +22,10 @@ func init() { register(releaseCommand) }
 func releaseCommand(g *globals) *cobra.Command {
 	var (
 		version, source, binary, image, steps, file string
-		wait, supersede, lockstep                   bool
+		wait, supersede, lockstep, create           bool
 		replicas                                    int
 		clusters                                    []string
+		timeout                                     time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "release SERVICE --version V (--source DIR | --binary PATH | --image REF) [--steps 1,5,10,25,50,100] [--wait]",
@@ -41,7 +38,12 @@ at once when a judge objects.
 
 Instead of flags, -f takes a Release spec (YAML or JSON, kind: Release).
 With --wait the command follows the release to its end and exits 0 only when
-it was promoted, so a CI job fails when its release is rolled back.
+it was promoted, so a CI job fails when its release is rolled back: 2 rolled
+back, 3 failed or aborted, 4 --timeout passed (the release goes on), 5 the
+control plane is unreachable.
+
+A service Pave does not know yet is refused unless --create is given, so a
+typo does not start a new service.
 
 With several clusters the release runs in waves: the canary goes through its
 steps in the first cluster, a health gate follows, then the next cluster;
@@ -49,10 +51,22 @@ steps in the first cluster, a health gate follows, then the next cluster;
 		Example: `  pave release checkout --version v2 --binary ./bin/checkout --wait
   pave release checkout --version v3 --image registry.local/checkout:v3 --steps 0.01,1,10,50,100
   pave release checkout --version v4 --image registry.local/checkout:v4 --clusters seoul,busan
-  pave release -f release.yaml --wait -o json`,
-		Args: cobra.MaximumNArgs(1),
+  pave release -f release.yaml --wait --timeout 15m -o json
+  pave release payments --version v1 --source ./payments --create`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 1 {
+				return usageError(cmd, fmt.Errorf("one service, got %q%s", args, subcommandHint(cmd, args[0])))
+			}
+			return nil
+		},
+		ValidArgsFunction: completeServices(g),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
+			if len(args) == 1 && version == "" && file == "" {
+				if hint := subcommandHint(cmd, args[0]); hint != "" {
+					return usageError(cmd, fmt.Errorf("--version is required to release %s%s", args[0], hint))
+				}
+			}
 			var body []byte
 			if file != "" {
 				if len(args) > 0 || version != "" {
@@ -80,17 +94,25 @@ steps in the first cluster, a health gate follows, then the next cluster;
 				}
 				body = b
 			}
-			var r release.Release
-			if err := g.client().Do(ctx, http.MethodPost, "/api/v1/releases", bytes.NewReader(body), &r); err != nil {
+			path := "/api/v1/releases"
+			if create {
+				path += "?create=true"
+			}
+			var raw json.RawMessage
+			if err := g.client().Do(ctx, http.MethodPost, path, bytes.NewReader(body), &raw); err != nil {
+				return err
+			}
+			d, err := decodeRelease(raw)
+			if err != nil {
 				return err
 			}
 			if !wait {
-				return g.print(cmd.OutOrStdout(), r, func(w io.Writer) {
-					fmt.Fprintf(w, "release %s created: %s %s → %s; follow it with `pave release status %s`\n",
-						r.Metadata.Name, r.Spec.Service, orNone(r.Status.Stable), r.Spec.Version, r.Metadata.Name)
+				return g.print(cmd.OutOrStdout(), d, func(w io.Writer) {
+					fmt.Fprintf(w, "release %s created: %s %s → %s; follow it with `pave release status %s --watch`\n",
+						d.Metadata.Name, d.Spec.Service, orNone(d.Status.Stable), d.Spec.Version, d.Spec.Service)
 				})
 			}
-			return followRelease(ctx, g, cmd.OutOrStdout(), r.Metadata.Name)
+			return followRelease(ctx, g, cmd.OutOrStdout(), d.Metadata.Name, timeout)
 		},
 	}
 	f := cmd.Flags()
@@ -101,12 +123,14 @@ steps in the first cluster, a health gate follows, then the next cluster;
 	f.StringVar(&steps, "steps", "", "canary percentages, increasing, ending at 100 (default 1,5,10,25,50,100)")
 	f.IntVar(&replicas, "replicas", 0, "replicas of the new version (default 1)")
 	f.BoolVar(&wait, "wait", false, "follow the release to its end; exit 0 only when promoted")
+	f.DurationVar(&timeout, "timeout", 0, "with --wait, stop waiting after this long (exit 4; the release goes on), e.g. 15m; 0 waits for the end")
+	f.BoolVar(&create, "create", false, "create the service if Pave does not know it yet")
 	f.BoolVar(&supersede, "supersede", false, "abort a running release of the same service instead of refusing")
 	f.StringVarP(&file, "file", "f", "", "a Release spec, YAML or JSON ('-' reads stdin)")
 	f.StringSliceVar(&clusters, "clusters", nil, "clusters to release to, one wave each in this order (default: all)")
 	f.BoolVar(&lockstep, "lockstep", false, "move every cluster together instead of in waves")
 
-	cmd.AddCommand(releaseListCommand(g), releaseStatusCommand(g), releaseHistoryCommand(g))
+	cmd.AddCommand(releaseListCommand(g), releaseStatusCommand(g), releaseHistoryCommand(g), releaseUndoCommand(g))
 	for _, a := range []release.Action{release.Pause, release.Resume, release.Promote, release.Abort} {
 		cmd.AddCommand(releaseActionCommand(g, a))
 	}
@@ -198,202 +222,11 @@ func withClusters(doc []byte, clusters []string, lockstep bool) ([]byte, error) 
 	return releaseJSON(r)
 }
 
-// followRelease polls a release until it ends, showing its progress, and
-// turns the end state into the exit status.
-func followRelease(ctx context.Context, g *globals, w io.Writer, name string) error {
-	live := !g.json() && isTerminal(w)
-	var last string
-	lines := 0
-	for {
-		var r release.Release
-		if err := g.client().Do(ctx, http.MethodGet, "/api/v1/releases/"+url.PathEscape(name), nil, &r); err != nil {
-			return err
-		}
-		if !g.json() {
-			text := renderRelease(r)
-			if text != last {
-				if live && lines > 0 {
-					fmt.Fprintf(w, "\x1b[%dA\x1b[J", lines) // redraw in place
-				}
-				fmt.Fprint(w, text)
-				last, lines = text, strings.Count(text, "\n")
-			}
-		}
-		if r.Settled() {
-			if g.json() {
-				if err := g.print(w, r, nil); err != nil {
-					return err
-				}
-			} else {
-				fmt.Fprintf(w, "release %s %s: %s\n", r.Metadata.Name, r.Status.Phase.Words(), r.Status.Message)
-			}
-			if r.Status.Phase != release.Promoted {
-				return exitCode{code: 1, msg: fmt.Sprintf("release %s was %s, not promoted", r.Metadata.Name, r.Status.Phase.Words())}
-			}
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(time.Second):
-		}
-	}
-}
-
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
-}
-
-// renderRelease is the progress view: step, weights, samples per version,
-// the current verdict and why.
-func renderRelease(r release.Release) string {
-	var b strings.Builder
-	s := r.Status
-	step := "-"
-	if s.Step >= 0 && s.Step < len(r.Spec.Steps) {
-		step = fmt.Sprintf("%d/%d (%s)", s.Step+1, len(r.Spec.Steps), r.Spec.Steps[s.Step])
-	}
-	fmt.Fprintf(&b, "%s  %s %s → %s  %s  step %s  weights %s\n", r.Metadata.Name, r.Spec.Service, orNone(s.Stable), r.Spec.Version,
-		s.Phase.Words(), step, orNone(s.Weights.String()))
-	if len(s.Clusters) > 1 {
-		for _, c := range s.Clusters {
-			fmt.Fprintf(&b, "  cluster %-12s wave %d  weights %s", c.Name, c.Wave+1, orNone(c.Weights.String()))
-			if c.Error != "" {
-				fmt.Fprintf(&b, "  TROUBLE since %s: %s", c.ErrorSince.Local().Format("15:04:05"), c.Error)
-			}
-			b.WriteByte('\n')
-		}
-	}
-	if d := s.Decision; d != nil {
-		for _, f := range d.Findings {
-			if f.Judge == analysis.JudgeErrors && f.Scope == analysis.TotalScope {
-				n := f.Numbers
-				fmt.Fprintf(&b, "  canary %.0f req, %.0f errors (%.2f%%)   stable %.0f req, %.0f errors (%.2f%%)\n",
-					n["canaryRequests"], n["canaryErrors"], 100*n["canaryErrorRate"], n["stableRequests"], n["stableErrors"], 100*n["stableErrorRate"])
-			}
-			if f.Judge == analysis.JudgeLatency && f.Scope == analysis.TotalScope {
-				n := f.Numbers
-				fmt.Fprintf(&b, "  latency p50/p99: canary %.0f/%.0f ms   stable %.0f/%.0f ms\n", n["canaryP50Ms"], n["canaryP99Ms"], n["stableP50Ms"], n["stableP99Ms"])
-			}
-		}
-		fmt.Fprintf(&b, "  verdict: %s — %s\n", d.Verdict, d.Reason)
-	} else if s.Message != "" {
-		fmt.Fprintf(&b, "  %s\n", s.Message)
-	}
-	return b.String()
-}
-
 func orNone(s string) string {
 	if s == "" {
 		return "(none)"
 	}
 	return s
-}
-
-func releaseListCommand(g *globals) *cobra.Command {
-	var service string
-	cmd := &cobra.Command{
-		Use:   "list [--service S]",
-		Short: "List releases, newest first",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			path := "/api/v1/releases"
-			if service != "" {
-				path += "?service=" + url.QueryEscape(service)
-			}
-			var rs []release.Release
-			if err := g.client().Do(cmd.Context(), http.MethodGet, path, nil, &rs); err != nil {
-				return err
-			}
-			return g.print(cmd.OutOrStdout(), rs, func(w io.Writer) {
-				tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "NAME\tSERVICE\tFROM\tTO\tPHASE\tSTEP\tCREATED")
-				for _, r := range rs {
-					step := "-"
-					if r.Status.Step >= 0 && r.Status.Step < len(r.Spec.Steps) {
-						step = r.Spec.Steps[r.Status.Step].String()
-					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Metadata.Name, r.Spec.Service, orNone(r.Status.Stable), r.Spec.Version,
-						r.Status.Phase.Words(), step, r.Metadata.CreationTimestamp.Local().Format(time.DateTime))
-				}
-				tw.Flush()
-			})
-		},
-	}
-	cmd.Flags().StringVar(&service, "service", "", "only this service's releases")
-	return cmd
-}
-
-func releaseStatusCommand(g *globals) *cobra.Command {
-	var watch bool
-	cmd := &cobra.Command{
-		Use:   "status NAME [--watch]",
-		Short: "Show a release: step, weights, samples, verdict and why",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if watch {
-				return followRelease(cmd.Context(), g, cmd.OutOrStdout(), args[0])
-			}
-			var r release.Release
-			if err := g.client().Do(cmd.Context(), http.MethodGet, "/api/v1/releases/"+url.PathEscape(args[0]), nil, &r); err != nil {
-				return err
-			}
-			return g.print(cmd.OutOrStdout(), r, func(w io.Writer) { fmt.Fprint(w, renderRelease(r)) })
-		},
-	}
-	cmd.Flags().BoolVar(&watch, "watch", false, "follow it live until it ends (exit 0 only when promoted)")
-	return cmd
-}
-
-func releaseHistoryCommand(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:   "history NAME",
-		Short: "Show a release's timeline: steps, weights, verdicts, actions",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			var evs []release.Event
-			if err := g.client().Do(cmd.Context(), http.MethodGet, "/api/v1/releases/"+url.PathEscape(args[0])+"/history", nil, &evs); err != nil {
-				return err
-			}
-			return g.print(cmd.OutOrStdout(), evs, func(w io.Writer) {
-				for _, e := range evs {
-					data := string(e.Data)
-					if len(data) > 160 {
-						data = data[:157] + "..."
-					}
-					fmt.Fprintf(w, "%s  %-12s %s\n", e.Time.Local().Format(time.TimeOnly), e.Type, data)
-				}
-			})
-		},
-	}
-}
-
-func releaseActionCommand(g *globals, a release.Action) *cobra.Command {
-	short := map[release.Action]string{
-		release.Pause:   "Hold a progressing release at its current step",
-		release.Resume:  "Let a paused release progress again",
-		release.Promote: "Send all traffic to the new version now, skipping the remaining steps",
-		release.Abort:   "Send all traffic back to the stable version now",
-	}[a]
-	return &cobra.Command{
-		Use:   string(a) + " NAME",
-		Short: short,
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			var r release.Release
-			if err := g.client().Do(cmd.Context(), http.MethodPost, "/api/v1/releases/"+url.PathEscape(args[0])+"/"+string(a), nil, &r); err != nil {
-				return err
-			}
-			return g.print(cmd.OutOrStdout(), r, func(w io.Writer) {
-				fmt.Fprintf(w, "release %s is %s: %s (weights %s)\n", r.Metadata.Name, r.Status.Phase.Words(), r.Status.Message, orNone(r.Status.Weights.String()))
-			})
-		},
-	}
 }
 
 func releaseJSON(v any) ([]byte, error) { return json.Marshal(v) }

@@ -82,7 +82,7 @@ func TestReleaseCommands(t *testing.T) {
 	// Following a release that did not get promoted fails, for CI.
 	out, err = pave(t, srv, "release", "status", "shop-v2", "--watch")
 	var ee *exec.ExitError
-	if !errorsAs(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(out, "aborted, not promoted") {
+	if !errorsAs(err, &ee) || ee.ExitCode() != exitFailed || !strings.Contains(out, "aborted, not promoted") {
 		t.Fatalf("watch of an aborted release: %v\n%s", err, out)
 	}
 	// A promoted one exits 0.
@@ -105,7 +105,7 @@ func TestReleaseCommands(t *testing.T) {
 		t.Fatalf("history: %v\n%s", err, out)
 	}
 	out, err = pave(t, srv, "release", "status", "nope")
-	if err == nil || !strings.Contains(out, "release not found") {
+	if err == nil || !strings.Contains(out, `no release or service named "nope"`) {
 		t.Fatalf("unknown release: %v\n%s", err, out)
 	}
 }

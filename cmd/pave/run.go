@@ -146,8 +146,8 @@ func waitReady(ctx context.Context, g *globals, path string, timeout time.Durati
 			return st, nil
 		}
 		if time.Now().After(deadline) {
-			return st, fmt.Errorf("%s %s not ready after %s: %d/%d ready%s; see `pave ps %s` and the instance logs under %s",
-				st.Service, st.Version, timeout, st.Ready, st.Replicas, instanceProblems(st), st.Service, logDirs(st))
+			return st, exitCode{code: exitTimeout, msg: fmt.Sprintf("%s %s not ready after %s: %d/%d ready%s; see `pave ps %s` and the instance logs under %s",
+				st.Service, st.Version, timeout, st.Ready, st.Replicas, instanceProblems(st), st.Service, logDirs(st))}
 		}
 		select {
 		case <-ctx.Done():
@@ -193,10 +193,12 @@ func logDirs(st runtime.Status) string {
 }
 
 func psCommand(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:   "ps [SERVICE]",
-		Short: "List the instances of the local runtime with their health",
-		Args:  cobra.MaximumNArgs(1),
+	var watch bool
+	cmd := &cobra.Command{
+		Use:               "ps [SERVICE] [--watch]",
+		Short:             "List the instances of the local runtime with their health",
+		Args:              cobra.MaximumNArgs(1),
+		ValidArgsFunction: completeServices(g),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			path := "/api/v1/runtime"
 			if len(args) == 1 {
@@ -205,13 +207,17 @@ func psCommand(g *globals) *cobra.Command {
 				}
 				path += "/" + url.PathEscape(args[0])
 			}
-			var list server.RuntimeList
-			if err := g.client().Do(cmd.Context(), http.MethodGet, path, nil, &list); err != nil {
-				return err
-			}
-			return g.print(cmd.OutOrStdout(), list, func(out io.Writer) { printPS(out, list.Deployments) })
+			return watchOrPrint(cmd, g, watch, func(ctx context.Context) (any, func(io.Writer), error) {
+				var list server.RuntimeList
+				if err := g.client().Do(ctx, http.MethodGet, path, nil, &list); err != nil {
+					return nil, nil, err
+				}
+				return list, func(out io.Writer) { printPS(out, list.Deployments) }, nil
+			})
 		},
 	}
+	cmd.Flags().BoolVarP(&watch, "watch", "w", false, "print the list again whenever it changes")
+	return cmd
 }
 
 func printPS(out io.Writer, deps []runtime.Status) {
@@ -326,6 +332,8 @@ exited after the grace period.`,
 		},
 	}
 	cmd.Flags().StringVar(&version, "version", "", "stop only this version")
+	cmd.ValidArgsFunction = completeServices(g)
+	_ = cmd.RegisterFlagCompletionFunc("version", completeFlagVersions(g))
 	cmd.Flags().BoolVar(&wait, "wait", true, "wait until every instance has exited")
 	cmd.Flags().DurationVar(&timeout, "timeout", 2*time.Minute, "how long --wait waits")
 	return cmd
@@ -347,7 +355,7 @@ func waitGone(ctx context.Context, g *globals, versions []runtime.Status, timeou
 				return err
 			}
 			if time.Now().After(deadline) {
-				return fmt.Errorf("%s %s: %d instance(s) still stopping after %s; see `pave ps %s`", st.Service, st.Version, len(cur.Instances), timeout, st.Service)
+				return exitCode{code: exitTimeout, msg: fmt.Sprintf("%s %s: %d instance(s) still stopping after %s; see `pave ps %s`", st.Service, st.Version, len(cur.Instances), timeout, st.Service)}
 			}
 			select {
 			case <-ctx.Done():

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -12,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/pave-platform/pave/internal/apiclient"
 	"github.com/pave-platform/pave/internal/gateway"
 	"github.com/pave-platform/pave/internal/server"
 	"github.com/pave-platform/pave/internal/traffic"
@@ -21,15 +25,21 @@ func init() { register(trafficCommand) }
 
 func trafficCommand(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "traffic", Short: "Show and set how a service's traffic is split between versions"}
+	var force bool
 	set := &cobra.Command{
 		Use:   "set SERVICE VERSION=PERCENT...",
 		Short: "Set the split of a service's traffic, e.g. v1=99 v2=1",
 		Long: `Set the weights of a service's versions in percent, decimals allowed down to
 0.0001%. The weights must sum to 100 and name versions the service has (ready
 instances or an earlier weight). The change is recorded, then applied to the
-gateway atomically; on any error the previous split stays in force.`,
-		Example: "  pave traffic set orders v1=99 v2=1\n  pave traffic set orders v1=99.99 v2=0.01",
-		Args:    cobra.MinimumNArgs(2),
+gateway atomically; on any error the previous split stays in force.
+
+While a release of the service is unfinished the control plane refuses the
+change, since the release would move traffic again; --force pauses the
+release and sets the split (resume it with pave release resume SERVICE).`,
+		Example:           "  pave traffic set orders v1=99 v2=1\n  pave traffic set orders v1=99.99 v2=0.01\n  pave traffic set orders v1=100 --force",
+		Args:              minArgs(2, "SERVICE and at least one VERSION=PERCENT"),
+		ValidArgsFunction: completeServiceThenWeights(g),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			service := args[0]
 			if err := traffic.ValidName("service", service); err != nil {
@@ -39,30 +49,56 @@ gateway atomically; on any error the previous split stays in force.`,
 			if err != nil {
 				return err
 			}
-			var v server.TrafficView
-			if err := g.client().Do(cmd.Context(), http.MethodPut, "/api/v1/traffic/"+url.PathEscape(service), server.TrafficSetRequest{Weights: w}, &v); err != nil {
+			// The body is TrafficSetRequest plus contract 5's force.
+			req := struct {
+				server.TrafficSetRequest
+				Force bool `json:"force,omitempty"`
+			}{server.TrafficSetRequest{Weights: w}, force}
+			var raw json.RawMessage
+			if err := g.client().Do(cmd.Context(), http.MethodPut, "/api/v1/traffic/"+url.PathEscape(service), req, &raw); err != nil {
+				var apiErr *apiclient.Error
+				if !force && errors.As(err, &apiErr) && apiErr.Status == http.StatusConflict {
+					return fmt.Errorf("%w\nadd --force to pause that release and set the split anyway", err)
+				}
 				return err
 			}
-			return g.print(cmd.OutOrStdout(), v, func(out io.Writer) {
+			var v server.TrafficView
+			var answer struct {
+				Message string `json:"message"`
+			}
+			if err := json.Unmarshal(raw, &v); err != nil {
+				return fmt.Errorf("decode the answer: %w", err)
+			}
+			_ = json.Unmarshal(raw, &answer)
+			return g.print(cmd.OutOrStdout(), raw, func(out io.Writer) {
 				fmt.Fprintf(out, "%s: traffic set to %s\n", service, v.Weights)
+				if answer.Message != "" {
+					fmt.Fprintln(out, answer.Message)
+				}
 			})
 		},
 	}
+	var watch bool
 	show := &cobra.Command{
-		Use:   "show SERVICE",
-		Short: "Show a service's weights, instances and live statistics",
-		Args:  cobra.ExactArgs(1),
+		Use:               "show SERVICE [--watch]",
+		Short:             "Show a service's weights, instances and live statistics",
+		Args:              exactArgs(1, "SERVICE"),
+		ValidArgsFunction: completeServices(g),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := traffic.ValidName("service", args[0]); err != nil {
 				return err
 			}
-			var v server.TrafficView
-			if err := g.client().Do(cmd.Context(), http.MethodGet, "/api/v1/traffic/"+url.PathEscape(args[0]), nil, &v); err != nil {
-				return err
-			}
-			return g.print(cmd.OutOrStdout(), v, func(out io.Writer) { printTraffic(out, v) })
+			return watchOrPrint(cmd, g, watch, func(ctx context.Context) (any, func(io.Writer), error) {
+				var v server.TrafficView
+				if err := g.client().Do(ctx, http.MethodGet, "/api/v1/traffic/"+url.PathEscape(args[0]), nil, &v); err != nil {
+					return nil, nil, err
+				}
+				return v, func(out io.Writer) { printTraffic(out, v) }, nil
+			})
 		},
 	}
+	show.Flags().BoolVarP(&watch, "watch", "w", false, "print it again whenever it changes")
+	set.Flags().BoolVar(&force, "force", false, "set the split even while a release runs: the release is paused")
 	routes := &cobra.Command{
 		Use:   "routes",
 		Short: "Show the gateway's explicit host/path-prefix routes",
@@ -80,7 +116,8 @@ the Host SERVICE.localhost.`,
 	routesSet := &cobra.Command{
 		Use:   "set [HOST]/PREFIX=SERVICE...",
 		Short: "Replace the gateway's explicit routes",
-		Long: `Replace the gateway's explicit routes with the given ones (none: remove all).
+		Args:  minArgs(1, "at least one route [HOST]/PREFIX=SERVICE"),
+		Long: `Replace the gateway's explicit routes with the given ones (at least one).
 A route sends requests for HOST (omitted: any host) whose path starts with
 PREFIX to SERVICE; the longest prefix wins. Routes with the same host and
 prefix collide and are refused; the previous routes then stay in force.`,
@@ -148,7 +185,11 @@ func printTraffic(out io.Writer, v server.TrafficView) {
 	if v.Weights == nil {
 		fmt.Fprintf(out, "%s: no weights set; traffic is split evenly between versions with ready instances\n", v.Service)
 	} else {
-		fmt.Fprintf(out, "%s: %s (%s)\n", v.Service, v.Weights, v.State)
+		line := v.Service + ": " + orNone(v.Weights.String())
+		if v.State != "" {
+			line += " (" + v.State + ")"
+		}
+		fmt.Fprintln(out, line)
 	}
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "VERSION\tWEIGHT\tINSTANCES\tREQUESTS\tERRORS\tP50\tP99")

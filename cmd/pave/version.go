@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"runtime"
 
 	"github.com/spf13/cobra"
 
@@ -15,12 +14,16 @@ func init() { register(versionCommand) }
 func versionCommand(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",
-		Short: "Print the version of pave",
+		Short: "Print the version of pave: module version, VCS revision, Go version",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			v := map[string]string{"version": buildinfo.Version, "commit": buildinfo.Commit(), "go": runtime.Version()}
-			return g.print(cmd.OutOrStdout(), v, func(w io.Writer) {
-				fmt.Fprintf(w, "pave %s (%s)\n", buildinfo.Version, runtime.Version())
+			info := buildinfo.Read()
+			return g.print(cmd.OutOrStdout(), info, func(w io.Writer) {
+				fmt.Fprintf(w, "pave %s %s", info, info.Go)
+				if info.Time != "" {
+					fmt.Fprintf(w, " built from a commit of %s", info.Time)
+				}
+				fmt.Fprintln(w)
 			})
 		},
 	}

@@ -18,13 +18,23 @@ func newHTTPClient() (*http.Client, error) {
 	if CAFile == "" {
 		return &http.Client{}, nil
 	}
-	pem, err := os.ReadFile(CAFile)
+	c, err := HTTPClientWithCA(CAFile)
 	if err != nil {
 		return nil, fmt.Errorf("--ca-file: %w", err)
 	}
+	return c, nil
+}
+
+// HTTPClientWithCA is a client that trusts only the CA certificates in
+// file (PEM) for the control plane's certificate.
+func HTTPClientWithCA(file string) (*http.Client, error) {
+	pem, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("--ca-file %s: no PEM certificate in it", CAFile)
+		return nil, fmt.Errorf("%s: no PEM certificate in it", file)
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
