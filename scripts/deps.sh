@@ -54,6 +54,23 @@ cp kit/go.mod kit/go.sum "$modcopy/"
 rm -rf "$modcopy"
 go_tool actionlint github.com/rhysd/actionlint/cmd/actionlint@v1.7.12
 go_tool kustomize sigs.k8s.io/kustomize/kustomize/v5@v5.8.1
+go_tool govulncheck golang.org/x/vuln/cmd/govulncheck@v1.9.0
+
+# Go vulnerability database for govulncheck, built offline (the machines
+# reach no vuln.go.dev) from the OSV entries of the golang.org/x/vulndb
+# module, which the module proxy serves. Cached outside the repository and
+# keyed by that module's version: bump VULNDB_VERSION (go list -m
+# golang.org/x/vulndb@latest) to take in newer advisories.
+VULNDB_VERSION=v0.0.0-20261105234957-e22db6528018
+PAVE_VULNDB="$PAVE_TOOLS/vulndb/$VULNDB_VERSION"
+export PAVE_VULNDB
+if [ ! -f "$PAVE_VULNDB/index/modules.json" ]; then
+  say "building the Go vulnerability database from golang.org/x/vulndb@$VULNDB_VERSION"
+  osv=$(cd /tmp && GOWORK=off GOFLAGS=-mod=mod go mod download -json "golang.org/x/vulndb@$VULNDB_VERSION" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
+  mkdir -p "$PAVE_TOOLS/vulndb"
+  rm -rf "$PAVE_VULNDB"
+  go run ./scripts/vulndb -osv "$osv/data/osv" -out "$PAVE_VULNDB"
+fi
 
 # SeaweedFS (Apache-2.0) as a real S3-compatible server for the telemetry
 # cold tier's S3 tests. `go install` refuses it (its go.mod has replace

@@ -39,5 +39,7 @@ status=0
 for m in "${MODULES[@]}"; do
   (cd "$m" && go test -race -count=1 -timeout 20m ./...) 2>&1 | tee -a "$PAVE_ARTIFACTS/go-test.log" || status=1
 done
-if [ $status -ne 0 ]; then say "FAILED (see $PAVE_ARTIFACTS/go-test.log)"; exit 1; fi
+say "govulncheck"
+bash scripts/vulncheck.sh || status=1
+if [ $status -ne 0 ]; then say "FAILED (see $PAVE_ARTIFACTS/go-test.log and the govulncheck output above)"; exit 1; fi
 say "all tests passed"

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Fails when code in the root module, kit or a service made by `pave new`
+# calls a function with a known vulnerability, in a dependency or in the
+# standard library of the Go toolchain in use (govulncheck exits 3).
+# Advisories for code that is imported but not called are only listed.
+# Reads the offline database scripts/deps.sh builds ($PAVE_VULNDB); run
+# alone it runs deps.sh first. scripts/test.sh runs it after the tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ -z "${PAVE_VULNDB:-}" ]; then source scripts/deps.sh; fi
+PAVE_TOOLS="${PAVE_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/pave-tools}"
+export PATH="$PAVE_TOOLS/bin:$PATH"
+command -v govulncheck >/dev/null || { echo "govulncheck is not in $PAVE_TOOLS/bin: run scripts/deps.sh" >&2; exit 1; }
+[ -f "$PAVE_VULNDB/index/modules.json" ] || { echo "no vulnerability database at $PAVE_VULNDB: run scripts/deps.sh" >&2; exit 1; }
+
+status=0
+vulncheck() { # dir [env...]
+  local dir=$1; shift
+  printf '\033[1m==> govulncheck %s\033[0m\n' "$dir" >&2
+  if ! (cd "$dir" && env "$@" govulncheck -db "file://$PAVE_VULNDB" ./...); then
+    echo "govulncheck: reachable known vulnerabilities in $dir (above). Upgrade the module named in 'Fixed in' (go get MODULE@VERSION && go mod tidy), or for the standard library the Go toolchain (go get go@VERSION in the root module and kit); see docs/security.md" >&2
+    status=1
+  fi
+}
+vulncheck .
+vulncheck ./kit GOWORK=off # kit as a service's build sees it: without the workspace
+
+# A service as `pave new` makes it today (kit replaced by this checkout's kit).
+svc=$(mktemp -d)
+trap 'rm -rf "$svc"' EXIT
+go run ./cmd/pave new demo-svc --dir "$svc/demo-svc" >/dev/null
+vulncheck "$svc/demo-svc" GOWORK=off
+exit $status
