@@ -17,6 +17,7 @@
 // Usage:
 //
 //	go run ./scripts/vulndb -osv $(go env GOMODCACHE)/golang.org/x/vulndb@VERSION/data/osv -out DIR
+//	govulncheck -json ./... | go run ./scripts/vulndb -verdict
 package main
 
 import (
@@ -28,7 +29,20 @@ import (
 func main() {
 	osvDir := flag.String("osv", "", "folder of OSV entries named <ID>.json (data/osv of golang.org/x/vulndb)")
 	out := flag.String("out", "", "folder to write the database to; it must not exist yet")
+	judge := flag.Bool("verdict", false, "instead: read `govulncheck -json` on standard input, report the advisories the code calls, and exit 3 on one in a module")
+	strictStdlib := flag.Bool("strict-stdlib", false, "with -verdict: exit 3 on standard-library advisories too")
 	flag.Parse()
+	if *judge {
+		ok, err := verdict(os.Stdin, os.Stdout, *strictStdlib)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "vulndb: %v\n", err)
+			os.Exit(1)
+		}
+		if !ok {
+			os.Exit(3)
+		}
+		return
+	}
 	if *osvDir == "" || *out == "" {
 		fmt.Fprintln(os.Stderr, "vulndb: both -osv and -out are required\nusage: go run ./scripts/vulndb -osv DIR/data/osv -out DBDIR")
 		os.Exit(2)
