@@ -6,5 +6,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p bin
 echo "==> building pave" >&2
-go build -o bin/pave ./cmd/pave
+# -buildvcs=true: the workspace (go.work) would otherwise leave the commit out of `pave version`.
+go build -buildvcs=true -o bin/pave ./cmd/pave
 exec bin/pave demo "$@"

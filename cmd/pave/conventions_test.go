@@ -14,6 +14,7 @@ import (
 	"github.com/pave-platform/pave/internal/auth"
 	"github.com/pave-platform/pave/internal/release/releasetest"
 	"github.com/pave-platform/pave/internal/server"
+	"github.com/pave-platform/pave/internal/state"
 )
 
 // releaseServer is the release API over a real engine (releasetest's rig)
@@ -21,10 +22,13 @@ import (
 func releaseServer(t *testing.T) string {
 	t.Helper()
 	rig := releasetest.NewRig(t, nil)
-	s := server.New(server.Options{Tokens: auth.Tokens{Store: rig.Store}, Open: true, Log: slog.New(slog.DiscardHandler)})
+	s := server.New(server.Options{Tokens: auth.Tokens{Store: rig.Store}, Open: true, RunRoots: anyRunRoot(t), Log: slog.New(slog.DiscardHandler)})
 	server.ReleaseAPI{Engine: rig.Engine}.Register(s)
 	ts := httptest.NewServer(s)
 	t.Cleanup(ts.Close)
+	// Every pave the test runs changes things with this token, unless its
+	// env says otherwise (the last value of a variable wins).
+	t.Setenv("PAVE_TOKEN", adminToken(t, rig.Store))
 	if out, err := pave(t, []string{"PAVE_SERVER=" + ts.URL}, "release", "shop", "--version", "v2", "--binary", "/bin/shop"); err != nil {
 		t.Fatalf("create: %v\n%s", err, out)
 	}
@@ -215,4 +219,25 @@ func TestVersionFromBuildInfo(t *testing.T) {
 	if err != nil || !strings.HasPrefix(out, "pave dev") || !strings.Contains(out, "go1.") {
 		t.Fatalf("version text: %v\n%s", err, out)
 	}
+}
+
+// adminToken creates an admin token in store, as `pave token create` does.
+func adminToken(t *testing.T, store state.Store) string {
+	t.Helper()
+	_, secret, err := auth.Tokens{Store: store}.Create(context.Background(), "test-admin", auth.RoleAdmin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return secret
+}
+
+// anyRunRoot lets a test server accept any local path, for tests of other
+// things than the run roots.
+func anyRunRoot(t *testing.T) server.RunRoots {
+	t.Helper()
+	rr, err := server.NewRunRoots([]string{"/"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rr
 }

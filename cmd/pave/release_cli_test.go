@@ -30,11 +30,11 @@ func exitOf(err error) int { return exitStatus(err) }
 func TestReleaseFirstHourCLI(t *testing.T) {
 	rig := releasetest.NewRig(t, nil)
 	eng := rig.Engine
-	s := server.New(server.Options{Tokens: auth.Tokens{Store: rig.Store}, Open: true, Log: slog.New(slog.DiscardHandler)})
+	s := server.New(server.Options{Tokens: auth.Tokens{Store: rig.Store}, Open: true, RunRoots: anyRunRoot(t), Log: slog.New(slog.DiscardHandler)})
 	server.ReleaseAPI{Engine: eng}.Register(s)
 	ts := httptest.NewServer(s)
 	t.Cleanup(ts.Close)
-	srv := []string{"PAVE_SERVER=" + ts.URL}
+	srv := []string{"PAVE_SERVER=" + ts.URL, "PAVE_TOKEN=" + adminToken(t, rig.Store)}
 	ctx := context.Background()
 
 	out, err := pave(t, srv, "release", "shop", "--version", "v2", "--binary", "/bin/shop", "--steps", "1,50,100")
@@ -213,7 +213,7 @@ func TestClientRequestsOfNewEndpoints(t *testing.T) {
 		}
 	}))
 	defer ts.Close()
-	srv := []string{"PAVE_SERVER=" + ts.URL}
+	srv := []string{"PAVE_SERVER=" + ts.URL, "PAVE_TOKEN=pave_test_secret"}
 
 	out, err := pave(t, srv, "release", "payments", "--version", "v1", "--binary", "/bin/payments", "--create")
 	if err != nil || !strings.Contains(out, "release payments-v1 created") {

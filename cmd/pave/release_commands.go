@@ -176,7 +176,17 @@ func releaseActionCommand(g *globals, a release.Action) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// The control plane answers a no-op (pausing a paused release)
+			// with 200 and a message; older ones with 409 (above).
+			var answer struct {
+				Unchanged bool `json:"unchanged"`
+			}
+			_ = json.Unmarshal(raw, &answer)
 			return g.print(cmd.OutOrStdout(), d, func(w io.Writer) {
+				if answer.Unchanged {
+					fmt.Fprintf(w, "release %s is already %s; nothing to do\n", d.Metadata.Name, already.Words())
+					return
+				}
 				fmt.Fprintf(w, "release %s is %s%s (weights %s)\n", d.Metadata.Name, d.Status.Phase.Words(), outcomeMessage(d.Status), orNone(d.Status.Weights.String()))
 				if d.Status.Phase == release.Paused {
 					fmt.Fprintf(w, "resume it with `pave release resume %s`\n", d.Metadata.Name)

@@ -40,7 +40,7 @@ const CrashLoopRestarts = 3
 
 // LogsCommand is the command that shows a version's recent logs.
 func LogsCommand(service, version string, since time.Duration) string {
-	return fmt.Sprintf("pave logs --service %s --where version=%s --since %s", service, version, shortDuration(since))
+	return fmt.Sprintf("pave logs --service %s --version %s --since %s", service, version, shortDuration(since))
 }
 
 // shortDuration writes 10m rather than 10m0s.

@@ -143,7 +143,7 @@ func (a ReleaseAPI) act(w http.ResponseWriter, r *http.Request) {
 	var same *release.UnchangedError
 	if errors.As(err, &same) {
 		// Pausing a paused release is what the caller wanted: 200.
-		WriteJSON(w, http.StatusOK, ReleaseAnswer{Release: x, Message: same.Message})
+		WriteJSON(w, http.StatusOK, ReleaseAnswer{Release: x, Message: same.Message, Unchanged: true})
 		return
 	}
 	if err != nil {
@@ -158,6 +158,8 @@ func (a ReleaseAPI) act(w http.ResponseWriter, r *http.Request) {
 type ReleaseAnswer struct {
 	release.Release
 	Message string `json:"message,omitempty"`
+	// Unchanged says the action was a no-op (pausing a paused release).
+	Unchanged bool `json:"unchanged,omitempty"`
 }
 
 func writeReleaseError(w http.ResponseWriter, err error) {
