@@ -77,7 +77,7 @@ func main() {
 	if n := len(f.Stderr); n == 0 || f.Stderr[n-1] != "fatal: DATABASE_URL is not set" {
 		t.Errorf("stderr tail %q: want the program's last line last", f.Stderr)
 	}
-	if !strings.HasPrefix(f.LogsCommand, "pave logs --service crashy") || !strings.Contains(f.LogsCommand, "version=v1") {
+	if !strings.HasPrefix(f.LogsCommand, "pave logs --service crashy") || !strings.Contains(f.LogsCommand, "--version v1") {
 		t.Errorf("logs command %q", f.LogsCommand)
 	}
 	if !strings.Contains(r.Status.Message, "fatal: DATABASE_URL is not set") {

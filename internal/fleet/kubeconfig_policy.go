@@ -3,7 +3,9 @@ package fleet
 import (
 	"errors"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
+	"strings"
 
 	"k8s.io/client-go/tools/clientcmd"
 )
@@ -26,7 +28,7 @@ func CheckKubeconfig(kubeconfig []byte) error {
 		return fmt.Errorf("%w: the kubeconfig does not parse: %v", ErrInvalid, err)
 	}
 	var found []string
-	for _, name := range sortedKeys(cfg.AuthInfos) {
+	for _, name := range slices.Sorted(maps.Keys(cfg.AuthInfos)) {
 		u := cfg.AuthInfos[name]
 		at := fmt.Sprintf("users[%s].user.", name)
 		if u.Exec != nil {
@@ -45,7 +47,7 @@ func CheckKubeconfig(kubeconfig []byte) error {
 			found = append(found, at+"client-key ("+u.ClientKey+")")
 		}
 	}
-	for _, name := range sortedKeys(cfg.Clusters) {
+	for _, name := range slices.Sorted(maps.Keys(cfg.Clusters)) {
 		if ca := cfg.Clusters[name].CertificateAuthority; ca != "" {
 			found = append(found, fmt.Sprintf("clusters[%s].cluster.certificate-authority (%s)", name, ca))
 		}
@@ -54,24 +56,7 @@ func CheckKubeconfig(kubeconfig []byte) error {
 		return nil
 	}
 	return fmt.Errorf("%w: %w: %s; inline the credentials instead (token, client-certificate-data, client-key-data, certificate-authority-data, e.g. `kubectl config view --raw --flatten --minify`), "+
-		"or, as an admin on the control plane's machine, pass --allow-exec to `pave cluster add`", ErrInvalid, ErrLocalReference, joinFields(found))
-}
-
-func joinFields(f []string) string {
-	out := f[0]
-	for _, s := range f[1:] {
-		out += ", " + s
-	}
-	return out
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
+		"or, as an admin on the control plane's machine, pass --allow-exec to `pave cluster add`", ErrInvalid, ErrLocalReference, strings.Join(found, ", "))
 }
 
 // AddOption changes how AddKubernetes treats a kubeconfig.
