@@ -70,8 +70,9 @@ func withPrefix(names []string, prefix string) []string {
 	return out
 }
 
-// completeServices completes the first argument with service names.
-func completeServices(g *globals) cobra.CompletionFunc {
+// completeFirstArg completes the first argument with the names list
+// fetches from the control plane, and nothing after it.
+func completeFirstArg(g *globals, list func(context.Context) []string) cobra.CompletionFunc {
 	return func(cmd *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
 		if len(args) > 0 {
 			return nil, cobra.ShellCompDirectiveNoFileComp
@@ -81,22 +82,19 @@ func completeServices(g *globals) cobra.CompletionFunc {
 			return nil, cobra.ShellCompDirectiveNoFileComp
 		}
 		defer cancel()
-		return withPrefix(serviceNames(ctx, g), toComplete), cobra.ShellCompDirectiveNoFileComp
+		return withPrefix(list(ctx), toComplete), cobra.ShellCompDirectiveNoFileComp
 	}
+}
+
+// completeServices completes the first argument with service names.
+func completeServices(g *globals) cobra.CompletionFunc {
+	return completeFirstArg(g, func(ctx context.Context) []string { return serviceNames(ctx, g) })
 }
 
 // completeReleasesAndServices completes with release names and, since a
 // service stands for its latest release, service names.
 func completeReleasesAndServices(g *globals) cobra.CompletionFunc {
-	return func(cmd *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
-		if len(args) > 0 {
-			return nil, cobra.ShellCompDirectiveNoFileComp
-		}
-		ctx, cancel, ok := completionContext(cmd, g)
-		if !ok {
-			return nil, cobra.ShellCompDirectiveNoFileComp
-		}
-		defer cancel()
+	return completeFirstArg(g, func(ctx context.Context) []string {
 		names := map[string]bool{}
 		var rs []release.Release
 		if g.client().Do(ctx, http.MethodGet, "/api/v1/releases", nil, &rs) == nil {
@@ -104,8 +102,8 @@ func completeReleasesAndServices(g *globals) cobra.CompletionFunc {
 				names[r.Metadata.Name], names[r.Spec.Service] = true, true
 			}
 		}
-		return withPrefix(sortedKeys(names), toComplete), cobra.ShellCompDirectiveNoFileComp
-	}
+		return sortedKeys(names)
+	})
 }
 
 // versionNames are a service's versions: running, weighted or released.
@@ -174,15 +172,7 @@ func completeFlagVersions(g *globals) cobra.CompletionFunc {
 
 // completeClusters completes the first argument with cluster names.
 func completeClusters(g *globals) cobra.CompletionFunc {
-	return func(cmd *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
-		if len(args) > 0 {
-			return nil, cobra.ShellCompDirectiveNoFileComp
-		}
-		ctx, cancel, ok := completionContext(cmd, g)
-		if !ok {
-			return nil, cobra.ShellCompDirectiveNoFileComp
-		}
-		defer cancel()
+	return completeFirstArg(g, func(ctx context.Context) []string {
 		var l struct {
 			Clusters []struct {
 				Name string `json:"name"`
@@ -194,6 +184,6 @@ func completeClusters(g *globals) cobra.CompletionFunc {
 				names[c.Name] = true
 			}
 		}
-		return withPrefix(sortedKeys(names), toComplete), cobra.ShellCompDirectiveNoFileComp
-	}
+		return sortedKeys(names)
+	})
 }
