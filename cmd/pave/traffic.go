@@ -120,7 +120,8 @@ the Host SERVICE.localhost.`,
 		Long: `Replace the gateway's explicit routes with the given ones (at least one).
 A route sends requests for HOST (omitted: any host) whose path starts with
 PREFIX to SERVICE; the longest prefix wins. Routes with the same host and
-prefix collide and are refused; the previous routes then stay in force.`,
+prefix collide and are refused; the previous routes then stay in force.
+"pave traffic routes clear" removes them all.`,
 		Example: "  pave traffic routes set api.example.com/orders=orders api.example.com/pay=payments\n  pave traffic routes set /=frontend",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			req := server.GatewayRoutes{Routes: []gateway.Route{}}
@@ -138,7 +139,19 @@ prefix collide and are refused; the previous routes then stay in force.`,
 			return g.print(cmd.OutOrStdout(), resp, func(out io.Writer) { printRoutes(out, resp.Routes) })
 		},
 	}
-	routes.AddCommand(routesSet)
+	routesClear := &cobra.Command{
+		Use:   "clear",
+		Short: "Remove every explicit route (services stay reachable as SERVICE.localhost)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var resp server.GatewayRoutes
+			if err := g.client().Do(cmd.Context(), http.MethodDelete, "/api/v1/gateway/routes", struct{}{}, &resp); err != nil {
+				return err
+			}
+			return g.print(cmd.OutOrStdout(), resp, func(out io.Writer) { printRoutes(out, resp.Routes) })
+		},
+	}
+	routes.AddCommand(routesSet, routesClear)
 	cmd.AddCommand(set, show, routes)
 	return cmd
 }

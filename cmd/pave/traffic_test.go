@@ -64,4 +64,12 @@ func TestTrafficCommands(t *testing.T) {
 	if err == nil || !strings.Contains(out, "no weights and no ready instances") {
 		t.Fatalf("show of an unknown service: %v\n%s", err, out)
 	}
+	out, err = pave(t, env, "traffic", "routes", "clear")
+	if err != nil || !strings.Contains(out, "no explicit routes") {
+		t.Fatalf("routes clear: %v\n%s", err, out)
+	}
+	out, err = pave(t, env, "traffic", "routes", "-o", "json")
+	if err != nil || json.Unmarshal([]byte(out), &routes) != nil || len(routes.Routes) != 0 {
+		t.Fatalf("routes after clear: %v\n%s", err, out)
+	}
 }
