@@ -4,6 +4,7 @@
 # with the web UI afterwards). Needs only Go.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/go-toolchain.sh # GOTOOLCHAIN: the Go of go.mod
 mkdir -p bin
 echo "==> building pave" >&2
 # -buildvcs=true: the workspace (go.work) would otherwise leave the commit out of `pave version`.

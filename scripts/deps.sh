@@ -5,6 +5,7 @@
 # Safe to run again: each step is skipped when its result is present.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/go-toolchain.sh # GOTOOLCHAIN: the Go of go.mod
 
 PAVE_TOOLS="${PAVE_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/pave-tools}"
 export PAVE_TOOLS

@@ -17,10 +17,15 @@ K8S_VERSION=v1.37.2 # k8s.io/kubernetes in test/apiserver/go.mod
 dir="${PAVE_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/pave-tools}/k8s/$K8S_VERSION"
 etcd_version=$(sed -n 's/^[[:space:]]*go\.etcd\.io\/etcd\/server\/v3 \(v[^ ]*\).*/\1/p' go.mod | head -1)
 [[ -n $etcd_version ]] || { echo "test/apiserver/go.mod requires no go.etcd.io/etcd/server/v3" >&2; exit 1; }
-# GOTOOLCHAIN=local: etcd's go.mod asks for a newer Go patch release than
-# the one installed, and the build works with ours. -mod=readonly: the
-# committed go.sum is complete, and a build must never rewrite it.
-export GOWORK=off GOTOOLCHAIN=local GOFLAGS=-mod=readonly
+# The Go of the root go.mod (scripts/go-toolchain.sh), which test/apiserver's
+# go line matches; etcd's own toolchain line (an older patch release) is
+# ignored for a dependency. The cache is keyed by K8S_VERSION and the
+# binaries' --version, not by Go: binaries built by an earlier Go are
+# reused (they are test servers on loopback, never shipped).
+# -mod=readonly: the committed go.sum is complete, and a build must never
+# rewrite it.
+source ../../scripts/go-toolchain.sh
+export GOWORK=off GOFLAGS=-mod=readonly
 mkdir -p "$dir"
 # One build at a time per directory (two test runs at once): the second
 # waits, then reuses what the first built.

@@ -6,6 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
+source scripts/go-toolchain.sh # GOTOOLCHAIN: the Go of go.mod
 
 source scripts/deps.sh
 export PATH="$PAVE_TOOLS/bin:$PATH"

@@ -9,6 +9,7 @@
 # alone it runs deps.sh first. scripts/test.sh runs it after the tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/go-toolchain.sh # GOTOOLCHAIN: the Go of go.mod
 
 if [ -z "${PAVE_VULNDB:-}" ]; then source scripts/deps.sh; fi
 PAVE_TOOLS="${PAVE_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/pave-tools}"

@@ -3,6 +3,7 @@
 # Installs the peers from Debian when missing, then runs the harness.
 set -eu
 cd "$(dirname "$0")/../.."
+source scripts/go-toolchain.sh # GOTOOLCHAIN: the Go of go.mod
 missing=""
 for t in nginx haproxy wrk taskset; do
 	command -v "$t" >/dev/null 2>&1 || missing="$missing $t"

@@ -8,6 +8,7 @@
 #   PASSES=7 N=500000 bench/kit/run.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+source scripts/go-toolchain.sh # GOTOOLCHAIN: the Go of go.mod
 
 PASSES="${PASSES:-5}"
 N="${N:-200000}"

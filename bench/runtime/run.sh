@@ -9,6 +9,7 @@
 #   PASSES=7 ROUNDS=10 REPLICAS=8 bench/runtime/run.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+source scripts/go-toolchain.sh # GOTOOLCHAIN: the Go of go.mod
 
 PASSES="${PASSES:-5}"
 ROUNDS="${ROUNDS:-5}"

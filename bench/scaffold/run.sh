@@ -15,7 +15,8 @@ PASSES=${PASSES:-5}
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 work=$(mktemp -d /tmp/pave-bench-scaffold.XXXXXX)
 trap 'rm -rf "$work"' EXIT
-export GOWORK=off GOFLAGS=-mod=mod GOPROXY=off GOTOOLCHAIN=local
+source "$repo/scripts/go-toolchain.sh" # GOTOOLCHAIN: the Go of go.mod (in the module cache, so GOPROXY=off is fine)
+export GOWORK=off GOFLAGS=-mod=mod GOPROXY=off
 
 (cd "$repo" && GOWORK= GOFLAGS= go build -o "$work/pave" ./cmd/pave)
 now() { date +%s%N; }
@@ -65,7 +66,7 @@ for i in $(seq 1 "$PASSES"); do
   port=$(free_port)
   t0=$(now)
   mkdir -p "$work/bare-$i"
-  printf 'module example.com/bare\n\ngo 1.26.8\n' > "$work/bare-$i/go.mod"
+  printf 'module example.com/bare\n\ngo %s\n' "$PAVE_GO_VERSION" > "$work/bare-$i/go.mod"
   cat > "$work/bare-$i/main.go" <<'GO'
 package main
 

@@ -6,6 +6,7 @@
 # scripts/deps.sh builds into ~/.cache/pave-tools/bin.
 set -eu
 cd "$(dirname "$0")/../.."
+source scripts/go-toolchain.sh # GOTOOLCHAIN: the Go of go.mod
 TOOLS="${PAVE_TOOLS:-$HOME/.cache/pave-tools/bin}"
 if [ ! -x "$TOOLS/victoria-logs" ]; then
 	echo "installing VictoriaLogs v1.52.1 into $TOOLS" >&2

@@ -1,6 +1,6 @@
 module github.com/pave-platform/pave/test/apiserver
 
-go 1.26.8
+go 1.26.10
 
 require (
 	go.etcd.io/etcd/server/v3 v3.7.0
