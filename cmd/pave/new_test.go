@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/pave-platform/pave/internal/scaffold"
 )
 
 // No control plane runs in these tests: new and upgrade are local commands.
@@ -184,7 +186,7 @@ func TestUpgradeCommand(t *testing.T) {
 		t.Errorf("upgrade: exit %d\n%s", exitStatus(err), out)
 	}
 	now, _ := os.ReadFile(dockerfile)
-	if !strings.Contains(string(now), "<<<<<<< ours\nFROM golang:1.26.8 AS builder-of-orders\n||||||| base\n") {
+	if !strings.Contains(string(now), "<<<<<<< ours\nFROM golang:"+scaffold.DefaultGoVersion+" AS builder-of-orders\n||||||| base\n") {
 		t.Errorf("Dockerfile:\n%s", now)
 	}
 	out, err = pave(t, deadServer, "upgrade", dir, "--check")

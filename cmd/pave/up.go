@@ -189,6 +189,9 @@ func runUp(ctx context.Context, cfg config.Config, logOut io.Writer) error {
 	if err := registry.SyncLocal(ctx, cfg.Clusters, dcs); err != nil {
 		return err
 	}
+	if err := recheckKubeconfigs(ctx, registry, log); err != nil {
+		return err
+	}
 	server.RuntimeAPI{Target: clusters}.Register(srv)
 
 	g, gctx := errgroup.WithContext(ctx)

@@ -37,6 +37,10 @@ type Cluster struct {
 	Namespace  string `json:"namespace,omitempty"`
 	Router     string `json:"router,omitempty"`
 	Prometheus string `json:"prometheus,omitempty"`
+	// LocalReferencesAllowed is the digest ("sha256:…") of the kubeconfig
+	// an admin registered with --allow-exec: only that exact file may keep
+	// exec plugins and local file references when it is loaded again.
+	LocalReferencesAllowed string `json:"localReferencesAllowed,omitempty"`
 	// Weight is the cluster's share at the edge relative to the others
 	// when all are serving (default 1).
 	Weight int64 `json:"weight"`

@@ -1,9 +1,13 @@
 package fleet
 
 import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"maps"
+	"os"
 	"slices"
 	"strings"
 
@@ -68,3 +72,70 @@ type addOptions struct{ allowLocal bool }
 // references. Only for an admin's explicit --allow-exec, proved by the
 // local CLI (see server.ClustersAPI); never for the API alone.
 func AllowLocalReferences() AddOption { return func(o *addOptions) { o.allowLocal = true } }
+
+// kubeconfigDigest names one exact kubeconfig.
+func kubeconfigDigest(kubeconfig []byte) string {
+	sum := sha256.Sum256(kubeconfig)
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// checkStored applies the policy again to a kubeconfig read back from the
+// data directory, before client-go sees it: one stored before the policy
+// existed (or changed on disk since) may hold an exec plugin or a file
+// reference nobody allowed. Only the exact file an admin registered with
+// --allow-exec keeps them.
+func checkStored(c Cluster, path string, kubeconfig []byte) error {
+	if c.LocalReferencesAllowed != "" && c.LocalReferencesAllowed == kubeconfigDigest(kubeconfig) {
+		return nil
+	}
+	if err := CheckKubeconfig(kubeconfig); err != nil {
+		why := "it was stored before Pave checked kubeconfigs"
+		if c.LocalReferencesAllowed != "" {
+			why = "it changed on disk since an admin allowed it with --allow-exec"
+		}
+		return fmt.Errorf("cluster %s: the stored kubeconfig %s is refused and not used (%s); remove the cluster (pave cluster remove %s) and add it again: %w",
+			c.Name, path, why, c.Name, err)
+	}
+	return nil
+}
+
+// RecheckKubeconfigs applies the kubeconfig policy to every stored
+// Kubernetes cluster, as `pave up` does at start. A refused cluster is
+// marked failed with the reason (so `pave cluster list` and the failover
+// controller see it at once, and its traffic moves away) and is never
+// connected: Clients refuses it on every use. It returns one error per
+// refused cluster, for the start-up log.
+func (r *Registry) RecheckKubeconfigs(ctx context.Context) ([]error, error) {
+	all, err := r.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var refused []error
+	for _, c := range all {
+		if c.Kind != KindKubernetes {
+			continue
+		}
+		path := r.KubeconfigPath(c.Name)
+		data, err := os.ReadFile(path)
+		if err != nil {
+			refused = append(refused, fmt.Errorf("cluster %s: reading its kubeconfig: %w", c.Name, err))
+			continue
+		}
+		cerr := checkStored(c, path, data)
+		if cerr == nil {
+			continue
+		}
+		refused = append(refused, cerr)
+		if c.Health.State == Failed && c.Health.Reason == cerr.Error() {
+			continue
+		}
+		if _, err := r.Update(ctx, c.Name, func(c *Cluster) error {
+			c.Health = Health{State: Failed, Since: nowUTC(), Reason: cerr.Error()}
+			return nil
+		}); err != nil {
+			return refused, err
+		}
+		r.event(ctx, c.Name, "kubeconfig-refused", map[string]string{"reason": cerr.Error()})
+	}
+	return refused, nil
+}

@@ -42,7 +42,17 @@ func (r *Registry) Clients(c Cluster) (*kube.Cluster, error) {
 	if cc, ok := r.clients[c.Name]; ok && cc.added.Equal(c.Added) {
 		return cc.clients, nil
 	}
-	cfg, err := kube.Load(r.KubeconfigPath(c.Name), c.Context)
+	path := r.KubeconfigPath(c.Name)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("cluster %s: %w: %w", c.Name, kube.ErrKubeconfig, err)
+	}
+	// Before client-go sees it: a refused kubeconfig's exec plugin must
+	// never run, not even once.
+	if err := checkStored(c, path, data); err != nil {
+		return nil, err
+	}
+	cfg, err := kube.Parse(data, path, c.Context)
 	if err != nil {
 		return nil, fmt.Errorf("cluster %s: %w", c.Name, err)
 	}
@@ -111,10 +121,14 @@ func (r *Registry) AddKubernetes(ctx context.Context, c Cluster, kubeconfig []by
 	for _, f := range opts {
 		f(&o)
 	}
-	if !o.allowLocal {
-		if err := CheckKubeconfig(kubeconfig); err != nil {
+	// The allowance is the registry's to record, never the caller's.
+	c.LocalReferencesAllowed = ""
+	if err := CheckKubeconfig(kubeconfig); err != nil {
+		if !o.allowLocal {
 			return Cluster{}, fmt.Errorf("cluster %s: %w", c.Name, err)
 		}
+		// Only this exact file keeps its local references when loaded again.
+		c.LocalReferencesAllowed = kubeconfigDigest(kubeconfig)
 	}
 	c.Kind = KindKubernetes
 	if c.Weight == 0 {

@@ -62,7 +62,7 @@ const (
 	DefaultCPU        = "100m"
 	DefaultRegistry   = "ghcr.io/example"
 	DefaultPaveServer = "https://pave.example.com"
-	DefaultGoVersion  = "1.26.8"
+	DefaultGoVersion  = "1.26.10" // see docs/security.md, "Toolchain policy"
 	// DefaultKitVersion is the released kit a service requires when it is
 	// not built against a local checkout.
 	DefaultKitVersion = "v0.1.0"

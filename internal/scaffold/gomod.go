@@ -77,7 +77,11 @@ func runGo(ctx context.Context, goCmd, dir string, args ...string) error {
 	// go.sum starts empty: every module comes from the local module cache,
 	// which the go command verified against go.sum or the checksum database
 	// when it downloaded it, so the hashes tidy records are verified ones.
-	cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=mod", "GOPROXY=off", "GOSUMDB=off", "GOTOOLCHAIN=local")
+	// GOTOOLCHAIN=auto: the machine's Go when it is at least the go line
+	// written (DefaultGoVersion by default), else exactly that Go from the
+	// module cache (GOPROXY=off: never a download). A machine's
+	// GOTOOLCHAIN=local would refuse a go line newer than its own Go.
+	cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=mod", "GOPROXY=off", "GOSUMDB=off", "GOTOOLCHAIN=auto")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err != nil {

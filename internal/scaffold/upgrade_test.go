@@ -161,7 +161,7 @@ func TestUpgradeCases(t *testing.T) {
 		{
 			name: "the same line changed both ways is a marked conflict",
 			edit: func(t *testing.T, dir string) {
-				replaceIn(t, dir, "Dockerfile", "FROM golang:1.26.8 AS build", "FROM golang:1.26.8-alpine AS build")
+				replaceIn(t, dir, "Dockerfile", "FROM golang:"+DefaultGoVersion+" AS build", "FROM golang:"+DefaultGoVersion+"-alpine AS build")
 			},
 			actions: map[string]string{
 				"Dockerfile": ActionConflict, "README.md": ActionUpdated, "deploy/base/deployment.yaml": ActionUpdated,
@@ -173,8 +173,9 @@ func TestUpgradeCases(t *testing.T) {
 				d := read(t, dir, "Dockerfile")
 				// Only the line both changed conflicts; the template's ENV
 				// change a line below merges cleanly.
-				want := "<<<<<<< ours\nFROM golang:1.26.8-alpine AS build\n||||||| base\nFROM golang:1.26.8 AS build\n" +
-					"=======\nFROM golang:1.26.8-bookworm AS build\n>>>>>>> theirs\nWORKDIR /src\n" +
+				g := DefaultGoVersion
+				want := "<<<<<<< ours\nFROM golang:" + g + "-alpine AS build\n||||||| base\nFROM golang:" + g + " AS build\n" +
+					"=======\nFROM golang:" + g + "-bookworm AS build\n>>>>>>> theirs\nWORKDIR /src\n" +
 					"# GOTOOLCHAIN=local: build with the image's Go, never a downloaded one.\nENV CGO_ENABLED=0 GOFLAGS=-trimpath GOTOOLCHAIN=local\n"
 				if !strings.Contains(d, want) {
 					t.Errorf("Dockerfile conflict region:\n%s\nwant it to contain:\n%s", d, want)

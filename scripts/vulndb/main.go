@@ -29,11 +29,11 @@ import (
 func main() {
 	osvDir := flag.String("osv", "", "folder of OSV entries named <ID>.json (data/osv of golang.org/x/vulndb)")
 	out := flag.String("out", "", "folder to write the database to; it must not exist yet")
-	judge := flag.Bool("verdict", false, "instead: read `govulncheck -json` on standard input, report the advisories the code calls, and exit 3 on one in a module")
-	strictStdlib := flag.Bool("strict-stdlib", false, "with -verdict: exit 3 on standard-library advisories too")
+	judge := flag.Bool("verdict", false, "instead: read `govulncheck -json` on standard input, report the advisories the code calls, and exit 3 if there is one")
+	allowStdlib := flag.Bool("allow-stdlib", false, "with -verdict: emergency opt-out: report standard-library advisories under a warning instead of exiting 3 (scripts/vulncheck.sh sets it for PAVE_VULN_ALLOW_STDLIB=1)")
 	flag.Parse()
 	if *judge {
-		ok, err := verdict(os.Stdin, os.Stdout, *strictStdlib)
+		ok, err := verdict(os.Stdin, os.Stdout, *allowStdlib)
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "vulndb: %v\n", err)
 			os.Exit(1)
