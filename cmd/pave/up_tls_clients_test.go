@@ -3,11 +3,14 @@ package main
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/pave-platform/pave/internal/config"
@@ -45,6 +48,7 @@ func TestTLSClientCertificatesAndOTLPListeners(t *testing.T) {
 	ls.withTLS(tc)
 	for _, ln := range []net.Listener{ls.api, ls.otlp, ls.otlpGRPC} {
 		hs := newHTTPServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
+		hs.ErrorLog = log.New(io.Discard, "", 0) // the refused handshakes
 		go hs.Serve(ln)
 		t.Cleanup(func() { hs.Close() })
 	}
@@ -71,7 +75,7 @@ func TestTLSClientCertificatesAndOTLPListeners(t *testing.T) {
 		defer resp.Body.Close()
 		body, _ := io.ReadAll(resp.Body)
 		if string(body) != "ok" {
-			t.Errorf("%s: %q", url, body)
+			return fmt.Errorf("%s: %d %q", url, resp.StatusCode, body)
 		}
 		return nil
 	}
@@ -86,8 +90,8 @@ func TestTLSClientCertificatesAndOTLPListeners(t *testing.T) {
 		if err := get(client(clientCertFile, clientKeyFile), url); err != nil {
 			t.Errorf("%s: a client with a certificate of --tls-client-ca: %v", name, err)
 		}
-		if err := get(&http.Client{}, "http://127.0.0.1"+port(ln)+"/"); err == nil {
-			t.Errorf("%s: plain HTTP was served", name)
+		if err := get(&http.Client{}, "http://127.0.0.1"+port(ln)+"/"); err == nil || !strings.Contains(err.Error(), "HTTPS server") {
+			t.Errorf("%s: plain HTTP: %v, want the TLS server's refusal", name, err)
 		}
 	}
 	if err := get(&http.Client{}, "http://127.0.0.1"+port(ls.otlpGRPC)+"/"); err != nil {
