@@ -76,12 +76,16 @@ func runGo(ctx context.Context, goCmd, dir string, args ...string) error {
 	// GOPROXY=off cuts the checksum database off too, and a new module's
 	// go.sum starts empty: every module comes from the local module cache,
 	// which the go command verified against go.sum or the checksum database
-	// when it downloaded it, so the hashes tidy records are verified ones.
+	// when it downloaded it, so the hashes tidy records are verified ones
+	// (GONOSUMDB=*: no lookups for them).
 	// GOTOOLCHAIN=auto: the machine's Go when it is at least the go line
 	// written (DefaultGoVersion by default), else exactly that Go from the
 	// module cache (GOPROXY=off: never a download). A machine's
-	// GOTOOLCHAIN=local would refuse a go line newer than its own Go.
-	cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=mod", "GOPROXY=off", "GOSUMDB=off", "GOTOOLCHAIN=auto")
+	// GOTOOLCHAIN=local would refuse a go line newer than its own Go. Not
+	// GOSUMDB=off: the go command then refuses to switch to a cached
+	// toolchain (it always checks toolchains against the checksum
+	// database, whose answers it keeps in the module cache).
+	cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=mod", "GOPROXY=off", "GONOSUMDB=*", "GOTOOLCHAIN=auto")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err != nil {
