@@ -39,3 +39,28 @@ func TestOutputFormats(t *testing.T) {
 		}
 	}
 }
+
+// One -o jsonpath prints many times under --watch: a {range} works each
+// time, on lists of any length.
+func TestJSONPathPrintsAgain(t *testing.T) {
+	f, err := parseOutput("jsonpath={range .items[*]}{.v}={.n} {end}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		items []map[string]any
+		want  string
+	}{
+		{[]map[string]any{{"v": "v1", "n": 1}}, "v1=1 \n"},
+		{[]map[string]any{{"v": "v1", "n": 1}, {"v": "v2", "n": 0}}, "v1=1 v2=0 \n"},
+		{[]map[string]any{{"v": "v1", "n": 1}, {"v": "v2", "n": 1}}, "v1=1 v2=1 \n"},
+	} {
+		var b strings.Builder
+		if err := f.write(&b, map[string]any{"items": c.items}); err != nil {
+			t.Fatalf("print %d items: %v", len(c.items), err)
+		}
+		if b.String() != c.want {
+			t.Errorf("print %d items: %q, want %q", len(c.items), b.String(), c.want)
+		}
+	}
+}
