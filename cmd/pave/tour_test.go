@@ -53,9 +53,13 @@ func TestReadmeTour(t *testing.T) {
 		t.Fatal(err)
 	}
 	work := t.TempDir()
-	// A checkout's layout: pave new finds kit beside it and builds offline.
-	if err := os.Symlink(filepath.Join(repo, "kit"), filepath.Join(work, "kit")); err != nil {
-		t.Fatal(err)
+	// A checkout's layout: pave new finds kit beside it and builds
+	// offline, and the service it writes sits inside the checkout's Go
+	// workspace, which does not use it.
+	for _, f := range []string{"kit", "go.work", "go.mod", "go.sum"} {
+		if err := os.Symlink(filepath.Join(repo, f), filepath.Join(work, f)); err != nil {
+			t.Fatal(err)
+		}
 	}
 	api, otlp, gw := freeAddr(t), freeAddr(t), freeAddr(t)
 	port := func(a string) string { return a[strings.LastIndex(a, ":")+1:] }
