@@ -229,7 +229,7 @@ func TestVersionFromBuildInfo(t *testing.T) {
 		t.Fatalf("version: %v\n%s", err, out)
 	}
 	out, err = pave(t, nil, "version")
-	if err != nil || !strings.HasPrefix(out, "pave dev") || !strings.Contains(out, "go1.") {
+	if err != nil || !strings.HasPrefix(out, "pave dev, go1.") || !strings.Contains(out, "no VCS revision") || !strings.Contains(out, "-buildvcs=true") {
 		t.Fatalf("version text: %v\n%s", err, out)
 	}
 }
