@@ -2,9 +2,13 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -120,17 +124,44 @@ func TestClusterCompletionAndListWatch(t *testing.T) {
 	}
 
 	next := watching(t, env, "cluster", "list", "--watch")
-	header := until(t, next, 10*time.Second, "the table's header", func(l string) bool { return strings.HasPrefix(l, "NAME") })
-	if !strings.Contains(header, "STATE") || !strings.Contains(header, "SHARE") {
-		t.Fatalf("header %q", header)
+	table := func(first string) string {
+		t.Helper()
+		rows := []string{first}
+		for range 2 {
+			l, _ := next(5 * time.Second)
+			rows = append(rows, l)
+		}
+		if !strings.HasPrefix(rows[0], "NAME") || !strings.Contains(rows[0], "STATE") || !strings.Contains(rows[0], "SHARE") {
+			t.Fatalf("not a table's header: %q", rows[0])
+		}
+		for _, l := range rows[1:] {
+			if !strings.HasPrefix(l, "busan ") && !strings.HasPrefix(l, "seoul ") {
+				t.Fatalf("not a cluster's row: %q", l)
+			}
+		}
+		return strings.Join(rows, "\n")
 	}
-	for range 2 {
-		l, _ := next(5 * time.Second)
-		if !strings.HasPrefix(l, "busan ") && !strings.HasPrefix(l, "seoul ") || !strings.Contains(l, "serving") {
-			t.Fatalf("a row before the drain: %q", l)
+	last := table(until(t, next, 10*time.Second, "the table's header", func(l string) bool { return strings.HasPrefix(l, "NAME") }))
+	if strings.Count(last, "serving") != 2 {
+		t.Fatalf("before the drain:\n%s", last)
+	}
+	// Over three polls the table comes again only if it changed (a
+	// cluster's health may move on a loaded machine), after a blank line.
+	for deadline := time.Now().Add(3 * watchInterval); ; {
+		l, ok := next(time.Until(deadline))
+		if !ok {
+			break
+		}
+		if l != "" {
+			t.Fatalf("a table again without a blank line: %q", l)
+		}
+		header, _ := next(5 * time.Second)
+		if tb := table(header); tb == last {
+			t.Fatalf("the same table printed again:\n%s", tb)
+		} else {
+			last = tb
 		}
 	}
-	quiet(t, next, "the first table")
 	if out, err := pave(t, env, "cluster", "drain", "busan", "--pace", "100%/s"); err != nil {
 		t.Fatalf("drain: %v\n%s", err, out)
 	}
@@ -142,8 +173,90 @@ func TestClusterCompletionAndListWatch(t *testing.T) {
 	})
 }
 
+// watchingJSON runs pave --watch -o json and returns its documents one by
+// one; it fails the test when one equals the one before: unchanged data is
+// never printed again.
+func watchingJSON(t *testing.T, env []string, args ...string) (next func(within time.Duration) (map[string]any, bool)) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, paveBin, append(args, "--watch", "-o", "json")...)
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stderr := &lockedBuffer{}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cancel(); _ = cmd.Wait() })
+	docs := make(chan json.RawMessage, 64)
+	go func() {
+		dec := json.NewDecoder(out)
+		for {
+			var d json.RawMessage
+			if dec.Decode(&d) != nil {
+				close(docs)
+				return
+			}
+			docs <- d
+		}
+	}()
+	var last []byte
+	return func(within time.Duration) (map[string]any, bool) {
+		t.Helper()
+		select {
+		case d, ok := <-docs:
+			if !ok {
+				t.Fatalf("pave %s ended: %s", strings.Join(args, " "), stderr)
+			}
+			var c bytes.Buffer
+			_ = json.Compact(&c, d)
+			if bytes.Equal(c.Bytes(), last) {
+				t.Fatalf("pave %s --watch printed the same data again: %s", strings.Join(args, " "), c.Bytes())
+			}
+			last = c.Bytes()
+			var m map[string]any
+			if err := json.Unmarshal(d, &m); err != nil {
+				t.Fatalf("pave %s --watch -o json: %v: %s", strings.Join(args, " "), err, d)
+			}
+			return m, true
+		case <-time.After(within):
+			return nil, false
+		}
+	}
+}
+
+// untilDoc reads documents until ok holds, failing after within.
+func untilDoc(t *testing.T, next func(time.Duration) (map[string]any, bool), within time.Duration, what string, ok func(map[string]any) bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		d, more := next(time.Until(deadline))
+		if !more {
+			t.Fatalf("--watch never printed %s within %s", what, within)
+		}
+		if ok(d) {
+			return
+		}
+	}
+}
+
+// readyVersions is "v1=1 v2=1" of a RuntimeList document.
+func readyVersions(d map[string]any) string {
+	var parts []string
+	deps, _ := d["deployments"].([]any)
+	for _, x := range deps {
+		dep, _ := x.(map[string]any)
+		parts = append(parts, fmt.Sprintf("%v=%v", dep["version"], dep["ready"]))
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, " ")
+}
+
 // `ps --watch` and `traffic show --watch`: a new version and a new split
-// are printed as they happen, unchanged data is not printed again.
+// are printed as they happen, and no view twice (watchingJSON).
 func TestPsAndTrafficShowWatch(t *testing.T) {
 	src := echoSource(t)
 	p := startUp(t, t.TempDir())
@@ -156,28 +269,37 @@ func TestPsAndTrafficShowWatch(t *testing.T) {
 	if out, err := pave(t, env, "run", "echo", "--version", "v1", "--source", src); err != nil {
 		t.Fatalf("run v1: %v\n%s", err, out)
 	}
-	ps := watching(t, env, "ps", "echo", "--watch", "-o", "jsonpath={range .deployments[*]}{.version}={.ready} {end}")
-	show := watching(t, env, "traffic", "show", "echo", "--watch", "-o", "jsonpath={.percent}|{.endpoints}")
-	if l, ok := ps(10 * time.Second); !ok || strings.TrimSpace(l) != "v1=1" {
-		t.Fatalf("ps first view: %q %t", l, ok)
+	ps := watchingJSON(t, env, "ps", "echo")
+	show := watchingJSON(t, env, "traffic", "show", "echo")
+	if d, ok := ps(10 * time.Second); !ok || readyVersions(d) != "v1=1" {
+		t.Fatalf("ps first view: %v %t", d, ok)
 	}
-	first, ok := show(10 * time.Second)
-	if !ok || !strings.Contains(first, "127.0.0.1:") {
-		t.Fatalf("traffic show first view: %q %t", first, ok)
+	if d, ok := show(10 * time.Second); !ok || len(d["endpoints"].(map[string]any)) != 1 {
+		t.Fatalf("traffic show first view: %v %t", d, ok)
 	}
-	quiet(t, ps, "ps's first view")
-	quiet(t, show, "traffic show's first view")
+	// Three polls: only changed views, if any.
+	for deadline := time.Now().Add(3 * watchInterval); time.Now().Before(deadline); {
+		ps(time.Until(deadline))
+	}
+	for deadline := time.Now().Add(watchInterval); time.Now().Before(deadline); {
+		show(time.Until(deadline))
+	}
 
 	if out, err := pave(t, env, "run", "echo", "--version", "v2", "--source", src); err != nil {
 		t.Fatalf("run v2: %v\n%s", err, out)
 	}
-	until(t, ps, 20*time.Second, "v2 ready", func(l string) bool { return strings.TrimSpace(l) == "v1=1 v2=1" })
-	until(t, show, 20*time.Second, "v2's endpoint", func(l string) bool { return strings.Count(l, "127.0.0.1:") == 2 })
+	untilDoc(t, ps, 20*time.Second, "v2 ready", func(d map[string]any) bool { return readyVersions(d) == "v1=1 v2=1" })
+	untilDoc(t, show, 20*time.Second, "v2's endpoints", func(d map[string]any) bool {
+		e, _ := d["endpoints"].(map[string]any)
+		return e["v2"] != nil
+	})
 	if out, err := pave(t, env, "traffic", "set", "echo", "v1=90", "v2=10"); err != nil {
 		t.Fatalf("traffic set: %v\n%s", err, out)
 	}
-	until(t, show, 20*time.Second, "the new split", func(l string) bool { return strings.Contains(l, `"v2":"10"`) })
-	quiet(t, ps, "v2 became ready (a split is not ps's business)")
+	untilDoc(t, show, 20*time.Second, "the new split", func(d map[string]any) bool {
+		p, _ := d["percent"].(map[string]any)
+		return p["v2"] == "10"
+	})
 }
 
 func TestTrafficShowWithoutState(t *testing.T) {
