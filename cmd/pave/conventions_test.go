@@ -164,6 +164,19 @@ func TestCompletion(t *testing.T) {
 	if err != nil || !strings.Contains(out, "v2=\n") {
 		t.Fatalf("complete versions: %v\n%s", err, out)
 	}
+	// Services of `ps` and `traffic show`, versions of --version.
+	for _, args := range [][]string{{"ps", ""}, {"traffic", "show", "s"}, {"logs", "--service", ""}} {
+		out, err = pave(t, env, append([]string{"__complete"}, args...)...)
+		if err != nil || !strings.HasPrefix(out, "shop\n:4\n") {
+			t.Errorf("complete a service: pave %q: %v\n%s", args, err, out)
+		}
+	}
+	for _, args := range [][]string{{"logs", "--service", "shop", "--version", ""}, {"stop", "shop", "--version", "v"}} {
+		out, err = pave(t, env, append([]string{"__complete"}, args...)...)
+		if err != nil || !strings.HasPrefix(out, "v2\n:4\n") {
+			t.Errorf("complete a version: pave %q: %v\n%s", args, err, out)
+		}
+	}
 	for _, shell := range []string{"bash", "zsh", "fish", "powershell"} {
 		if out, err := pave(t, env, "completion", shell); err != nil || !strings.Contains(out, "__complete") {
 			t.Errorf("completion %s: %v", shell, err)
@@ -216,7 +229,7 @@ func TestVersionFromBuildInfo(t *testing.T) {
 		t.Fatalf("version: %v\n%s", err, out)
 	}
 	out, err = pave(t, nil, "version")
-	if err != nil || !strings.HasPrefix(out, "pave dev") || !strings.Contains(out, "go1.") {
+	if err != nil || !strings.HasPrefix(out, "pave dev, go1.") || !strings.Contains(out, "no VCS revision") || !strings.Contains(out, "-buildvcs=true") {
 		t.Fatalf("version text: %v\n%s", err, out)
 	}
 }

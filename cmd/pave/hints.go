@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/pave-platform/pave/internal/spelling"
 )
 
 // annotationLocal marks a command that does not talk to a control plane, so
@@ -109,7 +111,7 @@ func unknownSubcommand(cmd *cobra.Command, args []string) error {
 func didYouMean(s string, names []string) string {
 	best, bestD := "", 3
 	for _, n := range names {
-		d := levenshtein(strings.ToLower(s), strings.ToLower(n))
+		d := spelling.Distance(strings.ToLower(s), strings.ToLower(n))
 		if d < bestD || (best == "" && strings.HasPrefix(strings.ToLower(n), strings.ToLower(s))) {
 			best, bestD = n, d
 		}
@@ -120,27 +122,6 @@ func didYouMean(s string, names []string) string {
 	return fmt.Sprintf("; did you mean %q?", best)
 }
 
-func levenshtein(a, b string) int {
-	ra, rb := []rune(a), []rune(b)
-	prev := make([]int, len(rb)+1)
-	cur := make([]int, len(rb)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(ra); i++ {
-		cur[0] = i
-		for j := 1; j <= len(rb); j++ {
-			cost := 1
-			if ra[i-1] == rb[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(rb)]
-}
-
 // subcommandHint is "; did you mean `pave release status`?" when word is
 // close to a subcommand of cmd, for commands that also take a free name.
 func subcommandHint(cmd *cobra.Command, word string) string {
@@ -149,7 +130,7 @@ func subcommandHint(cmd *cobra.Command, word string) string {
 		names = append(names, s.Name())
 	}
 	for _, n := range names {
-		if n != word && levenshtein(n, word) <= 2 {
+		if n != word && spelling.Distance(n, word) <= 2 {
 			return fmt.Sprintf("; did you mean `%s %s`?", cmd.CommandPath(), n)
 		}
 	}

@@ -24,7 +24,9 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	paveBin = filepath.Join(dir, "pave")
-	if out, err := exec.Command("go", "build", "-o", paveBin, ".").CombinedOutput(); err != nil {
+	// -buildvcs=false: the same binary in a clone, a worktree and a
+	// tarball (TestVersionFromBuildInfo; the tour checks a stamped build).
+	if out, err := exec.Command("go", "build", "-buildvcs=false", "-o", paveBin, ".").CombinedOutput(); err != nil {
 		os.Stderr.Write(out)
 		panic(err)
 	}

@@ -119,7 +119,14 @@ replaces kit with that checkout's kit so the service builds offline.`,
 						rel = r
 					}
 				}
-				fmt.Fprintf(w, "Next:\n  cd %s && git init -q && git add -A && git commit -qm 'pave new %s'\n  go test ./... && PORT=8080 go run .\n", rel, res.Name)
+				goEnv := ""
+				if work := enclosingWorkspace(res.Dir); work != "" {
+					// pave run builds it the same way.
+					fmt.Fprintf(w, "  go.work: %s is outside the workspace of %s; build it on its own with GOWORK=off\n", res.Name, work)
+					goEnv = "GOWORK=off "
+				}
+				// Port 8090: pave up's gateway has 8080.
+				fmt.Fprintf(w, "Next:\n  cd %s && git init -q && git add -A && git commit -qm 'pave new %s'\n  %sgo test ./... && PORT=8090 %sgo run .\n", rel, res.Name, goEnv, goEnv)
 			})
 		},
 	}
@@ -156,4 +163,26 @@ func flagError(err error) error {
 		}
 	}
 	return err
+}
+
+// enclosingWorkspace is the go.work the go command would use in a new
+// service's directory, found as the go command finds it (GOWORK, else the
+// nearest go.work above); "" when none. A new service is never one of its
+// modules, so go build and go test there fail unless GOWORK=off.
+func enclosingWorkspace(dir string) string {
+	switch w := os.Getenv("GOWORK"); w {
+	case "off":
+		return ""
+	case "":
+	default:
+		return w
+	}
+	for d := filepath.Dir(dir); ; d = filepath.Dir(d) {
+		if fi, err := os.Stat(filepath.Join(d, "go.work")); err == nil && !fi.IsDir() {
+			return filepath.Join(d, "go.work")
+		}
+		if filepath.Dir(d) == d {
+			return ""
+		}
+	}
 }

@@ -70,6 +70,20 @@ func TestNewCommand(t *testing.T) {
 		t.Errorf("deployment lacks the memory answer:\n%s", dep)
 	}
 
+	// Inside a Go workspace (a checkout of Pave), the next steps build
+	// the service on its own.
+	if err := os.WriteFile(filepath.Join(parent, "go.work"), []byte("go 1.26\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err = pave(t, append(deadServer, "GOWORK="), "new", "inwork", "--dir", filepath.Join(parent, "inwork"), "--no-tidy")
+	if err != nil || !strings.Contains(out, "outside the workspace of "+filepath.Join(parent, "go.work")) ||
+		!strings.Contains(out, "GOWORK=off go test ./... && PORT=8090 GOWORK=off go run .") {
+		t.Errorf("pave new inside a workspace: %v\n%s", err, out)
+	}
+	if err := os.Remove(filepath.Join(parent, "go.work")); err != nil {
+		t.Fatal(err)
+	}
+
 	// --no-kit-replace requires the released kit.
 	rel := filepath.Join(parent, "released")
 	if out, err := pave(t, deadServer, "new", "orders", "--dir", rel, "--no-kit-replace", "--no-tidy"); err != nil {

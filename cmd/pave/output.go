@@ -24,8 +24,20 @@ const (
 
 // outputFormat is a parsed -o value.
 type outputFormat struct {
-	kind string
-	path *jsonpath.JSONPath
+	kind     string
+	template string // of jsonpath, checked by parseOutput
+}
+
+// jsonPath parses a template anew for each use: a JSONPath keeps the state
+// of its {range} blocks between executions, so one that printed a list
+// once fails the next time ("not in range, nothing to end"), as --watch
+// prints again.
+func jsonPath(template string) (*jsonpath.JSONPath, error) {
+	p := jsonpath.New("output").AllowMissingKeys(true)
+	if err := p.Parse(template); err != nil {
+		return nil, fmt.Errorf("-o jsonpath template %q: %w", template, err)
+	}
+	return p, nil
 }
 
 // parseOutput reads -o: text, wide, json, yaml, name, raw or
@@ -42,11 +54,10 @@ func parseOutput(s string) (outputFormat, error) {
 		if tmpl == "" {
 			return outputFormat{}, fmt.Errorf("-o jsonpath= needs a template, e.g. -o jsonpath='{.metadata.name}'")
 		}
-		p := jsonpath.New("output").AllowMissingKeys(true)
-		if err := p.Parse(tmpl); err != nil {
-			return outputFormat{}, fmt.Errorf("-o jsonpath template %q: %w", tmpl, err)
+		if _, err := jsonPath(tmpl); err != nil {
+			return outputFormat{}, err
 		}
-		return outputFormat{kind: outJSONPath, path: p}, nil
+		return outputFormat{kind: outJSONPath, template: tmpl}, nil
 	}
 	return outputFormat{}, fmt.Errorf("-o %q: want text, wide, json, yaml, name or jsonpath=TEMPLATE (e.g. -o jsonpath='{.status.phase}')", s)
 }
@@ -94,8 +105,12 @@ func (f outputFormat) write(w io.Writer, v any) error {
 		if err != nil {
 			return err
 		}
+		p, err := jsonPath(f.template)
+		if err != nil {
+			return err
+		}
 		var buf bytes.Buffer
-		if err := f.path.Execute(&buf, data); err != nil {
+		if err := p.Execute(&buf, data); err != nil {
 			return fmt.Errorf("-o jsonpath: %w", err)
 		}
 		if buf.Len() > 0 && !bytes.HasSuffix(buf.Bytes(), []byte("\n")) {

@@ -108,8 +108,7 @@ steps in the first cluster, a health gate follows, then the next cluster;
 			}
 			if !wait {
 				return g.print(cmd.OutOrStdout(), d, func(w io.Writer) {
-					fmt.Fprintf(w, "release %s created: %s %s → %s; follow it with `pave release status %s --watch`\n",
-						d.Metadata.Name, d.Spec.Service, orNone(d.Status.Stable), d.Spec.Version, d.Spec.Service)
+					fmt.Fprintln(w, createdLine(d))
 				})
 			}
 			return followRelease(ctx, g, cmd.OutOrStdout(), d.Metadata.Name, timeout)

@@ -230,8 +230,7 @@ version; with --wait the command follows it like release --wait.`,
 				return followRelease(ctx, g, cmd.OutOrStdout(), d.Metadata.Name, timeout)
 			}
 			return g.print(cmd.OutOrStdout(), d, func(w io.Writer) {
-				fmt.Fprintf(w, "release %s created: %s %s → %s; follow it with `pave release status %s --watch`\n",
-					d.Metadata.Name, d.Spec.Service, orNone(d.Status.Stable), d.Spec.Version, d.Spec.Service)
+				fmt.Fprintln(w, createdLine(d))
 			})
 		},
 	}
@@ -248,4 +247,15 @@ func undoMessage(v any) string {
 	}
 	b, _ := json.Marshal(v)
 	return string(b)
+}
+
+// createdLine says what a new release does next: its version starts at
+// once and gets the first step only when ready, so a `traffic show` right
+// after it still shows the stable version alone.
+func createdLine(d releaseDoc) string {
+	s := fmt.Sprintf("release %s created: %s %s → %s", d.Metadata.Name, d.Spec.Service, orNone(d.Status.Stable), d.Spec.Version)
+	if d.Status.Phase == release.Pending && d.Status.Stable != "" && len(d.Spec.Steps) > 0 {
+		s += fmt.Sprintf("; %s starts now and gets %s once ready", d.Spec.Version, d.Spec.Steps[0])
+	}
+	return s + fmt.Sprintf("; follow it with `pave release status %s --watch`", d.Spec.Service)
 }

@@ -111,8 +111,8 @@ func releaseOutcome(g *globals, w io.Writer, d releaseDoc, st style) error {
 		return exitCode{code: exitRolledBack, msg: fmt.Sprintf("release %s was rolled back, not promoted", d.Metadata.Name)}
 	default:
 		msg := fmt.Sprintf("release %s was %s, not promoted", d.Metadata.Name, d.Status.Phase.Words())
-		if d.Failure != nil && d.Failure.LogsCommand != "" {
-			msg += "; its output: " + d.Failure.LogsCommand
+		if f := d.Status.Failure; f != nil && f.LogsCommand != "" {
+			msg += "; its output: " + f.LogsCommand
 		}
 		return exitCode{code: exitFailed, msg: msg}
 	}

@@ -117,3 +117,20 @@ func errorsAs(err error, target **exec.ExitError) bool {
 	}
 	return ok
 }
+
+// A relative path in a spec file is the spec file's, not the shell's: `pave
+// release -f` from another directory sends the absolute path.
+func TestReleaseSpecFileRelativePaths(t *testing.T) {
+	url := releaseServer(t)
+	specs := t.TempDir()
+	spec := filepath.Join(specs, "shop-v3.yaml")
+	if err := os.WriteFile(spec, []byte("apiVersion: pave.dev/v1alpha1\nkind: Release\nspec:\n  service: shop\n  version: v3\n  binary: ./bin/shop\n  supersede: true\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(paveBin, "--server", url, "release", "-f", spec, "-o", "jsonpath={.spec.binary}")
+	cmd.Dir = t.TempDir() // elsewhere
+	out, err := cmd.CombinedOutput()
+	if want := filepath.Join(specs, "bin", "shop") + "\n"; err != nil || string(out) != want {
+		t.Fatalf("release -f with ./bin/shop: %v %q, want %q", err, out, want)
+	}
+}

@@ -15,47 +15,19 @@ import (
 	"github.com/pave-platform/pave/internal/release"
 )
 
-// releaseDoc is a release as the API sent it. Failure and
-// MoreCanaryRequests are read from the same document apart, so this client
-// shows them whichever release package it was built with (contracts 2, 3);
-// raw is printed for -o json/yaml so no field the server sent is lost.
+// releaseDoc is a release as the API sent it; raw is printed for
+// -o json/yaml so no field the server sent is lost, even one this client's
+// release package does not know.
 type releaseDoc struct {
 	release.Release
-	Failure            *releaseFailure
-	MoreCanaryRequests uint64
-	raw                json.RawMessage
-}
-
-// releaseFailure is why a version failed to start or stay up.
-type releaseFailure struct {
-	Reason      string   `json:"reason"`
-	ExitCode    *int     `json:"exitCode,omitempty"`
-	Restarts    int      `json:"restarts,omitempty"`
-	Stderr      []string `json:"stderr,omitempty"`
-	LogsCommand string   `json:"logsCommand,omitempty"`
+	raw json.RawMessage
 }
 
 func decodeRelease(b []byte) (releaseDoc, error) {
-	var d releaseDoc
+	d := releaseDoc{raw: b}
 	if err := json.Unmarshal(b, &d.Release); err != nil {
 		return d, fmt.Errorf("decode release: %w", err)
 	}
-	var extra struct {
-		Status struct {
-			Failure  *releaseFailure `json:"failure"`
-			Decision *struct {
-				MoreCanaryRequests uint64 `json:"moreCanaryRequests"`
-			} `json:"decision"`
-		} `json:"status"`
-	}
-	if err := json.Unmarshal(b, &extra); err != nil {
-		return d, fmt.Errorf("decode release: %w", err)
-	}
-	d.Failure = extra.Status.Failure
-	if extra.Status.Decision != nil {
-		d.MoreCanaryRequests = extra.Status.Decision.MoreCanaryRequests
-	}
-	d.raw = b
 	return d, nil
 }
 
@@ -156,13 +128,13 @@ func renderRelease(d releaseDoc, now time.Time, rate float64, st style) string {
 }
 
 func writeFailure(b *strings.Builder, d releaseDoc, st style) {
-	f := d.Failure
+	f := d.Status.Failure
 	if f == nil {
 		return
 	}
 	var why []string
-	if f.ExitCode != nil {
-		why = append(why, fmt.Sprintf("exit status %d", *f.ExitCode))
+	if f.ExitCode != 0 {
+		why = append(why, fmt.Sprintf("exit status %d", f.ExitCode))
 	}
 	if f.Restarts > 0 {
 		why = append(why, fmt.Sprintf("%d restarts", f.Restarts))
@@ -198,7 +170,7 @@ func progressLine(d releaseDoc, now time.Time, rate float64) string {
 	if s.Phase == release.Paused {
 		parts = append(parts, fmt.Sprintf("resume with `pave release resume %s`", r.Metadata.Name))
 	}
-	if f := d.Failure; f != nil {
+	if f := d.Status.Failure; f != nil {
 		p := "failure: " + f.Reason
 		if f.LogsCommand != "" {
 			p += "; see " + f.LogsCommand
@@ -217,8 +189,8 @@ func changeKey(d releaseDoc) string {
 		verdict = string(s.Decision.Verdict)
 	}
 	failure := ""
-	if d.Failure != nil {
-		failure = d.Failure.Reason
+	if s.Failure != nil {
+		failure = s.Failure.Reason
 	}
 	return fmt.Sprintf("%s|%d|%d|%t|%s|%s|%t|%s", s.Phase, s.Step, s.Wave, s.Gate, s.Weights, verdict, s.WeightsApplied, failure)
 }
@@ -252,7 +224,11 @@ func missingEvidence(d releaseDoc, now time.Time, rate float64) string {
 		return ""
 	}
 	var parts []string
-	more, what := d.MoreCanaryRequests, "canary requests"
+	var more uint64
+	what := "canary requests"
+	if s.Decision != nil {
+		more = s.Decision.MoreCanaryRequests
+	}
 	if more == 0 && s.Decision != nil {
 		inStep := s.Decision.CanaryRequests // the judges see the current step's window only
 		if inStep < r.Spec.StepSamples {

@@ -39,7 +39,7 @@ func TestRenderProgressing(t *testing.T) {
 	// Without the judges' estimate, the step's minimum sample count is
 	// what is missing: the decision counts the step's window only, so with
 	// 80 canary requests in it, 20 more.
-	d.MoreCanaryRequests = 0
+	d.Status.Decision.MoreCanaryRequests = 0
 	d.Status.Decision.CanaryRequests = 80
 	if m := missingEvidence(d, now, 0); m != "≈20 more canary requests for the step's minimum of 100; step minimum 30s left" {
 		t.Errorf("fallback estimate: %q", m)

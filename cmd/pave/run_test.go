@@ -39,6 +39,18 @@ func main() {
 }
 `
 
+// echoSource writes echoService as a module in a new directory.
+func echoSource(t *testing.T) string {
+	t.Helper()
+	src := t.TempDir()
+	for name, body := range map[string]string{"go.mod": "module echo\n\ngo 1.26\n", "main.go": echoService} {
+		if err := os.WriteFile(filepath.Join(src, name), []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return src
+}
+
 // paveSplit runs pave with stdout and stderr apart: JSON on one, progress
 // on the other.
 func paveSplit(t *testing.T, env []string, args ...string) (stdout, stderr string, err error) {
@@ -66,12 +78,7 @@ func viaGateway(t *testing.T, gateway, host string) (int, string) {
 
 func TestRunPsStopSurviveKill9(t *testing.T) {
 	data := t.TempDir()
-	src := t.TempDir()
-	for name, body := range map[string]string{"go.mod": "module echo\n\ngo 1.26\n", "main.go": echoService} {
-		if err := os.WriteFile(filepath.Join(src, name), []byte(body), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
+	src := echoSource(t)
 	var pids []int
 	t.Cleanup(func() { // instances live in their own sessions: never leak them
 		for _, pid := range pids {

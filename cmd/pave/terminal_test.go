@@ -3,7 +3,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -48,14 +47,18 @@ func runOnTerminal(t *testing.T, env []string, args ...string) string {
 	cmd := exec.CommandContext(ctx, paveBin, args...)
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout, cmd.Stderr = tty, tty
-	var out bytes.Buffer
+	var out lockedBuffer
 	done := make(chan struct{})
 	go func() { _, _ = io.Copy(&out, ptmx); close(done) }()
 	err := cmd.Run()
+	// With every terminal end closed (the child's at its exit, ours
+	// here), reading the controller ends (EIO) once all output is read:
+	// wait for that, not for a time, or a loaded machine loses the tail.
 	tty.Close()
 	select {
 	case <-done:
-	case <-time.After(2 * time.Second): // the controller may not see EOF on every kernel
+	case <-time.After(30 * time.Second):
+		t.Fatalf("pave %v on a terminal: its output never ended:\n%q", args, out.String())
 	}
 	if err != nil {
 		t.Fatalf("pave %v on a terminal: %v\n%q", args, err, out.String())

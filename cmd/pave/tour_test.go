@@ -53,9 +53,13 @@ func TestReadmeTour(t *testing.T) {
 		t.Fatal(err)
 	}
 	work := t.TempDir()
-	// A checkout's layout: pave new finds kit beside it and builds offline.
-	if err := os.Symlink(filepath.Join(repo, "kit"), filepath.Join(work, "kit")); err != nil {
-		t.Fatal(err)
+	// A checkout's layout: pave new finds kit beside it and builds
+	// offline, and the service it writes sits inside the checkout's Go
+	// workspace, which does not use it.
+	for _, f := range []string{"kit", "go.work", "go.mod", "go.sum"} {
+		if err := os.Symlink(filepath.Join(repo, f), filepath.Join(work, f)); err != nil {
+			t.Fatal(err)
+		}
 	}
 	api, otlp, gw := freeAddr(t), freeAddr(t), freeAddr(t)
 	port := func(a string) string { return a[strings.LastIndex(a, ":")+1:] }
@@ -124,6 +128,9 @@ func TestReadmeTour(t *testing.T) {
 			if strings.HasPrefix(c, "curl") {
 				want[i] = []string{"world"}
 			}
+			if strings.HasPrefix(c, "bin/pave version") {
+				want[i] = []string{versionWant(t, repo)}
+			}
 			deadline := time.Now().Add(90 * time.Second)
 			for {
 				cmd := exec.Command("sh", "-c", c)
@@ -153,6 +160,22 @@ func TestReadmeTour(t *testing.T) {
 	if err != nil || !strings.Contains(string(out), `"stable": "v1"`) || !strings.Contains(string(out), `"replicas": 2`) {
 		t.Fatalf("the tour's release: %v\n%s", err, out)
 	}
+}
+
+// versionWant is what the tour's binary says of its commit: in a clone
+// (a .git directory), the revision of HEAD, as -buildvcs=true stamps it; in
+// a git worktree, where Go stamps nothing, why it has none.
+func versionWant(t *testing.T, repo string) string {
+	t.Helper()
+	fi, err := os.Stat(filepath.Join(repo, ".git"))
+	if err != nil || !fi.IsDir() {
+		return "no VCS revision"
+	}
+	rev, err := exec.Command("git", "-C", repo, "rev-parse", "HEAD").Output()
+	if err != nil {
+		t.Fatalf("git rev-parse HEAD in %s: %v (the tour's build stamps the commit with git)", repo, err)
+	}
+	return "(" + strings.TrimSpace(string(rev))[:12]
 }
 
 func waitHTTP(t *testing.T, url string) {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -128,9 +129,22 @@ func accessLogRecord(r *gateway.AccessRecord) telemetry.Log {
 	if r.Status >= 500 || r.Status == 0 {
 		level = "ERROR"
 	}
+	route := accessRoute(r.Route)
 	return telemetry.Log{Time: r.Time, Service: r.Service, Version: r.Version, Level: level,
-		Message: r.Method + " " + r.Route, Kind: "access", TraceID: r.TraceID, SpanID: r.SpanID,
-		Method: r.Method, Route: r.Route, Status: r.Status, DurationMS: r.DurationMS, Bytes: int64(r.Bytes),
+		Message: r.Method + " " + route, Kind: "access", TraceID: r.TraceID, SpanID: r.SpanID,
+		Method: r.Method, Route: route, Status: r.Status, DurationMS: r.DurationMS, Bytes: int64(r.Bytes),
 		Caller: r.Caller, Cluster: r.Cluster, Datacenter: r.Datacenter, MerchantID: r.MerchantID,
 		Attrs: telemetry.Attrs{{Key: "source", Value: "gateway"}}}
+}
+
+// accessRoute is the route of a record as kit's own access lines name it:
+// the gateway keys routes by the whole template the service reported ("GET
+// /v1/orders/{id}"), kit's lines carry its path alone, and a search by
+// route=/v1/orders/{id} must find both the gateway's line and the
+// service's.
+func accessRoute(template string) string {
+	if i := strings.IndexByte(template, ' '); i >= 0 {
+		return template[i+1:]
+	}
+	return template
 }

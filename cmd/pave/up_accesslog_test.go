@@ -114,3 +114,19 @@ func TestGatewayAccessLogSpoolsWhileTelemetryIsBusy(t *testing.T) {
 		t.Fatalf("%d records lost", a.spool.Lost())
 	}
 }
+
+// The gateway's access line names the route as the service's own line
+// does: the path template, with the method apart.
+func TestAccessRecordRouteAsKitNamesIt(t *testing.T) {
+	for template, want := range map[string]string{
+		"GET /v1/greetings/{name}": "/v1/greetings/{name}",
+		"/v1/greetings/{name}":     "/v1/greetings/{name}",
+		"/v1":                      "/v1",
+		"unmatched":                "unmatched",
+	} {
+		l := accessLogRecord(&gateway.AccessRecord{Method: "GET", Route: template, Status: 200})
+		if l.Route != want || l.Message != "GET "+want {
+			t.Errorf("route %q: record route %q message %q, want %q and %q", template, l.Route, l.Message, want, "GET "+want)
+		}
+	}
+}

@@ -77,6 +77,7 @@ func (l *Local) goBuild(ctx context.Context, src, out string) error {
 	cmd := exec.CommandContext(ctx, l.opts.GoCommand, "build", "-o", out, ".")
 	cmd.Dir = src
 	cmd.Env = withoutPaveSecrets(os.Environ())
+	cmd.Env = append(cmd.Env, outsideWorkspace(ctx, l.opts.GoCommand, src, cmd.Env)...)
 	var buf bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &buf, &buf
 	if err := cmd.Run(); err != nil {
