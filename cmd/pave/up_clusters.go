@@ -75,7 +75,7 @@ func openLocalCluster(ctx context.Context, cfg config.Config, name string, multi
 	}
 	c.output = &runtimeOutput{store: tel, cluster: name, datacenter: c.datacenter, log: log.With("component", "runtime")}
 	c.rt, err = runtime.NewLocal(runtime.LocalOptions{Store: c.store, DataDir: dataDir, Cluster: name, Datacenter: c.datacenter,
-		OTLPEndpoint: "http://" + otlpAddr, Endpoints: c.gw, Output: c.output, Log: log.With("component", "runtime")})
+		OTLPEndpoint: "http://" + otlpAddr, Endpoints: c.gw, Routes: c.gw, Output: c.output, Log: log.With("component", "runtime")})
 	if err != nil {
 		c.close()
 		return nil, err

@@ -96,10 +96,12 @@ func mcRun(seed uint64, cfg Config, rps int, canary mcCanary, phases []mcPhase) 
 		w.Canary.Routes, w.Stable.Routes = map[string]stats.Counts{}, map[string]stats.Counts{}
 		for range ph.seconds {
 			sec++
-			// Load rises over the release; the datacenter of wave 2 is
-			// slower and fails more for both versions; every second the
-			// whole service jitters.
-			load := float64(sec) / 400
+			// Load rises over the release and with the canary's share
+			// (a release's later steps run at busier times, and the
+			// latency of the 5% → 50% step rose 30%); the
+			// datacenter of wave 2 is slower and fails more for both
+			// versions; every second the whole service jitters.
+			load := float64(sec)/400 + 0.6*ph.share
 			dcMs, dcErr := 0.0, 0.005
 			if ph.wave == 1 {
 				dcMs, dcErr = 10, 0.010

@@ -61,7 +61,12 @@ func (g *Gateway) accessOverflow(r *AccessRecord) {
 	if s, ok := g.opts.AccessLog.(AccessSpiller); ok && s.SpillAccess(r) {
 		return
 	}
-	g.accessDropped.Add(1)
+	// Counted (pave_gateway_access_log_dropped_total) and said in the
+	// log at the 1st, 2nd, 4th, 8th... loss: never silent, never a flood.
+	if n := g.accessDropped.Add(1); n&(n-1) == 0 {
+		g.opts.Log.Warn("gateway: access records lost: the access logger fell behind and could not spill them",
+			"lost_total", n, "queue", g.opts.AccessLogQueue, "service", r.Service)
+	}
 }
 
 // JSONLines writes each record as one JSON line, buffered; Flush or Close

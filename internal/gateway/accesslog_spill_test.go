@@ -1,6 +1,10 @@
 package gateway
 
 import (
+	"fmt"
+	"log/slog"
+	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -39,7 +43,8 @@ func (l *stalledLog) SpillAccess(*AccessRecord) bool {
 func TestAccessRecordsOverflowingTheQueueAreSpilledNotDropped(t *testing.T) {
 	for _, spill := range []bool{true, false} {
 		rec := &stalledLog{release: make(chan struct{}), spill: spill}
-		g := New(Options{Log: quietLog(), AccessLog: rec, AccessLogQueue: 4})
+		var logged syncBuffer
+		g := New(Options{Log: slog.New(slog.NewTextHandler(&logged, nil)), AccessLog: rec, AccessLogQueue: 4})
 		v1 := startUpstream(t, "v1")
 		g.SetEndpoints("orders", "v1", []string{v1.addr})
 		gw := startGateway(t, g)
@@ -74,5 +79,35 @@ func TestAccessRecordsOverflowingTheQueueAreSpilledNotDropped(t *testing.T) {
 		} else if d := g.accessDropped.Load(); d < requests-5 {
 			t.Fatalf("without a spill: %d dropped, want ≥ %d counted", d, requests-5)
 		}
+		// What is lost is visible: in the metrics and in the log.
+		rr := httptest.NewRecorder()
+		g.MetricsHandler().ServeHTTP(rr, httptest.NewRequest("GET", "/metrics", nil))
+		wantMetric := fmt.Sprintf("pave_gateway_access_log_dropped_total %d\n", g.accessDropped.Load())
+		if !strings.Contains(rr.Body.String(), wantMetric) {
+			t.Errorf("spill=%v: /metrics lacks %q", spill, wantMetric)
+		}
+		warned := strings.Contains(logged.String(), "access records lost")
+		if warned != !spill {
+			t.Errorf("spill=%v: a loss warning in the log: %v, want %v\n%s", spill, warned, !spill, logged.String())
+		}
 	}
+}
+
+// syncBuffer is a log destination the gateway's goroutines write while
+// the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

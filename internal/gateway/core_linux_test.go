@@ -6,9 +6,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -146,10 +149,12 @@ func TestLoopFallbackAndH2CBehaveAlike(t *testing.T) {
 			coreResult{Status: 200, Version: "v1", Upstream: echoed{Version: "v1", Path: "/v1/items/5", XFF: []string{"127.0.0.1"}}}},
 	}
 	results := map[string][]coreResult{}
+	counted := map[string]string{} // by path: statistics and access records, summarised
 	for _, sp := range servingPaths() {
 		t.Run(sp.name, func(t *testing.T) {
+			access := &batchLog{}
 			o := Options{Log: quietLog(), StickyHeader: "X-User-Id", PinNetworks: []netip.Prefix{}, EjectAfter: 1000,
-				TesterCheck: func(tok string) bool { return tok == tester }}
+				TesterCheck: func(tok string) bool { return tok == tester }, AccessLog: access}
 			sp.opts(&o)
 			if sp.name == "loop" && serveNoEventLoop {
 				t.Fatal("the loop case ran with NoEventLoop forced")
@@ -164,6 +169,7 @@ func TestLoopFallbackAndH2CBehaveAlike(t *testing.T) {
 			g.SetEndpoints("dead", "v1", []string{freeAddr(t)})
 			g.SetEndpoints("closing", "v1", []string{closingUpstream(t), echoUpstream(t, "v1")})
 			gw := startGateway(t, g)
+			sent := 0
 			for _, tc := range cases {
 				var got coreResult
 				// The refusing service has a dead instance first in turn
@@ -181,6 +187,9 @@ func TestLoopFallbackAndH2CBehaveAlike(t *testing.T) {
 					resp, err := sp.client.Do(req)
 					if err != nil {
 						t.Fatalf("%s: %v", tc.name, err)
+					}
+					if tc.host != "nobody.localhost" { // no service: nothing to record it under
+						sent++
 					}
 					body, _ := io.ReadAll(resp.Body)
 					resp.Body.Close()
@@ -220,7 +229,13 @@ func TestLoopFallbackAndH2CBehaveAlike(t *testing.T) {
 				t.Errorf("requests under the reported template: %d, want 4 (routes %v)", n, keys(snap["v1"].Routes))
 			}
 			sp.served(t, g)
+			counted[sp.name] = countedSummary(t, g, access, sent)
 		})
+	}
+	for name, summary := range counted {
+		if summary != counted["loop"] {
+			t.Errorf("statistics and access records differ between loop and %s:\nloop: %s\n%s: %s", name, counted["loop"], name, summary)
+		}
 	}
 	for name, rs := range results {
 		for i := 1; i < len(rs); i++ {
@@ -229,6 +244,48 @@ func TestLoopFallbackAndH2CBehaveAlike(t *testing.T) {
 			}
 		}
 	}
+}
+
+// countedSummary waits for one access record per request sent and
+// summarises what the gateway counted, without times and latencies: the
+// statistics of every service (requests, errors and classes by version,
+// route and unjudged kind) and the access records (service, version,
+// method, route, status), sorted.
+func countedSummary(t *testing.T, g *Gateway, access *batchLog, sent int) string {
+	t.Helper()
+	var recs []string
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		access.mu.Lock()
+		recs = recs[:0]
+		for _, r := range access.recs {
+			recs = append(recs, fmt.Sprintf("%s %s %s %q %d", r.Service, r.Version, r.Method, r.Route, r.Status))
+		}
+		access.mu.Unlock()
+		if len(recs) >= sent || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if len(recs) != sent {
+		t.Errorf("%d access records for %d requests", len(recs), sent)
+	}
+	sort.Strings(recs)
+	var b strings.Builder
+	for _, service := range []string{"orders", "refusing", "dead", "closing"} {
+		snap := g.Snapshot(service)
+		for _, v := range slices.Sorted(maps.Keys(snap)) {
+			c := snap[v]
+			fmt.Fprintf(&b, "%s/%s total %d/%d %v;", service, v, c.Total.Requests, c.Total.Errors, c.Total.ByClass)
+			for _, r := range slices.Sorted(maps.Keys(c.Routes)) {
+				fmt.Fprintf(&b, " route %q %d/%d;", r, c.Routes[r].Requests, c.Routes[r].Errors)
+			}
+			for _, k := range slices.Sorted(maps.Keys(c.Unjudged)) {
+				fmt.Fprintf(&b, " unjudged %s %d/%d;", k, c.Unjudged[k].Requests, c.Unjudged[k].Errors)
+			}
+		}
+	}
+	return b.String() + " records: " + strings.Join(recs, ", ")
 }
 
 // closingUpstream accepts connections, reads what comes and closes them

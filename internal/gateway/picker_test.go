@@ -85,7 +85,7 @@ func TestPickerUnpredictable(t *testing.T) {
 func TestSplitResistsCyclicClients(t *testing.T) {
 	for _, canary := range []int64{10_000, 100_000, 500_000} {
 		for _, period := range []int{2, 3, 50, 100} {
-			for _, layout := range []string{"one-hot", "every-residue"} {
+			for _, layout := range []string{"one-hot", "every-residue", "one-route"} {
 				if layout == "every-residue" && period > 50 {
 					continue // more routes than are kept apart
 				}
@@ -95,17 +95,36 @@ func TestSplitResistsCyclicClients(t *testing.T) {
 					const n = 200_000
 					reqs := map[string]int64{}
 					onCanary := map[string]int64{}
+					// one-route: the gateway cannot tell the cycle's
+					// requests apart (one route key); only the random
+					// slot within each block keeps every position of the
+					// cycle off any one version.
+					hotOnCanary, hot := int64(0), int64(0)
 					for i := range n {
 						route := "rest"
 						switch {
 						case layout == "every-residue":
 							route = fmt.Sprintf("r%d", i%period)
+						case layout == "one-route":
 						case i%period == 0:
 							route = "hot"
 						}
 						reqs[route]++
-						if p.next([]byte(route)) == 1 {
+						got := p.next([]byte(route))
+						if got == 1 {
 							onCanary[route]++
+						}
+						if layout == "one-route" && i%period == 0 {
+							hot++
+							if got == 1 {
+								hotOnCanary++
+							}
+						}
+					}
+					if layout == "one-route" {
+						w := float64(canary) / float64(totalWeight)
+						if want, sd := float64(hot)*w, math.Sqrt(float64(hot)*w*(1-w)); math.Abs(float64(hotOnCanary)-want) > 5*sd+1 {
+							t.Errorf("every %dth request: %d of %d on the canary, want %.0f ± %.0f", period, hotOnCanary, hot, want, 5*sd)
 						}
 					}
 					w := float64(canary) / float64(totalWeight)

@@ -278,19 +278,41 @@ func (g *Gateway) SetServiceRoutes(service string, patterns []string) error {
 	if err := validName("service", service); err != nil {
 		return err
 	}
-	if len(patterns) > maxRoutesPerVersion {
-		return fmt.Errorf("%w: service %s: %d routes; at most %d are kept apart, list the ones worth judging", ErrInvalid, service, len(patterns), maxRoutesPerVersion)
-	}
-	ps := make([]routePattern, 0, len(patterns))
-	for i, s := range patterns {
-		p, err := parseRoutePattern(s)
-		if err != nil {
-			return fmt.Errorf("%w: service %s: routes[%d]: %v", ErrInvalid, service, i, err)
-		}
-		ps = append(ps, p)
+	ps, err := parseRoutePatterns(patterns)
+	if err != nil {
+		return fmt.Errorf("%w: service %s: %v", ErrInvalid, service, err)
 	}
 	g.book(service).configure(ps)
 	return nil
+}
+
+// CheckRoutes reports whether SetServiceRoutes would accept patterns, so
+// a deployment with a bad route list is refused before anything runs.
+func (g *Gateway) CheckRoutes(patterns []string) error {
+	if _, err := parseRoutePatterns(patterns); err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	return nil
+}
+
+func parseRoutePatterns(patterns []string) ([]routePattern, error) {
+	if len(patterns) > maxRoutesPerVersion {
+		return nil, fmt.Errorf("%d routes; at most %d are kept apart, list the ones worth judging", len(patterns), maxRoutesPerVersion)
+	}
+	ps := make([]routePattern, 0, len(patterns))
+	seen := make(map[string]int, len(patterns))
+	for i, s := range patterns {
+		p, err := parseRoutePattern(s)
+		if err != nil {
+			return nil, fmt.Errorf("routes[%d]: %v", i, err)
+		}
+		if j, dup := seen[s]; dup {
+			return nil, fmt.Errorf("routes[%d]: %q repeats routes[%d]", i, s, j)
+		}
+		seen[s] = i
+		ps = append(ps, p)
+	}
+	return ps, nil
 }
 
 // requestRoute is the request-side route key: a template of the service,

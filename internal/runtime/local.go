@@ -39,6 +39,7 @@ type LocalOptions struct {
 	OTLPEndpoint string
 	Endpoints    EndpointSink // may be nil
 	Output       OutputSink   // may be nil
+	Routes       RouteSink    // route lists of services' .pave.yaml; may be nil
 	Log          *slog.Logger
 
 	// StopGrace is how long a stopping instance has between SIGTERM and
@@ -74,8 +75,9 @@ type Local struct {
 	digests digestCache // guarded by buildMu
 	kick    chan struct{}
 
-	pubMu     sync.Mutex // orders endpoint announcements
+	pubMu     sync.Mutex // orders endpoint and route announcements
 	announced map[string][]string
+	routes    map[string][]string // by service: the templates announced
 
 	mu   sync.Mutex
 	deps map[string]*deployment // by SERVICE/VERSION
@@ -89,6 +91,9 @@ type storedDeployment struct {
 	Artifact string    `json:"artifact"`
 	Hash     string    `json:"hash"`
 	Deployed time.Time `json:"deployed"`
+	// Routes are the route templates of the .pave.yaml beside the source
+	// or binary when it was deployed.
+	Routes []string `json:"routes,omitempty"`
 }
 
 // sameRun reports whether instances of a can keep running for b.
@@ -166,6 +171,7 @@ func NewLocal(o LocalOptions) (*Local, error) {
 		},
 		kick:      make(chan struct{}, 1),
 		announced: map[string][]string{},
+		routes:    map[string][]string{},
 		deps:      map[string]*deployment{},
 	}, nil
 }
@@ -192,11 +198,15 @@ func (l *Local) Deploy(ctx context.Context, d Deployment) error {
 		d.Env = nil
 	}
 	d.ReadinessPath = d.readinessPath()
+	routes, err := l.deployRoutes(d)
+	if err != nil {
+		return err
+	}
 	artifact, hash, err := l.artifact(ctx, d)
 	if err != nil {
 		return err
 	}
-	want := storedDeployment{Deployment: d, Artifact: artifact, Hash: hash}
+	want := storedDeployment{Deployment: d, Artifact: artifact, Hash: hash, Routes: routes}
 	k := key(d.Service, d.Version)
 	var cur storedDeployment
 	ver, err := state.GetJSON(ctx, l.opts.Store, kindDeployment, k, &cur)
@@ -465,6 +475,7 @@ func (l *Local) reconcile(ctx context.Context, adopt map[string][]instanceRecord
 	for _, k := range touched {
 		l.publish(k)
 	}
+	l.publishRoutes(stored)
 	return nil
 }
 

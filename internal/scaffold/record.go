@@ -20,6 +20,10 @@ type Record struct {
 	Template        string  `json:"template"`
 	TemplateVersion int     `json:"templateVersion"`
 	Answers         Answers `json:"answers"`
+	// Routes are route templates ("GET /v1/orders/{id}") the gateway counts
+	// requests by when the service does not report them itself (no kit);
+	// the runtime reads them, pave new and pave upgrade only keep them.
+	Routes []string `json:"routes,omitempty"`
 }
 
 const recordHeader = `# Written by pave new and pave upgrade: the template version this repository
