@@ -35,17 +35,20 @@ import (
 // Both are read; only format 2 is written.
 
 var (
-	blockMagic   = []byte("PAVBLK2\n")
+	blockMagic   = []byte("PAVBLK3\n")
+	blockMagicV2 = []byte("PAVBLK2\n")
 	blockMagicV1 = []byte("PAVBLK1\n")
 	blockEnd     = []byte("PAVBEND\n")
 )
 
-// blockFormat is the format a block's magic declares: 1, 2, or 0 for none.
+// blockFormat is the format a block's magic declares: 1, 2, 3, or 0 for none.
 func blockFormat(head []byte) int {
 	switch {
 	case len(head) < len(blockMagic):
 		return 0
 	case string(head[:len(blockMagic)]) == string(blockMagic):
+		return 3
+	case string(head[:len(blockMagicV2)]) == string(blockMagicV2):
 		return 2
 	case string(head[:len(blockMagicV1)]) == string(blockMagicV1):
 		return 1
@@ -89,6 +92,12 @@ type groupMeta struct {
 	Lens    []int64   `json:"l"`
 	CRCs    []uint32  `json:"c"`
 	Columns []colMeta `json:"-"` // derived by expand
+	// Skip indexes, format 3 only (see skipindex.go).
+	MinT      int64       `json:"a,omitempty"`
+	MaxT      int64       `json:"z,omitempty"`
+	Words     bloom       `json:"w,omitempty"`
+	AttrWords bloom       `json:"v,omitempty"`
+	Dicts     []fieldDict `json:"d,omitempty"`
 }
 
 // groupRows is the row-group size: small enough that a lookup touches
@@ -375,9 +384,10 @@ func newBlockWriter(names []string) *blockWriter {
 	return w
 }
 
-// endGroup compresses the columns of the rows written since the last call.
-func (w *blockWriter) endGroup(rows int, trace bloom) {
-	g := groupMeta{Rows: rows, Trace: trace, Off: int64(len(w.out))}
+// endGroup compresses the columns of the rows written since the last call;
+// g carries the group's indexes.
+func (w *blockWriter) endGroup(rows int, trace bloom, g groupMeta) {
+	g.Rows, g.Trace, g.Off = rows, trace, int64(len(w.out))
 	for i := range w.cols {
 		raw := w.cols[i].b
 		if w.ids[i] > 0 {
@@ -395,7 +405,7 @@ func (w *blockWriter) endGroup(rows int, trace bloom) {
 }
 
 func (w *blockWriter) finish(meta *blockMeta) ([]byte, error) {
-	meta.Groups, meta.Format = w.groups, 2
+	meta.Groups, meta.Format = w.groups, 3
 	js, err := json.Marshal(meta)
 	if err != nil {
 		return nil, err
@@ -604,12 +614,14 @@ func encodeLogBlock(logs []*Log, meta *blockMeta) ([]byte, error) {
 	c := w.cols
 	meta.Kind, meta.Count = "logs", len(logs)
 	x := newBlockIndex()
+	gx := newGroupIndexer()
 	for start := 0; start < len(logs); start += groupRows {
 		group := logs[start:min(start+groupRows, len(logs))]
 		var prev int64
 		for _, l := range group {
 			t := l.Time.UnixNano()
 			x.row(t, l.Service, l.TraceID)
+			gx.row(l)
 			if l.MerchantID != "" {
 				x.merchants.add(l.MerchantID)
 			}
@@ -633,7 +645,9 @@ func encodeLogBlock(logs []*Log, meta *blockMeta) ([]byte, error) {
 			c[16].str(l.MerchantID)
 			c[17].attrs(l.Attrs)
 		}
-		w.endGroup(len(group), x.endGroup())
+		var g groupMeta
+		gx.finish(&g)
+		w.endGroup(len(group), x.endGroup(), g)
 	}
 	x.finish(meta)
 	return w.finish(meta)
@@ -659,7 +673,7 @@ func decodeLogRowsWhere(data io.ReaderAt, m *blockMeta, traceID string, f *rowFi
 	key := hashKey(traceID)
 	for gi := range m.Groups {
 		g := &m.Groups[gi]
-		if traceID != "" && !g.Trace.has(key) {
+		if traceID != "" && !g.Trace.has(key) || f != nil && f.plan != nil && !f.plan.mayMatch(m, g) {
 			continue
 		}
 		gd, err := groupData(data, m, g)
@@ -805,10 +819,11 @@ type rowFilter struct {
 	hasStatus bool
 	status    int64
 	contains  []byte
+	plan      *groupPlan // rules row groups out by their indexes
 }
 
 func (q *Query) rowFilter() *rowFilter {
-	f := &rowFilter{from: math.MinInt64, to: math.MaxInt64, service: q.Service, contains: []byte(q.Contains)}
+	f := &rowFilter{from: math.MinInt64, to: math.MaxInt64, service: q.Service, contains: []byte(q.Contains), plan: newGroupPlan(q)}
 	if !q.From.IsZero() {
 		f.from = q.From.UnixNano()
 	}
@@ -970,7 +985,11 @@ func encodeSpanBlock(spans []*Span, meta *blockMeta) ([]byte, error) {
 			c[10].str(s.StatusText)
 			c[11].attrs(s.Attrs)
 		}
-		w.endGroup(len(group), x.endGroup())
+		g := groupMeta{MinT: math.MaxInt64, MaxT: math.MinInt64}
+		for _, s := range group {
+			g.MinT, g.MaxT = min(g.MinT, s.Start.UnixNano()), max(g.MaxT, s.Start.UnixNano())
+		}
+		w.endGroup(len(group), x.endGroup(), g)
 	}
 	x.finish(meta)
 	return w.finish(meta)

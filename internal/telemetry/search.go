@@ -43,8 +43,8 @@ func (s *Embedded) Query(ctx context.Context, q Query) (Result, error) {
 	}
 	s.mu.RUnlock()
 	var warnings []string
-	blocks := s.blocksFor(q.mayMatchBlock)
 	rows := q.rowFilter()
+	blocks := s.blocksFor(func(m *blockMeta) bool { return q.mayMatchBlock(m) && rows.plan.anyGroup(m) })
 	for i, c := range blocks {
 		if err := ctx.Err(); err != nil {
 			return Result{}, err
