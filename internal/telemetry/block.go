@@ -224,6 +224,10 @@ func (x *blockIndex) finish(meta *blockMeta) {
 	meta.MinTime, meta.MaxTime = x.minT, x.maxT
 	slices.Sort(x.services)
 	meta.Services = slices.Compact(x.services)
+	// The footer stays in memory: copies, not substrings of batch bodies.
+	for i, s := range meta.Services {
+		meta.Services[i] = dictValues.intern(s)
+	}
 	meta.Trace = x.all.bloom(blockBloomBits, blockBloomProbes)
 	meta.Merchant = x.merchants.bloom(blockBloomBits, blockBloomProbes)
 }
@@ -443,6 +447,7 @@ func readBlockMeta(data []byte) (*blockMeta, error) {
 	if err := checkFormat(data, &m); err != nil {
 		return nil, err
 	}
+	internDicts(&m)
 	if err := checkGroups(&m, int64(t-n)); err != nil {
 		return nil, err
 	}

@@ -3,6 +3,8 @@ package telemetry
 import (
 	"math"
 	"slices"
+	"strings"
+	"sync"
 )
 
 // Skip indexes of block format 3: what each row group's footer entry says
@@ -68,6 +70,43 @@ var dictValue = func() []func(*Log) string {
 	}
 	return out
 }()
+
+// internTable shares the strings of footers kept in memory: the same few
+// values recur in every group's dictionaries. Strings it stores are copies
+// (never substrings of a batch body); at its bound it copies without
+// keeping.
+type internTable struct {
+	mu sync.Mutex
+	m  map[string]string
+}
+
+var dictValues = internTable{m: map[string]string{}}
+
+func (t *internTable) intern(s string) string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if v, ok := t.m[s]; ok {
+		return v
+	}
+	c := strings.Clone(s)
+	if len(t.m) < 1<<16 {
+		t.m[c] = c
+	}
+	return c
+}
+
+// internDicts makes a decoded footer's dictionary values shared copies.
+func internDicts(m *blockMeta) {
+	for gi := range m.Groups {
+		for di := range m.Groups[gi].Dicts {
+			vs := m.Groups[gi].Dicts[di].Values
+			for i := range vs {
+				vs[i] = dictValues.intern(vs[i])
+			}
+			m.Groups[gi].Dicts[di].Field = dictValues.intern(m.Groups[gi].Dicts[di].Field)
+		}
+	}
+}
 
 // groupIndexer builds a log group's skip indexes row by row.
 type groupIndexer struct {
@@ -164,7 +203,9 @@ func (x *groupIndexer) finish(g *groupMeta) {
 		}
 		d := fieldDict{Field: f, Values: make([]string, len(x.dicts[i])), Counts: make([]int, len(x.dicts[i]))}
 		for j, vc := range x.dicts[i] {
-			d.Values[j], d.Counts[j] = vc.v, vc.n
+			// A line's values are substrings of its whole batch body: a
+			// footer kept in memory must hold copies, never the bodies.
+			d.Values[j], d.Counts[j] = dictValues.intern(vc.v), vc.n
 		}
 		g.Dicts = append(g.Dicts, d)
 	}
