@@ -3,10 +3,12 @@ package telemetry
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/url"
 	"slices"
+	"strconv"
 	"time"
 )
 
@@ -79,24 +81,35 @@ func (s *Embedded) Count(ctx context.Context, q Query, by string) (CountResult, 
 			return CountResult{}, err
 		}
 		m := c.meta
-		var read []*groupMeta
+		var read, timeOnly []*groupMeta
 		for gi := range m.Groups {
 			g := &m.Groups[gi]
 			if q.TraceID != "" && !g.Trace.has(trace) || !plan.mayMatch(m, g) {
 				continue
 			}
-			if d := g.dict(by); d != nil && plan.allMatch(m, g) && s.freshGroup(g, now) {
-				for i, v := range d.Values {
-					counts[v] += d.Counts[i]
+			if d := g.dict(by); d != nil && plan.allMatchButTime(m, g) && s.freshGroup(g, now) {
+				if plan.allMatch(m, g) {
+					for i, v := range d.Values {
+						counts[v] += d.Counts[i]
+					}
+					continue
 				}
+				// Only the time is left to test: read the time column
+				// and the counted one, nothing else.
+				timeOnly = append(timeOnly, g)
 				continue
 			}
 			read = append(read, g)
 		}
-		if len(read) == 0 {
+		if len(read) == 0 && len(timeOnly) == 0 {
 			continue
 		}
 		err := s.withBlock(ctx, c, func(src io.ReaderAt) error {
+			for _, g := range timeOnly {
+				if err := countInWindow(src, m, g, by, plan.from, plan.to, counts); err != nil {
+					return err
+				}
+			}
 			for _, g := range read {
 				gd, err := groupData(src, m, g)
 				if err != nil {
@@ -166,4 +179,36 @@ func ParseCountQuery(v url.Values, now time.Time) (Query, string, error) {
 	}
 	q, err := ParseQuery(rest, now)
 	return q, by, err
+}
+
+// countInWindow counts a group's lines in [from, to) by the value of by, a
+// dictionary field, reading only the time column and by's.
+func countInWindow(data io.ReaderAt, m *blockMeta, g *groupMeta, by string, from, to int64, counts map[string]int) error {
+	tc, err := groupColumn(data, m, g, "time")
+	if err != nil {
+		return err
+	}
+	bc, err := groupColumn(data, m, g, by)
+	if err != nil {
+		return err
+	}
+	var t int64
+	for i := 0; i < g.Rows; i++ {
+		t += tc.varint()
+		var v string
+		if by == "status" {
+			if n := bc.varint(); n != 0 {
+				v = strconv.FormatInt(n, 10)
+			}
+		} else {
+			v = string(bc.rawStr())
+		}
+		if t >= from && t < to {
+			counts[v]++
+		}
+	}
+	if tc.err != nil || bc.err != nil {
+		return fmt.Errorf("%w: block %s columns time, %s: %v", ErrCorrupt, m.Name, by, errors.Join(tc.err, bc.err))
+	}
+	return nil
 }

@@ -429,11 +429,14 @@ func (p *groupPlan) anyGroup(m *blockMeta) bool {
 // allMatch is true when every line of the group matches the query (the
 // cursor aside), known from the indexes alone.
 func (p *groupPlan) allMatch(m *blockMeta, g *groupMeta) bool {
+	return g.MinT >= p.from && g.MaxT < p.to && p.allMatchButTime(m, g)
+}
+
+// allMatchButTime is allMatch with the time window left to test line by
+// line.
+func (p *groupPlan) allMatchButTime(m *blockMeta, g *groupMeta) bool {
 	q := p.q
 	if !m.skipIndexed() || q.TraceID != "" || q.Contains != "" || q.Regex != nil || p.otherWhere {
-		return false
-	}
-	if g.MinT < p.from || g.MaxT >= p.to {
 		return false
 	}
 	only := func(field, v string) bool {
