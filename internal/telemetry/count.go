@@ -76,10 +76,12 @@ func (s *Embedded) Count(ctx context.Context, q Query, by string) (CountResult, 
 	plan := rows.plan
 	trace := hashKey(q.TraceID)
 	var warnings []string
-	for _, c := range s.blocksFor(func(m *blockMeta) bool { return q.mayMatchBlock(m) && plan.anyGroup(m) }) {
+	blocks := s.blocksFor(func(m *blockMeta) bool { return q.mayMatchBlock(m) && plan.anyGroup(m) })
+	for i := range blocks {
 		if err := ctx.Err(); err != nil {
 			return CountResult{}, err
 		}
+		c := blocks[i]
 		m := c.meta
 		var read, timeOnly []*groupMeta
 		for gi := range m.Groups {

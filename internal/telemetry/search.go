@@ -45,10 +45,14 @@ func (s *Embedded) Query(ctx context.Context, q Query) (Result, error) {
 	var warnings []string
 	rows := q.rowFilter()
 	blocks := s.blocksFor(func(m *blockMeta) bool { return q.mayMatchBlock(m) && rows.plan.anyGroup(m) })
-	for i, c := range blocks {
+	ahead, stopAhead := context.WithCancel(ctx)
+	defer stopAhead()
+	for i := range blocks {
 		if err := ctx.Err(); err != nil {
 			return Result{}, err
 		}
+		s.prefetch(ahead, blocks, i)
+		c := blocks[i]
 		// Stop once the page is full with lines newer than anything the
 		// remaining blocks hold.
 		if len(cands) >= want {
