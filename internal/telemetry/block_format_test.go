@@ -271,6 +271,19 @@ func BenchmarkEncodeLogBlock(b *testing.B) {
 		}
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(logs)), "ns/line")
 	})
+	b.Run("skip-index", func(b *testing.B) {
+		x := newGroupIndexer()
+		for b.Loop() {
+			for i, l := range logs {
+				x.row(l)
+				if i%groupRows == groupRows-1 {
+					var g groupMeta
+					x.finish(&g)
+				}
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(logs)), "ns/line")
+	})
 	b.Run("split-ids", func(b *testing.B) {
 		var traces, spans enc
 		for _, l := range logs[:groupRows] {

@@ -3,6 +3,7 @@ package telemetry
 import (
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 )
@@ -67,9 +68,29 @@ var dictValue = func() []func(*Log) string {
 	out := make([]func(*Log) string, len(dictFields))
 	for i, f := range dictFields {
 		out[i] = firstClass[f]
+		if f == "status" {
+			out[i] = statusText
+		}
 	}
 	return out
 }()
+
+// statusTexts spell the HTTP statuses without an allocation per line.
+var statusTexts = func() []string {
+	out := make([]string, 600)
+	for i := 1; i < len(out); i++ {
+		out[i] = strconv.Itoa(i)
+	}
+	return out
+}()
+
+// statusText is firstClass["status"] without allocating for 1..599.
+func statusText(l *Log) string {
+	if l.Status >= 0 && l.Status < len(statusTexts) {
+		return statusTexts[l.Status]
+	}
+	return strconv.Itoa(l.Status)
+}
 
 // internTable shares the strings of footers kept in memory: the same few
 // values recur in every group's dictionaries. Strings it stores are copies
@@ -116,6 +137,7 @@ type groupIndexer struct {
 	dicts      [][]valueCount // per dictField; nil once over maxDictValues
 	over       []bool
 	last       []int // per field: the index of the value last counted
+	messages   map[string]struct{}
 }
 
 type valueCount struct {
@@ -124,7 +146,8 @@ type valueCount struct {
 }
 
 func newGroupIndexer() *groupIndexer {
-	x := &groupIndexer{dicts: make([][]valueCount, len(dictFields)), over: make([]bool, len(dictFields)), last: make([]int, len(dictFields))}
+	x := &groupIndexer{dicts: make([][]valueCount, len(dictFields)), over: make([]bool, len(dictFields)), last: make([]int, len(dictFields)),
+		messages: map[string]struct{}{}}
 	x.reset()
 	return x
 }
@@ -132,6 +155,7 @@ func newGroupIndexer() *groupIndexer {
 func (x *groupIndexer) reset() {
 	x.minT, x.maxT = math.MaxInt64, math.MinInt64
 	x.words, x.attrWords = x.words[:0], x.attrWords[:0]
+	clear(x.messages)
 	for i := range x.dicts {
 		x.dicts[i], x.over[i], x.last[i] = x.dicts[i][:0], false, 0
 	}
@@ -140,12 +164,18 @@ func (x *groupIndexer) reset() {
 func (x *groupIndexer) row(l *Log) {
 	t := l.Time.UnixNano()
 	x.minT, x.maxT = min(x.minT, t), max(x.maxT, t)
-	eachToken(l.Message, func(tok string) {
-		x.words = append(x.words, tokenHash('W', tok))
-		if len(tok) >= edgeBytes {
-			x.words = append(x.words, tokenHash('P', tok[:edgeBytes]), tokenHash('S', tok[len(tok)-edgeBytes:]))
+	// Messages repeat within a group: each distinct one is tokenized once.
+	if _, seen := x.messages[l.Message]; !seen {
+		if len(x.messages) < 1024 {
+			x.messages[l.Message] = struct{}{}
 		}
-	})
+		eachToken(l.Message, func(tok string) {
+			x.words = append(x.words, tokenHash('W', tok))
+			if len(tok) >= edgeBytes {
+				x.words = append(x.words, tokenHash('P', tok[:edgeBytes]), tokenHash('S', tok[len(tok)-edgeBytes:]))
+			}
+		})
+	}
 	for _, a := range l.Attrs {
 		eachToken(a.Value, func(tok string) { x.attrWords = append(x.attrWords, tokenHash('W', tok)) })
 	}
