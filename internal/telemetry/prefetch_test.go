@@ -69,3 +69,43 @@ func TestColdQueryFetchesBlocksAhead(t *testing.T) {
 		t.Fatalf("%d Gets at once: read-ahead is bounded at %d", blob.most, prefetchAhead)
 	}
 }
+
+// A count over cold blocks fetches only the blocks whose groups the window
+// cuts, once: the next count reads them from the local cache.
+func TestColdCountFetchesOnlyEdgeBlocksOnce(t *testing.T) {
+	blob := &slowBlob{Blob: DirBlob{Root: t.TempDir()}}
+	now := t0.Add(30 * time.Minute)
+	s := openTest(t, t.TempDir(), func(o *Options) {
+		o.Blob, o.ColdAfter, o.BlockRows = blob, time.Hour, 500
+		o.Now = func() time.Time { return now }
+	})
+	ctx := context.Background()
+	if err := s.AppendLogs(ctx, genLogs(3000)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	q := Query{From: t0.Add(101 * time.Second), To: t0.Add(600 * time.Second)}
+	hot, err := s.Count(ctx, q, "status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	now = t0.Add(5 * time.Hour)
+	if err := s.MoveCold(ctx); err != nil {
+		t.Fatal(err)
+	}
+	blocks := s.Stats().ColdBlocks
+	for i := range 2 {
+		before := blob.gets.Load()
+		c, err := s.Count(ctx, q, "status")
+		if err != nil || c.Total != 499 || c.Total != hot.Total || len(c.Warnings) > 0 {
+			t.Fatalf("count %d from the blob store: %+v, %v; from the hot tier %+v", i, c, err, hot)
+		}
+		s.cacheWG.Wait() // the fetched blocks reach the cache
+		gets := blob.gets.Load() - before
+		if i == 0 && (gets == 0 || gets >= int64(blocks)) || i == 1 && gets != 0 {
+			t.Fatalf("count %d fetched %d of %d cold blocks; want a few the first time, none the second", i, gets, blocks)
+		}
+	}
+}
