@@ -63,6 +63,7 @@ func (s *Embedded) Query(ctx context.Context, q Query) (Result, error) {
 			}
 		}
 		logs, err := s.decodeLogsWhere(ctx, c, q.TraceID, rows)
+		blocks[i].ahead = nil // its bytes are garbage once decoded
 		if err != nil {
 			warnings = append(warnings, err.Error())
 			continue
