@@ -98,7 +98,7 @@ printing new lines as they arrive. -o raw prints the messages alone.`,
 		return completeServices(g)(cmd, nil, prefix)
 	})
 	_ = cmd.RegisterFlagCompletionFunc("version", completeFlagVersions(g))
-	return cmd
+	return withCountBy(g, cmd, f.values)
 }
 
 // values checks the flags locally, with the same parser as the server, so

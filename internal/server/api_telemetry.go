@@ -13,6 +13,7 @@ import (
 // TelemetryAPI serves log search and trace lookup from the telemetry store:
 //
 //	GET /api/v1/logs?service=&since=&from=&to=&level=&trace_id=&where=k=v&contains=&regex=&limit=&cursor=
+//	GET /api/v1/logs/count?by=FIELD&<the filters above>
 //	GET /api/v1/traces/{trace_id}
 //	GET /api/v1/telemetry/stats
 //
@@ -28,6 +29,7 @@ type TelemetryAPI struct {
 // Register adds the telemetry routes to s.
 func (a TelemetryAPI) Register(s *Server) {
 	s.HandleFunc("GET /api/v1/logs", a.logs)
+	s.HandleFunc("GET /api/v1/logs/count", a.logCount)
 	s.HandleFunc("GET /api/v1/traces/{trace_id}", a.trace)
 	s.HandleFunc("GET /api/v1/telemetry/stats", a.stats)
 	// Jaeger's query API shape, so Grafana's Jaeger data source can open

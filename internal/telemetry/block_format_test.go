@@ -76,8 +76,8 @@ func TestFormat1BlocksStillRead(t *testing.T) {
 	}
 }
 
-// New blocks are format 2, smaller, and read back identically.
-func TestFormat2BlocksRoundTripAndAreSmaller(t *testing.T) {
+// New blocks are format 3 and read back identically.
+func TestNewBlocksAreFormat3AndRoundTrip(t *testing.T) {
 	for _, kind := range []string{"logs", "spans"} {
 		m := &blockMeta{Name: "new-" + kind + ".blk", Partition: "20261120T100000Z"}
 		var data []byte
@@ -90,8 +90,8 @@ func TestFormat2BlocksRoundTripAndAreSmaller(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if blockFormat(data) != 2 || m.Format != 2 {
-			t.Fatalf("%s: new block has format %d (footer %d), want 2", kind, blockFormat(data), m.Format)
+		if blockFormat(data) != 3 || m.Format != 3 {
+			t.Fatalf("%s: new block has format %d (footer %d), want 3", kind, blockFormat(data), m.Format)
 		}
 		rm, err := readBlockMeta(data)
 		if err != nil {
@@ -267,6 +267,19 @@ func BenchmarkEncodeLogBlock(b *testing.B) {
 		for b.Loop() {
 			if _, err := encodeLogBlock(logs, &blockMeta{}); err != nil {
 				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(logs)), "ns/line")
+	})
+	b.Run("skip-index", func(b *testing.B) {
+		x := newGroupIndexer()
+		for b.Loop() {
+			for i, l := range logs {
+				x.row(l)
+				if i%groupRows == groupRows-1 {
+					var g groupMeta
+					x.finish(&g)
+				}
 			}
 		}
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(logs)), "ns/line")

@@ -105,8 +105,9 @@ func (s *Embedded) markCorrupt(key string, err error) {
 }
 
 type candidate struct {
-	meta *blockMeta
-	cold bool
+	meta  *blockMeta
+	cold  bool
+	ahead *fetched // a cold block fetched ahead of the query (prefetch)
 }
 
 // blocksFor snapshots the blocks a filter may need, newest first.
@@ -116,12 +117,12 @@ func (s *Embedded) blocksFor(keep func(*blockMeta) bool) []candidate {
 	var out []candidate
 	for k, m := range s.hot {
 		if _, bad := s.corrupt[k]; !bad && keep(m) {
-			out = append(out, candidate{m, false})
+			out = append(out, candidate{meta: m})
 		}
 	}
 	for k, m := range s.cold {
 		if _, bad := s.corrupt[k]; !bad && keep(m) {
-			out = append(out, candidate{m, true})
+			out = append(out, candidate{meta: m, cold: true})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].meta.MaxTime > out[j].meta.MaxTime })
@@ -165,7 +166,13 @@ func (s *Embedded) decodeSpansOf(ctx context.Context, c candidate, traceID strin
 func (s *Embedded) withBlock(ctx context.Context, c candidate, decode func(io.ReaderAt) error) error {
 	s.blocksRead.Add(1)
 	key := c.meta.Partition + "/" + c.meta.Name
+	ahead := takeAhead(ctx, c)
 	try := func() (bool, error) {
+		if ahead != nil {
+			b := ahead
+			ahead = nil // a second try fetches the block again
+			return true, decode(bytes.NewReader(b))
+		}
 		src, err := s.openBlock(ctx, c.meta, c.cold)
 		if err != nil {
 			return false, fmt.Errorf("block %s: %w", key, err)

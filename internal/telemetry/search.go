@@ -43,12 +43,16 @@ func (s *Embedded) Query(ctx context.Context, q Query) (Result, error) {
 	}
 	s.mu.RUnlock()
 	var warnings []string
-	blocks := s.blocksFor(q.mayMatchBlock)
 	rows := q.rowFilter()
-	for i, c := range blocks {
+	blocks := s.blocksFor(func(m *blockMeta) bool { return q.mayMatchBlock(m) && rows.plan.anyGroup(m) })
+	ahead, stopAhead := context.WithCancel(ctx)
+	defer stopAhead()
+	for i := range blocks {
 		if err := ctx.Err(); err != nil {
 			return Result{}, err
 		}
+		s.prefetch(ahead, blocks, i)
+		c := blocks[i]
 		// Stop once the page is full with lines newer than anything the
 		// remaining blocks hold.
 		if len(cands) >= want {
@@ -59,6 +63,7 @@ func (s *Embedded) Query(ctx context.Context, q Query) (Result, error) {
 			}
 		}
 		logs, err := s.decodeLogsWhere(ctx, c, q.TraceID, rows)
+		blocks[i].ahead = nil // its bytes are garbage once decoded
 		if err != nil {
 			warnings = append(warnings, err.Error())
 			continue
