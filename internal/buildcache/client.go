@@ -67,8 +67,8 @@ func ClientOptionsFromEnv() (ClientOptions, error) {
 // ClientStats count what one go command asked and what it got.
 type ClientStats struct {
 	Gets, LocalHits, RemoteHits, Misses int64
-	Puts, Uploaded, UploadErrors         int64
-	UploadsDropped                       int64
+	Puts, Uploaded, UploadErrors        int64
+	UploadsDropped                      int64
 }
 
 // Client is the GOCACHEPROG program: a local disk tier (the DiskPath the go
@@ -348,7 +348,11 @@ func (c *Client) upload(u upload) error {
 	if err != nil {
 		return err
 	}
-	req, _ := http.NewRequestWithContext(c.stopCtx, http.MethodPut, c.o.URL+"/go/"+u.action, f)
+	var body io.Reader = f
+	if fi.Size() == 0 {
+		body = http.NoBody // else the transport sends an unknown length
+	}
+	req, _ := http.NewRequestWithContext(c.stopCtx, http.MethodPut, c.o.URL+"/go/"+u.action, body)
 	req.ContentLength = fi.Size()
 	req.Header.Set(GoOutputHeader, u.output)
 	c.authorize(req)
