@@ -143,7 +143,7 @@ func NewClient(o ClientOptions) (*Client, error) {
 		// would cost more CPU than it saves on a runner's network.
 		DisableCompression: true,
 	}}
-	c.uploads = make(chan upload, 8192)
+	c.uploads = make(chan upload, 1<<16)
 	for range o.Uploads {
 		c.uploadWG.Add(1)
 		go c.uploader()
