@@ -92,10 +92,6 @@ func defaultCacheDir(sub string) string {
 // startCacheServer opens the tiers and binds the listener; errors name the
 // flag to fix.
 func startCacheServer(ctx context.Context, o cacheServerOptions) (*http.Server, net.Listener, error) {
-	max, err := buildcache.ParseSize(o.maxSize)
-	if err != nil {
-		return nil, nil, fmt.Errorf("--max-size: %w", err)
-	}
 	var authz buildcache.Authorizer
 	if o.tokens != "" {
 		t, err := buildcache.LoadTokens(o.tokens)
@@ -105,6 +101,15 @@ func startCacheServer(ctx context.Context, o cacheServerOptions) (*http.Server, 
 		authz = t
 	} else if !cacheLoopback(o.addr) {
 		return nil, nil, fmt.Errorf("--addr %s is not a loopback address: serving other machines needs --tokens FILE (lines \"writer TOKEN\" / \"reader TOKEN\")", o.addr)
+	}
+	return newCacheServer(ctx, o, authz)
+}
+
+// newCacheServer opens the tiers and binds the listener.
+func newCacheServer(ctx context.Context, o cacheServerOptions, authz buildcache.Authorizer) (*http.Server, net.Listener, error) {
+	max, err := buildcache.ParseSize(o.maxSize)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--max-size: %w", err)
 	}
 	disk, err := buildcache.OpenDisk(o.dir, buildcache.DiskOptions{MaxBytes: max, Sync: true})
 	if err != nil {
