@@ -10,7 +10,6 @@ TOOLS="${PAVE_TOOLS:-$HOME/.cache/pave-tools}/bin"
 for t in go-cacher gocached; do
 	[ -x "$TOOLS/$t" ] || { echo "$TOOLS/$t is missing: run scripts/deps.sh first (it builds go-tool-cache)" >&2; exit 1; }
 done
-go mod download >/dev/null
 go build -o /tmp/pave-bench-buildcache ./bench/buildcache
 go build -o /tmp/pave-bench-buildcache-pave ./cmd/pave
 exec /tmp/pave-bench-buildcache -repo "$PWD" -pave /tmp/pave-bench-buildcache-pave -go-cacher "$TOOLS/go-cacher" -gocached "$TOOLS/gocached" "$@"
