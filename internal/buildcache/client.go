@@ -34,8 +34,11 @@ type ClientOptions struct {
 	// CloseWait bounds how long "close" waits for uploads still running
 	// (default 10s, PAVE_CACHE_CLOSE_WAIT).
 	CloseWait time.Duration
-	Verbose   bool      // PAVE_CACHE_VERBOSE=1: counts on stderr at close
-	Stderr    io.Writer // the go command's stderr
+	Verbose   bool // PAVE_CACHE_VERBOSE=1: counts on stderr at close
+	// NoPrefetch turns off fetching, at start, the actions the same build
+	// asked for last time (PAVE_CACHE_PREFETCH=0).
+	NoPrefetch bool
+	Stderr     io.Writer // the go command's stderr
 }
 
 // ClientOptionsFromEnv reads PAVE_CACHE_URL, PAVE_CACHE_TOKEN,
@@ -43,7 +46,8 @@ type ClientOptions struct {
 // PAVE_CACHE_CLOSE_WAIT and PAVE_CACHE_VERBOSE.
 func ClientOptionsFromEnv() (ClientOptions, error) {
 	o := ClientOptions{URL: strings.TrimRight(os.Getenv("PAVE_CACHE_URL"), "/"), Token: os.Getenv("PAVE_CACHE_TOKEN"),
-		Dir: os.Getenv("PAVE_CACHE_DIR"), Verbose: os.Getenv("PAVE_CACHE_VERBOSE") == "1", Stderr: os.Stderr}
+		Dir: os.Getenv("PAVE_CACHE_DIR"), Verbose: os.Getenv("PAVE_CACHE_VERBOSE") == "1", Stderr: os.Stderr,
+		NoPrefetch: os.Getenv("PAVE_CACHE_PREFETCH") == "0"}
 	if o.Dir == "" {
 		d, err := os.UserCacheDir()
 		if err != nil {
@@ -68,7 +72,7 @@ func ClientOptionsFromEnv() (ClientOptions, error) {
 type ClientStats struct {
 	Gets, LocalHits, RemoteHits, Misses int64
 	Puts, Uploaded, UploadErrors        int64
-	UploadsDropped                      int64
+	UploadsDropped, Prefetched          int64
 }
 
 // Client is the GOCACHEPROG program: a local disk tier (the DiskPath the go
@@ -93,8 +97,11 @@ type Client struct {
 	stopCtx  context.Context
 	stop     context.CancelFunc
 
+	pre     *prefetcher // nil: prefetching off
+	fetched sync.Map    // actions this go command got from the server
+
 	stats struct {
-		gets, localHits, remoteHits, misses, puts, uploaded, uploadErrors, dropped atomic.Int64
+		gets, localHits, remoteHits, misses, puts, uploaded, uploadErrors, dropped, prefetched atomic.Int64
 	}
 }
 
@@ -143,6 +150,9 @@ func NewClient(o ClientOptions) (*Client, error) {
 		// would cost more CPU than it saves on a runner's network.
 		DisableCompression: true,
 	}}
+	if !o.NoPrefetch {
+		c.startPrefetch(manifestKey())
+	}
 	c.uploads = make(chan upload, 1<<16)
 	for range o.Uploads {
 		c.uploadWG.Add(1)
@@ -155,7 +165,8 @@ func NewClient(o ClientOptions) (*Client, error) {
 func (c *Client) Stats() ClientStats {
 	s := &c.stats
 	return ClientStats{Gets: s.gets.Load(), LocalHits: s.localHits.Load(), RemoteHits: s.remoteHits.Load(), Misses: s.misses.Load(),
-		Puts: s.puts.Load(), Uploaded: s.uploaded.Load(), UploadErrors: s.uploadErrors.Load(), UploadsDropped: s.dropped.Load()}
+		Puts: s.puts.Load(), Uploaded: s.uploaded.Load(), UploadErrors: s.uploadErrors.Load(), UploadsDropped: s.dropped.Load(),
+		Prefetched: s.prefetched.Load()}
 }
 
 // Serve speaks GOCACHEPROG on r and w until "close" or the end of r. It
@@ -200,8 +211,15 @@ func (c *Client) Serve(r io.Reader, w io.Writer) error {
 func (c *Client) get(req *Request) *Response {
 	c.stats.gets.Add(1)
 	action := hex.EncodeToString(req.ActionID)
+	if c.pre != nil {
+		c.pre.note(action)
+	}
 	if e, ok := c.localEntry(action); ok {
-		c.stats.localHits.Add(1)
+		if _, remote := c.fetched.Load(action); remote {
+			c.stats.remoteHits.Add(1) // prefetched
+		} else {
+			c.stats.localHits.Add(1)
+		}
 		return c.hit(req.ID, e)
 	}
 	if e, ok := c.fetch(action); ok {
@@ -314,6 +332,7 @@ func (c *Client) download(action string) (goEntry, bool) {
 		c.warnf("pave cache: %s: %v; treated as a miss", action, err)
 		return goEntry{}, false
 	}
+	c.fetched.Store(action, true)
 	return goEntry{OutputID: output, Size: res.ContentLength, Time: t}, true
 }
 
@@ -398,6 +417,7 @@ func (c *Client) warnf(format string, args ...any) {
 // finish waits, bounded by CloseWait, for the uploads still queued.
 func (c *Client) finish() {
 	if c.uploads != nil {
+		c.saveManifest()
 		close(c.uploads)
 		done := make(chan struct{})
 		go func() { c.uploadWG.Wait(); close(done) }()
@@ -410,9 +430,12 @@ func (c *Client) finish() {
 		}
 	}
 	c.stop()
+	if c.pre != nil {
+		c.pre.wg.Wait()
+	}
 	if c.o.Verbose {
 		s := c.Stats()
-		c.warnf("pave cache: %d gets (%d local hits, %d remote hits, %d misses); %d puts (%d uploaded, %d upload errors, %d dropped)",
-			s.Gets, s.LocalHits, s.RemoteHits, s.Misses, s.Puts, s.Uploaded, s.UploadErrors, s.UploadsDropped)
+		c.warnf("pave cache: %d gets (%d local hits, %d remote hits, %d misses); %d puts (%d uploaded, %d upload errors, %d dropped); %d prefetched",
+			s.Gets, s.LocalHits, s.RemoteHits, s.Misses, s.Puts, s.Uploaded, s.UploadErrors, s.UploadsDropped, s.Prefetched)
 	}
 }

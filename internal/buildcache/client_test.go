@@ -123,7 +123,7 @@ func TestClientSharesOneFetchAndUploadsInBackground(t *testing.T) {
 		t.Fatalf("seeding the server: %v %v", err, res)
 	}
 
-	c, err := NewClient(ClientOptions{URL: ts.URL, Dir: t.TempDir()})
+	c, err := NewClient(ClientOptions{URL: ts.URL, Dir: t.TempDir(), NoPrefetch: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,4 +148,47 @@ func TestClientSharesOneFetchAndUploadsInBackground(t *testing.T) {
 		}
 	}
 	c.finish()
+}
+
+// A runner that starts the same build prefetches, at start and in
+// parallel, what the previous runner's go command asked for.
+func TestClientPrefetchesWhatTheSameBuildAskedFor(t *testing.T) {
+	disk, _ := OpenDisk(t.TempDir(), DiskOptions{MaxBytes: 1 << 20})
+	ts := httptest.NewServer(NewServer(&Store{Disk: disk}, nil))
+	defer ts.Close()
+	var actions [][]byte
+	for i := range 20 {
+		a, o, b := ids(byte(10 + i))
+		actions = append(actions, a)
+		put, _ := http.NewRequest("PUT", ts.URL+"/go/"+fmt.Sprintf("%x", a), bytes.NewReader(b))
+		put.Header.Set(GoOutputHeader, fmt.Sprintf("%x", o))
+		if res, err := http.DefaultClient.Do(put); err != nil || res.StatusCode != 200 {
+			t.Fatalf("seeding the server: %v %v", err, res)
+		}
+	}
+	// Runner 1 asks for every action; its manifest is saved at the end.
+	first, _ := NewClient(ClientOptions{URL: ts.URL, Dir: t.TempDir()})
+	for i, a := range actions {
+		if r := first.get(&Request{ID: int64(i), Command: CmdGet, ActionID: a}); r.Miss {
+			t.Fatalf("runner 1 missed %x", a)
+		}
+	}
+	first.finish()
+
+	// Runner 2 has them on its disk before its go command asks.
+	second, _ := NewClient(ClientOptions{URL: ts.URL, Dir: t.TempDir()})
+	second.pre.wg.Wait()
+	if n := second.Stats().Prefetched; n != 20 {
+		t.Fatalf("prefetched %d of 20 actions", n)
+	}
+	for _, a := range actions {
+		if _, ok := second.localEntry(fmt.Sprintf("%x", a)); !ok {
+			t.Fatalf("action %x not prefetched", a)
+		}
+	}
+	r := second.get(&Request{ID: 1, Command: CmdGet, ActionID: actions[3]})
+	if r.Miss || second.Stats().RemoteHits != 1 {
+		t.Fatalf("a prefetched action: %+v, stats %+v", r, second.Stats())
+	}
+	second.finish()
 }
