@@ -29,7 +29,8 @@ type ClientOptions struct {
 	// ResponseTimeout bounds waiting for a response's headers (default 5s);
 	// a server slower than that counts as down.
 	ResponseTimeout time.Duration
-	// Uploads is the number of parallel PUTs (default 8).
+	// Uploads is the number of parallel PUTs (default 32: a server that
+	// fsyncs each entry answers an upload in milliseconds, not microseconds).
 	Uploads int
 	// CloseWait bounds how long "close" waits for uploads still running
 	// (default 10s, PAVE_CACHE_CLOSE_WAIT).
@@ -122,7 +123,7 @@ func NewClient(o ClientOptions) (*Client, error) {
 		o.ResponseTimeout = 5 * time.Second
 	}
 	if o.Uploads == 0 {
-		o.Uploads = 8
+		o.Uploads = 32
 	}
 	if o.CloseWait == 0 {
 		o.CloseWait = 10 * time.Second
