@@ -56,6 +56,11 @@ rm -rf "$modcopy"
 go_tool actionlint github.com/rhysd/actionlint/cmd/actionlint@v1.7.12
 go_tool kustomize sigs.k8s.io/kustomize/kustomize/v5@v5.8.1
 go_tool govulncheck golang.org/x/vuln/cmd/govulncheck@v1.9.0
+# go-tool-cache, the peer of bench/buildcache (a GOCACHEPROG client and its
+# production server); built in the background, in parallel with the rest.
+GO_TOOL_CACHE=github.com/bradfitz/go-tool-cache@v0.0.0-20260722201841-0bb331e19f64
+( go_tool go-cacher "${GO_TOOL_CACHE/@//cmd/go-cacher@}" && go_tool gocached "${GO_TOOL_CACHE/@//cmd/gocached@}" ) &
+go_tool_cache_pid=$!
 
 # Go vulnerability database for govulncheck, built offline (the machines
 # reach no vuln.go.dev) from the OSV entries of the golang.org/x/vulndb
@@ -92,3 +97,4 @@ fi
 # (no kubelet: tests play the Deployment controller), built once per version.
 say "kube-apiserver and etcd for the Kubernetes tests"
 PAVE_TOOLS="$PAVE_TOOLS" bash scripts/kube-apiserver.sh >/dev/null
+wait "$go_tool_cache_pid" # go-tool-cache (the bench/buildcache peer)

@@ -139,6 +139,9 @@ func runUp(ctx context.Context, cfg config.Config, logOut io.Writer) error {
 	_ = lock.SetAddress(ls.api.Addr().String())
 
 	tokens := auth.Tokens{Store: store}
+	if err := startBuildCache(ctx, cfg, tokens, log); err != nil {
+		return err
+	}
 	sec, err := setUpSecurity(ctx, cfg, tokens, ls.api.Addr(), log)
 	if err != nil {
 		return err

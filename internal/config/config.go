@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pave-platform/pave/internal/buildcache"
 	"github.com/pave-platform/pave/internal/telemetry"
 	"github.com/spf13/pflag"
 	"sigs.k8s.io/yaml"
@@ -75,6 +76,11 @@ type Config struct {
 	// OTLPRate is the per-token rate limit of the OTLP receivers off
 	// loopback, in requests per second (burst: twice that).
 	OTLPRate string
+
+	// Build cache (issue 17): the shared Go build cache `pave up` serves
+	// on CacheAddr (empty: off), its disk tier bound and optional shared
+	// tier (docs/buildcache.md).
+	CacheAddr, CacheMaxSize, CacheSharedStore string
 }
 
 // Default returns the embedded defaults.
@@ -205,6 +211,27 @@ func settings() []setting {
 				return errors.New("must be a positive duration, e.g. 30s")
 			}
 			return nil
+		}},
+		// build cache (issue 17): the shared Go build cache.
+		{"cache-addr", "serve the shared Go build cache (GOCACHEPROG=\"pave cache gocacheprog\") on this address, e.g. 127.0.0.1:7077 (empty: off; off loopback, API tokens are required: deployer and admin write, viewer reads)", func(c *Config) any { return &c.CacheAddr }, func(c *Config) error {
+			if c.CacheAddr == "" {
+				return nil
+			}
+			return checkAddr(c.CacheAddr)
+		}},
+		{"cache-max-size", "bound of the build cache's disk tier (least recently used go first), e.g. 10GiB", func(c *Config) any { return &c.CacheMaxSize }, func(c *Config) error {
+			if c.CacheMaxSize == "" {
+				return nil
+			}
+			_, err := buildcache.ParseSize(c.CacheMaxSize)
+			return err
+		}},
+		{"cache-shared-store", "optional shared tier of the build cache: dir:/abs/path or s3://bucket/prefix?endpoint=host:port&insecure=1 (credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)", func(c *Config) any { return &c.CacheSharedStore }, func(c *Config) error {
+			if c.CacheSharedStore == "" {
+				return nil
+			}
+			_, err := telemetry.ParseColdStore(c.CacheSharedStore)
+			return err
 		}},
 	}
 }

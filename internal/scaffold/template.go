@@ -43,6 +43,7 @@ var versions = []templateVersion{
 		Summary: "NetworkPolicy, zone spread, GOTOOLCHAIN=local builder, README sections on observing and upgrading",
 		Removed: []string{"observability/README.md"},
 	},
+	{Number: 3, Summary: "shared Go build cache in CI (repository variable PAVE_CACHE_URL, secret PAVE_CACHE_TOKEN), README section on it"},
 }
 
 // CurrentVersion is the template version `pave new` writes and `pave upgrade`

@@ -262,7 +262,7 @@ func TestUpgradeCases(t *testing.T) {
 				git(t, dir, "commit", "-qm", "team edits")
 			}
 			before := snapshot(t, dir)
-			res, err := Upgrade(context.Background(), UpgradeOptions{Dir: dir})
+			res, err := Upgrade(context.Background(), UpgradeOptions{Dir: dir, Version: 2})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -303,7 +303,7 @@ func TestUpgradeCases(t *testing.T) {
 			// A second run has nothing to do.
 			git(t, dir, "add", "-A")
 			git(t, dir, "commit", "-qm", "upgrade", "--allow-empty")
-			again, err := Upgrade(context.Background(), UpgradeOptions{Dir: dir})
+			again, err := Upgrade(context.Background(), UpgradeOptions{Dir: dir, Version: 2})
 			if err != nil || !again.UpToDate {
 				t.Errorf("second upgrade: %+v, %v", again, err)
 			}
@@ -355,7 +355,7 @@ func TestUpgradeDryRunWritesNothingAndPrintsAPatch(t *testing.T) {
 	dir, _ := newAtV1(t)
 	write(t, dir, "Dockerfile", read(t, dir, "Dockerfile")+"LABEL team=payments\n")
 	before := snapshot(t, dir)
-	res, err := Upgrade(context.Background(), UpgradeOptions{Dir: dir, DryRun: true})
+	res, err := Upgrade(context.Background(), UpgradeOptions{Dir: dir, Version: 2, DryRun: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -378,7 +378,7 @@ func TestUpgradeDryRunWritesNothingAndPrintsAPatch(t *testing.T) {
 	git(t, dir, "checkout", "-q", "--", ".")
 	git(t, dir, "clean", "-qfd")
 	write(t, dir, "Dockerfile", read(t, dir, "Dockerfile")+"LABEL team=payments\n")
-	if _, err := Upgrade(context.Background(), UpgradeOptions{Dir: dir, Force: true}); err != nil {
+	if _, err := Upgrade(context.Background(), UpgradeOptions{Dir: dir, Version: 2, Force: true}); err != nil {
 		t.Fatal(err)
 	}
 	if upgraded := snapshot(t, dir); !mapsEqual(patched, upgraded) {

@@ -1,0 +1,311 @@
+// Command buildcache benchmarks Pave's shared Go build cache against no
+// cache, Go's own warm local cache and the peer go-tool-cache (go-cacher
+// client + gocached server, github.com/bradfitz/go-tool-cache), side by
+// side in one run (bench/buildcache/run.sh).
+//
+// Workload: `go build PKGS && go vet PKGS` in the repository (PKGS is
+// ./... by default, as the issue states it), each time from a fresh
+// GOCACHE (a new runner) with the modules already downloaded. Variants:
+//
+//	cold          no cache at all
+//	warm-local    the GOCACHE of a previous build on this machine
+//	pave+Nms      pave cache gocacheprog, empty local tier, against a
+//	              `pave cache serve` another runner filled
+//	gtc+Nms       go-cacher, empty --cache-dir, against a gocached
+//	              another runner filled
+//
+// N is the latency a proxy in the harness adds to each direction's bytes
+// (half of it each way, so N is the added round trip). Passes are
+// interleaved; per variant the median wall and CPU time (the go command
+// and all it ran, the cache client included) are printed, and each as the
+// median, min and max of its per-pass ratio to cold.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+)
+
+var (
+	repo      = flag.String("repo", ".", "the repository to build")
+	pkgs      = flag.String("pkgs", "./...", "packages to build and vet (space-separated)")
+	passes    = flag.Int("passes", 5, "interleaved passes per variant")
+	paveBin   = flag.String("pave", "", "the pave binary")
+	goCacher  = flag.String("go-cacher", "", "go-tool-cache's go-cacher binary")
+	gocached  = flag.String("gocached", "", "go-tool-cache's gocached binary")
+	latencies = flag.String("latencies", "0,5ms,20ms", "added round-trip latencies between client and server")
+	work      = flag.String("work", "", "scratch directory (default: a new one under /tmp)")
+)
+
+type variant struct {
+	name string
+	env  func(runner string) []string // nil: cold
+}
+
+func main() {
+	flag.Parse()
+	if *paveBin == "" || *goCacher == "" || *gocached == "" {
+		log.Fatal("-pave, -go-cacher and -gocached are required (run.sh builds and finds them)")
+	}
+	dir := *work
+	if dir == "" {
+		var err error
+		if dir, err = os.MkdirTemp("", "pave-bench-buildcache-"); err != nil {
+			log.Fatal(err)
+		}
+		defer os.RemoveAll(dir)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	paveAddr := freeAddr()
+	paveSrv := start(ctx, *paveBin, "cache", "serve", "--addr", paveAddr, "--dir", filepath.Join(dir, "pave-server"), "--max-size", "50GiB")
+	defer stop(paveSrv)
+	gtcAddr := freeAddr()
+	gtcSrv := start(ctx, *gocached, "--listen", gtcAddr, "--cache-dir", filepath.Join(dir, "gocached"), "--max-size-gb", "50")
+	defer stop(gtcSrv)
+	waitHTTP("http://" + paveAddr + "/metrics")
+	waitTCP(gtcAddr)
+
+	paveEnv := func(url string) func(string) []string {
+		return func(runner string) []string {
+			return []string{"GOCACHEPROG=" + *paveBin + " cache gocacheprog", "PAVE_CACHE_URL=" + url, "PAVE_CACHE_DIR=" + filepath.Join(runner, "tier")}
+		}
+	}
+	gtcEnv := func(url string) func(string) []string {
+		return func(runner string) []string {
+			return []string{"GOCACHEPROG=" + *goCacher + " --cache-dir=" + filepath.Join(runner, "tier") + " --cache-server=" + url}
+		}
+	}
+	// Fill: one runner builds through each cache; a second local build
+	// warms the GOCACHE of warm-local.
+	warm := filepath.Join(dir, "warm-gocache")
+	log.Printf("filling: pave server, gocached, and a warm local GOCACHE")
+	for _, fill := range []func(string) []string{paveEnv("http://" + paveAddr), gtcEnv("http://" + gtcAddr), nil} {
+		runner, _ := os.MkdirTemp(dir, "fill-")
+		if fill == nil {
+			runner = filepath.Dir(warm)
+		}
+		env := fill
+		if fill != nil {
+			// The filling runner waits for all its uploads.
+			env = func(r string) []string { return append(fill(r), "PAVE_CACHE_CLOSE_WAIT=30m") }
+		}
+		if _, _, err := workload(runner, env, fill == nil); err != nil {
+			log.Fatalf("fill: %v", err)
+		}
+	}
+
+	variants := []variant{{name: "cold"}, {name: "warm-local", env: func(string) []string { return []string{"GOCACHE=" + warm} }}}
+	for _, l := range strings.Split(*latencies, ",") {
+		d, err := time.ParseDuration(l)
+		if l == "0" {
+			d, err = 0, nil
+		}
+		if err != nil {
+			log.Fatalf("-latencies %q: %v", l, err)
+		}
+		pAddr, gAddr := paveAddr, gtcAddr
+		if d > 0 {
+			pAddr, gAddr = latencyProxy(ctx, paveAddr, d), latencyProxy(ctx, gtcAddr, d)
+		}
+		ms := fmt.Sprintf("+%dms", d.Milliseconds())
+		variants = append(variants, variant{"pave" + ms, paveEnv("http://" + pAddr)}, variant{"gtc" + ms, gtcEnv("http://" + gAddr)})
+	}
+
+	wall := map[string][]time.Duration{}
+	cpu := map[string][]time.Duration{}
+	for p := range *passes {
+		for _, v := range variants {
+			runner, _ := os.MkdirTemp(dir, "runner-")
+			w, c, err := workload(runner, v.env, false)
+			if err != nil {
+				log.Fatalf("pass %d, %s: %v", p+1, v.name, err)
+			}
+			os.RemoveAll(runner)
+			wall[v.name] = append(wall[v.name], w)
+			cpu[v.name] = append(cpu[v.name], c)
+			log.Printf("pass %d %-12s wall %6.1fs cpu %6.1fs", p+1, v.name, w.Seconds(), c.Seconds())
+		}
+	}
+	fmt.Printf("\nworkload: go build %s && go vet %s (fresh GOCACHE per run), %d passes\n", *pkgs, *pkgs, *passes)
+	fmt.Printf("%-12s %9s %9s   %-24s %-24s\n", "variant", "wall", "cpu", "cold/wall (med min..max)", "cold cpu/cpu")
+	for _, v := range variants {
+		fmt.Printf("%-12s %8.1fs %8.1fs   %-24s %-24s\n", v.name, median(wall[v.name]).Seconds(), median(cpu[v.name]).Seconds(),
+			ratio(wall["cold"], wall[v.name]), ratio(cpu["cold"], cpu[v.name]))
+	}
+	fmt.Println("\nPave against go-tool-cache, per latency (gtc wall / pave wall: above 1 means Pave is faster):")
+	for _, v := range variants {
+		if rest, ok := strings.CutPrefix(v.name, "pave"); ok {
+			fmt.Printf("  %-6s %s\n", rest, ratio(wall["gtc"+rest], wall[v.name]))
+		}
+	}
+	fmt.Println("Pave against warm local (pave wall / warm-local wall: the goal is at most 1.3):")
+	for _, v := range variants {
+		if rest, ok := strings.CutPrefix(v.name, "pave"); ok {
+			fmt.Printf("  %-6s %s\n", rest, ratio(wall[v.name], wall["warm-local"]))
+		}
+	}
+}
+
+// workload runs build then vet; wall and CPU (user+system of the go
+// commands and everything they waited for: compilers, the cache client).
+func workload(runner string, env func(string) []string, keepCache bool) (time.Duration, time.Duration, error) {
+	gocache := filepath.Join(runner, "gocache")
+	if keepCache {
+		gocache = filepath.Join(runner, "warm-gocache")
+	}
+	e := append(os.Environ(), "GOCACHE="+gocache, "GOFLAGS=", "GOPROXY=off")
+	if env != nil {
+		e = append(e, env(runner)...)
+	}
+	var wall, cpu time.Duration
+	for _, verb := range []string{"build", "vet"} {
+		cmd := exec.Command("go", append([]string{verb}, strings.Fields(*pkgs)...)...)
+		cmd.Dir, cmd.Env = *repo, e
+		var out strings.Builder
+		cmd.Stdout, cmd.Stderr = &out, &out
+		t0 := time.Now()
+		if err := cmd.Run(); err != nil {
+			return 0, 0, fmt.Errorf("go %s: %v\n%s", verb, err, out.String())
+		}
+		wall += time.Since(t0)
+		cpu += cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+	}
+	return wall, cpu, nil
+}
+
+func ratio(num, den []time.Duration) string {
+	var rs []float64
+	for i := range min(len(num), len(den)) {
+		rs = append(rs, num[i].Seconds()/den[i].Seconds())
+	}
+	if len(rs) == 0 {
+		return "-"
+	}
+	slices.Sort(rs)
+	return fmt.Sprintf("%.2fx (%.2f..%.2f)", rs[len(rs)/2], rs[0], rs[len(rs)-1])
+}
+
+func median(ds []time.Duration) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+// latencyProxy forwards TCP to target, holding each chunk d/2 in each
+// direction (order and bandwidth kept), so d is the added round trip.
+func latencyProxy(ctx context.Context, target string, d time.Duration) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		log.Fatal(err)
+	}
+	go func() { <-ctx.Done(); ln.Close() }()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				s, err := net.Dial("tcp", target)
+				if err != nil {
+					c.Close()
+					return
+				}
+				go delayCopy(s, c, d/2)
+				delayCopy(c, s, d/2)
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+func delayCopy(dst, src net.Conn, delay time.Duration) {
+	type chunk struct {
+		due time.Time
+		b   []byte
+	}
+	q := make(chan chunk, 1024)
+	go func() {
+		defer close(q)
+		for {
+			b := make([]byte, 64<<10)
+			n, err := src.Read(b)
+			if n > 0 {
+				q <- chunk{time.Now().Add(delay), b[:n]}
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	for c := range q {
+		time.Sleep(time.Until(c.due))
+		if _, err := dst.Write(c.b); err != nil {
+			break
+		}
+	}
+	if tc, ok := dst.(*net.TCPConn); ok {
+		tc.CloseWrite()
+	}
+	for range q {
+	}
+}
+
+func start(ctx context.Context, bin string, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Stdout, cmd.Stderr = io.Discard, os.Stderr
+	if err := cmd.Start(); err != nil {
+		log.Fatalf("start %s: %v", bin, err)
+	}
+	return cmd
+}
+
+func stop(cmd *exec.Cmd) {
+	cmd.Process.Signal(syscall.SIGTERM)
+	cmd.Wait()
+}
+
+func freeAddr() string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func waitHTTP(url string) {
+	for range 300 {
+		if res, err := http.Get(url); err == nil {
+			res.Body.Close()
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	log.Fatalf("%s did not answer", url)
+}
+
+func waitTCP(addr string) {
+	for range 300 {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	log.Fatalf("%s did not answer", addr)
+}
