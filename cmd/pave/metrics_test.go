@@ -59,9 +59,14 @@ func TestMetricsScrapeGeneratedService(t *testing.T) {
 	for {
 		out, _, err := paveSplit(t, env, "metrics", "query", `sum by (service, version, instance, cluster, job) (http_server_requests_total{service="orders"})`, "-o", "json")
 		last = out
-		if err == nil && strings.Contains(out, `"instance":"orders-v1-0"`) && strings.Contains(out, `"cluster":"local"`) &&
-			strings.Contains(out, `"version":"v1"`) && strings.Contains(out, `"job":"services"`) && strings.Contains(out, `"40"`) {
-			break
+		var qd struct {
+			Result []promSeries `json:"result"`
+		}
+		if err == nil && json.Unmarshal([]byte(out), &qd) == nil && len(qd.Result) == 1 {
+			m, v := qd.Result[0].Metric, qd.Result[0].Value
+			if m["instance"] == "orders-v1-0" && m["cluster"] == "local" && m["version"] == "v1" && m["job"] == "services" && len(v) == 2 && v[1] == "40" {
+				break
+			}
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("the instance's 40 requests never showed in the store: %v\n%s\n%s", err, out, up.out)
