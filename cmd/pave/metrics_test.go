@@ -105,6 +105,13 @@ func TestMetricsScrapeGeneratedService(t *testing.T) {
 		t.Errorf("bad PromQL: %v %s", err, out)
 	}
 
+	// rate() over the dashboard's window needs a few scrapes at 1 s.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(500 * time.Millisecond) {
+		out, _ := pave(t, env, "metrics", "query", `count_over_time(up{service="orders"}[1m]) >= 5`)
+		if !strings.Contains(out, "no data") || time.Now().After(deadline) {
+			break
+		}
+	}
 	checkDashboard(t, up.api, filepath.Join(work, "orders", "observability", "dashboard.json"))
 }
 

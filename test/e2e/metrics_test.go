@@ -37,7 +37,9 @@ func seedMetrics(t *testing.T, s *metrics.Store, now time.Time) {
 		{"v2", 30 * time.Minute, 4, 0.05, []float64{0.05, 0.3, 0.7, 0.9, 0.98, 1}},
 	} {
 		base := []string{"job", "services", "service", "pay", "version", v.version, "instance", "pay-" + v.version + "-0", "cluster", "local", "route", "/pay", "method", "GET"}
-		ls := func(kv ...string) labels.Labels { return labels.FromStrings(append(append([]string{}, base...), kv...)...) }
+		ls := func(kv ...string) labels.Labels {
+			return labels.FromStrings(append(append([]string{}, base...), kv...)...)
+		}
 		for at := now.Add(-v.from); !at.After(now); at = at.Add(15 * time.Second) {
 			n := v.rps * at.Sub(now.Add(-v.from)).Seconds()
 			ts := at.UnixMilli()
