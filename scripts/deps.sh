@@ -36,6 +36,16 @@ if [ ! -d test/e2e/node_modules/playwright-core ]; then
   npm ci --prefix test/e2e --no-audit --no-fund --loglevel=error >/dev/null
 fi
 
+# The web UI's libraries (uPlot), pinned in web/package-lock.json, copied into
+# web/static/lib (git-ignored) where go:embed picks them up.
+if [ ! -f web/static/lib/uplot/uPlot.esm.js ] || ! cmp -s web/package-lock.json web/node_modules/.package-lock.json.pave 2>/dev/null; then
+  say "npm: installing web packages"
+  npm ci --prefix web --no-audit --no-fund --loglevel=error >/dev/null
+  mkdir -p web/static/lib/uplot
+  cp web/node_modules/uplot/dist/uPlot.esm.js web/node_modules/uplot/dist/uPlot.min.css web/node_modules/uplot/LICENSE web/static/lib/uplot/
+  cp web/package-lock.json web/node_modules/.package-lock.json.pave
+fi
+
 # Go tools, built from the module proxy into $PAVE_TOOLS/bin, keyed by version.
 go_tool() { # name module@version
   local name=$1 mod=$2 stamp="$PAVE_TOOLS/bin/.$1.version"

@@ -196,6 +196,11 @@ func runUp(ctx context.Context, cfg config.Config, logOut io.Writer) error {
 		return err
 	}
 	server.RuntimeAPI{Target: clusters}.Register(srv)
+	ms, err := openMetrics(cfg, srv, clusters, log) // issue 15: the metrics store (up_metrics.go)
+	if err != nil {
+		return err
+	}
+	defer ms.close()
 
 	g, gctx := errgroup.WithContext(ctx)
 	serve := func(name string, ln net.Listener, h http.Handler) {
@@ -227,6 +232,7 @@ func runUp(ctx context.Context, cfg config.Config, logOut io.Writer) error {
 	for _, c := range clusters {
 		c.start(gctx, g)
 	}
+	ms.start(gctx, g)
 	probe := clusterProber{clusters: clusters, registry: registry}
 	clustersAPI := server.ClustersAPI{Registry: registry, Probe: probe, LocalKey: sec.localKey, Gateway: func(name string) string {
 		if c := clusters.byName(name); c != nil && !c.isLost() {

@@ -81,6 +81,18 @@ type Config struct {
 	// on CacheAddr (empty: off), its disk tier bound and optional shared
 	// tier (docs/buildcache.md).
 	CacheAddr, CacheMaxSize, CacheSharedStore string
+
+	// Metrics store (issue 15).
+	// MetricsScrapeInterval is how often every target is scraped.
+	MetricsScrapeInterval time.Duration
+	// MetricsRetention and MetricsRetentionSize bound the TSDB by age and
+	// by bytes ("" or "0": no size bound; e.g. 10GB, 512MiB).
+	MetricsRetention     time.Duration
+	MetricsRetentionSize string
+	// MetricsSampleLimit fails a scrape returning more samples.
+	MetricsSampleLimit string
+	// MetricsRemoteWrite are remote-write receivers (repeatable).
+	MetricsRemoteWrite []string
 }
 
 // Default returns the embedded defaults.
@@ -96,6 +108,10 @@ func Default() Config {
 		TelemetryColdStore: "dir",
 		OTLPRate:           "200",
 		GatewayPinNetworks: []string{"127.0.0.0/8", "::1/128"},
+
+		MetricsScrapeInterval: 15 * time.Second,
+		MetricsRetention:      15 * 24 * time.Hour,
+		MetricsSampleLimit:    "100000",
 	}
 }
 
@@ -205,6 +221,37 @@ func settings() []setting {
 		{"gateway-pin-networks", "client networks (CIDR, comma-separated) whose gateway requests may pin a version with X-Pave-Version or stick to one; none for none (others need a tester token in X-Pave-Tester-Token)", func(c *Config) any { return &c.GatewayPinNetworks }, func(c *Config) error {
 			_, err := c.PinNetworks()
 			return err
+		}},
+		// Metrics store (issue 15), kept together.
+		{"metrics-scrape-interval", "how often the metrics store scrapes every service instance, gateway and Pave itself", func(c *Config) any { return &c.MetricsScrapeInterval }, func(c *Config) error {
+			if c.MetricsScrapeInterval < time.Second {
+				return errors.New("must be at least 1s, e.g. 15s")
+			}
+			return nil
+		}},
+		{"metrics-retention", "how long the metrics store keeps series", func(c *Config) any { return &c.MetricsRetention }, func(c *Config) error {
+			if c.MetricsRetention < time.Hour {
+				return errors.New("must be at least 1h, e.g. 360h for 15 days")
+			}
+			return nil
+		}},
+		{"metrics-retention-size", "largest size of the metrics store on disk (blocks and WAL), e.g. 10GB or 512MiB; empty: no bound", func(c *Config) any { return &c.MetricsRetentionSize }, func(c *Config) error {
+			_, err := c.MetricsRetentionBytes()
+			return err
+		}},
+		{"metrics-sample-limit", "most samples one scrape of one target may return; more marks the target down and keeps none of that scrape", func(c *Config) any { return &c.MetricsSampleLimit }, func(c *Config) error {
+			if n, err := strconv.Atoi(c.MetricsSampleLimit); err != nil || n <= 0 {
+				return errors.New("must be a positive whole number, e.g. 100000")
+			}
+			return nil
+		}},
+		{"metrics-remote-write", "remote-write receiver URL every scraped sample is also sent to, e.g. http://prometheus:9090/api/v1/write (repeat the flag or separate with commas for several)", func(c *Config) any { return &c.MetricsRemoteWrite }, func(c *Config) error {
+			for _, u := range c.MetricsRemoteWrite {
+				if err := checkRemoteWriteURL(u); err != nil {
+					return fmt.Errorf("%q: %w", u, err)
+				}
+			}
+			return nil
 		}},
 		{"shutdown-timeout", "how long a graceful stop may take", func(c *Config) any { return &c.ShutdownTimeout }, func(c *Config) error {
 			if c.ShutdownTimeout <= 0 {

@@ -103,7 +103,7 @@ func (s *Server) checkFront(r *http.Request) *frontError {
 	if err := sameOrigin(r); err != nil {
 		return &frontError{http.StatusForbidden, err.Error()}
 	}
-	if !mutating(r.Method) {
+	if s.readsOnly(r) {
 		return nil
 	}
 	ct := r.Header.Get("Content-Type")

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/pave-platform/pave/internal/auth"
@@ -25,6 +26,7 @@ type Server struct {
 	runRoots RunRoots
 	log      *slog.Logger
 	ready    atomic.Bool
+	readPOST sync.Map // path -> true: POSTs there only read (api_metrics.go)
 }
 
 // Options configure a Server.
@@ -147,7 +149,7 @@ func (s *Server) guard(need auth.Role, h http.Handler) http.Handler {
 func (s *Server) authenticate(r *http.Request) (Principal, int, string) {
 	h := r.Header.Get("Authorization")
 	if h == "" {
-		if s.open && !mutating(r.Method) {
+		if s.open && s.readsOnly(r) {
 			return Principal{Name: "anonymous", Role: auth.RoleViewer}, 0, ""
 		}
 		return Principal{}, http.StatusUnauthorized, "missing bearer token: on the control plane's machine the CLI reads the admin token `pave up` wrote to DATA_DIR/admin.token; " +

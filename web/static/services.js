@@ -2,6 +2,7 @@
 // how the gateway splits each service's traffic (GET /api/v1/traffic/S),
 // refreshed every two seconds.
 import { api, $, cell } from './telemetry.js';
+import { drawService, servicesWithMetrics } from './plots.js';
 
 async function refresh() {
   try {
@@ -38,5 +39,36 @@ async function refresh() {
   }
 }
 
+// Plots of each service from the metrics store, redrawn every 15 s (the
+// default scrape interval).
+async function refreshPlots() {
+  try {
+    const root = $('plots');
+    const services = await servicesWithMetrics();
+    if (services.length === 0) root.textContent = 'no service metrics yet: the store scrapes every running instance every 15 s';
+    else if (root.textContent.startsWith('no service metrics')) root.replaceChildren();
+    for (const s of services) {
+      let section = root.querySelector(`section[data-service="${CSS.escape(s)}"]`);
+      if (!section) {
+        section = document.createElement('section');
+        section.dataset.service = s;
+        section.className = 'plots';
+        const h = document.createElement('h3');
+        h.textContent = s;
+        const row = document.createElement('div');
+        row.className = 'plot-row';
+        section.append(h, row);
+        root.appendChild(section);
+      }
+      section.dataset.points = String(await drawService(section.querySelector('.plot-row'), s));
+    }
+    $('plots-error').textContent = '';
+  } catch (e) {
+    $('plots-error').textContent = String(e.message || e);
+  }
+}
+
 refresh();
 setInterval(refresh, 2000);
+refreshPlots();
+setInterval(refreshPlots, 15000);

@@ -1,0 +1,204 @@
+// Package metrics is Pave's embedded Prometheus-compatible metrics store:
+// it scrapes every running instance, the gateways and Pave itself with
+// Prometheus' own scrape manager, keeps the series in a Prometheus TSDB
+// (WAL, head compaction, retention by time and size), forwards them to
+// remote-write receivers with Prometheus' queue manager, and answers the
+// Prometheus HTTP API with the real PromQL engine.
+//
+// Nothing here is a re-implementation: the store is the composition of
+// tsdb, scrape, storage/remote and promql, configured the way a
+// prometheus.yml would configure them. What Pave adds is where the
+// targets come from (the runtime) and the JSON of the HTTP API.
+package metrics
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/scrape"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/storage/remote"
+	"github.com/prometheus/prometheus/tsdb"
+)
+
+// Options configure a Store. Zero values take the defaults below.
+type Options struct {
+	// Dir holds the TSDB (blocks, WAL) and the active query log.
+	Dir string
+	// ScrapeInterval is how often every target is scraped (default 15s);
+	// the scrape timeout is the interval, capped at 10s, as Prometheus'.
+	ScrapeInterval time.Duration
+	// Retention drops blocks older than this (default 15 days).
+	Retention time.Duration
+	// RetentionSize drops the oldest blocks while the blocks and WAL
+	// together are larger than this many bytes (0: no size bound).
+	RetentionSize int64
+	// SampleLimit fails a scrape (target down, nothing of it kept) that
+	// returns more samples than this (default 100000; 0 means default).
+	SampleLimit int
+	// RemoteWrite are remote-write receivers every sample is sent to.
+	RemoteWrite []string
+	// Query limits of the PromQL engine.
+	QueryTimeout     time.Duration // default 2m
+	QueryMaxSamples  int           // default 50 000 000, Prometheus' default
+	QueryConcurrency int           // default 20
+	Log              *slog.Logger
+}
+
+// Defaults, the same as Prometheus' own where it has one.
+const (
+	DefaultScrapeInterval   = 15 * time.Second
+	DefaultRetention        = 15 * 24 * time.Hour
+	DefaultSampleLimit      = 100_000
+	DefaultQueryTimeout     = 2 * time.Minute
+	DefaultQueryMaxSamples  = 50_000_000
+	DefaultQueryConcurrency = 20
+	// LookbackDelta is how far back an instant vector looks for a sample.
+	LookbackDelta = 5 * time.Minute
+)
+
+func (o *Options) defaults() {
+	if o.ScrapeInterval <= 0 {
+		o.ScrapeInterval = DefaultScrapeInterval
+	}
+	if o.Retention <= 0 {
+		o.Retention = DefaultRetention
+	}
+	if o.SampleLimit <= 0 {
+		o.SampleLimit = DefaultSampleLimit
+	}
+	if o.QueryTimeout <= 0 {
+		o.QueryTimeout = DefaultQueryTimeout
+	}
+	if o.QueryMaxSamples <= 0 {
+		o.QueryMaxSamples = DefaultQueryMaxSamples
+	}
+	if o.QueryConcurrency <= 0 {
+		o.QueryConcurrency = DefaultQueryConcurrency
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Store is the embedded metrics store. Open it, feed it targets with
+// SetTargets, Run it, and serve API().
+type Store struct {
+	opts    Options
+	log     *slog.Logger
+	db      *tsdb.DB
+	engine  *promql.Engine
+	tracker *promql.ActiveQueryTracker
+	remote  *remote.Storage
+	scrape  *scrape.Manager
+	// Registry holds the store's own metrics (tsdb, scrape, remote write,
+	// engine) and Pave's process metrics: the "pave" job scrapes it.
+	Registry *prometheus.Registry
+	targets  *targetSets
+}
+
+// Open opens (or creates) the TSDB in o.Dir, replaying its WAL, and builds
+// the engine, the scrape manager and the remote-write queues. The caller
+// holds the data directory's lock: one process owns the TSDB.
+func Open(o Options) (*Store, error) {
+	o.defaults()
+	if o.Dir == "" {
+		return nil, errors.New("metrics: no directory")
+	}
+	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	cfg, err := o.promConfig()
+	if err != nil {
+		return nil, err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	s := &Store{opts: o, log: o.Log, Registry: reg, targets: newTargetSets()}
+
+	dbOpts := tsdb.DefaultOptions()
+	dbOpts.RetentionDuration = o.Retention.Milliseconds()
+	dbOpts.MaxBytes = o.RetentionSize
+	// Prometheus' own default: blocks grow up to a tenth of the retention
+	// (at most 31 days); short retentions keep 2 h blocks.
+	dbOpts.MaxBlockDuration = max(dbOpts.MinBlockDuration, min(o.Retention.Milliseconds()/10, (31*24*time.Hour).Milliseconds()))
+	tsdbDir := filepath.Join(o.Dir, "tsdb")
+	s.db, err = tsdb.Open(tsdbDir, o.Log.With("component", "tsdb"), reg, dbOpts, nil)
+	if err != nil {
+		return nil, fmt.Errorf("metrics: open TSDB in %s: %w", tsdbDir, err)
+	}
+
+	s.tracker, err = promql.NewActiveQueryTracker(o.Dir, o.QueryConcurrency, o.Log.With("component", "query-tracker"))
+	if err != nil {
+		s.db.Close()
+		return nil, fmt.Errorf("metrics: active query log in %s: %w", o.Dir, err)
+	}
+	s.engine = promql.NewEngine(promql.EngineOpts{
+		Logger: o.Log.With("component", "promql"), Reg: reg,
+		MaxSamples: o.QueryMaxSamples, Timeout: o.QueryTimeout,
+		ActiveQueryTracker: s.tracker, LookbackDelta: LookbackDelta,
+		EnableAtModifier: true, EnableNegativeOffset: true,
+	})
+
+	// Remote write reads the TSDB's WAL (a receiver that is down makes
+	// the queues fall behind on disk, not in memory), as in Prometheus.
+	s.remote = remote.NewStorage(o.Log.With("component", "remote"), reg, s.db.StartTime, tsdbDir, time.Minute, nil, false)
+	if err := s.remote.ApplyConfig(cfg); err != nil {
+		s.closeAll()
+		return nil, fmt.Errorf("metrics: remote write: %w", err)
+	}
+	s.db.SetWriteNotified(s.remote)
+
+	s.scrape, err = scrape.NewManager(&scrape.Options{}, o.Log.With("component", "scrape"), nil,
+		storage.NewFanout(o.Log, s.db, s.remote), nil, reg)
+	if err != nil {
+		s.closeAll()
+		return nil, fmt.Errorf("metrics: scrape manager: %w", err)
+	}
+	if err := s.scrape.ApplyConfig(cfg); err != nil {
+		s.closeAll()
+		return nil, fmt.Errorf("metrics: scrape config: %w", err)
+	}
+	return s, nil
+}
+
+// Run scrapes until ctx ends.
+func (s *Store) Run(ctx context.Context) error {
+	done := make(chan error, 1)
+	go func() { done <- s.scrape.Run(s.targets.updates) }()
+	<-ctx.Done()
+	s.scrape.Stop()
+	return <-done
+}
+
+// DB is the TSDB, for queries of Pave's own (the UI's plots, tests).
+func (s *Store) DB() *tsdb.DB { return s.db }
+
+// Engine is the PromQL engine with the store's limits.
+func (s *Store) Engine() *promql.Engine { return s.engine }
+
+// Close flushes the remote-write queues (up to their flush deadline) and
+// closes the TSDB. Stop Run first.
+func (s *Store) Close() error { return s.closeAll() }
+
+func (s *Store) closeAll() error {
+	var errs []error
+	if s.remote != nil {
+		errs = append(errs, s.remote.Close())
+	}
+	if s.tracker != nil {
+		errs = append(errs, s.tracker.Close())
+	}
+	if s.db != nil {
+		errs = append(errs, s.db.Close())
+	}
+	return errors.Join(errs...)
+}
