@@ -215,7 +215,7 @@ current context; --context or PAVE_CONTEXT pick another one for one command.`,
 						return err
 					}
 					if _, err := apiclient.HTTPClientWithCA(x.CAFile); err != nil {
-						return fmt.Errorf("--ca-file: %w", err)
+						return err
 					}
 				}
 			}

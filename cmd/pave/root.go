@@ -101,6 +101,8 @@ aborted, 4 timed out, 5 control plane unreachable (see docs/cli.md).`,
 	pf.StringVar(&g.context, "context", "", "use this context of the config file instead of the current one")
 	pf.StringVarP(&g.output, "output", "o", outText, "output format: text, wide, json, yaml, name or jsonpath=TEMPLATE")
 	pf.StringVar(&apiclient.CAFile, "ca-file", apiclient.CAFile, "CA certificate (PEM) the control plane's TLS certificate must chain to (env PAVE_CA_FILE; default: the current context's)")
+	pf.StringVar(&apiclient.ClientCertFile, "client-certificate", apiclient.ClientCertFile, "client certificate (PEM) for a control plane started with --tls-client-ca (env PAVE_CLIENT_CERT)")
+	pf.StringVar(&apiclient.ClientKeyFile, "client-key", apiclient.ClientKeyFile, "private key (PEM) of --client-certificate (env PAVE_CLIENT_KEY)")
 	for _, f := range commands {
 		root.AddCommand(f(g))
 	}
