@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/pave-platform/pave/internal/buildcache"
+	"github.com/pave-platform/pave/internal/config"
 )
 
 func init() { register(cacheCommand) }
@@ -99,7 +100,7 @@ func startCacheServer(ctx context.Context, o cacheServerOptions) (*http.Server, 
 			return nil, nil, fmt.Errorf("--tokens: %w", err)
 		}
 		authz = t
-	} else if !cacheLoopback(o.addr) {
+	} else if !config.IsLoopback(o.addr) {
 		return nil, nil, fmt.Errorf("--addr %s is not a loopback address: serving other machines needs --tokens FILE (lines \"writer TOKEN\" / \"reader TOKEN\")", o.addr)
 	}
 	return newCacheServer(ctx, o, authz)
@@ -107,7 +108,7 @@ func startCacheServer(ctx context.Context, o cacheServerOptions) (*http.Server, 
 
 // newCacheServer opens the tiers and binds the listener.
 func newCacheServer(ctx context.Context, o cacheServerOptions, authz buildcache.Authorizer) (*http.Server, net.Listener, error) {
-	max, err := buildcache.ParseSize(o.maxSize)
+	max, err := config.ParseSize(o.maxSize)
 	if err != nil {
 		return nil, nil, fmt.Errorf("--max-size: %w", err)
 	}
@@ -127,18 +128,6 @@ func newCacheServer(ctx context.Context, o cacheServerOptions, authz buildcache.
 	}
 	srv := &http.Server{Handler: buildcache.NewServer(store, authz), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	return srv, ln, nil
-}
-
-func cacheLoopback(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
-	}
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 func cacheProgCommand() *cobra.Command {

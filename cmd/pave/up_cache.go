@@ -23,7 +23,7 @@ func startBuildCache(ctx context.Context, cfg config.Config, tokens auth.Tokens,
 		o.maxSize = "10GiB"
 	}
 	var authz buildcache.Authorizer
-	if !cacheLoopback(o.addr) || cfg.RequireAuth {
+	if !config.IsLoopback(o.addr) || cfg.RequireAuth {
 		authz = apiTokenRoles{tokens}
 	}
 	srv, ln, err := newCacheServer(ctx, o, authz)

@@ -15,7 +15,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/pave-platform/pave/internal/buildcache"
 	"github.com/pave-platform/pave/internal/telemetry"
 	"github.com/spf13/pflag"
 	"sigs.k8s.io/yaml"
@@ -270,7 +269,7 @@ func settings() []setting {
 			if c.CacheMaxSize == "" {
 				return nil
 			}
-			_, err := buildcache.ParseSize(c.CacheMaxSize)
+			_, err := ParseSize(c.CacheMaxSize)
 			return err
 		}},
 		{"cache-shared-store", "optional shared tier of the build cache: dir:/abs/path or s3://bucket/prefix?endpoint=host:port&insecure=1 (credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)", func(c *Config) any { return &c.CacheSharedStore }, func(c *Config) error {

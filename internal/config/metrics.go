@@ -3,7 +3,6 @@ package config
 import (
 	"errors"
 	"net/url"
-	"strconv"
 	"strings"
 )
 
@@ -15,22 +14,11 @@ func (c Config) MetricsRetentionBytes() (int64, error) {
 	if s == "" || s == "0" {
 		return 0, nil
 	}
-	units := []struct {
-		suffix string
-		mult   int64
-	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12}, {"B", 1}}
-	mult := int64(1)
-	for _, u := range units {
-		if num, ok := strings.CutSuffix(s, u.suffix); ok {
-			s, mult = strings.TrimSpace(num), u.mult
-			break
-		}
-	}
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || n < 0 || n > (1<<62)/mult {
+	n, err := ParseSize(s)
+	if err != nil {
 		return 0, errors.New("want a size such as 10GB, 512MiB or 1073741824 (bytes); empty for no bound")
 	}
-	return n * mult, nil
+	return n, nil
 }
 
 // checkRemoteWriteURL accepts http(s) URLs with a host and no credentials.
