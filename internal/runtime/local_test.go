@@ -725,6 +725,13 @@ func TestAdoptChecksIdentity(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 	pid := cmd.Process.Pid
+	// The kernel wakes the parent (closing the close-on-exec pipe) before it
+	// has set the new program's arguments, so a loaded machine can read an
+	// empty cmdline just after Start; adoption happens long after exec.
+	eventually(t, "the child's command line", func() (bool, string) {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		return err == nil && len(b) > 0, fmt.Sprintf("%q %v", b, err)
+	})
 	ticks, err := procStartTicks(pid)
 	if err != nil || ticks == 0 {
 		t.Fatalf("start time of %d: %d %v", pid, ticks, err)
