@@ -14,6 +14,10 @@ import (
 type Blob interface {
 	Put(ctx context.Context, key string, data []byte) error
 	Get(ctx context.Context, key string) ([]byte, error)
+	// GetRange returns the n bytes of key from off (an S3 ranged GET): a
+	// query reads the row groups it needs, not the whole block. Fewer
+	// than n bytes is an error.
+	GetRange(ctx context.Context, key string, off, n int64) ([]byte, error)
 	List(ctx context.Context, prefix string) ([]string, error)
 	Delete(ctx context.Context, key string) error
 }

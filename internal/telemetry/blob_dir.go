@@ -44,6 +44,29 @@ func (d DirBlob) Get(_ context.Context, key string) ([]byte, error) {
 	return b, err
 }
 
+func (d DirBlob) GetRange(_ context.Context, key string, off, n int64) ([]byte, error) {
+	p, err := d.path(key)
+	if err != nil {
+		return nil, err
+	}
+	if off < 0 || n < 0 {
+		return nil, fmt.Errorf("blob %s: invalid range %d+%d", key, off, n)
+	}
+	f, err := os.Open(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%w: %s", ErrBlobNotFound, key)
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b := make([]byte, n)
+	if k, err := f.ReadAt(b, off); k != len(b) {
+		return nil, fmt.Errorf("blob %s: range %d+%d: read %d bytes: %v", key, off, n, k, err)
+	}
+	return b, nil
+}
+
 func (d DirBlob) List(_ context.Context, prefix string) ([]string, error) {
 	var keys []string
 	err := filepath.WalkDir(d.Root, func(p string, e fs.DirEntry, err error) error {

@@ -119,6 +119,37 @@ func (b *S3Blob) Get(ctx context.Context, key string) ([]byte, error) {
 	return nil, fmt.Errorf("%s: get %s: %w", b.where, key, err)
 }
 
+func (b *S3Blob) GetRange(ctx context.Context, key string, off, n int64) ([]byte, error) {
+	obj, err := b.object(key)
+	if err != nil {
+		return nil, err
+	}
+	if off < 0 || n <= 0 {
+		return nil, fmt.Errorf("%s: get %s: invalid range %d+%d", b.where, key, off, n)
+	}
+	var o minio.GetObjectOptions
+	if err := o.SetRange(off, off+n-1); err != nil {
+		return nil, err
+	}
+	r, err := b.client.GetObject(ctx, b.bucket, obj, o)
+	if err == nil {
+		defer r.Close()
+		data := make([]byte, n)
+		var k int
+		k, err = io.ReadFull(r, data)
+		if err == nil {
+			return data, nil
+		}
+		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+			err = fmt.Errorf("range %d+%d: only %d bytes", off, n, k)
+		}
+	}
+	if minio.ToErrorResponse(err).Code == minio.NoSuchKey {
+		return nil, fmt.Errorf("%w: %s", ErrBlobNotFound, key)
+	}
+	return nil, fmt.Errorf("%s: get %s: %w", b.where, key, err)
+}
+
 func (b *S3Blob) List(ctx context.Context, prefix string) ([]string, error) {
 	var keys []string
 	for o := range b.client.ListObjects(ctx, b.bucket, minio.ListObjectsOptions{Prefix: b.prefix + prefix, Recursive: true}) {

@@ -242,6 +242,15 @@ func TestBlobProvidersContract(t *testing.T) {
 			if want := []string{"p1/MANIFEST.json", "p1/a.blk"}; err != nil || !reflect.DeepEqual(p1, want) {
 				t.Fatalf("List(p1/) = %v %v, want %v", p1, err, want)
 			}
+			if got, err := b.GetRange(ctx, "p1/a.blk", 2, 4); err != nil || string(got) != "plac" {
+				t.Fatalf("GetRange(2, 4) = %q %v, want \"plac\"", got, err)
+			}
+			if got, err := b.GetRange(ctx, "p1/a.blk", 5, 10); err == nil {
+				t.Fatalf("GetRange past the end = %q, want an error", got)
+			}
+			if _, err := b.GetRange(ctx, "nope/x", 0, 1); !errors.Is(err, ErrBlobNotFound) {
+				t.Fatalf("GetRange of a missing key: %v", err)
+			}
 			if err := b.Delete(ctx, "p1/a.blk"); err != nil {
 				t.Fatal(err)
 			}

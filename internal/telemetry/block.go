@@ -534,6 +534,11 @@ func readBlockRange(data io.ReaderAt, m *blockMeta, off, n int64, what string) (
 	}
 	b := make([]byte, n)
 	if k, err := data.ReadAt(b, off); k != len(b) {
+		// An I/O error (a blob store's, a disk's) is not a corrupt block;
+		// an early end of the data is.
+		if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
+			return nil, fmt.Errorf("block %s %s: %w", m.Name, what, err)
+		}
 		return nil, fmt.Errorf("%w: block %s %s: short read: %v", ErrCorrupt, m.Name, what, err)
 	}
 	return b, nil
@@ -546,15 +551,12 @@ func groupData(data io.ReaderAt, m *blockMeta, g *groupMeta) (io.ReaderAt, error
 	if len(g.Columns) == 0 {
 		return data, nil
 	}
-	lo, hi := g.Columns[0].Off, g.Columns[0].Off
-	for _, c := range g.Columns {
-		lo, hi = min(lo, c.Off), max(hi, c.Off+c.Len)
-	}
-	b, err := readBlockRange(data, m, lo, hi-lo, "row group")
+	r := groupRange(g)
+	b, err := readBlockRange(data, m, r.off, r.n, "row group")
 	if err != nil {
 		return nil, err
 	}
-	return groupSpan{b, lo}, nil
+	return groupSpan{b, r.off}, nil
 }
 
 // groupSpan is a row group's bytes read at off in its block.
@@ -681,7 +683,7 @@ func decodeLogRowsWhere(data io.ReaderAt, m *blockMeta, traceID string, f *rowFi
 	key := hashKey(traceID)
 	for gi := range m.Groups {
 		g := &m.Groups[gi]
-		if traceID != "" && !g.Trace.has(key) || f != nil && f.plan != nil && !f.plan.mayMatch(m, g) {
+		if !logGroupWanted(m, g, key, traceID, f) {
 			continue
 		}
 		gd, err := groupData(data, m, g)
@@ -693,6 +695,12 @@ func decodeLogRowsWhere(data io.ReaderAt, m *blockMeta, traceID string, f *rowFi
 		}
 	}
 	return out, nil
+}
+
+// logGroupWanted is whether a read of the lines of traceID (all when
+// empty) that f keeps decodes group g; a cold read fetches just these.
+func logGroupWanted(m *blockMeta, g *groupMeta, key bloomKey, traceID string, f *rowFilter) bool {
+	return (traceID == "" || g.Trace.has(key)) && (f == nil || f.plan == nil || f.plan.mayMatch(m, g))
 }
 
 func decodeLogGroup(out []Log, data io.ReaderAt, m *blockMeta, g *groupMeta, traceID string, f *rowFilter) ([]Log, error) {

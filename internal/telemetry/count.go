@@ -106,6 +106,7 @@ func (s *Embedded) Count(ctx context.Context, q Query, by string) (CountResult, 
 		if len(read) == 0 && len(timeOnly) == 0 {
 			continue
 		}
+		c.need = func(_ *blockMeta, g *groupMeta) bool { return slices.Contains(read, g) || slices.Contains(timeOnly, g) }
 		err := s.withBlock(ctx, c, func(src io.ReaderAt) error {
 			for _, g := range timeOnly {
 				if err := countInWindow(src, m, g, by, plan.from, plan.to, counts); err != nil {

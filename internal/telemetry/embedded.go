@@ -82,6 +82,8 @@ type Embedded struct {
 	flushed uint64
 
 	blocksRead atomic.Int64 // blocks read from disk or blob, for Stats
+	blobReads  atomic.Int64 // GETs of cold blocks (whole or ranged), for Stats
+	blobBytes  atomic.Int64 // their bytes
 
 	cachingMu sync.Mutex
 	caching   map[string]bool // cold blocks being written to the local cache

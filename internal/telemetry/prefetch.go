@@ -2,6 +2,7 @@ package telemetry
 
 import (
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 )
@@ -11,46 +12,58 @@ import (
 // waits for about one round trip per prefetchAhead blocks instead of one
 // per block (an S3 GET costs tens of milliseconds however small).
 
-const prefetchAhead = 4
+// prefetchAhead bounds the whole blocks fetched ahead (their bytes wait in
+// memory); rangedAhead bounds how far ahead a query looks, since blocks
+// fetched only by a few row groups (coldread.go) cost little to hold.
+const prefetchAhead, rangedAhead = 4, 16
 
 // fetched is a cold block being fetched ahead of its reader.
 type fetched struct {
-	done chan struct{}
-	b    []byte
-	err  error
+	done  chan struct{}
+	whole bool
+	src   io.ReaderAt
+	err   error
 }
 
-// prefetch starts fetching the cold blocks among blocks[i:i+prefetchAhead]
-// that are neither cached nor already being fetched. ctx ends the fetches
-// when the query is done.
+// prefetch starts fetching the cold blocks among the next ones that are
+// neither cached nor already being fetched: up to prefetchAhead fetched
+// whole, within rangedAhead blocks. ctx ends the fetches when the query is
+// done.
 func (s *Embedded) prefetch(ctx context.Context, blocks []candidate, i int) {
-	for j := i; j < min(i+prefetchAhead, len(blocks)); j++ {
+	whole := 0
+	for j := i; j < min(i+rangedAhead, len(blocks)) && whole < prefetchAhead; j++ {
 		c := &blocks[j]
-		if !c.cold || c.ahead != nil {
+		if !c.cold {
+			continue
+		}
+		if c.ahead != nil {
+			if c.ahead.whole {
+				whole++
+			}
 			continue
 		}
 		if st, err := os.Stat(filepath.Join(s.cache, c.meta.Partition, c.meta.Name)); err == nil && st.Size() == c.meta.Size {
 			continue
 		}
-		f := &fetched{done: make(chan struct{})}
+		_, w := coldRanges(*c)
+		if w {
+			whole++
+		}
+		f := &fetched{done: make(chan struct{}), whole: w}
 		c.ahead = f
-		m := c.meta
+		cc := *c
 		s.cacheWG.Add(1)
 		go func() {
 			defer s.cacheWG.Done()
 			defer close(f.done)
-			key := m.Partition + "/" + m.Name
-			f.b, f.err = s.o.Blob.Get(ctx, key)
-			if f.err == nil {
-				s.keepCached(key, filepath.Join(s.cache, m.Partition, m.Name), f.b)
-			}
+			f.src, f.err = s.fetchCold(ctx, cc)
 		}()
 	}
 }
 
-// takeAhead returns the prefetched bytes of c, or nil when there are none
+// takeAhead returns the prefetched block c, or nil when there is none
 // (not prefetched, or the fetch failed: the reader fetches it itself).
-func takeAhead(ctx context.Context, c candidate) []byte {
+func takeAhead(ctx context.Context, c candidate) io.ReaderAt {
 	if c.ahead == nil {
 		return nil
 	}
@@ -62,5 +75,5 @@ func takeAhead(ctx context.Context, c candidate) []byte {
 	if c.ahead.err != nil {
 		return nil
 	}
-	return c.ahead.b
+	return c.ahead.src
 }

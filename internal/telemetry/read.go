@@ -1,7 +1,6 @@
 package telemetry
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -15,29 +14,27 @@ import (
 // tier, or the blob store, with checksums checked and corrupt blocks set apart.
 
 // openBlock returns a reader of a block from the hot tier, or from the
-// local cache of the cold tier, fetching it from the blob store on a miss.
-// Close it after use.
-func (s *Embedded) openBlock(ctx context.Context, m *blockMeta, coldTier bool) (blockSource, error) {
-	if !coldTier {
+// local cache of the cold tier, fetching it (or only the ranges the read
+// needs, see coldread.go) from the blob store on a miss. Close it after use.
+func (s *Embedded) openBlock(ctx context.Context, c candidate) (blockSource, error) {
+	m := c.meta
+	if !c.cold {
 		return os.Open(filepath.Join(s.hotDir, m.Partition, m.Name))
 	}
-	cached := filepath.Join(s.cache, m.Partition, m.Name)
 	// A cached copy is trusted only at its full size; its column checksums
 	// are checked on every read like any block's, and a failing copy is
-	// dropped and fetched again (see decodeLogsOf).
-	if f, err := os.Open(cached); err == nil {
+	// dropped and fetched again (see withBlock).
+	if f, err := os.Open(filepath.Join(s.cache, m.Partition, m.Name)); err == nil {
 		if st, err := f.Stat(); err == nil && st.Size() == m.Size {
 			return f, nil
 		}
 		f.Close()
 	}
-	key := m.Partition + "/" + m.Name
-	b, err := s.o.Blob.Get(ctx, key)
+	src, err := s.fetchCold(ctx, c)
 	if err != nil {
 		return nil, err
 	}
-	s.keepCached(key, cached, b)
-	return nopCloser{bytes.NewReader(b)}, nil
+	return nopCloser{src}, nil
 }
 
 // keepCached writes a fetched cold block to the local cache in the
@@ -85,7 +82,7 @@ type blockSource interface {
 	io.Closer
 }
 
-type nopCloser struct{ *bytes.Reader }
+type nopCloser struct{ io.ReaderAt }
 
 func (nopCloser) Close() error { return nil }
 
@@ -108,6 +105,9 @@ type candidate struct {
 	meta  *blockMeta
 	cold  bool
 	ahead *fetched // a cold block fetched ahead of the query (prefetch)
+	// need tells the row groups the read will decode; nil means all. A
+	// cold block is fetched by these groups' ranges when they are few.
+	need func(*blockMeta, *groupMeta) bool
 }
 
 // blocksFor snapshots the blocks a filter may need, newest first.
@@ -169,11 +169,11 @@ func (s *Embedded) withBlock(ctx context.Context, c candidate, decode func(io.Re
 	ahead := takeAhead(ctx, c)
 	try := func() (bool, error) {
 		if ahead != nil {
-			b := ahead
+			src := ahead
 			ahead = nil // a second try fetches the block again
-			return true, decode(bytes.NewReader(b))
+			return true, decode(src)
 		}
-		src, err := s.openBlock(ctx, c.meta, c.cold)
+		src, err := s.openBlock(ctx, c)
 		if err != nil {
 			return false, fmt.Errorf("block %s: %w", key, err)
 		}

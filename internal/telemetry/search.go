@@ -45,6 +45,10 @@ func (s *Embedded) Query(ctx context.Context, q Query) (Result, error) {
 	var warnings []string
 	rows := q.rowFilter()
 	blocks := s.blocksFor(func(m *blockMeta) bool { return q.mayMatchBlock(m) && rows.plan.anyGroup(m) })
+	traceKey := hashKey(q.TraceID)
+	for i := range blocks {
+		blocks[i].need = func(m *blockMeta, g *groupMeta) bool { return logGroupWanted(m, g, traceKey, q.TraceID, rows) }
+	}
 	ahead, stopAhead := context.WithCancel(ctx)
 	defer stopAhead()
 	for i := range blocks {
@@ -104,12 +108,22 @@ func (s *Embedded) Trace(ctx context.Context, traceID string) (TraceResult, erro
 	s.mu.RUnlock()
 	key := hashKey(traceID)
 	blocks := s.blocksFor(func(m *blockMeta) bool { return m.Trace.has(key) })
-	for _, c := range blocks {
+	for i := range blocks {
+		blocks[i].need = func(_ *blockMeta, g *groupMeta) bool { return g.Trace.has(key) }
+	}
+	// The cold blocks the filters name are fetched at once (each only by
+	// the row groups that may hold the trace), not one round trip each.
+	ahead, stopAhead := context.WithCancel(ctx)
+	defer stopAhead()
+	for i := range blocks {
 		if err := ctx.Err(); err != nil {
 			return res, err
 		}
+		s.prefetch(ahead, blocks, i)
+		c := blocks[i]
 		if c.meta.Kind == "spans" {
 			spans, err := s.decodeSpansOf(ctx, c, traceID)
+			blocks[i].ahead = nil
 			if err != nil {
 				res.Warnings = append(res.Warnings, err.Error())
 				continue
@@ -122,6 +136,7 @@ func (s *Embedded) Trace(ctx context.Context, traceID string) (TraceResult, erro
 			continue
 		}
 		logs, err := s.decodeLogsOf(ctx, c, traceID)
+		blocks[i].ahead = nil
 		if err != nil {
 			res.Warnings = append(res.Warnings, err.Error())
 			continue

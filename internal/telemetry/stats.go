@@ -22,6 +22,10 @@ type Stats struct {
 	// BlocksRead counts block reads since start: a trace lookup should add
 	// only the few blocks whose bloom filter matches.
 	BlocksRead int64 `json:"blocks_read"`
+	// BlobReads and BlobBytesRead count the GETs of cold blocks from the
+	// blob store (whole blocks and ranges of row groups) and their bytes.
+	BlobReads     int64 `json:"blob_reads"`
+	BlobBytesRead int64 `json:"blob_bytes_read"`
 }
 
 // Stats reports bytes per tier and blocks not served because corrupt.
@@ -47,6 +51,7 @@ func (s *Embedded) Stats() Stats {
 	st.Records += int64(st.MemoryLines)
 	st.MemoryBytes = s.memSize
 	st.BlocksRead = s.blocksRead.Load()
+	st.BlobReads, st.BlobBytesRead = s.blobReads.Load(), s.blobBytes.Load()
 	if len(s.corrupt) > 0 {
 		st.Corrupt = map[string]string{}
 		for k, v := range s.corrupt {

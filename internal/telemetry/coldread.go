@@ -1,0 +1,159 @@
+package telemetry
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"path/filepath"
+	"sort"
+	"sync"
+)
+
+// Reading the cold tier by row group: the footers of cold blocks are in
+// memory (the partitions' manifests), so before a query touches a block it
+// knows which row groups its skip indexes leave open. When those are a
+// small part of the block, only their bytes are fetched, with ranged GETs
+// (adjacent groups coalesced into one request, the requests in parallel),
+// instead of the whole block: a rare phrase or a trace id needs one group
+// of a few kilobytes out of megabytes. A read that needs most of a block
+// fetches it whole and keeps it in the local cache, as before.
+
+const (
+	// coalesceGap: groups closer than this are fetched in one request;
+	// the bytes between them cost less than another round trip.
+	coalesceGap = 16 << 10
+	// rangedShare: a read needing more than this share of a block's bytes
+	// fetches the whole block (and caches it).
+	rangedShare = 0.5
+	// rangeFetches bounds the ranged GETs of one block in flight.
+	rangeFetches = 8
+)
+
+// byteRange is [off, off+n) of a block.
+type byteRange struct{ off, n int64 }
+
+func (r byteRange) end() int64 { return r.off + r.n }
+
+// groupRange is where a row group's columns lie (back to back).
+func groupRange(g *groupMeta) byteRange {
+	if len(g.Columns) == 0 {
+		return byteRange{g.Off, 0}
+	}
+	lo, hi := g.Columns[0].Off, g.Columns[0].Off
+	for _, c := range g.Columns {
+		lo, hi = min(lo, c.Off), max(hi, c.Off+c.Len)
+	}
+	return byteRange{lo, hi - lo}
+}
+
+// coalesce sorts ranges and merges those that overlap or lie within gap
+// bytes of each other.
+func coalesce(rs []byteRange, gap int64) []byteRange {
+	sort.Slice(rs, func(i, j int) bool { return rs[i].off < rs[j].off })
+	var out []byteRange
+	for _, r := range rs {
+		if r.n <= 0 {
+			continue
+		}
+		if n := len(out); n > 0 && r.off <= out[n-1].end()+gap {
+			out[n-1].n = max(out[n-1].end(), r.end()) - out[n-1].off
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// coldRanges are the ranges a read of c fetches; whole is true when it
+// should fetch the whole block instead (no group selection, or the groups
+// make up most of the block).
+func coldRanges(c candidate) (rs []byteRange, whole bool) {
+	if c.need == nil {
+		return nil, true
+	}
+	m := c.meta
+	for gi := range m.Groups {
+		if g := &m.Groups[gi]; c.need(m, g) {
+			rs = append(rs, groupRange(g))
+		}
+	}
+	rs = coalesce(rs, coalesceGap)
+	var fetched int64
+	for _, r := range rs {
+		fetched += r.n
+	}
+	if m.Size <= 0 || float64(fetched) > rangedShare*float64(m.Size) {
+		return nil, true
+	}
+	return rs, false
+}
+
+// fetchCold reads a cold block that is not in the local cache from the
+// blob store: only the ranges the read needs, or the whole block (then
+// kept in the local cache).
+func (s *Embedded) fetchCold(ctx context.Context, c candidate) (io.ReaderAt, error) {
+	m := c.meta
+	key := m.Partition + "/" + m.Name
+	rs, whole := coldRanges(c)
+	if whole {
+		b, err := s.o.Blob.Get(ctx, key)
+		if err != nil {
+			return nil, err
+		}
+		s.blobReads.Add(1)
+		s.blobBytes.Add(int64(len(b)))
+		s.keepCached(key, filepath.Join(s.cache, m.Partition, m.Name), b)
+		return bytes.NewReader(b), nil
+	}
+	parts := make([][]byte, len(rs))
+	errs := make([]error, len(rs))
+	sem := make(chan struct{}, rangeFetches)
+	var wg sync.WaitGroup
+	for i, r := range rs {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			parts[i], errs[i] = s.o.Blob.GetRange(ctx, key, r.off, r.n)
+		}()
+	}
+	wg.Wait()
+	sb := &sparseBlock{key: key}
+	for i, r := range rs {
+		if errs[i] != nil {
+			return nil, errs[i]
+		}
+		s.blobReads.Add(1)
+		s.blobBytes.Add(r.n)
+		sb.parts = append(sb.parts, sparsePart{off: r.off, b: parts[i]})
+	}
+	return sb, nil
+}
+
+// sparseBlock holds the fetched ranges of a block, sorted by offset.
+type sparseBlock struct {
+	key   string
+	parts []sparsePart
+}
+
+type sparsePart struct {
+	off int64
+	b   []byte
+}
+
+// ReadAt serves reads that lie inside one fetched range. Any other read
+// is a bug in choosing the ranges (the decoder and coldRanges disagree on
+// the groups); it fails with an I/O error, which is reported and never
+// taken for a corrupt block.
+func (s *sparseBlock) ReadAt(p []byte, off int64) (int, error) {
+	i := sort.Search(len(s.parts), func(i int) bool { return s.parts[i].off > off }) - 1
+	if i >= 0 {
+		part := s.parts[i]
+		if rel := off - part.off; rel+int64(len(p)) <= int64(len(part.b)) {
+			return copy(p, part.b[rel:]), nil
+		}
+	}
+	return 0, fmt.Errorf("block %s: bytes %d+%d were not fetched from the blob store", s.key, off, len(p))
+}

@@ -1,0 +1,188 @@
+package telemetry
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"os"
+	"reflect"
+	"slices"
+	"sort"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// countingBlob counts what crosses the Blob seam: whole-object GETs,
+// ranged GETs, and their bytes.
+type countingBlob struct {
+	Blob
+	gets, ranges, bytes atomic.Int64
+}
+
+func (b *countingBlob) Get(ctx context.Context, key string) ([]byte, error) {
+	d, err := b.Blob.Get(ctx, key)
+	b.gets.Add(1)
+	b.bytes.Add(int64(len(d)))
+	return d, err
+}
+
+func (b *countingBlob) GetRange(ctx context.Context, key string, off, n int64) ([]byte, error) {
+	d, err := b.Blob.GetRange(ctx, key, off, n)
+	b.ranges.Add(1)
+	b.bytes.Add(int64(len(d)))
+	return d, err
+}
+
+func (b *countingBlob) read() int64 { return b.bytes.Load() }
+
+// Queries over a cold tier on a real S3 server (and a directory) answer
+// exactly what a full scan of the lines answers, while fetching only the
+// row groups the skip indexes leave open: a rare phrase and a trace lookup
+// read a small part of the blocks they touch, with ranged GETs.
+func TestColdReadsFetchOnlyTheRowGroupsAQueryNeeds(t *testing.T) {
+	for _, p := range blobProviders() {
+		t.Run(p.name, func(t *testing.T) {
+			blob := &countingBlob{Blob: p.open(t)}
+			now := t0.Add(30 * time.Minute)
+			s := openTest(t, t.TempDir(), func(o *Options) {
+				o.Blob, o.ColdAfter, o.BlockRows = blob, time.Hour, 8192
+				o.Now = func() time.Time { return now }
+			})
+			ctx := context.Background()
+			r := rand.New(rand.NewPCG(7, 70))
+			logs := randomLogs(r, 12000)
+			rare := "payout held: quokka check Q-4242"
+			logs[7001].Message = rare
+			// A trace of two lines far apart (other traces span every group).
+			logs[7001].TraceID, logs[300].TraceID = "feedfacefeedfacefeedfacefeedface", "feedfacefeedfacefeedfacefeedface"
+			for i := 0; i < len(logs); i += 3000 {
+				if err := s.AppendLogs(ctx, slices.Clone(logs[i:i+3000])); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := s.Flush(ctx); err != nil {
+				t.Fatal(err)
+			}
+			all, err := s.Query(ctx, Query{Limit: MaxLimit + 2000})
+			if err != nil || len(all.Logs) != len(logs) {
+				t.Fatalf("%d lines stored, %v; want %d", len(all.Logs), err, len(logs))
+			}
+			now = t0.Add(5 * time.Hour)
+			if err := s.MoveCold(ctx); err != nil {
+				t.Fatal(err)
+			}
+			st := s.Stats()
+			if st.HotBlocks != 0 || st.ColdBlocks < 2 {
+				t.Fatalf("after the move: %+v; the test needs every block cold", st)
+			}
+			// Each query starts with an empty local cache, so it reads the
+			// blob store; it returns what a full scan of the lines returns.
+			fresh := func() {
+				s.cacheWG.Wait()
+				if err := os.RemoveAll(s.cache); err != nil {
+					t.Fatal(err)
+				}
+			}
+			scan := func(q Query) []string {
+				var want []string
+				for i := range all.Logs {
+					if q.matches(&all.Logs[i]) {
+						want = append(want, lineKey(&all.Logs[i]))
+					}
+				}
+				sort.Strings(want)
+				return want
+			}
+			ask := func(q Query) (keys []string, bytes int64) {
+				fresh()
+				before := blob.read()
+				q.Limit = len(logs) // every match: the comparison is with all of a scan's
+				res, err := s.Query(ctx, q)
+				if err != nil || len(res.Warnings) > 0 {
+					t.Fatalf("%+v: %v %v", q, err, res.Warnings)
+				}
+				for i := range res.Logs {
+					keys = append(keys, lineKey(&res.Logs[i]))
+				}
+				sort.Strings(keys)
+				return keys, blob.read() - before
+			}
+
+			got, rareBytes := ask(Query{Contains: "quokka check Q-4242"})
+			if want := scan(Query{Contains: "quokka check Q-4242"}); len(got) != 1 || !reflect.DeepEqual(got, want) {
+				t.Fatalf("rare phrase: %v, a full scan finds %v", got, want)
+			}
+			if blob.ranges.Load() == 0 || rareBytes*8 > st.ColdBytes {
+				t.Fatalf("rare phrase read %d of %d cold bytes (%d ranged GETs): want a few row groups with ranged GETs",
+					rareBytes, st.ColdBytes, blob.ranges.Load())
+			}
+
+			fresh()
+			before := blob.read()
+			tid := logs[7001].TraceID
+			tr, err := s.Trace(ctx, tid)
+			if err != nil || len(tr.Warnings) > 0 {
+				t.Fatal(err, tr.Warnings)
+			}
+			want := scan(Query{TraceID: tid})
+			var gotTrace []string
+			for i := range tr.Logs {
+				gotTrace = append(gotTrace, lineKey(&tr.Logs[i]))
+			}
+			sort.Strings(gotTrace)
+			if len(want) != 2 || !reflect.DeepEqual(gotTrace, want) {
+				t.Fatalf("trace %s: %d lines, a full scan finds %d", tid, len(gotTrace), len(want))
+			}
+			if n := blob.read() - before; n*4 > st.ColdBytes {
+				t.Fatalf("trace lookup read %d of %d cold bytes", n, st.ColdBytes)
+			}
+
+			// Random queries (phrases cut anywhere, field filters, windows):
+			// exactly the full scan's lines, and never more bytes than the
+			// blocks hold.
+			for n := 0; n < 40; n++ {
+				q := randomQuery(r, all.Logs)
+				got, bytes := ask(q)
+				if want := scan(q); !reflect.DeepEqual(got, want) {
+					t.Fatalf("query %+v: %d lines, a full scan finds %d", q, len(got), len(want))
+				}
+				if bytes > st.ColdBytes {
+					t.Fatalf("query %+v read %d bytes, more than the %d the cold blocks hold", q, bytes, st.ColdBytes)
+				}
+				c, err := s.Count(ctx, q, "status")
+				if err != nil || c.Total != len(scan(q)) {
+					t.Fatalf("count of %+v: %+v %v, a full scan finds %d", q, c, err, len(scan(q)))
+				}
+			}
+			if st := s.Stats(); st.BlobReads == 0 || st.BlobBytesRead != blob.read() {
+				t.Fatalf("Stats counts %d reads, %d bytes; the seam saw %d bytes", st.BlobReads, st.BlobBytesRead, blob.read())
+			}
+		})
+	}
+}
+
+func TestCoalesceMergesNearRanges(t *testing.T) {
+	got := coalesce([]byteRange{{500, 10}, {0, 100}, {150, 50}, {100000, 5}, {90, 20}, {300, 0}}, 100)
+	want := []byteRange{{0, 200}, {500, 10}, {100000, 5}}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("coalesce = %v, want %v", got, want)
+	}
+}
+
+// A read outside the fetched ranges is an I/O error, never a corrupt
+// block (which would be set apart for good).
+func TestSparseBlockMissIsNotCorruption(t *testing.T) {
+	sb := &sparseBlock{key: "p/b.blk", parts: []sparsePart{{off: 10, b: []byte("0123456789")}}}
+	buf := make([]byte, 4)
+	if n, err := sb.ReadAt(buf, 12); err != nil || n != 4 || string(buf) != "2345" {
+		t.Fatalf("read inside: %q %v", buf[:n], err)
+	}
+	m := &blockMeta{Name: "b.blk", Size: 100}
+	for _, off := range []int64{0, 18, 40} {
+		_, err := readBlockRange(sb, m, off, 4, "row group")
+		if err == nil || errors.Is(err, ErrCorrupt) {
+			t.Fatalf("read at %d: %v, want an error that is not ErrCorrupt", off, err)
+		}
+	}
+}
