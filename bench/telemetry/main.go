@@ -23,6 +23,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -717,17 +718,43 @@ func run(lines, passes, lookups int, vlBin, work string) error {
 	}
 	pave = nil
 	blobRSS := int64(0)
+	// What each class fetched from the blob store (GETs whole or ranged,
+	// and bytes), from the store's own counters, read before each restart.
+	type blobRead struct {
+		class        string
+		reads, bytes int64
+		queries      int
+	}
+	var blobReads []blobRead
+	var blobClass *queryClass
+	noteBlobReads := func() {
+		if pave == nil || blobClass == nil {
+			return
+		}
+		var st struct {
+			Reads int64 `json:"blob_reads"`
+			Bytes int64 `json:"blob_bytes_read"`
+		}
+		if resp, err := http.Get(pave.base + "/api/v1/telemetry/stats"); err == nil {
+			json.NewDecoder(resp.Body).Decode(&st)
+			resp.Body.Close()
+		}
+		blobReads = append(blobReads, blobRead{blobClass.name, st.Reads, st.Bytes, queriesOf(blobClass)})
+	}
 	blobPhase := func(c *queryClass) error {
 		if pave != nil {
+			noteBlobReads()
 			blobRSS = max(blobRSS, peakRSS(pave.pid()))
 			pave.stop()
 		}
+		blobClass = c
 		os.RemoveAll(filepath.Join(paveDir, "cache"))
 		pave, err = startPave(paveDir, -1)
 		return err
 	}
 	err = phase("blob", vl, blobPhase)
 	if pave != nil {
+		noteBlobReads()
 		blobRSS = max(blobRSS, peakRSS(pave.pid()))
 		pave.stop()
 	}
@@ -762,6 +789,10 @@ func run(lines, passes, lookups int, vlBin, work string) error {
 				ms(pct(r.p, .5)), ms(pct(r.p, .99)), ms(pct(r.v, .5)), ms(pct(r.v, .99)),
 				float64(pct(r.p, .5))/float64(pct(r.v, .5)), float64(pct(r.p, .99))/float64(pct(r.v, .99)), median(per), minF(per), maxF(per))
 		}
+	}
+	for _, r := range blobReads {
+		fmt.Printf("  blob  %-34s pave fetched %.1f GETs and %.1f KiB per query from S3\n", r.class,
+			float64(r.reads)/float64(r.queries), float64(r.bytes)/1024/float64(r.queries))
 	}
 	fmt.Printf("peak RSS cold queries: pave %.1f MiB, victorialogs %.1f MiB, ratio %.2f×; pave reading the blob store %.1f MiB\n",
 		float64(paveColdRSS)/(1<<20), float64(vlColdRSS)/(1<<20), float64(paveColdRSS)/float64(vlColdRSS), float64(blobRSS)/(1<<20))

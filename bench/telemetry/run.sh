@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/bin/bash
 # Benchmark Pave's telemetry store against VictoriaLogs v1.52.1 (see main.go).
 # Installs VictoriaLogs outside the repository when missing, then runs the
 # harness. Flags go to the harness: -lines N, -full (2M lines), -passes N,

@@ -47,6 +47,13 @@ type Queries struct {
 	StatusLabel string `json:"statusLabel,omitempty"`
 	// LatencyUnit is the unit of le: "ms" or "s".
 	LatencyUnit string `json:"latencyUnit,omitempty"`
+	// RouteFallback names a preset whose metrics carry the route (the
+	// istio preset's is "kit"): when none of these request series has
+	// RouteLabel, a snapshot's per-route counts come from that preset's
+	// series, read in the same query, while the versions' totals stay
+	// these. "none" turns it off; left empty in an override, it is the
+	// preset's.
+	RouteFallback string `json:"routeFallback,omitempty"`
 }
 
 // Istio's selector: the destination proxy's report, so a request counts
@@ -65,11 +72,14 @@ var presets = map[string]Queries{
 	// Istio's standard metrics. The route is request_operation, the
 	// attribute Istio's telemetry API fills from its classification
 	// rules (e.g. "GET /v1/orders/{id}"); where the mesh does not set
-	// it, the series have no route and the judges see the total only.
+	// it, the routes come from kit's RED metrics of the same service
+	// (its route templates), and without those the judges see the
+	// total only.
 	"istio": {
 		Requests:     `istio_requests_total{` + istioSel + `}`,
 		Latency:      `istio_request_duration_milliseconds_bucket{` + istioSel + `}`,
 		VersionLabel: "destination_version", RouteLabel: "request_operation", StatusLabel: "response_code", LatencyUnit: "ms",
+		RouteFallback: "kit",
 	},
 	"kit": {
 		Requests:     `http_server_requests_total{` + kitSel + `}`,
@@ -120,6 +130,7 @@ type Prometheus struct {
 	resets resets // per-series reset correction (restarts.go)
 	base   *url.URL
 	q      Queries
+	routes *Queries           // the route fallback's queries, nil without one
 	tpl    *template.Template // the three templates, combined
 	ns     string
 	client *http.Client
@@ -162,14 +173,41 @@ func NewPrometheus(o PrometheusOptions) (*Prometheus, error) {
 	if q.Errors == "" && q.StatusLabel == "" {
 		return nil, errors.New("prometheus queries: no errors query and no statusLabel: give an errors query, or group requests by a status label and name it")
 	}
-	parts := []struct{ name, text string }{{"requests", q.Requests}, {"errors", q.Errors}, {"latency", q.Latency}}
 	var combined []string
+	if err := checkParts(q, "", &combined); err != nil {
+		return nil, err
+	}
+	if fb := q.RouteFallback; fb != "" && fb != "none" {
+		rq, err := Preset(fb)
+		if err != nil {
+			return nil, fmt.Errorf("prometheus queries: routeFallback: %w (or \"none\")", err)
+		}
+		if rq.RouteLabel == "" {
+			return nil, fmt.Errorf("prometheus queries: routeFallback %q has no route label", fb)
+		}
+		if err := checkParts(rq, routePart, &combined); err != nil {
+			return nil, err
+		}
+		p.routes = &rq
+	}
+	p.tpl = template.Must(template.New("snapshot").Option("missingkey=error").Parse(strings.Join(combined, " or ")))
+	return p, nil
+}
+
+// routePart prefixes the parts of the combined query that belong to the
+// route fallback ("route-requests", …).
+const routePart = "route-"
+
+// checkParts checks q's three templates and appends each, marked with its
+// part's name (after prefix), to combined.
+func checkParts(q Queries, prefix string, combined *[]string) error {
+	parts := []struct{ name, text string }{{"requests", q.Requests}, {"errors", q.Errors}, {"latency", q.Latency}}
 	for _, t := range parts {
 		if t.text == "" {
 			if t.name == "errors" {
 				continue
 			}
-			return nil, fmt.Errorf("prometheus queries: the %s query is empty", t.name)
+			return fmt.Errorf("prometheus queries: the %s query is empty", t.name)
 		}
 		want := []string{q.VersionLabel}
 		if t.name == "latency" {
@@ -182,23 +220,22 @@ func NewPrometheus(o PrometheusOptions) (*Prometheus, error) {
 			// A raw selector keeps every label; an aggregation must
 			// keep these.
 			if aggregates(t.text) && !mentions(t.text, l) {
-				return nil, fmt.Errorf("prometheus %s query %q does not mention the label %q: group by it (sum by (%s, ...))", t.name, t.text, l, strings.Join(want, ", "))
+				return fmt.Errorf("prometheus %s query %q does not mention the label %q: group by it (sum by (%s, ...))", t.name, t.text, l, strings.Join(want, ", "))
 			}
 		}
 		tpl, err := template.New(t.name).Option("missingkey=error").Parse(t.text)
 		if err != nil {
-			return nil, fmt.Errorf("prometheus %s query template: %w", t.name, err)
+			return fmt.Errorf("prometheus %s query template: %w", t.name, err)
 		}
 		if err := tpl.Execute(io.Discard, templateData{Service: "s", Namespace: "ns"}); err != nil {
-			return nil, fmt.Errorf("prometheus %s query template %q: %w (it may use {{.Service}} and {{.Namespace}})", t.name, t.text, err)
+			return fmt.Errorf("prometheus %s query template %q: %w (it may use {{.Service}} and {{.Namespace}})", t.name, t.text, err)
 		}
 		// One query for the three, so Prometheus evaluates them over the
 		// same data: a scrape landing between separate queries could make
 		// a window's errors or latency a scrape ahead of its requests.
-		combined = append(combined, fmt.Sprintf(`label_replace(%s, %q, %q, "", "")`, t.text, queryLabel, t.name))
+		*combined = append(*combined, fmt.Sprintf(`label_replace(%s, %q, %q, "", "")`, t.text, queryLabel, prefix+t.name))
 	}
-	p.tpl = template.Must(template.New("snapshot").Option("missingkey=error").Parse(strings.Join(combined, " or ")))
-	return p, nil
+	return nil
 }
 
 // override takes the templates of o and, where o leaves them empty, the
@@ -217,6 +254,10 @@ func override(q, o Queries) Queries {
 	}
 	if out.LatencyUnit == "" {
 		out.LatencyUnit = q.LatencyUnit
+	}
+	out.RouteFallback = o.RouteFallback
+	if out.RouteFallback == "" {
+		out.RouteFallback = q.RouteFallback
 	}
 	return out
 }
@@ -335,21 +376,40 @@ func (p *Prometheus) Snapshot(ctx context.Context, service string) (stats.Snapsh
 	if err != nil {
 		return nil, err
 	}
-	b := builder{q: p.q, snap: stats.Snapshot{}, buckets: map[key][]bucket{}}
-	for _, s := range p.resets.correct(service, samples) {
-		b.add(s)
+	b := builder{snap: stats.Snapshot{}, buckets: map[key][]bucket{}}
+	corrected := p.resets.correct(service, samples)
+	// The fallback's routes count only when the main series have none:
+	// a mesh that sets the route is read alone.
+	useRoutes := p.routes != nil
+	for _, s := range corrected {
+		if s.labels[queryLabel] == "requests" && p.q.RouteLabel != "" && s.labels[p.q.RouteLabel] != "" {
+			useRoutes = false
+		}
+	}
+	for _, s := range corrected {
+		part := s.labels[queryLabel]
+		if route, ok := strings.CutPrefix(part, routePart); ok {
+			if useRoutes {
+				b.add(*p.routes, route, true, s)
+			}
+			continue
+		}
+		b.add(p.q, part, false, s)
 	}
 	return b.finish(), nil
 }
 
 // key is one version, and one route of it ("" for the version's total
-// when the metric has no route label).
-type key struct{ version, route string }
+// when the metric has no route label). routeOnly marks counts of a route
+// fallback, which go to the route and never to the version's total.
+type key struct {
+	version, route string
+	routeOnly      bool
+}
 
 type bucket struct{ le, count float64 }
 
 type builder struct {
-	q       Queries
 	snap    stats.Snapshot
 	buckets map[key][]bucket
 }
@@ -369,8 +429,13 @@ func count(v float64) uint64 {
 // update applies f to the version's total and, when the series has a
 // route, to that route's counts.
 func (b *builder) update(k key, f func(*stats.Counts)) {
+	if k.routeOnly && k.route == "" {
+		return
+	}
 	ver := b.snap[k.version]
-	f(&ver.Total)
+	if !k.routeOnly {
+		f(&ver.Total)
+	}
 	if k.route != "" {
 		if ver.Routes == nil {
 			ver.Routes = map[string]stats.Counts{}
@@ -382,24 +447,26 @@ func (b *builder) update(k key, f func(*stats.Counts)) {
 	b.snap[k.version] = ver
 }
 
-func (b *builder) add(s sample) {
-	k := key{version: s.labels[b.q.VersionLabel]}
+// add counts a sample of part (requests, errors, latency) read with q's
+// labels; routeOnly counts it for its route alone.
+func (b *builder) add(q Queries, part string, routeOnly bool, s sample) {
+	k := key{version: s.labels[q.VersionLabel], routeOnly: routeOnly}
 	if k.version == "" {
 		return // not attributable to a version (e.g. a pod without the label)
 	}
-	if b.q.RouteLabel != "" {
-		k.route = s.labels[b.q.RouteLabel]
+	if q.RouteLabel != "" {
+		k.route = s.labels[q.RouteLabel]
 	}
 	n := count(s.value)
-	switch s.labels[queryLabel] {
+	switch part {
 	case "requests":
-		class := statusClass(s.labels[b.q.StatusLabel])
+		class := statusClass(s.labels[q.StatusLabel])
 		b.update(k, func(c *stats.Counts) {
 			c.Requests += n
-			if b.q.Errors == "" && (class == "5xx" || class == "failed") {
+			if q.Errors == "" && (class == "5xx" || class == "failed") {
 				c.Errors += n
 			}
-			if b.q.StatusLabel != "" {
+			if q.StatusLabel != "" {
 				if c.ByClass == nil {
 					c.ByClass = map[string]uint64{}
 				}
@@ -413,7 +480,7 @@ func (b *builder) add(s sample) {
 		if err != nil || math.IsNaN(s.value) {
 			return
 		}
-		if b.q.LatencyUnit == "s" {
+		if q.LatencyUnit == "s" {
 			le *= 1000
 		}
 		b.buckets[k] = append(b.buckets[k], bucket{le, s.value})

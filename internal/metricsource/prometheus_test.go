@@ -28,6 +28,7 @@ func TestNewPrometheusRefusesBadConfig(t *testing.T) {
 		{PrometheusOptions{URL: "http://p:9090", Preset: "kit", Queries: &Queries{Requests: "sum by (version) (x)", Latency: "sum by (version, le) (y)"}}, `does not mention the label "status_class"`},
 		{PrometheusOptions{URL: "http://p:9090", Queries: &Queries{Requests: "sum by (destination_version, response_code) (x)", Latency: ""}}, "the latency query is empty"},
 		{PrometheusOptions{URL: "http://p:9090", Queries: &Queries{Requests: "sum by (v) (x)", Errors: "sum by (v) (e)", Latency: "sum by (v, le) (y)", VersionLabel: "v", LatencyUnit: "us"}}, `latencyUnit "us": want ms or s`},
+		{PrometheusOptions{URL: "http://p:9090", Queries: &Queries{Requests: "x", Latency: "y", RouteFallback: "linkerd"}}, `routeFallback: prometheus preset "linkerd" does not exist`},
 	} {
 		if _, err := NewPrometheus(c.o); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%+v: %v, want %q", c.o, err, c.want)

@@ -77,11 +77,15 @@ func (s *Embedded) Count(ctx context.Context, q Query, by string) (CountResult, 
 	trace := hashKey(q.TraceID)
 	var warnings []string
 	blocks := s.blocksFor(func(m *blockMeta) bool { return q.mayMatchBlock(m) && plan.anyGroup(m) })
-	for i := range blocks {
-		if err := ctx.Err(); err != nil {
-			return CountResult{}, err
-		}
-		c := blocks[i]
+	// First the footers: the groups each block adds up without reading,
+	// and those it must read; then the reads, the cold ones fetched ahead
+	// in parallel (only their groups' ranges).
+	type blockRead struct {
+		c              candidate
+		read, timeOnly []*groupMeta
+	}
+	var reads []blockRead
+	for _, c := range blocks {
 		m := c.meta
 		var read, timeOnly []*groupMeta
 		for gi := range m.Groups {
@@ -107,13 +111,27 @@ func (s *Embedded) Count(ctx context.Context, q Query, by string) (CountResult, 
 			continue
 		}
 		c.need = func(_ *blockMeta, g *groupMeta) bool { return slices.Contains(read, g) || slices.Contains(timeOnly, g) }
-		err := s.withBlock(ctx, c, func(src io.ReaderAt) error {
-			for _, g := range timeOnly {
+		reads = append(reads, blockRead{c, read, timeOnly})
+	}
+	toRead := make([]candidate, len(reads))
+	for i := range reads {
+		toRead[i] = reads[i].c
+	}
+	ahead, stopAhead := context.WithCancel(ctx)
+	defer stopAhead()
+	for i, br := range reads {
+		if err := ctx.Err(); err != nil {
+			return CountResult{}, err
+		}
+		s.prefetch(ahead, toRead, i)
+		m := br.c.meta
+		err := s.withBlock(ctx, toRead[i], func(src io.ReaderAt) error {
+			for _, g := range br.timeOnly {
 				if err := countInWindow(src, m, g, by, plan.from, plan.to, counts); err != nil {
 					return err
 				}
 			}
-			for _, g := range read {
+			for _, g := range br.read {
 				gd, err := groupData(src, m, g)
 				if err != nil {
 					return err
@@ -128,6 +146,7 @@ func (s *Embedded) Count(ctx context.Context, q Query, by string) (CountResult, 
 			}
 			return nil
 		})
+		toRead[i].ahead = nil
 		if err != nil {
 			warnings = append(warnings, err.Error())
 		}
