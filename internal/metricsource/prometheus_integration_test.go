@@ -303,3 +303,72 @@ func TestPrometheusWindowSurvivesAPodRestart(t *testing.T) {
 		t.Fatalf("window across the restart %+v (before %+v, after %+v)", w, before["v2"].Total, after["v2"].Total)
 	}
 }
+
+// TestIstioRoutesFromKitOnARealPrometheus: a real Prometheus scrapes a
+// mesh whose Istio metrics carry no request_operation, and two versions of
+// a real kit service of the same name; the istio preset's snapshot has
+// Istio's totals and kit's routes, in one query.
+func TestIstioRoutesFromKitOnARealPrometheus(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	reqs := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "istio_requests_total"},
+		[]string{"reporter", "destination_service_name", "destination_service_namespace", "destination_version", "response_code"})
+	dur := prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "istio_request_duration_milliseconds", Buckets: []float64{10, 100}},
+		[]string{"reporter", "destination_service_name", "destination_service_namespace", "destination_version"})
+	reg.MustRegister(reqs, dur)
+	reqs.WithLabelValues("destination", "cart", "default", "v1", "200").Add(18)
+	reqs.WithLabelValues("destination", "cart", "default", "v1", "503").Add(2)
+	reqs.WithLabelValues("destination", "cart", "default", "v2", "200").Add(10)
+	for range 20 {
+		dur.WithLabelValues("destination", "cart", "default", "v1").Observe(5)
+	}
+	mesh := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	defer mesh.Close()
+	jobs := map[string]struct {
+		addr   string
+		labels map[string]string
+	}{"mesh": {addr: mesh.Listener.Addr().String()}}
+	apps := map[string]*kit.App{}
+	for _, v := range []string{"v1", "v2"} {
+		a := kit.NewWithConfig(kit.Config{Service: "cart", Version: v, ExportDisabled: true, Output: io.Discard, SpoolDir: t.TempDir()})
+		a.HandleFunc("GET /items/{id}", func(w http.ResponseWriter, r *http.Request) {})
+		a.HandleFunc("POST /orders", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusServiceUnavailable) })
+		defer a.Close(context.Background())
+		apps[v] = a
+		metrics := httptest.NewServer(promhttp.HandlerFor(a.Registry(), promhttp.HandlerOpts{}))
+		defer metrics.Close()
+		jobs["cart-"+v] = struct {
+			addr   string
+			labels map[string]string
+		}{metrics.Listener.Addr().String(), map[string]string{"service": "cart", "namespace": "default"}}
+	}
+	call := func(v, method, path string, n int) {
+		for range n {
+			apps[v].Handler().ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(method, path, nil))
+		}
+	}
+	call("v1", "GET", "/items/7", 17)
+	call("v1", "POST", "/orders", 2)
+	call("v2", "GET", "/items/9", 10)
+	base := startPrometheus(t, jobs)
+	src, err := NewPrometheus(PrometheusOptions{URL: base, Preset: "istio", Namespace: "default"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap := waitFor(t, src, "cart", func(s stats.Snapshot) bool {
+		return s["v1"].Total.Requests == 20 && s["v1"].Routes["/orders"].Requests == 2 && s["v2"].Routes["/items/{id}"].Requests == 10
+	})
+	v1 := snap["v1"]
+	// The totals are the mesh's (it counted a request kit did not see).
+	if v1.Total.Requests != 20 || v1.Total.Errors != 2 || sum(v1.Total.Latency) != 20 {
+		t.Errorf("v1 total %+v, want Istio's", v1.Total)
+	}
+	if r := v1.Routes["/orders"]; r.Errors != 2 || r.ByClass["5xx"] != 2 {
+		t.Errorf("v1 /orders from kit %+v", r)
+	}
+	if r := v1.Routes["/items/{id}"]; r.Requests != 17 || r.Errors != 0 || sum(r.Latency) != 17 {
+		t.Errorf("v1 /items/{id} from kit %+v (routes %v)", r, v1.Routes)
+	}
+	if len(v1.Routes) != 2 {
+		t.Errorf("v1 routes %v", v1.Routes)
+	}
+}
