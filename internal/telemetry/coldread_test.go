@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"slices"
 	"sort"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -184,5 +185,72 @@ func TestSparseBlockMissIsNotCorruption(t *testing.T) {
 		if err == nil || errors.Is(err, ErrCorrupt) {
 			t.Fatalf("read at %d: %v, want an error that is not ErrCorrupt", off, err)
 		}
+	}
+}
+
+// concurrentBlob records how many reads (whole or ranged) ran at once,
+// each taking a while like an S3 round trip.
+type concurrentBlob struct {
+	Blob
+	delay     time.Duration
+	mu        sync.Mutex
+	now, most int
+}
+
+func (b *concurrentBlob) enter() func() {
+	b.mu.Lock()
+	b.now++
+	b.most = max(b.most, b.now)
+	b.mu.Unlock()
+	time.Sleep(b.delay)
+	return func() { b.mu.Lock(); b.now--; b.mu.Unlock() }
+}
+
+func (b *concurrentBlob) Get(ctx context.Context, key string) ([]byte, error) {
+	defer b.enter()()
+	return b.Blob.Get(ctx, key)
+}
+
+func (b *concurrentBlob) GetRange(ctx context.Context, key string, off, n int64) ([]byte, error) {
+	defer b.enter()()
+	return b.Blob.GetRange(ctx, key, off, n)
+}
+
+// A trace whose lines lie in several blocks is looked up with the blocks
+// read at once, not one round trip (or disk read) after another.
+func TestTraceLookupReadsItsBlocksInParallel(t *testing.T) {
+	blob := &concurrentBlob{Blob: DirBlob{Root: t.TempDir()}, delay: 40 * time.Millisecond}
+	now := t0.Add(30 * time.Minute)
+	s := openTest(t, t.TempDir(), func(o *Options) {
+		o.Blob, o.ColdAfter, o.BlockRows = blob, time.Hour, 500
+		o.Now = func() time.Time { return now }
+	})
+	ctx := context.Background()
+	logs := genLogs(3000)
+	const id = "0123456789abcdef0123456789abcdef"
+	for _, i := range []int{10, 1010, 2010, 2990} {
+		logs[i].TraceID = id
+	}
+	if err := s.AppendLogs(ctx, logs); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	now = t0.Add(5 * time.Hour)
+	if err := s.MoveCold(ctx); err != nil {
+		t.Fatal(err)
+	}
+	tr, err := s.Trace(ctx, id)
+	if err != nil || len(tr.Logs) != 4 || len(tr.Warnings) > 0 {
+		t.Fatalf("trace: %d lines %v %v, want 4", len(tr.Logs), err, tr.Warnings)
+	}
+	for i := 1; i < len(tr.Logs); i++ {
+		if tr.Logs[i].Time.Before(tr.Logs[i-1].Time) {
+			t.Fatalf("lines out of time order: %v", tr.Logs)
+		}
+	}
+	if blob.most < 3 {
+		t.Fatalf("at most %d blob reads at once for a trace in 4 blocks: read one after another", blob.most)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"math"
 	"sort"
 	"strings"
+	"sync"
 )
 
 // Answering queries: a page of log lines, and a whole trace.
@@ -81,6 +82,9 @@ func (s *Embedded) Query(ctx context.Context, q Query) (Result, error) {
 	return res, nil
 }
 
+// traceReaders bounds the blocks a trace lookup reads at once.
+const traceReaders = 16
+
 // Trace returns every span and log line of a trace, oldest first. Blocks
 // whose bloom filter rules the trace out are never read.
 func (s *Embedded) Trace(ctx context.Context, traceID string) (TraceResult, error) {
@@ -111,39 +115,54 @@ func (s *Embedded) Trace(ctx context.Context, traceID string) (TraceResult, erro
 	for i := range blocks {
 		blocks[i].need = func(_ *blockMeta, g *groupMeta) bool { return g.Trace.has(key) }
 	}
-	// The cold blocks the filters name are fetched at once (each only by
-	// the row groups that may hold the trace), not one round trip each.
-	ahead, stopAhead := context.WithCancel(ctx)
-	defer stopAhead()
+	// The blocks the filters name are read in parallel: after a restart
+	// with a cold page cache each is a disk read (a round trip to the blob
+	// store for a cold block, fetching only the row groups that may hold
+	// the trace), and a trace's lines lie in several blocks (one per
+	// service it crossed); read one after another, the lookup's time grew
+	// with their number and with every slow read among them.
+	type found struct {
+		spans []Span
+		logs  []Log
+		err   error
+	}
+	parts := make([]found, len(blocks))
+	sem := make(chan struct{}, traceReaders)
+	var wg sync.WaitGroup
 	for i := range blocks {
-		if err := ctx.Err(); err != nil {
-			return res, err
+		if ctx.Err() != nil {
+			break
 		}
-		s.prefetch(ahead, blocks, i)
-		c := blocks[i]
-		if c.meta.Kind == "spans" {
-			spans, err := s.decodeSpansOf(ctx, c, traceID)
-			blocks[i].ahead = nil
-			if err != nil {
-				res.Warnings = append(res.Warnings, err.Error())
-				continue
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			p := &parts[i]
+			if blocks[i].meta.Kind == "spans" {
+				p.spans, p.err = s.decodeSpansOf(ctx, blocks[i], traceID)
+			} else {
+				p.logs, p.err = s.decodeLogsOf(ctx, blocks[i], traceID)
 			}
-			for i := range spans {
-				if spans[i].TraceID == traceID && !s.expired(spans[i].Service, spans[i].Start, now) {
-					res.Spans = append(res.Spans, spans[i])
-				}
-			}
+		}()
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return res, err
+	}
+	for _, p := range parts {
+		if p.err != nil {
+			res.Warnings = append(res.Warnings, p.err.Error())
 			continue
 		}
-		logs, err := s.decodeLogsOf(ctx, c, traceID)
-		blocks[i].ahead = nil
-		if err != nil {
-			res.Warnings = append(res.Warnings, err.Error())
-			continue
+		for i := range p.spans {
+			if p.spans[i].TraceID == traceID && !s.expired(p.spans[i].Service, p.spans[i].Start, now) {
+				res.Spans = append(res.Spans, p.spans[i])
+			}
 		}
-		for i := range logs {
-			if logs[i].TraceID == traceID && !s.expired(logs[i].Service, logs[i].Time, now) {
-				res.Logs = append(res.Logs, logs[i])
+		for i := range p.logs {
+			if p.logs[i].TraceID == traceID && !s.expired(p.logs[i].Service, p.logs[i].Time, now) {
+				res.Logs = append(res.Logs, p.logs[i])
 			}
 		}
 	}
