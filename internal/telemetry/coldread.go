@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"time"
 )
 
 // Reading the cold tier by row group: the footers of cold blocks are in
@@ -17,7 +18,9 @@ import (
 // (adjacent groups coalesced into one request, the requests in parallel),
 // instead of the whole block: a rare phrase or a trace id needs one group
 // of a few kilobytes out of megabytes. A read that needs most of a block
-// fetches it whole and keeps it in the local cache, as before.
+// fetches it whole and keeps it in the local cache, as before; after a
+// ranged read the whole block follows into the cache in the background
+// (fillCache), so later queries of the block read the local disk.
 
 const (
 	// coalesceGap: groups closer than this are fetched in one request;
@@ -28,6 +31,10 @@ const (
 	rangedShare = 0.5
 	// rangeFetches bounds the ranged GETs of one block in flight.
 	rangeFetches = 8
+	// cacheFills bounds the whole blocks fetched for the cache in the
+	// background at once, so a query touching a hundred blocks by ranges
+	// does not start a hundred whole-block GETs.
+	cacheFills = 4
 )
 
 // byteRange is [off, off+n) of a block.
@@ -129,7 +136,50 @@ func (s *Embedded) fetchCold(ctx context.Context, c candidate) (io.ReaderAt, err
 		s.blobBytes.Add(r.n)
 		sb.parts = append(sb.parts, sparsePart{off: r.off, b: parts[i]})
 	}
+	s.fillCache(m)
 	return sb, nil
+}
+
+// fillCache fetches a whole cold block into the local cache in the
+// background after a read took only some of its row groups: the query
+// waited for the small ranged reads alone, and the next one touching the
+// block reads it from the local disk, as every read did before ranged
+// reads (a block's bytes cross the network once either way). The fetch
+// ends when the store closes.
+func (s *Embedded) fillCache(m *blockMeta) {
+	key := m.Partition + "/" + m.Name
+	s.cachingMu.Lock()
+	if s.filling[key] || len(s.filling) >= cacheFills {
+		s.cachingMu.Unlock()
+		return // a later read of the block tries again
+	}
+	s.filling[key] = true
+	s.cachingMu.Unlock()
+	s.cacheWG.Add(1)
+	go func() {
+		defer s.cacheWG.Done()
+		defer func() {
+			s.cachingMu.Lock()
+			delete(s.filling, key)
+			s.cachingMu.Unlock()
+		}()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		go func() {
+			select {
+			case <-s.stop:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		b, err := s.o.Blob.Get(ctx, key)
+		if err != nil || int64(len(b)) != m.Size {
+			return
+		}
+		s.blobReads.Add(1)
+		s.blobBytes.Add(int64(len(b)))
+		s.keepCached(key, filepath.Join(s.cache, m.Partition, m.Name), b)
+	}()
 }
 
 // sparseBlock holds the fetched ranges of a block, sorted by offset.

@@ -87,6 +87,7 @@ type Embedded struct {
 
 	cachingMu sync.Mutex
 	caching   map[string]bool // cold blocks being written to the local cache
+	filling   map[string]bool // cold blocks being fetched whole for the cache (coldread.go)
 	cacheWG   sync.WaitGroup
 
 	filesMu  sync.RWMutex // readers of block files vs. their deletion
@@ -146,7 +147,7 @@ func Open(ctx context.Context, o Options) (*Embedded, error) {
 	}
 	s := &Embedded{o: o, log: o.Log, hotDir: filepath.Join(o.Dir, "hot"), walDir: filepath.Join(o.Dir, "wal"),
 		cache: filepath.Join(o.Dir, "cache"), commits: make(chan *commit, 1024), flushCh: make(chan struct{}, 1),
-		stop: make(chan struct{}), active: &memtable{}, hot: map[string]*blockMeta{}, cold: map[string]*blockMeta{}, caching: map[string]bool{},
+		stop: make(chan struct{}), active: &memtable{}, hot: map[string]*blockMeta{}, cold: map[string]*blockMeta{}, caching: map[string]bool{}, filling: map[string]bool{},
 		corrupt: map[string]string{}}
 	for _, d := range []string{s.hotDir, s.walDir, s.cache} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
