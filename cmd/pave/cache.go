@@ -15,6 +15,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/pave-platform/pave/internal/buildcache"
+	"github.com/pave-platform/pave/internal/buildcache/gocacheprog"
+	"github.com/pave-platform/pave/internal/buildcache/tier"
 	"github.com/pave-platform/pave/internal/config"
 )
 
@@ -112,7 +114,7 @@ func newCacheServer(ctx context.Context, o cacheServerOptions, authz buildcache.
 	if err != nil {
 		return nil, nil, fmt.Errorf("--max-size: %w", err)
 	}
-	disk, err := buildcache.OpenDisk(o.dir, buildcache.DiskOptions{MaxBytes: max, Sync: true})
+	disk, err := tier.OpenDisk(o.dir, tier.DiskOptions{MaxBytes: max, Sync: true})
 	if err != nil {
 		return nil, nil, fmt.Errorf("--dir: %w", err)
 	}
@@ -148,19 +150,7 @@ slow it says so once on stderr and goes on with the local tier.`,
 		SilenceUsage:  true,
 		SilenceErrors: false,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			o, err := buildcache.ClientOptionsFromEnv()
-			if err != nil {
-				return err
-			}
-			c, err := buildcache.NewClient(o)
-			if err != nil {
-				return err
-			}
-			// SIGINT reaches the whole process group when a build is
-			// interrupted; the go command closes our stdin, which ends
-			// Serve, so the signal itself is ignored.
-			signal.Ignore(syscall.SIGINT)
-			if err := c.Serve(os.Stdin, os.Stdout); err != nil && !errors.Is(err, os.ErrClosed) {
+			if err := gocacheprog.Run(os.Stdin, os.Stdout, os.Stderr); err != nil && !errors.Is(err, os.ErrClosed) {
 				return err
 			}
 			return nil

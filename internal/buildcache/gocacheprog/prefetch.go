@@ -1,4 +1,4 @@
-package buildcache
+package gocacheprog
 
 import (
 	"bufio"
@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"github.com/pave-platform/pave/internal/buildcache/tier"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -115,7 +116,7 @@ func (c *Client) startPrefetch(key string) {
 		var todo []string
 		sc := bufio.NewScanner(res.Body)
 		for sc.Scan() {
-			if a := sc.Text(); CheckKey(a) == nil {
+			if a := sc.Text(); tier.CheckKey(a) == nil {
 				todo = append(todo, a)
 			}
 		}

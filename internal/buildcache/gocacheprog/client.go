@@ -1,4 +1,4 @@
-package buildcache
+package gocacheprog
 
 import (
 	"bytes"
@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/pave-platform/pave/internal/buildcache/tier"
 	"io"
 	"net"
 	"net/http"
@@ -83,7 +84,7 @@ type ClientStats struct {
 // client says so once and goes on with the local tier alone.
 type Client struct {
 	o     ClientOptions
-	local *Disk
+	local *tier.Disk
 	http  *http.Client
 
 	down     atomic.Bool
@@ -108,7 +109,7 @@ type Client struct {
 
 type fetch struct {
 	done chan struct{}
-	e    goEntry
+	e    tier.GoEntry
 	ok   bool
 }
 
@@ -131,7 +132,7 @@ func NewClient(o ClientOptions) (*Client, error) {
 	if o.Stderr == nil {
 		o.Stderr = io.Discard
 	}
-	local, err := OpenDisk(o.Dir, DiskOptions{})
+	local, err := tier.OpenDisk(o.Dir, tier.DiskOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("pave cache: local tier (PAVE_CACHE_DIR): %w", err)
 	}
@@ -231,22 +232,22 @@ func (c *Client) get(req *Request) *Response {
 	return &Response{ID: req.ID, Miss: true}
 }
 
-func (c *Client) hit(id int64, e goEntry) *Response {
+func (c *Client) hit(id int64, e tier.GoEntry) *Response {
 	out, _ := hex.DecodeString(e.OutputID)
 	t := e.Time
-	return &Response{ID: id, OutputID: out, Size: e.Size, Time: &t, DiskPath: c.local.Path(CAS, e.OutputID)}
+	return &Response{ID: id, OutputID: out, Size: e.Size, Time: &t, DiskPath: c.local.Path(tier.CAS, e.OutputID)}
 }
 
 // localEntry reads the action's entry and checks its output is on disk
 // with the right size, as the go command's own cache does.
-func (c *Client) localEntry(action string) (goEntry, bool) {
-	b, err := os.ReadFile(c.local.Path(AC, action))
+func (c *Client) localEntry(action string) (tier.GoEntry, bool) {
+	b, err := os.ReadFile(c.local.Path(tier.AC, action))
 	if err != nil {
-		return goEntry{}, false
+		return tier.GoEntry{}, false
 	}
-	e, err := parseGoEntry(b)
-	if err != nil || !c.local.Has(CAS, e.OutputID, e.Size) {
-		return goEntry{}, false
+	e, err := tier.ParseGoEntry(b)
+	if err != nil || !c.local.Has(tier.CAS, e.OutputID, e.Size) {
+		return tier.GoEntry{}, false
 	}
 	return e, true
 }
@@ -264,26 +265,26 @@ func (c *Client) put(req *Request) *Response {
 			c.stats.dropped.Add(1) // the queue is full: the build comes first
 		}
 	}
-	return &Response{ID: req.ID, DiskPath: c.local.Path(CAS, output)}
+	return &Response{ID: req.ID, DiskPath: c.local.Path(tier.CAS, output)}
 }
 
 // store writes an output (verified against its OutputID) and then the
-// action's entry into the local tier.
+// action's entry into the local
 func (c *Client) store(action, output string, body io.Reader, size int64, t time.Time) error {
-	if !c.local.Has(CAS, output, size) {
-		if err := c.local.Put(CAS, output, body, size); err != nil {
+	if !c.local.Has(tier.CAS, output, size) {
+		if err := c.local.Put(tier.CAS, output, body, size); err != nil {
 			return err
 		}
 	}
-	e := goEntry{OutputID: output, Size: size, Time: t}.encode()
-	return c.local.Put(AC, action, bytes.NewReader(e), int64(len(e)))
+	e := tier.GoEntry{OutputID: output, Size: size, Time: t}.Encode()
+	return c.local.Put(tier.AC, action, bytes.NewReader(e), int64(len(e)))
 }
 
 // fetch gets an action from the server into the local tier; concurrent
 // requests for one action share one round trip.
-func (c *Client) fetch(action string) (goEntry, bool) {
+func (c *Client) fetch(action string) (tier.GoEntry, bool) {
 	if c.http == nil || c.down.Load() {
-		return goEntry{}, false
+		return tier.GoEntry{}, false
 	}
 	c.mu.Lock()
 	if f, ok := c.inflight[action]; ok {
@@ -302,26 +303,26 @@ func (c *Client) fetch(action string) (goEntry, bool) {
 	return f.e, f.ok
 }
 
-func (c *Client) download(action string) (goEntry, bool) {
+func (c *Client) download(action string) (tier.GoEntry, bool) {
 	req, _ := http.NewRequestWithContext(c.stopCtx, http.MethodGet, c.o.URL+"/go/"+action, nil)
 	c.authorize(req)
 	res, err := c.http.Do(req)
 	if err != nil {
 		c.fail(err)
-		return goEntry{}, false
+		return tier.GoEntry{}, false
 	}
 	defer res.Body.Close()
 	switch {
 	case res.StatusCode == http.StatusNotFound:
-		return goEntry{}, false
+		return tier.GoEntry{}, false
 	case res.StatusCode != http.StatusOK:
 		c.fail(statusError(res))
-		return goEntry{}, false
+		return tier.GoEntry{}, false
 	}
-	output := res.Header.Get(GoOutputHeader)
-	if CheckKey(output) != nil || res.ContentLength < 0 {
-		c.fail(fmt.Errorf("GET /go/%s: answer without a valid %s header or Content-Length", action, GoOutputHeader))
-		return goEntry{}, false
+	output := res.Header.Get(tier.GoOutputHeader)
+	if tier.CheckKey(output) != nil || res.ContentLength < 0 {
+		c.fail(fmt.Errorf("GET /go/%s: answer without a valid %s header or Content-Length", action, tier.GoOutputHeader))
+		return tier.GoEntry{}, false
 	}
 	t, err := http.ParseTime(res.Header.Get("Last-Modified"))
 	if err != nil {
@@ -331,10 +332,10 @@ func (c *Client) download(action string) (goEntry, bool) {
 	// go command read bytes under a false name.
 	if err := c.store(action, output, res.Body, res.ContentLength, t); err != nil {
 		c.warnf("pave cache: %s: %v; treated as a miss", action, err)
-		return goEntry{}, false
+		return tier.GoEntry{}, false
 	}
 	c.fetched.Store(action, true)
-	return goEntry{OutputID: output, Size: res.ContentLength, Time: t}, true
+	return tier.GoEntry{OutputID: output, Size: res.ContentLength, Time: t}, true
 }
 
 func (c *Client) authorize(req *http.Request) {
@@ -359,7 +360,7 @@ func (c *Client) uploader() {
 }
 
 func (c *Client) upload(u upload) error {
-	f, err := os.Open(c.local.Path(CAS, u.output))
+	f, err := os.Open(c.local.Path(tier.CAS, u.output))
 	if err != nil {
 		return err
 	}
@@ -374,7 +375,7 @@ func (c *Client) upload(u upload) error {
 	}
 	req, _ := http.NewRequestWithContext(c.stopCtx, http.MethodPut, c.o.URL+"/go/"+u.action, body)
 	req.ContentLength = fi.Size()
-	req.Header.Set(GoOutputHeader, u.output)
+	req.Header.Set(tier.GoOutputHeader, u.output)
 	c.authorize(req)
 	res, err := c.http.Do(req)
 	if err != nil {

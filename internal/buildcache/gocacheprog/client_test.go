@@ -1,10 +1,12 @@
-package buildcache
+package gocacheprog
 
 import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"github.com/pave-platform/pave/internal/buildcache"
+	"github.com/pave-platform/pave/internal/buildcache/tier"
 	"io"
 	"net"
 	"net/http"
@@ -104,8 +106,8 @@ func TestClientDegradesWhenTheServerIsDown(t *testing.T) {
 }
 
 func TestClientSharesOneFetchAndUploadsInBackground(t *testing.T) {
-	disk, _ := OpenDisk(t.TempDir(), DiskOptions{MaxBytes: 1 << 20})
-	srv := NewServer(&Store{Disk: disk}, nil)
+	disk, _ := tier.OpenDisk(t.TempDir(), tier.DiskOptions{MaxBytes: 1 << 20})
+	srv := buildcache.NewServer(&buildcache.Store{Disk: disk}, nil)
 	var gets atomic.Int64
 	release := make(chan struct{})
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -118,7 +120,7 @@ func TestClientSharesOneFetchAndUploadsInBackground(t *testing.T) {
 	defer ts.Close()
 	a, o, b := ids(3)
 	put, _ := http.NewRequest("PUT", ts.URL+"/go/"+fmt.Sprintf("%x", a), bytes.NewReader(b))
-	put.Header.Set(GoOutputHeader, fmt.Sprintf("%x", o))
+	put.Header.Set(tier.GoOutputHeader, fmt.Sprintf("%x", o))
 	if res, err := http.DefaultClient.Do(put); err != nil || res.StatusCode != 200 {
 		t.Fatalf("seeding the server: %v %v", err, res)
 	}
@@ -153,15 +155,15 @@ func TestClientSharesOneFetchAndUploadsInBackground(t *testing.T) {
 // A runner that starts the same build prefetches, at start and in
 // parallel, what the previous runner's go command asked for.
 func TestClientPrefetchesWhatTheSameBuildAskedFor(t *testing.T) {
-	disk, _ := OpenDisk(t.TempDir(), DiskOptions{MaxBytes: 1 << 20})
-	ts := httptest.NewServer(NewServer(&Store{Disk: disk}, nil))
+	disk, _ := tier.OpenDisk(t.TempDir(), tier.DiskOptions{MaxBytes: 1 << 20})
+	ts := httptest.NewServer(buildcache.NewServer(&buildcache.Store{Disk: disk}, nil))
 	defer ts.Close()
 	var actions [][]byte
 	for i := range 20 {
 		a, o, b := ids(byte(10 + i))
 		actions = append(actions, a)
 		put, _ := http.NewRequest("PUT", ts.URL+"/go/"+fmt.Sprintf("%x", a), bytes.NewReader(b))
-		put.Header.Set(GoOutputHeader, fmt.Sprintf("%x", o))
+		put.Header.Set(tier.GoOutputHeader, fmt.Sprintf("%x", o))
 		if res, err := http.DefaultClient.Do(put); err != nil || res.StatusCode != 200 {
 			t.Fatalf("seeding the server: %v %v", err, res)
 		}
