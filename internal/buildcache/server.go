@@ -24,6 +24,8 @@ import (
 //	                          output's bytes, with its OutputID in the
 //	                          Go-Output-Id header (what the gocacheprog
 //	                          client uses)
+//	POST         /go/batch    the actions the body lists, in one stream
+//	                          (tier.StreamMagic's format): prefetching
 //	GET          /metrics     Prometheus metrics
 //
 // With Auth nil only loopback clients are served (one machine); otherwise
@@ -55,6 +57,7 @@ func NewServer(store *Store, auth Authorizer) *Server {
 		s.mux.HandleFunc("PUT /"+string(k)+"/{key}", s.put(k))
 	}
 	s.mux.HandleFunc("GET /go/{action}", s.getGo)
+	s.mux.HandleFunc("POST /go/batch", s.batchGo)
 	s.mux.HandleFunc("PUT /go/{action}", s.putGo)
 	return s
 }

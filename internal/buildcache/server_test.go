@@ -115,6 +115,7 @@ func TestServerRefusesHostileInput(t *testing.T) {
 		{"oversize", "PUT", "/cas/" + sum(make([]byte, 2000)), make([]byte, 2000), nil, 413, "larger than"},
 		{"go output under a false OutputID", "PUT", "/go/" + strings.Repeat("1", 64), blob, []string{tier.GoOutputHeader, sum([]byte("x"))}, 400, "does not match"},
 		{"go put without OutputID", "PUT", "/go/" + strings.Repeat("1", 64), blob, nil, 400, "64 lowercase hex"},
+		{"batch of a bad action", "POST", "/go/batch", []byte(strings.Repeat("2", 64) + "\n../x\n"), nil, 400, "line 2: key"},
 	} {
 		code, msg := do(t, tc.method, ts.URL+tc.path, "", tc.body, tc.hdr...)
 		if code != tc.code || !strings.Contains(msg, tc.msg) {

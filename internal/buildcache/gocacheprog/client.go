@@ -73,8 +73,10 @@ func ClientOptionsFromEnv() (ClientOptions, error) {
 // ClientStats count what one go command asked and what it got.
 type ClientStats struct {
 	Gets, LocalHits, RemoteHits, Misses int64
-	Puts, Uploaded, UploadErrors        int64
-	UploadsDropped, Prefetched          int64
+	// NegativeHits are misses answered without asking the server again.
+	NegativeHits                 int64
+	Puts, Uploaded, UploadErrors int64
+	UploadsDropped, Prefetched   int64
 }
 
 // Client is the GOCACHEPROG program: a local disk tier (the DiskPath the go
@@ -101,9 +103,16 @@ type Client struct {
 
 	pre     *prefetcher // nil: prefetching off
 	fetched sync.Map    // actions this go command got from the server
+	// missing is the negative cache: actions the server said it does not
+	// have. The go command asks for an action more than once in one run
+	// (go vet asks again for what it compiles, tests for their deps); a
+	// miss is not asked again for the rest of this go command, which is
+	// the build's duration (an action missing now is put by this very
+	// build, so it would be a local hit next time anyway).
+	missing sync.Map
 
 	stats struct {
-		gets, localHits, remoteHits, misses, puts, uploaded, uploadErrors, dropped, prefetched atomic.Int64
+		gets, localHits, remoteHits, misses, negativeHits, puts, uploaded, uploadErrors, dropped, prefetched atomic.Int64
 	}
 }
 
@@ -166,7 +175,7 @@ func NewClient(o ClientOptions) (*Client, error) {
 // Stats returns the counts so far.
 func (c *Client) Stats() ClientStats {
 	s := &c.stats
-	return ClientStats{Gets: s.gets.Load(), LocalHits: s.localHits.Load(), RemoteHits: s.remoteHits.Load(), Misses: s.misses.Load(),
+	return ClientStats{Gets: s.gets.Load(), LocalHits: s.localHits.Load(), RemoteHits: s.remoteHits.Load(), Misses: s.misses.Load(), NegativeHits: s.negativeHits.Load(),
 		Puts: s.puts.Load(), Uploaded: s.uploaded.Load(), UploadErrors: s.uploadErrors.Load(), UploadsDropped: s.dropped.Load(),
 		Prefetched: s.prefetched.Load()}
 }
@@ -217,19 +226,33 @@ func (c *Client) get(req *Request) *Response {
 		c.pre.note(action)
 	}
 	if e, ok := c.localEntry(action); ok {
-		if _, remote := c.fetched.Load(action); remote {
-			c.stats.remoteHits.Add(1) // prefetched
-		} else {
-			c.stats.localHits.Add(1)
-		}
-		return c.hit(req.ID, e)
+		return c.localHit(req.ID, action, e)
 	}
-	if e, ok := c.fetch(action); ok {
+	if c.pre != nil {
+		c.pre.wait(c.stopCtx, action)
+		if e, ok := c.localEntry(action); ok {
+			return c.localHit(req.ID, action, e)
+		}
+	}
+	if _, known := c.missing.Load(action); known {
+		c.stats.negativeHits.Add(1)
+	} else if e, ok := c.fetch(action); ok {
 		c.stats.remoteHits.Add(1)
 		return c.hit(req.ID, e)
 	}
 	c.stats.misses.Add(1)
 	return &Response{ID: req.ID, Miss: true}
+}
+
+// localHit answers from the local tier; an output the server brought
+// (prefetched) counts as a remote hit.
+func (c *Client) localHit(id int64, action string, e tier.GoEntry) *Response {
+	if _, remote := c.fetched.Load(action); remote {
+		c.stats.remoteHits.Add(1)
+	} else {
+		c.stats.localHits.Add(1)
+	}
+	return c.hit(id, e)
 }
 
 func (c *Client) hit(id int64, e tier.GoEntry) *Response {
@@ -276,8 +299,13 @@ func (c *Client) store(action, output string, body io.Reader, size int64, t time
 			return err
 		}
 	}
-	e := tier.GoEntry{OutputID: output, Size: size, Time: t}.Encode()
-	return c.local.Put(tier.AC, action, bytes.NewReader(e), int64(len(e)))
+	return c.storeEntry(action, tier.GoEntry{OutputID: output, Size: size, Time: t})
+}
+
+// storeEntry writes the action's entry; its output must be there already.
+func (c *Client) storeEntry(action string, e tier.GoEntry) error {
+	b := e.Encode()
+	return c.local.Put(tier.AC, action, bytes.NewReader(b), int64(len(b)))
 }
 
 // fetch gets an action from the server into the local tier; concurrent
@@ -314,6 +342,7 @@ func (c *Client) download(action string) (tier.GoEntry, bool) {
 	defer res.Body.Close()
 	switch {
 	case res.StatusCode == http.StatusNotFound:
+		c.missing.Store(action, true)
 		return tier.GoEntry{}, false
 	case res.StatusCode != http.StatusOK:
 		c.fail(statusError(res))
@@ -437,7 +466,7 @@ func (c *Client) finish() {
 	}
 	if c.o.Verbose {
 		s := c.Stats()
-		c.warnf("pave cache: %d gets (%d local hits, %d remote hits, %d misses); %d puts (%d uploaded, %d upload errors, %d dropped); %d prefetched",
-			s.Gets, s.LocalHits, s.RemoteHits, s.Misses, s.Puts, s.Uploaded, s.UploadErrors, s.UploadsDropped, s.Prefetched)
+		c.warnf("pave cache: %d gets (%d local hits, %d remote hits, %d misses, %d of them remembered); %d puts (%d uploaded, %d upload errors, %d dropped); %d prefetched",
+			s.Gets, s.LocalHits, s.RemoteHits, s.Misses, s.NegativeHits, s.Puts, s.Uploaded, s.UploadErrors, s.UploadsDropped, s.Prefetched)
 	}
 }

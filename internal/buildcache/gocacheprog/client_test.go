@@ -154,20 +154,85 @@ func TestClientSharesOneFetchAndUploadsInBackground(t *testing.T) {
 
 // A runner that starts the same build prefetches, at start and in
 // parallel, what the previous runner's go command asked for.
+// countingServer is a real cache server that counts the requests it gets
+// by method and route ("GET /go/", "POST /go/").
+func countingServer(t *testing.T) (*httptest.Server, func(route string) int64) {
+	disk, err := tier.OpenDisk(t.TempDir(), tier.DiskOptions{MaxBytes: 1 << 30})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := buildcache.NewServer(&buildcache.Store{Disk: disk}, nil)
+	var mu sync.Mutex
+	counts := map[string]int64{}
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		route := r.Method + " " + r.URL.Path[:strings.LastIndex(r.URL.Path, "/")+1]
+		mu.Lock()
+		counts[route]++
+		mu.Unlock()
+		srv.ServeHTTP(w, r)
+	}))
+	t.Cleanup(ts.Close)
+	return ts, func(route string) int64 {
+		mu.Lock()
+		defer mu.Unlock()
+		return counts[route]
+	}
+}
+
+func seed(t *testing.T, url string, action, output, body []byte) {
+	t.Helper()
+	put, _ := http.NewRequest("PUT", url+"/go/"+fmt.Sprintf("%x", action), bytes.NewReader(body))
+	put.Header.Set(tier.GoOutputHeader, fmt.Sprintf("%x", output))
+	res, err := http.DefaultClient.Do(put)
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("seeding the server: %v %v", err, res)
+	}
+	res.Body.Close()
+}
+
+func TestClientRemembersMissesForTheBuild(t *testing.T) {
+	ts, count := countingServer(t)
+	c, err := NewClient(ClientOptions{URL: ts.URL, Dir: t.TempDir(), NoPrefetch: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	absent, _, _ := ids(7)
+	for id := int64(1); id <= 3; id++ {
+		if r := c.get(&Request{ID: id, Command: CmdGet, ActionID: absent}); !r.Miss {
+			t.Fatalf("get %d of an action the server lacks: %+v, want a miss", id, r)
+		}
+	}
+	c.finish()
+	if n := count("GET /go/"); n != 1 {
+		t.Fatalf("three gets of one missing action asked the server %d times, want 1", n)
+	}
+	if s := c.Stats(); s.Misses != 3 || s.NegativeHits != 2 {
+		t.Fatalf("stats %+v: want 3 misses, 2 of them remembered", s)
+	}
+	// A new go command (a new build) asks again: the server may have it now.
+	a, o, b := ids(7)
+	seed(t, ts.URL, a, o, b)
+	c2, _ := NewClient(ClientOptions{URL: ts.URL, Dir: t.TempDir(), NoPrefetch: true})
+	if r := c2.get(&Request{ID: 1, Command: CmdGet, ActionID: a}); r.Miss {
+		t.Fatalf("the next build still misses %x", a)
+	}
+	c2.finish()
+}
+
 func TestClientPrefetchesWhatTheSameBuildAskedFor(t *testing.T) {
-	disk, _ := tier.OpenDisk(t.TempDir(), tier.DiskOptions{MaxBytes: 1 << 20})
-	ts := httptest.NewServer(buildcache.NewServer(&buildcache.Store{Disk: disk}, nil))
-	defer ts.Close()
+	ts, count := countingServer(t)
 	var actions [][]byte
 	for i := range 20 {
 		a, o, b := ids(byte(10 + i))
 		actions = append(actions, a)
-		put, _ := http.NewRequest("PUT", ts.URL+"/go/"+fmt.Sprintf("%x", a), bytes.NewReader(b))
-		put.Header.Set(tier.GoOutputHeader, fmt.Sprintf("%x", o))
-		if res, err := http.DefaultClient.Do(put); err != nil || res.StatusCode != 200 {
-			t.Fatalf("seeding the server: %v %v", err, res)
-		}
+		seed(t, ts.URL, a, o, b)
 	}
+	// Two actions share one output: the stream sends it once.
+	a, _, _ := ids(200)
+	_, o, b := ids(10)
+	seed(t, ts.URL, a, o, b)
+	actions = append(actions, a)
+	absent, _, _ := ids(201) // a miss runner 1 had; the stream says so
 	// Runner 1 asks for every action; its manifest is saved at the end.
 	first, _ := NewClient(ClientOptions{URL: ts.URL, Dir: t.TempDir()})
 	for i, a := range actions {
@@ -175,13 +240,18 @@ func TestClientPrefetchesWhatTheSameBuildAskedFor(t *testing.T) {
 			t.Fatalf("runner 1 missed %x", a)
 		}
 	}
+	if r := first.get(&Request{ID: 99, Command: CmdGet, ActionID: absent}); !r.Miss {
+		t.Fatalf("runner 1 hit an absent action")
+	}
 	first.finish()
+	singles := count("GET /go/")
 
-	// Runner 2 has them on its disk before its go command asks.
+	// Runner 2 has them on its disk before its go command asks, from one
+	// request.
 	second, _ := NewClient(ClientOptions{URL: ts.URL, Dir: t.TempDir()})
 	second.pre.wg.Wait()
-	if n := second.Stats().Prefetched; n != 20 {
-		t.Fatalf("prefetched %d of 20 actions", n)
+	if n := second.Stats().Prefetched; n != 21 {
+		t.Fatalf("prefetched %d of 21 actions", n)
 	}
 	for _, a := range actions {
 		if _, ok := second.localEntry(fmt.Sprintf("%x", a)); !ok {
@@ -192,5 +262,58 @@ func TestClientPrefetchesWhatTheSameBuildAskedFor(t *testing.T) {
 	if r.Miss || second.Stats().RemoteHits != 1 {
 		t.Fatalf("a prefetched action: %+v, stats %+v", r, second.Stats())
 	}
+	if r := second.get(&Request{ID: 2, Command: CmdGet, ActionID: absent}); !r.Miss {
+		t.Fatalf("an action the server lacks: %+v", r)
+	}
 	second.finish()
+	if n := count("POST /go/"); n != 1 {
+		t.Fatalf("%d batch requests, want one (runner 2's; runner 1 had no manifest)", n)
+	}
+	if n := count("GET /go/") - singles; n != 0 {
+		t.Fatalf("runner 2 made %d single fetches; the stream (and its misses) should have answered all", n)
+	}
+}
+
+func TestClientRefusesAForgedPrefetchStream(t *testing.T) {
+	good, o1, b1 := ids(1)
+	forged, o2, _ := ids(2)
+	later, o3, b3 := ids(3)
+	var stream bytes.Buffer
+	fmt.Fprintf(&stream, "%s 3\n", tier.StreamMagic)
+	fmt.Fprintf(&stream, "%x %x %d 1\n%s", good, o1, len(b1), b1)
+	fmt.Fprintf(&stream, "%x %x 5 1\nEVIL!", forged, o2) // not the bytes of o2
+	fmt.Fprintf(&stream, "%x %x %d 1\n%s", later, o3, len(b3), b3)
+	stream.WriteString("end\n")
+	var singles atomic.Int64
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case strings.HasPrefix(r.URL.Path, "/ac/"): // the manifest
+			fmt.Fprintf(w, "%x\n%x\n%x\n", good, forged, later)
+			return
+		case r.URL.Path == "/go/batch":
+			w.Write(stream.Bytes())
+			return
+		}
+		singles.Add(1)
+		http.NotFound(w, r)
+	}))
+	defer ts.Close()
+	var stderr bytes.Buffer
+	c, _ := NewClient(ClientOptions{URL: ts.URL, Dir: t.TempDir(), Stderr: &stderr})
+	c.pre.wg.Wait()
+	if r := c.get(&Request{ID: 1, Command: CmdGet, ActionID: forged}); !r.Miss {
+		t.Fatalf("a forged output was served: %+v", r)
+	}
+	for _, a := range [][]byte{good, later} {
+		if r := c.get(&Request{ID: 2, Command: CmdGet, ActionID: a}); r.Miss {
+			t.Fatalf("an honest entry after the forged one was lost: %x", a)
+		}
+	}
+	c.finish()
+	if !strings.Contains(stderr.String(), "does not match") {
+		t.Fatalf("stderr %q: want the refused output named", stderr.String())
+	}
+	if singles.Load() != 1 {
+		t.Fatalf("%d single fetches, want 1 (the forged action, asked again)", singles.Load())
+	}
 }
