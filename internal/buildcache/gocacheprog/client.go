@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/pave-platform/pave/internal/buildcache/tier"
+	"github.com/pave-platform/pave/internal/bytesize"
 	"io"
 	"net"
 	"net/http"
@@ -40,12 +41,25 @@ type ClientOptions struct {
 	// NoPrefetch turns off fetching, at start, the actions the same build
 	// asked for last time (PAVE_CACHE_PREFETCH=0).
 	NoPrefetch bool
-	Stderr     io.Writer // the go command's stderr
+	// MaxBytes bounds the local tier (PAVE_CACHE_MAX_SIZE, default
+	// DefaultMaxSize): at the end of a go command, at most once per
+	// TrimInterval, the least recently used entries are removed.
+	MaxBytes int64
+	// TrimInterval is how often the tier is trimmed (default 1h; the go
+	// command trims its own cache once a day, but a shared CI runner fills
+	// faster than a laptop).
+	TrimInterval time.Duration
+	Stderr       io.Writer // the go command's stderr
 }
+
+// DefaultMaxSize bounds the local tier when PAVE_CACHE_MAX_SIZE is unset:
+// a build of a large Go repository and its tests fills a few GiB.
+const DefaultMaxSize = 10 << 30
 
 // ClientOptionsFromEnv reads PAVE_CACHE_URL, PAVE_CACHE_TOKEN,
 // PAVE_CACHE_DIR (default <user cache dir>/pave/gocache),
-// PAVE_CACHE_CLOSE_WAIT and PAVE_CACHE_VERBOSE.
+// PAVE_CACHE_MAX_SIZE, PAVE_CACHE_CLOSE_WAIT, PAVE_CACHE_PREFETCH and
+// PAVE_CACHE_VERBOSE.
 func ClientOptionsFromEnv() (ClientOptions, error) {
 	o := ClientOptions{URL: strings.TrimRight(os.Getenv("PAVE_CACHE_URL"), "/"), Token: os.Getenv("PAVE_CACHE_TOKEN"),
 		Dir: os.Getenv("PAVE_CACHE_DIR"), Verbose: os.Getenv("PAVE_CACHE_VERBOSE") == "1", Stderr: os.Stderr,
@@ -59,6 +73,13 @@ func ClientOptionsFromEnv() (ClientOptions, error) {
 	}
 	if o.URL != "" && !strings.HasPrefix(o.URL, "http://") && !strings.HasPrefix(o.URL, "https://") {
 		return o, fmt.Errorf("PAVE_CACHE_URL %q: want http://host:port or https://host", o.URL)
+	}
+	if v := os.Getenv("PAVE_CACHE_MAX_SIZE"); v != "" {
+		n, err := bytesize.Parse(v)
+		if err != nil {
+			return o, fmt.Errorf("PAVE_CACHE_MAX_SIZE: %w", err)
+		}
+		o.MaxBytes = n
 	}
 	if v := os.Getenv("PAVE_CACHE_CLOSE_WAIT"); v != "" {
 		d, err := time.ParseDuration(v)
@@ -140,6 +161,12 @@ func NewClient(o ClientOptions) (*Client, error) {
 	}
 	if o.Stderr == nil {
 		o.Stderr = io.Discard
+	}
+	if o.MaxBytes == 0 {
+		o.MaxBytes = DefaultMaxSize
+	}
+	if o.TrimInterval == 0 {
+		o.TrimInterval = time.Hour
 	}
 	local, err := tier.OpenDisk(o.Dir, tier.DiskOptions{})
 	if err != nil {
@@ -269,9 +296,11 @@ func (c *Client) localEntry(action string) (tier.GoEntry, bool) {
 		return tier.GoEntry{}, false
 	}
 	e, err := tier.ParseGoEntry(b)
-	if err != nil || !c.local.Has(tier.CAS, e.OutputID, e.Size) {
+	now := time.Now()
+	if err != nil || !c.local.MarkUsed(tier.CAS, e.OutputID, e.Size, now) {
 		return tier.GoEntry{}, false
 	}
+	c.local.MarkUsed(tier.AC, action, -1, now)
 	return e, true
 }
 
@@ -463,6 +492,13 @@ func (c *Client) finish() {
 	c.stop()
 	if c.pre != nil {
 		c.pre.wg.Wait()
+	}
+	// Trimmed last: uploads read outputs from the tier (and what this go
+	// command used is fresh, so never removed).
+	if r, err := c.local.Trim(c.o.MaxBytes, c.o.TrimInterval, time.Now()); err != nil {
+		c.warnf("pave cache: trimming the local tier %s: %v", c.o.Dir, err)
+	} else if r.Ran && c.o.Verbose {
+		c.warnf("pave cache: trimmed the local tier from %d to %d bytes (bound %d; %d files removed)", r.Before, r.After, c.o.MaxBytes, r.Removed)
 	}
 	if c.o.Verbose {
 		s := c.Stats()

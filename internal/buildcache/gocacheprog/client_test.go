@@ -317,3 +317,74 @@ func TestClientRefusesAForgedPrefetchStream(t *testing.T) {
 		t.Fatalf("%d single fetches, want 1 (the forged action, asked again)", singles.Load())
 	}
 }
+
+func TestClientTrimsItsLocalTierToTheBound(t *testing.T) {
+	dir := t.TempDir()
+	now := time.Now()
+	// Ten actions of 1,000-byte outputs, action i last used 20-i hours ago.
+	c, err := NewClient(ClientOptions{Dir: dir, MaxBytes: 5000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var actions [][]byte
+	for i := range 10 {
+		a := bytes.Repeat([]byte{byte(i + 1)}, 32)
+		body := bytes.Repeat([]byte{byte(i)}, 1000)
+		o := sha256Bytes(body)
+		if r := c.put(&Request{ID: int64(i), Command: CmdPut, ActionID: a, OutputID: o, BodySize: 1000, Body: body}); r.Err != "" {
+			t.Fatal(r.Err)
+		}
+		old := now.Add(-time.Duration(20-i) * time.Hour)
+		os.Chtimes(c.local.Path(tier.AC, fmt.Sprintf("%x", a)), old, old)
+		os.Chtimes(c.local.Path(tier.CAS, fmt.Sprintf("%x", o)), old, old)
+		actions = append(actions, a)
+	}
+	// Using the oldest action makes it the most recently used.
+	if r := c.get(&Request{ID: 100, Command: CmdGet, ActionID: actions[0]}); r.Miss {
+		t.Fatal("action 0 missing before the trim")
+	}
+	c.finish()
+
+	// Nine tenths of 5,000 bytes hold four actions (1,000 bytes and an
+	// entry of ~90 each): action 0 (just used) and the three newest.
+	after, _ := NewClient(ClientOptions{Dir: dir, MaxBytes: 5000})
+	for i, a := range actions {
+		r := after.get(&Request{ID: int64(i), Command: CmdGet, ActionID: a})
+		if keep := i == 0 || i >= 7; r.Miss == keep {
+			t.Errorf("action %d (used %dh ago): miss=%v after the trim, want kept=%v", i, 20-i, r.Miss, keep)
+		}
+	}
+	// Within the interval the next go command does not walk the tier again.
+	for i := range 3 {
+		a := bytes.Repeat([]byte{byte(50 + i)}, 32)
+		body := bytes.Repeat([]byte{byte(50 + i)}, 1000)
+		after.put(&Request{ID: int64(50 + i), Command: CmdPut, ActionID: a, OutputID: sha256Bytes(body), BodySize: 1000, Body: body})
+	}
+	after.finish()
+	if r, _ := after.local.Trim(5000, time.Hour, time.Now()); r.Ran {
+		t.Fatal("trimmed again within the interval")
+	}
+	// After the interval it trims again, but never what was used within
+	// the last hour (another go command may be reading it): the tier stays
+	// over its bound until those entries age.
+	r, err := after.local.Trim(5000, time.Hour, time.Now().Add(2*time.Hour))
+	if err != nil || !r.Ran || r.Removed == 0 {
+		t.Fatalf("a trim after the interval: %+v, %v", r, err)
+	}
+	if r, _ := after.local.Trim(5000, time.Minute, time.Now().Add(3*time.Hour)); r.After > 4500 {
+		t.Fatalf("after all entries aged the tier holds %d bytes, want at most 4500: %+v", r.After, r)
+	}
+}
+
+func TestClientOptionsFromEnvReadsTheBound(t *testing.T) {
+	t.Setenv("PAVE_CACHE_DIR", t.TempDir())
+	t.Setenv("PAVE_CACHE_MAX_SIZE", "2GiB")
+	o, err := ClientOptionsFromEnv()
+	if err != nil || o.MaxBytes != 2<<30 {
+		t.Fatalf("PAVE_CACHE_MAX_SIZE=2GiB: %d, %v", o.MaxBytes, err)
+	}
+	t.Setenv("PAVE_CACHE_MAX_SIZE", "lots")
+	if _, err := ClientOptionsFromEnv(); err == nil || !strings.Contains(err.Error(), "PAVE_CACHE_MAX_SIZE") || !strings.Contains(err.Error(), "10GiB") {
+		t.Fatalf("a bad PAVE_CACHE_MAX_SIZE: %v; want an error naming the variable and an example", err)
+	}
+}
