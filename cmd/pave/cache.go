@@ -142,10 +142,16 @@ front of a shared cache server. Configured by the environment:
   PAVE_CACHE_URL    the server, e.g. http://cache.internal:7077 (unset: local tier only)
   PAVE_CACHE_TOKEN  a reader or writer token of that server
   PAVE_CACHE_DIR    the local tier (default: <user cache dir>/pave/gocache)
+  PAVE_CACHE_MAX_SIZE   bound of the local tier (default 10GiB; least recently used go first)
   PAVE_CACHE_VERBOSE=1  counts of hits and uploads on stderr at the end
 
 It never fails a build because of the server: when the server is down or
-slow it says so once on stderr and goes on with the local tier.`,
+slow it says so once on stderr and goes on with the local tier.
+
+The same program ships alone as pave-gocacheprog (go install
+github.com/pave-platform/pave/cmd/pave-gocacheprog), which starts in a few
+milliseconds instead of the pave binary's ~150 ms; each go command waits for
+its cache program to start, so prefer it in CI.`,
 		Args:          cobra.NoArgs,
 		SilenceUsage:  true,
 		SilenceErrors: false,
