@@ -1,6 +1,7 @@
 package gocacheprog
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"encoding/json"
@@ -12,6 +13,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -387,4 +389,35 @@ func TestClientOptionsFromEnvReadsTheBound(t *testing.T) {
 	if _, err := ClientOptionsFromEnv(); err == nil || !strings.Contains(err.Error(), "PAVE_CACHE_MAX_SIZE") || !strings.Contains(err.Error(), "10GiB") {
 		t.Fatalf("a bad PAVE_CACHE_MAX_SIZE: %v; want an error naming the variable and an example", err)
 	}
+}
+
+// FuzzBatchStream feeds arbitrary server answers to the stream reader: it
+// must never panic, and every entry it stores must name an output on disk
+// whose bytes hash to its OutputID.
+func FuzzBatchStream(f *testing.F) {
+	a, o, b := ids(1)
+	f.Add([]byte(fmt.Sprintf("%x %x %d 1\n%s%x -\nend\n", a, o, len(b), b, a)))
+	f.Add([]byte(fmt.Sprintf("%x %x 5 1\nEVIL!%x %x %d 1 =\nend\n", a, o, a, o, len(b))))
+	f.Add([]byte(fmt.Sprintf("%x %x 99999999999 1\nshort", a, o)))
+	f.Add([]byte("end\n"))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		dir := t.TempDir()
+		c, err := NewClient(ClientOptions{Dir: dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := &prefetcher{pending: map[string]chan struct{}{}, ready: make(chan struct{})}
+		c.readStream(bufio.NewReader(bytes.NewReader(in)), p)
+		entries, _ := filepath.Glob(filepath.Join(dir, "ac", "*", "*"))
+		for _, e := range entries {
+			got, ok := c.localEntry(filepath.Base(e))
+			if !ok {
+				continue // an entry whose output is not there is a miss
+			}
+			body, err := os.ReadFile(c.local.Path(tier.CAS, got.OutputID))
+			if err != nil || fmt.Sprintf("%x", sha256Bytes(body)) != got.OutputID {
+				t.Fatalf("stored %s under OutputID %s, bytes of another hash", filepath.Base(e), got.OutputID)
+			}
+		}
+	})
 }

@@ -261,6 +261,9 @@ func (c *Client) readStream(br *bufio.Reader, p *prefetcher) error {
 		if err != nil {
 			return err
 		}
+		if e.Size > tier.MaxObjectSize {
+			return fmt.Errorf("action %s: output of %d bytes, more than %d", f[0], e.Size, tier.MaxObjectSize)
+		}
 		action := f[0]
 		if len(f) == 4 {
 			if c.local.Has(tier.CAS, e.OutputID, e.Size) {
