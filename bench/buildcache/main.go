@@ -44,7 +44,7 @@ var (
 	passes    = flag.Int("passes", 5, "interleaved passes per variant")
 	paveBin   = flag.String("pave", "", "the pave binary (its cache server)")
 	progBin   = flag.String("prog", "", "the pave-gocacheprog binary (the GOCACHEPROG client; default: pave cache gocacheprog)")
-	coldN     = flag.Int("cold-passes", 0, "passes of the cold variant (default -passes): a cold build of a big workload takes minutes")
+	coldN     = flag.Int("cold-passes", -1, "passes of the cold variant (default -passes; 0: none): a cold build of a big workload takes minutes")
 	goCacher  = flag.String("go-cacher", "", "go-tool-cache's go-cacher binary")
 	gocached  = flag.String("gocached", "", "go-tool-cache's gocached binary")
 	latencies = flag.String("latencies", "0,5ms,20ms", "added round-trip latencies between client and server")
@@ -131,7 +131,7 @@ func main() {
 		variants = append(variants, variant{"pave" + ms, paveEnv("http://" + pAddr)}, variant{"gtc" + ms, gtcEnv("http://" + gAddr)})
 	}
 
-	if *coldN == 0 || *coldN > *passes {
+	if *coldN < 0 || *coldN > *passes {
 		*coldN = *passes
 	}
 	wall := map[string][]time.Duration{}
