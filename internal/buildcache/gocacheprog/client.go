@@ -361,7 +361,9 @@ func (c *Client) fetch(action string) (tier.GoEntry, bool) {
 }
 
 func (c *Client) download(action string) (tier.GoEntry, bool) {
-	req, _ := http.NewRequestWithContext(c.stopCtx, http.MethodGet, c.o.URL+"/go/"+action, nil)
+	ctx, guard, done := c.guarded()
+	defer done()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, c.o.URL+"/go/"+action, nil)
 	c.authorize(req)
 	res, err := c.http.Do(req)
 	if err != nil {
@@ -388,12 +390,42 @@ func (c *Client) download(action string) (tier.GoEntry, bool) {
 	}
 	// Put verifies the body against the OutputID: a server cannot make the
 	// go command read bytes under a false name.
-	if err := c.store(action, output, res.Body, res.ContentLength, t); err != nil {
-		c.warnf("pave cache: %s: %v; treated as a miss", action, err)
+	if err := c.store(action, output, guard(res.Body), res.ContentLength, t); err != nil {
+		if ctx.Err() != nil {
+			c.fail(fmt.Errorf("GET /go/%s: the answer stalled for %s", action, c.o.ResponseTimeout))
+		} else {
+			c.warnf("pave cache: %s: %v; treated as a miss", action, err)
+		}
 		return tier.GoEntry{}, false
 	}
 	c.fetched.Store(action, true)
 	return tier.GoEntry{OutputID: output, Size: res.ContentLength, Time: t}, true
+}
+
+// guarded returns a request context that is cancelled when the response
+// makes no progress for ResponseTimeout (the transport's own timeout covers
+// only the headers: a server that then stalls must not hang the build),
+// the wrapper that counts a body's progress, and the function that ends
+// the guard.
+func (c *Client) guarded() (context.Context, func(io.Reader) io.Reader, func()) {
+	ctx, cancel := context.WithCancel(c.stopCtx)
+	t := time.AfterFunc(c.o.ResponseTimeout, cancel)
+	guard := func(r io.Reader) io.Reader { return &stallGuard{r: r, timer: t, d: c.o.ResponseTimeout} }
+	return ctx, guard, func() { t.Stop(); cancel() }
+}
+
+type stallGuard struct {
+	r     io.Reader
+	timer *time.Timer
+	d     time.Duration
+}
+
+func (g *stallGuard) Read(p []byte) (int, error) {
+	n, err := g.r.Read(p)
+	if n > 0 {
+		g.timer.Reset(g.d)
+	}
+	return n, err
 }
 
 func (c *Client) authorize(req *http.Request) {

@@ -14,6 +14,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -420,4 +421,67 @@ func FuzzBatchStream(f *testing.F) {
 			}
 		}
 	})
+}
+
+// A server that answers the headers and then stalls must not hang the
+// build: the stream is abandoned after ResponseTimeout without progress,
+// the gets waiting for it go on, and a stalled single fetch marks the
+// server down.
+func TestClientAbandonsAStalledServer(t *testing.T) {
+	listed, o, b := ids(1)
+	stall := make(chan struct{})
+	defer close(stall)
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case strings.HasPrefix(r.URL.Path, "/ac/"):
+			fmt.Fprintf(w, "%x\n", listed)
+			return
+		case r.URL.Path == "/go/batch":
+			fmt.Fprintf(w, "%s 1\n%x %x %d 1\n%s", tier.StreamMagic, listed, o, len(b), b[:3])
+		default:
+			w.Header().Set(tier.GoOutputHeader, fmt.Sprintf("%x", o))
+			w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+			w.Write(b[:3])
+		}
+		w.(http.Flusher).Flush()
+		select {
+		case <-stall:
+		case <-r.Context().Done():
+		}
+	}))
+	defer ts.Close()
+	var stderr lockedWriter
+	c, _ := NewClient(ClientOptions{URL: ts.URL, Dir: t.TempDir(), ResponseTimeout: 300 * time.Millisecond, Stderr: &stderr})
+	start := time.Now()
+	if r := c.get(&Request{ID: 1, Command: CmdGet, ActionID: listed}); !r.Miss {
+		t.Fatalf("a stalled answer gave a hit: %+v", r)
+	}
+	other, _, _ := ids(2)
+	if r := c.get(&Request{ID: 2, Command: CmdGet, ActionID: other}); !r.Miss {
+		t.Fatalf("a stalled server gave a hit: %+v", r)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("two gets from a stalled server took %s", took)
+	}
+	c.finish()
+	if out := stderr.String(); !strings.Contains(out, "cut short") || !strings.Contains(out, "unavailable") {
+		t.Fatalf("stderr %q: want the stream and the server named once each", out)
+	}
+}
+
+type lockedWriter struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (w *lockedWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+func (w *lockedWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
 }

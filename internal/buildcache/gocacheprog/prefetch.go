@@ -177,7 +177,9 @@ func (c *Client) startPrefetch(key string) {
 			return
 		}
 		body := strings.Join(want, "\n") + "\n"
-		req, _ := http.NewRequestWithContext(c.stopCtx, http.MethodPost, c.o.URL+"/go/batch", strings.NewReader(body))
+		ctx, guard, done := c.guarded()
+		defer done()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, c.o.URL+"/go/batch", strings.NewReader(body))
 		req.ContentLength = int64(len(body))
 		c.authorize(req)
 		res, err := c.http.Do(req)
@@ -190,12 +192,15 @@ func (c *Client) startPrefetch(key string) {
 			c.warnf("pave cache: prefetch: %v; fetching one action at a time", statusError(res))
 			return
 		}
-		br := bufio.NewReaderSize(res.Body, 256<<10)
+		br := bufio.NewReaderSize(guard(res.Body), 256<<10)
 		if _, err := readStreamHead(br); err != nil {
 			c.warnf("pave cache: prefetch from %s: %v; fetching one action at a time", c.o.URL, err)
 			return
 		}
 		if err := c.readStream(br, p); err != nil && c.stopCtx.Err() == nil {
+			if ctx.Err() != nil {
+				err = fmt.Errorf("no data for %s", c.o.ResponseTimeout)
+			}
 			c.warnf("pave cache: prefetch from %s cut short: %v; fetching the rest one action at a time", c.o.URL, err)
 		}
 	}()
