@@ -467,6 +467,27 @@ func TestClientAbandonsAStalledServer(t *testing.T) {
 	if out := stderr.String(); !strings.Contains(out, "cut short") || !strings.Contains(out, "unavailable") {
 		t.Fatalf("stderr %q: want the stream and the server named once each", out)
 	}
+
+	// A manifest that stalls: the go command's first gets wait for it, so
+	// it is guarded as well.
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "%x\n", listed)
+		w.(http.Flusher).Flush()
+		select {
+		case <-stall:
+		case <-r.Context().Done():
+		}
+	}))
+	defer slow.Close()
+	c2, _ := NewClient(ClientOptions{URL: slow.URL, Dir: t.TempDir(), ResponseTimeout: 300 * time.Millisecond})
+	start = time.Now()
+	if r := c2.get(&Request{ID: 1, Command: CmdGet, ActionID: listed}); !r.Miss {
+		t.Fatalf("a stalled manifest gave a hit: %+v", r)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("a get behind a stalled manifest took %s", took)
+	}
+	c2.finish()
 }
 
 type lockedWriter struct {

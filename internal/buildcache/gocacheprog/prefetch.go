@@ -209,7 +209,10 @@ func (c *Client) startPrefetch(key string) {
 // readManifest returns the actions the manifest lists (none if there is
 // no manifest yet).
 func (c *Client) readManifest(key string) ([]string, error) {
-	req, _ := http.NewRequestWithContext(c.stopCtx, http.MethodGet, c.o.URL+"/ac/"+key, nil)
+	// Guarded as well: the go command's first gets wait for this list.
+	ctx, guard, done := c.guarded()
+	defer done()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, c.o.URL+"/ac/"+key, nil)
 	c.authorize(req)
 	res, err := c.http.Do(req)
 	if err != nil {
@@ -221,13 +224,20 @@ func (c *Client) readManifest(key string) ([]string, error) {
 		return nil, nil
 	}
 	var listed []string
-	sc := bufio.NewScanner(io.LimitReader(res.Body, tier.MaxManifestActions*65))
+	sc := bufio.NewScanner(io.LimitReader(guard(res.Body), tier.MaxManifestActions*65))
 	for sc.Scan() {
 		if a := sc.Text(); tier.CheckKey(a) == nil {
 			listed = append(listed, a)
 		}
 	}
-	return listed, sc.Err()
+	if err := sc.Err(); err != nil {
+		if ctx.Err() != nil {
+			err = fmt.Errorf("GET /ac/%s: the answer stalled for %s", key, c.o.ResponseTimeout)
+		}
+		c.fail(err)
+		return nil, err
+	}
+	return listed, nil
 }
 
 func readStreamHead(br *bufio.Reader) (int, error) {
