@@ -157,6 +157,9 @@ func main() {
 	fmt.Printf("\nworkload: go build %s && go vet %s (fresh GOCACHE per run), %d passes (cold: %d)\n", *pkgs, *pkgs, *passes, *coldN)
 	fmt.Printf("%-12s %9s %9s  %-10s  %-24s %-24s %-24s\n", "variant", "wall", "cpu", "load", "cold/wall (med min..max)", "cold cpu/cpu", "wall/warm-local wall")
 	for _, v := range variants {
+		if len(wall[v.name]) == 0 {
+			continue // -cold-passes 0
+		}
 		fmt.Printf("%-12s %8.2fs %8.2fs  %-10s  %-24s %-24s %-24s\n", v.name, median(wall[v.name]).Seconds(), median(cpu[v.name]).Seconds(),
 			loadRange(loads[v.name]), ratio(wall["cold"], wall[v.name]), ratio(cpu["cold"], cpu[v.name]), ratio(wall[v.name], wall["warm-local"]))
 	}
