@@ -67,6 +67,7 @@ func main() {
 		if dir, err = os.MkdirTemp("", "pave-bench-buildcache-"); err != nil {
 			log.Fatal(err)
 		}
+		scratch = dir
 		defer os.RemoveAll(dir)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -110,7 +111,7 @@ func main() {
 			env = func(r string) []string { return append(fill(r), "PAVE_CACHE_CLOSE_WAIT=30m") }
 		}
 		if _, _, err := workload(runner, env, fill == nil); err != nil {
-			log.Fatalf("fill: %v", err)
+			fatalf("fill: %v", err)
 		}
 	}
 
@@ -121,7 +122,7 @@ func main() {
 			d, err = 0, nil
 		}
 		if err != nil {
-			log.Fatalf("-latencies %q: %v", l, err)
+			fatalf("-latencies %q: %v", l, err)
 		}
 		pAddr, gAddr := paveAddr, gtcAddr
 		if d > 0 {
@@ -146,7 +147,7 @@ func main() {
 			runner, _ := os.MkdirTemp(dir, "runner-")
 			w, c, err := workload(runner, v.env, false)
 			if err != nil {
-				log.Fatalf("pass %d, %s: %v", p+1, v.name, err)
+				fatalf("pass %d, %s: %v", p+1, v.name, err)
 			}
 			os.RemoveAll(runner)
 			wall[v.name] = append(wall[v.name], w)
@@ -245,7 +246,7 @@ func median(ds []time.Duration) time.Duration {
 func latencyProxy(ctx context.Context, target string, d time.Duration) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		log.Fatal(err)
+		fatalf("%v", err)
 	}
 	go func() { <-ctx.Done(); ln.Close() }()
 	go func() {
@@ -300,12 +301,31 @@ func delayCopy(dst, src net.Conn, delay time.Duration) {
 	}
 }
 
+// started are the servers this run started and scratch the directory it
+// made; fatalf stops and removes them before it exits, since deferred
+// calls do not run on exit.
+var (
+	started []*exec.Cmd
+	scratch string
+)
+
+func fatalf(format string, args ...any) {
+	for _, cmd := range started {
+		stop(cmd)
+	}
+	if scratch != "" {
+		os.RemoveAll(scratch)
+	}
+	log.Fatalf(format, args...)
+}
+
 func start(ctx context.Context, bin string, args ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Stdout, cmd.Stderr = io.Discard, os.Stderr
 	if err := cmd.Start(); err != nil {
-		log.Fatalf("start %s: %v", bin, err)
+		fatalf("start %s: %v", bin, err)
 	}
+	started = append(started, cmd)
 	return cmd
 }
 
@@ -317,7 +337,7 @@ func stop(cmd *exec.Cmd) {
 func freeAddr() string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		log.Fatal(err)
+		fatalf("%v", err)
 	}
 	defer ln.Close()
 	return ln.Addr().String()
@@ -331,7 +351,7 @@ func waitHTTP(url string) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	log.Fatalf("%s did not answer", url)
+	fatalf("%s did not answer", url)
 }
 
 func waitTCP(addr string) {
@@ -342,5 +362,5 @@ func waitTCP(addr string) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	log.Fatalf("%s did not answer", addr)
+	fatalf("%s did not answer", addr)
 }
