@@ -42,7 +42,9 @@ var (
 	repo      = flag.String("repo", ".", "the repository to build")
 	pkgs      = flag.String("pkgs", "./...", "packages to build and vet (space-separated)")
 	passes    = flag.Int("passes", 5, "interleaved passes per variant")
-	paveBin   = flag.String("pave", "", "the pave binary")
+	paveBin   = flag.String("pave", "", "the pave binary (its cache server)")
+	progBin   = flag.String("prog", "", "the pave-gocacheprog binary (the GOCACHEPROG client; default: pave cache gocacheprog)")
+	coldN     = flag.Int("cold-passes", -1, "passes of the cold variant (default -passes; 0: none): a cold build of a big workload takes minutes")
 	goCacher  = flag.String("go-cacher", "", "go-tool-cache's go-cacher binary")
 	gocached  = flag.String("gocached", "", "go-tool-cache's gocached binary")
 	latencies = flag.String("latencies", "0,5ms,20ms", "added round-trip latencies between client and server")
@@ -65,6 +67,7 @@ func main() {
 		if dir, err = os.MkdirTemp("", "pave-bench-buildcache-"); err != nil {
 			log.Fatal(err)
 		}
+		scratch = dir
 		defer os.RemoveAll(dir)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -81,7 +84,11 @@ func main() {
 
 	paveEnv := func(url string) func(string) []string {
 		return func(runner string) []string {
-			return []string{"GOCACHEPROG=" + *paveBin + " cache gocacheprog", "PAVE_CACHE_URL=" + url, "PAVE_CACHE_DIR=" + filepath.Join(runner, "tier")}
+			prog := *paveBin + " cache gocacheprog"
+			if *progBin != "" {
+				prog = *progBin
+			}
+			return []string{"GOCACHEPROG=" + prog, "PAVE_CACHE_URL=" + url, "PAVE_CACHE_DIR=" + filepath.Join(runner, "tier")}
 		}
 	}
 	gtcEnv := func(url string) func(string) []string {
@@ -104,7 +111,7 @@ func main() {
 			env = func(r string) []string { return append(fill(r), "PAVE_CACHE_CLOSE_WAIT=30m") }
 		}
 		if _, _, err := workload(runner, env, fill == nil); err != nil {
-			log.Fatalf("fill: %v", err)
+			fatalf("fill: %v", err)
 		}
 	}
 
@@ -115,7 +122,7 @@ func main() {
 			d, err = 0, nil
 		}
 		if err != nil {
-			log.Fatalf("-latencies %q: %v", l, err)
+			fatalf("-latencies %q: %v", l, err)
 		}
 		pAddr, gAddr := paveAddr, gtcAddr
 		if d > 0 {
@@ -125,26 +132,37 @@ func main() {
 		variants = append(variants, variant{"pave" + ms, paveEnv("http://" + pAddr)}, variant{"gtc" + ms, gtcEnv("http://" + gAddr)})
 	}
 
+	if *coldN < 0 || *coldN > *passes {
+		*coldN = *passes
+	}
 	wall := map[string][]time.Duration{}
 	cpu := map[string][]time.Duration{}
+	loads := map[string][]float64{}
 	for p := range *passes {
 		for _, v := range variants {
+			if v.name == "cold" && p >= *coldN {
+				continue
+			}
+			loads[v.name] = append(loads[v.name], loadAverage())
 			runner, _ := os.MkdirTemp(dir, "runner-")
 			w, c, err := workload(runner, v.env, false)
 			if err != nil {
-				log.Fatalf("pass %d, %s: %v", p+1, v.name, err)
+				fatalf("pass %d, %s: %v", p+1, v.name, err)
 			}
 			os.RemoveAll(runner)
 			wall[v.name] = append(wall[v.name], w)
 			cpu[v.name] = append(cpu[v.name], c)
-			log.Printf("pass %d %-12s wall %6.1fs cpu %6.1fs", p+1, v.name, w.Seconds(), c.Seconds())
+			log.Printf("pass %d %-12s wall %6.2fs cpu %6.2fs load %.1f", p+1, v.name, w.Seconds(), c.Seconds(), loads[v.name][len(loads[v.name])-1])
 		}
 	}
-	fmt.Printf("\nworkload: go build %s && go vet %s (fresh GOCACHE per run), %d passes\n", *pkgs, *pkgs, *passes)
-	fmt.Printf("%-12s %9s %9s   %-24s %-24s\n", "variant", "wall", "cpu", "cold/wall (med min..max)", "cold cpu/cpu")
+	fmt.Printf("\nworkload: go build %s && go vet %s (fresh GOCACHE per run), %d passes (cold: %d)\n", *pkgs, *pkgs, *passes, *coldN)
+	fmt.Printf("%-12s %9s %9s  %-10s  %-24s %-24s %-24s\n", "variant", "wall", "cpu", "load", "cold/wall (med min..max)", "cold cpu/cpu", "wall/warm-local wall")
 	for _, v := range variants {
-		fmt.Printf("%-12s %8.1fs %8.1fs   %-24s %-24s\n", v.name, median(wall[v.name]).Seconds(), median(cpu[v.name]).Seconds(),
-			ratio(wall["cold"], wall[v.name]), ratio(cpu["cold"], cpu[v.name]))
+		if len(wall[v.name]) == 0 {
+			continue // -cold-passes 0
+		}
+		fmt.Printf("%-12s %8.2fs %8.2fs  %-10s  %-24s %-24s %-24s\n", v.name, median(wall[v.name]).Seconds(), median(cpu[v.name]).Seconds(),
+			loadRange(loads[v.name]), ratio(wall["cold"], wall[v.name]), ratio(cpu["cold"], cpu[v.name]), ratio(wall[v.name], wall["warm-local"]))
 	}
 	fmt.Println("\nPave against go-tool-cache, per latency (gtc wall / pave wall: above 1 means Pave is faster):")
 	for _, v := range variants {
@@ -187,6 +205,24 @@ func workload(runner string, env func(string) []string, keepCache bool) (time.Du
 	return wall, cpu, nil
 }
 
+// loadAverage is the one-minute load average: the machine is shared, so
+// every figure is printed with the load it was measured under.
+func loadAverage() float64 {
+	b, _ := os.ReadFile("/proc/loadavg")
+	var l float64
+	fmt.Sscan(string(b), &l)
+	return l
+}
+
+func loadRange(ls []float64) string {
+	if len(ls) == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.0f..%.0f", slices.Min(ls), slices.Max(ls))
+}
+
+// ratio is the median, min and max of the per-pass ratios num[i]/den[i]
+// (passes of unequal count are paired from the first).
 func ratio(num, den []time.Duration) string {
 	var rs []float64
 	for i := range min(len(num), len(den)) {
@@ -210,7 +246,7 @@ func median(ds []time.Duration) time.Duration {
 func latencyProxy(ctx context.Context, target string, d time.Duration) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		log.Fatal(err)
+		fatalf("%v", err)
 	}
 	go func() { <-ctx.Done(); ln.Close() }()
 	go func() {
@@ -265,12 +301,31 @@ func delayCopy(dst, src net.Conn, delay time.Duration) {
 	}
 }
 
+// started are the servers this run started and scratch the directory it
+// made; fatalf stops and removes them before it exits, since deferred
+// calls do not run on exit.
+var (
+	started []*exec.Cmd
+	scratch string
+)
+
+func fatalf(format string, args ...any) {
+	for _, cmd := range started {
+		stop(cmd)
+	}
+	if scratch != "" {
+		os.RemoveAll(scratch)
+	}
+	log.Fatalf(format, args...)
+}
+
 func start(ctx context.Context, bin string, args ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Stdout, cmd.Stderr = io.Discard, os.Stderr
 	if err := cmd.Start(); err != nil {
-		log.Fatalf("start %s: %v", bin, err)
+		fatalf("start %s: %v", bin, err)
 	}
+	started = append(started, cmd)
 	return cmd
 }
 
@@ -282,7 +337,7 @@ func stop(cmd *exec.Cmd) {
 func freeAddr() string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		log.Fatal(err)
+		fatalf("%v", err)
 	}
 	defer ln.Close()
 	return ln.Addr().String()
@@ -296,7 +351,7 @@ func waitHTTP(url string) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	log.Fatalf("%s did not answer", url)
+	fatalf("%s did not answer", url)
 }
 
 func waitTCP(addr string) {
@@ -307,5 +362,5 @@ func waitTCP(addr string) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	log.Fatalf("%s did not answer", addr)
+	fatalf("%s did not answer", addr)
 }

@@ -15,6 +15,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/pave-platform/pave/internal/buildcache"
+	"github.com/pave-platform/pave/internal/buildcache/gocacheprog"
+	"github.com/pave-platform/pave/internal/buildcache/tier"
 	"github.com/pave-platform/pave/internal/config"
 )
 
@@ -112,7 +114,7 @@ func newCacheServer(ctx context.Context, o cacheServerOptions, authz buildcache.
 	if err != nil {
 		return nil, nil, fmt.Errorf("--max-size: %w", err)
 	}
-	disk, err := buildcache.OpenDisk(o.dir, buildcache.DiskOptions{MaxBytes: max, Sync: true})
+	disk, err := tier.OpenDisk(o.dir, tier.DiskOptions{MaxBytes: max, Sync: true})
 	if err != nil {
 		return nil, nil, fmt.Errorf("--dir: %w", err)
 	}
@@ -140,27 +142,21 @@ front of a shared cache server. Configured by the environment:
   PAVE_CACHE_URL    the server, e.g. http://cache.internal:7077 (unset: local tier only)
   PAVE_CACHE_TOKEN  a reader or writer token of that server
   PAVE_CACHE_DIR    the local tier (default: <user cache dir>/pave/gocache)
+  PAVE_CACHE_MAX_SIZE   bound of the local tier (default 10GiB; least recently used go first)
   PAVE_CACHE_VERBOSE=1  counts of hits and uploads on stderr at the end
 
 It never fails a build because of the server: when the server is down or
-slow it says so once on stderr and goes on with the local tier.`,
+slow it says so once on stderr and goes on with the local tier.
+
+The same program ships alone as pave-gocacheprog (go install
+github.com/pave-platform/pave/cmd/pave-gocacheprog), which starts in a few
+milliseconds instead of the pave binary's ~150 ms; each go command waits for
+its cache program to start, so prefer it in CI.`,
 		Args:          cobra.NoArgs,
 		SilenceUsage:  true,
 		SilenceErrors: false,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			o, err := buildcache.ClientOptionsFromEnv()
-			if err != nil {
-				return err
-			}
-			c, err := buildcache.NewClient(o)
-			if err != nil {
-				return err
-			}
-			// SIGINT reaches the whole process group when a build is
-			// interrupted; the go command closes our stdin, which ends
-			// Serve, so the signal itself is ignored.
-			signal.Ignore(syscall.SIGINT)
-			if err := c.Serve(os.Stdin, os.Stdout); err != nil && !errors.Is(err, os.ErrClosed) {
+			if err := gocacheprog.Run(os.Stdin, os.Stdout, os.Stderr); err != nil && !errors.Is(err, os.ErrClosed) {
 				return err
 			}
 			return nil

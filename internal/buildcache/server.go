@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/pave-platform/pave/internal/buildcache/tier"
 	"io"
 	"log/slog"
 	"net"
@@ -23,6 +24,8 @@ import (
 //	                          output's bytes, with its OutputID in the
 //	                          Go-Output-Id header (what the gocacheprog
 //	                          client uses)
+//	POST         /go/batch    the actions the body lists, in one stream
+//	                          (tier.StreamMagic's format): prefetching
 //	GET          /metrics     Prometheus metrics
 //
 // With Auth nil only loopback clients are served (one machine); otherwise
@@ -38,25 +41,23 @@ type Server struct {
 	mux     *http.ServeMux
 }
 
-// GoOutputHeader carries a Go entry's OutputID (hex) on /go/ requests.
-const GoOutputHeader = "Go-Output-Id"
-
 // NewServer wires the routes and metrics.
 func NewServer(store *Store, auth Authorizer) *Server {
-	s := &Server{Store: store, Auth: auth, MaxObjectBytes: MaxBodySize, Log: slog.Default()}
+	s := &Server{Store: store, Auth: auth, MaxObjectBytes: tier.MaxObjectSize, Log: slog.Default()}
 	s.metrics = newServerMetrics(func() float64 { return float64(store.Disk.Size()) })
-	store.Disk.OnEvict = func(kind Kind, size int64) {
+	store.Disk.OnEvict = func(kind tier.Kind, size int64) {
 		s.metrics.evictions.WithLabelValues(string(kind)).Inc()
 		s.metrics.evicted.Add(float64(size))
 	}
 	s.mux = http.NewServeMux()
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
-	for _, k := range []Kind{AC, CAS} {
+	for _, k := range []tier.Kind{tier.AC, tier.CAS} {
 		s.mux.HandleFunc("GET /"+string(k)+"/{key}", s.get(k))
 		s.mux.HandleFunc("HEAD /"+string(k)+"/{key}", s.get(k))
 		s.mux.HandleFunc("PUT /"+string(k)+"/{key}", s.put(k))
 	}
 	s.mux.HandleFunc("GET /go/{action}", s.getGo)
+	s.mux.HandleFunc("POST /go/batch", s.batchGo)
 	s.mux.HandleFunc("PUT /go/{action}", s.putGo)
 	return s
 }
@@ -112,10 +113,10 @@ func (s *Server) authorize(r *http.Request) (Role, int, string) {
 	return role, 0, ""
 }
 
-func (s *Server) get(kind Kind) http.HandlerFunc {
+func (s *Server) get(kind tier.Kind) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		key := r.PathValue("key")
-		if err := CheckKey(key); err != nil {
+		if err := tier.CheckKey(key); err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
@@ -136,8 +137,8 @@ func (s *Server) get(kind Kind) http.HandlerFunc {
 	}
 }
 
-func (s *Server) readError(w http.ResponseWriter, kind Kind, err error) {
-	if errors.Is(err, ErrNotFound) {
+func (s *Server) readError(w http.ResponseWriter, kind tier.Kind, err error) {
+	if errors.Is(err, tier.ErrNotFound) {
 		s.metrics.misses.WithLabelValues(string(kind)).Inc()
 		http.Error(w, "not in the cache", http.StatusNotFound)
 		return
@@ -146,15 +147,15 @@ func (s *Server) readError(w http.ResponseWriter, kind Kind, err error) {
 	http.Error(w, "reading the cache: "+err.Error(), http.StatusInternalServerError)
 }
 
-func (s *Server) put(kind Kind) http.HandlerFunc {
+func (s *Server) put(kind tier.Kind) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		key := r.PathValue("key")
-		if err := CheckKey(key); err != nil {
+		if err := tier.CheckKey(key); err != nil {
 			s.writeError(w, err)
 			return
 		}
 		if r.ContentLength > s.MaxObjectBytes {
-			s.writeError(w, fmt.Errorf("%w: Content-Length %d, limit %d", ErrTooLarge, r.ContentLength, s.MaxObjectBytes))
+			s.writeError(w, fmt.Errorf("%w: Content-Length %d, limit %d", tier.ErrTooLarge, r.ContentLength, s.MaxObjectBytes))
 			return
 		}
 		body := http.MaxBytesReader(w, r.Body, s.MaxObjectBytes)
@@ -176,13 +177,13 @@ func (s *Server) writeError(w http.ResponseWriter, err error) {
 	var reason string
 	var maxErr *http.MaxBytesError
 	switch {
-	case errors.Is(err, ErrHashMismatch):
+	case errors.Is(err, tier.ErrHashMismatch):
 		status, reason = http.StatusBadRequest, "hash"
-	case errors.Is(err, ErrSizeMismatch):
+	case errors.Is(err, tier.ErrSizeMismatch):
 		status, reason = http.StatusBadRequest, "size"
-	case errors.Is(err, ErrTooLarge), errors.As(err, &maxErr):
+	case errors.Is(err, tier.ErrTooLarge), errors.As(err, &maxErr):
 		status, reason = http.StatusRequestEntityTooLarge, "too_large"
-	case errors.Is(err, ErrNoSpace):
+	case errors.Is(err, tier.ErrNoSpace):
 		status, reason = http.StatusInsufficientStorage, "no_space"
 		w.Header().Set("Retry-After", "10")
 	case strings.HasPrefix(err.Error(), "key "):
@@ -199,7 +200,7 @@ func (s *Server) writeError(w http.ResponseWriter, err error) {
 // the output, whose bytes are the answer.
 func (s *Server) getGo(w http.ResponseWriter, r *http.Request) {
 	action := r.PathValue("action")
-	if err := CheckKey(action); err != nil {
+	if err := tier.CheckKey(action); err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
@@ -208,7 +209,7 @@ func (s *Server) getGo(w http.ResponseWriter, r *http.Request) {
 		s.readError(w, "go", err)
 		return
 	}
-	body, n, err := s.Store.Open(r.Context(), CAS, e.OutputID)
+	body, n, err := s.Store.Open(r.Context(), tier.CAS, e.OutputID)
 	if err != nil {
 		s.readError(w, "go", err)
 		return
@@ -219,7 +220,7 @@ func (s *Server) getGo(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.metrics.hits.WithLabelValues("go").Inc()
-	w.Header().Set(GoOutputHeader, e.OutputID)
+	w.Header().Set(tier.GoOutputHeader, e.OutputID)
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("Content-Length", strconv.FormatInt(n, 10))
 	w.Header().Set("Last-Modified", e.Time.UTC().Format(http.TimeFormat))
@@ -227,21 +228,21 @@ func (s *Server) getGo(w http.ResponseWriter, r *http.Request) {
 	s.metrics.bytesOut.Add(float64(sent))
 }
 
-func (s *Server) goEntry(r *http.Request, action string) (goEntry, error) {
-	f, _, err := s.Store.Open(r.Context(), AC, action)
+func (s *Server) goEntry(r *http.Request, action string) (tier.GoEntry, error) {
+	f, _, err := s.Store.Open(r.Context(), tier.AC, action)
 	if err != nil {
-		return goEntry{}, err
+		return tier.GoEntry{}, err
 	}
 	defer f.Close()
 	b, err := io.ReadAll(io.LimitReader(f, 512))
 	if err != nil {
-		return goEntry{}, err
+		return tier.GoEntry{}, err
 	}
-	e, err := parseGoEntry(b)
+	e, err := tier.ParseGoEntry(b)
 	if err != nil {
 		// Some other client's action result under the same key: for Go it
 		// is a miss.
-		return goEntry{}, ErrNotFound
+		return tier.GoEntry{}, tier.ErrNotFound
 	}
 	return e, nil
 }
@@ -249,9 +250,9 @@ func (s *Server) goEntry(r *http.Request, action string) (goEntry, error) {
 // putGo stores the output in the CAS (verified against the OutputID) and
 // then the action's entry, so an entry never names a missing output.
 func (s *Server) putGo(w http.ResponseWriter, r *http.Request) {
-	action, output := r.PathValue("action"), r.Header.Get(GoOutputHeader)
+	action, output := r.PathValue("action"), r.Header.Get(tier.GoOutputHeader)
 	for _, k := range []string{action, output} {
-		if err := CheckKey(k); err != nil {
+		if err := tier.CheckKey(k); err != nil {
 			s.writeError(w, err)
 			return
 		}
@@ -261,18 +262,18 @@ func (s *Server) putGo(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.ContentLength > s.MaxObjectBytes {
-		s.writeError(w, fmt.Errorf("%w: Content-Length %d, limit %d", ErrTooLarge, r.ContentLength, s.MaxObjectBytes))
+		s.writeError(w, fmt.Errorf("%w: Content-Length %d, limit %d", tier.ErrTooLarge, r.ContentLength, s.MaxObjectBytes))
 		return
 	}
 	body := http.MaxBytesReader(w, r.Body, s.MaxObjectBytes)
-	if s.Store.Disk.Has(CAS, output, r.ContentLength) {
+	if s.Store.Disk.Has(tier.CAS, output, r.ContentLength) {
 		io.Copy(io.Discard, body) // already there (another action's output)
-	} else if err := s.Store.Put(r.Context(), CAS, output, body, r.ContentLength); err != nil {
+	} else if err := s.Store.Put(r.Context(), tier.CAS, output, body, r.ContentLength); err != nil {
 		s.writeError(w, err)
 		return
 	}
-	e := goEntry{OutputID: output, Size: r.ContentLength, Time: time.Now()}.encode()
-	if err := s.Store.Put(r.Context(), AC, action, bytes.NewReader(e), int64(len(e))); err != nil {
+	e := tier.GoEntry{OutputID: output, Size: r.ContentLength, Time: time.Now()}.Encode()
+	if err := s.Store.Put(r.Context(), tier.AC, action, bytes.NewReader(e), int64(len(e))); err != nil {
 		s.writeError(w, err)
 		return
 	}

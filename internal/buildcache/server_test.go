@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"github.com/pave-platform/pave/internal/buildcache/tier"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -18,7 +19,7 @@ func sum(b []byte) string { s := sha256.Sum256(b); return hex.EncodeToString(s[:
 
 func newTestServer(t *testing.T, max int64, authz Authorizer) (*Server, *httptest.Server) {
 	t.Helper()
-	disk, err := OpenDisk(t.TempDir(), DiskOptions{MaxBytes: max, Sync: true})
+	disk, err := tier.OpenDisk(t.TempDir(), tier.DiskOptions{MaxBytes: max, Sync: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +75,7 @@ func TestServerBazelRemoteAPI(t *testing.T) {
 		t.Fatalf("GET /ac: %d %q", code, got)
 	}
 	// A Go entry in one round trip.
-	if code, msg := do(t, "PUT", ts.URL+"/go/"+strings.Repeat("cd", 32), "", blob, GoOutputHeader, key); code != 200 {
+	if code, msg := do(t, "PUT", ts.URL+"/go/"+strings.Repeat("cd", 32), "", blob, tier.GoOutputHeader, key); code != 200 {
 		t.Fatalf("PUT /go: %d %s", code, msg)
 	}
 	res, err := http.Get(ts.URL + "/go/" + strings.Repeat("cd", 32))
@@ -83,7 +84,7 @@ func TestServerBazelRemoteAPI(t *testing.T) {
 	}
 	got, _ := io.ReadAll(res.Body)
 	res.Body.Close()
-	if res.StatusCode != 200 || string(got) != string(blob) || res.Header.Get(GoOutputHeader) != key {
+	if res.StatusCode != 200 || string(got) != string(blob) || res.Header.Get(tier.GoOutputHeader) != key {
 		t.Fatalf("GET /go: %d %q %q", res.StatusCode, got, res.Header)
 	}
 	code, metrics := do(t, "GET", ts.URL+"/metrics", "", nil)
@@ -112,8 +113,9 @@ func TestServerRefusesHostileInput(t *testing.T) {
 		{"dot-dot key", "GET", "/ac/..%2f..%2fetc%2fpasswd", nil, nil, 400, "64 lowercase hex"},
 		{"long key", "PUT", "/ac/" + strings.Repeat("a", 65), blob, nil, 400, "64 lowercase hex"},
 		{"oversize", "PUT", "/cas/" + sum(make([]byte, 2000)), make([]byte, 2000), nil, 413, "larger than"},
-		{"go output under a false OutputID", "PUT", "/go/" + strings.Repeat("1", 64), blob, []string{GoOutputHeader, sum([]byte("x"))}, 400, "does not match"},
+		{"go output under a false OutputID", "PUT", "/go/" + strings.Repeat("1", 64), blob, []string{tier.GoOutputHeader, sum([]byte("x"))}, 400, "does not match"},
 		{"go put without OutputID", "PUT", "/go/" + strings.Repeat("1", 64), blob, nil, 400, "64 lowercase hex"},
+		{"batch of a bad action", "POST", "/go/batch", []byte(strings.Repeat("2", 64) + "\n../x\n"), nil, 400, "line 2: key"},
 	} {
 		code, msg := do(t, tc.method, ts.URL+tc.path, "", tc.body, tc.hdr...)
 		if code != tc.code || !strings.Contains(msg, tc.msg) {
@@ -218,7 +220,7 @@ func TestDiskLRUBound(t *testing.T) {
 		}
 	}
 	// The bound survives a restart: the index is rebuilt from the files.
-	d2, err := OpenDisk(s.Store.Disk.root, DiskOptions{MaxBytes: 3000})
+	d2, err := tier.OpenDisk(s.Store.Disk.Root(), tier.DiskOptions{MaxBytes: 3000})
 	if err != nil || d2.Size() != 3000 {
 		t.Fatalf("reopened: %v, %d bytes", err, d2.Size())
 	}
@@ -245,8 +247,8 @@ func TestDiskFullRefusesWritesServesReadsAndMakesRoom(t *testing.T) {
 		keys = append(keys, sum(b))
 		do(t, "PUT", ts.URL+"/cas/"+keys[i], "", b)
 	}
-	normal := s.Store.Disk.createTemp
-	s.Store.Disk.createTemp = func(dir string) (tempFile, error) {
+	normal := s.Store.Disk.CreateTemp
+	s.Store.Disk.CreateTemp = func(dir string) (tier.TempFile, error) {
 		f, err := os.CreateTemp(dir, "put-*")
 		return fullTemp{f}, err
 	}
@@ -264,11 +266,11 @@ func TestDiskFullRefusesWritesServesReadsAndMakesRoom(t *testing.T) {
 	if n := s.Store.Disk.Size(); n > 9000 {
 		t.Fatalf("a full disk made no room: %d bytes held", n)
 	}
-	tmps, _ := os.ReadDir(filepath.Join(s.Store.Disk.root, "tmp"))
+	tmps, _ := os.ReadDir(filepath.Join(s.Store.Disk.Root(), "tmp"))
 	if len(tmps) != 0 {
 		t.Fatalf("the failed write left %d temporary files", len(tmps))
 	}
-	s.Store.Disk.createTemp = normal
+	s.Store.Disk.CreateTemp = normal
 	if code, _ := do(t, "PUT", ts.URL+"/cas/"+sum(b), "", b); code != 200 {
 		t.Fatalf("write after room was made: %d", code)
 	}
@@ -276,13 +278,13 @@ func TestDiskFullRefusesWritesServesReadsAndMakesRoom(t *testing.T) {
 
 func TestOpenDiskDropsPartialUploads(t *testing.T) {
 	root := t.TempDir()
-	d, err := OpenDisk(root, DiskOptions{MaxBytes: 1 << 20, Sync: true})
+	d, err := tier.OpenDisk(root, tier.DiskOptions{MaxBytes: 1 << 20, Sync: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	// What a crash mid-upload leaves: a temporary file, never a key.
 	os.WriteFile(filepath.Join(root, "tmp", "put-123"), []byte("half"), 0o644)
-	d2, err := OpenDisk(root, DiskOptions{MaxBytes: 1 << 20})
+	d2, err := tier.OpenDisk(root, tier.DiskOptions{MaxBytes: 1 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,11 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/pave-platform/pave/internal/buildcache/tier"
 	"io"
 	"os"
-	"strconv"
-	"strings"
-	"time"
 
 	"github.com/pave-platform/pave/internal/telemetry"
 )
@@ -41,23 +39,23 @@ func OpenBlob(ctx context.Context, spec string) (Blob, error) {
 }
 
 // Store is the server's storage: the local disk tier, in front of an
-// optional shared Blob tier. Reads fill the disk from the blob; writes go
+// optional shared Blob  Reads fill the disk from the blob; writes go
 // to both before they are acknowledged.
 type Store struct {
-	Disk *Disk
+	Disk *tier.Disk
 	Blob Blob // nil: disk only
 }
 
-// Open returns the entry's content and size from the nearest tier.
-func (s *Store) Open(ctx context.Context, kind Kind, key string) (io.ReadCloser, int64, error) {
+// Open returns the entry's content and size from the nearest
+func (s *Store) Open(ctx context.Context, kind tier.Kind, key string) (io.ReadCloser, int64, error) {
 	f, n, err := s.Disk.Open(kind, key)
-	if err == nil || !errors.Is(err, ErrNotFound) || s.Blob == nil {
+	if err == nil || !errors.Is(err, tier.ErrNotFound) || s.Blob == nil {
 		return f, n, err
 	}
 	data, err := s.Blob.Get(ctx, string(kind)+"/"+key)
 	if err != nil {
 		if errors.Is(err, telemetry.ErrBlobNotFound) {
-			return nil, 0, ErrNotFound
+			return nil, 0, tier.ErrNotFound
 		}
 		return nil, 0, err
 	}
@@ -68,8 +66,8 @@ func (s *Store) Open(ctx context.Context, kind Kind, key string) (io.ReadCloser,
 	return io.NopCloser(bytes.NewReader(data)), int64(len(data)), nil
 }
 
-// Put stores the entry in every tier.
-func (s *Store) Put(ctx context.Context, kind Kind, key string, r io.Reader, size int64) error {
+// Put stores the entry in every
+func (s *Store) Put(ctx context.Context, kind tier.Kind, key string, r io.Reader, size int64) error {
 	if err := s.Disk.Put(kind, key, r, size); err != nil {
 		return err
 	}
@@ -81,34 +79,4 @@ func (s *Store) Put(ctx context.Context, kind Kind, key string, r io.Reader, siz
 		return err
 	}
 	return s.Blob.Put(ctx, string(kind)+"/"+key, data)
-}
-
-// A Go entry is the action result the go command keeps under an ActionID:
-// the OutputID (the SHA-256 of the output, itself in the CAS), its size and
-// when it was stored. It is a line of text so that bazel-remote clients
-// reading /ac see something printable.
-type goEntry struct {
-	OutputID string
-	Size     int64
-	Time     time.Time
-}
-
-func (e goEntry) encode() []byte {
-	return fmt.Appendf(nil, "go1 %s %d %d\n", e.OutputID, e.Size, e.Time.UnixNano())
-}
-
-func parseGoEntry(b []byte) (goEntry, error) {
-	f := strings.Fields(string(b))
-	if len(f) != 4 || f[0] != "go1" {
-		return goEntry{}, fmt.Errorf("not a Go action entry (want \"go1 OUTPUTID SIZE TIME\")")
-	}
-	if err := CheckKey(f[1]); err != nil {
-		return goEntry{}, err
-	}
-	size, err1 := strconv.ParseInt(f[2], 10, 64)
-	nanos, err2 := strconv.ParseInt(f[3], 10, 64)
-	if err1 != nil || err2 != nil || size < 0 {
-		return goEntry{}, fmt.Errorf("Go action entry %q: bad size or time", b)
-	}
-	return goEntry{OutputID: f[1], Size: size, Time: time.Unix(0, nanos)}, nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/pave-platform/pave/internal/buildcache/tier"
 	"net"
 	"net/http/httptest"
 	"os"
@@ -89,7 +90,7 @@ func TestSharedS3TierBetweenTwoServers(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		disk, _ := OpenDisk(t.TempDir(), DiskOptions{MaxBytes: 1 << 20, Sync: true})
+		disk, _ := tier.OpenDisk(t.TempDir(), tier.DiskOptions{MaxBytes: 1 << 20, Sync: true})
 		st := &Store{Disk: disk, Blob: blob}
 		ts := httptest.NewServer(NewServer(st, nil))
 		t.Cleanup(ts.Close)
@@ -100,13 +101,13 @@ func TestSharedS3TierBetweenTwoServers(t *testing.T) {
 
 	out := []byte("a compiled package")
 	action := strings.Repeat("e", 64)
-	if code, msg := do(t, "PUT", a.URL+"/go/"+action, "", out, GoOutputHeader, sum(out)); code != 200 {
+	if code, msg := do(t, "PUT", a.URL+"/go/"+action, "", out, tier.GoOutputHeader, sum(out)); code != 200 {
 		t.Fatalf("PUT on server A: %d %s", code, msg)
 	}
 	if code, got := do(t, "GET", b.URL+"/go/"+action, "", nil); code != 200 || got != string(out) {
 		t.Fatalf("server B through the bucket: %d %q", code, got)
 	}
-	if !bStore.Disk.Has(CAS, sum(out), int64(len(out))) {
+	if !bStore.Disk.Has(tier.CAS, sum(out), int64(len(out))) {
 		t.Fatal("server B did not keep the blob on its disk tier")
 	}
 

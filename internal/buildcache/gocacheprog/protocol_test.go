@@ -1,4 +1,4 @@
-package buildcache
+package gocacheprog
 
 import (
 	"bytes"

@@ -1,4 +1,7 @@
-package buildcache
+// Package tier is the build cache's local disk tier, shared by the server
+// (pave cache serve) and the GOCACHEPROG client, and the format of a Go
+// action entry both store.
+package tier
 
 import (
 	"container/list"
@@ -41,7 +44,7 @@ var (
 // CheckKey accepts a SHA-256 in lowercase hex, the only key shape either
 // namespace uses, so a key can never name a path outside the cache.
 func CheckKey(key string) error {
-	if len(key) != 2*hashSize {
+	if len(key) != 2*sha256.Size {
 		return fmt.Errorf("key %.80q: want 64 lowercase hex digits (a SHA-256), got %d characters", key, len(key))
 	}
 	for i := 0; i < len(key); i++ {
@@ -64,9 +67,9 @@ type Disk struct {
 
 	// OnEvict, when set, is told of each entry the bound removed.
 	OnEvict func(kind Kind, size int64)
-	// createTemp makes the temporary file of a write (a seam for disk-full
-	// tests).
-	createTemp func(dir string) (tempFile, error)
+	// CreateTemp makes the temporary file of a write: a seam for tests of
+	// a full disk (default os.CreateTemp).
+	CreateTemp func(dir string) (TempFile, error)
 
 	mu    sync.Mutex
 	lru   *list.List // of *entry, most recently used first
@@ -79,7 +82,8 @@ type entry struct {
 	size int64
 }
 
-type tempFile interface {
+// TempFile is what a write needs of its temporary file.
+type TempFile interface {
 	io.Writer
 	Name() string
 	Sync() error
@@ -100,7 +104,7 @@ type DiskOptions struct {
 // OpenDisk opens (creating) a tier under root.
 func OpenDisk(root string, o DiskOptions) (*Disk, error) {
 	d := &Disk{root: root, max: o.MaxBytes, sync: o.Sync, lru: list.New(), index: map[string]*list.Element{},
-		createTemp: func(dir string) (tempFile, error) { return os.CreateTemp(dir, "put-*") }}
+		CreateTemp: func(dir string) (TempFile, error) { return os.CreateTemp(dir, "put-*") }}
 	for _, sub := range []string{"ac", "cas", "tmp"} {
 		if err := os.MkdirAll(filepath.Join(root, sub), 0o755); err != nil {
 			return nil, fmt.Errorf("cache directory %s: %w", root, err)
@@ -157,6 +161,9 @@ func (d *Disk) scan() error {
 	d.mu.Unlock()
 	return nil
 }
+
+// Root is the tier's directory.
+func (d *Disk) Root() string { return d.root }
 
 // Path is where the entry lives; for the client's tier it is the DiskPath
 // the go command reads.
@@ -231,7 +238,7 @@ func (d *Disk) Put(kind Kind, key string, r io.Reader, size int64) error {
 	if d.max > 0 && size > d.max {
 		return fmt.Errorf("%w: %d bytes, bound %d", ErrTooLarge, size, d.max)
 	}
-	tmp, err := d.createTemp(filepath.Join(d.root, "tmp"))
+	tmp, err := d.CreateTemp(filepath.Join(d.root, "tmp"))
 	if err != nil {
 		return d.diskError(err, size)
 	}

@@ -1,4 +1,4 @@
-package buildcache
+package gocacheprog
 
 import (
 	"bytes"
@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/pave-platform/pave/internal/buildcache/tier"
+	"github.com/pave-platform/pave/internal/bytesize"
 	"io"
 	"net"
 	"net/http"
@@ -39,12 +41,25 @@ type ClientOptions struct {
 	// NoPrefetch turns off fetching, at start, the actions the same build
 	// asked for last time (PAVE_CACHE_PREFETCH=0).
 	NoPrefetch bool
-	Stderr     io.Writer // the go command's stderr
+	// MaxBytes bounds the local tier (PAVE_CACHE_MAX_SIZE, default
+	// DefaultMaxSize): at the end of a go command, at most once per
+	// TrimInterval, the least recently used entries are removed.
+	MaxBytes int64
+	// TrimInterval is how often the tier is trimmed (default 1h; the go
+	// command trims its own cache once a day, but a shared CI runner fills
+	// faster than a laptop).
+	TrimInterval time.Duration
+	Stderr       io.Writer // the go command's stderr
 }
+
+// DefaultMaxSize bounds the local tier when PAVE_CACHE_MAX_SIZE is unset:
+// a build of a large Go repository and its tests fills a few GiB.
+const DefaultMaxSize = 10 << 30
 
 // ClientOptionsFromEnv reads PAVE_CACHE_URL, PAVE_CACHE_TOKEN,
 // PAVE_CACHE_DIR (default <user cache dir>/pave/gocache),
-// PAVE_CACHE_CLOSE_WAIT and PAVE_CACHE_VERBOSE.
+// PAVE_CACHE_MAX_SIZE, PAVE_CACHE_CLOSE_WAIT, PAVE_CACHE_PREFETCH and
+// PAVE_CACHE_VERBOSE.
 func ClientOptionsFromEnv() (ClientOptions, error) {
 	o := ClientOptions{URL: strings.TrimRight(os.Getenv("PAVE_CACHE_URL"), "/"), Token: os.Getenv("PAVE_CACHE_TOKEN"),
 		Dir: os.Getenv("PAVE_CACHE_DIR"), Verbose: os.Getenv("PAVE_CACHE_VERBOSE") == "1", Stderr: os.Stderr,
@@ -59,6 +74,13 @@ func ClientOptionsFromEnv() (ClientOptions, error) {
 	if o.URL != "" && !strings.HasPrefix(o.URL, "http://") && !strings.HasPrefix(o.URL, "https://") {
 		return o, fmt.Errorf("PAVE_CACHE_URL %q: want http://host:port or https://host", o.URL)
 	}
+	if v := os.Getenv("PAVE_CACHE_MAX_SIZE"); v != "" {
+		n, err := bytesize.Parse(v)
+		if err != nil {
+			return o, fmt.Errorf("PAVE_CACHE_MAX_SIZE: %w", err)
+		}
+		o.MaxBytes = n
+	}
 	if v := os.Getenv("PAVE_CACHE_CLOSE_WAIT"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil {
@@ -72,8 +94,10 @@ func ClientOptionsFromEnv() (ClientOptions, error) {
 // ClientStats count what one go command asked and what it got.
 type ClientStats struct {
 	Gets, LocalHits, RemoteHits, Misses int64
-	Puts, Uploaded, UploadErrors        int64
-	UploadsDropped, Prefetched          int64
+	// NegativeHits are misses answered without asking the server again.
+	NegativeHits                 int64
+	Puts, Uploaded, UploadErrors int64
+	UploadsDropped, Prefetched   int64
 }
 
 // Client is the GOCACHEPROG program: a local disk tier (the DiskPath the go
@@ -83,7 +107,7 @@ type ClientStats struct {
 // client says so once and goes on with the local tier alone.
 type Client struct {
 	o     ClientOptions
-	local *Disk
+	local *tier.Disk
 	http  *http.Client
 
 	down     atomic.Bool
@@ -100,15 +124,22 @@ type Client struct {
 
 	pre     *prefetcher // nil: prefetching off
 	fetched sync.Map    // actions this go command got from the server
+	// missing is the negative cache: actions the server said it does not
+	// have. The go command asks for an action more than once in one run
+	// (go vet asks again for what it compiles, tests for their deps); a
+	// miss is not asked again for the rest of this go command, which is
+	// the build's duration (an action missing now is put by this very
+	// build, so it would be a local hit next time anyway).
+	missing sync.Map
 
 	stats struct {
-		gets, localHits, remoteHits, misses, puts, uploaded, uploadErrors, dropped, prefetched atomic.Int64
+		gets, localHits, remoteHits, misses, negativeHits, puts, uploaded, uploadErrors, dropped, prefetched atomic.Int64
 	}
 }
 
 type fetch struct {
 	done chan struct{}
-	e    goEntry
+	e    tier.GoEntry
 	ok   bool
 }
 
@@ -131,7 +162,13 @@ func NewClient(o ClientOptions) (*Client, error) {
 	if o.Stderr == nil {
 		o.Stderr = io.Discard
 	}
-	local, err := OpenDisk(o.Dir, DiskOptions{})
+	if o.MaxBytes == 0 {
+		o.MaxBytes = DefaultMaxSize
+	}
+	if o.TrimInterval == 0 {
+		o.TrimInterval = time.Hour
+	}
+	local, err := tier.OpenDisk(o.Dir, tier.DiskOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("pave cache: local tier (PAVE_CACHE_DIR): %w", err)
 	}
@@ -165,7 +202,7 @@ func NewClient(o ClientOptions) (*Client, error) {
 // Stats returns the counts so far.
 func (c *Client) Stats() ClientStats {
 	s := &c.stats
-	return ClientStats{Gets: s.gets.Load(), LocalHits: s.localHits.Load(), RemoteHits: s.remoteHits.Load(), Misses: s.misses.Load(),
+	return ClientStats{Gets: s.gets.Load(), LocalHits: s.localHits.Load(), RemoteHits: s.remoteHits.Load(), Misses: s.misses.Load(), NegativeHits: s.negativeHits.Load(),
 		Puts: s.puts.Load(), Uploaded: s.uploaded.Load(), UploadErrors: s.uploadErrors.Load(), UploadsDropped: s.dropped.Load(),
 		Prefetched: s.prefetched.Load()}
 }
@@ -216,14 +253,17 @@ func (c *Client) get(req *Request) *Response {
 		c.pre.note(action)
 	}
 	if e, ok := c.localEntry(action); ok {
-		if _, remote := c.fetched.Load(action); remote {
-			c.stats.remoteHits.Add(1) // prefetched
-		} else {
-			c.stats.localHits.Add(1)
-		}
-		return c.hit(req.ID, e)
+		return c.localHit(req.ID, action, e)
 	}
-	if e, ok := c.fetch(action); ok {
+	if c.pre != nil {
+		c.pre.wait(c.stopCtx, action)
+		if e, ok := c.localEntry(action); ok {
+			return c.localHit(req.ID, action, e)
+		}
+	}
+	if _, known := c.missing.Load(action); known {
+		c.stats.negativeHits.Add(1)
+	} else if e, ok := c.fetch(action); ok {
 		c.stats.remoteHits.Add(1)
 		return c.hit(req.ID, e)
 	}
@@ -231,23 +271,36 @@ func (c *Client) get(req *Request) *Response {
 	return &Response{ID: req.ID, Miss: true}
 }
 
-func (c *Client) hit(id int64, e goEntry) *Response {
+// localHit answers from the local tier; an output the server brought
+// (prefetched) counts as a remote hit.
+func (c *Client) localHit(id int64, action string, e tier.GoEntry) *Response {
+	if _, remote := c.fetched.Load(action); remote {
+		c.stats.remoteHits.Add(1)
+	} else {
+		c.stats.localHits.Add(1)
+	}
+	return c.hit(id, e)
+}
+
+func (c *Client) hit(id int64, e tier.GoEntry) *Response {
 	out, _ := hex.DecodeString(e.OutputID)
 	t := e.Time
-	return &Response{ID: id, OutputID: out, Size: e.Size, Time: &t, DiskPath: c.local.Path(CAS, e.OutputID)}
+	return &Response{ID: id, OutputID: out, Size: e.Size, Time: &t, DiskPath: c.local.Path(tier.CAS, e.OutputID)}
 }
 
 // localEntry reads the action's entry and checks its output is on disk
 // with the right size, as the go command's own cache does.
-func (c *Client) localEntry(action string) (goEntry, bool) {
-	b, err := os.ReadFile(c.local.Path(AC, action))
+func (c *Client) localEntry(action string) (tier.GoEntry, bool) {
+	b, err := os.ReadFile(c.local.Path(tier.AC, action))
 	if err != nil {
-		return goEntry{}, false
+		return tier.GoEntry{}, false
 	}
-	e, err := parseGoEntry(b)
-	if err != nil || !c.local.Has(CAS, e.OutputID, e.Size) {
-		return goEntry{}, false
+	e, err := tier.ParseGoEntry(b)
+	now := time.Now()
+	if err != nil || !c.local.MarkUsed(tier.CAS, e.OutputID, e.Size, now) {
+		return tier.GoEntry{}, false
 	}
+	c.local.MarkUsed(tier.AC, action, -1, now)
 	return e, true
 }
 
@@ -264,26 +317,31 @@ func (c *Client) put(req *Request) *Response {
 			c.stats.dropped.Add(1) // the queue is full: the build comes first
 		}
 	}
-	return &Response{ID: req.ID, DiskPath: c.local.Path(CAS, output)}
+	return &Response{ID: req.ID, DiskPath: c.local.Path(tier.CAS, output)}
 }
 
 // store writes an output (verified against its OutputID) and then the
-// action's entry into the local tier.
+// action's entry into the local
 func (c *Client) store(action, output string, body io.Reader, size int64, t time.Time) error {
-	if !c.local.Has(CAS, output, size) {
-		if err := c.local.Put(CAS, output, body, size); err != nil {
+	if !c.local.Has(tier.CAS, output, size) {
+		if err := c.local.Put(tier.CAS, output, body, size); err != nil {
 			return err
 		}
 	}
-	e := goEntry{OutputID: output, Size: size, Time: t}.encode()
-	return c.local.Put(AC, action, bytes.NewReader(e), int64(len(e)))
+	return c.storeEntry(action, tier.GoEntry{OutputID: output, Size: size, Time: t})
+}
+
+// storeEntry writes the action's entry; its output must be there already.
+func (c *Client) storeEntry(action string, e tier.GoEntry) error {
+	b := e.Encode()
+	return c.local.Put(tier.AC, action, bytes.NewReader(b), int64(len(b)))
 }
 
 // fetch gets an action from the server into the local tier; concurrent
 // requests for one action share one round trip.
-func (c *Client) fetch(action string) (goEntry, bool) {
+func (c *Client) fetch(action string) (tier.GoEntry, bool) {
 	if c.http == nil || c.down.Load() {
-		return goEntry{}, false
+		return tier.GoEntry{}, false
 	}
 	c.mu.Lock()
 	if f, ok := c.inflight[action]; ok {
@@ -302,26 +360,29 @@ func (c *Client) fetch(action string) (goEntry, bool) {
 	return f.e, f.ok
 }
 
-func (c *Client) download(action string) (goEntry, bool) {
-	req, _ := http.NewRequestWithContext(c.stopCtx, http.MethodGet, c.o.URL+"/go/"+action, nil)
+func (c *Client) download(action string) (tier.GoEntry, bool) {
+	ctx, guard, done := c.guarded()
+	defer done()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, c.o.URL+"/go/"+action, nil)
 	c.authorize(req)
 	res, err := c.http.Do(req)
 	if err != nil {
 		c.fail(err)
-		return goEntry{}, false
+		return tier.GoEntry{}, false
 	}
 	defer res.Body.Close()
 	switch {
 	case res.StatusCode == http.StatusNotFound:
-		return goEntry{}, false
+		c.missing.Store(action, true)
+		return tier.GoEntry{}, false
 	case res.StatusCode != http.StatusOK:
 		c.fail(statusError(res))
-		return goEntry{}, false
+		return tier.GoEntry{}, false
 	}
-	output := res.Header.Get(GoOutputHeader)
-	if CheckKey(output) != nil || res.ContentLength < 0 {
-		c.fail(fmt.Errorf("GET /go/%s: answer without a valid %s header or Content-Length", action, GoOutputHeader))
-		return goEntry{}, false
+	output := res.Header.Get(tier.GoOutputHeader)
+	if tier.CheckKey(output) != nil || res.ContentLength < 0 {
+		c.fail(fmt.Errorf("GET /go/%s: answer without a valid %s header or Content-Length", action, tier.GoOutputHeader))
+		return tier.GoEntry{}, false
 	}
 	t, err := http.ParseTime(res.Header.Get("Last-Modified"))
 	if err != nil {
@@ -329,12 +390,42 @@ func (c *Client) download(action string) (goEntry, bool) {
 	}
 	// Put verifies the body against the OutputID: a server cannot make the
 	// go command read bytes under a false name.
-	if err := c.store(action, output, res.Body, res.ContentLength, t); err != nil {
-		c.warnf("pave cache: %s: %v; treated as a miss", action, err)
-		return goEntry{}, false
+	if err := c.store(action, output, guard(res.Body), res.ContentLength, t); err != nil {
+		if ctx.Err() != nil {
+			c.fail(fmt.Errorf("GET /go/%s: the answer stalled for %s", action, c.o.ResponseTimeout))
+		} else {
+			c.warnf("pave cache: %s: %v; treated as a miss", action, err)
+		}
+		return tier.GoEntry{}, false
 	}
 	c.fetched.Store(action, true)
-	return goEntry{OutputID: output, Size: res.ContentLength, Time: t}, true
+	return tier.GoEntry{OutputID: output, Size: res.ContentLength, Time: t}, true
+}
+
+// guarded returns a request context that is cancelled when the response
+// makes no progress for ResponseTimeout (the transport's own timeout covers
+// only the headers: a server that then stalls must not hang the build),
+// the wrapper that counts a body's progress, and the function that ends
+// the guard.
+func (c *Client) guarded() (context.Context, func(io.Reader) io.Reader, func()) {
+	ctx, cancel := context.WithCancel(c.stopCtx)
+	t := time.AfterFunc(c.o.ResponseTimeout, cancel)
+	guard := func(r io.Reader) io.Reader { return &stallGuard{r: r, timer: t, d: c.o.ResponseTimeout} }
+	return ctx, guard, func() { t.Stop(); cancel() }
+}
+
+type stallGuard struct {
+	r     io.Reader
+	timer *time.Timer
+	d     time.Duration
+}
+
+func (g *stallGuard) Read(p []byte) (int, error) {
+	n, err := g.r.Read(p)
+	if n > 0 {
+		g.timer.Reset(g.d)
+	}
+	return n, err
 }
 
 func (c *Client) authorize(req *http.Request) {
@@ -359,7 +450,7 @@ func (c *Client) uploader() {
 }
 
 func (c *Client) upload(u upload) error {
-	f, err := os.Open(c.local.Path(CAS, u.output))
+	f, err := os.Open(c.local.Path(tier.CAS, u.output))
 	if err != nil {
 		return err
 	}
@@ -374,7 +465,7 @@ func (c *Client) upload(u upload) error {
 	}
 	req, _ := http.NewRequestWithContext(c.stopCtx, http.MethodPut, c.o.URL+"/go/"+u.action, body)
 	req.ContentLength = fi.Size()
-	req.Header.Set(GoOutputHeader, u.output)
+	req.Header.Set(tier.GoOutputHeader, u.output)
 	c.authorize(req)
 	res, err := c.http.Do(req)
 	if err != nil {
@@ -434,9 +525,16 @@ func (c *Client) finish() {
 	if c.pre != nil {
 		c.pre.wg.Wait()
 	}
+	// Trimmed last: uploads read outputs from the tier (and what this go
+	// command used is fresh, so never removed).
+	if r, err := c.local.Trim(c.o.MaxBytes, c.o.TrimInterval, time.Now()); err != nil {
+		c.warnf("pave cache: trimming the local tier %s: %v", c.o.Dir, err)
+	} else if r.Ran && c.o.Verbose {
+		c.warnf("pave cache: trimmed the local tier from %d to %d bytes (bound %d; %d files removed)", r.Before, r.After, c.o.MaxBytes, r.Removed)
+	}
 	if c.o.Verbose {
 		s := c.Stats()
-		c.warnf("pave cache: %d gets (%d local hits, %d remote hits, %d misses); %d puts (%d uploaded, %d upload errors, %d dropped); %d prefetched",
-			s.Gets, s.LocalHits, s.RemoteHits, s.Misses, s.Puts, s.Uploaded, s.UploadErrors, s.UploadsDropped, s.Prefetched)
+		c.warnf("pave cache: %d gets (%d local hits, %d remote hits, %d misses, %d of them remembered); %d puts (%d uploaded, %d upload errors, %d dropped); %d prefetched",
+			s.Gets, s.LocalHits, s.RemoteHits, s.Misses, s.NegativeHits, s.Puts, s.Uploaded, s.UploadErrors, s.UploadsDropped, s.Prefetched)
 	}
 }

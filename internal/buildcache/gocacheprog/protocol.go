@@ -1,10 +1,11 @@
-package buildcache
+package gocacheprog
 
 import (
 	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/pave-platform/pave/internal/buildcache/tier"
 	"io"
 	"sync"
 	"time"
@@ -53,7 +54,7 @@ type Response struct {
 // MaxBodySize bounds one put's body: the go command caches compiled
 // packages and linked test binaries, which stay well below it. A larger
 // announced size is a broken or hostile peer, refused before reading.
-const MaxBodySize = 1 << 30
+const MaxBodySize = tier.MaxObjectSize
 
 // hashSize is the length of ActionIDs and OutputIDs (SHA-256).
 const hashSize = 32
