@@ -9,7 +9,7 @@ const HOUR = 3600;
 const STEP = 15;
 
 let uPlotModule;
-async function loadUPlot() {
+export async function loadUPlot() {
   if (!uPlotModule) {
     try {
       uPlotModule = (await import('/ui/lib/uplot/uPlot.esm.js')).default;
