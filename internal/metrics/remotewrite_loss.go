@@ -228,4 +228,3 @@ func (h *watcherErrors) WithAttrs(as []slog.Attr) slog.Handler {
 func (h *watcherErrors) WithGroup(name string) slog.Handler {
 	return &watcherErrors{next: h.next.WithGroup(name), events: h.events, attrs: h.attrs}
 }
-
