@@ -217,8 +217,29 @@ func bench(nTargets int, duration, interval time.Duration, passes int, promBin s
 		}
 		start[s.name] = mark{cpu, n}
 	}
-	fmt.Printf("ingesting for %s...\n", duration)
-	time.Sleep(duration)
+	fmt.Printf("ingesting for %s (5 windows)...\n", duration)
+	// Five windows, each a pass of both (they scrape at the same time):
+	// the ratio of CPU per sample in each, reported as median, min, max.
+	var ratios []float64
+	prev := start
+	for range 5 {
+		time.Sleep(duration / 5)
+		now := map[string]mark{}
+		for _, s := range servers {
+			cpu, _ := cpuSeconds(s.pid())
+			n, err := selfMetric(s.self, "prometheus_tsdb_head_samples_appended_total")
+			if err != nil {
+				return err
+			}
+			now[s.name] = mark{cpu, n}
+		}
+		per := func(name string) float64 {
+			return (now[name].cpu - prev[name].cpu) / (now[name].samples - prev[name].samples)
+		}
+		ratios = append(ratios, per("pave")/per("prometheus"))
+		prev = now
+	}
+	sort.Float64s(ratios)
 	type result struct {
 		cpuPerM, rss, hwm, series, rssPerSeries, disk, total, bytesPerSample float64
 	}
@@ -251,6 +272,7 @@ func bench(nTargets int, duration, interval time.Duration, passes int, promBin s
 		fmt.Printf("%-44s %14s %14s %7.2f×\n", name, fmtv(a, unit), fmtv(b, unit), a/b)
 	}
 	row("ingest CPU per million samples", p.cpuPerM, q.cpuPerM, "s")
+	fmt.Printf("%-44s %14s %14s %7.2f× (min %.2f×, max %.2f×)\n", "  per window, median of 5", "", "", ratios[2], ratios[0], ratios[4])
 	row("RSS per active series", p.rssPerSeries, q.rssPerSeries, "B")
 	row("RSS", p.rss, q.rss, "B")
 	row("disk bytes per sample (WAL + head chunks)", p.bytesPerSample, q.bytesPerSample, "B")

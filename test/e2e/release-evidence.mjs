@@ -44,6 +44,8 @@ try {
   const rate = (v) => parseFloat((rows.find((r) => r.startsWith(v)) || '').slice(v.length));
   must(rate(canary) > 1, `the canary's rate after promotion: ${rows}`);
   must(!(rate(stable) > rate(canary)), `stable still takes more than the canary after promotion: ${rows}`);
+  const timeline = await page.textContent('#timeline');
+  must(timeline.includes('local: v2=100') && !timeline.includes('NaN'), `the timeline's weights: ${timeline}`);
   must(errors.length === 0, `page errors: ${errors}`);
   await page.screenshot({ path: shotPath('release-evidence'), fullPage: true });
   console.log(`ok: ${plots.map((p) => `${p.title} ${p.points} points ${p.marks} marks`).join('; ')}; at the end ${rows}`);

@@ -148,9 +148,9 @@ function renderDetail(r, events) {
     const data = ev.data || {};
     if (ev.type === 'step') text = `weight ${data.weight}%` + (data.decision ? ` after: ${data.decision.reason}` : '');
     else if (ev.type === 'weights') {
-      // Per cluster ({cluster: {version: ppm}}) or, from older releases, flat.
-      const flat = (w) => Object.entries(w).map(([v, p]) => `${v}=${pct(p)}`).join(' ');
-      text = Object.entries(data).map(([k, w]) => (typeof w === 'object' && w ? `${k}: ${flat(w)}` : `${k}=${pct(w)}`)).join(' · ');
+      // Per cluster ({cluster: "v1=99 v2=1"}) or, from older releases,
+      // flat ({version: ppm}).
+      text = Object.entries(data).map(([k, w]) => (typeof w === 'string' ? `${k}: ${w}` : `${k}=${pct(w)}`)).join(' · ');
     }
     else if (data.reason) text = data.reason;
     else if (data.message) text = data.message;
