@@ -13,6 +13,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -84,14 +85,7 @@ func servePave(dir, addr, targetsFile string, interval time.Duration) error {
 	go func() { _ = srv.ListenAndServe() }()
 	err = s.Run(ctx)
 	_ = srv.Close()
-	return errorsJoin(err, s.Close())
-}
-
-func errorsJoin(a, b error) error {
-	if a != nil {
-		return a
-	}
-	return b
+	return errors.Join(err, s.Close())
 }
 
 // targetLabels are the labels Pave's runtime gives an instance; the peer's
@@ -552,7 +546,6 @@ func compare(a, b []byte, warm float64) string {
 				aligned++
 			}
 		}
-		_ = first
 	}
 	if worst > 1e-3 {
 		return fmt.Sprintf("DIFFERENT: %d points compared, largest relative difference %.3g (%d alignment or warm-up points)", compared, worst, aligned)
