@@ -27,6 +27,7 @@ import (
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/storage/remote"
 	"github.com/prometheus/prometheus/tsdb"
+	"github.com/prometheus/prometheus/util/compression"
 )
 
 // Options configure a Store. Zero values take the defaults below.
@@ -51,6 +52,10 @@ type Options struct {
 	QueryMaxSamples  int           // default 50 000 000, Prometheus' default
 	QueryConcurrency int           // default 20
 	Log              *slog.Logger
+
+	// For tests of WAL truncation: the block range and WAL segment size.
+	blockDuration  time.Duration
+	walSegmentSize int
 }
 
 // Defaults, the same as Prometheus' own where it has one.
@@ -103,6 +108,7 @@ type Store struct {
 	// engine) and Pave's process metrics: the "pave" job scrapes it.
 	Registry *prometheus.Registry
 	targets  *targetSets
+	lost     *lossCounter
 }
 
 // Open opens (or creates) the TSDB in o.Dir, replaying its WAL, and builds
@@ -127,9 +133,19 @@ func Open(o Options) (*Store, error) {
 	dbOpts := tsdb.DefaultOptions()
 	dbOpts.RetentionDuration = o.Retention.Milliseconds()
 	dbOpts.MaxBytes = o.RetentionSize
+	// Prometheus' server compresses its WAL with snappy by default
+	// (--storage.tsdb.wal-compression); the package's default does not.
+	// bench/metrics found the WAL three times larger without it.
+	dbOpts.WALCompression = compression.Snappy
 	// Prometheus' own default: blocks grow up to a tenth of the retention
 	// (at most 31 days); short retentions keep 2 h blocks.
 	dbOpts.MaxBlockDuration = max(dbOpts.MinBlockDuration, min(o.Retention.Milliseconds()/10, (31*24*time.Hour).Milliseconds()))
+	if o.blockDuration > 0 { // tests: compaction within seconds
+		dbOpts.MinBlockDuration, dbOpts.MaxBlockDuration = o.blockDuration.Milliseconds(), o.blockDuration.Milliseconds()
+	}
+	if o.walSegmentSize > 0 { // tests: many small WAL segments
+		dbOpts.WALSegmentSize = o.walSegmentSize
+	}
 	tsdbDir := filepath.Join(o.Dir, "tsdb")
 	s.db, err = tsdb.Open(tsdbDir, o.Log.With("component", "tsdb"), reg, dbOpts, nil)
 	if err != nil {
@@ -150,7 +166,12 @@ func Open(o Options) (*Store, error) {
 
 	// Remote write reads the TSDB's WAL (a receiver that is down makes
 	// the queues fall behind on disk, not in memory), as in Prometheus.
-	s.remote = remote.NewStorage(o.Log.With("component", "remote"), reg, s.db.StartTime, tsdbDir, time.Minute, nil, false)
+	// Its logger tells the loss counter when a queue's WAL reader stopped
+	// (remotewrite_loss.go).
+	s.lost = newLossCounter(s)
+	reg.MustRegister(s.lost.vec)
+	remoteLog := slog.New(&watcherErrors{next: o.Log.Handler(), events: s.lost.events}).With("component", "remote")
+	s.remote = remote.NewStorage(remoteLog, reg, s.db.StartTime, tsdbDir, time.Minute, nil, false)
 	if err := s.remote.ApplyConfig(cfg); err != nil {
 		s.closeAll()
 		return nil, fmt.Errorf("metrics: remote write: %w", err)
@@ -174,6 +195,9 @@ func Open(o Options) (*Store, error) {
 func (s *Store) Run(ctx context.Context) error {
 	done := make(chan error, 1)
 	go func() { done <- s.scrape.Run(s.targets.updates) }()
+	lossCtx, stopLoss := context.WithCancel(ctx)
+	defer stopLoss()
+	go s.lost.run(lossCtx)
 	<-ctx.Done()
 	s.scrape.Stop()
 	return <-done

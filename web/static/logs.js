@@ -2,6 +2,7 @@
 // filters live in the page URL so a search can be shared. A click on a line
 // with a trace opens the request page.
 import { api, $, cell, levelClass, statusClass, fmtTime, requestLink, traceRE } from './telemetry.js';
+import { drawVolume } from './logs-volume.js';
 
 const fields = ['service', 'since', 'from', 'to', 'level', 'where', 'text', 'regex'];
 let cursor = '';
@@ -67,7 +68,52 @@ function row(l) {
   return tr;
 }
 
+const DURATION = { ms: 0.001, s: 1, m: 60, h: 3600 };
+
+// volume draws the bars of the search's range: since → [now-since, now],
+// or from/to (to defaults to now). Without any range there are no bars.
+async function volume() {
+  const note = $('volume-note');
+  const q = apiQuery();
+  const now = Date.now() / 1000;
+  let from, to = now;
+  if (q.has('to')) to = Date.parse(q.get('to')) / 1000;
+  if (q.has('from')) from = Date.parse(q.get('from')) / 1000;
+  else if (q.has('since')) {
+    // since is a Go duration (15m, 1h30m, 500ms).
+    const since = q.get('since');
+    if (/^((\d+(\.\d+)?)(ms|s|m|h))+$/.test(since)) {
+      let secs = 0;
+      for (const [, n, , u] of since.matchAll(/(\d+(\.\d+)?)(ms|s|m|h)/g)) secs += parseFloat(n) * DURATION[u];
+      from = now - secs;
+    }
+  }
+  for (const k of ['since', 'from', 'to', 'limit']) q.delete(k);
+  const box = $('volume');
+  if (from === undefined || !(to > from)) {
+    box.replaceChildren();
+    delete box.dataset.total;
+    note.textContent = 'volume bars need a time range: choose Since or From';
+    return;
+  }
+  try {
+    const v = await drawVolume(box, q, from, to, (a, b) => {
+      // A click narrows the search to the bar's bucket.
+      const local = (t) => new Date(t * 1000).toISOString().slice(0, 19);
+      $('since').value = '';
+      $('from').value = local(a);
+      $('to').value = local(b);
+      toURL();
+      search(false);
+    });
+    note.textContent = `${v.total} matching line${v.total === 1 ? '' : 's'} in ${v.buckets} bars of ${v.width} s (click a bar to narrow the range)`;
+  } catch (e) {
+    note.textContent = 'volume: ' + (e.message || e);
+  }
+}
+
 async function search(more) {
+  if (!more) volume();
   $('error').textContent = '';
   const q = apiQuery();
   if (more && cursor) q.set('cursor', cursor);

@@ -2,6 +2,10 @@
 // live weights, per-version numbers, the verdict with the numbers behind
 // it, the timeline, and the pause / resume / promote / abort buttons. All
 // data comes from the JSON API (/api/v1/releases); it refreshes every 2 s.
+// The evidence plots (request rate, error ratio, p99 of stable and canary
+// over the release's time span, its steps and verdicts marked) come from
+// the metrics store's PromQL API, redrawn every 15 s while it runs.
+import { drawPlots, plotQueries, scrapeInterval } from './plots.js';
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -143,7 +147,11 @@ function renderDetail(r, events) {
     let text = '';
     const data = ev.data || {};
     if (ev.type === 'step') text = `weight ${data.weight}%` + (data.decision ? ` after: ${data.decision.reason}` : '');
-    else if (ev.type === 'weights') text = Object.entries(data).map(([v, p]) => `${v}=${pct(p)}`).join(' ');
+    else if (ev.type === 'weights') {
+      // Per cluster ({cluster: "v1=99 v2=1"}) or, from older releases,
+      // flat ({version: ppm}).
+      text = Object.entries(data).map(([k, w]) => (typeof w === 'string' ? `${k}: ${w}` : `${k}=${pct(w)}`)).join(' · ');
+    }
     else if (data.reason) text = data.reason;
     else if (data.message) text = data.message;
     else if (ev.type === 'verdict') text = `${data.verdict}: ${data.reason}`;
@@ -152,11 +160,66 @@ function renderDetail(r, events) {
     tl.appendChild(tr);
   }
 
+  renderEvidence(r, events);
+
   const running = !['promoted', 'rolled_back', 'aborted', 'failed'].includes(st.phase);
   $('pause').disabled = st.phase !== 'progressing';
   $('resume').disabled = st.phase !== 'paused';
   $('promote').disabled = !(st.phase === 'progressing' || st.phase === 'paused');
   $('abort').disabled = !running;
+}
+
+// The marks on the evidence plots' time axis: each step with its weight,
+// each change of verdict that was not a pass, and how the release ended.
+const MARK_COLORS = { step: '#2f6fdf', fail: '#c92a2a', hold: '#e8590c', promoted: '#2b8a3e', rolled_back: '#c92a2a', aborted: '#e8590c', failed: '#c92a2a', paused: '#e8590c' };
+function evidenceMarks(events) {
+  const marks = [];
+  for (const ev of events) {
+    const time = Date.parse(ev.time) / 1000;
+    const data = ev.data || {};
+    if (ev.type === 'step') marks.push({ time, label: `${data.weight}%`, color: MARK_COLORS.step });
+    else if (ev.type === 'verdict' && data.verdict !== 'pass') marks.push({ time, label: data.verdict, color: MARK_COLORS[data.verdict] });
+    else if (MARK_COLORS[ev.type]) marks.push({ time, label: ev.type.replace('_', ' '), color: MARK_COLORS[ev.type] });
+  }
+  return marks;
+}
+
+let evidenceKey = '';
+let evidenceAt = 0;
+let evidenceBusy = false;
+async function renderEvidence(r, events) {
+  const st = r.status;
+  const ended = !!st.finished;
+  const key = [r.metadata.name, st.phase, events.length].join('|');
+  if (evidenceBusy || (key === evidenceKey && (ended || Date.now() - evidenceAt < 15000))) return;
+  evidenceBusy = true;
+  const box = $('evidence');
+  try {
+    const created = events.find((ev) => ev.type === 'created');
+    const begin = Date.parse(created?.time || st.started || r.metadata.created) / 1000;
+    const finish = ended ? Date.parse(st.finished) / 1000 : Date.now() / 1000;
+    const span = Math.max(finish - begin, 1);
+    // A margin either side shows the stable version before and after.
+    const start = Math.floor(begin - Math.max(30, span * 0.1));
+    const end = Math.ceil(ended ? Math.min(finish + Math.max(30, span * 0.1), Date.now() / 1000) : finish);
+    const step = Math.max(1, Math.ceil((end - start) / 300));
+    const interval = await scrapeInterval();
+    // rate() needs a few scrapes in its window, and no fewer than two steps.
+    const window = Math.ceil(Math.max(4 * interval, 2 * step)) + 's';
+    const versions = [st.stable, r.spec.version].filter(Boolean);
+    const plots = plotQueries(r.spec.service, { versions, window, quantiles: [0.99] });
+    const points = await drawPlots(box, { plots, start: start - (start % step), end, step, marks: evidenceMarks(events), width: 380, height: 190 });
+    box.dataset.release = r.metadata.name;
+    box.dataset.points = String(points);
+    $('evidence-range').textContent = `${new Date(start * 1000).toLocaleTimeString()}–${new Date(end * 1000).toLocaleTimeString()}, step ${step}s, rate over ${window}`;
+    $('evidence-error').textContent = '';
+    evidenceKey = key;
+    evidenceAt = Date.now();
+  } catch (err) {
+    $('evidence-error').textContent = 'evidence: ' + (err.message || err);
+  } finally {
+    evidenceBusy = false;
+  }
 }
 
 async function refresh() {
