@@ -61,6 +61,7 @@ type Result struct {
 type Platform struct {
 	Platform    string `json:"platform"`
 	Digest      string `json:"digest"`
+	Config      string `json:"config"`
 	BinaryLayer string `json:"binaryLayer"`
 	BinarySize  int64  `json:"binaryLayerSize"` // compressed
 	Size        int64  `json:"size"`            // compressed layers + config + manifest
@@ -177,8 +178,9 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 		images[i], sboms[i] = img, sbom
 		d, _ := img.Digest()
 		ld, _ := binLayer.Digest()
+		cd, _ := img.ConfigName()
 		bsize, _ := binLayer.Size()
-		res.Images = append(res.Images, Platform{Platform: p.String(), Digest: d.String(),
+		res.Images = append(res.Images, Platform{Platform: p.String(), Digest: d.String(), Config: cd.String(),
 			BinaryLayer: ld.String(), BinarySize: bsize, Size: imageSize(img)})
 	}
 	var a artefact

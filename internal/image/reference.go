@@ -69,6 +69,9 @@ func ParsePlatforms(s string) ([]v1.Platform, error) {
 
 // ValidateTag checks a --tag before anything is built.
 func ValidateTag(repo name.Repository, tag string) error {
+	if strings.HasPrefix(tag, ".") || strings.HasPrefix(tag, "-") {
+		return fmt.Errorf("--tag %q: a tag may not start with . or -", tag)
+	}
 	if _, err := name.NewTag(repo.String()+":"+tag, name.StrictValidation); err != nil {
 		return fmt.Errorf("--tag %q: %v (tags are up to 128 of [A-Za-z0-9_.-], not starting with . or -)", tag, err)
 	}
