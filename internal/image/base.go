@@ -27,11 +27,12 @@ var systemCABundles = []string{
 	"/etc/ssl/cert.pem",
 }
 
-// scratchBase is the default base: one layer, the same for every
+// ScratchBase is the default base: one layer, the same for every
 // platform, with what a static Go binary needs from a system: trusted CA
 // certificates (for outgoing TLS), the time zone database (time.LoadLocation)
 // and passwd/group entries for the non-root user.
-func scratchBase(s Settings, goroot string) (v1.Image, error) {
+func ScratchBase(s Settings, goroot string) (v1.Image, error) {
+	s = s.withDefaults()
 	caPath := s.CACertificates
 	if caPath == "" {
 		for _, p := range systemCABundles {

@@ -243,7 +243,7 @@ func prepareBase(ctx context.Context, s Settings, settingsPath string, o Options
 	if err != nil {
 		return nil, err
 	}
-	img, err := scratchBase(s, root)
+	img, err := ScratchBase(s, root)
 	if err != nil {
 		if settingsPath != "" {
 			return nil, fmt.Errorf("%w (settings: %s)", err, settingsPath)

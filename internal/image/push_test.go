@@ -231,7 +231,7 @@ func TestRemoteBaseIsMountedNotUploaded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	base, err := scratchBase(Settings{User: "1000:1000"}, root)
+	base, err := ScratchBase(Settings{User: "1000:1000"}, root)
 	if err != nil {
 		t.Fatal(err)
 	}
