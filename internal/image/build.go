@@ -117,6 +117,10 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 	}
 	remoteOpts := append([]remote.Option{remote.WithAuthFromKeychain(o.Keychain), remote.WithContext(ctx)}, o.Remote...)
 
+	assetEntries, err := assets(pkg.Dir)
+	if err != nil {
+		return nil, err
+	}
 	// The binaries compile while the base is prepared.
 	tmp, err := os.MkdirTemp("", "pave-build-")
 	if err != nil {
@@ -138,10 +142,6 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 		bases, err = prepareBase(gctx, settings, settingsPath, o, pkg, env, remoteOpts)
 		return err
 	})
-	assetEntries, err := assets(pkg.Dir)
-	if err != nil {
-		return nil, err
-	}
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
