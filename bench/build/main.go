@@ -81,7 +81,10 @@ func main() {
 	// Warm the build cache as a CI runner with the shared cache has it.
 	run(svc, nil, "go", "build", "-o", os.DevNull, ".")
 
-	type sample struct{ cold, change time.Duration; coldBytes, changeBytes, size, binLayer int64 }
+	type sample struct {
+		cold, change                           time.Duration
+		coldBytes, changeBytes, size, binLayer int64
+	}
 	results := map[string][]sample{}
 	tools := []string{"pave", "ko"}
 	for pass := 1; pass <= *passes; pass++ {
