@@ -1,7 +1,6 @@
 package image
 
 import (
-	"bytes"
 	"debug/buildinfo"
 	"fmt"
 	"maps"
@@ -22,15 +21,11 @@ func assemble(base v1.Image, assetsLayer v1.Layer, binaryPath, binName string, p
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	binHash, _, err := v1.SHA256(bytes.NewReader(bin))
-	if err != nil {
-		return nil, nil, nil, err
-	}
 	bi, err := buildinfo.ReadFile(binaryPath)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("read the build info of %s: %w", binaryPath, err)
 	}
-	sbom, err := sbomOf(bi, binHash)
+	sbom, err := sbomOf(bi)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -42,10 +37,10 @@ func assemble(base v1.Image, assetsLayer v1.Layer, binaryPath, binName string, p
 	var adds []mutate.Addendum
 	if assetsLayer != nil {
 		adds = append(adds, mutate.Addendum{Layer: assetsLayer, MediaType: types.OCILayer,
-			History: v1.History{Created: v1.Time{Time: epoch}, CreatedBy: "pave build: kodata/ (assets)"}})
+			History: v1.History{Created: v1.Time{Time: epoch}, CreatedBy: "pave build: kodata"}})
 	}
 	adds = append(adds, mutate.Addendum{Layer: binLayer, MediaType: types.OCILayer,
-		History: v1.History{Created: v1.Time{Time: epoch}, CreatedBy: "pave build: /" + entrypoint}})
+		History: v1.History{Created: v1.Time{Time: epoch}, CreatedBy: "pave build: binary"}})
 	img, err := mutate.Append(base, adds...)
 	if err != nil {
 		return nil, nil, nil, err

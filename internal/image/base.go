@@ -70,7 +70,7 @@ func ScratchBase(s Settings, goroot string) (v1.Image, error) {
 	}
 	img, err := mutate.Append(mutate.MediaType(empty.Image, types.OCIManifestSchema1), mutate.Addendum{
 		Layer:     layer,
-		History:   v1.History{Created: v1.Time{Time: epoch}, CreatedBy: "pave build: scratch base (CA certificates, time zones, non-root user)"},
+		History:   v1.History{Created: v1.Time{Time: epoch}, CreatedBy: "pave build: scratch base"},
 		MediaType: types.OCILayer,
 	})
 	if err != nil {

@@ -68,8 +68,11 @@ var spdxIDUnsafe = regexp.MustCompile(`[^A-Za-z0-9.-]+`)
 
 // sbomOf renders the SPDX document of a binary's build info: the main
 // module, every module linked in (with go.sum's hash when known) and the
-// Go standard library. Deterministic: the same binary gives the same bytes.
-func sbomOf(bi *debug.BuildInfo, binaryDigest v1.Hash) ([]byte, error) {
+// Go standard library. It depends on the module list alone, not on the
+// binary's bytes (the subject link names the image, hence the binary): a
+// code change that adds no module keeps the same document, whose blob the
+// registry already has, so the push sends only a new small manifest.
+func sbomOf(bi *debug.BuildInfo) ([]byte, error) {
 	id := func(path, version string) string {
 		return "SPDXRef-Package-" + spdxIDUnsafe.ReplaceAllString(path+"-"+version, "-")
 	}
@@ -92,11 +95,10 @@ func sbomOf(bi *debug.BuildInfo, binaryDigest v1.Hash) ([]byte, error) {
 	doc := spdx{
 		SPDXVersion: "SPDX-2.3", DataLicense: "CC0-1.0", SPDXID: "SPDXRef-DOCUMENT",
 		Name:              main.Path,
-		DocumentNamespace: "https://pave.dev/spdx/" + binaryDigest.Hex,
+		DocumentNamespace: "https://pave.dev/spdx/" + modulesDigest(bi),
 		CreationInfo:      spdxCreation{Created: epoch.Format("2006-01-02T15:04:05Z"), Creators: []string{"Tool: pave-build"}},
 	}
 	root := pkg(&main)
-	root.Checksums = []spdxSum{{Algorithm: "SHA256", ChecksumValue: binaryDigest.Hex}}
 	doc.Packages = append(doc.Packages, root)
 	doc.Relationships = append(doc.Relationships, spdxRelation{"SPDXRef-DOCUMENT", "DESCRIBES", root.SPDXID})
 	std := spdxPackage{SPDXID: id("stdlib", bi.GoVersion), Name: "stdlib", VersionInfo: bi.GoVersion,
@@ -120,6 +122,19 @@ func sbomOf(bi *debug.BuildInfo, binaryDigest v1.Hash) ([]byte, error) {
 		return nil, err
 	}
 	return buf.Bytes(), nil
+}
+
+// modulesDigest names the document by what it lists.
+func modulesDigest(bi *debug.BuildInfo) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s %s %s\n", bi.GoVersion, bi.Main.Path, bi.Main.Version)
+	for _, d := range bi.Deps {
+		fmt.Fprintf(h, "%s %s %s\n", d.Path, d.Version, d.Sum)
+		if d.Replace != nil {
+			fmt.Fprintf(h, "=> %s %s %s\n", d.Replace.Path, d.Replace.Version, d.Replace.Sum)
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // h1ToSHA256 turns go.sum's "h1:BASE64" (a SHA-256 of the module's file
@@ -155,15 +170,13 @@ func newSBOMArtifact(doc []byte, subject v1.Descriptor) (v1.Image, error) {
 	cd.Digest, _, _ = v1.SHA256(bytes.NewReader(emptyConfig))
 	subject = v1.Descriptor{MediaType: subject.MediaType, Digest: subject.Digest, Size: subject.Size}
 	m := struct {
-		SchemaVersion int               `json:"schemaVersion"`
-		MediaType     types.MediaType   `json:"mediaType"`
-		ArtifactType  string            `json:"artifactType"`
-		Config        v1.Descriptor     `json:"config"`
-		Layers        []v1.Descriptor   `json:"layers"`
-		Subject       *v1.Descriptor    `json:"subject"`
-		Annotations   map[string]string `json:"annotations"`
-	}{2, types.OCIManifestSchema1, SBOMArtifactType, cd, []v1.Descriptor{*ld}, &subject,
-		map[string]string{"org.opencontainers.image.created": epoch.Format("2006-01-02T15:04:05Z")}}
+		SchemaVersion int             `json:"schemaVersion"`
+		MediaType     types.MediaType `json:"mediaType"`
+		ArtifactType  string          `json:"artifactType"`
+		Config        v1.Descriptor   `json:"config"`
+		Layers        []v1.Descriptor `json:"layers"`
+		Subject       *v1.Descriptor  `json:"subject"`
+	}{2, types.OCIManifestSchema1, SBOMArtifactType, cd, []v1.Descriptor{*ld}, &subject}
 	raw, err := json.Marshal(m)
 	if err != nil {
 		return nil, err
