@@ -121,3 +121,15 @@ func TestParsePlatforms(t *testing.T) {
 		}
 	}
 }
+
+// go build runs in the caller's environment: a GOCACHEPROG (Pave's shared
+// build cache client) is used, here seen failing as the program is absent.
+func TestBuildHonoursGOCACHEPROG(t *testing.T) {
+	dir := t.TempDir()
+	writeService(t, dir, "cached")
+	t.Setenv("GOCACHEPROG", filepath.Join(t.TempDir(), "no-such-cache-program"))
+	_, err := Build(context.Background(), Options{Dir: dir, Image: "r.example/x", Platforms: []v1.Platform{hostPlatform()}})
+	if err == nil || !strings.Contains(err.Error(), "no-such-cache-program") {
+		t.Fatalf("got %v; want go failing on the GOCACHEPROG given", err)
+	}
+}
