@@ -103,8 +103,15 @@ if [ ! -x "$PAVE_TOOLS/bin/weed" ] || [ "$(cat "$PAVE_TOOLS/bin/.weed.version" 2
   echo "$SEAWEEDFS_VERSION" >"$PAVE_TOOLS/bin/.weed.version"
 fi
 
+# The CNCF distribution registry, the real registry the pave build tests
+# push to and pull from; built in the background, in parallel with the rest.
+DISTRIBUTION=github.com/distribution/distribution/v3/cmd/registry@v3.1.2
+( go_tool registry "$DISTRIBUTION" ) &
+registry_pid=$!
+
 # A real kube-apiserver and etcd for the Kubernetes integration tests
 # (no kubelet: tests play the Deployment controller), built once per version.
 say "kube-apiserver and etcd for the Kubernetes tests"
 PAVE_TOOLS="$PAVE_TOOLS" bash scripts/kube-apiserver.sh >/dev/null
 wait "$go_tool_cache_pid" # go-tool-cache (the bench/buildcache peer)
+wait "$registry_pid" # distribution registry (pave build tests)

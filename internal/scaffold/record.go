@@ -1,6 +1,7 @@
 package scaffold
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -24,6 +25,9 @@ type Record struct {
 	// requests by when the service does not report them itself (no kit);
 	// the runtime reads them, pave new and pave upgrade only keep them.
 	Routes []string `json:"routes,omitempty"`
+	// Image is `pave build`'s section (internal/image.Settings); pave new
+	// and pave upgrade only keep it.
+	Image json.RawMessage `json:"image,omitempty"`
 }
 
 const recordHeader = `# Written by pave new and pave upgrade: the template version this repository
