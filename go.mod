@@ -119,7 +119,7 @@ require (
 	github.com/google/s2a-go v0.1.11 // indirect
 	github.com/google/uuid v1.6.0 // indirect
 	github.com/googleapis/enterprise-certificate-proxy v0.3.23 // indirect
-	github.com/googleapis/gax-go/v2 v2.26.2 // indirect
+	github.com/googleapis/gax-go/v2 v2.27.0 // indirect
 	github.com/grafana/regexp v0.0.0-20250905093917-f7b3be9d1853 // indirect
 	github.com/grpc-ecosystem/grpc-gateway/v2 v2.32.0 // indirect
 	github.com/hashicorp/errwrap v1.1.0 // indirect
@@ -234,3 +234,8 @@ require (
 )
 
 replace github.com/pave-platform/pave/kit => ./kit
+
+// Alertmanager's telegram integration (gopkg.in/telebot.v3 → viper) pulls
+// cloud.google.com/go/compute v1.6.1, which still holds the metadata package
+// that now is its own module: in workspace mode the import is ambiguous.
+replace cloud.google.com/go/compute v1.6.1 => cloud.google.com/go/compute v1.75.0

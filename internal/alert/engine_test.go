@@ -267,7 +267,7 @@ func TestBadRuleFileIsRefusedAndOldRulesKeepRunning(t *testing.T) {
 	eventually(t, 5*time.Second, "TeamAlways loaded", func() (bool, string) { return hasRule("TeamAlways"), "" })
 
 	cases := []struct{ content, want string }{
-		{"groups:\n- name: team\n  rules:\n  - alert: TeamAlways\n    expr: sum(rate(x[5m]) by\n", "5:11"},  // PromQL syntax error: line and column
+		{"groups:\n- name: team\n  rules:\n  - alert: TeamAlways\n    expr: sum(rate(x[5m]) by\n", "5:11"},        // PromQL syntax error: line and column
 		{"groups:\n- name: team\n  rules:\n  - alert: TeamAlways\n    expr: vector(1)\n    fore: 5m\n", "line 6"}, // unknown field
 		{"groups:\n- name: team\n  rules:\n  - alert: TeamAlways\n    expr: vector(1)\n    annotations:\n      s: '{{ .Foo '\n", "template"},
 	}
