@@ -85,6 +85,11 @@ func (o *Options) defaults() {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
+	if o.ExternalURL == "" {
+		// Alertmanager's API v2 refuses an alert whose generatorURL is
+		// not absolute.
+		o.ExternalURL = "http://127.0.0.1:7070"
+	}
 	if o.Registerer == nil {
 		o.Registerer = prometheus.NewRegistry()
 	}
@@ -100,8 +105,6 @@ type Engine struct {
 	external *externalAlertmanagers
 
 	mu       sync.Mutex
-	stop     context.CancelFunc
-	done     chan struct{}
 	reloadCh chan struct{}
 }
 
@@ -154,7 +157,7 @@ func New(o Options) (*Engine, error) {
 	if err := e.sources.setSource(PlatformSource, watchdogRules); err != nil {
 		return nil, err
 	}
-	if err := e.reload(); err != nil {
+	if err := e.reload(false); err != nil {
 		e.log.Warn("rule files", "err", err)
 	}
 	return e, nil
@@ -178,7 +181,7 @@ func (e *Engine) Run(ctx context.Context) error {
 		case <-tick.C:
 		case <-e.reloadCh:
 		}
-		if err := e.reload(); err != nil {
+		if err := e.reload(true); err != nil {
 			e.log.Warn("rule files", "err", err)
 		}
 	}
@@ -193,15 +196,15 @@ func (e *Engine) SetRuleSource(name string, content []byte) error {
 	if err := e.sources.setSource(name, content); err != nil {
 		return err
 	}
-	return e.reload()
+	return e.reload(true)
 }
 
 // reload re-reads the rule files and hands the manager every rule file
 // whose last good version it has.
-func (e *Engine) reload() error {
+func (e *Engine) reload(settle bool) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	changed, refused := e.sources.refresh()
+	changed, refused := e.sources.refresh(settle)
 	for _, r := range refused {
 		e.log.Error("rule file refused; its previous version (if any) keeps running", "file", r.File, "err", r.Err)
 	}

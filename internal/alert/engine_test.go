@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -142,6 +143,9 @@ func TestRulesAndAlertsAPIAsPrometheus(t *testing.T) {
 
 	stopFeeding := make(chan struct{})
 	fed := make(chan struct{})
+	var stopOnce sync.Once
+	stopFeed := func() { stopOnce.Do(func() { close(stopFeeding) }); <-fed }
+	defer stopFeed()
 	go func() {
 		defer close(fed)
 		for {
@@ -175,34 +179,34 @@ func TestRulesAndAlertsAPIAsPrometheus(t *testing.T) {
 		t.Errorf("alert = %+v; want severity=page, value 7e+00, activeAt set", firing)
 	}
 
-	rules, err := api.Rules(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sawRecording, sawSlowPending, sawWatchdog bool
-	for _, g := range rules.Groups {
-		for _, r := range g.Rules {
-			switch r := r.(type) {
-			case v1.RecordingRule:
-				if r.Name == "service:pave_test_errors:sum" && r.Health == v1.RuleHealthGood && !r.LastEvaluation.IsZero() {
-					sawRecording = true
-				}
-			case v1.AlertingRule:
-				if r.Name == "OrdersSlow" && r.State == "pending" && r.Duration == 3600 && len(r.Alerts) == 1 {
-					sawSlowPending = true
-				}
-				if r.Name == "Watchdog" && r.State == "firing" && g.File == "source:platform" {
-					sawWatchdog = true
-				}
-				if r.Name == "OrdersErrors" && (g.File != filepath.Join(rulesDir, "orders.yaml") || g.Interval != 0.2) {
-					t.Errorf("group of OrdersErrors: file %q interval %v", g.File, g.Interval)
+	eventually(t, 10*time.Second, "rules API: the recording rule, OrdersSlow pending with for 1h, Watchdog firing", func() (bool, string) {
+		rules, err := api.Rules(ctx, nil)
+		if err != nil {
+			return false, err.Error()
+		}
+		var sawRecording, sawSlowPending, sawWatchdog bool
+		for _, g := range rules.Groups {
+			for _, r := range g.Rules {
+				switch r := r.(type) {
+				case v1.RecordingRule:
+					if r.Name == "service:pave_test_errors:sum" && r.Health == v1.RuleHealthGood && !r.LastEvaluation.IsZero() {
+						sawRecording = true
+					}
+				case v1.AlertingRule:
+					if r.Name == "OrdersSlow" && r.State == "pending" && r.Duration == 3600 && len(r.Alerts) == 1 {
+						sawSlowPending = true
+					}
+					if r.Name == "Watchdog" && r.State == "firing" && g.File == "source:platform" {
+						sawWatchdog = true
+					}
+					if r.Name == "OrdersErrors" && (g.File != filepath.Join(rulesDir, "orders.yaml") || g.Interval != 0.2) {
+						t.Errorf("group of OrdersErrors: file %q interval %v", g.File, g.Interval)
+					}
 				}
 			}
 		}
-	}
-	if !sawRecording || !sawSlowPending || !sawWatchdog {
-		t.Fatalf("rules API: recording ok %v, OrdersSlow pending with for 1h %v, Watchdog firing %v; groups %+v", sawRecording, sawSlowPending, sawWatchdog, rules.Groups)
-	}
+		return sawRecording && sawSlowPending && sawWatchdog, fmt.Sprintf("%v %v %v %+v", sawRecording, sawSlowPending, sawWatchdog, rules.Groups)
+	})
 	// The recording rule's series is in the store.
 	res, _, _, err := v1.NewAPI(mustClient(t, st)).Query(ctx, "service:pave_test_errors:sum", time.Now())
 	if err != nil || !strings.Contains(res.String(), "=> 7") {
@@ -211,8 +215,7 @@ func TestRulesAndAlertsAPIAsPrometheus(t *testing.T) {
 
 	// keep_firing_for: after the condition stops, the alert keeps firing
 	// for 2s, then resolves.
-	close(stopFeeding)
-	<-fed
+	stopFeed()
 	appendNow(t, st, 0, "__name__", "pave_test_errors", "service", "orders", "instance", "a")
 	stillFiring := time.Now()
 	eventually(t, 10*time.Second, "OrdersErrors resolved after keep_firing_for", func() (bool, string) {

@@ -56,7 +56,8 @@ type ruleSources struct {
 
 	mu      sync.Mutex
 	inMem   map[string][]byte              // source name -> content
-	raw     map[string][]byte              // identifier -> content last read
+	raw     map[string][]byte              // identifier -> content last parsed
+	seen    map[string][]byte              // file -> content read at the previous refresh
 	good    map[string]*rulefmt.RuleGroups // identifier -> last version that parsed
 	refused map[string]string              // identifier -> why its current content is refused
 	dirty   bool
@@ -64,7 +65,7 @@ type ruleSources struct {
 
 func newRuleSources(globs []string) *ruleSources {
 	return &ruleSources{globs: globs, parser: parser.NewParser(parser.Options{}), inMem: map[string][]byte{},
-		raw: map[string][]byte{}, good: map[string]*rulefmt.RuleGroups{}, refused: map[string]string{}}
+		raw: map[string][]byte{}, seen: map[string][]byte{}, good: map[string]*rulefmt.RuleGroups{}, refused: map[string]string{}}
 }
 
 // setSource replaces (or, with empty content, removes) an in-memory
@@ -104,7 +105,12 @@ func (s *ruleSources) parse(id string, content []byte) (*rulefmt.RuleGroups, err
 // refresh reads every file the globs match and every in-memory source,
 // parses what changed, and reports whether the set of good versions
 // changed and which files are refused.
-func (s *ruleSources) refresh() (changed bool, refused []RuleFileError) {
+//
+// With settle, a file's new content is taken only once two successive
+// reads agree: an editor or `cp` writing the file in several steps would
+// otherwise hand over a truncated file that parses (an empty file is a
+// valid rule file without rules) and drop the rules it held.
+func (s *ruleSources) refresh(settle bool) (changed bool, refused []RuleFileError) {
 	current := map[string][]byte{}
 	var globErrs []RuleFileError
 	for _, g := range s.globs {
@@ -124,6 +130,25 @@ func (s *ruleSources) refresh() (changed bool, refused []RuleFileError) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	for id, b := range current {
+		prev, seenBefore := s.seen[id]
+		s.seen[id] = b
+		old, parsed := s.raw[id]
+		if !settle || parsed && bytes.Equal(old, b) || seenBefore && bytes.Equal(prev, b) {
+			continue
+		}
+		// Changed since the previous read: wait for it to settle.
+		if parsed {
+			current[id] = old
+		} else {
+			delete(current, id)
+		}
+	}
+	for id := range s.seen {
+		if _, ok := current[id]; !ok {
+			delete(s.seen, id)
+		}
+	}
 	for name, b := range s.inMem {
 		current[sourcePrefix+name] = b
 	}
