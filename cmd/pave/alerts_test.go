@@ -137,3 +137,40 @@ func TestAlertsCLI(t *testing.T) {
 		t.Fatalf("silences -o yaml: %v\n%s", err, out)
 	}
 }
+
+// `pave up --rule-files` wires the engine: rules over the store's own
+// series (Pave scrapes itself), Prometheus' /api/v1/alerts, `pave alerts`;
+// a rule file with a bad expression refuses `pave up`'s file at reload
+// and is shown by `pave alerts` while the old rule keeps firing.
+func TestAlertsThroughPaveUp(t *testing.T) {
+	dir := t.TempDir()
+	rules := filepath.Join(dir, "rules.yaml")
+	good := "groups:\n- name: up\n  rules:\n  - alert: PaveScraped\n    expr: up{job=\"pave\"} == 1\n    labels: {severity: ticket}\n"
+	os.WriteFile(rules, []byte(good), 0o600)
+	p := startUp(t, filepath.Join(dir, "data"), "--rule-files", rules, "--metrics-scrape-interval", "1s")
+	var out string
+	var err error
+	deadline := time.Now().Add(45 * time.Second)
+	for time.Now().Before(deadline) {
+		out, err = pave(t, nil, "--server", p.api, "alerts")
+		if err == nil && strings.Contains(out, "PaveScraped") && strings.Contains(out, "Watchdog") {
+			break
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	if err != nil || !strings.Contains(out, "firing  PaveScraped") || !strings.Contains(out, "firing  Watchdog") {
+		t.Fatalf("pave alerts through pave up: %v\n%s\n%s", err, out, p.out.String())
+	}
+	os.WriteFile(rules, []byte(strings.Replace(good, "== 1", "== (1", 1)), 0o600)
+	deadline = time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		out, err = pave(t, nil, "--server", p.api, "alerts")
+		if strings.Contains(out, "rule file refused") {
+			break
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	if err != nil || !strings.Contains(out, "rule file refused") || !strings.Contains(out, rules) || !strings.Contains(out, "firing  PaveScraped") {
+		t.Fatalf("a bad rule file through pave up: %v\n%s", err, out)
+	}
+}
