@@ -15,8 +15,9 @@ say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
 # Debian packages: chromium (UI tests), prometheus (promtool), nginx,
 # haproxy and wrk (gateway peers), git and patch (pave upgrade tests),
-# util-linux (taskset for benchmarks), nodejs/npm when missing.
-APT_PKGS=(chromium prometheus nginx haproxy wrk git patch procps util-linux ca-certificates)
+# util-linux (taskset for benchmarks), prometheus-alertmanager (the external
+# Alertmanager the alerting tests send to), nodejs/npm when missing.
+APT_PKGS=(chromium prometheus prometheus-alertmanager nginx haproxy wrk git patch procps util-linux ca-certificates)
 command -v node >/dev/null || APT_PKGS+=(nodejs)
 command -v npm >/dev/null || APT_PKGS+=(npm)
 missing=()

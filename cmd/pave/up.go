@@ -233,6 +233,9 @@ func runUp(ctx context.Context, cfg config.Config, logOut io.Writer) error {
 		c.start(gctx, g)
 	}
 	ms.start(gctx, g)
+	if _, err := startAlerts(gctx, g, cfg, srv, ms, log); err != nil { // issue 16: alerting (up_alerts.go)
+		return err
+	}
 	probe := clusterProber{clusters: clusters, registry: registry}
 	clustersAPI := server.ClustersAPI{Registry: registry, Probe: probe, LocalKey: sec.localKey, Gateway: func(name string) string {
 		if c := clusters.byName(name); c != nil && !c.isLost() {

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -92,6 +93,15 @@ type Config struct {
 	MetricsSampleLimit string
 	// MetricsRemoteWrite are remote-write receivers (repeatable).
 	MetricsRemoteWrite []string
+
+	// Alerting (issue 16).
+	// RuleFiles are globs of Prometheus rule files (repeatable).
+	RuleFiles []string
+	// AlertConfig is an Alertmanager configuration file (route,
+	// receivers, inhibit_rules); empty: Pave's default (no receivers).
+	AlertConfig string
+	// Alertmanagers are external Alertmanager URLs every alert goes to.
+	Alertmanagers []string
 }
 
 // Default returns the embedded defaults.
@@ -248,6 +258,33 @@ func settings() []setting {
 			for _, u := range c.MetricsRemoteWrite {
 				if err := checkRemoteWriteURL(u); err != nil {
 					return fmt.Errorf("%q: %w", u, err)
+				}
+			}
+			return nil
+		}},
+		// Alerting (issue 16), kept together.
+		{"rule-files", "Prometheus rule files (globs, repeat the flag or separate with commas), re-read on change, e.g. ./rules/*.yaml", func(c *Config) any { return &c.RuleFiles }, func(c *Config) error {
+			for _, g := range c.RuleFiles {
+				if _, err := filepath.Match(g, ""); err != nil {
+					return fmt.Errorf("%q is not a valid glob: %w", g, err)
+				}
+			}
+			return nil
+		}},
+		{"alert-config", "Alertmanager configuration file (route, receivers, inhibit_rules, templates) for the embedded Alertmanager; empty: no receivers but the UI and CLI", func(c *Config) any { return &c.AlertConfig }, func(c *Config) error {
+			if c.AlertConfig == "" {
+				return nil
+			}
+			if _, err := os.Stat(c.AlertConfig); err != nil {
+				return fmt.Errorf("cannot read %s: %w", c.AlertConfig, err)
+			}
+			return nil
+		}},
+		{"alertmanagers", "external Alertmanager URLs every alert is also sent to over API v2, e.g. http://alertmanager:9093 (repeat the flag or separate with commas)", func(c *Config) any { return &c.Alertmanagers }, func(c *Config) error {
+			for _, raw := range c.Alertmanagers {
+				u, err := url.Parse(raw)
+				if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+					return fmt.Errorf("%q is not an Alertmanager URL; want http(s)://HOST:PORT, e.g. http://alertmanager:9093", raw)
 				}
 			}
 			return nil

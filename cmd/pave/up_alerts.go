@@ -1,0 +1,37 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/pave-platform/pave/internal/alert"
+	"github.com/pave-platform/pave/internal/config"
+	"github.com/pave-platform/pave/internal/server"
+)
+
+// startAlerts runs the alert engine of `pave up` (issue 16) over the
+// embedded metrics store: the rule-files globs and the platform's rules
+// evaluated by Prometheus' rules manager, what fires routed, silenced and
+// inhibited by the embedded Alertmanager (alert-config) and sent to the
+// external Alertmanagers (alertmanagers). State (silences, notification
+// log, outbox) lives in DATA_DIR/alerting.
+func startAlerts(ctx context.Context, g *errgroup.Group, cfg config.Config, srv *server.Server, ms *metricsStore, log *slog.Logger) (*alert.Engine, error) {
+	api := "http://" + cfg.HTTPAddr
+	eng, err := alert.New(alert.Options{
+		Dir:       filepath.Join(cfg.DataDir, "alerting"),
+		Queryable: ms.store.DB(), Appendable: ms.store.DB(), QueryEngine: ms.store.Engine(),
+		RuleFiles: cfg.RuleFiles, EvalInterval: cfg.MetricsScrapeInterval,
+		ConfigFile: cfg.AlertConfig, Alertmanagers: cfg.Alertmanagers,
+		ExternalURL: api, Registerer: ms.store.Registry, Log: log.With("component", "alerting"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("alerting: %w", err)
+	}
+	server.AlertsAPI{Engine: eng}.Register(srv)
+	g.Go(func() error { return eng.Run(ctx) })
+	return eng, nil
+}
