@@ -1,6 +1,7 @@
 package scaffold
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -24,6 +25,10 @@ type Record struct {
 	// requests by when the service does not report them itself (no kit);
 	// the runtime reads them, pave new and pave upgrade only keep them.
 	Routes []string `json:"routes,omitempty"`
+	// SLOs and Probes are the service's objectives and synthetic checks;
+	// internal/alert/slo parses them, pave new and pave upgrade only keep them.
+	SLOs   json.RawMessage `json:"slos,omitempty"`
+	Probes json.RawMessage `json:"probes,omitempty"`
 }
 
 const recordHeader = `# Written by pave new and pave upgrade: the template version this repository
