@@ -28,6 +28,10 @@ type Record struct {
 	// Image is `pave build`'s section (internal/image.Settings); pave new
 	// and pave upgrade only keep it.
 	Image json.RawMessage `json:"image,omitempty"`
+	// SLOs and Probes are the service's objectives and synthetic checks;
+	// internal/alert/slo parses them, pave new and pave upgrade only keep them.
+	SLOs   json.RawMessage `json:"slos,omitempty"`
+	Probes json.RawMessage `json:"probes,omitempty"`
 }
 
 const recordHeader = `# Written by pave new and pave upgrade: the template version this repository
