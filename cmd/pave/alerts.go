@@ -39,7 +39,7 @@ receiver has not accepted yet.`,
 		},
 	}
 	cmd.AddCommand(alertsSilenceCommand(g), alertsSilencesCommand(g), alertsExpireCommand(g))
-	// Merge: the SLO backtest adds cmd.AddCommand(newAlertsBacktestCmd()) here.
+	cmd.AddCommand(newAlertsBacktestCmd())
 	return cmd
 }
 

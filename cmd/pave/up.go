@@ -233,7 +233,7 @@ func runUp(ctx context.Context, cfg config.Config, logOut io.Writer) error {
 		c.start(gctx, g)
 	}
 	ms.start(gctx, g)
-	if _, err := startAlerts(gctx, g, cfg, srv, ms, log); err != nil { // issue 16: alerting (up_alerts.go)
+	if _, err := startAlerts(gctx, g, cfg, srv, ms, clusters, log); err != nil { // issue 16: alerting (up_alerts.go, up_slo.go)
 		return err
 	}
 	probe := clusterProber{clusters: clusters, registry: registry}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 
@@ -18,8 +19,9 @@ import (
 // evaluated by Prometheus' rules manager, what fires routed, silenced and
 // inhibited by the embedded Alertmanager (alert-config) and sent to the
 // external Alertmanagers (alertmanagers). State (silences, notification
-// log, outbox) lives in DATA_DIR/alerting.
-func startAlerts(ctx context.Context, g *errgroup.Group, cfg config.Config, srv *server.Server, ms *metricsStore, log *slog.Logger) (*alert.Engine, error) {
+// log, outbox) lives in DATA_DIR/alerting. The platform's rules, and each
+// running service's SLO and probe rules, are kept by up_slo.go.
+func startAlerts(ctx context.Context, g *errgroup.Group, cfg config.Config, srv *server.Server, ms *metricsStore, clusters clusterSet, log *slog.Logger) (*alert.Engine, error) {
 	api := "http://" + cfg.HTTPAddr
 	eng, err := alert.New(alert.Options{
 		Dir:       filepath.Join(cfg.DataDir, "alerting"),
@@ -31,7 +33,12 @@ func startAlerts(ctx context.Context, g *errgroup.Group, cfg config.Config, srv 
 	if err != nil {
 		return nil, fmt.Errorf("alerting: %w", err)
 	}
+	rules, err := startServiceRules(ctx, eng, ms, clusters, api, log.With("component", "alerting"))
+	if err != nil {
+		return nil, err
+	}
 	server.AlertsAPI{Engine: eng}.Register(srv)
 	g.Go(func() error { return eng.Run(ctx) })
+	g.Go(func() error { return rules.run(ctx, max(5*time.Second, cfg.MetricsScrapeInterval)) })
 	return eng, nil
 }

@@ -21,6 +21,7 @@ import (
 	"net/url"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -106,6 +107,10 @@ type Engine struct {
 
 	mu       sync.Mutex
 	reloadCh chan struct{}
+	// running is set once Run has started the rules manager: before that,
+	// Update cannot replace groups (the old ones wait for Run to stop), so
+	// SetRuleSource leaves the reload to Run.
+	running atomic.Bool
 }
 
 // New builds an engine: the rules manager over the store, the embedded
@@ -169,6 +174,10 @@ func (e *Engine) Run(ctx context.Context) error {
 	go e.manager.Run()
 	go e.external.run()
 	e.notifier.start(ctx)
+	e.running.Store(true)
+	if err := e.reload(true); err != nil { // what SetRuleSource set before Run
+		e.log.Warn("rule files", "err", err)
+	}
 	tick := time.NewTicker(e.opts.ReloadInterval)
 	defer tick.Stop()
 	for {
@@ -195,6 +204,9 @@ func (e *Engine) Run(ctx context.Context) error {
 func (e *Engine) SetRuleSource(name string, content []byte) error {
 	if err := e.sources.setSource(name, content); err != nil {
 		return err
+	}
+	if !e.running.Load() {
+		return nil // Run loads it when it starts
 	}
 	return e.reload(true)
 }

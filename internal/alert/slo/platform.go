@@ -75,7 +75,10 @@ sum by (cluster) (increase(pave_gateway_requests_total{version!~"cluster:.*"}[5m
   "target_cluster", "$1", "version", "cluster:(.*)")`,
 			summary:     "The edge cannot reach cluster {{ $labels.target_cluster }}",
 			description: "{{ $value | humanizePercentage }} of the requests the edge sent to {{ $labels.target_cluster }} failed or were ejected over 5m."},
-		{name: "ServiceScrapeFailing", expr: `up{job="services"} == 0`, forDur: 10 * time.Minute, severity: "ticket",
+		{name: "ServiceScrapeFailing",
+			// Only services that served /metrics in the last day: a service
+			// without kit has no /metrics, and that is not a fault.
+			expr: `up{job="services"} == 0 and on (service) max by (service) (max_over_time(up{job="services"}[1d])) == 1`, forDur: 10 * time.Minute, severity: "ticket",
 			summary:     "Instance {{ $labels.instance }} of {{ $labels.service }} does not answer its metrics scrape",
 			description: "The instance in {{ $labels.cluster }} is ready but /metrics fails: its kit-sourced SLOs undercount."},
 	}},
