@@ -34,16 +34,29 @@ type Decision struct {
 // spent daily budget drops floor and spare: warm capacity is what the
 // budget caps, never a queued job's runner.
 func (s *Spec) Desire(o Observation) Decision {
+	return s.decide(o, s.Windows(o.Now))
+}
+
+// Windows is what the schedules active at now ask for (Desired unset).
+// Cron windows open and close on whole minutes, so a caller deciding
+// often (the simulation) may keep it for the rest of the minute.
+func (s *Spec) Windows(now time.Time) Decision {
 	var d Decision
 	for i := range s.Schedules {
 		sc := &s.Schedules[i]
-		if !sc.Active(o.Now) {
+		if !sc.Active(now) {
 			continue
 		}
 		d.Windows = append(d.Windows, sc.Cron)
 		d.Floor = max(d.Floor, sc.Min)
 		d.Spare = max(d.Spare, sc.Spare)
 	}
+	return d
+}
+
+// decide completes the windows' decision w for the observation.
+func (s *Spec) decide(o Observation, w Decision) Decision {
+	d := w
 	if s.RunnerHoursPerDay > 0 && o.RunnerHoursToday >= s.RunnerHoursPerDay {
 		d.BudgetExhausted = true
 		d.Floor, d.Spare = 0, 0
