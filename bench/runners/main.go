@@ -43,7 +43,7 @@ type Strategy struct {
 
 func pool(mut func(*runners.Spec)) runners.RunnerPool {
 	p := runners.RunnerPool{APIVersion: runners.APIVersion, Kind: runners.Kind, Metadata: runners.Metadata{Name: "linux"},
-		Spec: runners.Spec{Min: 0, Max: 400, Target: runners.Target{Local: &runners.LocalTarget{}}}}
+		Spec: runners.Spec{Min: 0, Max: 400, Target: runners.TargetSpec{Local: &runners.LocalTarget{}}}}
 	mut(&p.Spec)
 	p.Default()
 	return p

@@ -52,7 +52,7 @@ type Spec struct {
 	Min int `json:"min"`
 	Max int `json:"max"`
 	// Target is where runners run: exactly one of local or kubernetes.
-	Target Target `json:"target"`
+	Target TargetSpec `json:"target"`
 	// Schedules raise the pool during cron windows.
 	Schedules []Schedule `json:"schedules,omitempty"`
 	// QueueScaleUp starts a runner for every queued job (default true).
@@ -75,7 +75,7 @@ type Spec struct {
 }
 
 // Target says where the pool's runners run.
-type Target struct {
+type TargetSpec struct {
 	Local      *LocalTarget      `json:"local,omitempty"`
 	Kubernetes *KubernetesTarget `json:"kubernetes,omitempty"`
 }
@@ -225,7 +225,7 @@ func (p *RunnerPool) Validate() error {
 	return nil
 }
 
-func (t Target) validate(path string) error {
+func (t TargetSpec) validate(path string) error {
 	switch {
 	case t.Local != nil && t.Kubernetes != nil:
 		return invalid(path, "set exactly one of local and kubernetes, not both")
