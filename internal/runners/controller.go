@@ -116,6 +116,7 @@ func (c *Controller) Reconcile(ctx context.Context) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	now := c.Now()
+	c.Queue.Prune(now)
 	for _, st := range c.pools {
 		c.reconcile(ctx, st, now)
 	}

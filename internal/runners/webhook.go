@@ -86,6 +86,29 @@ func (q *Queue) Counts(labels []string) (queued, busy int, oldest time.Time) {
 	return queued, busy, oldest
 }
 
+// GitHub fails a job queued for 24 h and a self-hosted job running for
+// 5 days; a job older than that whose completed event was missed would
+// hold runners forever, so Prune forgets it.
+const (
+	maxQueued  = 24 * time.Hour
+	maxRunning = 5 * 24 * time.Hour
+)
+
+// Prune forgets jobs past GitHub's own limits (missed events) and
+// returns how many.
+func (q *Queue) Prune(now time.Time) int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	n := 0
+	for id, j := range q.jobs {
+		if (j.started.IsZero() && now.Sub(j.queued) > maxQueued) || (!j.started.IsZero() && now.Sub(j.started) > maxRunning) {
+			delete(q.jobs, id)
+			n++
+		}
+	}
+	return n
+}
+
 // History returns the finished jobs the pool's labels cover, oldest first.
 func (q *Queue) History(labels []string, since time.Time) []Job {
 	q.mu.Lock()
