@@ -38,6 +38,10 @@ spec:
 	if out, err := pave(t, srv, "runners", "apply", "-f", spec); err == nil || !strings.Contains(out, "spec.schedules[0].timeZone") {
 		t.Fatalf("bad zone: want a failure naming spec.schedules[0].timeZone, got %v:\n%s", err, out)
 	}
+	os.WriteFile(spec, []byte(strings.Replace(doc, `{local: {command: [sleep, "120"]}}`, `{kubernetes: {cluster: nowhere, autoscalingRunnerSet: arc/linux}}`, 1)), 0o644)
+	if out, err := pave(t, srv, "runners", "apply", "-f", spec); err == nil || !strings.Contains(out, "spec.target.kubernetes.cluster") {
+		t.Fatalf("unregistered cluster: want a failure naming spec.target.kubernetes.cluster, got %v:\n%s", err, out)
+	}
 	os.WriteFile(spec, []byte(doc), 0o644)
 	if out, err := pave(t, srv, "runners", "apply", "-f", spec); err != nil || !strings.Contains(out, "runnerpool/e2e-linux applied") {
 		t.Fatalf("apply: %v\n%s", err, out)

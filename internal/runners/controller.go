@@ -12,8 +12,8 @@ import (
 // the pool's Target, fed by the Queue.
 type Controller struct {
 	Queue *Queue
-	// NewTarget returns a pool's target (default: local processes; the
-	// Kubernetes target is not built yet and is refused at apply).
+	// NewTarget returns a pool's target (default: local processes only;
+	// `pave up` adds Kubernetes targets on registered clusters).
 	NewTarget func(RunnerPool) (Target, error)
 	Now       func() time.Time
 
@@ -63,7 +63,7 @@ func NewController(q *Queue) *Controller {
 	return &Controller{Queue: q, Now: time.Now, pools: map[string]*poolState{},
 		NewTarget: func(p RunnerPool) (Target, error) {
 			if p.Spec.Target.Local == nil {
-				return nil, &FieldError{Path: "spec.target.kubernetes", Err: fmt.Errorf("%w: the Kubernetes target is not available yet; use target: {local: {}}", ErrInvalid)}
+				return nil, &FieldError{Path: "spec.target.kubernetes", Err: fmt.Errorf("%w: this controller has no Kubernetes clusters; use target: {local: {}}", ErrInvalid)}
 			}
 			return NewLocalTarget(p), nil
 		}}
