@@ -201,6 +201,7 @@ func runUp(ctx context.Context, cfg config.Config, logOut io.Writer) error {
 		return err
 	}
 	defer ms.close()
+	defer startRunners(ctx, cfg, srv, registry, log)() // issue 19: runner pools (up_runners.go)
 
 	g, gctx := errgroup.WithContext(ctx)
 	serve := func(name string, ln net.Listener, h http.Handler) {

@@ -102,6 +102,8 @@ type Config struct {
 	AlertConfig string
 	// Alertmanagers are external Alertmanager URLs every alert goes to.
 	Alertmanagers []string
+	// Runners (issue 19): the GitHub webhook's shared secret.
+	GitHubWebhookSecret string
 }
 
 // Default returns the embedded defaults.
@@ -315,6 +317,14 @@ func settings() []setting {
 			}
 			_, err := telemetry.ParseColdStore(c.CacheSharedStore)
 			return err
+		}},
+
+		// runners (issue 19)
+		{"github-webhook-secret", "secret of the GitHub workflow_job webhook at POST /hooks/github (X-Hub-Signature-256); prefer PAVE_GITHUB_WEBHOOK_SECRET to a flag; empty: every delivery is refused", func(c *Config) any { return &c.GitHubWebhookSecret }, func(c *Config) error {
+			if c.GitHubWebhookSecret != "" && len(c.GitHubWebhookSecret) < 16 {
+				return errors.New("must be at least 16 characters (e.g. openssl rand -hex 20), or empty to refuse every delivery")
+			}
+			return nil
 		}},
 	}
 }

@@ -1,0 +1,64 @@
+package runners
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
+
+	"github.com/pave-platform/pave/internal/kube"
+)
+
+// AutoscalingRunnerSetGVR is ARC's runner scale set resource.
+var AutoscalingRunnerSetGVR = schema.GroupVersionResource{Group: "actions.github.com", Version: "v1alpha1", Resource: "autoscalingrunnersets"}
+
+// kubernetesTarget sets an ARC AutoscalingRunnerSet's minRunners to the
+// pool's desired count and maxRunners to its max, by server-side apply
+// with the field manager "pave": only those two fields become Pave's;
+// the rest of the set stays its owner's (Helm, the team). ARC itself
+// adds a runner per job it is assigned above minRunners, so a pool on
+// this target should set queueScaleUp: false and leave the queue to ARC.
+type kubernetesTarget struct {
+	client    dynamic.Interface
+	namespace string
+	name      string
+	max       int
+}
+
+// NewKubernetesTarget returns the target of pool p on cluster client c.
+func NewKubernetesTarget(p RunnerPool, c dynamic.Interface) Target {
+	ns, name, _ := strings.Cut(p.Spec.Target.Kubernetes.AutoscalingRunnerSet, "/")
+	return &kubernetesTarget{client: c, namespace: ns, name: name, max: p.Spec.Max}
+}
+
+func (t *kubernetesTarget) Scale(ctx context.Context, n int) (int, error) {
+	// Apply would create a set that does not exist, without the fields
+	// only its owner knows (githubConfigUrl, the runner template).
+	res := t.client.Resource(AutoscalingRunnerSetGVR).Namespace(t.namespace)
+	if _, err := res.Get(ctx, t.name, metav1.GetOptions{}); err != nil {
+		if apierrors.IsNotFound(err) {
+			return 0, fmt.Errorf("AutoscalingRunnerSet %s/%s does not exist: install it first (ARC's gha-runner-scale-set chart)", t.namespace, t.name)
+		}
+		return 0, fmt.Errorf("AutoscalingRunnerSet %s/%s: %w", t.namespace, t.name, err)
+	}
+	obj := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "actions.github.com/v1alpha1",
+		"kind":       "AutoscalingRunnerSet",
+		"metadata":   map[string]any{"name": t.name, "namespace": t.namespace},
+		"spec":       map[string]any{"minRunners": int64(n), "maxRunners": int64(t.max)},
+	}}
+	_, err := res.Apply(ctx, t.name, obj,
+		metav1.ApplyOptions{FieldManager: kube.FieldManager, Force: true})
+	if err != nil {
+		return 0, fmt.Errorf("AutoscalingRunnerSet %s/%s: %w", t.namespace, t.name, err)
+	}
+	return n, nil
+}
+
+// Close leaves the runner set as it is: ARC keeps running it.
+func (t *kubernetesTarget) Close() error { return nil }
