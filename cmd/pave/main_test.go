@@ -251,6 +251,9 @@ func TestDemo(t *testing.T) {
 	if testing.Short() {
 		t.Skip("the demo takes about a minute; run without -short")
 	}
+	// It drives the built binary only (no shared state), and mostly waits
+	// on releases, so it overlaps the other long tests of the package.
+	t.Parallel()
 	data := t.TempDir()
 	cmd := exec.Command(paveBin, "demo", "--data-dir", data)
 	cmd.Dir = "../.." // the source checkout: the demo builds examples/hello

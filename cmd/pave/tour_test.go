@@ -48,6 +48,9 @@ func TestReadmeTour(t *testing.T) {
 	if testing.Short() {
 		t.Skip("the tour builds a generated service; run without -short")
 	}
+	// It drives the built binary only (no shared state), and mostly waits
+	// on releases, so it overlaps the other long tests of the package.
+	t.Parallel()
 	repo, err := filepath.Abs("../..")
 	if err != nil {
 		t.Fatal(err)
