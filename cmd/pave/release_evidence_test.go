@@ -7,12 +7,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/pave-platform/pave/internal/apiclient"
 	"github.com/pave-platform/pave/internal/loadgen"
 	"github.com/pave-platform/pave/internal/release"
+	"github.com/pave-platform/pave/internal/server"
 )
 
 // TestReleaseEvidencePlotsInChromium: `pave up` runs examples/hello, a
@@ -39,7 +41,23 @@ func TestReleaseEvidencePlotsInChromium(t *testing.T) {
 	t.Cleanup(func() {
 		cctx, stop := context.WithTimeout(context.Background(), 30*time.Second)
 		defer stop()
+		var list server.RuntimeList
+		_ = c.Do(cctx, http.MethodGet, "/api/v1/runtime", nil, &list)
 		_ = c.Do(cctx, http.MethodDelete, "/api/v1/runtime/hello", nil, nil)
+		// Instances outlive the control plane by design (it adopts them
+		// again); their spools must be gone before the temporary
+		// directory is removed, so kill them and wait for the exit.
+		for _, st := range list.Deployments {
+			for _, in := range st.Instances {
+				if in.PID <= 0 {
+					continue
+				}
+				_ = syscall.Kill(-in.PID, syscall.SIGKILL)
+				for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline) && syscall.Kill(in.PID, 0) == nil; {
+					time.Sleep(50 * time.Millisecond)
+				}
+			}
+		}
 	})
 	src := filepath.Join(repo, "examples", "hello")
 	runRelease := func(version string, steps []string) release.Release {
