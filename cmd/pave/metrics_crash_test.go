@@ -52,6 +52,7 @@ func TestKillNineOfPaveUpKeepsScrapedSamples(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds examples/hello; run without -short")
 	}
+	t.Parallel() // its own pave up, ports and directories; it mostly waits
 	repo, err := filepath.Abs("../..")
 	if err != nil {
 		t.Fatal(err)

@@ -27,6 +27,7 @@ func TestReleaseEvidencePlotsInChromium(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds examples/hello and runs a release; run without -short")
 	}
+	t.Parallel() // its own pave up, ports and directories; it mostly waits
 	e2e, err := filepath.Abs("../../test/e2e")
 	if err != nil {
 		t.Fatal(err)

@@ -19,6 +19,7 @@ import (
 // through the gateway and are scraped into the metrics store (a failing
 // probe reads 0), and stopping the service removes both.
 func TestServiceSLOsAndProbesThroughPaveUp(t *testing.T) {
+	t.Parallel() // its own pave up, ports and directories; it mostly waits
 	src := t.TempDir()
 	for name, body := range map[string]string{
 		"go.mod":  "module plain\n\ngo 1.26\n",
