@@ -2,12 +2,14 @@ package main
 
 import (
 	"bytes"
+	mathrand "math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -35,8 +37,21 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// freeAddr returns a loopback address free now, for a process started
+// later. Ports the kernel hands out for ":0" come from the ephemeral range,
+// the one every outgoing connection of the tests running beside this one
+// also takes its source port from, so such a port is often taken again
+// before the process binds it. Ports below that range (Linux's default
+// starts at 32768) are chosen at random instead, then checked.
 func freeAddr(t *testing.T) string {
 	t.Helper()
+	for range 100 {
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(20000+mathrand.IntN(12000)))
+		if ln, err := net.Listen("tcp", addr); err == nil {
+			ln.Close()
+			return addr
+		}
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
