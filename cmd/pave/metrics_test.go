@@ -75,22 +75,29 @@ func TestMetricsScrapeGeneratedService(t *testing.T) {
 	}
 	t.Logf("pave metrics query -o json: %s", last)
 
-	out, _, err := paveSplit(t, env, "metrics", "targets", "-o", "json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var targets []metricsTarget
-	if err := json.Unmarshal([]byte(out), &targets); err != nil {
-		t.Fatalf("%v: %s", err, out)
-	}
-	up1 := map[string]bool{}
-	for _, tg := range targets {
-		if tg.Health == "up" && !tg.LastScrape.IsZero() {
-			up1[tg.Pool] = true
+	// Each pool's first scrape comes at its own offset within the
+	// interval, so a pool may not have been scraped yet.
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(500 * time.Millisecond) {
+		out, _, err := paveSplit(t, env, "metrics", "targets", "-o", "json")
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-	if !up1["services"] || !up1["gateway"] || !up1["pave"] {
-		t.Errorf("want services, gateway and pave targets up: %s", out)
+		var targets []metricsTarget
+		if err := json.Unmarshal([]byte(out), &targets); err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+		up1 := map[string]bool{}
+		for _, tg := range targets {
+			if tg.Health == "up" && !tg.LastScrape.IsZero() {
+				up1[tg.Pool] = true
+			}
+		}
+		if up1["services"] && up1["gateway"] && up1["pave"] {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("want services, gateway and pave targets up: %s", out)
+		}
 	}
 	text, err := pave(t, env, "metrics", "targets")
 	if err != nil || !strings.Contains(text, "orders-v1-0") || !strings.Contains(text, "HEALTH") {
