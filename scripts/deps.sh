@@ -110,9 +110,18 @@ DISTRIBUTION=github.com/distribution/distribution/v3/cmd/registry@v3.1.2
 ( go_tool registry "$DISTRIBUTION" ) &
 registry_pid=$!
 
+# VictoriaLogs (Apache-2.0), the telemetry-store: victorialogs://… backend's
+# real peer: the tests run its one binary as two storage nodes and an
+# insert/select node. Its go.mod (go 1.26.5, no replace directives) lets
+# `go install` build app/victoria-logs; in the background, keyed by version.
+VICTORIALOGS=github.com/VictoriaMetrics/VictoriaLogs/app/victoria-logs@v1.52.1
+( go_tool victoria-logs "$VICTORIALOGS" ) &
+victorialogs_pid=$!
+
 # A real kube-apiserver and etcd for the Kubernetes integration tests
 # (no kubelet: tests play the Deployment controller), built once per version.
 say "kube-apiserver and etcd for the Kubernetes tests"
 PAVE_TOOLS="$PAVE_TOOLS" bash scripts/kube-apiserver.sh >/dev/null
 wait "$go_tool_cache_pid" # go-tool-cache (the bench/buildcache peer)
 wait "$registry_pid" # distribution registry (pave build tests)
+wait "$victorialogs_pid" # VictoriaLogs (telemetry-store: victorialogs:// tests)
