@@ -153,16 +153,12 @@ func runUp(ctx context.Context, cfg config.Config, logOut io.Writer) error {
 
 	// Every log line and span the services send; the intake acknowledges
 	// only what is durable, so it opens before the OTLP listener serves.
-	cold, err := telemetry.OpenColdStore(ctx, cfg.TelemetryColdStore)
-	if err != nil {
-		return fmt.Errorf("--telemetry-cold-store: %w", err)
-	}
-	tel, err := telemetry.Open(ctx, telemetry.Options{Dir: filepath.Join(cfg.DataDir, "telemetry"), Blob: cold, Log: log.With("component", "telemetry")})
+	tel, telStats, err := openTelemetry(ctx, cfg, log) // embedded or VictoriaLogs (up_telemetry_store.go)
 	if err != nil {
 		return err
 	}
 	defer tel.Close()
-	server.TelemetryAPI{Store: tel, Stats: tel.Stats}.Register(srv)
+	server.TelemetryAPI{Store: tel, Stats: telStats}.Register(srv)
 
 	// The embedded clusters: each a local runtime (services as supervised
 	// processes that adopt what a previous `pave up` left running) and a

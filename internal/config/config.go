@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/pave-platform/pave/internal/telemetry"
+	"github.com/pave-platform/pave/internal/telemetry/vlstore"
 	"github.com/spf13/pflag"
 	"sigs.k8s.io/yaml"
 )
@@ -52,6 +53,10 @@ type Config struct {
 	// TelemetryColdStore is where old telemetry partitions go: "dir" (the
 	// data directory), "dir:/abs/path" or "s3://bucket/prefix?endpoint=…".
 	TelemetryColdStore string
+	// TelemetryStore is where logs and spans are kept: "embedded" (the
+	// store under the data directory) or "victorialogs://host:port[,…]"
+	// (a VictoriaLogs node or cluster; telemetry.md).
+	TelemetryStore string
 	// Edge picks who splits traffic between clusters: "" (the embedded
 	// edge gateway when --clusters names several, else none),
 	// "istio:CLUSTER" (locality load balancing in the mesh whose
@@ -117,6 +122,7 @@ func Default() Config {
 		Clusters:           []string{"local"},
 		ShutdownTimeout:    30 * time.Second,
 		TelemetryColdStore: "dir",
+		TelemetryStore:     "embedded",
 		OTLPRate:           "200",
 		GatewayPinNetworks: []string{"127.0.0.0/8", "::1/128"},
 
@@ -203,6 +209,13 @@ func settings() []setting {
 				// The error repeats the value; never with a secret in it.
 				c.TelemetryColdStore = telemetry.RedactColdStore(c.TelemetryColdStore)
 			}
+			return err
+		}},
+		{"telemetry-store", "where logs and spans are kept: embedded, or victorialogs://host:port[,host:port][?flush-interval=5s] (a VictoriaLogs node or cluster)", func(c *Config) any { return &c.TelemetryStore }, func(c *Config) error {
+			if c.TelemetryStore == "embedded" {
+				return nil
+			}
+			_, err := vlstore.ParseURL(c.TelemetryStore)
 			return err
 		}},
 		// Security settings (issue 12), kept together.
