@@ -63,7 +63,9 @@ type Cluster struct {
 }
 
 // URL is the telemetry-store setting that points at the cluster.
-func (c *Cluster) URL() string { return "victorialogs://" + c.Front.Addr + "?flush-interval=" + FlushInterval.String() }
+func (c *Cluster) URL() string {
+	return "victorialogs://" + c.Front.Addr + "?flush-interval=" + FlushInterval.String()
+}
 
 // StartCluster starts the cluster and stops it when the test ends.
 func StartCluster(t testing.TB) *Cluster {
