@@ -70,40 +70,66 @@ func (c *Cluster) URL() string {
 // StartCluster starts the cluster and stops it when the test ends.
 func StartCluster(t testing.TB) *Cluster {
 	t.Helper()
-	bin := Binary(t)
-	c := &Cluster{}
-	var addrs []string
-	for i := 0; i < 2; i++ {
-		n := newNode(t, bin, fmt.Sprintf("storage-%d", i+1),
-			"-storageDataPath=DIR/data", "-retentionPeriod=100y", "-futureRetention=100y",
-			"-inmemoryDataFlushInterval="+FlushInterval.String(), "-insert.maxLineSizeBytes=16MiB")
-		c.Storage = append(c.Storage, n)
-		addrs = append(addrs, n.Addr)
+	c, err := Launch(Binary(t), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
 	}
-	c.Front = newNode(t, bin, "front", "-storageNode="+strings.Join(addrs, ","), "-insert.maxLineSizeBytes=16MiB")
-	for _, n := range append(append([]*Node{}, c.Storage...), c.Front) {
-		n.Start(t)
-	}
+	t.Cleanup(func() {
+		c.Stop()
+		if t.Failed() {
+			for _, n := range append(append([]*Node{}, c.Storage...), c.Front) {
+				t.Logf("victoria-logs %s output:\n%s", n.Addr, n.Output())
+			}
+		}
+	})
 	return c
 }
 
-// StartSingle starts one single-node VictoriaLogs.
-func StartSingle(t testing.TB) *Node {
-	t.Helper()
-	n := newNode(t, Binary(t), "single", "-storageDataPath=DIR/data", "-retentionPeriod=100y", "-futureRetention=100y",
-		"-inmemoryDataFlushInterval="+FlushInterval.String(), "-insert.maxLineSizeBytes=16MiB")
-	n.Start(t)
-	return n
+// Launch starts a cluster with its data under dir (for benchmarks; tests
+// use StartCluster). Stop it with Stop.
+func Launch(bin, dir string) (*Cluster, error) {
+	c := &Cluster{}
+	var addrs []string
+	for i := 0; i < 2; i++ {
+		n, err := newNode(bin, filepath.Join(dir, fmt.Sprintf("storage-%d", i+1)),
+			"-storageDataPath=DIR/data", "-retentionPeriod=100y", "-futureRetention=100y",
+			"-inmemoryDataFlushInterval="+FlushInterval.String(), "-insert.maxLineSizeBytes=16MiB")
+		if err != nil {
+			return nil, err
+		}
+		c.Storage = append(c.Storage, n)
+		addrs = append(addrs, n.Addr)
+	}
+	front, err := newNode(bin, filepath.Join(dir, "front"), "-storageNode="+strings.Join(addrs, ","), "-insert.maxLineSizeBytes=16MiB")
+	if err != nil {
+		return nil, err
+	}
+	c.Front = front
+	for _, n := range append(append([]*Node{}, c.Storage...), c.Front) {
+		if err := n.start(); err != nil {
+			c.Stop()
+			return nil, err
+		}
+	}
+	return c, nil
 }
 
-func newNode(t testing.TB, bin, name string, args ...string) *Node {
-	dir := filepath.Join(t.TempDir(), name)
+// Stop kills every node.
+func (c *Cluster) Stop() {
+	for _, n := range append(append([]*Node{}, c.Storage...), c.Front) {
+		if n != nil {
+			n.Kill()
+		}
+	}
+}
+
+func newNode(bin, dir string, args ...string) (*Node, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	addr := ln.Addr().String()
 	ln.Close()
@@ -112,25 +138,25 @@ func newNode(t testing.TB, bin, name string, args ...string) *Node {
 		n.args = append(n.args, strings.ReplaceAll(a, "DIR", dir))
 	}
 	n.args = append(n.args, "-httpListenAddr="+addr, "-loggerLevel=WARN")
-	t.Cleanup(func() {
-		n.Kill()
-		if t.Failed() {
-			t.Logf("victoria-logs %s (%s) output:\n%s", name, addr, n.log.String())
-		}
-	})
-	return n
+	return n, nil
 }
 
 // Start runs the node (again, after Kill, on the same address and data)
 // and waits until it answers /health.
 func (n *Node) Start(t testing.TB) {
 	t.Helper()
+	if err := n.start(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (n *Node) start() error {
 	n.mu.Lock()
 	cmd := exec.Command(n.bin, n.args...)
 	cmd.Stdout, cmd.Stderr = n.log, n.log
 	if err := cmd.Start(); err != nil {
 		n.mu.Unlock()
-		t.Fatal(err)
+		return err
 	}
 	n.cmd = cmd
 	n.mu.Unlock()
@@ -140,14 +166,24 @@ func (n *Node) Start(t testing.TB) {
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return
+				return nil
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("victoria-logs on %s did not become healthy in 60s: %v\n%s", n.Addr, err, n.log.String())
+			return fmt.Errorf("victoria-logs on %s did not become healthy in 60s: %v\n%s", n.Addr, err, n.log.String())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// Pid is the running process's id, 0 when it is not running.
+func (n *Node) Pid() int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.cmd == nil {
+		return 0
+	}
+	return n.cmd.Process.Pid
 }
 
 // Kill stops the node with SIGKILL: whatever it held only in memory is lost.
