@@ -216,6 +216,9 @@ func settings() []setting {
 				return nil
 			}
 			_, err := vlstore.ParseURL(c.TelemetryStore)
+			if err != nil {
+				c.TelemetryStore = vlstore.Redact(c.TelemetryStore) // the error repeats the value
+			}
 			return err
 		}},
 		// Security settings (issue 12), kept together.

@@ -57,6 +57,10 @@ func ParseURL(s string) (Options, error) {
 	if !ok {
 		return Options{}, fmt.Errorf("%q: want victorialogs://host:port[,host:port]", s)
 	}
+	if strings.Contains(rest, "@") {
+		// Not repeated: the value may hold a password.
+		return Options{}, errors.New("victorialogs://user:password@… is not supported: keep VictoriaLogs on a private network, or behind a proxy that authenticates Pave by its address")
+	}
 	hosts, query, _ := strings.Cut(rest, "?")
 	var o Options
 	for _, h := range strings.Split(hosts, ",") {
@@ -86,6 +90,16 @@ func ParseURL(s string) (Options, error) {
 		o.FlushInterval = d
 	}
 	return o, nil
+}
+
+// Redact hides what precedes an "@" in a telemetry-store value (a user
+// and password someone put there), for error messages.
+func Redact(s string) string {
+	scheme, rest, ok := strings.Cut(s, "://")
+	if i := strings.LastIndex(rest, "@"); ok && i >= 0 {
+		return scheme + "://REDACTED" + rest[i:]
+	}
+	return s
 }
 
 // Open checks that VictoriaLogs answers and returns the store. Close it to
