@@ -135,12 +135,14 @@ func traceQuery(traceID string) string {
 	return "trace_id:=" + lit(traceID) + " | sort by (_time, " + fieldID + ")"
 }
 
-// ackQuery counts, per batch, the records of the given batches.
+// ackQuery counts, per batch, the distinct records of the given batches
+// (an insert retried on another node, or re-routed by vlinsert, may store
+// some twice; that must neither hide a missing one nor fail the batch).
 func ackQuery(batches []string, from, to time.Time) string {
 	ids := make([]string, len(batches))
 	for i, b := range batches {
 		ids[i] = lit(b)
 	}
 	return "_time:[" + ts(from) + ", " + ts(to) + "] AND " + fieldBatch + ":in(" + strings.Join(ids, ",") + ")" +
-		" | stats by (" + fieldBatch + ") count() as pave_n"
+		" | stats by (" + fieldBatch + ") count_uniq(" + fieldID + ") as pave_n"
 }
