@@ -90,7 +90,7 @@ func (c *committer) loop() {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), c.s.o.AckTimeout)
 		group, err := c.searchable(ctx, group)
-		if err != nil || c.s.o.FlushInterval < 0 {
+		if err != nil || c.s.o.FlushInterval < 0 || len(group) == 0 {
 			cancel()
 			reply(group, err)
 			continue

@@ -17,7 +17,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -227,6 +226,3 @@ func (s *Store) selectRows(ctx context.Context, query string, partial bool, fn f
 	}
 	return nil
 }
-
-// pool of encode buffers for appends.
-var bufPool = sync.Pool{New: func() any { return new([]byte) }}

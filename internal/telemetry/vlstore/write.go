@@ -51,17 +51,13 @@ func (s *Store) AppendLogs(ctx context.Context, logs []telemetry.Log) error {
 		return nil
 	}
 	batch := newBatchID()
-	bp := bufPool.Get().(*[]byte)
-	b := (*bp)[:0]
+	b := make([]byte, 0, 256*len(logs)) // not pooled: the transport may read it after Do returns
 	minT, maxT := logs[0].Time, logs[0].Time
 	for i := range logs {
 		b = appendLog(b, &logs[i], batch, i)
 		minT, maxT = minTime(minT, logs[i].Time), maxTime(maxT, logs[i].Time)
 	}
-	err := s.append(ctx, b, batch, len(logs), minT, maxT)
-	*bp = b
-	bufPool.Put(bp)
-	return err
+	return s.append(ctx, b, batch, len(logs), minT, maxT)
 }
 
 // AppendSpans stores the spans, each one record at its start time.
@@ -70,17 +66,13 @@ func (s *Store) AppendSpans(ctx context.Context, spans []telemetry.Span) error {
 		return nil
 	}
 	batch := newBatchID()
-	bp := bufPool.Get().(*[]byte)
-	b := (*bp)[:0]
+	b := make([]byte, 0, 256*len(spans))
 	minT, maxT := spans[0].Start, spans[0].Start
 	for i := range spans {
 		b = appendSpan(b, &spans[i], batch, i)
 		minT, maxT = minTime(minT, spans[i].Start), maxTime(maxT, spans[i].Start)
 	}
-	err := s.append(ctx, b, batch, len(spans), minT, maxT)
-	*bp = b
-	bufPool.Put(bp)
-	return err
+	return s.append(ctx, b, batch, len(spans), minT, maxT)
 }
 
 func (s *Store) append(ctx context.Context, body []byte, batch string, n int, minT, maxT time.Time) error {
