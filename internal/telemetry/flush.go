@@ -114,15 +114,19 @@ func (s *Embedded) partitionEnd(p string) time.Time {
 func (s *Embedded) flushOne(m *memtable) error {
 	var parts partitioner
 	logsBy := map[string][]*Log{}
-	m.eachLog(func(l *Log) {
+	logs := m.allLogs()
+	for i := range logs {
+		l := &logs[i]
 		p := parts.of(l.Time, s.o.Partition)
 		logsBy[p] = append(logsBy[p], l)
-	})
+	}
 	spansBy := map[string][]*Span{}
-	m.eachSpan(func(sp *Span) {
+	spans := m.allSpans()
+	for i := range spans {
+		sp := &spans[i]
 		p := parts.of(sp.Start, s.o.Partition)
 		spansBy[p] = append(spansBy[p], sp)
-	})
+	}
 	var written []*blockMeta
 	fail := func(err error) error {
 		for _, b := range written {

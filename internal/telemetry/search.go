@@ -99,12 +99,12 @@ func (s *Embedded) Trace(ctx context.Context, traceID string) (TraceResult, erro
 	defer s.filesMu.RUnlock()
 	s.mu.RLock()
 	for _, m := range append(append([]*memtable{}, s.frozen...), s.active) {
-		m.eachLog(func(l *Log) {
+		m.eachLogWith(traceID, func(l *Log) {
 			if l.TraceID == traceID {
 				res.Logs = append(res.Logs, *l)
 			}
 		})
-		m.eachSpan(func(sp *Span) {
+		m.eachSpanWith(traceID, func(sp *Span) {
 			if sp.TraceID == traceID {
 				res.Spans = append(res.Spans, *sp)
 			}
