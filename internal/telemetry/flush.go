@@ -113,13 +113,7 @@ func (s *Embedded) partitionEnd(p string) time.Time {
 
 func (s *Embedded) flushOne(m *memtable) error {
 	var parts partitioner
-	logsBy := map[string][]*Log{}
-	logs := m.allLogs()
-	for i := range logs {
-		l := &logs[i]
-		p := parts.of(l.Time, s.o.Partition)
-		logsBy[p] = append(logsBy[p], l)
-	}
+	logsBy := m.logRefs(func(t time.Time) string { return parts.of(t, s.o.Partition) })
 	spansBy := map[string][]*Span{}
 	spans := m.allSpans()
 	for i := range spans {
@@ -152,13 +146,18 @@ func (s *Embedded) flushOne(m *memtable) error {
 		written = append(written, meta)
 		return nil
 	}
+	var buf []Log
 	for _, p := range sortedKeys(logsBy) {
-		logs := logsBy[p]
-		sortLogs(logs)
-		for len(logs) > 0 {
-			n := min(len(logs), s.o.BlockRows)
-			chunk := logs[:n]
-			logs = logs[n:]
+		refs := make([]*memRef, len(logsBy[p]))
+		for i := range refs {
+			refs[i] = &logsBy[p][i]
+		}
+		sortByServiceTime(refs, func(r *memRef) (string, int64) { return r.svc, r.t })
+		for len(refs) > 0 {
+			n := min(len(refs), s.o.BlockRows)
+			var chunk []*Log
+			chunk, buf = m.decodeRefs(refs[:n], buf)
+			refs = refs[n:]
 			if err := write(p, "logs", func(mm *blockMeta) ([]byte, error) { return encodeLogBlock(chunk, mm) }); err != nil {
 				return fail(err)
 			}

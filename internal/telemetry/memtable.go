@@ -2,6 +2,7 @@ package telemetry
 
 import (
 	"strings"
+	"time"
 	"unsafe"
 )
 
@@ -67,14 +68,47 @@ func (m *memtable) eachSpanWith(needle string, fn func(sp *Span)) {
 	}
 }
 
-// allLogs and allSpans decode the table for a flush, which sorts and holds
-// the records by pointer until its blocks are written.
-func (m *memtable) allLogs() []Log {
-	out := make([]Log, 0, m.lines)
-	m.eachLog(func(l *Log) { out = append(out, *l) })
+// memRef locates a log line of the table for a flush, which sorts these
+// (40 bytes a line) and decodes one block's lines at a time, instead of
+// holding the whole table as Log structs while it writes.
+type memRef struct {
+	svc        string
+	t          int64
+	batch, off int32
+}
+
+// logRefs returns the table's lines by partition (partOf names it).
+func (m *memtable) logRefs(partOf func(time.Time) string) map[string][]memRef {
+	out := map[string][]memRef{}
+	for bi, b := range m.logs {
+		d := &dec{b: b, view: true}
+		n := d.uvarint()
+		for i := uint64(0); i < n && d.err == nil; i++ {
+			off := len(b) - len(d.b)
+			l := readLogRecord(d)
+			p := partOf(l.Time)
+			out[p] = append(out[p], memRef{svc: l.Service, t: l.Time.UnixNano(), batch: int32(bi), off: int32(off)})
+		}
+	}
 	return out
 }
 
+// decodeRefs decodes the lines refs name, in their order, into buf
+// (reused from the previous block: the block writer keeps no pointer to
+// the lines it encoded).
+func (m *memtable) decodeRefs(refs []*memRef, buf []Log) ([]*Log, []Log) {
+	buf = buf[:0]
+	for _, r := range refs {
+		buf = append(buf, readLogRecord(&dec{b: m.logs[r.batch][r.off:], view: true}))
+	}
+	out := make([]*Log, len(buf))
+	for i := range buf {
+		out[i] = &buf[i]
+	}
+	return out, buf
+}
+
+// allSpans decodes the table's spans for a flush.
 func (m *memtable) allSpans() []Span {
 	var out []Span
 	m.eachSpan(func(sp *Span) { out = append(out, *sp) })
