@@ -187,6 +187,20 @@ func peakRSS(pid int) int64 {
 	return 0
 }
 
+// fileRSS is the part of a process's resident memory that is mapped files
+// (its executable's pages, mostly): shared and clean, dropped by the kernel
+// under pressure, but counted in VmHWM.
+func fileRSS(pid int) int64 {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "RssFile:"); ok {
+			n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return n << 10
+		}
+	}
+	return 0
+}
+
 func freePort() string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -596,6 +610,7 @@ func run(lines, passes, lookups int, vlBin, work string) error {
 	}
 	paveBusy, vlBusy := pave.busy.Load(), vl.busy.Load()
 	paveIngestRSS, vlIngestRSS := peakRSS(pave.pid()), peakRSS(vl.pid())
+	paveFileRSS, vlFileRSS := fileRSS(pave.pid()), fileRSS(vl.pid())
 	// Compaction (Pave re-encodes its flushed blocks into full ones) and
 	// VictoriaLogs' final flush are ingest work too: measured once at the
 	// end, then shared among the passes by their lines, so the ratio
@@ -806,6 +821,8 @@ func run(lines, passes, lookups int, vlBin, work string) error {
 		float64(paveColdRSS)/(1<<20), float64(vlColdRSS)/(1<<20), float64(paveColdRSS)/float64(vlColdRSS), float64(blobRSS)/(1<<20))
 	fmt.Printf("peak RSS during ingest: pave %.1f MiB, victorialogs %.1f MiB, ratio %.2f×\n",
 		float64(paveIngestRSS)/(1<<20), float64(vlIngestRSS)/(1<<20), float64(paveIngestRSS)/float64(vlIngestRSS))
+	fmt.Printf("  of which mapped files (the executable's pages) after ingest: pave %.1f MiB, victorialogs %.1f MiB\n",
+		float64(paveFileRSS)/(1<<20), float64(vlFileRSS)/(1<<20))
 	fmt.Printf("peak RSS with compaction and hot lookups: pave %.1f MiB, victorialogs %.1f MiB, ratio %.2f×\n",
 		float64(paveRSS)/(1<<20), float64(vlRSS)/(1<<20), float64(paveRSS)/float64(vlRSS))
 	return nil
