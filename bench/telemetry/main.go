@@ -67,6 +67,7 @@ func main() {
 	flag.StringVar(&weedBin, "weed", filepath.Join(os.Getenv("HOME"), ".cache/pave-tools/bin/weed"), "SeaweedFS binary (the S3 server of the blob phase)")
 	flag.DurationVar(&s3Delay, "s3-delay", 20*time.Millisecond, "latency the proxy in front of SeaweedFS adds to every S3 request")
 	flag.IntVar(&queriesPerClass, "queries", 20, "queries per class and phase (trace lookups: -lookups)")
+	flag.BoolVar(&blobPhaseOn, "blob", true, "run the blob phase (SeaweedFS); -blob=false measures ingest, hot and cold only")
 	flag.Parse()
 	if *full {
 		*lines = 2_000_000
@@ -78,6 +79,7 @@ func main() {
 
 var (
 	weedBin         string
+	blobPhaseOn     bool
 	s3Delay         time.Duration
 	queriesPerClass int
 )
@@ -178,6 +180,20 @@ func peakRSS(pid int) int64 {
 	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	for _, l := range strings.Split(string(b), "\n") {
 		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return n << 10
+		}
+	}
+	return 0
+}
+
+// fileRSS is the part of a process's resident memory that is mapped files
+// (its executable's pages, mostly): shared and clean, dropped by the kernel
+// under pressure, but counted in VmHWM.
+func fileRSS(pid int) int64 {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "RssFile:"); ok {
 			n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
 			return n << 10
 		}
@@ -536,12 +552,15 @@ func run(lines, passes, lookups int, vlBin, work string) error {
 		work = d
 	}
 	paveDir, vlDir := filepath.Join(work, "pave"), filepath.Join(work, "vl")
-	sw, err := startSeaweed(weedBin, s3Delay)
-	if err != nil {
-		return err
+	var sw *seaweed
+	if blobPhaseOn {
+		var err error
+		if sw, err = startSeaweed(weedBin, s3Delay); err != nil {
+			return err
+		}
+		defer sw.stop()
+		coldStore = sw.setting()
 	}
-	defer sw.stop()
-	coldStore = sw.setting()
 	fmt.Printf("generating %d lines…\n", lines)
 	ds := generate(lines, time.Now().Add(-3*time.Hour).Truncate(time.Hour))
 	if len(ds.traces) > lookups {
@@ -591,6 +610,7 @@ func run(lines, passes, lookups int, vlBin, work string) error {
 	}
 	paveBusy, vlBusy := pave.busy.Load(), vl.busy.Load()
 	paveIngestRSS, vlIngestRSS := peakRSS(pave.pid()), peakRSS(vl.pid())
+	paveFileRSS, vlFileRSS := fileRSS(pave.pid()), fileRSS(vl.pid())
 	// Compaction (Pave re-encodes its flushed blocks into full ones) and
 	// VictoriaLogs' final flush are ingest work too: measured once at the
 	// end, then shared among the passes by their lines, so the ratio
@@ -699,24 +719,6 @@ func run(lines, passes, lookups int, vlBin, work string) error {
 	paveColdRSS, vlColdRSS := peakRSS(pave.pid()), peakRSS(vl.pid())
 	stopAll()
 
-	// Cold from the blob store: every partition moved to S3 (SeaweedFS
-	// behind the latency proxy); for each class Pave starts with an empty
-	// local cache, and page caches are dropped before every query.
-	if pave, err = startPave(paveDir, time.Minute); err != nil {
-		return err
-	}
-	req, _ := http.NewRequest(http.MethodPost, pave.base+"/bench/move", nil)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil || resp.StatusCode != 200 {
-		pave.stop()
-		return fmt.Errorf("move to the blob store: %v %v", err, resp)
-	}
-	resp.Body.Close()
-	pave.stop()
-	if vl, err = startVL(vlBin, vlDir); err != nil {
-		return err
-	}
-	pave = nil
 	blobRSS := int64(0)
 	// What each class fetched from the blob store (GETs whole or ranged,
 	// and bytes), from the store's own counters, read before each restart.
@@ -726,43 +728,64 @@ func run(lines, passes, lookups int, vlBin, work string) error {
 		queries      int
 	}
 	var blobReads []blobRead
-	var blobClass *queryClass
-	noteBlobReads := func() {
-		if pave == nil || blobClass == nil {
-			return
+	var blobBytes int64
+	if blobPhaseOn {
+		// Cold from the blob store: every partition moved to S3 (SeaweedFS
+		// behind the latency proxy); for each class Pave starts with an empty
+		// local cache, and page caches are dropped before every query.
+		if pave, err = startPave(paveDir, time.Minute); err != nil {
+			return err
 		}
-		var st struct {
-			Reads int64 `json:"blob_reads"`
-			Bytes int64 `json:"blob_bytes_read"`
+		req, _ := http.NewRequest(http.MethodPost, pave.base+"/bench/move", nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil || resp.StatusCode != 200 {
+			pave.stop()
+			return fmt.Errorf("move to the blob store: %v %v", err, resp)
 		}
-		if resp, err := http.Get(pave.base + "/api/v1/telemetry/stats"); err == nil {
-			json.NewDecoder(resp.Body).Decode(&st)
-			resp.Body.Close()
+		resp.Body.Close()
+		pave.stop()
+		if vl, err = startVL(vlBin, vlDir); err != nil {
+			return err
 		}
-		blobReads = append(blobReads, blobRead{blobClass.name, st.Reads, st.Bytes, queriesOf(blobClass)})
-	}
-	blobPhase := func(c *queryClass) error {
+		pave = nil
+		var blobClass *queryClass
+		noteBlobReads := func() {
+			if pave == nil || blobClass == nil {
+				return
+			}
+			var st struct {
+				Reads int64 `json:"blob_reads"`
+				Bytes int64 `json:"blob_bytes_read"`
+			}
+			if resp, err := http.Get(pave.base + "/api/v1/telemetry/stats"); err == nil {
+				json.NewDecoder(resp.Body).Decode(&st)
+				resp.Body.Close()
+			}
+			blobReads = append(blobReads, blobRead{blobClass.name, st.Reads, st.Bytes, queriesOf(blobClass)})
+		}
+		blobPhase := func(c *queryClass) error {
+			if pave != nil {
+				noteBlobReads()
+				blobRSS = max(blobRSS, peakRSS(pave.pid()))
+				pave.stop()
+			}
+			blobClass = c
+			os.RemoveAll(filepath.Join(paveDir, "cache"))
+			pave, err = startPave(paveDir, -1)
+			return err
+		}
+		err = phase("blob", vl, blobPhase)
 		if pave != nil {
 			noteBlobReads()
 			blobRSS = max(blobRSS, peakRSS(pave.pid()))
 			pave.stop()
 		}
-		blobClass = c
-		os.RemoveAll(filepath.Join(paveDir, "cache"))
-		pave, err = startPave(paveDir, -1)
-		return err
+		vl.stop()
+		if err != nil {
+			return err
+		}
+		blobBytes = sw.bytes()
 	}
-	err = phase("blob", vl, blobPhase)
-	if pave != nil {
-		noteBlobReads()
-		blobRSS = max(blobRSS, peakRSS(pave.pid()))
-		pave.stop()
-	}
-	vl.stop()
-	if err != nil {
-		return err
-	}
-	blobBytes := sw.bytes()
 
 	fmt.Println()
 	fmt.Printf("ingest per CPU-second, compaction and final flush included (median of %d passes; ratio min..max):\n", len(ratios))
@@ -798,6 +821,8 @@ func run(lines, passes, lookups int, vlBin, work string) error {
 		float64(paveColdRSS)/(1<<20), float64(vlColdRSS)/(1<<20), float64(paveColdRSS)/float64(vlColdRSS), float64(blobRSS)/(1<<20))
 	fmt.Printf("peak RSS during ingest: pave %.1f MiB, victorialogs %.1f MiB, ratio %.2f×\n",
 		float64(paveIngestRSS)/(1<<20), float64(vlIngestRSS)/(1<<20), float64(paveIngestRSS)/float64(vlIngestRSS))
+	fmt.Printf("  of which mapped files (the executable's pages) after ingest: pave %.1f MiB, victorialogs %.1f MiB\n",
+		float64(paveFileRSS)/(1<<20), float64(vlFileRSS)/(1<<20))
 	fmt.Printf("peak RSS with compaction and hot lookups: pave %.1f MiB, victorialogs %.1f MiB, ratio %.2f×\n",
 		float64(paveRSS)/(1<<20), float64(vlRSS)/(1<<20), float64(paveRSS)/float64(vlRSS))
 	return nil

@@ -136,8 +136,45 @@ func (s *Embedded) fetchCold(ctx context.Context, c candidate) (io.ReaderAt, err
 		s.blobBytes.Add(r.n)
 		sb.parts = append(sb.parts, sparsePart{off: r.off, b: parts[i]})
 	}
-	s.fillCache(m)
+	if c.fills != nil {
+		c.fills.add(m)
+	} else {
+		s.fillCache(m)
+	}
 	return sb, nil
+}
+
+// fillQueue holds the blocks a query read by ranges until it has its
+// answer: their whole copies are then fetched for the cache (fillLater),
+// so those large GETs do not share the link and the store's time with the
+// query's own small ones while it waits for them.
+type fillQueue struct {
+	mu    sync.Mutex
+	metas []*blockMeta
+}
+
+func (q *fillQueue) add(m *blockMeta) {
+	q.mu.Lock()
+	q.metas = append(q.metas, m)
+	q.mu.Unlock()
+}
+
+// deferFills makes the cold reads of blocks queue their cache fills; the
+// caller runs the returned function once it has its answer.
+func (s *Embedded) deferFills(blocks []candidate) (fillLater func()) {
+	q := &fillQueue{}
+	for i := range blocks {
+		blocks[i].fills = q
+	}
+	return func() {
+		q.mu.Lock()
+		metas := q.metas
+		q.metas = nil
+		q.mu.Unlock()
+		for _, m := range metas {
+			s.fillCache(m)
+		}
+	}
 }
 
 // fillCache fetches a whole cold block into the local cache in the

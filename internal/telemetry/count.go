@@ -117,6 +117,7 @@ func (s *Embedded) Count(ctx context.Context, q Query, by string) (CountResult, 
 	for i := range reads {
 		toRead[i] = reads[i].c
 	}
+	defer s.deferFills(toRead)()
 	ahead, stopAhead := context.WithCancel(ctx)
 	defer stopAhead()
 	for i, br := range reads {

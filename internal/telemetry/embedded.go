@@ -31,32 +31,6 @@ type Options struct {
 	Now              func() time.Time
 }
 
-// memtable holds committed batches as they came: appending a batch never
-// copies the records already held.
-type memtable struct {
-	logs   [][]Log
-	spans  [][]Span
-	lines  int // log lines and spans
-	bytes  int
-	walSeq uint64 // once frozen: the last WAL segment it covers
-}
-
-func (m *memtable) eachLog(fn func(*Log)) {
-	for _, b := range m.logs {
-		for i := range b {
-			fn(&b[i])
-		}
-	}
-}
-
-func (m *memtable) eachSpan(fn func(*Span)) {
-	for _, b := range m.spans {
-		for i := range b {
-			fn(&b[i])
-		}
-	}
-}
-
 type coldBlock struct{ meta *blockMeta }
 
 // Embedded is the single-machine telemetry store.
@@ -98,8 +72,9 @@ type Embedded struct {
 
 type commit struct {
 	frame  []byte
-	logs   []Log
-	spans  []Span
+	kind   byte // entryLogs or entrySpans
+	count  int  // records in the frame
+	approx int  // their approxSize
 	size   int
 	rotate bool
 	done   chan error

@@ -113,16 +113,14 @@ func (s *Embedded) partitionEnd(p string) time.Time {
 
 func (s *Embedded) flushOne(m *memtable) error {
 	var parts partitioner
-	logsBy := map[string][]*Log{}
-	m.eachLog(func(l *Log) {
-		p := parts.of(l.Time, s.o.Partition)
-		logsBy[p] = append(logsBy[p], l)
-	})
+	logsBy := m.logRefs(func(t time.Time) string { return parts.of(t, s.o.Partition) })
 	spansBy := map[string][]*Span{}
-	m.eachSpan(func(sp *Span) {
+	spans := m.allSpans()
+	for i := range spans {
+		sp := &spans[i]
 		p := parts.of(sp.Start, s.o.Partition)
 		spansBy[p] = append(spansBy[p], sp)
-	})
+	}
 	var written []*blockMeta
 	fail := func(err error) error {
 		for _, b := range written {
@@ -148,13 +146,18 @@ func (s *Embedded) flushOne(m *memtable) error {
 		written = append(written, meta)
 		return nil
 	}
+	var buf []Log
 	for _, p := range sortedKeys(logsBy) {
-		logs := logsBy[p]
-		sortLogs(logs)
-		for len(logs) > 0 {
-			n := min(len(logs), s.o.BlockRows)
-			chunk := logs[:n]
-			logs = logs[n:]
+		refs := make([]*memRef, len(logsBy[p]))
+		for i := range refs {
+			refs[i] = &logsBy[p][i]
+		}
+		sortByServiceTime(refs, func(r *memRef) (string, int64) { return r.svc, r.t })
+		for len(refs) > 0 {
+			n := min(len(refs), s.o.BlockRows)
+			var chunk []*Log
+			chunk, buf = m.decodeRefs(refs[:n], buf)
+			refs = refs[n:]
 			if err := write(p, "logs", func(mm *blockMeta) ([]byte, error) { return encodeLogBlock(chunk, mm) }); err != nil {
 				return fail(err)
 			}

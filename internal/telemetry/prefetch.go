@@ -13,25 +13,35 @@ import (
 // per block (an S3 GET costs tens of milliseconds however small).
 
 // prefetchAhead bounds the whole blocks fetched ahead (their bytes wait in
-// memory); rangedAhead bounds how far ahead a query looks, since blocks
-// fetched only by a few row groups (coldread.go) cost little to hold.
-const prefetchAhead, rangedAhead = 4, 16
+// memory), among the next wholeAhead blocks. Blocks fetched only by a few
+// row groups (coldread.go) cost little to hold, so a query looks further
+// ahead for them, rangedAhead blocks and rangedAheadBytes: a rare phrase
+// whose groups lie in thirty blocks asks for all of them at once and waits
+// for one round trip, not one per sixteen blocks.
+const (
+	prefetchAhead, wholeAhead = 4, 16
+	rangedAhead               = 64
+	rangedAheadBytes          = 8 << 20
+)
 
 // fetched is a cold block being fetched ahead of its reader.
 type fetched struct {
 	done  chan struct{}
 	whole bool
+	bytes int64 // of the ranges, when not whole
 	src   io.ReaderAt
 	err   error
 }
 
 // prefetch starts fetching the cold blocks among the next ones that are
 // neither cached nor already being fetched: up to prefetchAhead fetched
-// whole, within rangedAhead blocks. ctx ends the fetches when the query is
-// done.
+// whole within wholeAhead blocks, and blocks fetched by ranges within
+// rangedAhead blocks and rangedAheadBytes. ctx ends the fetches when the
+// query is done.
 func (s *Embedded) prefetch(ctx context.Context, blocks []candidate, i int) {
 	whole := 0
-	for j := i; j < min(i+rangedAhead, len(blocks)) && whole < prefetchAhead; j++ {
+	var ranged int64
+	for j := i; j < min(i+rangedAhead, len(blocks)) && whole < prefetchAhead && ranged < rangedAheadBytes; j++ {
 		c := &blocks[j]
 		if !c.cold {
 			continue
@@ -40,16 +50,28 @@ func (s *Embedded) prefetch(ctx context.Context, blocks []candidate, i int) {
 			if c.ahead.whole {
 				whole++
 			}
+			ranged += c.ahead.bytes
 			continue
 		}
 		if st, err := os.Stat(filepath.Join(s.cache, c.meta.Partition, c.meta.Name)); err == nil && st.Size() == c.meta.Size {
 			continue
 		}
-		_, w := coldRanges(*c)
+		if c.plan == nil {
+			rs, w := coldRanges(*c)
+			c.plan = &coldPlan{rs, w}
+		}
+		rs, w := c.plan.rs, c.plan.whole
+		if w && j >= i+wholeAhead {
+			continue // too far ahead to hold a whole block for
+		}
+		f := &fetched{done: make(chan struct{}), whole: w}
 		if w {
 			whole++
 		}
-		f := &fetched{done: make(chan struct{}), whole: w}
+		for _, r := range rs {
+			f.bytes += r.n
+		}
+		ranged += f.bytes
 		c.ahead = f
 		cc := *c
 		s.cacheWG.Add(1)

@@ -108,6 +108,15 @@ type candidate struct {
 	// need tells the row groups the read will decode; nil means all. A
 	// cold block is fetched by these groups' ranges when they are few.
 	need func(*blockMeta, *groupMeta) bool
+	// fills, when set, queues the cache fill after a ranged read until
+	// the query is answered (see deferFills).
+	fills *fillQueue
+	plan  *coldPlan // what prefetch found coldRanges to be
+}
+
+type coldPlan struct {
+	rs    []byteRange
+	whole bool
 }
 
 // blocksFor snapshots the blocks a filter may need, newest first.

@@ -13,6 +13,7 @@ import (
 	"math"
 	"strings"
 	"time"
+	"unsafe"
 )
 
 // Log is one log line. The access-log keys kit writes are first-class
@@ -138,6 +139,9 @@ func (e *enc) attrs(a Attrs) {
 type dec struct {
 	b   []byte
 	err error
+	// view: strings are views of b instead of copies (the memory table's
+	// records, which never change once committed).
+	view bool
 }
 
 var errShort = errors.New("truncated record")
@@ -177,7 +181,14 @@ func (d *dec) str() string {
 		d.err = errShort
 		return ""
 	}
-	s := string(d.b[:n])
+	var s string
+	switch {
+	case n == 0:
+	case d.view:
+		s = unsafe.String(&d.b[0], int(n))
+	default:
+		s = string(d.b[:n])
+	}
 	d.b = d.b[n:]
 	return s
 }

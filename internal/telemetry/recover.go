@@ -1,6 +1,7 @@
 package telemetry
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -48,17 +49,27 @@ func (s *Embedded) recover(ctx context.Context) error {
 		torn, err := readSegment(p, func(typ byte, payload []byte) error {
 			switch typ {
 			case entryLogs:
+				// Decoded once to check it and size it; kept encoded
+				// (a copy: payload is a view of the whole segment).
 				logs, err := decodeLogBatch(payload)
 				if err != nil {
 					return err
 				}
-				s.addToMem(logs, nil)
+				approx := 0
+				for i := range logs {
+					approx += logs[i].approxSize()
+				}
+				s.addToMem(typ, bytes.Clone(payload), len(logs), approx)
 			case entrySpans:
 				spans, err := decodeSpanBatch(payload)
 				if err != nil {
 					return err
 				}
-				s.addToMem(nil, spans)
+				approx := 0
+				for i := range spans {
+					approx += spans[i].approxSize()
+				}
+				s.addToMem(typ, bytes.Clone(payload), len(spans), approx)
 			}
 			return nil
 		})
@@ -80,23 +91,18 @@ func (s *Embedded) recover(ctx context.Context) error {
 	return nil
 }
 
-func (s *Embedded) addToMem(logs []Log, spans []Span) int {
-	n := 0
-	for i := range logs {
-		n += logs[i].approxSize()
+// addToMem adds a committed batch (its WAL payload) to the active memory
+// table; it returns the table's size. Call with s.mu held.
+func (s *Embedded) addToMem(kind byte, payload []byte, count, approx int) int {
+	switch kind {
+	case entryLogs:
+		s.active.logs = append(s.active.logs, payload)
+	case entrySpans:
+		s.active.spans = append(s.active.spans, payload)
 	}
-	for i := range spans {
-		n += spans[i].approxSize()
-	}
-	if len(logs) > 0 {
-		s.active.logs = append(s.active.logs, logs)
-	}
-	if len(spans) > 0 {
-		s.active.spans = append(s.active.spans, spans)
-	}
-	s.active.lines += len(logs) + len(spans)
-	s.active.bytes += n
-	s.memSize += n
+	s.active.lines += count
+	s.active.bytes += approx
+	s.memSize += approx
 	return s.active.bytes
 }
 

@@ -50,6 +50,7 @@ func (s *Embedded) Query(ctx context.Context, q Query) (Result, error) {
 	for i := range blocks {
 		blocks[i].need = func(m *blockMeta, g *groupMeta) bool { return logGroupWanted(m, g, traceKey, q.TraceID, rows) }
 	}
+	defer s.deferFills(blocks)()
 	ahead, stopAhead := context.WithCancel(ctx)
 	defer stopAhead()
 	for i := range blocks {
@@ -98,12 +99,12 @@ func (s *Embedded) Trace(ctx context.Context, traceID string) (TraceResult, erro
 	defer s.filesMu.RUnlock()
 	s.mu.RLock()
 	for _, m := range append(append([]*memtable{}, s.frozen...), s.active) {
-		m.eachLog(func(l *Log) {
+		m.eachLogWith(traceID, func(l *Log) {
 			if l.TraceID == traceID {
 				res.Logs = append(res.Logs, *l)
 			}
 		})
-		m.eachSpan(func(sp *Span) {
+		m.eachSpanWith(traceID, func(sp *Span) {
 			if sp.TraceID == traceID {
 				res.Spans = append(res.Spans, *sp)
 			}
@@ -115,6 +116,7 @@ func (s *Embedded) Trace(ctx context.Context, traceID string) (TraceResult, erro
 	for i := range blocks {
 		blocks[i].need = func(_ *blockMeta, g *groupMeta) bool { return g.Trace.has(key) }
 	}
+	defer s.deferFills(blocks)()
 	// The blocks the filters name are read in parallel: after a restart
 	// with a cold page cache each is a disk read (a round trip to the blob
 	// store for a cold block, fetching only the row groups that may hold

@@ -1,6 +1,7 @@
 package telemetry
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 )
@@ -10,13 +11,15 @@ import (
 // visible in memory, then acknowledged.
 
 // AppendLogs stores logs durably; it returns after the WAL fsync. The
-// store keeps the slice (see Store).
+// memory table keeps the batch in its WAL encoding (memtable.go), not the
+// slice.
 func (s *Embedded) AppendLogs(ctx context.Context, logs []Log) error {
 	if len(logs) == 0 {
 		return nil
 	}
 	e := &enc{b: frameBuffer(entryLogs, 256*len(logs))}
 	e.uvarint(uint64(len(logs)))
+	approx := 0
 	for i := range logs {
 		l := &logs[i]
 		l.Time = l.Time.UTC()
@@ -24,8 +27,9 @@ func (s *Embedded) AppendLogs(ctx context.Context, logs []Log) error {
 			l.Level = "INFO"
 		}
 		appendLogRecord(e, l)
+		approx += l.approxSize()
 	}
-	return s.submit(ctx, &commit{frame: sealFrame(e.b), logs: logs, size: len(e.b)})
+	return s.submit(ctx, &commit{frame: sealFrame(e.b), kind: entryLogs, count: len(logs), approx: approx, size: len(e.b)})
 }
 
 // AppendSpans stores spans durably.
@@ -35,11 +39,13 @@ func (s *Embedded) AppendSpans(ctx context.Context, spans []Span) error {
 	}
 	e := &enc{b: frameBuffer(entrySpans, 256*len(spans))}
 	e.uvarint(uint64(len(spans)))
+	approx := 0
 	for i := range spans {
 		spans[i].Start, spans[i].End = spans[i].Start.UTC(), spans[i].End.UTC()
 		appendSpanRecord(e, &spans[i])
+		approx += spans[i].approxSize()
 	}
-	return s.submit(ctx, &commit{frame: sealFrame(e.b), spans: spans, size: len(e.b)})
+	return s.submit(ctx, &commit{frame: sealFrame(e.b), kind: entrySpans, count: len(spans), approx: approx, size: len(e.b)})
 }
 
 func (s *Embedded) submit(ctx context.Context, c *commit) error {
@@ -133,7 +139,9 @@ func (s *Embedded) committer() {
 				continue
 			}
 			if err == nil {
-				if s.addToMem(c.logs, c.spans) >= s.o.FlushBytes {
+				// The memory table keeps the frame's payload: the
+				// encoding made for the log is the compact copy in memory.
+				if s.addToMem(c.kind, compactPayload(c.frame[walHeader+1:]), c.count, c.approx) >= s.o.FlushBytes {
 					s.kickFlush()
 				}
 			}
@@ -157,4 +165,15 @@ func (s *Embedded) committer() {
 			}
 		}
 	}
+}
+
+// compactPayload is the frame payload the memory table keeps: the frame
+// was allocated for 256 bytes a record, and a kit line takes about 140, so
+// one with much room to spare is copied to its length rather than holding
+// the spare bytes until the flush.
+func compactPayload(p []byte) []byte {
+	if cap(p)-len(p) > len(p)/8 {
+		return bytes.Clone(p)
+	}
+	return p
 }
