@@ -44,7 +44,7 @@ var (
 	passes    = flag.Int("passes", 5, "interleaved passes per variant")
 	paveBin   = flag.String("pave", "", "the pave binary (its cache server)")
 	progBin   = flag.String("prog", "", "the pave-gocacheprog binary (the GOCACHEPROG client; default: pave cache gocacheprog)")
-	coldN     = flag.Int("cold-passes", -1, "passes of the cold variant (default -passes; 0: none): a cold build of a big workload takes minutes")
+	coldN     = flag.Int("cold-passes", -1, "passes of the cold variant, the build that warms warm-local's GOCACHE included (default -passes): a cold build of a big workload takes minutes")
 	goCacher  = flag.String("go-cacher", "", "go-tool-cache's go-cacher binary")
 	gocached  = flag.String("gocached", "", "go-tool-cache's gocached binary")
 	latencies = flag.String("latencies", "0,5ms,20ms", "added round-trip latencies between client and server")
@@ -100,6 +100,12 @@ func main() {
 	// warms the GOCACHE of warm-local.
 	warm := filepath.Join(dir, "warm-gocache")
 	log.Printf("filling: pave server, gocached, and a warm local GOCACHE")
+	// The build that warms warm-local's GOCACHE starts from an empty one:
+	// it is a cold build, and counts as the first cold pass (a cold build
+	// of ./... takes many minutes on a loaded machine).
+	wall := map[string][]time.Duration{}
+	cpu := map[string][]time.Duration{}
+	loads := map[string][]float64{}
 	for _, fill := range []func(string) []string{paveEnv("http://" + paveAddr), gtcEnv("http://" + gtcAddr), nil} {
 		runner, _ := os.MkdirTemp(dir, "fill-")
 		if fill == nil {
@@ -110,8 +116,14 @@ func main() {
 			// The filling runner waits for all its uploads.
 			env = func(r string) []string { return append(fill(r), "PAVE_CACHE_CLOSE_WAIT=30m") }
 		}
-		if _, _, err := workload(runner, env, fill == nil); err != nil {
+		l := loadAverage()
+		w, c, err := workload(runner, env, fill == nil)
+		if err != nil {
 			fatalf("fill: %v", err)
+		}
+		log.Printf("fill %-12s wall %6.2fs cpu %6.2fs load %.1f", map[bool]string{true: "(cold)", false: "(cache)"}[fill == nil], w.Seconds(), c.Seconds(), l)
+		if fill == nil {
+			wall["cold"], cpu["cold"], loads["cold"] = append(wall["cold"], w), append(cpu["cold"], c), append(loads["cold"], l)
 		}
 	}
 
@@ -135,12 +147,9 @@ func main() {
 	if *coldN < 0 || *coldN > *passes {
 		*coldN = *passes
 	}
-	wall := map[string][]time.Duration{}
-	cpu := map[string][]time.Duration{}
-	loads := map[string][]float64{}
 	for p := range *passes {
 		for _, v := range variants {
-			if v.name == "cold" && p >= *coldN {
+			if v.name == "cold" && len(wall["cold"]) >= *coldN {
 				continue
 			}
 			loads[v.name] = append(loads[v.name], loadAverage())
@@ -155,7 +164,7 @@ func main() {
 			log.Printf("pass %d %-12s wall %6.2fs cpu %6.2fs load %.1f", p+1, v.name, w.Seconds(), c.Seconds(), loads[v.name][len(loads[v.name])-1])
 		}
 	}
-	fmt.Printf("\nworkload: go build %s && go vet %s (fresh GOCACHE per run), %d passes (cold: %d)\n", *pkgs, *pkgs, *passes, *coldN)
+	fmt.Printf("\nworkload: go build %s && go vet %s (fresh GOCACHE per run), %d passes (cold: %d)\n", *pkgs, *pkgs, *passes, len(wall["cold"]))
 	fmt.Printf("%-12s %9s %9s  %-10s  %-24s %-24s %-24s\n", "variant", "wall", "cpu", "load", "cold/wall (med min..max)", "cold cpu/cpu", "wall/warm-local wall")
 	for _, v := range variants {
 		if len(wall[v.name]) == 0 {

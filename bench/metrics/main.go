@@ -22,6 +22,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"net/url"
 	"os"
 	"os/exec"
@@ -48,6 +49,7 @@ func main() {
 	dir := flag.String("dir", "", "pave mode: data directory")
 	addr := flag.String("addr", "", "pave mode: API address")
 	targetsFile := flag.String("targets-file", "", "pave mode: one host:port per line")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of Pave's store over the first measured window to this file")
 	flag.Parse()
 	if *mode == "pave" {
 		if err := servePave(*dir, *addr, *targetsFile, *interval); err != nil {
@@ -55,7 +57,7 @@ func main() {
 		}
 		return
 	}
-	if err := bench(*nTargets, *duration, *interval, *passes, *promBin); err != nil {
+	if err := bench(*nTargets, *duration, *interval, *passes, *promBin, *cpuProfile); err != nil {
 		log.Fatal(err)
 	}
 }
@@ -81,6 +83,7 @@ func servePave(dir, addr, targetsFile string, interval time.Duration) error {
 	mux := http.NewServeMux()
 	mux.Handle("/api/", s.API())
 	mux.Handle("/metrics", promhttp.HandlerFor(s.Registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile) // -cpuprofile
 	srv := &http.Server{Addr: addr, Handler: mux}
 	go func() { _ = srv.ListenAndServe() }()
 	err = s.Run(ctx)
@@ -113,7 +116,7 @@ type server struct {
 
 func (s *server) pid() int { return s.cmd.Process.Pid }
 
-func bench(nTargets int, duration, interval time.Duration, passes int, promBin string) error {
+func bench(nTargets int, duration, interval time.Duration, passes int, promBin, cpuProfile string) error {
 	if _, err := os.Stat(promBin); err != nil {
 		return fmt.Errorf("the peer %s is missing: apt-get install prometheus (scripts/deps.sh installs it): %w", promBin, err)
 	}
@@ -216,6 +219,9 @@ func bench(nTargets int, duration, interval time.Duration, passes int, promBin s
 	// the ratio of CPU per sample in each, reported as median, min, max.
 	var ratios []float64
 	prev := start
+	if cpuProfile != "" {
+		go saveProfile(pave, cpuProfile, duration/5)
+	}
 	for range 5 {
 		time.Sleep(duration / 5)
 		now := map[string]mark{}
@@ -286,6 +292,23 @@ func bench(nTargets int, duration, interval time.Duration, passes int, promBin s
 		fmt.Printf("%d queries answered differently (see above)\n", diffs)
 	}
 	return nil
+}
+
+// saveProfile writes a CPU profile of s over d to file.
+func saveProfile(s *server, file string, d time.Duration) {
+	resp, err := http.Get(fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", s.api, int(d.Seconds())))
+	if err != nil {
+		log.Printf("cpu profile: %v", err)
+		return
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err == nil {
+		err = os.WriteFile(file, b, 0o600)
+	}
+	if err != nil {
+		log.Printf("cpu profile: %v", err)
+	}
 }
 
 func fmtv(v float64, unit string) string {
