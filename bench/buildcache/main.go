@@ -88,7 +88,9 @@ func main() {
 			if *progBin != "" {
 				prog = *progBin
 			}
-			return []string{"GOCACHEPROG=" + prog, "PAVE_CACHE_URL=" + url, "PAVE_CACHE_DIR=" + filepath.Join(runner, "tier")}
+			// Verbose: each go command's client prints its counts, so every
+			// pass shows whether the prefetch brought what the build read.
+			return []string{"GOCACHEPROG=" + prog, "PAVE_CACHE_URL=" + url, "PAVE_CACHE_DIR=" + filepath.Join(runner, "tier"), "PAVE_CACHE_VERBOSE=1"}
 		}
 	}
 	gtcEnv := func(url string) func(string) []string {
@@ -117,7 +119,7 @@ func main() {
 			env = func(r string) []string { return append(fill(r), "PAVE_CACHE_CLOSE_WAIT=30m") }
 		}
 		l := loadAverage()
-		w, c, err := workload(runner, env, fill == nil)
+		w, c, _, err := workload(runner, env, fill == nil)
 		if err != nil {
 			fatalf("fill: %v", err)
 		}
@@ -154,14 +156,14 @@ func main() {
 			}
 			loads[v.name] = append(loads[v.name], loadAverage())
 			runner, _ := os.MkdirTemp(dir, "runner-")
-			w, c, err := workload(runner, v.env, false)
+			w, c, counts, err := workload(runner, v.env, false)
 			if err != nil {
 				fatalf("pass %d, %s: %v", p+1, v.name, err)
 			}
 			os.RemoveAll(runner)
 			wall[v.name] = append(wall[v.name], w)
 			cpu[v.name] = append(cpu[v.name], c)
-			log.Printf("pass %d %-12s wall %6.2fs cpu %6.2fs load %.1f", p+1, v.name, w.Seconds(), c.Seconds(), loads[v.name][len(loads[v.name])-1])
+			log.Printf("pass %d %-12s wall %6.2fs cpu %6.2fs load %.1f%s", p+1, v.name, w.Seconds(), c.Seconds(), loads[v.name][len(loads[v.name])-1], counts)
 		}
 	}
 	fmt.Printf("\nworkload: go build %s && go vet %s (fresh GOCACHE per run), %d passes (cold: %d)\n", *pkgs, *pkgs, *passes, len(wall["cold"]))
@@ -188,8 +190,9 @@ func main() {
 }
 
 // workload runs build then vet; wall and CPU (user+system of the go
-// commands and everything they waited for: compilers, the cache client).
-func workload(runner string, env func(string) []string, keepCache bool) (time.Duration, time.Duration, error) {
+// commands and everything they waited for: compilers, the cache client),
+// and the counts Pave's client printed (PAVE_CACHE_VERBOSE), if any.
+func workload(runner string, env func(string) []string, keepCache bool) (time.Duration, time.Duration, string, error) {
 	gocache := filepath.Join(runner, "gocache")
 	if keepCache {
 		gocache = filepath.Join(runner, "warm-gocache")
@@ -199,6 +202,7 @@ func workload(runner string, env func(string) []string, keepCache bool) (time.Du
 		e = append(e, env(runner)...)
 	}
 	var wall, cpu time.Duration
+	var counts string
 	for _, verb := range []string{"build", "vet"} {
 		cmd := exec.Command("go", append([]string{verb}, strings.Fields(*pkgs)...)...)
 		cmd.Dir, cmd.Env = *repo, e
@@ -206,12 +210,17 @@ func workload(runner string, env func(string) []string, keepCache bool) (time.Du
 		cmd.Stdout, cmd.Stderr = &out, &out
 		t0 := time.Now()
 		if err := cmd.Run(); err != nil {
-			return 0, 0, fmt.Errorf("go %s: %v\n%s", verb, err, out.String())
+			return 0, 0, "", fmt.Errorf("go %s: %v\n%s", verb, err, out.String())
 		}
 		wall += time.Since(t0)
 		cpu += cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+		for line := range strings.Lines(out.String()) {
+			if c, ok := strings.CutPrefix(strings.TrimSpace(line), "pave cache: "); ok && strings.Contains(c, " gets (") {
+				counts += "\n    " + verb + ": " + c
+			}
+		}
 	}
-	return wall, cpu, nil
+	return wall, cpu, counts, nil
 }
 
 // loadAverage is the one-minute load average: the machine is shared, so
