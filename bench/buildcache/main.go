@@ -49,6 +49,8 @@ var (
 	gocached  = flag.String("gocached", "", "go-tool-cache's gocached binary")
 	latencies = flag.String("latencies", "0,5ms,20ms", "added round-trip latencies between client and server")
 	work      = flag.String("work", "", "scratch directory (default: a new one under /tmp)")
+	peer      = flag.Bool("peer", true, "run the go-tool-cache variants (false: Pave, cold and warm local only; the peer's fill is a cold build too)")
+	filled    = flag.Bool("filled", false, "the Pave server in -work was filled by an earlier run of the same workload (its fill took the whole cold build): do not fill it again")
 )
 
 type variant struct {
@@ -76,11 +78,14 @@ func main() {
 	paveAddr := freeAddr()
 	paveSrv := start(ctx, *paveBin, "cache", "serve", "--addr", paveAddr, "--dir", filepath.Join(dir, "pave-server"), "--max-size", "50GiB")
 	defer stop(paveSrv)
-	gtcAddr := freeAddr()
-	gtcSrv := start(ctx, *gocached, "--listen", gtcAddr, "--cache-dir", filepath.Join(dir, "gocached"), "--max-size-gb", "50")
-	defer stop(gtcSrv)
 	waitHTTP("http://" + paveAddr + "/metrics")
-	waitTCP(gtcAddr)
+	gtcAddr := ""
+	if *peer {
+		gtcAddr = freeAddr()
+		gtcSrv := start(ctx, *gocached, "--listen", gtcAddr, "--cache-dir", filepath.Join(dir, "gocached"), "--max-size-gb", "50")
+		defer stop(gtcSrv)
+		waitTCP(gtcAddr)
+	}
 
 	paveEnv := func(url string) func(string) []string {
 		return func(runner string) []string {
@@ -108,7 +113,16 @@ func main() {
 	wall := map[string][]time.Duration{}
 	cpu := map[string][]time.Duration{}
 	loads := map[string][]float64{}
-	for _, fill := range []func(string) []string{paveEnv("http://" + paveAddr), gtcEnv("http://" + gtcAddr), nil} {
+	fills := []func(string) []string{paveEnv("http://" + paveAddr), gtcEnv("http://" + gtcAddr), nil}
+	switch {
+	case *filled && !*peer:
+		fills = fills[2:]
+	case *filled:
+		fills = fills[1:]
+	case !*peer:
+		fills = []func(string) []string{fills[0], nil}
+	}
+	for _, fill := range fills {
 		runner, _ := os.MkdirTemp(dir, "fill-")
 		if fill == nil {
 			runner = filepath.Dir(warm)
@@ -138,12 +152,19 @@ func main() {
 		if err != nil {
 			fatalf("-latencies %q: %v", l, err)
 		}
-		pAddr, gAddr := paveAddr, gtcAddr
+		pAddr := paveAddr
 		if d > 0 {
-			pAddr, gAddr = latencyProxy(ctx, paveAddr, d), latencyProxy(ctx, gtcAddr, d)
+			pAddr = latencyProxy(ctx, paveAddr, d)
 		}
 		ms := fmt.Sprintf("+%dms", d.Milliseconds())
-		variants = append(variants, variant{"pave" + ms, paveEnv("http://" + pAddr)}, variant{"gtc" + ms, gtcEnv("http://" + gAddr)})
+		variants = append(variants, variant{"pave" + ms, paveEnv("http://" + pAddr)})
+		if *peer {
+			gAddr := gtcAddr
+			if d > 0 {
+				gAddr = latencyProxy(ctx, gtcAddr, d)
+			}
+			variants = append(variants, variant{"gtc" + ms, gtcEnv("http://" + gAddr)})
+		}
 	}
 
 	if *coldN < 0 || *coldN > *passes {
@@ -177,7 +198,7 @@ func main() {
 	}
 	fmt.Println("\nPave against go-tool-cache, per latency (gtc wall / pave wall: above 1 means Pave is faster):")
 	for _, v := range variants {
-		if rest, ok := strings.CutPrefix(v.name, "pave"); ok {
+		if rest, ok := strings.CutPrefix(v.name, "pave"); ok && *peer {
 			fmt.Printf("  %-6s %s\n", rest, ratio(wall["gtc"+rest], wall[v.name]))
 		}
 	}
