@@ -50,6 +50,7 @@ var (
 	latencies = flag.String("latencies", "0,5ms,20ms", "added round-trip latencies between client and server")
 	work      = flag.String("work", "", "scratch directory (default: a new one under /tmp)")
 	peer      = flag.Bool("peer", true, "run the go-tool-cache variants (false: Pave, cold and warm local only; the peer's fill is a cold build too)")
+	warmTier  = flag.Bool("warm-from-tier", false, "make warm-local's GOCACHE from the local tier of Pave's filling runner (the same entries the go command writes; no cold build) instead of building it")
 	filled    = flag.Bool("filled", false, "the Pave server in -work was filled by an earlier run of the same workload (its fill took the whole cold build): do not fill it again")
 )
 
@@ -121,6 +122,14 @@ func main() {
 		fills = fills[1:]
 	case !*peer:
 		fills = []func(string) []string{fills[0], nil}
+	}
+	if *warmTier {
+		fills = fills[:len(fills)-1]
+		n, err := warmFromTier(dir, warm)
+		if err != nil {
+			fatalf("-warm-from-tier: %v", err)
+		}
+		log.Printf("warm-local GOCACHE made from the filling runner's tier: %d entries", n)
 	}
 	for _, fill := range fills {
 		runner, _ := os.MkdirTemp(dir, "fill-")
@@ -242,6 +251,57 @@ func workload(runner string, env func(string) []string, keepCache bool) (time.Du
 		}
 	}
 	return wall, cpu, counts, nil
+}
+
+// warmFromTier writes into gocache, in the go command's own format
+// (cmd/go/internal/cache: DIR/xx/ACTION-a holding "v1 ACTION OUTPUT SIZE
+// TIME", DIR/xx/OUTPUT-d the output), every entry of the local tier of the
+// runner that filled Pave's server (DIR/fill-*/tier/{ac,cas}): the entries a
+// local build of the same workload leaves, without a cold build. Outputs
+// are hard links.
+func warmFromTier(dir, gocache string) (int, error) {
+	tiers, _ := filepath.Glob(filepath.Join(dir, "fill-*", "tier"))
+	var root string
+	for _, t := range tiers {
+		if fi, err := os.Stat(filepath.Join(t, "cas")); err == nil && fi.IsDir() {
+			root = t
+		}
+	}
+	if root == "" {
+		return 0, fmt.Errorf("no Pave tier under %s/fill-*/tier (run once without -warm-from-tier in this -work)", dir)
+	}
+	n := 0
+	err := filepath.WalkDir(filepath.Join(root, "ac"), func(p string, de os.DirEntry, err error) error {
+		if err != nil || de.IsDir() {
+			return err
+		}
+		action := de.Name()
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		f := strings.Fields(string(b)) // go1 OUTPUT SIZE TIME
+		if len(f) != 4 || f[0] != "go1" || len(action) != 64 {
+			return nil // a manifest, not an action
+		}
+		var size, nanos int64
+		fmt.Sscan(f[2], &size)
+		fmt.Sscan(f[3], &nanos)
+		out := f[1]
+		for _, d := range []string{action[:2], out[:2]} {
+			if err := os.MkdirAll(filepath.Join(gocache, d), 0o777); err != nil {
+				return err
+			}
+		}
+		dst := filepath.Join(gocache, out[:2], out+"-d")
+		if err := os.Link(filepath.Join(root, "cas", out[:2], out), dst); err != nil && !os.IsExist(err) {
+			return err
+		}
+		entry := fmt.Sprintf("v1 %s %s %20d %20d\n", action, out, size, nanos)
+		n++
+		return os.WriteFile(filepath.Join(gocache, action[:2], action+"-a"), []byte(entry), 0o666)
+	})
+	return n, err
 }
 
 // loadAverage is the one-minute load average: the machine is shared, so
