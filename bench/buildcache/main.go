@@ -49,6 +49,7 @@ var (
 	gocached  = flag.String("gocached", "", "go-tool-cache's gocached binary")
 	latencies = flag.String("latencies", "0,5ms,20ms", "added round-trip latencies between client and server")
 	work      = flag.String("work", "", "scratch directory (default: a new one under /tmp)")
+	verbs     = flag.String("verbs", "build,vet", "the go commands of the workload, in order")
 	peer      = flag.Bool("peer", true, "run the go-tool-cache variants (false: Pave, cold and warm local only; the peer's fill is a cold build too)")
 	warmTier  = flag.Bool("warm-from-tier", false, "make warm-local's GOCACHE from the local tier of Pave's filling runner (the same entries the go command writes; no cold build) instead of building it")
 	filled    = flag.Bool("filled", false, "the Pave server in -work was filled by an earlier run of the same workload (its fill took the whole cold build): do not fill it again")
@@ -196,7 +197,7 @@ func main() {
 			log.Printf("pass %d %-12s wall %6.2fs cpu %6.2fs load %.1f%s", p+1, v.name, w.Seconds(), c.Seconds(), loads[v.name][len(loads[v.name])-1], counts)
 		}
 	}
-	fmt.Printf("\nworkload: go build %s && go vet %s (fresh GOCACHE per run), %d passes (cold: %d)\n", *pkgs, *pkgs, *passes, len(wall["cold"]))
+	fmt.Printf("\nworkload: go {%s} %s (fresh GOCACHE per run), %d passes (cold: %d)\n", *verbs, *pkgs, *passes, len(wall["cold"]))
 	fmt.Printf("%-12s %9s %9s  %-10s  %-24s %-24s %-24s\n", "variant", "wall", "cpu", "load", "cold/wall (med min..max)", "cold cpu/cpu", "wall/warm-local wall")
 	for _, v := range variants {
 		if len(wall[v.name]) == 0 {
@@ -233,7 +234,7 @@ func workload(runner string, env func(string) []string, keepCache bool) (time.Du
 	}
 	var wall, cpu time.Duration
 	var counts string
-	for _, verb := range []string{"build", "vet"} {
+	for _, verb := range strings.Split(*verbs, ",") {
 		cmd := exec.Command("go", append([]string{verb}, strings.Fields(*pkgs)...)...)
 		cmd.Dir, cmd.Env = *repo, e
 		var out strings.Builder
