@@ -57,6 +57,9 @@ func startFleet(n int, stamp bool) (*fleet, error) {
 		mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, _ *http.Request) {
 			var b bytes.Buffer
 			now := time.Now()
+			if f.stamp { // the value of exactly the stamped millisecond
+				now = now.Truncate(time.Millisecond)
+			}
 			f.write(&b, i, now)
 			out := b.Bytes()
 			if f.stamp {
