@@ -126,11 +126,6 @@ func main() {
 	}
 	if *warmTier {
 		fills = fills[:len(fills)-1]
-		n, err := warmFromTier(dir, warm)
-		if err != nil {
-			fatalf("-warm-from-tier: %v", err)
-		}
-		log.Printf("warm-local GOCACHE made from the filling runner's tier: %d entries", n)
 	}
 	for _, fill := range fills {
 		runner, _ := os.MkdirTemp(dir, "fill-")
@@ -151,6 +146,14 @@ func main() {
 		if fill == nil {
 			wall["cold"], cpu["cold"], loads["cold"] = append(wall["cold"], w), append(cpu["cold"], c), append(loads["cold"], l)
 		}
+	}
+
+	if *warmTier {
+		n, err := warmFromTier(dir, warm)
+		if err != nil {
+			fatalf("-warm-from-tier: %v", err)
+		}
+		log.Printf("warm-local GOCACHE made from the filling runner's tier: %d entries", n)
 	}
 
 	variants := []variant{{name: "cold"}, {name: "warm-local", env: func(string) []string { return []string{"GOCACHE=" + warm} }}}
