@@ -11,7 +11,10 @@ TOOLS="${PAVE_TOOLS:-$HOME/.cache/pave-tools}/bin"
 for t in go-cacher gocached; do
 	[ -x "$TOOLS/$t" ] || { echo "$TOOLS/$t is missing: run scripts/deps.sh first (it builds go-tool-cache)" >&2; exit 1; }
 done
-go build -o /tmp/pave-bench-buildcache ./bench/buildcache
-go build -o /tmp/pave-bench-buildcache-pave ./cmd/pave
-go build -o /tmp/pave-bench-buildcache-prog ./cmd/pave-gocacheprog
-exec /tmp/pave-bench-buildcache -repo "$PWD" -pave /tmp/pave-bench-buildcache-pave -prog /tmp/pave-bench-buildcache-prog -go-cacher "$TOOLS/go-cacher" -gocached "$TOOLS/gocached" "$@"
+# Binaries of this run only: a run beside another must not swap them.
+BIN=$(mktemp -d /tmp/pave-bench-buildcache-bin.XXXXXX)
+trap 'rm -rf "$BIN"' EXIT
+go build -o "$BIN/bench" ./bench/buildcache
+go build -o "$BIN/pave" ./cmd/pave
+go build -o "$BIN/prog" ./cmd/pave-gocacheprog
+"$BIN/bench" -repo "$PWD" -pave "$BIN/pave" -prog "$BIN/prog" -go-cacher "$TOOLS/go-cacher" -gocached "$TOOLS/gocached" "$@"

@@ -22,6 +22,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"net/url"
 	"os"
 	"os/exec"
@@ -48,6 +49,8 @@ func main() {
 	dir := flag.String("dir", "", "pave mode: data directory")
 	addr := flag.String("addr", "", "pave mode: API address")
 	targetsFile := flag.String("targets-file", "", "pave mode: one host:port per line")
+	stamp := flag.Bool("stamp", false, "the fleet stamps each sample with the time it computed it, so both scrapers store the same points (kit services do not)")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of Pave's store over the first measured window to this file")
 	flag.Parse()
 	if *mode == "pave" {
 		if err := servePave(*dir, *addr, *targetsFile, *interval); err != nil {
@@ -55,7 +58,7 @@ func main() {
 		}
 		return
 	}
-	if err := bench(*nTargets, *duration, *interval, *passes, *promBin); err != nil {
+	if err := bench(*nTargets, *duration, *interval, *passes, *promBin, *cpuProfile, *stamp); err != nil {
 		log.Fatal(err)
 	}
 }
@@ -81,6 +84,7 @@ func servePave(dir, addr, targetsFile string, interval time.Duration) error {
 	mux := http.NewServeMux()
 	mux.Handle("/api/", s.API())
 	mux.Handle("/metrics", promhttp.HandlerFor(s.Registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile) // -cpuprofile
 	srv := &http.Server{Addr: addr, Handler: mux}
 	go func() { _ = srv.ListenAndServe() }()
 	err = s.Run(ctx)
@@ -113,7 +117,7 @@ type server struct {
 
 func (s *server) pid() int { return s.cmd.Process.Pid }
 
-func bench(nTargets int, duration, interval time.Duration, passes int, promBin string) error {
+func bench(nTargets int, duration, interval time.Duration, passes int, promBin, cpuProfile string, stamp bool) error {
 	if _, err := os.Stat(promBin); err != nil {
 		return fmt.Errorf("the peer %s is missing: apt-get install prometheus (scripts/deps.sh installs it): %w", promBin, err)
 	}
@@ -122,7 +126,7 @@ func bench(nTargets int, duration, interval time.Duration, passes int, promBin s
 		return err
 	}
 	defer os.RemoveAll(root)
-	fl, err := startFleet(nTargets)
+	fl, err := startFleet(nTargets, stamp)
 	if err != nil {
 		return err
 	}
@@ -216,6 +220,10 @@ func bench(nTargets int, duration, interval time.Duration, passes int, promBin s
 	// the ratio of CPU per sample in each, reported as median, min, max.
 	var ratios []float64
 	prev := start
+	if cpuProfile != "" { // both, over the same window
+		go saveProfile(pave, cpuProfile, duration/5)
+		go saveProfile(prom, cpuProfile+".prometheus", duration/5)
+	}
 	for range 5 {
 		time.Sleep(duration / 5)
 		now := map[string]mark{}
@@ -255,7 +263,29 @@ func bench(nTargets int, duration, interval time.Duration, passes int, promBin s
 			s.name, n, n-start[s.name].samples, series, cpu-start[s.name].cpu, rss/(1<<20), hwm/(1<<20), disk/(1<<20))
 	}
 
-	qs, err := runQueries(pave, prom, passes, interval)
+	// How far each scraper's timestamps are from the moments the fleet
+	// computed the values (measured on a counter whose value is the time
+	// it was computed); the queries' allowance follows from it.
+	end := time.Now().Add(-2 * interval).Truncate(15 * time.Second)
+	spread := map[string]float64{}
+	for _, s := range servers {
+		ds, err := jitter(s, fl, end)
+		if err != nil {
+			fmt.Printf("%s: jitter not measured: %v\n", s.name, err)
+			spread[s.name] = 1e-3 * (60 - interval.Seconds()) / 2 // the former fixed allowance, 1e-3 in all
+			continue
+		}
+		spread[s.name] = ds[len(ds)-1] - ds[0]
+		fmt.Printf("%-10s value time − sample timestamp over %d samples: min %.1f ms, p50 %.1f ms, p99 %.1f ms, max %.1f ms\n",
+			s.name, len(ds), ds[0]*1e3, ds[len(ds)/2]*1e3, ds[len(ds)*99/100]*1e3, ds[len(ds)-1]*1e3)
+	}
+	// rate() over 1m divides a difference of two values by the difference
+	// of their timestamps, 60s less one interval apart: each side is off
+	// the true rate by at most its jitter spread over that span.
+	allow := max(1e-9, (spread["pave"]+spread["prometheus"])/(60-interval.Seconds()))
+	fmt.Printf("allowed relative difference of a rate (both spreads / %.0f s): %.3g\n", 60-interval.Seconds(), allow)
+
+	qs, err := runQueries(pave, prom, passes, interval, end, allow)
 	if err != nil {
 		return err
 	}
@@ -286,6 +316,23 @@ func bench(nTargets int, duration, interval time.Duration, passes int, promBin s
 		fmt.Printf("%d queries answered differently (see above)\n", diffs)
 	}
 	return nil
+}
+
+// saveProfile writes a CPU profile of s over d to file.
+func saveProfile(s *server, file string, d time.Duration) {
+	resp, err := http.Get(fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", s.api, int(d.Seconds())))
+	if err != nil {
+		log.Printf("cpu profile: %v", err)
+		return
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err == nil {
+		err = os.WriteFile(file, b, 0o600)
+	}
+	if err != nil {
+		log.Printf("cpu profile: %v", err)
+	}
 }
 
 func fmtv(v float64, unit string) string {
@@ -414,10 +461,9 @@ type queryResult struct {
 	same       string
 }
 
-func runQueries(pave, prom *server, passes int, interval time.Duration) ([]queryResult, error) {
-	// One evaluation time for both, a little in the past so the last
-	// scrape of every target is in on both sides.
-	end := time.Now().Add(-2 * interval).Truncate(15 * time.Second)
+// runQueries runs the dashboard on both at one evaluation time, end (a
+// little in the past so the last scrape of every target is in on both).
+func runQueries(pave, prom *server, passes int, interval time.Duration, end time.Time, allow float64) ([]queryResult, error) {
 	params := func(q query) url.Values {
 		if q.rng {
 			return url.Values{"query": {q.expr}, "start": {fmt.Sprint(end.Add(-time.Hour).Unix())}, "end": {fmt.Sprint(end.Unix())}, "step": {"15"}}
@@ -448,7 +494,7 @@ func runQueries(pave, prom *server, passes int, interval time.Duration) ([]query
 				bodies[k] = b
 			}
 		}
-		out = append(out, queryResult{name: q.name, pave: pct(times[0]), prom: pct(times[1]), same: compare(bodies[0], bodies[1], 60+2*interval.Seconds())})
+		out = append(out, queryResult{name: q.name, pave: pct(times[0]), prom: pct(times[1]), same: compare(bodies[0], bodies[1], 60+2*interval.Seconds(), allow)})
 	}
 	return out, nil
 }
@@ -473,11 +519,12 @@ type answer struct {
 // values at the same timestamps. Allowed, and counted: points one side
 // has and the other not, or whose rate window reaches the series' first
 // samples (each scraper's first scrape of a target falls at its own
-// offset in the interval); and relative differences up to 1e-3, since a
+// offset in the interval); and relative differences up to allow: a
 // scraper stamps a sample with its scrape's start while the fleet
-// computes the value a few milliseconds later, at a jitter that differs
-// between the two scrapers (a few ms over a 1 m window is about 1e-4).
-func compare(a, b []byte, warm float64) string {
+// computes the value milliseconds later, by a delay that differs from
+// scrape to scrape and between the scrapers (measured by jitter; with
+// -stamp the fleet stamps its samples and allow is 1e-9).
+func compare(a, b []byte, warm, allow float64) string {
 	var x, y answer
 	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
 		return "unparsable answer"
@@ -547,10 +594,39 @@ func compare(a, b []byte, warm float64) string {
 			}
 		}
 	}
-	if worst > 1e-3 {
-		return fmt.Sprintf("DIFFERENT: %d points compared, largest relative difference %.3g (%d alignment or warm-up points)", compared, worst, aligned)
+	if worst > allow {
+		return fmt.Sprintf("DIFFERENT: %d points compared, largest relative difference %.3g > %.3g allowed (%d alignment or warm-up points)", compared, worst, allow, aligned)
 	}
 	return fmt.Sprintf("same: %d series, %d points equal (largest relative difference %.1g), %d points only on one side or in the first rate window (alignment)", len(x.Data.Result), compared, worst, aligned)
+}
+
+// jitter returns, sorted, value time − stored timestamp in seconds of
+// every sample of app_cache_hits_total{cache="c0"} in the 10 minutes
+// before end, whose value is the time the fleet computed it.
+func jitter(s *server, fl *fleet, end time.Time) ([]float64, error) {
+	q := url.Values{"query": {`app_cache_hits_total{cache="c0"}[10m]`}, "time": {fmt.Sprint(end.Unix())}}
+	resp, err := http.Get(s.api + "/api/v1/query?" + q.Encode())
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var a answer
+	if err := json.NewDecoder(resp.Body).Decode(&a); err != nil {
+		return nil, fmt.Errorf("%s: jitter query: %w", s.name, err)
+	}
+	var ds []float64
+	for _, r := range a.Data.Result {
+		for _, p := range r.Values {
+			ts, _ := p[0].(float64)
+			v, _ := strconv.ParseFloat(fmt.Sprint(p[1]), 64)
+			ds = append(ds, fl.valueTime(v).Sub(time.UnixMilli(int64(math.Round(ts*1000)))).Seconds())
+		}
+	}
+	if len(ds) == 0 {
+		return nil, fmt.Errorf("%s: no samples of app_cache_hits_total{cache=\"c0\"}", s.name)
+	}
+	sort.Float64s(ds)
+	return ds, nil
 }
 
 func abs(v float64) float64 {

@@ -25,6 +25,11 @@ var bounds = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
 type fleet struct {
 	start time.Time
 	lns   []net.Listener
+	// stamp writes each sample with the time its value was computed (in
+	// ms), so a scraper stores exactly the point the value belongs to;
+	// without it (as a kit service exposes), a scraper stamps the value
+	// with its scrape's start, milliseconds before the fleet computed it.
+	stamp bool
 }
 
 // seriesPerTarget is counted by writing one exposition and counting lines.
@@ -40,8 +45,8 @@ func (f *fleet) seriesPerTarget() int {
 	return n
 }
 
-func startFleet(n int) (*fleet, error) {
-	f := &fleet{start: time.Now()}
+func startFleet(n int, stamp bool) (*fleet, error) {
+	f := &fleet{start: time.Now(), stamp: stamp}
 	for i := range n {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -51,9 +56,17 @@ func startFleet(n int) (*fleet, error) {
 		mux := http.NewServeMux()
 		mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, _ *http.Request) {
 			var b bytes.Buffer
-			f.write(&b, i, time.Now())
+			now := time.Now()
+			if f.stamp { // the value of exactly the stamped millisecond
+				now = now.Truncate(time.Millisecond)
+			}
+			f.write(&b, i, now)
+			out := b.Bytes()
+			if f.stamp {
+				out = stampLines(out, now.UnixMilli())
+			}
 			w.Header().Set("Content-Type", "text/plain; version=0.0.4")
-			_, _ = w.Write(b.Bytes())
+			_, _ = w.Write(out)
 		})
 		go func() { _ = http.Serve(ln, mux) }()
 	}
@@ -130,4 +143,26 @@ func (f *fleet) write(b *bytes.Buffer, i int, now time.Time) {
 	for c := range 13 {
 		fmt.Fprintf(b, "app_cache_hits_total{cache=\"c%d\"} %s\n", c, num(float64(c+1)*el))
 	}
+}
+
+// stampLines appends " ms" to every sample line of an exposition.
+func stampLines(b []byte, ms int64) []byte {
+	ts := " " + strconv.FormatInt(ms, 10)
+	out := make([]byte, 0, len(b)+len(b)/8)
+	for line := range bytes.Lines(b) {
+		if line[0] == '#' {
+			out = append(out, line...)
+			continue
+		}
+		out = append(out, bytes.TrimSuffix(line, []byte("\n"))...)
+		out = append(out, ts...)
+		out = append(out, '\n')
+	}
+	return out
+}
+
+// valueTime is when the fleet computed a value of app_cache_hits_total
+// {cache="c0"}, which is its seconds since start plus an hour (write).
+func (f *fleet) valueTime(v float64) time.Time {
+	return f.start.Add(time.Duration((v - 3600) * float64(time.Second)))
 }

@@ -35,15 +35,24 @@ func TestOversizedAndGarbageTargetsAreMarkedDown(t *testing.T) {
 		{Address: addr(garbage.URL), Labels: map[string]string{"service": "garbage"}},
 		{Address: good.addr(), Labels: map[string]string{"service": "good"}},
 	})
-	eventually(t, 20*time.Second, "three scrapes of the good target", func() (bool, string) {
-		_, v := instantValue(t, api.URL, `count_over_time(up{service="good"}[1m])`)
-		return v >= "3", v
-	})
+	// Each target's scrapes start at its own offset in the interval, and
+	// on a loaded machine one may finish well after another's third: wait
+	// for a finished scrape of every target too.
 	var td TargetsData
-	_, a := getAPI(t, api.URL, "/api/v1/targets", nil)
-	if err := json.Unmarshal(a.Data, &td); err != nil {
-		t.Fatal(err)
-	}
+	eventually(t, 60*time.Second, "three scrapes of the good target and one of each other", func() (bool, string) {
+		_, v := instantValue(t, api.URL, `count_over_time(up{service="good"}[1m])`)
+		td = TargetsData{}
+		_, a := getAPI(t, api.URL, "/api/v1/targets", nil)
+		if err := json.Unmarshal(a.Data, &td); err != nil {
+			t.Fatal(err)
+		}
+		for _, ts := range td.ActiveTargets {
+			if ts.LastScrape.IsZero() {
+				return false, string(a.Data)
+			}
+		}
+		return len(td.ActiveTargets) == 3 && v != "" && atof(t, v) >= 3, v
+	})
 	byService := map[string]TargetStatus{}
 	for _, ts := range td.ActiveTargets {
 		byService[ts.Labels["service"]] = ts
