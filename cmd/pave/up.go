@@ -234,7 +234,8 @@ func runUp(ctx context.Context, cfg config.Config, logOut io.Writer) error {
 		c.start(gctx, g)
 	}
 	ms.start(gctx, g)
-	if _, err := startAlerts(gctx, g, cfg, srv, ms, clusters, log); err != nil { // issue 16: alerting (up_alerts.go, up_slo.go)
+	alerts, err := startAlerts(gctx, g, cfg, srv, ms, clusters, log) // issue 16: alerting (up_alerts.go, up_slo.go)
+	if err != nil {
 		return err
 	}
 	probe := clusterProber{clusters: clusters, registry: registry}
@@ -268,7 +269,9 @@ func runUp(ctx context.Context, cfg config.Config, logOut io.Writer) error {
 	for _, c := range clusters {
 		local[c.name] = c.seams()
 	}
-	eng := startReleaseEngine(gctx, g, store, &fleet.ReleaseFleet{Registry: registry, Local: local, Connect: connectKubernetes}, srv, log)
+	eng := startReleaseEngine(gctx, g, store, &fleet.ReleaseFleet{Registry: registry, Local: local, Connect: connectKubernetes}, srv, log,
+		release.WithAlerts(alertSeam{alerts})) // issue 16: spec.analysis.abortOnAlerts
+	alerts.SetReleases(releaseLookup{eng}) // issue 16: alerts name the release they fire during
 	server.TrafficAPI{Router: clusters, Live: clusters, Releases: eng}.Register(srv)
 	startProductionEdge(gctx, g, cfg, registry, probe, eng, log)
 
