@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/pave-platform/pave/internal/alert"
 	"github.com/pave-platform/pave/internal/auth"
 	"github.com/pave-platform/pave/internal/config"
 	"github.com/pave-platform/pave/internal/datadir"
@@ -270,8 +271,8 @@ func runUp(ctx context.Context, cfg config.Config, logOut io.Writer) error {
 		local[c.name] = c.seams()
 	}
 	eng := startReleaseEngine(gctx, g, store, &fleet.ReleaseFleet{Registry: registry, Local: local, Connect: connectKubernetes}, srv, log,
-		release.WithAlerts(alertSeam{alerts})) // issue 16: spec.analysis.abortOnAlerts
-	alerts.SetReleases(releaseLookup{eng}) // issue 16: alerts name the release they fire during
+		release.WithAlerts(alert.ReleaseSeam{Engine: alerts})) // issue 16: spec.analysis.abortOnAlerts
+	alerts.SetReleases(alert.ReleaseLookup{Engine: eng}) // issue 16: alerts name the release they fire during
 	server.TrafficAPI{Router: clusters, Live: clusters, Releases: eng}.Register(srv)
 	startProductionEdge(gctx, g, cfg, registry, probe, eng, log)
 

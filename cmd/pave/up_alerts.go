@@ -11,7 +11,6 @@ import (
 
 	"github.com/pave-platform/pave/internal/alert"
 	"github.com/pave-platform/pave/internal/config"
-	"github.com/pave-platform/pave/internal/release"
 	"github.com/pave-platform/pave/internal/server"
 )
 
@@ -43,39 +42,4 @@ func startAlerts(ctx context.Context, g *errgroup.Group, cfg config.Config, srv 
 	g.Go(func() error { return eng.Run(ctx) })
 	g.Go(func() error { return rules.run(ctx, max(5*time.Second, cfg.MetricsScrapeInterval)) })
 	return eng, nil
-}
-
-// alertSeam is the release engine's view of the alert engine: the firing
-// alerts of a service, which spec.analysis.abortOnAlerts selects from.
-type alertSeam struct{ eng *alert.Engine }
-
-func (s alertSeam) Firing(ctx context.Context, service string) ([]release.FiringAlert, error) {
-	var out []release.FiringAlert
-	for _, a := range s.eng.Firing(ctx, service) {
-		out = append(out, release.FiringAlert{Name: a.Name, Labels: a.Labels, ActiveAt: a.ActiveAt, FiredAt: a.FiredAt,
-			Silenced: a.State == "silenced", Summary: a.Annotations["summary"]})
-	}
-	return out, nil
-}
-
-// releaseLookup is the alert engine's view of the releases: the newest
-// release of a service that ran (created, not yet ended or ended) while an
-// alert was active.
-type releaseLookup struct{ eng *release.Engine }
-
-func (l releaseLookup) ReleaseDuring(ctx context.Context, service string, activeAt time.Time) (alert.Release, bool) {
-	rs, err := l.eng.List(ctx) // newest first
-	if err != nil {
-		return alert.Release{}, false
-	}
-	for _, r := range rs {
-		if r.Spec.Service != service {
-			continue
-		}
-		if r.Status.Phase.Terminal() && r.Status.Finished.Before(activeAt) {
-			continue // ended before the alert began; older ones did too
-		}
-		return alert.Release{Name: r.Metadata.Name, Version: r.Spec.Version, Phase: string(r.Status.Phase)}, true
-	}
-	return alert.Release{}, false
 }

@@ -7,6 +7,8 @@ import (
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/rules"
+
+	"github.com/pave-platform/pave/internal/release"
 )
 
 // Deploy awareness (issue 16): an alert of a service that fires while a
@@ -92,4 +94,44 @@ func (e *Engine) Firing(ctx context.Context, service string) []Alert {
 		}
 	}
 	return out
+}
+
+// ReleaseSeam is the release engine's view of the alert engine
+// (release.Alerts): the firing alerts of a service, which
+// spec.analysis.abortOnAlerts selects from.
+type ReleaseSeam struct{ Engine *Engine }
+
+// Firing returns the service's firing alerts, silenced ones marked.
+func (s ReleaseSeam) Firing(ctx context.Context, service string) ([]release.FiringAlert, error) {
+	var out []release.FiringAlert
+	for _, a := range s.Engine.Firing(ctx, service) {
+		out = append(out, release.FiringAlert{Name: a.Name, Labels: a.Labels, ActiveAt: a.ActiveAt, FiredAt: a.FiredAt,
+			Silenced: a.State == "silenced", Summary: a.Annotations["summary"]})
+	}
+	return out, nil
+}
+
+// ReleaseLookup is the alert engine's view of the release engine
+// (Releases): the newest release of a service that ran while an alert was
+// active.
+type ReleaseLookup struct{ Engine *release.Engine }
+
+// ReleaseDuring implements Releases.
+func (l ReleaseLookup) ReleaseDuring(ctx context.Context, service string, activeAt time.Time) (Release, bool) {
+	rs, err := l.Engine.List(ctx) // newest first
+	if err != nil {
+		return Release{}, false
+	}
+	for _, r := range rs {
+		if r.Spec.Service != service {
+			continue
+		}
+		if r.Status.Phase.Terminal() && r.Status.Finished.Before(activeAt) {
+			// It ended before the alert began, and (one release of a
+			// service runs at a time) every older one too.
+			return Release{}, false
+		}
+		return Release{Name: r.Metadata.Name, Version: r.Spec.Version, Phase: string(r.Status.Phase)}, true
+	}
+	return Release{}, false
 }
