@@ -320,6 +320,7 @@ type result struct {
 	episodes []episode
 	detected map[int]int // incident index → minutes to detection
 	tp, fp   int
+	pageTP   int
 	noise    int // page episodes during blips and night noise
 	pages    int
 	weeks    float64
@@ -354,9 +355,15 @@ func evaluate(rs ruleSet, data []series, incs []incident, n, days int) result {
 		}
 		if match {
 			r.tp++
+			if e.severity == "page" {
+				r.pageTP++
+			}
 			continue
 		}
 		r.fp++
+		if os.Getenv("BENCH_DEBUG") != "" && rs.name() == "pave" {
+			fmt.Fprintf(os.Stderr, "false alert: svc %d %s %s day %.2f for %d min\n", e.svc, e.alert, e.severity, float64(e.start)/day, e.end-e.start)
+		}
 		for _, in := range incs {
 			if in.svc == e.svc && !mustDetect[in.kind] && e.start >= in.start && e.start < in.end+grace && e.severity == "page" {
 				r.noise++
@@ -413,6 +420,7 @@ func report(sets []ruleSet, res map[string]result, incs []incident) {
 	}
 	row("recall (all must-detect)", func(r result) float64 { return recall(r, incs, "") }, "%.2f")
 	row("precision", func(r result) float64 { return float64(r.tp) / math.Max(1, float64(r.tp+r.fp)) }, "%.3f")
+	row("precision of pages", func(r result) float64 { return float64(r.pageTP) / math.Max(1, float64(r.pages)) }, "%.3f")
 	row("false alerts (episodes)", func(r result) float64 { return float64(r.fp) }, "%.0f")
 	row("pages from blips / night noise", func(r result) float64 { return float64(r.noise) }, "%.0f")
 	row("pages per week (20 services)", func(r result) float64 { return float64(r.pages) / r.weeks }, "%.1f")
