@@ -56,7 +56,7 @@ func (e *Engine) releaseOf(ctx context.Context, ls labels.Labels, activeAt time.
 
 // releaseURL links to the release on the releases page.
 func (e *Engine) releaseURL(name string) string {
-	return e.opts.ExternalURL + "/ui/releases.html#" + url.PathEscape(name)
+	return e.opts.ExternalURL + "/ui/releases.html?name=" + url.QueryEscape(name)
 }
 
 // withReleases returns the alerts with the release annotations added where

@@ -155,7 +155,7 @@ receivers:
 		for _, m := range got {
 			for _, a := range m.Alerts {
 				if a.Labels["version"] == "v2" && a.Annotations["release"] == "shop-v2" && a.Annotations["release_version"] == "v2" &&
-					strings.HasSuffix(a.Annotations["release_url"], "/ui/releases.html#shop-v2") {
+					strings.HasSuffix(a.Annotations["release_url"], "/ui/releases.html?name=shop-v2") {
 					return true, ""
 				}
 			}
