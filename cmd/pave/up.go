@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/pave-platform/pave/internal/alert"
 	"github.com/pave-platform/pave/internal/auth"
 	"github.com/pave-platform/pave/internal/config"
 	"github.com/pave-platform/pave/internal/datadir"
@@ -230,7 +231,8 @@ func runUp(ctx context.Context, cfg config.Config, logOut io.Writer) error {
 		c.start(gctx, g)
 	}
 	ms.start(gctx, g)
-	if _, err := startAlerts(gctx, g, cfg, srv, ms, clusters, log); err != nil { // issue 16: alerting (up_alerts.go, up_slo.go)
+	alerts, err := startAlerts(gctx, g, cfg, srv, ms, clusters, log) // issue 16: alerting (up_alerts.go, up_slo.go)
+	if err != nil {
 		return err
 	}
 	probe := clusterProber{clusters: clusters, registry: registry}
@@ -264,7 +266,9 @@ func runUp(ctx context.Context, cfg config.Config, logOut io.Writer) error {
 	for _, c := range clusters {
 		local[c.name] = c.seams()
 	}
-	eng := startReleaseEngine(gctx, g, store, &fleet.ReleaseFleet{Registry: registry, Local: local, Connect: connectKubernetes}, srv, log)
+	eng := startReleaseEngine(gctx, g, store, &fleet.ReleaseFleet{Registry: registry, Local: local, Connect: connectKubernetes}, srv, log,
+		release.WithAlerts(alert.ReleaseSeam{Engine: alerts})) // issue 16: spec.analysis.abortOnAlerts
+	alerts.SetReleases(alert.ReleaseLookup{Engine: eng}) // issue 16: alerts name the release they fire during
 	server.TrafficAPI{Router: clusters, Live: clusters, Releases: eng}.Register(srv)
 	startProductionEdge(gctx, g, cfg, registry, probe, eng, log)
 

@@ -28,7 +28,8 @@ func startAlerts(ctx context.Context, g *errgroup.Group, cfg config.Config, srv 
 		Queryable: ms.store.DB(), Appendable: ms.store.DB(), QueryEngine: ms.store.Engine(),
 		RuleFiles: cfg.RuleFiles, EvalInterval: cfg.MetricsScrapeInterval,
 		ConfigFile: cfg.AlertConfig, Alertmanagers: cfg.Alertmanagers,
-		ExternalURL: api, Registerer: ms.store.Registry, Log: log.With("component", "alerting"),
+		ExternalURL: api, OutboxRetention: cfg.AlertOutboxRetention,
+		Registerer: ms.store.Registry, Log: log.With("component", "alerting"),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("alerting: %w", err)

@@ -15,8 +15,8 @@ import (
 // startReleaseEngine builds the release engine over the fleet's clusters
 // (each with its router, runtime target and metrics), registers its API
 // and runs its reconcile loop every second in g.
-func startReleaseEngine(ctx context.Context, g *errgroup.Group, store state.Store, fleet release.Fleet, srv *server.Server, log *slog.Logger) *release.Engine {
-	eng := release.NewFleetEngine(store, fleet, release.WithLogger(log.With("component", "release")))
+func startReleaseEngine(ctx context.Context, g *errgroup.Group, store state.Store, fleet release.Fleet, srv *server.Server, log *slog.Logger, opts ...release.Option) *release.Engine {
+	eng := release.NewFleetEngine(store, fleet, append([]release.Option{release.WithLogger(log.With("component", "release"))}, opts...)...)
 	server.ReleaseAPI{Engine: eng}.Register(srv)
 	g.Go(func() error { return eng.Run(ctx, time.Second) })
 	return eng

@@ -29,6 +29,9 @@ type Alert struct {
 	InhibitedBy []string  `json:"inhibitedBy,omitempty"`
 	// Why says in words why the alert is in its state.
 	Why string `json:"why"`
+	// Release is the release of the alert's service that ran while the
+	// alert was active, if any (deploy.go).
+	Release *Release `json:"release,omitempty"`
 }
 
 // Alerts are the active alerts of every alerting rule, firing first.
@@ -38,8 +41,12 @@ func (e *Engine) Alerts(ctx context.Context) []Alert {
 		for _, a := range r.ActiveAlerts() {
 			v := Alert{Name: r.Name(), Labels: a.Labels.Map(), Annotations: a.Annotations.Map(), State: a.State.String(),
 				ActiveAt: a.ActiveAt, FiredAt: a.FiredAt, Value: a.Value}
+			if rel, ok := e.releaseOf(ctx, a.Labels, a.ActiveAt); ok {
+				v.Release = &rel
+				v.Annotations = withRelease(v.Annotations, rel, e.releaseURL(rel.Name))
+			}
 			if v.State == "pending" {
-				v.Why = fmt.Sprintf("condition true since %s; fires after `for` %s", a.ActiveAt.UTC().Format(time.RFC3339), r.HoldDuration())
+				v.Why = fmt.Sprintf("condition true since %s; fires after `for` %s", a.ActiveAt.UTC().Format(time.RFC3339), r.HoldDuration()) + duringRelease(v.Release)
 				out = append(out, v)
 				continue
 			}
@@ -53,6 +60,7 @@ func (e *Engine) Alerts(ctx context.Context) []Alert {
 			default:
 				v.Why = "firing since " + a.FiredAt.UTC().Format(time.RFC3339) + "; notified to the receivers of its route"
 			}
+			v.Why += duringRelease(v.Release)
 			out = append(out, v)
 		}
 	}
@@ -125,4 +133,19 @@ func (e *Engine) ExternalAlertmanagers() []string {
 		out = append(out, u.String())
 	}
 	return out
+}
+
+func withRelease(ann map[string]string, rel Release, link string) map[string]string {
+	if ann == nil {
+		ann = map[string]string{}
+	}
+	ann["release"], ann["release_version"], ann["release_url"] = rel.Name, rel.Version, link
+	return ann
+}
+
+func duringRelease(rel *Release) string {
+	if rel == nil {
+		return ""
+	}
+	return fmt.Sprintf("; during release %s of version %s (%s)", rel.Name, rel.Version, strings.ReplaceAll(rel.Phase, "_", " "))
 }

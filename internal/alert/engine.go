@@ -59,14 +59,22 @@ type Options struct {
 	Alertmanagers []string
 	// ExternalURL is Pave's URL, for links in alerts.
 	ExternalURL string
-	Registerer  prometheus.Registerer
-	Log         *slog.Logger
+	// OutboxRetention is how long the outbox retries a notification
+	// before it gives up (expired), and keeps a refused one (default
+	// DefaultOutboxRetention).
+	OutboxRetention time.Duration
+	Registerer      prometheus.Registerer
+	Log             *slog.Logger
 }
 
 // Defaults.
 const (
 	DefaultEvalInterval   = 15 * time.Second
 	DefaultReloadInterval = 5 * time.Second
+	// DefaultOutboxRetention is Alertmanager's retention of its
+	// notification log and silences: a receiver down for five days has
+	// lost what it was sent.
+	DefaultOutboxRetention = 120 * time.Hour
 	// resendDelay is how often a firing alert is sent again, as
 	// Prometheus' default: the embedded Alertmanager and external ones
 	// keep it alive with these resends.
@@ -82,6 +90,9 @@ func (o *Options) defaults() {
 	}
 	if o.ReloadInterval <= 0 {
 		o.ReloadInterval = DefaultReloadInterval
+	}
+	if o.OutboxRetention <= 0 {
+		o.OutboxRetention = DefaultOutboxRetention
 	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
@@ -111,6 +122,9 @@ type Engine struct {
 	// Update cannot replace groups (the old ones wait for Run to stop), so
 	// SetRuleSource leaves the reload to Run.
 	running atomic.Bool
+	// releases, when set, names the release an alert fired during
+	// (deploy.go).
+	releases atomic.Pointer[Releases]
 }
 
 // New builds an engine: the rules manager over the store, the embedded
@@ -137,7 +151,7 @@ func New(o Options) (*Engine, error) {
 	}
 	e := &Engine{opts: o, log: o.Log, reloadCh: make(chan struct{}, 1)}
 	var err error
-	if e.notifier, err = newNotifier(o.Dir, o.ConfigFile, ext, o.Registerer, o.Log.With("component", "alertmanager")); err != nil {
+	if e.notifier, err = newNotifier(o.Dir, o.ConfigFile, o.OutboxRetention, ext, o.Registerer, o.Log.With("component", "alertmanager")); err != nil {
 		return nil, err
 	}
 	if e.external, err = newExternalAlertmanagers(o.Alertmanagers, o.Registerer, o.Log.With("component", "notifier")); err != nil {
@@ -242,6 +256,7 @@ func (e *Engine) send(ctx context.Context, expr string, alerts ...*rules.Alert) 
 	if len(alerts) == 0 {
 		return
 	}
+	alerts = e.withReleases(ctx, alerts)
 	e.notifier.put(ctx, e.opts.ExternalURL, expr, alerts)
 	e.external.send(e.opts.ExternalURL, expr, alerts)
 }

@@ -79,7 +79,7 @@ type notifier struct {
 	routes     *dispatch.Route
 }
 
-func newNotifier(dir, configFile string, externalURL *url.URL, reg prometheus.Registerer, log *slog.Logger) (*notifier, error) {
+func newNotifier(dir, configFile string, outboxRetention time.Duration, externalURL *url.URL, reg prometheus.Registerer, log *slog.Logger) (*notifier, error) {
 	conf, err := loadConfig(configFile)
 	if err != nil {
 		return nil, err
@@ -132,7 +132,7 @@ func newNotifier(dir, configFile string, externalURL *url.URL, reg prometheus.Re
 		}
 		receivers[rcv.Name] = fronted
 	}
-	if n.outbox, err = openOutbox(filepath.Join(dir, "outbox"), real, log); err != nil {
+	if n.outbox, err = openOutbox(filepath.Join(dir, "outbox"), real, outboxRetention, log); err != nil {
 		return nil, err
 	}
 	intervals := map[string][]timeinterval.TimeInterval{}

@@ -49,8 +49,9 @@ type Delivery struct {
 	RepeatInterval time.Duration  `json:"repeatInterval"`
 	Alerts         []model.Alert  `json:"alerts"`
 	Created        time.Time      `json:"created"`
-	// State is "pending" (not delivered yet), "delivered" or "failed"
-	// (the receiver refused it for good, e.g. a 4xx: not retried).
+	// State is "pending" (not delivered yet), "delivered", "failed"
+	// (the receiver refused it for good, e.g. a 4xx: not retried) or
+	// "expired" (not delivered within the outbox retention: dropped).
 	State       string    `json:"state"`
 	Attempts    int       `json:"attempts"`
 	LastAttempt time.Time `json:"lastAttempt,omitzero"`
@@ -60,10 +61,13 @@ type Delivery struct {
 }
 
 type outbox struct {
-	dir  string
-	log  *slog.Logger
-	real map[string]notify.Integration
-	kick chan struct{}
+	dir string
+	log *slog.Logger
+	// retention bounds how long a notification is retried (then it
+	// expires) and how long a refused one is kept on disk.
+	retention time.Duration
+	real      map[string]notify.Integration
+	kick      chan struct{}
 
 	mu      sync.Mutex
 	pending map[string]*Delivery
@@ -72,11 +76,11 @@ type outbox struct {
 
 const recentDeliveries = 200
 
-func openOutbox(dir string, real map[string]notify.Integration, log *slog.Logger) (*outbox, error) {
+func openOutbox(dir string, real map[string]notify.Integration, retention time.Duration, log *slog.Logger) (*outbox, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("alert: outbox: %w", err)
 	}
-	o := &outbox{dir: dir, log: log, real: real, kick: make(chan struct{}, 1), pending: map[string]*Delivery{}}
+	o := &outbox{dir: dir, log: log, retention: retention, real: real, kick: make(chan struct{}, 1), pending: map[string]*Delivery{}}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("alert: outbox: %w", err)
@@ -102,6 +106,11 @@ func openOutbox(dir string, real map[string]notify.Integration, log *slog.Logger
 		d.NextAttempt = time.Time{} // try at once after a restart
 		o.pending[d.ID] = &d
 	}
+	sort.Slice(o.recent, func(i, j int) bool { return o.recent[i].ID < o.recent[j].ID })
+	if len(o.recent) > recentDeliveries {
+		o.recent = o.recent[len(o.recent)-recentDeliveries:]
+	}
+	o.expire(time.Now())
 	if len(o.pending) > 0 {
 		log.Info("outbox: notifications not yet delivered before the restart", "count", len(o.pending))
 	}
@@ -183,6 +192,7 @@ func (o *outbox) run(ctx context.Context, stopc <-chan struct{}) {
 	t := time.NewTicker(minBackoff / 2)
 	defer t.Stop()
 	for {
+		o.expire(time.Now())
 		o.deliverDue(ctx)
 		select {
 		case <-stopc:
@@ -262,6 +272,47 @@ func (o *outbox) attempt(ctx context.Context, d *Delivery) {
 	}
 }
 
+// expire applies the retention: a notification not delivered within it is
+// given up (state expired, logged, listed), a refused one older than it is
+// removed from disk. Delivered notifications leave the disk at once; the
+// last recentDeliveries of them stay listed in memory.
+func (o *outbox) expire(now time.Time) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for id, d := range o.pending {
+		if now.Sub(d.Created) <= o.retention {
+			continue
+		}
+		delete(o.pending, id)
+		d.State = "expired"
+		d.LastError = fmt.Sprintf("not delivered within the outbox retention %s (setting alert-outbox-retention); last error: %s", o.retention, d.LastError)
+		d.NextAttempt = time.Time{}
+		o.remember(d)
+		o.removeFile(d)
+		o.log.Error("notification expired undelivered", "receiver", d.Receiver, "integration", d.Integration, "created", d.Created, "attempts", d.Attempts)
+	}
+	kept := o.recent[:0]
+	for _, d := range o.recent {
+		last := d.LastAttempt
+		if last.IsZero() {
+			last = d.Created
+		}
+		if d.State == "failed" && now.Sub(last) > o.retention {
+			o.removeFile(d)
+			continue
+		}
+		kept = append(kept, d)
+	}
+	clear(o.recent[len(kept):])
+	o.recent = kept
+}
+
+func (o *outbox) removeFile(d *Delivery) {
+	if err := os.Remove(filepath.Join(o.dir, d.ID+".json")); err != nil && !errors.Is(err, os.ErrNotExist) {
+		o.log.Error("outbox: removing a notification", "id", d.ID, "err", err)
+	}
+}
+
 func backoff(attempts int) time.Duration {
 	b := minBackoff
 	for i := 1; i < attempts && b < maxBackoff; i++ {
@@ -273,6 +324,13 @@ func backoff(attempts int) time.Duration {
 func (o *outbox) remember(d *Delivery) {
 	o.recent = append(o.recent, d)
 	if len(o.recent) > recentDeliveries {
+		// A refused notification pushed out of the list leaves the
+		// disk with it, so neither grows without bound.
+		for _, old := range o.recent[:len(o.recent)-recentDeliveries] {
+			if old.State == "failed" {
+				o.removeFile(old)
+			}
+		}
 		o.recent = o.recent[len(o.recent)-recentDeliveries:]
 	}
 }

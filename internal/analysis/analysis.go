@@ -102,6 +102,11 @@ type Config struct {
 	// first to carry MinRouteShare); the α budget is split over them, so
 	// the cap keeps each test's share known in advance.
 	MaxRoutes int `json:"maxRoutes"`
+	// AbortOnAlerts lists the alerts that, firing for the service while
+	// the release runs, roll it back: alert names or Alertmanager
+	// matchers (severity=page). The release engine applies it
+	// (internal/release/alerts.go); empty: alerts never abort.
+	AbortOnAlerts []string `json:"abortOnAlerts,omitempty"`
 }
 
 // DefaultConfig returns the defaults: a 1% false-rollback budget, 5% miss

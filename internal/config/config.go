@@ -107,6 +107,9 @@ type Config struct {
 	AlertConfig string
 	// Alertmanagers are external Alertmanager URLs every alert goes to.
 	Alertmanagers []string
+	// AlertOutboxRetention is how long the alert outbox keeps a
+	// notification it could not deliver, or one a receiver refused.
+	AlertOutboxRetention time.Duration
 	// Runners (issue 19): the GitHub webhook's shared secret.
 	GitHubWebhookSecret string
 }
@@ -127,6 +130,7 @@ func Default() Config {
 		GatewayPinNetworks: []string{"127.0.0.0/8", "::1/128"},
 
 		MetricsScrapeInterval: 15 * time.Second,
+		AlertOutboxRetention:  120 * time.Hour,
 		MetricsRetention:      15 * 24 * time.Hour,
 		MetricsSampleLimit:    "100000",
 	}
@@ -304,6 +308,12 @@ func settings() []setting {
 				if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 					return fmt.Errorf("%q is not an Alertmanager URL; want http(s)://HOST:PORT, e.g. http://alertmanager:9093", raw)
 				}
+			}
+			return nil
+		}},
+		{"alert-outbox-retention", "how long the alert outbox retries a notification a receiver has not accepted (then it is dropped, logged and listed as expired), and keeps one a receiver refused", func(c *Config) any { return &c.AlertOutboxRetention }, func(c *Config) error {
+			if c.AlertOutboxRetention < time.Minute {
+				return errors.New("must be at least 1m, e.g. 120h")
 			}
 			return nil
 		}},

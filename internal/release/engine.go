@@ -34,6 +34,9 @@ type Engine struct {
 	// decisionEvery bounds how often an unchanged decision is re-stored
 	// for the live view.
 	decisionEvery time.Duration
+	// alerts, when set, lets spec.analysis.abortOnAlerts end a release
+	// (alerts.go).
+	alerts Alerts
 
 	mu sync.Mutex // serialises read-modify-write of releases
 }

@@ -165,6 +165,9 @@ func (e *Engine) reconcileRunning(ctx context.Context, r *Release, ver *int64) e
 			return e.end(ctx, r, ver, RolledBack, fmt.Sprintf("cluster %s: %s lost readiness: %d of %d replicas ready%s", cs.Name, r.Canary(), have, want, failureText(f)), nil)
 		}
 	}
+	if why := e.abortingAlert(ctx, r); why != "" { // spec.analysis.abortOnAlerts (alerts.go)
+		return e.end(ctx, r, ver, RolledBack, why, nil)
+	}
 	snap, err := e.measure(ctx, r, seams)
 	if err != nil {
 		return e.holdOrRollBack(ctx, r, ver, err)

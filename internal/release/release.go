@@ -391,6 +391,9 @@ func (r Release) Validate() error {
 	if err := validateClusters(s); err != nil {
 		return err
 	}
+	if err := validateAbortOnAlerts(s.Analysis.AbortOnAlerts); err != nil {
+		return err
+	}
 	if err := s.Analysis.Validate(); err != nil {
 		var ce *analysis.ConfigError
 		if errors.As(err, &ce) {

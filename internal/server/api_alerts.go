@@ -54,7 +54,7 @@ func (a AlertsAPI) alerts(w http.ResponseWriter, r *http.Request) {
 	v := AlertsView{Alerts: a.Engine.Alerts(r.Context()), RuleFileErrors: a.Engine.RuleFileErrors(),
 		Alertmanagers: a.Engine.ExternalAlertmanagers(), FailingDeliveries: []alert.Delivery{}}
 	for _, d := range a.Engine.Deliveries() {
-		if d.State == "failed" || (d.State == "pending" && d.Attempts > 0) {
+		if d.State == "failed" || d.State == "expired" || (d.State == "pending" && d.Attempts > 0) {
 			v.FailingDeliveries = append(v.FailingDeliveries, d)
 		}
 	}

@@ -42,7 +42,15 @@ async function refreshAlerts() {
     cell(tr, a.name);
     cell(tr, labelList(a.labels));
     cell(tr, ago(a.firedAt || a.activeAt));
-    cell(tr, a.why);
+    const why = cell(tr, a.why);
+    if (a.release) {
+      // Deploy awareness: the release of the service the alert fired during.
+      const l = document.createElement('a');
+      l.href = a.annotations?.release_url || '/ui/releases.html?name=' + encodeURIComponent(a.release.name);
+      l.dataset.release = a.release.name;
+      l.textContent = `release ${a.release.name} (${a.release.version})`;
+      why.append(' ', l);
+    }
     body.appendChild(tr);
   }
   const dl = $('deliveries');
