@@ -46,6 +46,16 @@ type Elector struct {
 	mu      sync.Mutex
 	fence   state.Fence
 	leading bool
+	cur     *term         // the current term, nil between terms
+	changed chan struct{} // closed and replaced when a term starts
+}
+
+// term is one period of leadership: its context carries the fence and
+// ends with the term; loops is the loops running in it.
+type term struct {
+	ctx   context.Context
+	loops sync.WaitGroup
+	ended bool
 }
 
 // Options configure an Elector.
@@ -71,7 +81,8 @@ func New(leases state.Leases, o Options) *Elector {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Elector{leases: leases, name: o.Lease, identity: o.Identity, note: o.Note, ttl: o.TTL, log: o.Log}
+	return &Elector{leases: leases, name: o.Lease, identity: o.Identity, note: o.Note, ttl: o.TTL, log: o.Log,
+		changed: make(chan struct{})}
 }
 
 // Identity names this process uniquely: a restarted replica is a new
@@ -103,9 +114,10 @@ func (e *Elector) renew() time.Duration  { return e.ttl / 5 }
 func (e *Elector) retry() time.Duration  { return e.ttl / 15 }
 
 // Run campaigns until ctx ends. Each time this replica wins, it calls
-// lead with a context that carries the fence and ends when leadership is
-// lost; Run waits for lead to return before campaigning again. On
-// shutdown a leader gives the lease up, so a standby takes over at once.
+// lead (if not nil) and starts the Loops, with a context that carries the
+// fence and ends when leadership is lost; Run waits for them to return
+// before campaigning again. On shutdown a leader gives the lease up, so a
+// standby takes over at once.
 func (e *Elector) Run(ctx context.Context, lead func(ctx context.Context)) {
 	for ctx.Err() == nil {
 		l, err := e.leases.TryLease(ctx, e.name, e.identity, e.note, e.stored())
@@ -120,25 +132,31 @@ func (e *Elector) Run(ctx context.Context, lead func(ctx context.Context)) {
 	}
 }
 
-// term runs one term of leadership: lead runs while the lease is renewed.
+// term runs one term of leadership: lead and the Loops run while the
+// lease is renewed; the term ends when they all returned.
 func (e *Elector) term(ctx context.Context, l state.Lease, lead func(context.Context)) {
 	f := state.Fence{Lease: e.name, Holder: e.identity, Token: l.Token}
 	e.log.Info("leading the control plane", "replica", e.identity, "token", l.Token)
-	e.mu.Lock()
-	e.fence, e.leading = f, true
-	e.mu.Unlock()
 	lctx, cancel := context.WithCancel(state.WithFence(ctx, f))
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		lead(lctx)
-	}()
-	why := e.hold(lctx, l)
-	cancel()
-	<-done
+	t := &term{ctx: lctx}
 	e.mu.Lock()
-	e.leading = false
+	e.fence, e.leading, e.cur = f, true, t
+	close(e.changed)
+	e.changed = make(chan struct{})
 	e.mu.Unlock()
+	if lead != nil {
+		t.loops.Add(1)
+		go func() {
+			defer t.loops.Done()
+			lead(lctx)
+		}()
+	}
+	why := e.hold(lctx, l)
+	e.mu.Lock()
+	t.ended, e.leading, e.cur = true, false, nil
+	e.mu.Unlock()
+	cancel()
+	t.loops.Wait()
 	if ctx.Err() != nil {
 		// Shutting down: hand over now rather than after the lease.
 		rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
@@ -148,6 +166,70 @@ func (e *Elector) term(ctx context.Context, l state.Lease, lead func(context.Con
 		return
 	}
 	e.log.Warn("stepped down", "replica", e.identity, "token", f.Token, "reason", why)
+}
+
+// Loop runs loop during every term this replica leads, until ctx ends:
+// it waits for leadership, runs loop with a context that carries the
+// fence and ends with the term, and waits again when it returns. A loop
+// that returns early is started again after a second (if still leading).
+// Loop is how the release engine, the fleet controller and the schedulers
+// run on the leader only.
+func (e *Elector) Loop(ctx context.Context, loop func(ctx context.Context) error) error {
+	for {
+		t, ok := e.await(ctx)
+		if !ok {
+			return nil
+		}
+		tctx, cancel := context.WithCancel(t.ctx)
+		stop := context.AfterFunc(ctx, cancel)
+		err := loop(tctx)
+		stop()
+		cancel()
+		t.loops.Done()
+		if err != nil && tctx.Err() == nil {
+			e.log.Warn("leader loop", "err", err)
+		}
+		if tctx.Err() == nil && !sleep(ctx, time.Second) {
+			return nil
+		}
+	}
+}
+
+// await blocks until this replica leads, and registers a loop in the term.
+func (e *Elector) await(ctx context.Context) (*term, bool) {
+	for {
+		e.mu.Lock()
+		t, ch := e.cur, e.changed
+		if t != nil && !t.ended && t.ctx.Err() == nil {
+			t.loops.Add(1)
+			e.mu.Unlock()
+			return t, true
+		}
+		e.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return nil, false
+		case <-ch:
+		}
+	}
+}
+
+type gateKey struct{}
+
+// NewContext returns a context carrying e, for Gate.
+func NewContext(ctx context.Context, e *Elector) context.Context {
+	return context.WithValue(ctx, gateKey{}, e)
+}
+
+// Gate runs loop on the leader only, through the Elector ctx carries
+// (NewContext): the one-line way for code that starts a control loop to
+// leave the decision of where it runs to the wiring. Without an Elector
+// in ctx (one replica, tests) loop runs at once, once.
+func Gate(ctx context.Context, loop func(ctx context.Context) error) error {
+	if e, ok := ctx.Value(gateKey{}).(*Elector); ok {
+		return e.Loop(ctx, loop)
+	}
+	return loop(ctx)
 }
 
 // hold renews the lease until it is lost or ctx ends, and says why it

@@ -229,3 +229,40 @@ func TestSQLiteLeadsAtOnce(t *testing.T) {
 	a := start(t, s, "a", time.Second)
 	waitFor(t, "a leads", 5*time.Second, func() bool { return a.wrote.Load() > 2 })
 }
+
+// Gated loops run on the leader only, start again in each new term, and
+// run at once without an elector.
+func TestGate(t *testing.T) {
+	_, store := postgres(t)
+	ttl := 3 * time.Second
+	a := start(t, store, "a", ttl)
+	waitFor(t, "a leads", 10*time.Second, func() bool { _, ok := a.e.Leading(); return ok })
+	b := start(t, store, "b", ttl)
+	var runsA, runsB atomic.Int32
+	gated := func(e *Elector, runs *atomic.Int32) {
+		ctx, cancel := context.WithCancel(NewContext(context.Background(), e))
+		t.Cleanup(cancel)
+		go Gate(ctx, func(ctx context.Context) error {
+			if _, ok := state.FenceFrom(ctx); !ok {
+				t.Error("a gated loop runs without a fence")
+			}
+			runs.Add(1)
+			<-ctx.Done()
+			return nil
+		})
+	}
+	gated(a.e, &runsA)
+	gated(b.e, &runsB)
+	waitFor(t, "the loop runs on a", 5*time.Second, func() bool { return runsA.Load() == 1 })
+	time.Sleep(500 * time.Millisecond)
+	if runsB.Load() != 0 {
+		t.Fatal("a gated loop runs on the standby")
+	}
+	a.stop()
+	waitFor(t, "the loop runs on b", 10*time.Second, func() bool { return runsB.Load() == 1 })
+	ran := false
+	Gate(context.Background(), func(ctx context.Context) error { ran = true; return nil })
+	if !ran {
+		t.Fatal("Gate without an elector did not run the loop")
+	}
+}
