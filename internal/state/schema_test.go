@@ -148,7 +148,7 @@ func TestPostgresUnavailable(t *testing.T) {
 		err = s.Ping(ctx)
 		s.Close()
 	}
-	if err == nil || !strings.Contains(err.Error(), "read-only") {
+	if err == nil || !strings.Contains(err.Error(), "is read-only") {
 		t.Fatalf("read-only server: %v", err)
 	}
 }
