@@ -12,8 +12,8 @@ import (
 
 	"github.com/pave-platform/pave/internal/config"
 	"github.com/pave-platform/pave/internal/fleet"
-	"github.com/pave-platform/pave/internal/leader"
 	"github.com/pave-platform/pave/internal/gateway"
+	"github.com/pave-platform/pave/internal/leader"
 	"github.com/pave-platform/pave/internal/release"
 )
 
