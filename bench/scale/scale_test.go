@@ -34,7 +34,7 @@ func TestFailoverKill9(t *testing.T) {
 		t.Fatal(err)
 	}
 	lease := 15 * time.Second
-	res, err := failover(context.Background(), self, pg.Database(t), 1, lease, t.TempDir(), t.Log)
+	res, err := failover(context.Background(), self, pg.Database(t), 1, lease, t.TempDir(), func(s string) { t.Log(s) })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +55,7 @@ func TestFailoverRepeated(t *testing.T) {
 	pg := pgtest.New(t)
 	self, _ := os.Executable()
 	lease := 3 * time.Second
-	res, err := failover(context.Background(), self, pg.Database(t), 3, lease, t.TempDir(), t.Log)
+	res, err := failover(context.Background(), self, pg.Database(t), 3, lease, t.TempDir(), func(s string) { t.Log(s) })
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,8 +9,9 @@
 // (a GC pause, a frozen VM, a partition) and wakes up late writes nothing.
 //
 // Timing, for a lease of L (the leader-lease setting, 15 s by default):
-// the lease is stored for L-L/15 and renewed every L/5; a standby tries
-// every L/15. A leader killed right after renewing is replaced within L.
+// the lease is stored for L-2L/15 and renewed every L/5; a standby tries
+// every L/15. A leader killed right after renewing is replaced within
+// L-L/15, which leaves L/15 for a loaded machine's scheduling.
 // A leader that cannot renew steps down before its stored lease expires.
 package leader
 
@@ -109,7 +110,7 @@ func (e *Elector) Lease(ctx context.Context) (state.Lease, error) {
 	return e.leases.GetLease(ctx, e.name)
 }
 
-func (e *Elector) stored() time.Duration { return e.ttl - e.retry() }
+func (e *Elector) stored() time.Duration { return e.ttl - 2*e.retry() }
 func (e *Elector) renew() time.Duration  { return e.ttl / 5 }
 func (e *Elector) retry() time.Duration  { return e.ttl / 15 }
 
