@@ -38,6 +38,7 @@ func main() {
 		backends  = flag.String("backends", "sqlite,postgres", "state stores to measure")
 		failovers = flag.Int("failovers", 20, "kill -9 of the leader, repeated (0: none)")
 		lease     = flag.Duration("lease", 15*time.Second, "the leader-lease setting of the failover run")
+		fsync     = flag.Bool("pg-fsync", true, "PostgreSQL with fsync on (as in production); off shows what the disk costs")
 		replica   = flag.Bool("replica", false, "internal: run one control-plane replica")
 		storeURL  = flag.String("store", "", "internal: the replica's state store")
 		simURL    = flag.String("sim", "", "internal: the replica's simulated clusters")
@@ -53,7 +54,7 @@ func main() {
 	}
 	ctx, stop := signalContext()
 	defer stop()
-	if err := run(ctx, os.Stdout, *releases, *duration, strings.Split(*backends, ","), *failovers, *lease); err != nil {
+	if err := run(ctx, os.Stdout, *releases, *duration, strings.Split(*backends, ","), *failovers, *lease, *fsync); err != nil {
 		fmt.Fprintln(os.Stderr, "scale:", err)
 		os.Exit(1)
 	}
@@ -63,7 +64,7 @@ func signalContext() (context.Context, context.CancelFunc) {
 	return signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 }
 
-func run(ctx context.Context, out io.Writer, n int, d time.Duration, backends []string, failovers int, lease time.Duration) error {
+func run(ctx context.Context, out io.Writer, n int, d time.Duration, backends []string, failovers int, lease time.Duration, fsync bool) error {
 	self, err := os.Executable()
 	if err != nil {
 		return err
@@ -75,7 +76,7 @@ func run(ctx context.Context, out io.Writer, n int, d time.Duration, backends []
 	}
 	if needPG {
 		// Durable: fsync on, as a production server runs.
-		if pg, err = pgtest.Start(pgtest.Options{Durable: true}); err != nil {
+		if pg, err = pgtest.Start(pgtest.Options{Durable: fsync}); err != nil {
 			return err
 		}
 		defer pg.Close()
@@ -108,12 +109,12 @@ func run(ctx context.Context, out io.Writer, n int, d time.Duration, backends []
 		}
 		cpu0 := treeCPU(pidOf(pg))
 		r, err := runScale(ctx, b, st, n, d, progress)
+		if b == "postgres" {
+			pgCPU = treeCPU(pidOf(pg)) - cpu0 // before Close ends its backends
+		}
 		st.Close()
 		if err != nil {
 			return fmt.Errorf("%s: %w", b, err)
-		}
-		if b == "postgres" {
-			pgCPU = treeCPU(pidOf(pg)) - cpu0
 		}
 		results = append(results, r)
 	}

@@ -36,7 +36,7 @@ type scaleResult struct {
 	Errors         int
 }
 
-// countingStore counts the writes the engine makes.
+// countingStore counts the writes (transactions) the engine makes.
 type countingStore struct {
 	state.Store
 	writes atomic.Int64
@@ -45,6 +45,11 @@ type countingStore struct {
 func (c *countingStore) Put(ctx context.Context, kind, key string, data []byte, ifVersion int64) (state.Object, error) {
 	c.writes.Add(1)
 	return c.Store.Put(ctx, kind, key, data, ifVersion)
+}
+
+func (c *countingStore) PutAppend(ctx context.Context, kind, key string, data []byte, ifVersion int64, e state.Event) (state.Object, int64, error) {
+	c.writes.Add(1)
+	return c.Store.(state.PutAppender).PutAppend(ctx, kind, key, data, ifVersion, e)
 }
 
 func (c *countingStore) Delete(ctx context.Context, kind, key string, ifVersion int64) error {

@@ -213,8 +213,19 @@ func (s *Postgres) write(ctx context.Context, fn func(pgx.Tx) error) error {
 }
 
 func (s *Postgres) Put(ctx context.Context, kind, key string, data []byte, ifVersion int64) (Object, error) {
+	o, _, err := s.put(ctx, kind, key, data, ifVersion, nil)
+	return o, err
+}
+
+// PutAppend stores an object and appends an event in one transaction.
+func (s *Postgres) PutAppend(ctx context.Context, kind, key string, data []byte, ifVersion int64, e Event) (Object, int64, error) {
+	return s.put(ctx, kind, key, data, ifVersion, &e)
+}
+
+func (s *Postgres) put(ctx context.Context, kind, key string, data []byte, ifVersion int64, e *Event) (Object, int64, error) {
 	now := time.Now().UTC()
 	o := Object{Kind: kind, Key: key, Data: append([]byte(nil), data...), Updated: now}
+	var seq int64
 	err := s.write(ctx, func(tx pgx.Tx) error {
 		var err error
 		switch ifVersion {
@@ -234,12 +245,19 @@ func (s *Postgres) Put(ctx context.Context, kind, key string, data []byte, ifVer
 			_ = tx.QueryRow(ctx, `SELECT version FROM objects WHERE kind=$1 AND key=$2`, kind, key).Scan(&cur)
 			return fmt.Errorf("%s %q at version %d, expected %d: %w", kind, key, cur, ifVersion, ErrConflict)
 		}
-		return err
+		if err != nil || e == nil {
+			return err
+		}
+		if e.Time.IsZero() {
+			e.Time = now
+		}
+		return tx.QueryRow(ctx, `INSERT INTO events (time, kind, key, type, data) VALUES ($1,$2,$3,$4,$5) RETURNING seq`,
+			e.Time.UnixNano(), e.Kind, e.Key, e.Type, []byte(e.Data)).Scan(&seq)
 	})
 	if err != nil {
-		return Object{}, fmt.Errorf("put %s/%s: %w", kind, key, err)
+		return Object{}, 0, fmt.Errorf("put %s/%s: %w", kind, key, err)
 	}
-	return o, nil
+	return o, seq, nil
 }
 
 func (s *Postgres) Delete(ctx context.Context, kind, key string, ifVersion int64) error {

@@ -157,33 +157,57 @@ func (s *SQLite) List(ctx context.Context, kind string) ([]Object, error) {
 }
 
 func (s *SQLite) Put(ctx context.Context, kind, key string, data []byte, ifVersion int64) (Object, error) {
+	o, _, err := s.put(ctx, kind, key, data, ifVersion, nil)
+	return o, err
+}
+
+// PutAppend stores an object and appends an event in one transaction.
+func (s *SQLite) PutAppend(ctx context.Context, kind, key string, data []byte, ifVersion int64, e Event) (Object, int64, error) {
+	return s.put(ctx, kind, key, data, ifVersion, &e)
+}
+
+func (s *SQLite) put(ctx context.Context, kind, key string, data []byte, ifVersion int64, e *Event) (Object, int64, error) {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		return Object{}, fmt.Errorf("put %s/%s: %w", kind, key, err)
+		return Object{}, 0, fmt.Errorf("put %s/%s: %w", kind, key, err)
 	}
 	defer tx.Rollback()
 	if err := checkFence(ctx, tx); err != nil {
-		return Object{}, fmt.Errorf("put %s/%s: %w", kind, key, err)
+		return Object{}, 0, fmt.Errorf("put %s/%s: %w", kind, key, err)
 	}
 	var cur int64
 	err = tx.QueryRowContext(ctx, `SELECT version FROM objects WHERE kind=? AND key=?`, kind, key).Scan(&cur)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return Object{}, fmt.Errorf("put %s/%s: %w", kind, key, err)
+		return Object{}, 0, fmt.Errorf("put %s/%s: %w", kind, key, err)
 	}
 	if ifVersion != Any && ifVersion != cur {
-		return Object{}, fmt.Errorf("%s %q at version %d, expected %d: %w", kind, key, cur, ifVersion, ErrConflict)
+		return Object{}, 0, fmt.Errorf("%s %q at version %d, expected %d: %w", kind, key, cur, ifVersion, ErrConflict)
 	}
 	now := time.Now().UTC()
 	o := Object{Kind: kind, Key: key, Version: cur + 1, Data: append([]byte(nil), data...), Updated: now}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO objects (kind, key, version, data, updated) VALUES (?,?,?,?,?)
 		ON CONFLICT (kind, key) DO UPDATE SET version=excluded.version, data=excluded.data, updated=excluded.updated`,
 		kind, key, o.Version, data, now.UnixNano()); err != nil {
-		return Object{}, fmt.Errorf("put %s/%s: %w", kind, key, err)
+		return Object{}, 0, fmt.Errorf("put %s/%s: %w", kind, key, err)
+	}
+	var seq int64
+	if e != nil {
+		if e.Time.IsZero() {
+			e.Time = now
+		}
+		res, err := tx.ExecContext(ctx, `INSERT INTO events (time, kind, key, type, data) VALUES (?,?,?,?,?)`,
+			e.Time.UnixNano(), e.Kind, e.Key, e.Type, []byte(e.Data))
+		if err == nil {
+			seq, err = res.LastInsertId()
+		}
+		if err != nil {
+			return Object{}, 0, fmt.Errorf("append event %s/%s: %w", e.Kind, e.Key, err)
+		}
 	}
 	if err := tx.Commit(); err != nil {
-		return Object{}, fmt.Errorf("put %s/%s: %w", kind, key, err)
+		return Object{}, 0, fmt.Errorf("put %s/%s: %w", kind, key, err)
 	}
-	return o, nil
+	return o, seq, nil
 }
 
 func (s *SQLite) Delete(ctx context.Context, kind, key string, ifVersion int64) error {

@@ -384,3 +384,29 @@ func TestLeaseOneHolder(t *testing.T) {
 		}
 	})
 }
+
+// PutAppend keeps an object and its event together: both or neither.
+func TestPutAppendAtomic(t *testing.T) {
+	both(t, func(t *testing.T, s Store, _ func() (Store, error)) {
+		ctx := context.Background()
+		pa := s.(PutAppender)
+		o, seq, err := pa.PutAppend(ctx, "release", "r", []byte("1"), 0, Event{Kind: "release", Key: "r", Type: "step", Data: []byte(`{"step":0}`)})
+		if err != nil || o.Version != 1 || seq == 0 {
+			t.Fatalf("put and append: %v %+v %d", err, o, seq)
+		}
+		// A conflict writes neither.
+		if _, _, err := pa.PutAppend(ctx, "release", "r", []byte("2"), 7, Event{Kind: "release", Key: "r", Type: "step"}); !errors.Is(err, ErrConflict) {
+			t.Fatalf("stale version: %v", err)
+		}
+		// Nor does a write under a fence that does not hold.
+		ctx2 := WithFence(ctx, Fence{Lease: "leader", Holder: "x", Token: 1})
+		if _, _, err := pa.PutAppend(ctx2, "release", "r", []byte("2"), 1, Event{Kind: "release", Key: "r", Type: "step"}); !errors.Is(err, ErrFenced) {
+			t.Fatalf("unheld fence: %v", err)
+		}
+		evs, _ := s.Events(ctx, "release", "r", 0, 0)
+		got, _ := s.Get(ctx, "release", "r")
+		if len(evs) != 1 || got.Version != 1 || evs[0].Seq != seq || string(evs[0].Data) != `{"step":0}` {
+			t.Fatalf("after refused writes: %+v %+v", evs, got)
+		}
+	})
+}
