@@ -119,13 +119,18 @@ func run(ctx context.Context, out io.Writer, n int, d time.Duration, backends []
 		results = append(results, r)
 	}
 	fmt.Fprintf(out, "\n%d concurrent releases, one reconcile pass a second (goal: reconcile p99 < 1s, RSS <= 200 MiB)\n", n)
-	fmt.Fprintf(out, "%-9s %8s %10s %10s %10s %10s %10s %10s %9s %9s %s\n", "backend", "passes", "recon p50", "recon p99", "loop p50", "loop p99", "writes/s", "CPU %", "RSS MiB", "goal", "outcome")
+	fmt.Fprintf(out, "%-9s %8s %10s %10s %10s %10s %10s %10s %9s %18s %s\n", "backend", "passes", "recon p50", "recon p99", "loop p50", "loop p99", "writes/s", "CPU %", "RSS MiB", "goal", "outcome")
 	for _, r := range results {
+		// The goal read two ways: one release's reconcile (met or not),
+		// and the loop's delay before each release's turn comes.
 		goal := "met"
 		if quantile(r.Reconcile, 0.99) >= time.Second || r.RSSPeak > 200<<20 {
 			goal = "MISSED"
 		}
-		fmt.Fprintf(out, "%-9s %8d %10s %10s %10s %10s %10.0f %10.0f %9.0f %9s %d promoted, %d rolled back (%d healthy), %d reconcile errors\n",
+		if quantile(r.Loop, 0.99) >= time.Second {
+			goal += ", loop MISSED"
+		}
+		fmt.Fprintf(out, "%-9s %8d %10s %10s %10s %10s %10.0f %10.0f %9.0f %18s %d promoted, %d rolled back (%d healthy), %d reconcile errors\n",
 			r.Backend, r.Passes, ms(quantile(r.Reconcile, 0.5)), ms(quantile(r.Reconcile, 0.99)), ms(quantile(r.Loop, 0.5)), ms(quantile(r.Loop, 0.99)),
 			float64(r.Writes)/r.Wall.Seconds(), 100*r.CPU.Seconds()/r.Wall.Seconds(), float64(r.RSSPeak)/(1<<20), goal, r.Promoted, r.RolledBk, r.FalseRollbacks, r.Errors)
 	}
