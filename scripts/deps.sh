@@ -18,6 +18,8 @@ say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 # util-linux (taskset for benchmarks), prometheus-alertmanager (the external
 # Alertmanager the alerting tests send to), nodejs/npm when missing.
 APT_PKGS=(chromium prometheus prometheus-alertmanager nginx haproxy wrk git patch procps util-linux ca-certificates)
+# postgresql: the state store's production backend, started by its tests as an ordinary user.
+APT_PKGS+=(postgresql)
 command -v node >/dev/null || APT_PKGS+=(nodejs)
 command -v npm >/dev/null || APT_PKGS+=(npm)
 missing=()

@@ -25,7 +25,6 @@ import (
 	"github.com/pave-platform/pave/internal/fleet"
 	"github.com/pave-platform/pave/internal/release"
 	"github.com/pave-platform/pave/internal/server"
-	"github.com/pave-platform/pave/internal/state"
 	"github.com/pave-platform/pave/internal/telemetry"
 	"github.com/pave-platform/pave/web"
 )
@@ -121,7 +120,7 @@ func runUp(ctx context.Context, cfg config.Config, logOut io.Writer) error {
 		return fmt.Errorf("setting data-dir: %w", err)
 	}
 	defer lock.Release()
-	store, err := state.OpenSQLite(filepath.Join(cfg.DataDir, "state.db"))
+	store, err := openState(ctx, cfg) // issue 21: sqlite or postgres (up_state.go)
 	if err != nil {
 		return err
 	}
@@ -201,6 +200,9 @@ func runUp(ctx context.Context, cfg config.Config, logOut io.Writer) error {
 	defer startRunners(ctx, cfg, srv, registry, log)() // issue 19: runner pools (up_runners.go)
 
 	g, gctx := errgroup.WithContext(ctx)
+	// issue 21: the release engine and the fleet controller run on the
+	// elected leader only, through leader.Gate (up_state.go).
+	gctx = startLeader(gctx, g, cfg, store, ls.api.Addr(), srv, log)
 	serve := func(name string, ln net.Listener, h http.Handler) {
 		hs := newHTTPServer(h)
 		g.Go(func() error {

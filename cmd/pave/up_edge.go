@@ -13,6 +13,7 @@ import (
 	"github.com/pave-platform/pave/internal/config"
 	"github.com/pave-platform/pave/internal/fleet"
 	"github.com/pave-platform/pave/internal/gateway"
+	"github.com/pave-platform/pave/internal/leader"
 	"github.com/pave-platform/pave/internal/release"
 )
 
@@ -51,7 +52,7 @@ func startEdge(ctx context.Context, g *errgroup.Group, cfg config.Config, ln net
 		log.Warn("fleet: first pass", "err", err)
 	}
 	g.Go(func() error { return edge.Serve(ctx, ln) })
-	g.Go(func() error { return ctrl.Run(ctx) })
+	g.Go(func() error { return leader.Gate(ctx, ctrl.Run) }) // on the leader only (issue 21)
 	return edge
 }
 
@@ -118,7 +119,7 @@ func startProductionEdge(ctx context.Context, g *errgroup.Group, cfg config.Conf
 			return out, nil
 		},
 	})
-	g.Go(func() error { return ctrl.Run(ctx) })
+	g.Go(func() error { return leader.Gate(ctx, ctrl.Run) }) // on the leader only (issue 21)
 }
 
 // meshEdge is the Istio edge in the registered cluster holding the mesh's

@@ -7,6 +7,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/pave-platform/pave/internal/leader"
 	"github.com/pave-platform/pave/internal/release"
 	"github.com/pave-platform/pave/internal/server"
 	"github.com/pave-platform/pave/internal/state"
@@ -18,6 +19,8 @@ import (
 func startReleaseEngine(ctx context.Context, g *errgroup.Group, store state.Store, fleet release.Fleet, srv *server.Server, log *slog.Logger, opts ...release.Option) *release.Engine {
 	eng := release.NewFleetEngine(store, fleet, append([]release.Option{release.WithLogger(log.With("component", "release"))}, opts...)...)
 	server.ReleaseAPI{Engine: eng}.Register(srv)
-	g.Go(func() error { return eng.Run(ctx, time.Second) })
+	g.Go(func() error {
+		return leader.Gate(ctx, func(ctx context.Context) error { return eng.Run(ctx, time.Second) }) // on the leader only (issue 21)
+	})
 	return eng
 }

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pave-platform/pave/internal/state"
 	"github.com/pave-platform/pave/internal/telemetry"
 	"github.com/pave-platform/pave/internal/telemetry/vlstore"
 	"github.com/spf13/pflag"
@@ -112,6 +113,13 @@ type Config struct {
 	AlertOutboxRetention time.Duration
 	// Runners (issue 19): the GitHub webhook's shared secret.
 	GitHubWebhookSecret string
+
+	// State store and leader election (issue 21).
+	// StateStore is "sqlite" (DATA_DIR/state.db) or a postgres:// URL
+	// several replicas share.
+	StateStore string
+	// LeaderLease bounds how long a dead leader delays its successor.
+	LeaderLease time.Duration
 }
 
 // Default returns the embedded defaults.
@@ -133,6 +141,9 @@ func Default() Config {
 		AlertOutboxRetention:  120 * time.Hour,
 		MetricsRetention:      15 * 24 * time.Hour,
 		MetricsSampleLimit:    "100000",
+
+		StateStore:  "sqlite",
+		LeaderLease: 15 * time.Second,
 	}
 }
 
@@ -349,6 +360,22 @@ func settings() []setting {
 		{"github-webhook-secret", "secret of the GitHub workflow_job webhook at POST /hooks/github (X-Hub-Signature-256); prefer PAVE_GITHUB_WEBHOOK_SECRET to a flag; empty: every delivery is refused", func(c *Config) any { return &c.GitHubWebhookSecret }, func(c *Config) error {
 			if c.GitHubWebhookSecret != "" && len(c.GitHubWebhookSecret) < 16 {
 				return errors.New("must be at least 16 characters (e.g. openssl rand -hex 20), or empty to refuse every delivery")
+			}
+			return nil
+		}},
+
+		// state store and leader election (issue 21)
+		{"state-store", "where the control plane's state lives: sqlite (DATA_DIR/state.db, one replica) or postgres://USER@HOST:PORT/DB?sslmode=verify-full (several replicas, one leader; password from PGPASSWORD or ~/.pgpass rather than the URL)", func(c *Config) any { return &c.StateStore }, func(c *Config) error {
+			err := state.CheckSetting(c.StateStore)
+			if err != nil {
+				// The error repeats the value; never with a password in it.
+				c.StateStore = state.Describe(c.StateStore)
+			}
+			return err
+		}},
+		{"leader-lease", "how long a dead leader delays its successor: the leader renews its lease every fifth of it, a standby takes over within it", func(c *Config) any { return &c.LeaderLease }, func(c *Config) error {
+			if c.LeaderLease < 3*time.Second || c.LeaderLease > 5*time.Minute {
+				return errors.New("must be between 3s and 5m, e.g. 15s")
 			}
 			return nil
 		}},

@@ -374,6 +374,24 @@ func (e *Engine) Run(ctx context.Context, interval time.Duration) error {
 // commit stores the release (ifVersion *ver, updated on success) and
 // appends a timeline event; with *ver == 0 the release must be new.
 func (e *Engine) commit(ctx context.Context, r *Release, ver *int64, evType string, evData any) error {
+	if pa, ok := e.store.(state.PutAppender); ok && evType != "" {
+		// One transaction: a crash never keeps a decision without its
+		// entry in the timeline.
+		b, err := json.Marshal(r)
+		if err != nil {
+			return fmt.Errorf("encode release %s: %w", r.Metadata.Name, err)
+		}
+		var data []byte
+		if evData != nil {
+			data, _ = json.Marshal(evData)
+		}
+		o, _, err := pa.PutAppend(ctx, StateKind, r.Metadata.Name, b, *ver, state.Event{Time: e.clock.Now().UTC(), Kind: StateKind, Key: r.Metadata.Name, Type: evType, Data: data})
+		if err != nil {
+			return fmt.Errorf("store release %s: %w", r.Metadata.Name, err)
+		}
+		*ver = o.Version
+		return nil
+	}
 	v, err := state.PutJSON(ctx, e.store, StateKind, r.Metadata.Name, r, *ver)
 	if err != nil {
 		return fmt.Errorf("store release %s: %w", r.Metadata.Name, err)

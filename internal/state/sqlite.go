@@ -10,6 +10,8 @@ import (
 	"time"
 
 	_ "modernc.org/sqlite" // the pure-Go SQLite driver
+
+	"github.com/pave-platform/pave/internal/buildinfo"
 )
 
 // SQLite is the embedded state store: one file, WAL journal, fsync on commit.
@@ -17,17 +19,27 @@ type SQLite struct {
 	db *sql.DB
 }
 
-var _ Store = (*SQLite)(nil)
+var (
+	_ Store  = (*SQLite)(nil)
+	_ Leases = (*SQLite)(nil)
+)
 
-const schema = `
-CREATE TABLE IF NOT EXISTS objects (
-  kind TEXT NOT NULL, key TEXT NOT NULL, version INTEGER NOT NULL,
-  data BLOB NOT NULL, updated INTEGER NOT NULL, PRIMARY KEY (kind, key));
-CREATE TABLE IF NOT EXISTS events (
-  seq INTEGER PRIMARY KEY AUTOINCREMENT, time INTEGER NOT NULL,
-  kind TEXT NOT NULL, key TEXT NOT NULL, type TEXT NOT NULL, data BLOB);
-CREATE INDEX IF NOT EXISTS events_by_key ON events (kind, key, seq);
-`
+// sqliteMigrations[i] brings the schema from version i to i+1; the
+// version is SQLite's user_version. Version 1 is the schema of the Paves
+// that kept no version (their files read as version 0 and migrate in place).
+var sqliteMigrations = []string{
+	`CREATE TABLE IF NOT EXISTS objects (
+	   kind TEXT NOT NULL, key TEXT NOT NULL, version INTEGER NOT NULL,
+	   data BLOB NOT NULL, updated INTEGER NOT NULL, PRIMARY KEY (kind, key));
+	 CREATE TABLE IF NOT EXISTS events (
+	   seq INTEGER PRIMARY KEY AUTOINCREMENT, time INTEGER NOT NULL,
+	   kind TEXT NOT NULL, key TEXT NOT NULL, type TEXT NOT NULL, data BLOB);
+	 CREATE INDEX IF NOT EXISTS events_by_key ON events (kind, key, seq);`,
+	`CREATE TABLE IF NOT EXISTS leases (
+	   name TEXT PRIMARY KEY, holder TEXT NOT NULL, note TEXT NOT NULL DEFAULT '',
+	   token INTEGER NOT NULL, acquired INTEGER NOT NULL,
+	   renewed INTEGER NOT NULL, expires INTEGER NOT NULL);`,
+}
 
 // OpenSQLite opens (creating if needed) the store at path.
 func OpenSQLite(path string) (*SQLite, error) {
@@ -44,11 +56,68 @@ func OpenSQLite(path string) (*SQLite, error) {
 	// One writer connection: SQLite serialises writers anyway, and a single
 	// connection keeps transactions free of SQLITE_BUSY within the process.
 	db.SetMaxOpenConns(1)
-	if _, err := db.Exec(schema); err != nil {
+	if err := migrateSQLite(db, path); err != nil {
 		db.Close()
-		return nil, fmt.Errorf("state store %s: %w", path, err)
+		return nil, err
 	}
 	return &SQLite{db: db}, nil
+}
+
+func migrateSQLite(db *sql.DB, path string) error {
+	if len(sqliteMigrations) != SchemaVersion {
+		panic("state: sqliteMigrations out of step with SchemaVersion")
+	}
+	tx, err := db.Begin()
+	if err != nil {
+		return fmt.Errorf("state store %s: %w", path, err)
+	}
+	defer tx.Rollback()
+	var cur int
+	if err := tx.QueryRow(`PRAGMA user_version`).Scan(&cur); err != nil {
+		return fmt.Errorf("state store %s: %w", path, err)
+	}
+	if cur > SchemaVersion {
+		by := "newer"
+		_ = tx.QueryRow(`SELECT pave FROM pave_schema ORDER BY version DESC LIMIT 1`).Scan(&by)
+		return newerSchema("state store "+path, cur, by)
+	}
+	if cur == SchemaVersion {
+		return nil
+	}
+	if _, err := tx.Exec(`CREATE TABLE IF NOT EXISTS pave_schema (version INTEGER PRIMARY KEY, pave TEXT NOT NULL, applied INTEGER NOT NULL)`); err != nil {
+		return fmt.Errorf("state store %s: %w", path, err)
+	}
+	for v := cur; v < SchemaVersion; v++ {
+		if _, err := tx.Exec(sqliteMigrations[v]); err != nil {
+			return fmt.Errorf("state store %s: migrate the schema to version %d: %w", path, v+1, err)
+		}
+		if _, err := tx.Exec(`INSERT OR REPLACE INTO pave_schema (version, pave, applied) VALUES (?,?,?)`, v+1, buildinfo.Read().Version, time.Now().UnixNano()); err != nil {
+			return fmt.Errorf("state store %s: %w", path, err)
+		}
+	}
+	if _, err := tx.Exec(fmt.Sprintf(`PRAGMA user_version = %d`, SchemaVersion)); err != nil {
+		return fmt.Errorf("state store %s: %w", path, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("state store %s: %w", path, err)
+	}
+	return nil
+}
+
+// checkFence fails a write made under a fence that no longer holds; it
+// runs inside the write's transaction.
+func checkFence(ctx context.Context, tx *sql.Tx) error {
+	f, ok := FenceFrom(ctx)
+	if !ok {
+		return nil
+	}
+	var one int
+	err := tx.QueryRowContext(ctx, `SELECT 1 FROM leases WHERE name=? AND holder=? AND token=? AND expires > ?`,
+		f.Lease, f.Holder, f.Token, time.Now().UnixNano()).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return fenced(f)
+	}
+	return err
 }
 
 func (s *SQLite) Close() error { return s.db.Close() }
@@ -88,46 +157,84 @@ func (s *SQLite) List(ctx context.Context, kind string) ([]Object, error) {
 }
 
 func (s *SQLite) Put(ctx context.Context, kind, key string, data []byte, ifVersion int64) (Object, error) {
+	o, _, err := s.put(ctx, kind, key, data, ifVersion, nil)
+	return o, err
+}
+
+// PutAppend stores an object and appends an event in one transaction.
+func (s *SQLite) PutAppend(ctx context.Context, kind, key string, data []byte, ifVersion int64, e Event) (Object, int64, error) {
+	return s.put(ctx, kind, key, data, ifVersion, &e)
+}
+
+func (s *SQLite) put(ctx context.Context, kind, key string, data []byte, ifVersion int64, e *Event) (Object, int64, error) {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		return Object{}, fmt.Errorf("put %s/%s: %w", kind, key, err)
+		return Object{}, 0, fmt.Errorf("put %s/%s: %w", kind, key, err)
 	}
 	defer tx.Rollback()
+	if err := checkFence(ctx, tx); err != nil {
+		return Object{}, 0, fmt.Errorf("put %s/%s: %w", kind, key, err)
+	}
 	var cur int64
 	err = tx.QueryRowContext(ctx, `SELECT version FROM objects WHERE kind=? AND key=?`, kind, key).Scan(&cur)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return Object{}, fmt.Errorf("put %s/%s: %w", kind, key, err)
+		return Object{}, 0, fmt.Errorf("put %s/%s: %w", kind, key, err)
 	}
 	if ifVersion != Any && ifVersion != cur {
-		return Object{}, fmt.Errorf("%s %q at version %d, expected %d: %w", kind, key, cur, ifVersion, ErrConflict)
+		return Object{}, 0, fmt.Errorf("%s %q at version %d, expected %d: %w", kind, key, cur, ifVersion, ErrConflict)
 	}
 	now := time.Now().UTC()
 	o := Object{Kind: kind, Key: key, Version: cur + 1, Data: append([]byte(nil), data...), Updated: now}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO objects (kind, key, version, data, updated) VALUES (?,?,?,?,?)
 		ON CONFLICT (kind, key) DO UPDATE SET version=excluded.version, data=excluded.data, updated=excluded.updated`,
 		kind, key, o.Version, data, now.UnixNano()); err != nil {
-		return Object{}, fmt.Errorf("put %s/%s: %w", kind, key, err)
+		return Object{}, 0, fmt.Errorf("put %s/%s: %w", kind, key, err)
+	}
+	var seq int64
+	if e != nil {
+		if e.Time.IsZero() {
+			e.Time = now
+		}
+		res, err := tx.ExecContext(ctx, `INSERT INTO events (time, kind, key, type, data) VALUES (?,?,?,?,?)`,
+			e.Time.UnixNano(), e.Kind, e.Key, e.Type, []byte(e.Data))
+		if err == nil {
+			seq, err = res.LastInsertId()
+		}
+		if err != nil {
+			return Object{}, 0, fmt.Errorf("append event %s/%s: %w", e.Kind, e.Key, err)
+		}
 	}
 	if err := tx.Commit(); err != nil {
-		return Object{}, fmt.Errorf("put %s/%s: %w", kind, key, err)
+		return Object{}, 0, fmt.Errorf("put %s/%s: %w", kind, key, err)
 	}
-	return o, nil
+	return o, seq, nil
 }
 
 func (s *SQLite) Delete(ctx context.Context, kind, key string, ifVersion int64) error {
-	q, args := `DELETE FROM objects WHERE kind=? AND key=?`, []any{kind, key}
-	if ifVersion != Any {
-		q, args = q+` AND version=?`, append(args, ifVersion)
-	}
-	res, err := s.db.ExecContext(ctx, q, args...)
+	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("delete %s/%s: %w", kind, key, err)
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		if _, err := s.Get(ctx, kind, key); err != nil {
-			return err
-		}
-		return fmt.Errorf("delete %s %q: %w", kind, key, ErrConflict)
+	defer tx.Rollback()
+	if err := checkFence(ctx, tx); err != nil {
+		return fmt.Errorf("delete %s/%s: %w", kind, key, err)
+	}
+	var cur int64
+	err = tx.QueryRowContext(ctx, `SELECT version FROM objects WHERE kind=? AND key=?`, kind, key).Scan(&cur)
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("%s %q: %w", kind, key, ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("delete %s/%s: %w", kind, key, err)
+	}
+	if ifVersion != Any && ifVersion != cur {
+		return fmt.Errorf("delete %s %q at version %d, expected %d: %w", kind, key, cur, ifVersion, ErrConflict)
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM objects WHERE kind=? AND key=?`, kind, key); err != nil {
+		return fmt.Errorf("delete %s/%s: %w", kind, key, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("delete %s/%s: %w", kind, key, err)
 	}
 	return nil
 }
@@ -136,12 +243,27 @@ func (s *SQLite) Append(ctx context.Context, e Event) (int64, error) {
 	if e.Time.IsZero() {
 		e.Time = time.Now().UTC()
 	}
-	res, err := s.db.ExecContext(ctx, `INSERT INTO events (time, kind, key, type, data) VALUES (?,?,?,?,?)`,
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("append event %s/%s: %w", e.Kind, e.Key, err)
+	}
+	defer tx.Rollback()
+	if err := checkFence(ctx, tx); err != nil {
+		return 0, fmt.Errorf("append event %s/%s: %w", e.Kind, e.Key, err)
+	}
+	res, err := tx.ExecContext(ctx, `INSERT INTO events (time, kind, key, type, data) VALUES (?,?,?,?,?)`,
 		e.Time.UnixNano(), e.Kind, e.Key, e.Type, []byte(e.Data))
 	if err != nil {
 		return 0, fmt.Errorf("append event %s/%s: %w", e.Kind, e.Key, err)
 	}
-	return res.LastInsertId()
+	seq, err := res.LastInsertId()
+	if err != nil {
+		return 0, fmt.Errorf("append event %s/%s: %w", e.Kind, e.Key, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("append event %s/%s: %w", e.Kind, e.Key, err)
+	}
+	return seq, nil
 }
 
 func (s *SQLite) Events(ctx context.Context, kind, key string, afterSeq int64, limit int) ([]Event, error) {
@@ -176,4 +298,69 @@ func (s *SQLite) Events(ctx context.Context, kind, key string, afterSeq int64, l
 		out = append(out, e)
 	}
 	return out, rows.Err()
+}
+
+// The leases of one file: one process opens it (the data directory's
+// lock), so its own clock is the only one.
+
+func (s *SQLite) TryLease(ctx context.Context, name, holder, note string, ttl time.Duration) (Lease, error) {
+	now := time.Now().UTC()
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return Lease{}, fmt.Errorf("lease %s: %w", name, err)
+	}
+	defer tx.Rollback()
+	l, err := s.getLease(ctx, tx, name)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return Lease{}, err
+	}
+	l.Now = now
+	if l.Holder != "" && l.Holder != holder && l.Live() {
+		return l, nil
+	}
+	if l.Holder != holder || !l.Live() {
+		l.Token++
+		l.Acquired = now
+	}
+	l.Name, l.Holder, l.Note, l.Renewed, l.Expires = name, holder, note, now, now.Add(ttl)
+	if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO leases (name, holder, note, token, acquired, renewed, expires) VALUES (?,?,?,?,?,?,?)`,
+		name, holder, note, l.Token, l.Acquired.UnixNano(), now.UnixNano(), l.Expires.UnixNano()); err != nil {
+		return Lease{}, fmt.Errorf("lease %s: %w", name, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return Lease{}, fmt.Errorf("lease %s: %w", name, err)
+	}
+	return l, nil
+}
+
+func (s *SQLite) ReleaseLease(ctx context.Context, name, holder string, token int64) error {
+	now := time.Now().UnixNano()
+	if _, err := s.db.ExecContext(ctx, `UPDATE leases SET expires=? WHERE name=? AND holder=? AND token=? AND expires > ?`,
+		now, name, holder, token, now); err != nil {
+		return fmt.Errorf("release lease %s: %w", name, err)
+	}
+	return nil
+}
+
+func (s *SQLite) GetLease(ctx context.Context, name string) (Lease, error) {
+	l, err := s.getLease(ctx, s.db, name)
+	l.Now = time.Now().UTC()
+	return l, err
+}
+
+func (s *SQLite) getLease(ctx context.Context, q interface {
+	QueryRowContext(context.Context, string, ...any) *sql.Row
+}, name string) (Lease, error) {
+	l := Lease{Name: name}
+	var acquired, renewed, expires int64
+	err := q.QueryRowContext(ctx, `SELECT holder, note, token, acquired, renewed, expires FROM leases WHERE name=?`, name).
+		Scan(&l.Holder, &l.Note, &l.Token, &acquired, &renewed, &expires)
+	if errors.Is(err, sql.ErrNoRows) {
+		return l, fmt.Errorf("lease %q: %w", name, ErrNotFound)
+	}
+	if err != nil {
+		return l, fmt.Errorf("lease %s: %w", name, err)
+	}
+	l.Acquired, l.Renewed, l.Expires = time.Unix(0, acquired).UTC(), time.Unix(0, renewed).UTC(), time.Unix(0, expires).UTC()
+	return l, nil
 }

@@ -61,6 +61,13 @@ type Store interface {
 	Close() error
 }
 
+// PutAppender is implemented by stores that store an object and append an
+// event in one transaction (both backends), so a decision and its entry
+// in the timeline are never separated by a crash.
+type PutAppender interface {
+	PutAppend(ctx context.Context, kind, key string, data []byte, ifVersion int64, e Event) (Object, int64, error)
+}
+
 // GetJSON reads and decodes one object, returning its version.
 func GetJSON(ctx context.Context, s Store, kind, key string, v any) (int64, error) {
 	o, err := s.Get(ctx, kind, key)

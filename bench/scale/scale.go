@@ -1,0 +1,203 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/pave-platform/pave/internal/release"
+	"github.com/pave-platform/pave/internal/state"
+)
+
+// scaleResult is one backend's figures for n concurrent releases.
+type scaleResult struct {
+	Backend   string
+	Releases  int
+	Passes    int
+	Reconcile []time.Duration // one release's ReconcileOne, every release, every pass
+	Loop      []time.Duration // from a pass's start to each release's reconcile done
+	Writes    int64           // Put, Delete and Append calls
+	Wall      time.Duration
+	CPU       time.Duration // this process (engine, store client, sim)
+	RSSPeak   int64         // bytes, VmHWM of this process
+	Promoted  int
+	RolledBk  int
+	// FalseRollbacks are healthy canaries rolled back (the simulation's
+	// noise, judged by the real analysis), with one reason.
+	FalseRollbacks int
+	FalseReason    string
+	Errors         int
+}
+
+// countingStore counts the writes (transactions) the engine makes.
+type countingStore struct {
+	state.Store
+	writes atomic.Int64
+}
+
+func (c *countingStore) Put(ctx context.Context, kind, key string, data []byte, ifVersion int64) (state.Object, error) {
+	c.writes.Add(1)
+	return c.Store.Put(ctx, kind, key, data, ifVersion)
+}
+
+func (c *countingStore) PutAppend(ctx context.Context, kind, key string, data []byte, ifVersion int64, e state.Event) (state.Object, int64, error) {
+	c.writes.Add(1)
+	return c.Store.(state.PutAppender).PutAppend(ctx, kind, key, data, ifVersion, e)
+}
+
+func (c *countingStore) Delete(ctx context.Context, kind, key string, ifVersion int64) error {
+	c.writes.Add(1)
+	return c.Store.Delete(ctx, kind, key, ifVersion)
+}
+
+func (c *countingStore) Append(ctx context.Context, e state.Event) (int64, error) {
+	c.writes.Add(1)
+	return c.Store.Append(ctx, e)
+}
+
+// specFor is the release every simulated service gets: the default
+// steps (1% first) with short steps, so a run sees every phase.
+func specFor(service, version string, step time.Duration) release.Release {
+	r := release.New(service, version)
+	r.Spec.Binary = "/srv/" + service + "/" + version
+	r.Spec.StepDuration = release.Duration(step)
+	r.Spec.Replicas = 2
+	r.Spec.ScaleDownDelay = release.Duration(time.Second)
+	return r
+}
+
+// runScale drives n releases at once through the real engine on store,
+// one reconcile pass a second (as pave up does), for at most d, and
+// measures each release's reconcile.
+func runScale(ctx context.Context, backend string, st state.Store, n int, d time.Duration, progress func(string)) (scaleResult, error) {
+	res := scaleResult{Backend: backend, Releases: n}
+	s := newSim(2000, 1)
+	cs := &countingStore{Store: st}
+	eng := release.NewFleetEngine(cs, simCluster{s: s, replica: "bench"}.fleet())
+	var names []string
+	for i := range n {
+		svc := fmt.Sprintf("svc-%04d", i)
+		version := "v2"
+		if i%10 == 9 { // one in ten canaries fails and is rolled back
+			version = "bad2"
+		}
+		s.seed(svc, "v1")
+		r, err := eng.Create(ctx, specFor(svc, version, 5*time.Second))
+		if err != nil {
+			return res, fmt.Errorf("create %s: %w", svc, err)
+		}
+		names = append(names, r.Metadata.Name)
+	}
+	cs.writes.Store(0)
+	cpu0, start := cpuTime(), time.Now()
+	for time.Since(start) < d {
+		pass := time.Now()
+		active := 0
+		for _, name := range names {
+			t := time.Now()
+			err := eng.ReconcileOne(ctx, name)
+			done := time.Now()
+			res.Reconcile = append(res.Reconcile, done.Sub(t))
+			res.Loop = append(res.Loop, done.Sub(pass))
+			if err != nil {
+				res.Errors++
+			}
+		}
+		res.Passes++
+		all, err := eng.List(ctx)
+		if err != nil {
+			return res, err
+		}
+		res.Promoted, res.RolledBk, res.FalseRollbacks = 0, 0, 0
+		for _, r := range all {
+			switch {
+			case r.Status.Phase == release.Promoted:
+				res.Promoted++
+			case r.Status.Phase.Terminal():
+				res.RolledBk++
+				if r.Spec.Version == "v2" {
+					res.FalseRollbacks++
+					res.FalseReason = r.Status.Message
+				}
+			default:
+				active++
+			}
+		}
+		if progress != nil {
+			progress(fmt.Sprintf("%s: pass %d took %s; %d running, %d promoted, %d rolled back", backend, res.Passes, time.Since(pass).Round(time.Millisecond), active, res.Promoted, res.RolledBk))
+		}
+		if active == 0 {
+			break
+		}
+		if rest := time.Second - time.Since(pass); rest > 0 {
+			time.Sleep(rest)
+		}
+	}
+	res.Wall, res.CPU = time.Since(start), cpuTime()-cpu0
+	res.Writes = cs.writes.Load()
+	res.RSSPeak = rssPeak()
+	return res, nil
+}
+
+func quantile(ds []time.Duration, q float64) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[min(len(s)-1, int(q*float64(len(s))))]
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// rssPeak reads VmHWM: the most resident memory this process has had.
+func rssPeak() int64 {
+	b, _ := os.ReadFile("/proc/self/status")
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmHWM:" {
+			kb, _ := strconv.ParseInt(f[1], 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+// treeCPU is the CPU time (utime+stime) of process root and its direct
+// children, alive now: the PostgreSQL server and its backends.
+func treeCPU(root int) time.Duration {
+	if root == 0 {
+		return 0
+	}
+	dirs, _ := filepath.Glob("/proc/[0-9]*/stat")
+	var ticks int64
+	for _, p := range dirs {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		pid, _ := strconv.Atoi(strings.Fields(s)[0])
+		f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+		if len(f) < 13 {
+			continue
+		}
+		ppid, _ := strconv.Atoi(f[1])
+		if pid == root || ppid == root {
+			u, _ := strconv.ParseInt(f[11], 10, 64)
+			k, _ := strconv.ParseInt(f[12], 10, 64)
+			ticks += u + k
+		}
+	}
+	return time.Duration(ticks) * 10 * time.Millisecond // USER_HZ is 100
+}

@@ -1,0 +1,386 @@
+package state
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/pave-platform/pave/internal/buildinfo"
+)
+
+// Postgres is the state store on PostgreSQL, for several control-plane
+// replicas sharing one state. Connections are pooled (pool_max_conns and
+// the other pgxpool parameters in the URL); TLS is configured by the URL's
+// sslmode, sslrootcert, sslcert and sslkey parameters, as libpq does.
+type Postgres struct {
+	pool  *pgxpool.Pool
+	where string // the URL without its password, for errors
+}
+
+var (
+	_ Store  = (*Postgres)(nil)
+	_ Leases = (*Postgres)(nil)
+)
+
+// postgresMigrations[i] brings the schema from version i to i+1.
+var postgresMigrations = []string{
+	`CREATE TABLE IF NOT EXISTS objects (
+	   kind TEXT NOT NULL, key TEXT NOT NULL, version BIGINT NOT NULL,
+	   data BYTEA NOT NULL, updated BIGINT NOT NULL, PRIMARY KEY (kind, key));
+	 CREATE TABLE IF NOT EXISTS events (
+	   seq BIGSERIAL PRIMARY KEY, time BIGINT NOT NULL,
+	   kind TEXT NOT NULL, key TEXT NOT NULL, type TEXT NOT NULL, data BYTEA);
+	 CREATE INDEX IF NOT EXISTS events_by_key ON events (kind, key, seq);`,
+	`CREATE TABLE IF NOT EXISTS leases (
+	   name TEXT PRIMARY KEY, holder TEXT NOT NULL, note TEXT NOT NULL DEFAULT '',
+	   token BIGINT NOT NULL, acquired TIMESTAMPTZ NOT NULL,
+	   renewed TIMESTAMPTZ NOT NULL, expires TIMESTAMPTZ NOT NULL);`,
+}
+
+// migrationLock serialises the migrations of replicas starting together.
+const migrationLock = 0x7061766573746174 // "pavestat"
+
+// OpenPostgres connects to the database at rawURL (postgres://…) and
+// brings its schema to SchemaVersion. A schema from a newer Pave is
+// refused with both versions named, before anything is written.
+func OpenPostgres(ctx context.Context, rawURL string) (*Postgres, error) {
+	where := redact(rawURL)
+	cfg, err := pgxpool.ParseConfig(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("state store %s: %w", where, err)
+	}
+	if cfg.ConnConfig.ConnectTimeout == 0 {
+		cfg.ConnConfig.ConnectTimeout = 10 * time.Second
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("state store %s: %w", where, err)
+	}
+	s := &Postgres{pool: pool, where: where}
+	if err := s.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	if err := s.migrate(ctx); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Postgres) migrate(ctx context.Context) error {
+	if len(postgresMigrations) != SchemaVersion {
+		panic("state: postgresMigrations out of step with SchemaVersion")
+	}
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("state store %s: %w", s.where, err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(migrationLock)); err != nil {
+		return fmt.Errorf("state store %s: %w", s.where, err)
+	}
+	// Read before writing anything: a newer schema is refused untouched.
+	cur, by := 0, ""
+	var exists bool
+	if err := tx.QueryRow(ctx, `SELECT to_regclass('pave_schema') IS NOT NULL`).Scan(&exists); err != nil {
+		return fmt.Errorf("state store %s: %w", s.where, err)
+	}
+	if exists {
+		err := tx.QueryRow(ctx, `SELECT version, pave FROM pave_schema ORDER BY version DESC LIMIT 1`).Scan(&cur, &by)
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("state store %s: read the schema version: %w", s.where, err)
+		}
+	}
+	if cur > SchemaVersion {
+		return newerSchema("state store "+s.where, cur, by)
+	}
+	if cur == SchemaVersion {
+		return nil
+	}
+	if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS pave_schema (
+	    version INT PRIMARY KEY, pave TEXT NOT NULL, applied TIMESTAMPTZ NOT NULL DEFAULT now())`); err != nil {
+		return fmt.Errorf("state store %s: %w", s.where, err)
+	}
+	for v := cur; v < SchemaVersion; v++ {
+		if _, err := tx.Exec(ctx, postgresMigrations[v]); err != nil {
+			return fmt.Errorf("state store %s: migrate the schema to version %d: %w", s.where, v+1, err)
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO pave_schema (version, pave) VALUES ($1, $2)`, v+1, buildinfo.Read().Version); err != nil {
+			return fmt.Errorf("state store %s: %w", s.where, err)
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("state store %s: %w", s.where, err)
+	}
+	return nil
+}
+
+// redact drops the password from a URL shown in errors and logs.
+func redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "postgres://…"
+	}
+	if u.User != nil {
+		if _, has := u.User.Password(); has {
+			u.User = url.UserPassword(u.User.Username(), "xxxxx")
+		}
+	}
+	return u.Redacted()
+}
+
+func (s *Postgres) Close() error { s.pool.Close(); return nil }
+
+// Ping checks that the database answers and accepts writes (a read-only
+// server, such as a hot standby, does not).
+func (s *Postgres) Ping(ctx context.Context) error {
+	var ro string
+	if err := s.pool.QueryRow(ctx, `SHOW transaction_read_only`).Scan(&ro); err != nil {
+		return fmt.Errorf("state store %s: %w", s.where, err)
+	}
+	if ro == "on" {
+		return fmt.Errorf("state store %s is read-only (a standby, or default_transaction_read_only): point the setting at the primary", s.where)
+	}
+	return nil
+}
+
+func (s *Postgres) Get(ctx context.Context, kind, key string) (Object, error) {
+	o := Object{Kind: kind, Key: key}
+	var updated int64
+	err := s.pool.QueryRow(ctx, `SELECT version, data, updated FROM objects WHERE kind=$1 AND key=$2`, kind, key).
+		Scan(&o.Version, (*[]byte)(&o.Data), &updated)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Object{}, fmt.Errorf("%s %q: %w", kind, key, ErrNotFound)
+	}
+	if err != nil {
+		return Object{}, fmt.Errorf("get %s/%s: %w", kind, key, err)
+	}
+	o.Updated = time.Unix(0, updated).UTC()
+	return o, nil
+}
+
+func (s *Postgres) List(ctx context.Context, kind string) ([]Object, error) {
+	rows, err := s.pool.Query(ctx, `SELECT key, version, data, updated FROM objects WHERE kind=$1 ORDER BY key COLLATE "C"`, kind)
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", kind, err)
+	}
+	defer rows.Close()
+	var out []Object
+	for rows.Next() {
+		o := Object{Kind: kind}
+		var updated int64
+		if err := rows.Scan(&o.Key, &o.Version, (*[]byte)(&o.Data), &updated); err != nil {
+			return nil, fmt.Errorf("list %s: %w", kind, err)
+		}
+		o.Updated = time.Unix(0, updated).UTC()
+		out = append(out, o)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list %s: %w", kind, err)
+	}
+	return out, nil
+}
+
+// write runs fn in a transaction that first checks the fence ctx carries,
+// holding the lease row shared so a takeover waits for this commit.
+func (s *Postgres) write(ctx context.Context, fn func(pgx.Tx) error) error {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback(ctx)
+	if f, ok := FenceFrom(ctx); ok {
+		var held bool
+		err := tx.QueryRow(ctx, `SELECT true FROM leases WHERE name=$1 AND holder=$2 AND token=$3 AND expires > now() FOR SHARE`,
+			f.Lease, f.Holder, f.Token).Scan(&held)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fenced(f)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if err := fn(tx); err != nil {
+		return err
+	}
+	return tx.Commit(ctx)
+}
+
+func (s *Postgres) Put(ctx context.Context, kind, key string, data []byte, ifVersion int64) (Object, error) {
+	o, _, err := s.put(ctx, kind, key, data, ifVersion, nil)
+	return o, err
+}
+
+// PutAppend stores an object and appends an event in one transaction.
+func (s *Postgres) PutAppend(ctx context.Context, kind, key string, data []byte, ifVersion int64, e Event) (Object, int64, error) {
+	return s.put(ctx, kind, key, data, ifVersion, &e)
+}
+
+func (s *Postgres) put(ctx context.Context, kind, key string, data []byte, ifVersion int64, e *Event) (Object, int64, error) {
+	now := time.Now().UTC()
+	o := Object{Kind: kind, Key: key, Data: append([]byte(nil), data...), Updated: now}
+	var seq int64
+	err := s.write(ctx, func(tx pgx.Tx) error {
+		var err error
+		switch ifVersion {
+		case Any:
+			err = tx.QueryRow(ctx, `INSERT INTO objects (kind, key, version, data, updated) VALUES ($1,$2,1,$3,$4)
+				ON CONFLICT (kind, key) DO UPDATE SET version=objects.version+1, data=excluded.data, updated=excluded.updated
+				RETURNING version`, kind, key, data, now.UnixNano()).Scan(&o.Version)
+		case 0:
+			err = tx.QueryRow(ctx, `INSERT INTO objects (kind, key, version, data, updated) VALUES ($1,$2,1,$3,$4)
+				ON CONFLICT (kind, key) DO NOTHING RETURNING version`, kind, key, data, now.UnixNano()).Scan(&o.Version)
+		default:
+			err = tx.QueryRow(ctx, `UPDATE objects SET version=version+1, data=$3, updated=$4
+				WHERE kind=$1 AND key=$2 AND version=$5 RETURNING version`, kind, key, data, now.UnixNano(), ifVersion).Scan(&o.Version)
+		}
+		if errors.Is(err, pgx.ErrNoRows) {
+			var cur int64
+			_ = tx.QueryRow(ctx, `SELECT version FROM objects WHERE kind=$1 AND key=$2`, kind, key).Scan(&cur)
+			return fmt.Errorf("%s %q at version %d, expected %d: %w", kind, key, cur, ifVersion, ErrConflict)
+		}
+		if err != nil || e == nil {
+			return err
+		}
+		if e.Time.IsZero() {
+			e.Time = now
+		}
+		return tx.QueryRow(ctx, `INSERT INTO events (time, kind, key, type, data) VALUES ($1,$2,$3,$4,$5) RETURNING seq`,
+			e.Time.UnixNano(), e.Kind, e.Key, e.Type, []byte(e.Data)).Scan(&seq)
+	})
+	if err != nil {
+		return Object{}, 0, fmt.Errorf("put %s/%s: %w", kind, key, err)
+	}
+	return o, seq, nil
+}
+
+func (s *Postgres) Delete(ctx context.Context, kind, key string, ifVersion int64) error {
+	err := s.write(ctx, func(tx pgx.Tx) error {
+		var cur int64
+		err := tx.QueryRow(ctx, `SELECT version FROM objects WHERE kind=$1 AND key=$2 FOR UPDATE`, kind, key).Scan(&cur)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("%s %q: %w", kind, key, ErrNotFound)
+		}
+		if err != nil {
+			return err
+		}
+		if ifVersion != Any && ifVersion != cur {
+			return fmt.Errorf("%s %q at version %d, expected %d: %w", kind, key, cur, ifVersion, ErrConflict)
+		}
+		_, err = tx.Exec(ctx, `DELETE FROM objects WHERE kind=$1 AND key=$2`, kind, key)
+		return err
+	})
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return fmt.Errorf("delete %s/%s: %w", kind, key, err)
+	}
+	return err
+}
+
+func (s *Postgres) Append(ctx context.Context, e Event) (int64, error) {
+	if e.Time.IsZero() {
+		e.Time = time.Now().UTC()
+	}
+	var seq int64
+	err := s.write(ctx, func(tx pgx.Tx) error {
+		return tx.QueryRow(ctx, `INSERT INTO events (time, kind, key, type, data) VALUES ($1,$2,$3,$4,$5) RETURNING seq`,
+			e.Time.UnixNano(), e.Kind, e.Key, e.Type, []byte(e.Data)).Scan(&seq)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("append event %s/%s: %w", e.Kind, e.Key, err)
+	}
+	return seq, nil
+}
+
+func (s *Postgres) Events(ctx context.Context, kind, key string, afterSeq int64, limit int) ([]Event, error) {
+	if limit <= 0 {
+		limit = 1000
+	}
+	q := `SELECT seq, time, kind, key, type, data FROM events WHERE kind=$1 AND seq>$2`
+	args := []any{kind, afterSeq}
+	if key != "" {
+		q += ` AND key=$4`
+	}
+	q += ` ORDER BY seq LIMIT $3`
+	args = append(args, limit)
+	if key != "" {
+		args = append(args, key)
+	}
+	rows, err := s.pool.Query(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("events %s/%s: %w", kind, key, err)
+	}
+	defer rows.Close()
+	var out []Event
+	for rows.Next() {
+		var e Event
+		var t int64
+		var data []byte
+		if err := rows.Scan(&e.Seq, &t, &e.Kind, &e.Key, &e.Type, &data); err != nil {
+			return nil, fmt.Errorf("events %s/%s: %w", kind, key, err)
+		}
+		e.Time = time.Unix(0, t).UTC()
+		if len(data) > 0 {
+			e.Data = data
+		}
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("events %s/%s: %w", kind, key, err)
+	}
+	return out, nil
+}
+
+// The leases use the database's clock only, so replicas whose clocks
+// disagree still agree on who holds a lease.
+
+func (s *Postgres) TryLease(ctx context.Context, name, holder, note string, ttl time.Duration) (Lease, error) {
+	l, err := scanLease(s.pool.QueryRow(ctx, `INSERT INTO leases AS l (name, holder, note, token, acquired, renewed, expires)
+		VALUES ($1, $2, $3, 1, now(), now(), now() + $4 * interval '1 microsecond')
+		ON CONFLICT (name) DO UPDATE SET
+		  token = CASE WHEN l.holder = excluded.holder AND l.expires > now() THEN l.token ELSE l.token + 1 END,
+		  acquired = CASE WHEN l.holder = excluded.holder AND l.expires > now() THEN l.acquired ELSE now() END,
+		  holder = excluded.holder, note = excluded.note, renewed = now(), expires = excluded.expires
+		WHERE l.holder = excluded.holder OR l.expires <= now()
+		RETURNING name, holder, note, token, acquired, renewed, expires, now()`, name, holder, note, ttl.Microseconds()))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return s.GetLease(ctx, name)
+	}
+	if err != nil {
+		return Lease{}, fmt.Errorf("lease %s: %w", name, err)
+	}
+	return l, nil
+}
+
+func (s *Postgres) ReleaseLease(ctx context.Context, name, holder string, token int64) error {
+	if _, err := s.pool.Exec(ctx, `UPDATE leases SET expires = now() WHERE name=$1 AND holder=$2 AND token=$3 AND expires > now()`,
+		name, holder, token); err != nil {
+		return fmt.Errorf("release lease %s: %w", name, err)
+	}
+	return nil
+}
+
+func (s *Postgres) GetLease(ctx context.Context, name string) (Lease, error) {
+	l, err := scanLease(s.pool.QueryRow(ctx, `SELECT name, holder, note, token, acquired, renewed, expires, now() FROM leases WHERE name=$1`, name))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Lease{}, fmt.Errorf("lease %q: %w", name, ErrNotFound)
+	}
+	if err != nil {
+		return Lease{}, fmt.Errorf("lease %s: %w", name, err)
+	}
+	return l, nil
+}
+
+func scanLease(row pgx.Row) (Lease, error) {
+	var l Lease
+	err := row.Scan(&l.Name, &l.Holder, &l.Note, &l.Token, &l.Acquired, &l.Renewed, &l.Expires, &l.Now)
+	for _, t := range []*time.Time{&l.Acquired, &l.Renewed, &l.Expires, &l.Now} {
+		*t = t.UTC()
+	}
+	return l, err
+}
