@@ -168,6 +168,18 @@ func parseExpected(expected []ExpectedChange) ([]expectedRule, error) {
 	return rules, nil
 }
 
+// SetOptions replaces the comparison's options and expected changes for
+// the exchanges still to come (the rules were checked by Settings.Validate).
+func (r *Recorder) SetOptions(o Options, expected []ExpectedChange) {
+	rules, err := parseExpected(expected)
+	if err != nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.opts, r.expected = o, rules
+}
+
 // Counted notes a request queued (mirrored) or left out: dropped (queue
 // full), tooLarge (body over the limit) or notSafe.
 func (r *Recorder) Counted(mirrored, dropped, tooLarge, notSafe bool) {
@@ -190,9 +202,12 @@ func (r *Recorder) Counted(mirrored, dropped, tooLarge, notSafe bool) {
 // the fields are not compared, only status and latency counted.
 func (r *Recorder) Record(route, traceID string, primary, secondary, candidate *Answer) {
 	var dc, ds []Difference
+	r.mu.Lock()
+	o := r.opts
+	r.mu.Unlock()
 	if secondary != nil {
-		dc = Compare(primary, candidate, r.opts)
-		ds = Compare(primary, secondary, r.opts)
+		dc = Compare(primary, candidate, o)
+		ds = Compare(primary, secondary, o)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -213,7 +228,13 @@ func (r *Recorder) Record(route, traceID string, primary, secondary, candidate *
 		case r.isExpected(route, d.Path):
 			r.bump(route, d.Path, func(f *FieldCounts) { f.Expected++ })
 		case inStable[d.Path]:
-			r.bump(route, d.Path, func(f *FieldCounts) { f.Both++ })
+			d := d
+			r.bump(route, d.Path, func(f *FieldCounts) {
+				f.Both++
+				if f.Example == nil {
+					f.Example = &Example{TraceID: traceID, Stable: d.A, Canary: d.B}
+				}
+			})
 		default:
 			d := d
 			r.bump(route, d.Path, func(f *FieldCounts) {
