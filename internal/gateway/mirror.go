@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash"
 	"net/http"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -126,6 +127,10 @@ func (g *Gateway) SetMirror(service string, m *Mirror) error {
 	g.mu.Lock()
 	sc := g.service(service)
 	old := sc.mirror
+	if (old == nil && next == nil) || (old != nil && next != nil && reflect.DeepEqual(old.cfg, next.cfg)) {
+		g.mu.Unlock()
+		return nil // already so: the release engine sets it at every pass
+	}
 	if old != nil && next != nil && old.cfg.Stable == next.cfg.Stable && old.cfg.Canary == next.cfg.Canary {
 		next.rec = old.rec // the same comparison goes on
 		next.rec.SetOptions(next.opts, next.cfg.Settings.ExpectedChanges)
