@@ -4,7 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"time"
+
+	"sigs.k8s.io/yaml"
 
 	"github.com/pave-platform/pave/internal/analysis"
 	"github.com/pave-platform/pave/internal/shadow"
@@ -298,4 +303,45 @@ func (r *Release) holdBudget(now time.Time) time.Duration {
 	}
 	left := r.Spec.MaxDuration.D() - now.Sub(r.Status.Started)
 	return now.Sub(r.Status.HoldSince) + max(0, left)
+}
+
+// withServiceShadowRules adds the shadow section of the .pave.yaml beside
+// the release's source or binary to spec.shadow's rules, so a team writes
+// its safe routes, ignored headers and expected changes once:
+//
+//	shadow:
+//	  safeRoutes: ["POST /v1/quote"]
+//	  ignoreHeaders: [X-Request-Id]
+//	  expectedChanges: [{route: /v1/pay, path: $.fee}]
+func withServiceShadowRules(s *Spec) error {
+	if s.Shadow == nil {
+		return nil
+	}
+	dir := s.Source
+	if dir == "" && s.Binary != "" {
+		dir = filepath.Dir(s.Binary)
+	}
+	if dir == "" {
+		return nil
+	}
+	path := filepath.Join(dir, ".pave.yaml")
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return &FieldError{Path: "spec.shadow", Err: fmt.Errorf("%w: read %s: %w", ErrInvalid, path, err)}
+	}
+	var doc struct {
+		Shadow shadow.Settings `json:"shadow"`
+	}
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return &FieldError{Path: "spec.shadow", Err: fmt.Errorf("%w: %s: shadow: %w", ErrInvalid, path, err)}
+	}
+	if err := doc.Shadow.Validate(); err != nil {
+		return &FieldError{Path: "spec.shadow", Err: fmt.Errorf("%w: %s: shadow.%w", ErrInvalid, path, err)}
+	}
+	m := doc.Shadow.Merge(s.Shadow.settings())
+	s.Shadow.SafeRoutes, s.Shadow.IgnoreHeaders, s.Shadow.ExpectedChanges = m.SafeRoutes, m.IgnoreHeaders, m.ExpectedChanges
+	return nil
 }

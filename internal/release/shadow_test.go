@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -278,5 +279,26 @@ func TestShadowSpecIsParsedStrictly(t *testing.T) {
 		if err == nil || !strings.HasPrefix(err.Error(), field) {
 			t.Errorf("%q: %v, want an error naming %s", doc, err, field)
 		}
+	}
+}
+
+func TestShadowRulesComeFromThePaveYAML(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, ".pave.yaml"), []byte("template: service\nshadow:\n  safeRoutes: [\"POST /v1/quote\"]\n  expectedChanges: [{route: /v1/pay, path: $.fee}]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := Spec{Binary: filepath.Join(dir, "pay"), Shadow: &ShadowSpec{IgnoreHeaders: []string{"X-Request-Id"}}}
+	if err := withServiceShadowRules(&s); err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Shadow.SafeRoutes) != 1 || len(s.Shadow.ExpectedChanges) != 1 || s.Shadow.ExpectedChanges[0].Path != "$.fee" || len(s.Shadow.IgnoreHeaders) != 1 {
+		t.Fatalf("merged rules: %+v", s.Shadow)
+	}
+	if err := os.WriteFile(filepath.Join(dir, ".pave.yaml"), []byte("shadow:\n  expectedChanges: [{path: fee}]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s = Spec{Binary: filepath.Join(dir, "pay"), Shadow: &ShadowSpec{}}
+	if err := withServiceShadowRules(&s); err == nil || !strings.Contains(err.Error(), "expectedChanges[0].path") {
+		t.Fatalf("a bad rule in .pave.yaml: %v", err)
 	}
 }
