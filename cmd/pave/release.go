@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -22,6 +23,8 @@ func init() { register(releaseCommand) }
 func releaseCommand(g *globals) *cobra.Command {
 	var (
 		version, source, binary, image, steps, file string
+		shadowFlag                                  string
+		maxDuration                                 time.Duration
 		wait, supersede, lockstep, create           bool
 		replicas                                    int
 		clusters                                    []string
@@ -52,7 +55,8 @@ steps in the first cluster, a health gate follows, then the next cluster;
   pave release checkout --version v3 --image registry.local/checkout:v3 --steps 0.01,1,10,50,100
   pave release checkout --version v4 --image registry.local/checkout:v4 --clusters seoul,busan
   pave release -f release.yaml --wait --timeout 15m -o json
-  pave release payments --version v1 --source ./payments --create`,
+  pave release payments --version v1 --source ./payments --create
+  pave release payments --version v2 --binary ./bin/payments --shadow 2m --max-duration 1h --wait`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) > 1 {
 				return usageError(cmd, fmt.Errorf("one service, got %q%s", args, subcommandHint(cmd, args[0])))
@@ -88,6 +92,9 @@ steps in the first cluster, a health gate follows, then the next cluster;
 				b, err := specFromFlags(args[0], version, source, binary, image, steps, replicas, supersede)
 				if err == nil && (len(clusters) > 0 || lockstep) {
 					b, err = withClusters(b, clusters, lockstep)
+				}
+				if err == nil && (shadowFlag != "" || maxDuration > 0) {
+					b, err = withShadow(b, shadowFlag, maxDuration)
 				}
 				if err != nil {
 					return err
@@ -128,6 +135,8 @@ steps in the first cluster, a health gate follows, then the next cluster;
 	f.StringVarP(&file, "file", "f", "", "a Release spec, YAML or JSON ('-' reads stdin)")
 	f.StringSliceVar(&clusters, "clusters", nil, "clusters to release to, one wave each in this order (default: all)")
 	f.BoolVar(&lockstep, "lockstep", false, "move every cluster together instead of in waves")
+	f.StringVar(&shadowFlag, "shadow", "", "begin with a shadow step: stable's GET/HEAD requests (and safe routes) are mirrored to the new version and judged before any user sees it; a duration (2m) or a sample count (500)")
+	f.DurationVar(&maxDuration, "max-duration", 0, "the release's time budget: an undecided step waits for evidence until it runs out, then a person decides (e.g. 2h)")
 
 	cmd.AddCommand(releaseListCommand(g), releaseStatusCommand(g), releaseHistoryCommand(g), releaseUndoCommand(g))
 	for _, a := range []release.Action{release.Pause, release.Resume, release.Promote, release.Abort} {
@@ -217,6 +226,29 @@ func withClusters(doc []byte, clusters []string, lockstep bool) ([]byte, error) 
 	}
 	if lockstep {
 		spec["lockstep"] = true
+	}
+	return releaseJSON(r)
+}
+
+// withShadow adds spec.shadow (a duration or a sample count) and
+// spec.maxDuration to a Release document.
+func withShadow(doc []byte, shadow string, maxDuration time.Duration) ([]byte, error) {
+	var r map[string]any
+	if err := json.Unmarshal(doc, &r); err != nil {
+		return nil, err
+	}
+	spec := r["spec"].(map[string]any)
+	if shadow != "" {
+		if n, err := strconv.ParseUint(shadow, 10, 64); err == nil && n > 0 {
+			spec["shadow"] = map[string]any{"samples": n}
+		} else if d, err := time.ParseDuration(shadow); err == nil && d > 0 {
+			spec["shadow"] = map[string]any{"duration": d.String()}
+		} else {
+			return nil, fmt.Errorf("--shadow %q: want a duration such as 2m or a number of mirrored requests such as 500", shadow)
+		}
+	}
+	if maxDuration > 0 {
+		spec["maxDuration"] = maxDuration.String()
 	}
 	return releaseJSON(r)
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/pave-platform/pave/internal/gateway"
 	"github.com/pave-platform/pave/internal/release"
 	"github.com/pave-platform/pave/internal/runtime"
+	"github.com/pave-platform/pave/internal/shadow"
 	"github.com/pave-platform/pave/internal/state"
 	"github.com/pave-platform/pave/internal/stats"
 	"github.com/pave-platform/pave/internal/telemetry"
@@ -143,6 +144,10 @@ func (c *localCluster) seams() release.Cluster {
 				return nil, fmt.Errorf("cluster %s is lost", c.name)
 			}
 			return c.gw.Snapshot(service), nil
+		}),
+		Pairs: release.PairsFunc(func(_ context.Context, service string) (shadow.Snapshot, error) {
+			s, _ := c.gw.ShadowSnapshot(service)
+			return s, nil
 		})}
 }
 

@@ -107,6 +107,13 @@ type Config struct {
 	// matchers (severity=page). The release engine applies it
 	// (internal/release/alerts.go); empty: alerts never abort.
 	AbortOnAlerts []string `json:"abortOnAlerts,omitempty"`
+	// MaxFields caps the answer fields judged by the response comparison
+	// of a release with a shadow step (compare.go); the α budget counts
+	// them.
+	MaxFields int `json:"maxFields"`
+	// CompareRatio is the response comparison's alternative: the canary
+	// changes a field this many times as often as two stables differ in it.
+	CompareRatio float64 `json:"compareRatio"`
 }
 
 // DefaultConfig returns the defaults: a 1% false-rollback budget, 5% miss
@@ -125,6 +132,8 @@ func DefaultConfig() Config {
 		MaxP99Ms:         0,
 		MinRouteShare:    0.01,
 		MaxRoutes:        8,
+		MaxFields:        16,
+		CompareRatio:     10,
 	}
 }
 
@@ -153,6 +162,10 @@ func (c Config) Validate() error {
 		return fieldErr("minRouteShare", "must be in [0, 1]; got %v", c.MinRouteShare)
 	case !(c.MaxRoutes >= 0 && c.MaxRoutes <= 100):
 		return fieldErr("maxRoutes", "must be in [0, 100] (0 judges the total only), e.g. 8; got %v", c.MaxRoutes)
+	case !(c.MaxFields >= 0 && c.MaxFields <= 1000):
+		return fieldErr("maxFields", "must be in [0, 1000] (0 turns the response comparison off), e.g. 16; got %v", c.MaxFields)
+	case !(c.CompareRatio > 1 && c.CompareRatio <= 1000):
+		return fieldErr("compareRatio", "must be above 1 and at most 1000, e.g. 10; got %v", c.CompareRatio)
 	}
 	return nil
 }
@@ -177,6 +190,9 @@ func fieldErr(field, format string, args ...any) error {
 type Window struct {
 	Canary stats.Version `json:"canary"`
 	Stable stats.Version `json:"stable"`
+	// Mirrored holds the window's mirrored pairs while the release
+	// mirrors stable's requests (compare.go); nil otherwise.
+	Mirrored *Mirrored `json:"mirrored,omitempty"`
 }
 
 // Finding is one judge's conclusion on one scope, with its numbers.
@@ -186,6 +202,8 @@ type Finding struct {
 	Verdict Verdict            `json:"verdict"`
 	Reason  string             `json:"reason"`
 	Numbers map[string]float64 `json:"numbers,omitempty"`
+	// Example is a request showing a response-comparison finding.
+	Example *Example `json:"example,omitempty"`
 }
 
 // Decision is the outcome of one evaluation: the overall verdict, a one
@@ -215,24 +233,29 @@ func (c Config) Evaluate(e Evidence, current Window, final bool) Decision {
 	d := Decision{CanaryRequests: current.Canary.Total.Requests, StableRequests: current.Stable.Total.Requests}
 	add := func(f Finding) { d.Findings = append(d.Findings, f) }
 
-	add(c.killSwitch(current.Canary.Total))
+	canaryTotal, _ := combinedCounts(current, scope{name: TotalScope})
+	d.CanaryRequests = canaryTotal.Requests
+	add(c.killSwitch(canaryTotal))
 
 	e = e.normalized()
-	alphaEach := c.alphaPerTest()
+	alphaEach := c.alphaFor(e)
 	for _, s := range c.judgedScopes(e.Routes, current) {
-		cw, sw := s.get(current)
-		step := c.errorLLR(cw, sw)
-		errLog := e.combined(testKey(JudgeErrors, s.name), step)
-		segment := e.segment(testKey(JudgeErrors, s.name)) + step
+		cw, sw := combinedCounts(current, s)
+		stepErr, stepLat := c.stepLogE(current, s)
+		errLog := e.combined(testKey(JudgeErrors, s.name), stepErr)
+		segment := e.segment(testKey(JudgeErrors, s.name)) + stepErr
 		ef := c.errorFinding(s.name, errLog, segment, alphaEach, cw, sw, final && s.name == TotalScope)
-		latLog := e.combined(testKey(JudgeLatency, s.name), latencyLogE(cw, sw))
+		latLog := e.combined(testKey(JudgeLatency, s.name), stepLat)
 		lf := c.latencyFinding(s.name, latLog, alphaEach, cw, sw, final && s.name == TotalScope)
 		if s.name != TotalScope {
-			toServiceRequests(&ef, cw.Requests, current.Canary.Total.Requests)
-			toServiceRequests(&lf, cw.Requests, current.Canary.Total.Requests)
+			toServiceRequests(&ef, cw.Requests, canaryTotal.Requests)
+			toServiceRequests(&lf, cw.Requests, canaryTotal.Requests)
 		}
 		add(ef)
 		add(lf)
+	}
+	for _, f := range c.compareFindings(e, current, alphaEach) {
+		add(f)
 	}
 
 	var fails, holds []string
@@ -244,11 +267,11 @@ func (c Config) Evaluate(e Evidence, current Window, final bool) Decision {
 			holds = append(holds, f.Reason)
 		}
 	}
-	if len(fails) == 0 && current.Canary.Total.Requests < c.MinSamples {
+	if len(fails) == 0 && canaryTotal.Requests < c.MinSamples {
 		f := Finding{Judge: JudgeSamples, Scope: TotalScope, Verdict: Hold,
-			Reason: fmt.Sprintf("inconclusive: %d of %d canary samples in this step", current.Canary.Total.Requests, c.MinSamples),
-			Numbers: map[string]float64{"samples": float64(current.Canary.Total.Requests), "minSamples": float64(c.MinSamples),
-				"moreCanaryRequests": float64(c.MinSamples - current.Canary.Total.Requests)}}
+			Reason: fmt.Sprintf("inconclusive: %d of %d canary samples in this step", canaryTotal.Requests, c.MinSamples),
+			Numbers: map[string]float64{"samples": float64(canaryTotal.Requests), "minSamples": float64(c.MinSamples),
+				"moreCanaryRequests": float64(c.MinSamples - canaryTotal.Requests)}}
 		add(f)
 		holds = append([]string{f.Reason}, holds...)
 	}
@@ -260,9 +283,13 @@ func (c Config) Evaluate(e Evidence, current Window, final bool) Decision {
 		d.MoreCanaryRequests = moreCanaryRequests(d.Findings)
 	default:
 		d.Verdict = Pass
+		_, stableTotal := combinedCounts(current, scope{name: TotalScope})
 		d.Reason = fmt.Sprintf("no judge objects: canary error rate %.3f%% vs stable %.3f%%, p99 %.0f ms vs %.0f ms over %d canary requests in this step",
-			100*current.Canary.Total.ErrorRate(), 100*current.Stable.Total.ErrorRate(),
-			nanZero(current.Canary.Total.Quantile(0.99)), nanZero(current.Stable.Total.Quantile(0.99)), current.Canary.Total.Requests)
+			100*canaryTotal.ErrorRate(), 100*stableTotal.ErrorRate(),
+			nanZero(canaryTotal.Quantile(0.99)), nanZero(stableTotal.Quantile(0.99)), canaryTotal.Requests)
+		if current.Mirrored != nil {
+			d.Reason += fmt.Sprintf(" (%d of them mirrored, %d answers compared)", current.Mirrored.Canary.Total.Requests, current.Mirrored.Exchanges)
+		}
 	}
 	return d
 }

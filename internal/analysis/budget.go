@@ -2,6 +2,8 @@ package analysis
 
 import (
 	"math"
+
+	"github.com/pave-platform/pave/internal/shadow"
 )
 
 // One α budget for the whole release.
@@ -49,6 +51,18 @@ type Evidence struct {
 	LogE map[string][]float64 `json:"logE,omitempty"`
 	// Routes are the routes judged on their own, in the order admitted.
 	Routes []string `json:"routes,omitempty"`
+	// Fields is the number of response-comparison tests budgeted (a
+	// release with a shadow step: MaxFields; else 0), FieldKeys those
+	// admitted so far ("ROUTE PATH"), in order.
+	Fields    int      `json:"fields,omitempty"`
+	FieldKeys []string `json:"fieldKeys,omitempty"`
+}
+
+// WithFields budgets n response-comparison tests (a release with a
+// shadow step); call it before the first step.
+func (e Evidence) WithFields(n int) Evidence {
+	e.Fields = max(0, n)
+	return e
 }
 
 // NewEvidence starts the evidence of a release with the given number of
@@ -81,22 +95,34 @@ func (e Evidence) StartSegment() Evidence {
 // Extend folds a finished step's window into the evidence.
 func (c Config) Extend(e Evidence, w Window) Evidence {
 	e = e.normalized()
-	out := Evidence{Segments: e.Segments, Started: e.Started, LogE: map[string][]float64{}, Routes: c.admitRoutes(e.Routes, w)}
+	out := Evidence{Segments: e.Segments, Started: e.Started, LogE: map[string][]float64{}, Routes: c.admitRoutes(e.Routes, w),
+		Fields: e.Fields, FieldKeys: e.FieldKeys}
 	for k, v := range e.LogE {
 		out.LogE[k] = append([]float64(nil), v...)
 	}
+	fold := func(k string, l float64) {
+		v := out.LogE[k]
+		for len(v) < out.Started {
+			v = append(v, 0)
+		}
+		for j := range v {
+			v[j] += l
+		}
+		out.LogE[k] = v
+	}
 	for _, s := range c.judgedScopes(e.Routes, w) {
-		cw, sw := s.get(w)
-		for judge, l := range map[string]float64{JudgeErrors: c.errorLLR(cw, sw), JudgeLatency: latencyLogE(cw, sw)} {
-			k := testKey(judge, s.name)
-			v := out.LogE[k]
-			for len(v) < out.Started {
-				v = append(v, 0)
+		errLog, latLog := c.stepLogE(w, s)
+		fold(testKey(JudgeErrors, s.name), errLog)
+		fold(testKey(JudgeLatency, s.name), latLog)
+	}
+	if e.Fields > 0 {
+		out.FieldKeys = admitFields(e.FieldKeys, e.Fields, w.Mirrored)
+		for _, k := range out.FieldKeys {
+			var f shadow.FieldCounts
+			if w.Mirrored != nil {
+				f = w.Mirrored.Fields[k]
 			}
-			for j := range v {
-				v[j] += l
-			}
-			out.LogE[k] = v
+			fold(testKey(JudgeResponse, k), c.CompareLLR(f))
 		}
 	}
 	return out
@@ -135,6 +161,15 @@ func (e Evidence) segment(key string) float64 {
 func (c Config) AlphaPerTest() float64 { return c.alphaPerTest() }
 
 func (c Config) alphaPerTest() float64 { return c.Alpha / float64(2*(1+c.MaxRoutes)) }
+
+// alphaFor is the share of each test of a release whose evidence also
+// budgets e.Fields response comparisons: α / (2(1+MaxRoutes) + Fields).
+func (c Config) alphaFor(e Evidence) float64 {
+	return c.Alpha / float64(2*(1+c.MaxRoutes)+e.Fields)
+}
+
+// AlphaFor is alphaFor for callers outside the package (the benchmark).
+func (c Config) AlphaFor(e Evidence) float64 { return c.alphaFor(e) }
 
 func testKey(judge, scope string) string { return judge + " " + scope }
 

@@ -22,6 +22,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/pave-platform/pave/internal/shadow"
 )
 
 // Options configure a Gateway. The zero value is usable.
@@ -192,6 +194,7 @@ type serviceConfig struct {
 	endpoints map[string][]string // version -> ready endpoints
 	weights   map[string]int64    // nil: split evenly between versions with endpoints
 	clusters  []Cluster           // edge mode, nil when off
+	mirror    *mirrorer           // the shadow step's mirror, nil when off
 }
 
 // Gateway is the data plane. Create it with New; it is safe for
@@ -208,6 +211,10 @@ type Gateway struct {
 	statsMu sync.Mutex
 	stats   map[string]map[string]*versionStats
 	books   map[string]*routeBook // route templates by service, under statsMu
+
+	// mirrorRecs keeps each service's last shadow recorder (under mu), so
+	// its counts stay readable after the mirror is turned off.
+	mirrorRecs map[string]*shadow.Recorder
 
 	trust *trust
 
@@ -231,6 +238,7 @@ func New(o Options) *Gateway {
 		upstreams:      map[string]*upstream{},
 		stats:          map[string]map[string]*versionStats{},
 		books:          map[string]*routeBook{},
+		mirrorRecs:     map[string]*shadow.Recorder{},
 		trust:          newTrust(o.PinNetworks, o.TesterCheck),
 		versionHeader:  []byte(o.VersionHeader),
 		testerHeader:   []byte(o.TesterHeader),

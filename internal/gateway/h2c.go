@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -232,6 +233,13 @@ func (g *Gateway) h2Handler() http.Handler {
 		if rt.b.cluster == "" {
 			r.Header.Del(g.opts.TesterHeader)
 		}
+		if m := g.mirrorFor(&x.rt, x.in.method, x.in.path, int(max(r.ContentLength, 0))); m != nil {
+			if r.ContentLength != 0 {
+				m.tooLarge() // the body streams through and is not kept
+			} else {
+				m.enqueue(x.in.method, x.rt.route, x.in.path, &tc, h2Raw(r))
+			}
+		}
 		sw := &statusWriter{ResponseWriter: w}
 		rp.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), h2ExchangeKey{}, x)))
 		o.status = sw.status
@@ -275,3 +283,12 @@ func (w *statusWriter) Flush() {
 }
 
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// h2Raw writes a bodyless h2c request as HTTP/1.1 for the mirror.
+func h2Raw(r *http.Request) []byte {
+	var b bytes.Buffer
+	b.WriteString(r.Method + " " + r.URL.RequestURI() + " HTTP/1.1\r\nHost: " + r.Host + "\r\n")
+	_ = r.Header.WriteSubset(&b, map[string]bool{"Host": true, "Connection": true, "Content-Length": true, "Transfer-Encoding": true})
+	b.WriteString("\r\n")
+	return b.Bytes()
+}

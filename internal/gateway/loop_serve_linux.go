@@ -106,6 +106,9 @@ func (l *loop) startRequest(c *lconn) {
 	out = append(out, "\r\n"...)
 	out = append(out, c.in[h.headLen:total]...)
 	r.upReq = out
+	if m := g.mirrorFor(&r.rt, h.method, h.path, int(h.contentLength)); m != nil {
+		m.enqueue(h.method, r.rt.route, h.path, &r.tc, append([]byte(nil), out...))
+	}
 	l.consume(c, total)
 	l.attempt(c)
 }

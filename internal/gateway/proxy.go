@@ -225,6 +225,11 @@ func (g *Gateway) handle(ctx *fasthttp.RequestCtx) {
 			req.Header.Del(h)
 		}
 	}
+	if m := g.mirrorFor(&rt, req.Header.Method(), in.path, len(req.Body())); m != nil {
+		hdr := req.Header.Header()
+		raw := make([]byte, 0, len(hdr)+len(req.Body()))
+		m.enqueue(req.Header.Method(), rt.route, in.path, &tc, append(append(raw, hdr...), req.Body()...))
+	}
 
 	idempotent := isIdempotent(req.Header.Method())
 	status := 0

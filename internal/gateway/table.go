@@ -38,6 +38,8 @@ type service struct {
 	clusterIndex map[string]int
 
 	book *routeBook // route templates, configured and learned
+
+	mirror *mirrorer // nil: no shadow step (mirror.go)
 }
 
 // backend is one version (or one remote cluster) and its endpoints.
@@ -145,7 +147,7 @@ func (g *Gateway) rebuildLocked() {
 	t := &table{services: make(map[string]*service, len(g.services))}
 	used := map[string]bool{}
 	for name, sc := range g.services {
-		s := &service{name: name, byVersion: map[string]*backend{}, index: map[string]int{}, book: g.book(name)}
+		s := &service{name: name, byVersion: map[string]*backend{}, index: map[string]int{}, book: g.book(name), mirror: sc.mirror}
 		names := map[string]bool{}
 		for v := range sc.endpoints {
 			names[v] = true

@@ -85,6 +85,9 @@ func (e *Engine) CreateWith(ctx context.Context, r Release, opts CreateOptions) 
 	if err := checkPaths(r.Spec); err != nil {
 		return Release{}, err
 	}
+	if err := withServiceShadowRules(&r.Spec); err != nil {
+		return Release{}, err
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	all, err := e.list(ctx)

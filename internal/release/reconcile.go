@@ -118,6 +118,13 @@ func (e *Engine) reconcilePending(ctx context.Context, r *Release, ver *int64) e
 	if err != nil {
 		return err
 	}
+	if s.Shadow != nil {
+		e.enterShadow(r, snap)
+		if err := e.commit(ctx, r, ver, "shadow", map[string]any{"duration": s.Shadow.Duration, "samples": s.Shadow.Samples, "headerRoute": r.Status.HeaderRoute}); err != nil {
+			return err
+		}
+		return e.applyWeights(ctx, r, ver)
+	}
 	e.enterStep(r, 0, snap)
 	if err := e.commit(ctx, r, ver, "step", map[string]any{"step": 0, "weight": s.Steps[0], "headerRoute": r.Status.HeaderRoute}); err != nil {
 		return err
@@ -183,6 +190,20 @@ func (e *Engine) reconcileRunning(ctx context.Context, r *Release, ver *int64) e
 		Canary: snap[r.Canary()].Sub(r.Status.StepBaseline[r.Canary()]),
 		Stable: snap[r.Status.Stable].Sub(r.Status.StepBaseline[r.Status.Stable]),
 	}
+	if err := e.syncMirror(ctx, r, seams); err != nil {
+		return e.holdOrRollBack(ctx, r, ver, err)
+	}
+	mirrored, restarted, err := e.mirroredWindow(ctx, r, seams)
+	if err != nil {
+		return e.holdOrRollBack(ctx, r, ver, err)
+	}
+	if restarted {
+		return e.commit(ctx, r, ver, "", nil) // the new window's counters first
+	}
+	window.Mirrored = mirrored
+	if r.Status.Shadow != nil && r.Status.Shadow.Active {
+		return e.reconcileShadow(ctx, r, ver, snap, window)
+	}
 	if r.Status.Gate {
 		return e.reconcileGate(ctx, r, ver, seams, window)
 	}
@@ -210,7 +231,7 @@ func (e *Engine) reconcileRunning(ctx context.Context, r *Release, ver *int64) e
 	if r.Status.HoldSince.IsZero() {
 		r.Status.HoldSince = now
 	}
-	if held := now.Sub(r.Status.HoldSince); held > r.Spec.MaxHold.D() {
+	if held := now.Sub(r.Status.HoldSince); held > r.holdBudget(now) {
 		why := d.Reason
 		if d.Verdict == analysis.Pass {
 			why = fmt.Sprintf("%d of %d canary samples in this step", window.Canary.Total.Requests, r.Spec.StepSamples)
@@ -289,6 +310,9 @@ func (e *Engine) noteDecision(ctx context.Context, r *Release, ver *int64, d ana
 }
 
 func (e *Engine) reconcileEnded(ctx context.Context, r *Release, ver *int64) error {
+	if err := e.stopMirror(ctx, r, ver); err != nil {
+		return err
+	}
 	// An ended release applies its final weights until they are confirmed,
 	// and never again: a person's later choice (pave traffic set) stands.
 	if !r.Status.WeightsApplied {

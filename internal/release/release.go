@@ -119,6 +119,11 @@ type Spec struct {
 	// against the stable version in the clusters still to come, before
 	// the next wave starts (default: stepDuration).
 	WaveGate Duration `json:"waveGate,omitempty"`
+	// Shadow asks for a shadow step before the first step (shadow.go).
+	Shadow *ShadowSpec `json:"shadow,omitempty"`
+	// MaxDuration bounds the whole release's time: an undecided step
+	// holds until it runs out (instead of maxHold), then a person decides.
+	MaxDuration Duration `json:"maxDuration,omitempty"`
 }
 
 // ClusterStatus is one cluster's part of a release.
@@ -180,6 +185,8 @@ type Status struct {
 	// paused release: the engine applies no weights of its own until it is
 	// resumed (manual.go).
 	ManualTraffic bool `json:"manualTraffic,omitempty"`
+	// Shadow is the shadow step's state and the mirror's (shadow.go).
+	Shadow *ShadowStatus `json:"shadow,omitempty"`
 }
 
 // Waves returns the number of waves.
@@ -331,6 +338,9 @@ func (r *Release) Default() {
 	if s.WaveGate == 0 {
 		s.WaveGate = s.StepDuration
 	}
+	if s.Shadow != nil {
+		s.Shadow.defaults()
+	}
 }
 
 // Validate checks a defaulted spec and names the first field at fault.
@@ -393,6 +403,11 @@ func (r Release) Validate() error {
 	}
 	if err := validateAbortOnAlerts(s.Analysis.AbortOnAlerts); err != nil {
 		return err
+	}
+	if s.Shadow != nil {
+		if err := s.Shadow.validate(); err != nil {
+			return err
+		}
 	}
 	if err := s.Analysis.Validate(); err != nil {
 		var ce *analysis.ConfigError

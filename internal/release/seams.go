@@ -73,6 +73,9 @@ type Cluster struct {
 	Router  Router
 	Target  Target
 	Metrics MetricSource
+	// Pairs reads the mirrored pairs of a shadow step (nil: the cluster
+	// records none; see shadow.go).
+	Pairs PairSource
 }
 
 // Fleet lists the clusters releases run in, in the default wave order.

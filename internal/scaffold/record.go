@@ -32,6 +32,10 @@ type Record struct {
 	// internal/alert/slo parses them, pave new and pave upgrade only keep them.
 	SLOs   json.RawMessage `json:"slos,omitempty"`
 	Probes json.RawMessage `json:"probes,omitempty"`
+	// Shadow is the release shadow step's rules (safeRoutes,
+	// ignoreHeaders, expectedChanges; internal/shadow.Settings); the
+	// release engine reads them, pave new and pave upgrade only keep them.
+	Shadow json.RawMessage `json:"shadow,omitempty"`
 }
 
 const recordHeader = `# Written by pave new and pave upgrade: the template version this repository

@@ -190,6 +190,7 @@ func (r *IstioRouter) routes(service string, vs *istioapi.VirtualService, w Weig
 		h.Name = HeaderRoutePrefix + v
 		h.Match = headerMatches(primary.Match, v)
 		h.Route = []*networkingv1.HTTPRouteDestination{{Destination: dest(v)}}
+		h.Mirror, h.MirrorPercentage = nil, nil // a tester's requests are not a shadow step's
 		out = append(out, h)
 	}
 	for _, h := range vs.Spec.Http {

@@ -278,3 +278,55 @@ func TestIstioRouterRefusesWhatItDoesNotOwnBeforeWritingAnything(t *testing.T) {
 		t.Fatalf("weights not summing to 100%%: %v", err)
 	}
 }
+
+// TestIstioMirrorSetsAndClearsTheShadowStep: the primary route gets the
+// canary's subset as mirror with mirrorPercentage (the subset is added),
+// the weights and the team's route stay; a later SetWeights keeps the
+// mirror on the primary route but not on the tester routes; nil clears.
+func TestIstioMirrorSetsAndClearsTheShadowStep(t *testing.T) {
+	r, fake := istioScaffold(t, "east")
+	if err := r.SetWeights(bg, "shop", Weights{"v1": Total}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.SetMirror(bg, "shop", &Mirror{Stable: "v1", Canary: "v2", Share: 250_000}); err != nil {
+		t.Fatal(err)
+	}
+	vs := getVS(t, fake, "shop")
+	p := route(vs, PrimaryRoute)
+	if p.Mirror == nil || p.Mirror.Subset != "v2" || p.Mirror.Host != "shop" || p.MirrorPercentage == nil || p.MirrorPercentage.Value != 25 {
+		t.Fatalf("mirror %v, percentage %v; want subset v2 at 25%%", p.Mirror, p.MirrorPercentage)
+	}
+	if len(p.Route) != 1 || p.Route[0].Destination.Subset != "v1" {
+		t.Fatalf("the weights changed: %v", p.Route)
+	}
+	if route(vs, "team-admin") == nil {
+		t.Fatal("the team's route is gone")
+	}
+	dr, err := fake.NetworkingV1().DestinationRules("default").Get(bg, "shop", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, s := range dr.Spec.Subsets {
+		found = found || s.Name == "v2" && s.Labels["version"] == "v2"
+	}
+	if !found {
+		t.Fatal("no subset v2 for the mirror")
+	}
+	if err := r.SetWeights(bg, "shop", Weights{"v1": 990_000, "v2": 10_000}); err != nil {
+		t.Fatal(err)
+	}
+	vs = getVS(t, fake, "shop")
+	if route(vs, PrimaryRoute).Mirror == nil {
+		t.Fatal("SetWeights dropped the mirror")
+	}
+	if h := route(vs, HeaderRoutePrefix+"v1"); h == nil || h.Mirror != nil {
+		t.Fatalf("a tester route mirrors: %v", h)
+	}
+	if err := r.SetMirror(bg, "shop", nil); err != nil {
+		t.Fatal(err)
+	}
+	if p := route(getVS(t, fake, "shop"), PrimaryRoute); p.Mirror != nil || p.MirrorPercentage != nil {
+		t.Fatalf("mirror not cleared: %v %v", p.Mirror, p.MirrorPercentage)
+	}
+}

@@ -1,0 +1,35 @@
+package main
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestReleaseShadowFlag(t *testing.T) {
+	base, err := specFromFlags("pay", "v2", "", "/bin/pay", "", "", 0, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for flag, want := range map[string]string{"2m": `{"duration":"2m0s"}`, "500": `{"samples":500}`} {
+		b, err := withShadow(base, flag, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var doc struct {
+			Spec map[string]json.RawMessage `json:"spec"`
+		}
+		if err := json.Unmarshal(b, &doc); err != nil {
+			t.Fatal(err)
+		}
+		if string(doc.Spec["shadow"]) != want || string(doc.Spec["maxDuration"]) != `"1h0m0s"` {
+			t.Errorf("--shadow %s: %s", flag, b)
+		}
+	}
+	for _, bad := range []string{"soon", "-2m", "0"} {
+		if _, err := withShadow(base, bad, 0); err == nil || !strings.Contains(err.Error(), "--shadow") {
+			t.Errorf("--shadow %s: %v", bad, err)
+		}
+	}
+}
