@@ -17,7 +17,9 @@ type fakeReleases struct {
 	err error
 }
 
-func (f fakeReleases) LastReleases(context.Context) (map[string]LastRelease, error) { return f.m, f.err }
+func (f fakeReleases) LastReleases(context.Context) (map[string]LastRelease, error) {
+	return f.m, f.err
+}
 
 // A fleet of real repositories: a current one, an old one on a vulnerable
 // kit, one by Git URL, one that is not a Pave service, a dirty one and an
