@@ -61,6 +61,7 @@ type LastRelease struct {
 	Phase    string    `json:"phase"`
 	Started  time.Time `json:"started,omitzero"`
 	Finished time.Time `json:"finished,omitzero"`
+	created  time.Time
 }
 
 // Releases gives the newest release per service name.
