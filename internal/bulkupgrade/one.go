@@ -73,7 +73,7 @@ func upgradeOne(ctx context.Context, e inventory.Entry, opts Options) Result {
 	if err != nil {
 		return fail("%v", err)
 	}
-	os.Remove(wt) // git worktree add makes it
+	os.Remove(wt)                                         // git worktree add makes it
 	_, _ = inventory.Git(ctx, c.Dir, "worktree", "prune") // of a run killed midway
 	args := []string{"worktree", "add", "--quiet", wt, opts.Branch}
 	if !exists {
