@@ -28,7 +28,7 @@ type fleetFlags struct {
 
 func (f *fleetFlags) add(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.file, "fleet", "fleet.yaml", "the fleet file: services: [{path: DIR}, {git: URL, ref: BRANCH}], paths relative to it")
-	cmd.Flags().StringVar(&f.cacheDir, "cache-dir", inventory.DefaultCacheDir(), "where Git entries are cloned")
+	cmd.Flags().StringVar(&f.cacheDir, "cache-dir", defaultFleetCache(), "where Git entries are cloned")
 	cmd.Flags().IntVar(&f.jobs, "jobs", 4, "services handled at once")
 }
 
@@ -227,3 +227,5 @@ func printServices(w io.Writer, rep servicesReport, wide bool) {
 		}
 	}
 }
+
+func defaultFleetCache() string { return inventory.DefaultCacheDir() }

@@ -32,12 +32,12 @@ func upgradeOne(ctx context.Context, e inventory.Entry, opts Options) Result {
 	if err != nil {
 		return fail("%v", err)
 	}
-	if _, err := inventory.Git(ctx, c.Dir, "rev-parse", "--git-dir"); err != nil {
-		return fail("%s is not in Git: the upgrade is made on a branch, so commit the service to Git first", c.Dir)
-	}
 	rec, err := readRecord(c.Dir)
 	if err != nil {
 		return fail("%v", err)
+	}
+	if _, err := inventory.Git(ctx, c.Dir, "rev-parse", "--git-dir"); err != nil {
+		return fail("%s is not in Git: the upgrade is made on a branch, so commit the service to Git first", c.Dir)
 	}
 	if e.Name == "" {
 		r.Service = rec.Answers.Name
@@ -265,12 +265,21 @@ func firstFailure(out string, err error) string {
 			return msg
 		}
 	}
+	// Else the first error, with up to two lines that continue it (the
+	// go command's "imports" chains).
+	var msg []string
 	for _, l := range lines {
 		t := strings.TrimSpace(l)
 		if t == "" || strings.HasPrefix(t, "#") || strings.HasPrefix(t, "FAIL") || strings.HasPrefix(t, "ok ") || strings.HasPrefix(t, "go: downloading") {
 			continue
 		}
-		return t
+		msg = append(msg, t)
+		if len(msg) == 3 {
+			break
+		}
+	}
+	if len(msg) > 0 {
+		return strings.Join(msg, " ")
 	}
 	return err.Error()
 }

@@ -139,8 +139,12 @@ func Git(ctx context.Context, dir string, args ...string) (string, error) {
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
 		msg := strings.TrimSpace(stderr.String())
-		if i := strings.LastIndexByte(msg, '\n'); i >= 0 {
-			msg = msg[i+1:]
+		// git's reason is its fatal: or error: line; hints follow it.
+		for _, l := range strings.Split(msg, "\n") {
+			if strings.HasPrefix(l, "fatal: ") || strings.HasPrefix(l, "error: ") {
+				msg = strings.TrimPrefix(strings.TrimPrefix(l, "fatal: "), "error: ")
+				break
+			}
 		}
 		if msg == "" {
 			return "", fmt.Errorf("git %s: %w", args[0], err)
