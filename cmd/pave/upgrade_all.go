@@ -16,7 +16,7 @@ import (
 type allFlags struct {
 	fleetFlags
 	all, push, noTemplate, skipTests bool
-	only, kit, branch, prDir        string
+	only, kit, branch, prDir         string
 }
 
 func (a *allFlags) add(cmd *cobra.Command) {
