@@ -270,6 +270,7 @@ func runUp(ctx context.Context, cfg config.Config, logOut io.Writer) error {
 	}
 	eng := startReleaseEngine(gctx, g, store, &fleet.ReleaseFleet{Registry: registry, Local: local, Connect: connectKubernetes}, srv, log)
 	server.TrafficAPI{Router: clusters, Live: clusters, Releases: eng}.Register(srv)
+	registerFleetOfServices(srv, cfg, tel, eng) // issue 22: services_up.go
 	startProductionEdge(gctx, g, cfg, registry, probe, eng, log)
 
 	srv.SetReady(true)
