@@ -66,6 +66,7 @@ async function refresh() {
         if (btn.dataset.action === 'drain' && !confirm(`Drain ${c.name}? Its traffic moves to the other clusters.`)) return;
         try {
           await post(`/api/v1/clusters/${encodeURIComponent(c.name)}/${btn.dataset.action}`, {});
+          $('error').textContent = '';
           await refresh();
         } catch (e) {
           $('error').textContent = `${btn.dataset.action} ${c.name}: ${e.message}`;
@@ -74,7 +75,6 @@ async function refresh() {
       td.appendChild(btn);
       body.appendChild(tr);
     }
-    if (!$('error').textContent.includes(':')) $('error').textContent = '';
     document.body.dataset.loaded = 'true';
   } catch (e) {
     $('error').textContent = e.message;
