@@ -41,11 +41,14 @@ fi
 
 # The web UI's libraries (uPlot), pinned in web/package-lock.json, copied into
 # web/static/lib (git-ignored) where go:embed picks them up.
-if [ ! -f web/static/lib/uplot/uPlot.esm.js ] || ! cmp -s web/package-lock.json web/node_modules/.package-lock.json.pave 2>/dev/null; then
+if [ ! -f web/static/lib/uplot/uPlot.esm.js ] || [ ! -f web/static/lib/dagre/dagre.esm.js ] || ! cmp -s web/package-lock.json web/node_modules/.package-lock.json.pave 2>/dev/null; then
   say "npm: installing web packages"
   npm ci --prefix web --no-audit --no-fund --loglevel=error >/dev/null
   mkdir -p web/static/lib/uplot
   cp web/node_modules/uplot/dist/uPlot.esm.js web/node_modules/uplot/dist/uPlot.min.css web/node_modules/uplot/LICENSE web/static/lib/uplot/
+  # @dagrejs/dagre lays out the service map (graphlib is bundled in its ESM build).
+  mkdir -p web/static/lib/dagre
+  cp web/node_modules/@dagrejs/dagre/dist/dagre.esm.js web/node_modules/@dagrejs/dagre/LICENSE web/static/lib/dagre/
   cp web/package-lock.json web/node_modules/.package-lock.json.pave
 fi
 

@@ -271,6 +271,7 @@ func runUp(ctx context.Context, cfg config.Config, logOut io.Writer) error {
 		release.WithAlerts(alert.ReleaseSeam{Engine: alerts})) // issue 16: spec.analysis.abortOnAlerts
 	alerts.SetReleases(alert.ReleaseLookup{Engine: eng}) // issue 16: alerts name the release they fire during
 	server.TrafficAPI{Router: clusters, Live: clusters, Releases: eng}.Register(srv)
+	registerFleetOfServices(srv, cfg, tel, eng) // issue 22: services_up.go
 	startProductionEdge(gctx, g, cfg, registry, probe, eng, log)
 
 	srv.SetReady(true)

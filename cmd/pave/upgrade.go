@@ -15,6 +15,7 @@ func upgradeCommand(g *globals) *cobra.Command {
 	var (
 		dryRun, check, force bool
 		to                   int
+		all                  allFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "upgrade [DIR]",
@@ -30,9 +31,17 @@ Refuses a dirty git tree unless --force. Exits 1 when conflicts were written.
 --check exits 1 when the repository is behind the current template (for CI).`,
 		Example: `  pave upgrade --check
   pave upgrade --dry-run
-  pave upgrade ./services/orders`,
+  pave upgrade ./services/orders
+  pave upgrade --all --fleet platform/fleet.yaml --jobs 8
+  pave upgrade --all --kit v0.2.0 --only 'pay-*' --push`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if all.all {
+				if len(args) > 0 || dryRun || check || force {
+					return fmt.Errorf("--all works from the fleet file: it takes no DIR, --dry-run, --check or --force")
+				}
+				return runUpgradeAll(cmd, g, &all, to)
+			}
 			dir := "."
 			if len(args) == 1 {
 				dir = args[0]
@@ -73,6 +82,7 @@ Refuses a dirty git tree unless --force. Exits 1 when conflicts were written.
 	cmd.Flags().BoolVar(&check, "check", false, "exit 1 when the repository is behind the current template version")
 	cmd.Flags().BoolVar(&force, "force", false, "run on a dirty git tree, or outside git")
 	cmd.Flags().IntVar(&to, "to", 0, "upgrade to this template version (default the current one)")
+	all.add(cmd)
 	return cmd
 }
 

@@ -58,6 +58,11 @@ type Config struct {
 	// store under the data directory) or "victorialogs://host:port[,…]"
 	// (a VictoriaLogs node or cluster; telemetry.md).
 	TelemetryStore string
+	// FleetFile is the fleet of service repositories (fleet.yaml) the
+	// services page reports on; VulnDB the vulnerability database it
+	// scans them against (issue 22).
+	FleetFile string
+	VulnDB    string
 	// Edge picks who splits traffic between clusters: "" (the embedded
 	// edge gateway when --clusters names several, else none),
 	// "istio:CLUSTER" (locality load balancing in the mesh whose
@@ -236,6 +241,9 @@ func settings() []setting {
 			}
 			return err
 		}},
+		// The fleet of services (issue 22).
+		{"fleet-file", "fleet.yaml listing the service repositories for the services page (GET /api/v1/fleet/services); empty turns the page off", func(c *Config) any { return &c.FleetFile }, nil},
+		{"vulndb", "Go vulnerability database (a directory or URL) the services page scans against; empty skips the scan", func(c *Config) any { return &c.VulnDB }, nil},
 		// Security settings (issue 12), kept together.
 		{"http-allowed-hosts", "Host names the API and UI answer to besides localhost, 127.0.0.1 and [::1], comma-separated (* for any, behind a proxy that checks Host)", func(c *Config) any { return &c.HTTPAllowedHosts }, nil},
 		{"run-roots", "directories (separated like PATH) under which spec.source and spec.binary may point (default: the directory pave up starts in and the data directory)", func(c *Config) any { return &c.RunRoots }, nil},

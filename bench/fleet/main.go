@@ -1,0 +1,139 @@
+// Command fleet measures `pave upgrade --all`: the time to upgrade N
+// generated services (default 100: mixed template versions, hand edits,
+// some conflicting, some with a failing test) with --jobs J (default 8),
+// and the share that upgraded cleanly. The peer is the bulk-change script
+// platform teams wrote before (xargs -P J over the repositories running,
+// per repository, git checkout -b, pave upgrade, go mod tidy, go build,
+// go test, git commit), on a copy of the same services in the same run.
+//
+//	go run ./bench/fleet -n 100 -jobs 8
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pave-platform/pave/internal/bulkupgrade"
+	"github.com/pave-platform/pave/internal/inventory"
+	"github.com/pave-platform/pave/internal/inventory/inventorytest"
+)
+
+type fatal struct{}
+
+func (fatal) Helper() {}
+func (fatal) Fatalf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "fleet bench: "+format+"\n", args...)
+	os.Exit(1)
+}
+
+// generate makes n services under dir: 6 in 10 plain or hand-edited at
+// template v1/v2 (clean), 2 in 10 with a conflicting Dockerfile edit, 1
+// in 10 with a failing test, 1 in 10 already current.
+func generate(dir string, n int) {
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 4)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			name := fmt.Sprintf("svc-%03d", i)
+			version := 1 + i%2
+			switch i % 10 {
+			case 9:
+				version = 0
+			}
+			d := inventorytest.NewService(fatal{}, dir, inventorytest.Service{Name: name, Version: version, GoSum: true})
+			switch i % 10 {
+			case 1, 3:
+				inventorytest.Edit(fatal{}, d, "api.go", "", "\n// team note\n")
+			case 6, 7:
+				if version == 2 {
+					inventorytest.Edit(fatal{}, d, "README.md", "", "\nTeam notes.\n")
+				}
+				inventorytest.Edit(fatal{}, d, "Dockerfile", " AS build", "-alpine AS build")
+			case 8:
+				inventorytest.Edit(fatal{}, d, "api_test.go", "", "\nfunc TestBroken(t *testing.T) { t.Fatal(\"broken\") }\n")
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+const peerScript = `set -e
+cd "$1"
+git checkout -q -b bulk-upgrade
+out=$("$PAVE" upgrade 2>&1) || { echo "$1 conflicts"; git add -A; git commit -qm "bulk upgrade (conflicts)"; exit 0; }
+if go mod tidy >/dev/null 2>&1 && go build ./... >/dev/null 2>&1 && go test -count=1 ./... >/dev/null 2>&1; then r=clean; else r=tests-failed; fi
+git add -A
+git commit -qm "bulk upgrade" >/dev/null 2>&1 || r=up-to-date
+echo "$1 $r"
+`
+
+func main() {
+	n := flag.Int("n", 100, "services")
+	jobs := flag.Int("jobs", 8, "services at once")
+	flag.Parse()
+	work, err := os.MkdirTemp("", "pave-bench-fleet-")
+	if err != nil {
+		panic(err)
+	}
+	defer os.RemoveAll(work)
+	os.Setenv("GOFLAGS", "-mod=mod")
+	os.Setenv("GOWORK", "off")
+	for _, kv := range inventorytest.GitIdentity() {
+		k, v, _ := strings.Cut(kv, "=")
+		os.Setenv(k, v)
+	}
+	fmt.Fprintf(os.Stderr, "generating %d services…\n", *n)
+	t0 := time.Now()
+	generate(filepath.Join(work, "a"), *n)
+	if out, err := exec.Command("cp", "-a", filepath.Join(work, "a"), filepath.Join(work, "b")).CombinedOutput(); err != nil {
+		panic(string(out))
+	}
+	fmt.Fprintf(os.Stderr, "generated in %.0fs\n", time.Since(t0).Seconds())
+	pave := filepath.Join(work, "pave")
+	build := exec.Command("go", "build", "-o", pave, "./cmd/pave")
+	build.Dir, build.Env = inventorytest.RepoRoot(), append(os.Environ(), "GOWORK=", "GOFLAGS=")
+	if out, err := build.CombinedOutput(); err != nil {
+		panic(string(out))
+	}
+
+	var f inventory.File
+	for i := range *n {
+		f.Services = append(f.Services, inventory.Entry{Path: fmt.Sprintf("svc-%03d", i)})
+	}
+	start := time.Now()
+	rep, err := bulkupgrade.Run(context.Background(), f, bulkupgrade.Options{
+		Sources: &inventory.Sources{Base: filepath.Join(work, "a"), CacheDir: filepath.Join(work, "cache")},
+		Jobs:    *jobs, PRDir: filepath.Join(work, "prs"),
+	})
+	if err != nil {
+		panic(err)
+	}
+	paveSecs := time.Since(start).Seconds()
+
+	start = time.Now()
+	peer := exec.Command("bash", "-c", `ls -d "$ROOT"/svc-* | xargs -P "$JOBS" -n 1 bash -c "$SCRIPT" peer`)
+	peer.Env = append(os.Environ(), "ROOT="+filepath.Join(work, "b"), fmt.Sprintf("JOBS=%d", *jobs), "SCRIPT="+peerScript, "PAVE="+pave)
+	out, err := peer.CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "peer script: %v\n%s", err, out)
+	}
+	peerSecs := time.Since(start).Seconds()
+	peerClean := strings.Count(string(out), " clean\n")
+
+	fmt.Printf("machine: %d services, --jobs %d, on a shared 2-core VM (figures drift ±50%% between runs)\n", *n, *jobs)
+	fmt.Printf("outcomes (pave): %v\n", rep.Summary)
+	fmt.Printf("pave upgrade --all:   %.0f s, %d/%d clean (%.0f%%)\n", paveSecs, rep.Summary[bulkupgrade.Clean], *n, 100*float64(rep.Summary[bulkupgrade.Clean])/float64(*n))
+	fmt.Printf("peer (xargs script):  %.0f s, %d/%d clean (%.0f%%)\n", peerSecs, peerClean, *n, 100*float64(peerClean)/float64(*n))
+	fmt.Printf("time ratio pave/peer: %.2f\n", paveSecs/peerSecs)
+}

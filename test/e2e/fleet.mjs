@@ -1,0 +1,66 @@
+// The fleet pages end to end in headless Chromium: the service fleet
+// table (triage order, sorting), the service map (dagre layout, edge
+// colours, canary node, click to a failing request) and the clusters page
+// (drain button). Usage: node fleet.mjs BASE_URL (or PAVE_URL);
+// fleet_test.go serves real data.
+import { launch, shotPath, must } from './browser.mjs';
+
+const base = process.argv[2] || process.env.PAVE_URL;
+must(base, 'usage: node fleet.mjs BASE_URL (or set PAVE_URL)');
+
+const browser = await launch();
+try {
+  const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  page.on('dialog', (d) => d.accept());
+
+  // Service fleet: unreadable first, then the oldest; sortable by name.
+  await page.goto(base + '/ui/services-fleet.html');
+  await page.waitForSelector('tr[data-service="orders"]', { timeout: 60000 });
+  const order = () => page.$$eval('#rows tr', (trs) => trs.map((tr) => tr.dataset.service));
+  let names = await order();
+  must(JSON.stringify(names) === JSON.stringify(['gone', 'ledger', 'orders']), `triage order: ${names}`);
+  const ledger = await page.textContent('tr[data-service="ledger"]');
+  must(ledger.includes('behind'), `ledger row: ${ledger}`);
+  await page.click('th[data-key="name"]');
+  await page.click('th[data-key="name"]');
+  names = await order();
+  must(JSON.stringify(names) === JSON.stringify(['orders', 'ledger', 'gone']), `name descending: ${names}`);
+  await page.screenshot({ path: shotPath('services-fleet'), fullPage: true });
+
+  // Service map.
+  await page.goto(base + '/ui/servicemap.html');
+  await page.waitForSelector('body[data-loaded="true"]', { timeout: 30000 });
+  const nodes = await page.$$eval('#map g.node', (gs) => gs.map((g) => g.dataset.id + (g.classList.contains('canary') ? '*' : '')));
+  must(['checkout', 'orders', 'payments', 'orders@v2*'].every((n) => nodes.includes(n)), `nodes: ${nodes}`);
+  const colour = (from, to) => page.getAttribute(`#map g.edge[data-from="${from}"][data-to="${to}"]`, 'data-colour');
+  must(await colour('orders', 'payments') === '#c0392b', 'orders → payments (20% errors) is not red');
+  must(await colour('checkout', 'orders') === '#27ae60', 'checkout → orders (no errors) is not green');
+  must(await colour('checkout', 'orders@v2') === '#27ae60', 'no edge to the canary node');
+  const boxes = await page.$$eval('#map g.node', (gs) => gs.map((g) => g.getAttribute('transform')));
+  must(new Set(boxes).size === boxes.length, `nodes overlap: ${boxes}`);
+  await page.screenshot({ path: shotPath('servicemap'), fullPage: true });
+  await page.click('#map g.edge[data-from="orders"][data-to="payments"] path', { force: true });
+  await page.waitForURL(/request\.html\?trace=4bf92f3577b34da6a3ce929d0e0e4736/, { timeout: 30000 });
+
+  // Clusters: drain busan with the button.
+  await page.goto(base + '/ui/clusters.html');
+  await page.waitForSelector('tr[data-cluster="busan"]', { timeout: 30000 });
+  const busan = await page.textContent('tr[data-cluster="busan"]');
+  must(busan.includes('serving') && busan.includes('dc-busan'), `busan row: ${busan}`);
+  // A viewer's click is refused, and says so; an admin's drains.
+  await page.evaluate((tok) => localStorage.setItem('pave.token', tok), process.env.PAVE_VIEWER_TOKEN);
+  await page.click('tr[data-cluster="busan"] button[data-action="drain"]');
+  await page.waitForFunction(() => document.getElementById('error').textContent.includes('drain busan'), null, { timeout: 30000 });
+  await page.evaluate((tok) => localStorage.setItem('pave.token', tok), process.env.PAVE_ADMIN_TOKEN);
+  await page.click('tr[data-cluster="busan"] button[data-action="drain"]');
+  await page.waitForSelector('tr[data-cluster="busan"] button[data-action="undrain"]', { timeout: 30000 })
+    .catch(async (e) => { throw new Error(`${e.message}\nerror line: ${await page.textContent('#error')}\nrow: ${await page.textContent('tr[data-cluster="busan"]')}`); });
+  must((await page.textContent('tr[data-cluster="busan"]')).includes('draining'), 'busan is not shown draining');
+  await page.screenshot({ path: shotPath('clusters'), fullPage: true });
+  must(errors.length === 0, `page errors: ${errors}`);
+  console.log(`ok: fleet table ${names.length} rows, map ${nodes.length} nodes, busan drained`);
+} finally {
+  await browser.close();
+}
