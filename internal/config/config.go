@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pave-platform/pave/internal/runners"
 	"github.com/pave-platform/pave/internal/telemetry"
 	"github.com/spf13/pflag"
 	"sigs.k8s.io/yaml"
@@ -104,6 +105,12 @@ type Config struct {
 	Alertmanagers []string
 	// Runners (issue 19): the GitHub webhook's shared secret.
 	GitHubWebhookSecret string
+	// Runners (issue 19): the GitHub REST API the runner queue is
+	// reconciled against for missed webhook events.
+	GitHubAPIURL            string
+	GitHubToken             string
+	GitHubRepositories      []string
+	GitHubReconcileInterval time.Duration
 }
 
 // Default returns the embedded defaults.
@@ -123,6 +130,9 @@ func Default() Config {
 		MetricsScrapeInterval: 15 * time.Second,
 		MetricsRetention:      15 * 24 * time.Hour,
 		MetricsSampleLimit:    "100000",
+
+		GitHubAPIURL:            "https://api.github.com",
+		GitHubReconcileInterval: 5 * time.Minute,
 	}
 }
 
@@ -323,6 +333,23 @@ func settings() []setting {
 		{"github-webhook-secret", "secret of the GitHub workflow_job webhook at POST /hooks/github (X-Hub-Signature-256); prefer PAVE_GITHUB_WEBHOOK_SECRET to a flag; empty: every delivery is refused", func(c *Config) any { return &c.GitHubWebhookSecret }, func(c *Config) error {
 			if c.GitHubWebhookSecret != "" && len(c.GitHubWebhookSecret) < 16 {
 				return errors.New("must be at least 16 characters (e.g. openssl rand -hex 20), or empty to refuse every delivery")
+			}
+			return nil
+		}},
+		{"github-api-url", "GitHub REST API the runner queue is reconciled against (GitHub Enterprise Server: https://HOST/api/v3)", func(c *Config) any { return &c.GitHubAPIURL }, func(c *Config) error {
+			u, err := url.Parse(c.GitHubAPIURL)
+			if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+				return errors.New("want an http(s) URL such as https://api.github.com")
+			}
+			return nil
+		}},
+		{"github-token", "token for the GitHub REST API (Actions: read on the repositories); prefer PAVE_GITHUB_TOKEN to a flag", func(c *Config) any { return &c.GitHubToken }, nil},
+		{"github-repositories", "repositories whose queued and running jobs are reconciled with the runner queue, OWNER/NAME or OWNER/* (an organisation's), comma-separated; empty: webhooks only", func(c *Config) any { return &c.GitHubRepositories }, func(c *Config) error {
+			return runners.CheckRepos(c.GitHubRepositories)
+		}},
+		{"github-reconcile-interval", "how often the runner queue is reconciled with the GitHub REST API (each pass lists the queued and running runs of every repository)", func(c *Config) any { return &c.GitHubReconcileInterval }, func(c *Config) error {
+			if c.GitHubReconcileInterval < 10*time.Second {
+				return errors.New("want 10s or more (GitHub allows 5,000 requests an hour per token)")
 			}
 			return nil
 		}},

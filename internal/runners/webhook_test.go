@@ -1,6 +1,7 @@
 package runners
 
 import (
+	"context"
 	"bytes"
 	"fmt"
 	"net/http"
@@ -28,7 +29,7 @@ func delivery(t *testing.T, h http.Handler, id, action string, job int64, sig st
 }
 
 func TestWebhookTracksTheQueue(t *testing.T) {
-	q := NewQueue()
+	q := newQueue(t)
 	h := q.WebhookHandler(func() string { return secret }, time.Now)
 	labels := []string{"self-hosted", "linux", "x64"}
 	if w := delivery(t, h, "d1", "queued", 7, ""); w.Code != http.StatusAccepted {
@@ -52,7 +53,7 @@ func TestWebhookTracksTheQueue(t *testing.T) {
 }
 
 func TestWebhookBadSignatureChangesNothing(t *testing.T) {
-	q := NewQueue()
+	q := newQueue(t)
 	h := q.WebhookHandler(func() string { return secret }, time.Now)
 	for _, sig := range []string{"sha256=00", "sha1=abc", "sha256=" + fmt.Sprintf("%064x", 1), "garbage", Sign("other secret", []byte("{}"))} {
 		if w := delivery(t, h, "d-"+sig, "queued", 1, sig); w.Code != http.StatusUnauthorized {
@@ -66,14 +67,14 @@ func TestWebhookBadSignatureChangesNothing(t *testing.T) {
 	if w := delivery(t, h, "d-garbage", "queued", 1, ""); w.Code != http.StatusAccepted {
 		t.Fatalf("genuine delivery after a forged one with its id: %d", w.Code)
 	}
-	noSecret := NewQueue().WebhookHandler(func() string { return "" }, time.Now)
+	noSecret := newQueue(t).WebhookHandler(func() string { return "" }, time.Now)
 	if w := delivery(t, noSecret, "x", "queued", 1, ""); w.Code != http.StatusUnauthorized || !bytes.Contains(w.Body.Bytes(), []byte("github-webhook-secret")) {
 		t.Fatalf("no secret set: want 401 naming the setting, got %d %s", w.Code, w.Body)
 	}
 }
 
 func TestWebhookReplayChangesNothing(t *testing.T) {
-	q := NewQueue()
+	q := newQueue(t)
 	h := q.WebhookHandler(func() string { return secret }, time.Now)
 	delivery(t, h, "d1", "queued", 1, "")
 	delivery(t, h, "d2", "in_progress", 1, "")
@@ -93,22 +94,22 @@ func TestWebhookReplayChangesNothing(t *testing.T) {
 }
 
 func TestQueuePrunesJobsPastGitHubLimits(t *testing.T) {
-	q := NewQueue()
+	q := newQueue(t)
 	h := q.WebhookHandler(func() string { return secret }, time.Now)
 	delivery(t, h, "p1", "queued", 1, "")      // queued 2026-03-02T01:00Z
 	delivery(t, h, "p2", "queued", 2, "")      // the same, then started 01:00:30Z
 	delivery(t, h, "p3", "in_progress", 2, "") //
 	at := time.Date(2026, 3, 2, 1, 0, 0, 0, time.UTC)
-	if n := q.Prune(at.Add(23 * time.Hour)); n != 0 {
+	if n := q.Prune(context.Background(), at.Add(23 * time.Hour)); n != 0 {
 		t.Fatalf("pruned %d jobs within the limits", n)
 	}
-	if n := q.Prune(at.Add(25 * time.Hour)); n != 1 {
+	if n := q.Prune(context.Background(), at.Add(25 * time.Hour)); n != 1 {
 		t.Fatalf("want the job queued for 25 h forgotten, pruned %d", n)
 	}
 	if queued, busy, _ := q.Counts([]string{"self-hosted", "linux"}); queued != 0 || busy != 1 {
 		t.Fatalf("after 25 h: %d queued %d busy", queued, busy)
 	}
-	if n := q.Prune(at.Add(6 * 24 * time.Hour)); n != 1 {
+	if n := q.Prune(context.Background(), at.Add(6 * 24 * time.Hour)); n != 1 {
 		t.Fatalf("want the job running for 6 days forgotten, pruned %d", n)
 	}
 }
