@@ -156,7 +156,9 @@ func TestStoredPoolWhoseTargetIsGoneReportsIt(t *testing.T) {
 		t.Fatal(err)
 	}
 	c2 := NewController(c.Queue, c.Store)
-	c2.NewTarget = func(RunnerPool) (Target, error) { return nil, &FieldError{Path: "spec.target.kubernetes.cluster", Err: ErrInvalid} }
+	c2.NewTarget = func(RunnerPool) (Target, error) {
+		return nil, &FieldError{Path: "spec.target.kubernetes.cluster", Err: ErrInvalid}
+	}
 	if err := c2.Load(ctx); err != nil {
 		t.Fatal(err)
 	}

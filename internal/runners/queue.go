@@ -73,8 +73,8 @@ type finishedJob struct {
 }
 
 const (
-	maxDeliveries = 50000            // remembered delivery ids, oldest forgotten first
-	maxHistory    = 200000           // finished jobs kept for suggest
+	maxDeliveries = 50000                   // remembered delivery ids, oldest forgotten first
+	maxHistory    = 200000                  // finished jobs kept for suggest
 	historyKept   = 12 * 7 * 24 * time.Hour // suggest reads at most 12 weeks
 )
 

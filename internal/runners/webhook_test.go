@@ -1,8 +1,8 @@
 package runners
 
 import (
-	"context"
 	"bytes"
+	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -100,16 +100,16 @@ func TestQueuePrunesJobsPastGitHubLimits(t *testing.T) {
 	delivery(t, h, "p2", "queued", 2, "")      // the same, then started 01:00:30Z
 	delivery(t, h, "p3", "in_progress", 2, "") //
 	at := time.Date(2026, 3, 2, 1, 0, 0, 0, time.UTC)
-	if n := q.Prune(context.Background(), at.Add(23 * time.Hour)); n != 0 {
+	if n := q.Prune(context.Background(), at.Add(23*time.Hour)); n != 0 {
 		t.Fatalf("pruned %d jobs within the limits", n)
 	}
-	if n := q.Prune(context.Background(), at.Add(25 * time.Hour)); n != 1 {
+	if n := q.Prune(context.Background(), at.Add(25*time.Hour)); n != 1 {
 		t.Fatalf("want the job queued for 25 h forgotten, pruned %d", n)
 	}
 	if queued, busy, _ := q.Counts([]string{"self-hosted", "linux"}); queued != 0 || busy != 1 {
 		t.Fatalf("after 25 h: %d queued %d busy", queued, busy)
 	}
-	if n := q.Prune(context.Background(), at.Add(6 * 24 * time.Hour)); n != 1 {
+	if n := q.Prune(context.Background(), at.Add(6*24*time.Hour)); n != 1 {
 		t.Fatalf("want the job running for 6 days forgotten, pruned %d", n)
 	}
 }
