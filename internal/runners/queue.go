@@ -404,6 +404,9 @@ func (q *Queue) applyLocked(ctx context.Context, c jobChange, now time.Time) (bo
 			return false, nil // never seen: nothing to release, no history to trust
 		}
 		f := finishedJob{ID: c.ID, Labels: j.Labels, Queued: j.Queued, Started: j.Started, Completed: orNow(c.Completed, now)}
+		if f.Started.IsZero() { // its in_progress was missed too
+			f.Started = c.Started
+		}
 		if !f.Started.IsZero() && f.Completed.Before(f.Started) {
 			f.Completed = f.Started
 		}

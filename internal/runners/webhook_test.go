@@ -15,6 +15,19 @@ const secret = "s3cret"
 func delivery(t *testing.T, h http.Handler, id, action string, job int64, sig string) *httptest.ResponseRecorder {
 	t.Helper()
 	body := fmt.Appendf(nil, `{"action":%q,"workflow_job":{"id":%d,"labels":["self-hosted","linux"],"created_at":"2026-03-02T01:00:00Z","started_at":"2026-03-02T01:00:30Z","completed_at":"2026-03-02T01:05:30Z"}}`, action, job)
+	return post(t, h, id, body, sig)
+}
+
+// deliveryIn is a delivery with the repository and no times (the
+// receiver's clock counts).
+func deliveryIn(t *testing.T, h http.Handler, id, action string, job int64, repo string) *httptest.ResponseRecorder {
+	t.Helper()
+	body := fmt.Appendf(nil, `{"action":%q,"workflow_job":{"id":%d,"labels":["self-hosted","linux"]},"repository":{"full_name":%q}}`, action, job, repo)
+	return post(t, h, id, body, "")
+}
+
+func post(t *testing.T, h http.Handler, id string, body []byte, sig string) *httptest.ResponseRecorder {
+	t.Helper()
 	if sig == "" {
 		sig = Sign(secret, body)
 	}
