@@ -72,7 +72,7 @@ function plot(samples) {
   const W = 900, H = 220, L = 40, B = 20;
   const svg = document.createElementNS(svgNS, 'svg');
   svg.setAttribute('id', 'plot-svg');
-  svg.setAttribute('width', W + L);
+  svg.setAttribute('width', W + L + 40);
   svg.setAttribute('height', H + B);
   const add = (tag, attrs, text) => {
     const el = document.createElementNS(svgNS, tag);
