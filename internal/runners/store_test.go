@@ -9,7 +9,7 @@ import (
 )
 
 // openStore opens a state store in dir (a new one when dir is "").
-func openStore(t *testing.T, dir string) *state.SQLite {
+func openStore(t testing.TB, dir string) *state.SQLite {
 	t.Helper()
 	if dir == "" {
 		dir = t.TempDir()
@@ -22,7 +22,7 @@ func openStore(t *testing.T, dir string) *state.SQLite {
 	return st
 }
 
-func newQueue(t *testing.T) *Queue {
+func newQueue(t testing.TB) *Queue {
 	t.Helper()
 	q, err := OpenQueue(context.Background(), openStore(t, ""))
 	if err != nil {

@@ -26,7 +26,7 @@ func deliveryIn(t *testing.T, h http.Handler, id, action string, job int64, repo
 	return post(t, h, id, body, "")
 }
 
-func post(t *testing.T, h http.Handler, id string, body []byte, sig string) *httptest.ResponseRecorder {
+func post(t testing.TB, h http.Handler, id string, body []byte, sig string) *httptest.ResponseRecorder {
 	t.Helper()
 	if sig == "" {
 		sig = Sign(secret, body)
