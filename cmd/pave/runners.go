@@ -30,10 +30,11 @@ and a daily runner-hours budget.
   pave runners apply -f pools/linux.yaml
   pave runners status
   pave runners suggest --pool linux --time-zone Asia/Seoul
+  pave runners delete linux
 
 See docs/runners.md.`,
 	}
-	cmd.AddCommand(runnersApplyCommand(g), runnersStatusCommand(g), runnersSuggestCommand(g))
+	cmd.AddCommand(runnersApplyCommand(g), runnersStatusCommand(g), runnersSuggestCommand(g), runnersDeleteCommand(g))
 	return cmd
 }
 
@@ -122,6 +123,13 @@ func printRunnersStatus(out io.Writer, st runnersStatus) {
 			(time.Duration(p.OldestQueuedSecs) * time.Second).Round(time.Second), p.Desired, window, hours, target)
 	}
 	tw.Flush()
+	if gh := st.Webhook.GitHub; gh.Enabled {
+		line := fmt.Sprintf("github: last reconciled %s, %d queued/running jobs listed, %d missed events recorded", gh.Last.Local().Format(time.TimeOnly), gh.Seen, gh.Changes)
+		if gh.Error != "" {
+			line += "; error: " + gh.Error
+		}
+		fmt.Fprintln(out, line)
+	}
 	if st.Webhook.BadSignatures > 0 {
 		fmt.Fprintf(out, "webhook: %d deliveries refused for a bad signature (check the GitHub webhook's secret against github-webhook-secret)\n", st.Webhook.BadSignatures)
 	}
@@ -177,5 +185,20 @@ func printSuggestion(out io.Writer, s runnersSuggestion) {
 	}
 	for _, sc := range sg.Schedules {
 		line("+", sc)
+	}
+}
+
+func runnersDeleteCommand(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "delete NAME",
+		Short: "Delete a runner pool (needs an admin token): local runners stop, a Kubernetes target is left as it is",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := g.client().Do(cmd.Context(), http.MethodDelete, "/api/v1/runnerpools/"+url.PathEscape(args[0]), nil, nil); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "runnerpool/%s deleted\n", args[0])
+			return nil
+		},
 	}
 }

@@ -15,10 +15,18 @@ import (
 
 // startRunners serves runner pools (issue 19) and reconciles them every
 // 10 s until the returned stop, which stops the local runner processes.
-// A pool's kubernetes target names a cluster registered with `pave
-// cluster add`. Pools live in memory: re-apply them from Git after a restart.
+// Pools, the queue, its history and the delivery ids seen are kept in
+// the state store (registry.Store), so they are back after a restart. A
+// pool's kubernetes target names a cluster registered with `pave
+// cluster add`. With github-repositories set, the queue is also
+// reconciled with the GitHub REST API every github-reconcile-interval.
 func startRunners(ctx context.Context, cfg config.Config, srv *server.Server, registry *fleet.Registry, log *slog.Logger) (stop func()) {
-	c := runners.NewController(runners.NewQueue())
+	q, err := runners.OpenQueue(ctx, registry.Store)
+	if err != nil {
+		log.Error("runner pools are off: the runner queue could not be read from the state store", "err", err)
+		return func() {}
+	}
+	c := runners.NewController(q, registry.Store)
 	c.NewTarget = func(p runners.RunnerPool) (runners.Target, error) {
 		k := p.Spec.Target.Kubernetes
 		if k == nil {
@@ -34,6 +42,9 @@ func startRunners(ctx context.Context, cfg config.Config, srv *server.Server, re
 		}
 		return nil, &runners.FieldError{Path: "spec.target.kubernetes.cluster", Err: fmt.Errorf("%w: %q is not a registered Kubernetes cluster (pave cluster list): %w", runners.ErrInvalid, k.Cluster, err)}
 	}
+	if err := c.Load(ctx); err != nil {
+		log.Error("runner pools: some stored pools were not loaded", "err", err)
+	}
 	srv.RegisterRunners(c, func() string { return cfg.GitHubWebhookSecret })
 	if cfg.GitHubWebhookSecret == "" {
 		log.Info("runner pools: no github-webhook-secret set; POST /hooks/github refuses every delivery")
@@ -41,5 +52,24 @@ func startRunners(ctx context.Context, cfg config.Config, srv *server.Server, re
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() { c.Run(ctx, 10*time.Second) })
+	if len(cfg.GitHubRepositories) > 0 {
+		api := runners.GitHubAPI{URL: cfg.GitHubAPIURL, Token: func() string { return cfg.GitHubToken }, Repos: cfg.GitHubRepositories}
+		wg.Go(func() {
+			t := time.NewTicker(cfg.GitHubReconcileInterval)
+			defer t.Stop()
+			for {
+				if st := q.ReconcileGitHub(ctx, api, time.Now); st.Error != "" && ctx.Err() == nil {
+					log.Warn("runner queue: GitHub REST reconciliation", "err", st.Error, "changes", st.Changes)
+				} else if st.Changes > 0 {
+					log.Info("runner queue: GitHub REST reconciliation found events the webhook missed", "changes", st.Changes)
+				}
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+				}
+			}
+		})
+	}
 	return func() { cancel(); wg.Wait() }
 }

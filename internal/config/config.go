@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/pave-platform/pave/internal/state"
+	"github.com/pave-platform/pave/internal/runners"
 	"github.com/pave-platform/pave/internal/telemetry"
 	"github.com/pave-platform/pave/internal/telemetry/vlstore"
 	"github.com/spf13/pflag"
@@ -125,6 +126,12 @@ type Config struct {
 	StateStore string
 	// LeaderLease bounds how long a dead leader delays its successor.
 	LeaderLease time.Duration
+	// Runners (issue 19): the GitHub REST API the runner queue is
+	// reconciled against for missed webhook events.
+	GitHubAPIURL            string
+	GitHubToken             string
+	GitHubRepositories      []string
+	GitHubReconcileInterval time.Duration
 }
 
 // Default returns the embedded defaults.
@@ -149,6 +156,8 @@ func Default() Config {
 
 		StateStore:  "sqlite",
 		LeaderLease: 15 * time.Second,
+		GitHubAPIURL:            "https://api.github.com",
+		GitHubReconcileInterval: 5 * time.Minute,
 	}
 }
 
@@ -384,6 +393,23 @@ func settings() []setting {
 		{"leader-lease", "how long a dead leader delays its successor: the leader renews its lease every fifth of it, a standby takes over within it", func(c *Config) any { return &c.LeaderLease }, func(c *Config) error {
 			if c.LeaderLease < 3*time.Second || c.LeaderLease > 5*time.Minute {
 				return errors.New("must be between 3s and 5m, e.g. 15s")
+			}
+			return nil
+		}},
+		{"github-api-url", "GitHub REST API the runner queue is reconciled against (GitHub Enterprise Server: https://HOST/api/v3)", func(c *Config) any { return &c.GitHubAPIURL }, func(c *Config) error {
+			u, err := url.Parse(c.GitHubAPIURL)
+			if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+				return errors.New("want an http(s) URL such as https://api.github.com")
+			}
+			return nil
+		}},
+		{"github-token", "token for the GitHub REST API (Actions: read on the repositories); prefer PAVE_GITHUB_TOKEN to a flag", func(c *Config) any { return &c.GitHubToken }, nil},
+		{"github-repositories", "repositories whose queued and running jobs are reconciled with the runner queue, OWNER/NAME or OWNER/* (an organisation's), comma-separated; empty: webhooks only", func(c *Config) any { return &c.GitHubRepositories }, func(c *Config) error {
+			return runners.CheckRepos(c.GitHubRepositories)
+		}},
+		{"github-reconcile-interval", "how often the runner queue is reconciled with the GitHub REST API (each pass lists the queued and running runs of every repository)", func(c *Config) any { return &c.GitHubReconcileInterval }, func(c *Config) error {
+			if c.GitHubReconcileInterval < 10*time.Second {
+				return errors.New("want 10s or more (GitHub allows 5,000 requests an hour per token)")
 			}
 			return nil
 		}},

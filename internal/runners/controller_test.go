@@ -37,13 +37,13 @@ func countRunners(t *testing.T, pool string) int {
 }
 
 func TestControllerScalesLocalRunnersOnTheQueue(t *testing.T) {
-	q := NewQueue()
-	c := NewController(q)
+	q := newQueue(t)
+	c := NewController(q, q.store)
 	now := time.Date(2026, 3, 2, 3, 0, 0, 0, time.UTC)
 	c.Now = func() time.Time { return now }
 	p := localPool(t, "")
 	p.Metadata.Name = "ctl-" + strings.ToLower(t.Name()[len(t.Name())-5:])
-	if err := c.Apply(p); err != nil {
+	if err := c.Apply(context.Background(), p); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.mu.Lock(); c.pools[p.Metadata.Name].target.Close(); c.mu.Unlock() })
@@ -103,13 +103,13 @@ func (f *flakyTarget) Scale(_ context.Context, n int) (int, error) {
 func (f *flakyTarget) Close() error { return nil }
 
 func TestControllerTargetUnreachableBacksOffAndStaysInBounds(t *testing.T) {
-	q := NewQueue()
-	c := NewController(q)
+	q := newQueue(t)
+	c := NewController(q, q.store)
 	ft := &flakyTarget{down: true}
 	c.NewTarget = func(RunnerPool) (Target, error) { return ft, nil }
 	now := time.Date(2026, 3, 2, 3, 0, 0, 0, time.UTC)
 	c.Now = func() time.Time { return now }
-	if err := c.Apply(localPool(t, "")); err != nil {
+	if err := c.Apply(context.Background(), localPool(t, "")); err != nil {
 		t.Fatal(err)
 	}
 	c.Reconcile(context.Background())
@@ -142,11 +142,11 @@ func TestControllerTargetUnreachableBacksOffAndStaysInBounds(t *testing.T) {
 }
 
 func TestControllerRefusesKubernetesTargetForNow(t *testing.T) {
-	c := NewController(NewQueue())
+	c := newController(t)
 	p := localPool(t, "")
 	p.Spec.Target = TargetSpec{Kubernetes: &KubernetesTarget{Cluster: "a", AutoscalingRunnerSet: "ns/x"}}
 	var fe *FieldError
-	if err := c.Apply(p); !errors.As(err, &fe) || fe.Path != "spec.target.kubernetes" {
+	if err := c.Apply(context.Background(), p); !errors.As(err, &fe) || fe.Path != "spec.target.kubernetes" {
 		t.Fatalf("want a field error on spec.target.kubernetes, got %v", err)
 	}
 }

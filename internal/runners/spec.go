@@ -87,10 +87,24 @@ type LocalTarget struct {
 	Command []string `json:"command,omitempty"`
 }
 
-// KubernetesTarget patches an ARC AutoscalingRunnerSet.
+// KubernetesTarget sets the runner count of an ARC AutoscalingRunnerSet
+// or of a plain Deployment of runners (exactly one).
 type KubernetesTarget struct {
 	Cluster              string `json:"cluster"`
-	AutoscalingRunnerSet string `json:"autoscalingRunnerSet"` // namespace/name
+	AutoscalingRunnerSet string `json:"autoscalingRunnerSet,omitempty"` // namespace/name
+	Deployment           string `json:"deployment,omitempty"`           // namespace/name
+}
+
+// String names the target for the status: local, or
+// kubernetes CLUSTER autoscalingRunnerSet|deployment NS/NAME.
+func (t TargetSpec) String() string {
+	switch k := t.Kubernetes; {
+	case k != nil && k.Deployment != "":
+		return "kubernetes " + k.Cluster + " deployment " + k.Deployment
+	case k != nil:
+		return "kubernetes " + k.Cluster + " autoscalingRunnerSet " + k.AutoscalingRunnerSet
+	}
+	return "local"
 }
 
 // Schedule is a cron window: from each time the cron expression fires
@@ -230,14 +244,22 @@ func (t TargetSpec) validate(path string) error {
 	case t.Local != nil && t.Kubernetes != nil:
 		return invalid(path, "set exactly one of local and kubernetes, not both")
 	case t.Local == nil && t.Kubernetes == nil:
-		return invalid(path, "set one of local: {} or kubernetes: {cluster: NAME, autoscalingRunnerSet: NAMESPACE/NAME}")
+		return invalid(path, "set one of local: {}, kubernetes: {cluster: NAME, autoscalingRunnerSet: NAMESPACE/NAME} or kubernetes: {cluster: NAME, deployment: NAMESPACE/NAME}")
 	case t.Kubernetes != nil:
-		if t.Kubernetes.Cluster == "" {
+		k := t.Kubernetes
+		if k.Cluster == "" {
 			return invalid(path+".kubernetes.cluster", "name the registered cluster (pave cluster list)")
 		}
-		ns, name, ok := strings.Cut(t.Kubernetes.AutoscalingRunnerSet, "/")
+		field, ref := "autoscalingRunnerSet", k.AutoscalingRunnerSet
+		switch {
+		case k.AutoscalingRunnerSet != "" && k.Deployment != "":
+			return invalid(path+".kubernetes", "set exactly one of autoscalingRunnerSet and deployment, not both")
+		case k.Deployment != "":
+			field, ref = "deployment", k.Deployment
+		}
+		ns, name, ok := strings.Cut(ref, "/")
 		if !ok || !nameRE.MatchString(ns) || !nameRE.MatchString(name) {
-			return invalid(path+".kubernetes.autoscalingRunnerSet", "want NAMESPACE/NAME, got %q", t.Kubernetes.AutoscalingRunnerSet)
+			return invalid(path+".kubernetes."+field, "want NAMESPACE/NAME (an ARC runner scale set in autoscalingRunnerSet, or a Deployment of runners in deployment), got %q", ref)
 		}
 	}
 	return nil

@@ -30,8 +30,12 @@ type kubernetesTarget struct {
 	max       int
 }
 
-// NewKubernetesTarget returns the target of pool p on cluster client c.
+// NewKubernetesTarget returns the target of pool p on cluster client c:
+// its AutoscalingRunnerSet, or its Deployment (target_deployment.go).
 func NewKubernetesTarget(p RunnerPool, c dynamic.Interface) Target {
+	if p.Spec.Target.Kubernetes.Deployment != "" {
+		return NewDeploymentTarget(p, c)
+	}
 	ns, name, _ := strings.Cut(p.Spec.Target.Kubernetes.AutoscalingRunnerSet, "/")
 	return &kubernetesTarget{client: c, namespace: ns, name: name, max: p.Spec.Max}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"sync"
 	"syscall"
@@ -45,8 +46,8 @@ func (t *localTarget) Scale(ctx context.Context, n int) (int, error) {
 		t.seq++
 		cmd := exec.Command(t.argv[0], t.argv[1:]...)
 		cmd.Env = append(os.Environ(), "PAVE_RUNNER_POOL="+t.pool, "PAVE_RUNNER_INDEX="+strconv.Itoa(t.seq))
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-		if err := cmd.Start(); err != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+		if err := start(cmd); err != nil {
 			return len(t.procs), fmt.Errorf("starting runner %v for pool %s: %w", t.argv, t.pool, err)
 		}
 		t.procs = append(t.procs, cmd)
@@ -81,4 +82,32 @@ func (t *localTarget) reap() {
 func (t *localTarget) Close() error {
 	_, err := t.Scale(context.Background(), 0)
 	return err
+}
+
+// starts is served by one goroutine locked to its OS thread for the
+// life of the process. Pdeathsig fires when the thread that started the
+// child exits, not the process; a thread Go may retire would stop
+// runners early. So runners die with the control plane (even on kill -9,
+// where no Close runs) and a restarted one starts its own, instead of
+// leaving orphans no one counts.
+var starts = sync.OnceValue(func() chan startReq {
+	ch := make(chan startReq)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread lives as long as the process
+		for r := range ch {
+			r.done <- r.cmd.Start()
+		}
+	}()
+	return ch
+})
+
+type startReq struct {
+	cmd  *exec.Cmd
+	done chan error
+}
+
+func start(cmd *exec.Cmd) error {
+	done := make(chan error, 1)
+	starts() <- startReq{cmd, done}
+	return <-done
 }

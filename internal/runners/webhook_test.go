@@ -2,6 +2,7 @@ package runners
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -14,6 +15,19 @@ const secret = "s3cret"
 func delivery(t *testing.T, h http.Handler, id, action string, job int64, sig string) *httptest.ResponseRecorder {
 	t.Helper()
 	body := fmt.Appendf(nil, `{"action":%q,"workflow_job":{"id":%d,"labels":["self-hosted","linux"],"created_at":"2026-03-02T01:00:00Z","started_at":"2026-03-02T01:00:30Z","completed_at":"2026-03-02T01:05:30Z"}}`, action, job)
+	return post(t, h, id, body, sig)
+}
+
+// deliveryIn is a delivery with the repository and no times (the
+// receiver's clock counts).
+func deliveryIn(t *testing.T, h http.Handler, id, action string, job int64, repo string) *httptest.ResponseRecorder {
+	t.Helper()
+	body := fmt.Appendf(nil, `{"action":%q,"workflow_job":{"id":%d,"labels":["self-hosted","linux"]},"repository":{"full_name":%q}}`, action, job, repo)
+	return post(t, h, id, body, "")
+}
+
+func post(t testing.TB, h http.Handler, id string, body []byte, sig string) *httptest.ResponseRecorder {
+	t.Helper()
 	if sig == "" {
 		sig = Sign(secret, body)
 	}
@@ -28,7 +42,7 @@ func delivery(t *testing.T, h http.Handler, id, action string, job int64, sig st
 }
 
 func TestWebhookTracksTheQueue(t *testing.T) {
-	q := NewQueue()
+	q := newQueue(t)
 	h := q.WebhookHandler(func() string { return secret }, time.Now)
 	labels := []string{"self-hosted", "linux", "x64"}
 	if w := delivery(t, h, "d1", "queued", 7, ""); w.Code != http.StatusAccepted {
@@ -52,7 +66,7 @@ func TestWebhookTracksTheQueue(t *testing.T) {
 }
 
 func TestWebhookBadSignatureChangesNothing(t *testing.T) {
-	q := NewQueue()
+	q := newQueue(t)
 	h := q.WebhookHandler(func() string { return secret }, time.Now)
 	for _, sig := range []string{"sha256=00", "sha1=abc", "sha256=" + fmt.Sprintf("%064x", 1), "garbage", Sign("other secret", []byte("{}"))} {
 		if w := delivery(t, h, "d-"+sig, "queued", 1, sig); w.Code != http.StatusUnauthorized {
@@ -66,14 +80,14 @@ func TestWebhookBadSignatureChangesNothing(t *testing.T) {
 	if w := delivery(t, h, "d-garbage", "queued", 1, ""); w.Code != http.StatusAccepted {
 		t.Fatalf("genuine delivery after a forged one with its id: %d", w.Code)
 	}
-	noSecret := NewQueue().WebhookHandler(func() string { return "" }, time.Now)
+	noSecret := newQueue(t).WebhookHandler(func() string { return "" }, time.Now)
 	if w := delivery(t, noSecret, "x", "queued", 1, ""); w.Code != http.StatusUnauthorized || !bytes.Contains(w.Body.Bytes(), []byte("github-webhook-secret")) {
 		t.Fatalf("no secret set: want 401 naming the setting, got %d %s", w.Code, w.Body)
 	}
 }
 
 func TestWebhookReplayChangesNothing(t *testing.T) {
-	q := NewQueue()
+	q := newQueue(t)
 	h := q.WebhookHandler(func() string { return secret }, time.Now)
 	delivery(t, h, "d1", "queued", 1, "")
 	delivery(t, h, "d2", "in_progress", 1, "")
@@ -93,22 +107,22 @@ func TestWebhookReplayChangesNothing(t *testing.T) {
 }
 
 func TestQueuePrunesJobsPastGitHubLimits(t *testing.T) {
-	q := NewQueue()
+	q := newQueue(t)
 	h := q.WebhookHandler(func() string { return secret }, time.Now)
 	delivery(t, h, "p1", "queued", 1, "")      // queued 2026-03-02T01:00Z
 	delivery(t, h, "p2", "queued", 2, "")      // the same, then started 01:00:30Z
 	delivery(t, h, "p3", "in_progress", 2, "") //
 	at := time.Date(2026, 3, 2, 1, 0, 0, 0, time.UTC)
-	if n := q.Prune(at.Add(23 * time.Hour)); n != 0 {
+	if n := q.Prune(context.Background(), at.Add(23*time.Hour)); n != 0 {
 		t.Fatalf("pruned %d jobs within the limits", n)
 	}
-	if n := q.Prune(at.Add(25 * time.Hour)); n != 1 {
+	if n := q.Prune(context.Background(), at.Add(25*time.Hour)); n != 1 {
 		t.Fatalf("want the job queued for 25 h forgotten, pruned %d", n)
 	}
 	if queued, busy, _ := q.Counts([]string{"self-hosted", "linux"}); queued != 0 || busy != 1 {
 		t.Fatalf("after 25 h: %d queued %d busy", queued, busy)
 	}
-	if n := q.Prune(at.Add(6 * 24 * time.Hour)); n != 1 {
+	if n := q.Prune(context.Background(), at.Add(6*24*time.Hour)); n != 1 {
 		t.Fatalf("want the job running for 6 days forgotten, pruned %d", n)
 	}
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/pave-platform/pave/internal/auth"
 	"github.com/pave-platform/pave/internal/runners"
+	"github.com/pave-platform/pave/internal/state"
 )
 
 // RegisterRunners serves runner pools (issue 19):
@@ -17,6 +18,8 @@ import (
 //	POST /hooks/github                       GitHub workflow_job webhooks
 //	POST /api/v1/runnerpools                 apply a RunnerPool (admin)
 //	GET  /api/v1/runnerpools                 status of every pool
+//	GET  /api/v1/runnerpools/{name}          one pool: spec, queue, decisions, the day's samples
+//	DELETE /api/v1/runnerpools/{name}        delete a pool (admin)
 //	GET  /api/v1/runnerpools/{name}/suggest  learned schedule (?timeZone=&weeks=)
 //
 // /hooks/github is Public on purpose: GitHub cannot hold a Pave
@@ -35,7 +38,7 @@ func (s *Server) RegisterRunners(c *runners.Controller, secret func() string) {
 		}
 		p, err := runners.Parse(body)
 		if err == nil {
-			err = c.Apply(p)
+			err = c.Apply(r.Context(), p)
 		}
 		if err != nil {
 			var fe *runners.FieldError
@@ -51,6 +54,25 @@ func (s *Server) RegisterRunners(c *runners.Controller, secret func() string) {
 	s.HandleFunc("GET /api/v1/runnerpools", func(w http.ResponseWriter, r *http.Request) {
 		WriteJSON(w, http.StatusOK, map[string]any{"pools": c.Status(), "webhook": c.Queue.Stats()})
 	})
+	s.HandleFunc("GET /api/v1/runnerpools/{name}", func(w http.ResponseWriter, r *http.Request) {
+		d, err := c.Detail(r.PathValue("name"))
+		if err != nil {
+			WriteError(w, http.StatusNotFound, err)
+			return
+		}
+		WriteJSON(w, http.StatusOK, d)
+	})
+	s.HandleFunc("DELETE /api/v1/runnerpools/{name}", func(w http.ResponseWriter, r *http.Request) {
+		if err := c.Delete(r.Context(), r.PathValue("name")); err != nil {
+			status := http.StatusInternalServerError
+			if errors.Is(err, state.ErrNotFound) {
+				status = http.StatusNotFound
+			}
+			WriteError(w, status, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}, Require(auth.RoleAdmin))
 	s.HandleFunc("GET /api/v1/runnerpools/{name}/suggest", func(w http.ResponseWriter, r *http.Request) {
 		zone := r.URL.Query().Get("timeZone")
 		if zone == "" {

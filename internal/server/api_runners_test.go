@@ -29,7 +29,11 @@ func newRunnersServer(t *testing.T) (*httptest.Server, *runners.Controller, auth
 	t.Cleanup(func() { st.Close() })
 	tokens := auth.Tokens{Store: st}
 	s := New(Options{Tokens: tokens, Open: true, Log: slog.New(slog.DiscardHandler)})
-	c := runners.NewController(runners.NewQueue())
+	q, err := runners.OpenQueue(context.Background(), st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := runners.NewController(q, st)
 	s.RegisterRunners(c, func() string { return hookSecret })
 	ts := httptest.NewServer(s)
 	t.Cleanup(ts.Close)
