@@ -16,8 +16,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/pave-platform/pave/internal/state"
 	"github.com/pave-platform/pave/internal/runners"
+	"github.com/pave-platform/pave/internal/state"
 	"github.com/pave-platform/pave/internal/telemetry"
 	"github.com/pave-platform/pave/internal/telemetry/vlstore"
 	"github.com/spf13/pflag"
@@ -154,8 +154,8 @@ func Default() Config {
 		MetricsRetention:      15 * 24 * time.Hour,
 		MetricsSampleLimit:    "100000",
 
-		StateStore:  "sqlite",
-		LeaderLease: 15 * time.Second,
+		StateStore:              "sqlite",
+		LeaderLease:             15 * time.Second,
 		GitHubAPIURL:            "https://api.github.com",
 		GitHubReconcileInterval: 5 * time.Minute,
 	}
