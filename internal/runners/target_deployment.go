@@ -2,16 +2,10 @@ package runners
 
 import (
 	"context"
-	"fmt"
 	"strings"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
-
-	"github.com/pave-platform/pave/internal/kube"
 )
 
 var deploymentGVR = schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "deployments"}
@@ -36,22 +30,13 @@ func NewDeploymentTarget(p RunnerPool, c dynamic.Interface) Target {
 }
 
 func (t *deploymentTarget) Scale(ctx context.Context, n int) (int, error) {
-	res := t.client.Resource(deploymentGVR).Namespace(t.namespace)
-	// Apply would try to create a missing Deployment without its template.
-	if _, err := res.Get(ctx, t.name, metav1.GetOptions{}); err != nil {
-		if apierrors.IsNotFound(err) {
-			return 0, fmt.Errorf("deployment %s/%s does not exist: create the runner Deployment first", t.namespace, t.name)
-		}
-		return 0, fmt.Errorf("deployment %s/%s: %w", t.namespace, t.name, err)
+	ref := existingObject{
+		gvr: deploymentGVR, apiVersion: "apps/v1", kind: "Deployment",
+		namespace: t.namespace, name: t.name,
+		missing: "create the runner Deployment first",
 	}
-	obj := &unstructured.Unstructured{Object: map[string]any{
-		"apiVersion": "apps/v1",
-		"kind":       "Deployment",
-		"metadata":   map[string]any{"name": t.name, "namespace": t.namespace},
-		"spec":       map[string]any{"replicas": int64(n)},
-	}}
-	if _, err := res.Apply(ctx, t.name, obj, metav1.ApplyOptions{FieldManager: kube.FieldManager, Force: true}); err != nil {
-		return 0, fmt.Errorf("deployment %s/%s: %w", t.namespace, t.name, err)
+	if err := ref.applySpec(ctx, t.client, map[string]any{"replicas": int64(n)}); err != nil {
+		return 0, err
 	}
 	return n, nil
 }

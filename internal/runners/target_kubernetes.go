@@ -41,27 +41,50 @@ func NewKubernetesTarget(p RunnerPool, c dynamic.Interface) Target {
 }
 
 func (t *kubernetesTarget) Scale(ctx context.Context, n int) (int, error) {
-	// Apply would create a set that does not exist, without the fields
-	// only its owner knows (githubConfigUrl, the runner template).
-	res := t.client.Resource(AutoscalingRunnerSetGVR).Namespace(t.namespace)
-	if _, err := res.Get(ctx, t.name, metav1.GetOptions{}); err != nil {
-		if apierrors.IsNotFound(err) {
-			return 0, fmt.Errorf("AutoscalingRunnerSet %s/%s does not exist: install it first (ARC's gha-runner-scale-set chart)", t.namespace, t.name)
-		}
-		return 0, fmt.Errorf("AutoscalingRunnerSet %s/%s: %w", t.namespace, t.name, err)
+	ref := existingObject{
+		gvr: AutoscalingRunnerSetGVR, apiVersion: "actions.github.com/v1alpha1", kind: "AutoscalingRunnerSet",
+		namespace: t.namespace, name: t.name,
+		// Apply would create a set that does not exist, without the fields
+		// only its owner knows (githubConfigUrl, the runner template).
+		missing: "install it first (ARC's gha-runner-scale-set chart)",
 	}
-	obj := &unstructured.Unstructured{Object: map[string]any{
-		"apiVersion": "actions.github.com/v1alpha1",
-		"kind":       "AutoscalingRunnerSet",
-		"metadata":   map[string]any{"name": t.name, "namespace": t.namespace},
-		"spec":       map[string]any{"minRunners": int64(n), "maxRunners": int64(t.max)},
-	}}
-	_, err := res.Apply(ctx, t.name, obj,
-		metav1.ApplyOptions{FieldManager: kube.FieldManager, Force: true})
-	if err != nil {
-		return 0, fmt.Errorf("AutoscalingRunnerSet %s/%s: %w", t.namespace, t.name, err)
+	if err := ref.applySpec(ctx, t.client, map[string]any{"minRunners": int64(n), "maxRunners": int64(t.max)}); err != nil {
+		return 0, err
 	}
 	return n, nil
+}
+
+// existingObject is a resource another owner created (Helm, a team) whose
+// few spec fields Pave sets.
+type existingObject struct {
+	gvr              schema.GroupVersionResource
+	apiVersion, kind string
+	namespace, name  string
+	missing          string // how to fix a missing object
+}
+
+// applySpec sets the given spec fields by server-side apply with the
+// field manager "pave", so only those fields become Pave's and the rest
+// stays its owner's. A missing object is an error: apply would create it
+// without what only its owner knows.
+func (o existingObject) applySpec(ctx context.Context, c dynamic.Interface, spec map[string]any) error {
+	res := c.Resource(o.gvr).Namespace(o.namespace)
+	if _, err := res.Get(ctx, o.name, metav1.GetOptions{}); err != nil {
+		if apierrors.IsNotFound(err) {
+			return fmt.Errorf("%s %s/%s does not exist: %s", o.kind, o.namespace, o.name, o.missing)
+		}
+		return fmt.Errorf("%s %s/%s: %w", o.kind, o.namespace, o.name, err)
+	}
+	obj := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": o.apiVersion,
+		"kind":       o.kind,
+		"metadata":   map[string]any{"name": o.name, "namespace": o.namespace},
+		"spec":       spec,
+	}}
+	if _, err := res.Apply(ctx, o.name, obj, metav1.ApplyOptions{FieldManager: kube.FieldManager, Force: true}); err != nil {
+		return fmt.Errorf("%s %s/%s: %w", o.kind, o.namespace, o.name, err)
+	}
+	return nil
 }
 
 // Close leaves the runner set as it is: ARC keeps running it.

@@ -171,17 +171,8 @@ func (s *Postgres) List(ctx context.Context, kind string) ([]Object, error) {
 		return nil, fmt.Errorf("list %s: %w", kind, err)
 	}
 	defer rows.Close()
-	var out []Object
-	for rows.Next() {
-		o := Object{Kind: kind}
-		var updated int64
-		if err := rows.Scan(&o.Key, &o.Version, (*[]byte)(&o.Data), &updated); err != nil {
-			return nil, fmt.Errorf("list %s: %w", kind, err)
-		}
-		o.Updated = time.Unix(0, updated).UTC()
-		out = append(out, o)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := scanObjects(kind, rows)
+	if err != nil {
 		return nil, fmt.Errorf("list %s: %w", kind, err)
 	}
 	return out, nil
@@ -316,21 +307,8 @@ func (s *Postgres) Events(ctx context.Context, kind, key string, afterSeq int64,
 		return nil, fmt.Errorf("events %s/%s: %w", kind, key, err)
 	}
 	defer rows.Close()
-	var out []Event
-	for rows.Next() {
-		var e Event
-		var t int64
-		var data []byte
-		if err := rows.Scan(&e.Seq, &t, &e.Kind, &e.Key, &e.Type, &data); err != nil {
-			return nil, fmt.Errorf("events %s/%s: %w", kind, key, err)
-		}
-		e.Time = time.Unix(0, t).UTC()
-		if len(data) > 0 {
-			e.Data = data
-		}
-		out = append(out, e)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := scanEvents(rows)
+	if err != nil {
 		return nil, fmt.Errorf("events %s/%s: %w", kind, key, err)
 	}
 	return out, nil
