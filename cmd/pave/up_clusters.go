@@ -58,7 +58,10 @@ func openLocalCluster(ctx context.Context, cfg config.Config, name string, multi
 		if err != nil {
 			return nil, fmt.Errorf("cluster %s: %w", name, err)
 		}
-		c.store, c.ownStore = st, true
+		// The control plane's lease lives in the main store: the leader's
+		// writes through this cluster's runtime and router carry its
+		// fence, which this store, holding no lease, must not refuse.
+		c.store, c.ownStore = state.Unfenced(st), true
 		c.datacenter = name
 	}
 	log = log.With("cluster", name)

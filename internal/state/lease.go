@@ -75,3 +75,29 @@ func FenceFrom(ctx context.Context) (Fence, bool) {
 }
 
 func fenced(f Fence) error { return fmt.Errorf("%s: %w", f, ErrFenced) }
+
+// Unfenced returns s with the fence dropped from its writes. A fence
+// guards the store its lease lives in; a store that holds no lease (an
+// embedded cluster's own store, written by the leader's release engine
+// through that cluster's runtime and router) takes the leader's writes
+// as they are, instead of refusing them for a lease it never had.
+func Unfenced(s Store) Store { return unfenced{s} }
+
+type unfenced struct{ Store }
+
+// withoutFence hides any fence ctx carries (FenceFrom reports none).
+func withoutFence(ctx context.Context) context.Context {
+	return context.WithValue(ctx, fenceKey{}, nil)
+}
+
+func (u unfenced) Put(ctx context.Context, kind, key string, data []byte, ifVersion int64) (Object, error) {
+	return u.Store.Put(withoutFence(ctx), kind, key, data, ifVersion)
+}
+
+func (u unfenced) Delete(ctx context.Context, kind, key string, ifVersion int64) error {
+	return u.Store.Delete(withoutFence(ctx), kind, key, ifVersion)
+}
+
+func (u unfenced) Append(ctx context.Context, e Event) (int64, error) {
+	return u.Store.Append(withoutFence(ctx), e)
+}
