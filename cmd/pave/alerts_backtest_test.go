@@ -26,6 +26,7 @@ func runBacktest(t *testing.T, args ...string) (string, error) {
 // rules page on the burn within two minutes and not on the night's two
 // errors; the plain threshold pages on both, later.
 func TestAlertsBacktestComparesRuleSets(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	write := func(name, content string) string {
 		p := filepath.Join(dir, name)
@@ -92,6 +93,7 @@ input_series:
 }
 
 func TestAlertsBacktestRefusesBadInput(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	bad := filepath.Join(dir, "bad.yaml")
 	if err := os.WriteFile(bad, []byte("groups:\n  - name: x\n    rules:\n      - alert: A\n        expr: rate(x[5m]\n"), 0o644); err != nil {

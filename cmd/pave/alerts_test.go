@@ -23,6 +23,7 @@ import (
 // (a viewer's is refused), the author is the token's name, bad input is
 // refused naming the flag.
 func TestAlertsCLI(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	store, err := state.OpenSQLite(filepath.Join(dir, "state.db"))
 	if err != nil {
@@ -143,6 +144,7 @@ func TestAlertsCLI(t *testing.T) {
 // a rule file with a bad expression refuses `pave up`'s file at reload
 // and is shown by `pave alerts` while the old rule keeps firing.
 func TestAlertsThroughPaveUp(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	rules := filepath.Join(dir, "rules.yaml")
 	good := "groups:\n- name: up\n  rules:\n  - alert: PaveScraped\n    expr: up{job=\"pave\"} == 1\n    labels: {severity: ticket}\n"

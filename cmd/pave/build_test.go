@@ -31,6 +31,7 @@ func writeHello(t *testing.T) string {
 // pave build prints the digest reference alone on stdout (progress goes to
 // stderr), so "$(pave build ...)" feeds pave release --image.
 func TestBuildCommandPushesAndPrintsTheDigestReference(t *testing.T) {
+	t.Parallel()
 	reg := imagetest.StartRegistry(t, "", "")
 	dir := writeHello(t)
 	cmd := exec.Command(paveBin, "build", dir, "--image", reg.Addr+"/acme/hello", "--tag", "v1", "--push")
@@ -74,6 +75,7 @@ func TestBuildCommandPushesAndPrintsTheDigestReference(t *testing.T) {
 }
 
 func TestBuildCommandRefusesBadInputBeforeBuilding(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		args []string
 		say  string

@@ -101,6 +101,7 @@ func stat(t *testing.T, stderr, what string) int {
 }
 
 func TestCacheSharedBuildWithRealGo(t *testing.T) {
+	t.Parallel()
 	server, url := runCacheServer(t, t.TempDir())
 	mod := writeTestModule(t)
 	bins := t.TempDir()
@@ -162,6 +163,7 @@ func sameFile(t *testing.T, a, b string) {
 }
 
 func TestCacheServerKilledDuringUploads(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	server, url := runCacheServer(t, dir)
 	const n = 1000
@@ -237,6 +239,7 @@ type slowReader struct{}
 func (slowReader) Read([]byte) (int, error) { time.Sleep(20 * time.Millisecond); return 0, io.EOF }
 
 func TestCacheServeRefusesOpenAddressWithoutTokens(t *testing.T) {
+	t.Parallel()
 	out, err := pave(t, nil, "cache", "serve", "--addr", "0.0.0.0:0", "--dir", t.TempDir())
 	if err == nil || !strings.Contains(out, "needs --tokens FILE") {
 		t.Fatalf("pave cache serve on 0.0.0.0 without tokens: %v\n%s", err, out)

@@ -19,6 +19,7 @@ import (
 // whose user the API server does not know, are reported clearly and leave
 // the other clusters alone.
 func TestClusterCommandsAgainstARealAPIServer(t *testing.T) {
+	t.Parallel()
 	kc := kubetest.Start(t, "seoul")
 	p := startUp(t, t.TempDir())
 	env := []string{"PAVE_SERVER=" + p.api}

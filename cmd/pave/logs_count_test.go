@@ -14,6 +14,7 @@ import (
 // `pave logs --count-by status` against a real `pave up`: the counts, as
 // text and JSON, and the flags that do not go with a count refused.
 func TestLogsCountByThroughPaveUp(t *testing.T) {
+	t.Parallel()
 	otlp := freeAddr(t)
 	p := startUp(t, t.TempDir(), "--otlp-addr", otlp)
 	var body strings.Builder

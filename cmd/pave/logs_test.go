@@ -16,6 +16,7 @@ import (
 // TestLogsAndTraceThroughPaveUp sends OTLP/JSON to a real `pave up`, then
 // reads it back with `pave logs` and `pave trace`.
 func TestLogsAndTraceThroughPaveUp(t *testing.T) {
+	t.Parallel()
 	otlp := freeAddr(t)
 	p := startUp(t, t.TempDir(), "--otlp-addr", otlp)
 	const trace = "0102030405060708090a0b0c0d0e0f10"
@@ -95,6 +96,7 @@ func jsonInt(n int64) string { return strconv.FormatInt(n, 10) }
 // TestLogsFollowPrintsNewLines runs `pave logs --follow` and sends a line
 // after it started: the line must show up.
 func TestLogsFollowPrintsNewLines(t *testing.T) {
+	t.Parallel()
 	otlp := freeAddr(t)
 	p := startUp(t, t.TempDir(), "--otlp-addr", otlp)
 	send := func(msg string) {

@@ -144,6 +144,7 @@ func TestVersion(t *testing.T) {
 }
 
 func TestUpServesAndStopsCleanlyOnSIGTERM(t *testing.T) {
+	t.Parallel()
 	p := startUp(t, t.TempDir())
 	resp, err := http.Get(p.api + "/ui/")
 	if err != nil || resp.StatusCode != 200 {
@@ -167,6 +168,7 @@ func TestUpServesAndStopsCleanlyOnSIGTERM(t *testing.T) {
 }
 
 func TestUpRefusesInvalidSettings(t *testing.T) {
+	t.Parallel()
 	cases := map[string]struct {
 		env  []string
 		args []string
@@ -202,6 +204,7 @@ func TestUpRefusesInvalidSettings(t *testing.T) {
 }
 
 func TestClientSaysWhenControlPlaneIsUnreachable(t *testing.T) {
+	t.Parallel()
 	out, err := pave(t, []string{"PAVE_SERVER=http://" + freeAddr(t)}, "token", "list")
 	if err == nil || !strings.Contains(out, "cannot reach the Pave control plane") || !strings.Contains(out, "pave up") {
 		t.Fatalf("want a clear unreachable error, got %v: %s", err, out)
@@ -209,6 +212,7 @@ func TestClientSaysWhenControlPlaneIsUnreachable(t *testing.T) {
 }
 
 func TestRequireAuthWithBootstrappedAdminToken(t *testing.T) {
+	t.Parallel()
 	data := t.TempDir()
 	p := startUp(t, data, "--require-auth")
 	env := []string{"PAVE_SERVER=" + p.api}
@@ -263,6 +267,7 @@ func between(s, from, to string) string {
 // releases a healthy v2 (promoted) and a v3 with a regression on one route
 // (rolled back), and leaves no process behind.
 func TestDemo(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("the demo takes about a minute; run without -short")
 	}

@@ -20,6 +20,7 @@ import (
 // query` and `pave metrics targets` read them; and every query of the
 // generated Grafana dashboard runs unchanged against Pave's API.
 func TestMetricsScrapeGeneratedService(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("builds a generated service; run without -short")
 	}

@@ -17,6 +17,7 @@ import (
 // with the scrape timeout as its error, beside a healthy one that is up;
 // the table says it too.
 func TestMetricsTargetsShowsATargetThatTimesOut(t *testing.T) {
+	t.Parallel()
 	release := make(chan struct{})
 	hang := httptest.NewServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
 		select {

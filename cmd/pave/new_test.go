@@ -37,6 +37,7 @@ func gitIn(t *testing.T, dir string, args ...string) {
 }
 
 func TestNewCommand(t *testing.T) {
+	t.Parallel()
 	parent := t.TempDir()
 	dir := filepath.Join(parent, "orders")
 	out, err := pave(t, deadServer, "new", "orders", "--dir", dir, "--owner", "payments", "--memory", "512Mi", "--no-tidy", "-o", "json")
@@ -114,6 +115,7 @@ func TestNewCommand(t *testing.T) {
 }
 
 func TestNewCommandBadInput(t *testing.T) {
+	t.Parallel()
 	parent := t.TempDir()
 	for _, tc := range []struct {
 		args []string
@@ -153,6 +155,7 @@ func TestNewCommandBadInput(t *testing.T) {
 }
 
 func TestUpgradeCommand(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "orders")
 	if out, err := pave(t, deadServer, "new", "orders", "--dir", dir, "--template-version", "1", "--no-tidy"); err != nil {
 		t.Fatalf("%v\n%s", err, out)

@@ -28,6 +28,7 @@ func exitOf(err error) int { return exitStatus(err) }
 // change outside a terminal, --timeout, the exit statuses, a readable
 // history and the phase said once.
 func TestReleaseFirstHourCLI(t *testing.T) {
+	t.Parallel()
 	rig := releasetest.NewRig(t, nil)
 	eng := rig.Engine
 	s := server.New(server.Options{Tokens: auth.Tokens{Store: rig.Store}, Open: true, RunRoots: anyRunRoot(t), Log: slog.New(slog.DiscardHandler)})

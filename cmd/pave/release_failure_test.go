@@ -18,6 +18,7 @@ import (
 // after readyTimeout), and the release status says why: exit status,
 // restarts, the last stderr lines and the pave logs command for the rest.
 func TestReleaseOfACrashingVersionShowsItsCause(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	src := filepath.Join(dir, "crash")
 	if err := os.MkdirAll(src, 0o755); err != nil {

@@ -77,6 +77,7 @@ func viaGateway(t *testing.T, gateway, host string) (int, string) {
 }
 
 func TestRunPsStopSurviveKill9(t *testing.T) {
+	t.Parallel()
 	data := t.TempDir()
 	src := echoSource(t)
 	var pids []int

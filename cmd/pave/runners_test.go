@@ -19,6 +19,7 @@ import (
 // scales local runner processes on a signed workflow_job webhook, shows
 // in `pave runners status -o json`, and its runners stop with `pave up`.
 func TestRunnersEndToEnd(t *testing.T) {
+	t.Parallel()
 	const secret = "a-webhook-secret-of-some-length"
 	up := startUp(t, t.TempDir(), "--github-webhook-secret", secret)
 	srv := []string{"PAVE_SERVER=" + up.api}
@@ -116,6 +117,7 @@ func countPoolProcs(pool string) int {
 // webhook is still a duplicate), and the killed control plane's local
 // runners did not outlive it.
 func TestRunnersKillNineAndRestart(t *testing.T) {
+	t.Parallel()
 	const secret = "a-webhook-secret-of-some-length"
 	data := t.TempDir()
 	up := startUp(t, data, "--github-webhook-secret", secret)

@@ -13,6 +13,7 @@ import (
 // pave services and pave upgrade --all through the real binary: a fleet of
 // one service behind the template and one directory that is not a service.
 func TestServicesAndUpgradeAllCLI(t *testing.T) {
+	t.Parallel()
 	root := t.TempDir()
 	inventorytest.NewService(t, filepath.Join(root, "svc"), inventorytest.Service{Name: "ledger", Version: 1, GoSum: true})
 	os.MkdirAll(filepath.Join(root, "svc", "notes"), 0o755)

@@ -11,6 +11,7 @@ import (
 )
 
 func TestTrafficCommands(t *testing.T) {
+	t.Parallel()
 	data := t.TempDir()
 	p := startUp(t, data)
 	env := []string{"PAVE_SERVER=" + p.api}

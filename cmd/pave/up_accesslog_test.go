@@ -34,6 +34,7 @@ func (b *busyStore) AppendLogs(ctx context.Context, logs []telemetry.Log) error 
 // refuses and records the gateway's queue had no room for wait on disk
 // and are all stored, once, when the store takes writes again.
 func TestGatewayAccessLogSpoolsWhileTelemetryIsBusy(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	dir := t.TempDir()

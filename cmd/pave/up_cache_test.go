@@ -14,6 +14,7 @@ import (
 // may deploy write build results, viewers read them, ingest tokens and
 // strangers get nothing.
 func TestBuildCacheTakesAPITokens(t *testing.T) {
+	t.Parallel()
 	store, err := state.OpenSQLite(filepath.Join(t.TempDir(), "state.db"))
 	if err != nil {
 		t.Fatal(err)

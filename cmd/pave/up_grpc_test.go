@@ -17,6 +17,7 @@ import (
 // TestUpServesOTLPOverGRPC: with --otlp-grpc-addr, pave up takes spans
 // from the standard OpenTelemetry gRPC exporter, and the API finds them.
 func TestUpServesOTLPOverGRPC(t *testing.T) {
+	t.Parallel()
 	grpcAddr := freeAddr(t)
 	p := startUp(t, t.TempDir(), "--otlp-grpc-addr", grpcAddr)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -12,6 +12,7 @@ import (
 // it reads anything, naming the first's pid and API address; the first
 // keeps serving.
 func TestSecondUpOnOneDataDirExitsNamingTheFirst(t *testing.T) {
+	t.Parallel()
 	data := t.TempDir()
 	first := startUp(t, data)
 

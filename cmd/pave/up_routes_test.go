@@ -40,6 +40,7 @@ func main() {
 // routes in .pave.yaml; pave up's gateway counts its requests by those
 // templates, and by the first path segment where none matches.
 func TestUpCountsByTheRoutesOfPaveYAML(t *testing.T) {
+	t.Parallel()
 	src := t.TempDir()
 	for name, body := range map[string]string{
 		"go.mod":  "module plain\n\ngo 1.26\n",

@@ -19,6 +19,7 @@ import (
 // time) and a client that sends an endless body neither stop the
 // listener from answering others, and are cut off by the timeouts.
 func TestListenerSurvivesSlowlorisAndOversizedBodies(t *testing.T) {
+	t.Parallel()
 	for name, v := range map[string]time.Duration{"read-header": defaultTimeouts.readHeader, "read": defaultTimeouts.read,
 		"write": defaultTimeouts.write, "idle": defaultTimeouts.idle} {
 		if v <= 0 {

@@ -26,6 +26,7 @@ func controlPlane(t *testing.T, api string) (controlPlaneStatus, error) {
 // the same leader, exactly one leads; kill -9 of the leader, and the
 // standby leads within the leader-lease.
 func TestUpReplicasOnPostgres(t *testing.T) {
+	t.Parallel()
 	pg := pgtest.New(t)
 	url := pg.Database(t)
 	a := startUp(t, t.TempDir(), "--state-store", url)
@@ -84,6 +85,7 @@ func TestUpReplicasOnPostgres(t *testing.T) {
 // An unreachable or read-only PostgreSQL stops pave up at once with the
 // setting named, never its password.
 func TestUpStateStoreUnavailable(t *testing.T) {
+	t.Parallel()
 	pg := pgtest.New(t)
 	for name, c := range map[string]struct{ url, want string }{
 		"unreachable": {"postgres://pave:hunter2@127.0.0.1:1/pave?connect_timeout=2", "127.0.0.1:1"},

@@ -20,6 +20,7 @@ import (
 // records in VictoriaLogs and nothing in the data directory's embedded
 // store.
 func TestTelemetryStoreOnVictoriaLogsThroughPaveUp(t *testing.T) {
+	t.Parallel()
 	c := vltest.StartCluster(t)
 	otlp := freeAddr(t)
 	dir := t.TempDir()
@@ -97,6 +98,7 @@ func TestTelemetryStoreOnVictoriaLogsThroughPaveUp(t *testing.T) {
 
 // An unreachable VictoriaLogs stops `pave up` at start, naming the setting.
 func TestUpRefusesAnUnreachableTelemetryStore(t *testing.T) {
+	t.Parallel()
 	for store, want := range map[string]string{
 		"victorialogs://" + freeAddr(t): "setting telemetry-store victorialogs://",
 		"victorialogs://nohost":         "invalid setting telemetry-store",

@@ -21,6 +21,7 @@ import (
 // get TLS off loopback while on loopback they stay plain (the embedded
 // runtime's services export there with no certificate to trust).
 func TestTLSClientCertificatesAndOTLPListeners(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	cfg := config.Default()
 	cfg.TLSCert, cfg.TLSKey = filepath.Join(dir, "server.pem"), filepath.Join(dir, "server.key")

@@ -43,6 +43,7 @@ func writeSelfSigned(t *testing.T, certFile, keyFile, cn string) *x509.Certifica
 }
 
 func TestTLSServesVerifiesAndReloads(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	cfg := config.Default()
 	cfg.TLSCert, cfg.TLSKey = filepath.Join(dir, "c.pem"), filepath.Join(dir, "k.pem")

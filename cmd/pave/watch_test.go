@@ -103,6 +103,7 @@ func TestReleaseListWatch(t *testing.T) {
 // --watch` prints the table again, after a blank line, when a cluster's
 // state changes (a drain), and not while nothing changes.
 func TestClusterCompletionAndListWatch(t *testing.T) {
+	t.Parallel()
 	p := startUp(t, t.TempDir(), "--clusters", "seoul,busan")
 	env := []string{"PAVE_SERVER=" + p.api, "XDG_CONFIG_HOME=" + t.TempDir()}
 	for args, want := range map[string]string{
@@ -258,6 +259,7 @@ func readyVersions(d map[string]any) string {
 // `ps --watch` and `traffic show --watch`: a new version and a new split
 // are printed as they happen, and no view twice (watchingJSON).
 func TestPsAndTrafficShowWatch(t *testing.T) {
+	t.Parallel()
 	src := echoSource(t)
 	p := startUp(t, t.TempDir())
 	env := []string{"PAVE_SERVER=" + p.api}
