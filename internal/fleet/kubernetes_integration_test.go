@@ -242,6 +242,7 @@ func (r *rig) releaseV1() {
 }
 
 func TestKubernetesReleaseInWavesOnTwoRealClusters(t *testing.T) {
+	t.Parallel() // its own two API servers and store; the releases mostly wait
 	r := newRig(t)
 	ctx := context.Background()
 	r.releaseV1()
@@ -313,6 +314,7 @@ func TestKubernetesReleaseInWavesOnTwoRealClusters(t *testing.T) {
 }
 
 func TestKubernetesFailureInSecondWaveRollsBackTheFirst(t *testing.T) {
+	t.Parallel() // its own two API servers and store; the releases mostly wait
 	r := newRig(t)
 	ctx := context.Background()
 	r.releaseV1()
@@ -333,6 +335,7 @@ func TestKubernetesFailureInSecondWaveRollsBackTheFirst(t *testing.T) {
 }
 
 func TestKubernetesUnreachableClusterMidRelease(t *testing.T) {
+	t.Parallel() // its own two API servers and store; the releases mostly wait
 	r := newRig(t)
 	ctx := context.Background()
 	r.releaseV1()
@@ -355,6 +358,7 @@ func TestKubernetesUnreachableClusterMidRelease(t *testing.T) {
 }
 
 func TestKubernetesRefusesAVirtualServiceItDoesNotOwn(t *testing.T) {
+	t.Parallel() // its own two API servers and store; the releases mostly wait
 	r := newRig(t)
 	ctx := context.Background()
 	busan := r.clusters[1]
