@@ -5,27 +5,28 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"path/filepath"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
 	"github.com/pave-platform/pave/internal/auth"
 	"github.com/pave-platform/pave/internal/server"
-	"github.com/pave-platform/pave/internal/state"
 )
 
 func init() { register(tokenCommand) }
 
 func tokenCommand(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "token", Short: "Manage API tokens (roles: viewer, deployer, admin; ingest for OTLP from other machines)"}
-	var role, name, dataDir string
+	var role, name, dataDir, stateStore string
 	create := &cobra.Command{
 		Use:   "create --role ROLE [--name NAME]",
 		Short: "Create a token; its secret is printed once",
 		Long: `Create an API token. Through the API this needs an admin token.
 To bootstrap the first admin token of a control plane that requires tokens,
-run it on the control plane's machine with --data-dir pointing at its data.`,
+write it straight into the control plane's state store: --data-dir names
+its data directory (its state.db, or the state store that pave.yaml or
+PAVE_STATE_STORE set there), --state-store names the store itself, e.g.
+--state-store 'postgres://pave@db:5432/pave?sslmode=verify-full'.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			r, err := auth.ParseRole(role)
@@ -33,8 +34,8 @@ run it on the control plane's machine with --data-dir pointing at its data.`,
 				return fmt.Errorf("--role: %w", err)
 			}
 			var resp server.TokenResponse
-			if dataDir != "" {
-				store, err := state.OpenSQLite(filepath.Join(dataDir, "state.db"))
+			if dataDir != "" || stateStore != "" {
+				store, err := openTokenStore(cmd, dataDir, stateStore)
 				if err != nil {
 					return err
 				}
@@ -55,6 +56,7 @@ run it on the control plane's machine with --data-dir pointing at its data.`,
 	create.Flags().StringVar(&role, "role", "", "viewer, deployer, admin or ingest (required)")
 	create.Flags().StringVar(&name, "name", "", "a label for the token, e.g. ci-orders")
 	create.Flags().StringVar(&dataDir, "data-dir", "", "write directly into a control plane's data directory (bootstrap)")
+	create.Flags().StringVar(&stateStore, "state-store", "", "write directly into this state store: sqlite (with --data-dir) or postgres://… (bootstrap; env PAVE_STATE_STORE with --data-dir)")
 	_ = create.MarkFlagRequired("role")
 
 	list := &cobra.Command{

@@ -196,12 +196,12 @@ func runUp(ctx context.Context, cfg config.Config, logOut io.Writer) error {
 		return err
 	}
 	defer ms.close()
-	defer startRunners(ctx, cfg, srv, registry, log)() // issue 19: runner pools (up_runners.go)
 
 	g, gctx := errgroup.WithContext(ctx)
 	// issue 21: the release engine and the fleet controller run on the
 	// elected leader only, through leader.Gate (up_state.go).
 	gctx = startLeader(gctx, g, cfg, store, ls.api.Addr(), srv, log)
+	defer startRunners(gctx, cfg, srv, registry, log)() // issue 19: runner pools (up_runners.go), scaled by the leader only
 	serve := func(name string, ln net.Listener, h http.Handler) {
 		hs := newHTTPServer(h)
 		g.Go(func() error {
@@ -218,7 +218,7 @@ func runUp(ctx context.Context, cfg config.Config, logOut io.Writer) error {
 			return hs.Shutdown(sctx)
 		})
 	}
-	serve("api", ls.api, srv)
+	serve("api", ls.api, apiHandler(gctx, srv, cfg, log)) // issue 21: a standby forwards the leader-only routes (up_forward.go)
 	ingest := ingestAuth(cfg, tokens, log.With("component", "otlp"))
 	serve("otlp", ls.otlp, guardOTLP(ls.otlp, telemetry.NewIntake(tel, telemetry.Limits{}, log.With("component", "otlp")), ingest))
 	if ls.otlpGRPC != nil {
@@ -268,7 +268,7 @@ func runUp(ctx context.Context, cfg config.Config, logOut io.Writer) error {
 		local[c.name] = c.seams()
 	}
 	eng := startReleaseEngine(gctx, g, store, &fleet.ReleaseFleet{Registry: registry, Local: local, Connect: connectKubernetes}, srv, log,
-		release.WithAlerts(alert.ReleaseSeam{Engine: alerts})) // issue 16: spec.analysis.abortOnAlerts
+		release.WithAlerts(alerts)) // issue 16: spec.analysis.abortOnAlerts
 	alerts.SetReleases(alert.ReleaseLookup{Engine: eng}) // issue 16: alerts name the release they fire during
 	server.TrafficAPI{Router: clusters, Live: clusters, Releases: eng}.Register(srv)
 	registerFleetOfServices(srv, cfg, tel, eng) // issue 22: services_up.go

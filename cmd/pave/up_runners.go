@@ -9,6 +9,7 @@ import (
 
 	"github.com/pave-platform/pave/internal/config"
 	"github.com/pave-platform/pave/internal/fleet"
+	"github.com/pave-platform/pave/internal/leader"
 	"github.com/pave-platform/pave/internal/runners"
 	"github.com/pave-platform/pave/internal/server"
 )
@@ -51,25 +52,42 @@ func startRunners(ctx context.Context, cfg config.Config, srv *server.Server, re
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	wg.Go(func() { c.Run(ctx, 10*time.Second) })
+	// The leader alone scales the pools (issue 21): each term reloads them,
+	// with what they had done, from the state store; a standby forwards
+	// the runner routes to the leader (up_forward.go).
+	wg.Go(func() {
+		_ = leader.Gate(ctx, func(ctx context.Context) error {
+			if err := c.Load(ctx); err != nil {
+				log.Error("runner pools: some stored pools were not loaded", "err", err)
+			}
+			c.Run(ctx, 10*time.Second)
+			return nil
+		})
+	})
 	if len(cfg.GitHubRepositories) > 0 {
 		api := runners.GitHubAPI{URL: cfg.GitHubAPIURL, Token: func() string { return cfg.GitHubToken }, Repos: cfg.GitHubRepositories}
 		wg.Go(func() {
-			t := time.NewTicker(cfg.GitHubReconcileInterval)
-			defer t.Stop()
-			for {
-				if st := q.ReconcileGitHub(ctx, api, time.Now); st.Error != "" && ctx.Err() == nil {
-					log.Warn("runner queue: GitHub REST reconciliation", "err", st.Error, "changes", st.Changes)
-				} else if st.Changes > 0 {
-					log.Info("runner queue: GitHub REST reconciliation found events the webhook missed", "changes", st.Changes)
-				}
-				select {
-				case <-ctx.Done():
-					return
-				case <-t.C:
-				}
-			}
+			_ = leader.Gate(ctx, func(ctx context.Context) error { reconcileGitHub(ctx, cfg, q, api, log); return nil })
 		})
 	}
 	return func() { cancel(); wg.Wait() }
+}
+
+// reconcileGitHub reconciles the runner queue with the GitHub REST API
+// every github-reconcile-interval until ctx ends.
+func reconcileGitHub(ctx context.Context, cfg config.Config, q *runners.Queue, api runners.GitHubAPI, log *slog.Logger) {
+	t := time.NewTicker(cfg.GitHubReconcileInterval)
+	defer t.Stop()
+	for {
+		if st := q.ReconcileGitHub(ctx, api, time.Now); st.Error != "" && ctx.Err() == nil {
+			log.Warn("runner queue: GitHub REST reconciliation", "err", st.Error, "changes", st.Changes)
+		} else if st.Changes > 0 {
+			log.Info("runner queue: GitHub REST reconciliation found events the webhook missed", "changes", st.Changes)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }

@@ -21,7 +21,7 @@ import (
 // no longer deployed loses its rules and probes, so its absent() guards do
 // not fire for ever.
 type serviceRules struct {
-	engine   *alert.Engine
+	engine   ruleSink
 	prober   *probe.Prober
 	clusters clusterSet
 	api      string // the control plane's URL, for the alerts' links
@@ -31,7 +31,7 @@ type serviceRules struct {
 	failed map[string]string // service → the last error logged
 }
 
-func startServiceRules(ctx context.Context, eng *alert.Engine, ms *metricsStore, clusters clusterSet, api string, log *slog.Logger) (*serviceRules, error) {
+func startServiceRules(ctx context.Context, eng ruleSink, ms *metricsStore, clusters clusterSet, api string, log *slog.Logger) (*serviceRules, error) {
 	if err := eng.SetRuleSource(alert.PlatformSource, slo.PlatformRules()); err != nil {
 		return nil, fmt.Errorf("alerting: the platform rules: %w", err)
 	}

@@ -42,6 +42,15 @@ func startLeader(ctx context.Context, g *errgroup.Group, cfg config.Config, stor
 	if !ok {
 		return ctx // a store without leases: one replica, nothing to elect
 	}
+	if cfg.StateStore == "" || cfg.StateStore == "sqlite" {
+		// One pave up per data directory (datadir.Acquire): a lease still
+		// live in its state.db is a previous process's, killed before it
+		// could give it up. Break it, so a restart leads (and alerts,
+		// scales runners, releases) at once rather than after the lease.
+		if l, err := leases.GetLease(ctx, leader.LeaseName); err == nil && l.Live() {
+			_ = leases.ReleaseLease(ctx, leader.LeaseName, l.Holder, l.Token)
+		}
+	}
 	el := leader.New(leases, leader.Options{Note: api.String(), TTL: cfg.LeaderLease, Log: log.With("component", "leader")})
 	g.Go(func() error { el.Run(ctx, nil); return nil })
 	srv.HandleFunc("GET /api/v1/control-plane", func(w http.ResponseWriter, r *http.Request) {

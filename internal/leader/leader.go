@@ -222,6 +222,12 @@ func NewContext(ctx context.Context, e *Elector) context.Context {
 	return context.WithValue(ctx, gateKey{}, e)
 }
 
+// FromContext returns the Elector ctx carries (NewContext), if any.
+func FromContext(ctx context.Context) (*Elector, bool) {
+	e, ok := ctx.Value(gateKey{}).(*Elector)
+	return e, ok
+}
+
 // Gate runs loop on the leader only, through the Elector ctx carries
 // (NewContext): the one-line way for code that starts a control loop to
 // leave the decision of where it runs to the wiring. Without an Elector

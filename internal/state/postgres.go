@@ -64,7 +64,7 @@ func OpenPostgres(ctx context.Context, rawURL string) (*Postgres, error) {
 	s := &Postgres{pool: pool, where: where}
 	if err := s.Ping(ctx); err != nil {
 		pool.Close()
-		return nil, err
+		return nil, explainTLS(err)
 	}
 	if err := s.migrate(ctx); err != nil {
 		pool.Close()

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"os/user"
@@ -36,6 +37,7 @@ type Server struct {
 	bin  string
 	cred *syscall.Credential
 	log  *os.File
+	ca   string // the CA's certificate file, with Options.TLS
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -48,6 +50,10 @@ type Options struct {
 	// Durable keeps fsync on (the benchmark); tests turn it off, since a
 	// killed process (not a lost machine) is what they simulate.
 	Durable bool
+	// TLS turns ssl on with a certificate signed by a CA made for the
+	// cluster (CAFile), and accepts TCP connections over TLS only; the
+	// URLs it hands out use sslmode=verify-full with that CA.
+	TLS bool
 }
 
 // Binaries finds PostgreSQL's server binaries: $PAVE_POSTGRES_BIN, else
@@ -112,6 +118,13 @@ func Start(opts Options) (*Server, error) {
 		fsync = "on"
 	}
 	conf := fmt.Sprintf("listen_addresses = '127.0.0.1'\nunix_socket_directories = '%s'\nfsync = %s\nmax_connections = 200\nshared_buffers = 32MB\n", dir, fsync)
+	if opts.TLS {
+		if err := s.setUpTLS(); err != nil {
+			s.cleanup()
+			return nil, err
+		}
+		conf += "ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n"
+	}
 	if err := os.WriteFile(filepath.Join(s.data(), "postgresql.auto.conf"), []byte(conf), 0o600); err != nil {
 		s.cleanup()
 		return nil, err
@@ -128,9 +141,12 @@ func Start(opts Options) (*Server, error) {
 
 // New starts a cluster for one test (or benchmark), failing it (never
 // skipping) when PostgreSQL is missing, and stops it when the test ends.
-func New(t testing.TB) *Server {
+func New(t testing.TB) *Server { return NewWith(t, Options{}) }
+
+// NewWith is New with options (a TLS cluster).
+func NewWith(t testing.TB, opts Options) *Server {
 	t.Helper()
-	s, err := Start(Options{})
+	s, err := Start(opts)
 	if err != nil {
 		t.Fatalf("pgtest: %v", err)
 	}
@@ -251,6 +267,9 @@ func (s *Server) cleanup() {
 }
 
 func (s *Server) url(db string) string {
+	if s.ca != "" {
+		return "postgres://pave@" + s.Addr + "/" + db + "?sslmode=verify-full&sslrootcert=" + url.QueryEscape(s.ca)
+	}
 	return "postgres://pave@" + s.Addr + "/" + db + "?sslmode=disable"
 }
 
