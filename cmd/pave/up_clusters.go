@@ -29,7 +29,8 @@ import (
 
 // localCluster is one embedded cluster: a runtime and a gateway, with its
 // own state store when there are several (as each real cluster has its
-// own API server), so their instance records and weights never mix.
+// own API server) or the control plane's store is shared by replicas, so
+// their instance records and weights never mix.
 type localCluster struct {
 	name, datacenter string
 	store            state.Store
@@ -52,7 +53,11 @@ func openLocalCluster(ctx context.Context, cfg config.Config, name string, multi
 	tel telemetry.Store, otlpAddr string, log *slog.Logger) (*localCluster, error) {
 	c := &localCluster{name: name, datacenter: "local", store: main, ln: ln}
 	dataDir := cfg.DataDir
-	if multi {
+	// On a shared store (PostgreSQL, several replicas) each replica's
+	// embedded cluster is its own, as on a laptop: its instance records
+	// stay on this machine, never read by a replica that cannot run them.
+	shared := cfg.StateStore != "" && cfg.StateStore != "sqlite"
+	if multi || shared {
 		dataDir = filepath.Join(cfg.DataDir, "clusters", name)
 		st, err := state.OpenSQLite(filepath.Join(dataDir, "state.db"))
 		if err != nil {
@@ -62,7 +67,9 @@ func openLocalCluster(ctx context.Context, cfg config.Config, name string, multi
 		// writes through this cluster's runtime and router carry its
 		// fence, which this store, holding no lease, must not refuse.
 		c.store, c.ownStore = state.Unfenced(st), true
-		c.datacenter = name
+		if multi {
+			c.datacenter = name
+		}
 	}
 	log = log.With("cluster", name)
 	var err error

@@ -2,6 +2,8 @@ package main
 
 import (
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -29,8 +31,9 @@ func TestUpReplicasOnPostgres(t *testing.T) {
 	t.Parallel()
 	pg := pgtest.New(t)
 	url := pg.Database(t)
-	a := startUp(t, t.TempDir(), "--state-store", url)
-	b := startUp(t, t.TempDir(), "--state-store", url)
+	dirA, dirB := t.TempDir(), t.TempDir()
+	a := startUp(t, dirA, "--state-store", url)
+	b := startUp(t, dirB, "--state-store", url)
 	var sa, sb controlPlaneStatus
 	deadline := time.Now().Add(60 * time.Second)
 	for {
@@ -45,6 +48,13 @@ func TestUpReplicasOnPostgres(t *testing.T) {
 			t.Fatalf("no single leader named by both replicas: %+v (%v) / %+v (%v)", sa, errA, sb, errB)
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+	// Each replica's embedded cluster keeps its instance records on its
+	// own machine, never in the store the replicas share.
+	for _, dir := range []string{dirA, dirB} {
+		if _, err := os.Stat(filepath.Join(dir, "clusters", "local", "state.db")); err != nil {
+			t.Errorf("embedded cluster's own store: %v", err)
+		}
 	}
 	if !strings.HasPrefix(sa.StateStore, "postgres://pave@") {
 		t.Errorf("state store shown as %q", sa.StateStore)
