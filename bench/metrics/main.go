@@ -31,6 +31,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -50,7 +51,7 @@ func main() {
 	addr := flag.String("addr", "", "pave mode: API address")
 	targetsFile := flag.String("targets-file", "", "pave mode: one host:port per line")
 	stamp := flag.Bool("stamp", false, "the fleet stamps each sample with the time it computed it, so both scrapers store the same points (kit services do not)")
-	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of Pave's store over the first measured window to this file")
+	cpuProfile := flag.String("cpuprofile", "", "write CPU profiles of Pave's store (FILE) and of the peer (FILE.prometheus) over the whole measured window")
 	flag.Parse()
 	if *mode == "pave" {
 		if err := servePave(*dir, *addr, *targetsFile, *interval); err != nil {
@@ -220,9 +221,10 @@ func bench(nTargets int, duration, interval time.Duration, passes int, promBin, 
 	// the ratio of CPU per sample in each, reported as median, min, max.
 	var ratios []float64
 	prev := start
-	if cpuProfile != "" { // both, over the same window
-		go saveProfile(pave, cpuProfile, duration/5)
-		go saveProfile(prom, cpuProfile+".prometheus", duration/5)
+	var profiles sync.WaitGroup
+	if cpuProfile != "" { // both, over the same (whole) window
+		profiles.Go(func() { saveProfile(pave, cpuProfile, duration) })
+		profiles.Go(func() { saveProfile(prom, cpuProfile+".prometheus", duration) })
 	}
 	for range 5 {
 		time.Sleep(duration / 5)
@@ -241,6 +243,7 @@ func bench(nTargets int, duration, interval time.Duration, passes int, promBin, 
 		ratios = append(ratios, per("pave")/per("prometheus"))
 		prev = now
 	}
+	profiles.Wait()
 	sort.Float64s(ratios)
 	type result struct {
 		cpuPerM, rss, hwm, series, rssPerSeries, disk, total, bytesPerSample float64

@@ -182,7 +182,7 @@ func Open(o Options) (*Store, error) {
 
 	quietTracing()
 	s.scrape, err = scrape.NewManager(&scrape.Options{}, o.Log.With("component", "scrape"), nil,
-		storage.NewFanout(o.Log, s.db, s.remote), nil, reg)
+		nil, o.sink(s.db, s.remote), reg)
 	if err != nil {
 		s.closeAll()
 		return nil, fmt.Errorf("metrics: scrape manager: %w", err)
@@ -210,6 +210,19 @@ func (s *Store) Run(ctx context.Context) error {
 	<-ctx.Done()
 	s.scrape.Stop()
 	return <-done
+}
+
+// sink is where scrapes append: the TSDB, and the remote-write queues
+// appender too when there are receivers (it tracks the highest timestamp
+// the queues must reach, which the loss counter follows). Without
+// receivers the fan-out would only cost a second appender call per
+// sample. Scrapes use the V2 appender, as Prometheus' own server does
+// (one call per sample carrying its metadata and exemplars).
+func (o Options) sink(db *tsdb.DB, rw *remote.Storage) storage.AppendableV2 {
+	if len(o.RemoteWrite) == 0 {
+		return db
+	}
+	return storage.NewFanout(o.Log, db, rw)
 }
 
 // quietTracing installs OpenTelemetry's no-op tracer provider when no
