@@ -3,9 +3,9 @@ package gateway
 import (
 	"fmt"
 	"io"
+	"net/http"
 	"reflect"
 	"sort"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
