@@ -139,6 +139,12 @@ func (r *Release) forecastRunning(now time.Time, w analysis.Window) {
 // used of maxDuration spent; mirrored is the measured mirror rate (< 0:
 // estimated from the routes).
 func (s Spec) forecast(ev analysis.Evidence, t Traffic, from int, stepElapsed, used time.Duration, mirrored float64, now time.Time) *Forecast {
+	return s.project(ev, t, from, stepElapsed, used, mirrored, now, true)
+}
+
+// project is forecast, with the warning's remedies when advise is set
+// (the remedies' own forecasts are projected without).
+func (s Spec) project(ev analysis.Evidence, t Traffic, from int, stepElapsed, used time.Duration, mirrored float64, now time.Time, advise bool) *Forecast {
 	f := &Forecast{At: now, Source: t.Source, Rate: t.Rate}
 	if t.Rate > 0 {
 		f.ErrorRate = t.Errors / t.Rate
@@ -200,8 +206,8 @@ func (s Spec) forecast(ev analysis.Evidence, t Traffic, from int, stepElapsed, u
 		}
 		f.PauseLikely = over != nil
 	}
-	if f.PauseLikely {
-		f.Warning = s.warning(f, over, ev, t, from, stepElapsed, used, mirrored, now)
+	if f.PauseLikely && advise {
+		f.Warning = s.warning(f, over, t, from, now)
 	}
 	return f
 }
@@ -246,7 +252,7 @@ func (sh *ShadowSpec) mirrorable(routes map[string]float64) float64 {
 
 // warning says why the release will likely pause and what would help,
 // each remedy with the forecast it would have.
-func (s Spec) warning(f *Forecast, over *ForecastStep, ev analysis.Evidence, t Traffic, from int, stepElapsed, used time.Duration, mirrored float64, now time.Time) string {
+func (s Spec) warning(f *Forecast, over *ForecastStep, t Traffic, from int, now time.Time) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "at %s requests/s (%s) ", rate(f.Rate), f.Source)
 	where := func(st *ForecastStep) string {
@@ -273,45 +279,54 @@ func (s Spec) warning(f *Forecast, over *ForecastStep, ev analysis.Evidence, t T
 		verb = "fail undecided"
 	}
 	fmt.Fprintf(&b, ": the release will likely %s.", verb)
-	if from >= 0 {
-		// The spec is set: a person decides when the time is up (pave
-		// release promote, or abort).
-		return b.String()
-	}
+	// The remedies are a new release's: each with its own forecast from
+	// the same traffic (while a release runs its spec is set; a person
+	// decides when its time is up, or aborts and releases again).
 	var remedies []string
+	fresh := analysis.Evidence{}
 	if s.Shadow == nil {
 		alt := s
 		alt.Shadow = &ShadowSpec{}
 		alt.Shadow.defaults()
-		if g := alt.forecast(ev, t, from, 0, 0, -1, now); g.Mirrored > 0 {
+		if g := alt.project(fresh, t, -1, 0, 0, -1, now, false); g.Mirrored > 0 {
 			remedies = append(remedies, fmt.Sprintf("add --shadow 1m (mirrors %s requests/s of stable's GET/HEAD traffic to the new version; %s)", rate(g.Mirrored), outlook(g)))
 		}
 	}
-	if !f.Never {
-		need := 2 * time.Duration(f.Expected) // the expectation is a mean: room for the slower half
-		need = need.Round(time.Minute) + time.Minute
-		remedies = append(remedies, fmt.Sprintf("raise --max-duration to %s or more (spec.maxDuration)", short(need)))
+	if all := s.project(fresh, t, -1, 0, 0, -1, now, false); !all.Never {
+		remedies = append(remedies, fmt.Sprintf("raise --max-duration to %s or more (spec.maxDuration)", short(budgetFor(all))))
 	}
 	if len(s.Steps) > 2 {
 		alt := s
 		alt.Steps = []Percent{Percent(traffic.Total / 2), Percent(traffic.Total)}
-		if g := alt.forecast(ev, t, from, 0, 0, mirrored, now); !g.Never && (f.Never || g.Expected < f.Expected) {
+		if g := alt.project(fresh, t, -1, 0, 0, -1, now, false); !g.Never && (f.Never || g.Expected < f.Expected) {
 			remedies = append(remedies, fmt.Sprintf("use fewer steps (--steps 50,100; %s)", outlook(g)))
 		}
 	}
-	if len(remedies) > 0 {
+	switch {
+	case len(remedies) == 0:
+	case from < 0:
 		b.WriteString(" To ship on its own: " + strings.Join(remedies, "; or ") + ".")
+	default:
+		b.WriteString(" A new release would ship on its own if it: " + strings.Join(remedies, "; or ") + ".")
 	}
 	return b.String()
 }
 
-// outlook is a remedy's forecast in words.
+// budgetFor is the maxDuration a release of that forecast should get:
+// twice the expected time (the expectation is a mean: room for the
+// slower half), to the minute.
+func budgetFor(f *Forecast) time.Duration {
+	return (2 * f.Expected.D()).Round(time.Minute) + time.Minute
+}
+
+// outlook is a remedy's forecast in words, with the time budget it
+// still needs.
 func outlook(f *Forecast) string {
 	switch {
 	case f.Never:
 		return "still undecidable"
 	case f.PauseLikely:
-		return "about " + short(f.Expected.D()) + ", still likely to pause"
+		return "about " + short(f.Expected.D()) + ", so with --max-duration " + short(budgetFor(f)) + " or more"
 	default:
 		return "about " + short(f.Expected.D()) + " in all"
 	}
