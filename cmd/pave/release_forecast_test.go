@@ -95,7 +95,14 @@ func TestReleaseForecastWarnsLowTrafficUpFront(t *testing.T) {
 		t.Errorf("pave release status quiet: %v\n%s", err, out)
 	}
 
-	out, err = pave(t, env, "release", "busy", "--version", "v2", "--binary", bin, "-o", "yaml")
+	// The busy release must still run when the browser looks at it: a
+	// loaded test machine must not roll it back on latency noise.
+	spec := filepath.Join(dir, "busy-v2.yaml")
+	if err := os.WriteFile(spec, []byte("apiVersion: pave.dev/v1alpha1\nkind: Release\nspec:\n  service: busy\n  version: v2\n  binary: ./hello\n"+
+		"  analysis: {latencyFloorMs: 250, maxErrorRate: 0}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err = pave(t, env, "release", "-f", spec, "-o", "yaml")
 	if err != nil || !strings.Contains(out, "pauseLikely: false") || strings.Contains(out, "warning:") {
 		t.Errorf("release busy -o yaml: %v\n%s", err, out)
 	}
@@ -124,6 +131,10 @@ func TestReleaseForecastWarnsLowTrafficUpFront(t *testing.T) {
 	nodeOut, err := node.CombinedOutput()
 	t.Logf("browser script:\n%s", nodeOut)
 	if err != nil {
+		for _, r := range []string{"quiet", "busy"} {
+			out, _ := pave(t, env, "release", "status", r)
+			t.Logf("pave release status %s:\n%s", r, out)
+		}
 		t.Fatalf("release-forecast.mjs: %v", err)
 	}
 	for _, r := range []string{"quiet-v2", "busy-v2"} {

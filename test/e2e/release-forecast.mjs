@@ -30,7 +30,9 @@ try {
   await page.screenshot({ path: shotPath('release-forecast-warning'), fullPage: true });
 
   await page.goto(`${base}/ui/releases.html?name=${encodeURIComponent(busy)}`);
-  await page.waitForSelector('#forecast[data-pause-likely="false"]', { timeout: 30000 });
+  await page.waitForSelector('#forecast[data-pause-likely="false"]', { timeout: 30000 }).catch(async (e) => {
+    must(false, `${busy}: no forecast without a warning (${e.message}); phase ${await page.textContent('#phase')}: ${await page.textContent('#message')}; forecast ${await page.textContent('#forecast')}`);
+  });
   const ok = await page.textContent('#forecast');
   console.log(`${busy}: ${ok}`);
   must(ok.startsWith('Forecast: the judges should decide in about') && !ok.includes('Warning'), `${busy}: ${ok}`);
