@@ -179,7 +179,7 @@ func (s Spec) project(ev analysis.Evidence, t Traffic, from int, stepElapsed, us
 				left = math.Max(0, left-stepElapsed.Seconds())
 			}
 			st.Expected = Duration(time.Duration(left * float64(time.Second)).Round(time.Second))
-			st.Samples = uint64(math.Ceil(n.Samples))
+			st.Samples = uint64(math.Ceil(n.Samples - 1e-6)) // 100 samples, not 101 after a float round trip
 			total += left
 		}
 		f.Steps = append(f.Steps, st)
