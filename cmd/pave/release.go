@@ -116,7 +116,13 @@ steps in the first cluster, a health gate follows, then the next cluster;
 			if !wait {
 				return g.print(cmd.OutOrStdout(), d, func(w io.Writer) {
 					fmt.Fprintln(w, createdLine(d))
+					if l := forecastLine(d.Status, styleFor(w)); l != "" {
+						fmt.Fprintln(w, l)
+					}
 				})
+			}
+			if l := forecastLine(d.Status, styleFor(cmd.OutOrStdout())); l != "" && !g.machine() {
+				fmt.Fprintln(cmd.OutOrStdout(), l) // up front, before following it
 			}
 			return followRelease(ctx, g, cmd.OutOrStdout(), d.Metadata.Name, timeout)
 		},

@@ -119,6 +119,9 @@ func renderRelease(d releaseDoc, now time.Time, rate float64, st style) string {
 	if m := missingEvidence(d, now, rate); m != "" {
 		fmt.Fprintf(&b, "  missing: %s\n", m)
 	}
+	if l := forecastLine(s, st); l != "" {
+		fmt.Fprintf(&b, "  %s\n", l)
+	}
 	if s.Phase == release.Paused {
 		fmt.Fprintf(&b, "  %s: resume with `pave release resume %s`, or end it with `pave release promote|abort %s`\n",
 			st.yellow("paused"), r.Metadata.Name, r.Metadata.Name)

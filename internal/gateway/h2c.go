@@ -10,7 +10,9 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/netip"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -233,15 +235,23 @@ func (g *Gateway) h2Handler() http.Handler {
 		if rt.b.cluster == "" {
 			r.Header.Del(g.opts.TesterHeader)
 		}
-		if m := g.mirrorFor(&x.rt, x.in.method, x.in.path, int(max(r.ContentLength, 0))); m != nil {
-			if r.ContentLength != 0 {
-				m.tooLarge() // the body streams through and is not kept
-			} else {
-				m.enqueue(x.in.method, x.rt.route, x.in.path, &tc, h2Raw(r))
-			}
+		m := g.mirrorFor(&x.rt, x.in.method, x.in.path, int(max(r.ContentLength, 0)))
+		var kept *mirrorCopy
+		switch {
+		case m == nil:
+		case x.body == nil || r.ContentLength == 0: // the proxy sends no body then
+			m.enqueue(x.in.method, x.rt.route, x.in.path, &tc, h2Raw(r))
+		default:
+			// The body streams to stable as it arrives; a copy of it is
+			// kept on the way and mirrored once it has ended (below).
+			kept = &mirrorCopy{rc: x.body.rc, limit: m.cfg.MaxBodyBytes, head: h2Raw(r)}
+			x.body.rc = kept
 		}
 		sw := &statusWriter{ResponseWriter: w}
 		rp.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), h2ExchangeKey{}, x)))
+		if kept != nil {
+			kept.mirror(m, x.in.method, x.rt.route, x.in.path, &tc)
+		}
 		o.status = sw.status
 		if x.err == nil {
 			o.statsStatus = x.status
@@ -284,11 +294,68 @@ func (w *statusWriter) Flush() {
 
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// h2Raw writes a bodyless h2c request as HTTP/1.1 for the mirror.
+// h2Raw writes the head of an h2c request as HTTP/1.1 for the mirror,
+// without Content-Length (a bodyless request as it is).
 func h2Raw(r *http.Request) []byte {
 	var b bytes.Buffer
 	b.WriteString(r.Method + " " + r.URL.RequestURI() + " HTTP/1.1\r\nHost: " + r.Host + "\r\n")
 	_ = r.Header.WriteSubset(&b, map[string]bool{"Host": true, "Connection": true, "Content-Length": true, "Transfer-Encoding": true})
 	b.WriteString("\r\n")
 	return b.Bytes()
+}
+
+// mirrorCopy keeps an h2c request body, up to the mirror's limit, as the
+// proxy streams it to stable. HTTP/2 bodies are streamed, not read ahead
+// (reading one whole before forwarding it would delay the user's
+// request), so the copy is queued once the body has ended: after the
+// user's answer, like the other paths' copies never before it. The
+// transport reads the body on its own goroutine, hence the lock.
+type mirrorCopy struct {
+	rc    io.ReadCloser
+	limit int
+	head  []byte // the request's HTTP/1.1 head, without Content-Length
+
+	mu   sync.Mutex
+	body []byte
+	over bool // more than limit bytes: not mirrored, counted
+	done bool // read to its end
+}
+
+func (c *mirrorCopy) Read(p []byte) (int, error) {
+	n, err := c.rc.Read(p)
+	c.mu.Lock()
+	if !c.over {
+		if len(c.body)+n > c.limit {
+			c.over, c.body = true, nil
+		} else {
+			c.body = append(c.body, p[:n]...)
+		}
+	}
+	if err == io.EOF {
+		c.done = true
+	}
+	c.mu.Unlock()
+	return n, err
+}
+
+func (c *mirrorCopy) Close() error { return c.rc.Close() }
+
+// mirror queues the copy when the whole body was seen within the limit;
+// a body over the limit is counted as on HTTP/1, and one that never
+// ended (the client went away, the version answered without reading it)
+// is counted as a copy that could not be made.
+func (c *mirrorCopy) mirror(m *mirrorer, method, route, path []byte, tc *traceContext) {
+	c.mu.Lock()
+	over, done, body := c.over, c.done, c.body
+	c.mu.Unlock()
+	switch {
+	case over:
+		m.tooLarge()
+	case !done:
+		m.rec.Counted(false, true, false, false)
+	default:
+		raw := append([]byte(nil), c.head[:len(c.head)-2]...) // before the blank line
+		raw = append(raw, "Content-Length: "+strconv.Itoa(len(body))+"\r\n\r\n"...)
+		m.enqueue(method, route, path, tc, append(raw, body...))
+	}
 }

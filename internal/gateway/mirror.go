@@ -206,8 +206,8 @@ func (g *Gateway) mirrorFor(rt *routing, method, path []byte, bodyLen int) *mirr
 	return m
 }
 
-// tooLarge counts a request a serving path could not copy (on h2c a body
-// streams through and is not kept).
+// tooLarge counts a request whose body turned out over the limit once it
+// had streamed through (h2c bodies of unknown length, h2c.go).
 func (m *mirrorer) tooLarge() { m.rec.Counted(false, false, true, false) }
 
 // enqueue queues a copy, or drops and counts it when the queue is full;

@@ -1,8 +1,11 @@
 package gateway
 
 import (
+	"fmt"
 	"io"
 	"net/http"
+	"reflect"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -15,7 +18,11 @@ import (
 // answers only; GET and the safe POST route are mirrored, the unsafe POST
 // is not, a body over the limit is not; the noise fields (timestamp, id)
 // differ between the two stables and are never counted against the
-// canary, the changed amount is, with an example trace id.
+// canary, the changed amount is, with an example trace id. The body cases
+// are the same on every path (h2c streams bodies, and keeps a copy on the
+// way): bodies within the limit, of known or unknown length, reach the
+// canary byte for byte; bodies over it, of known or unknown length, are
+// not mirrored and are counted.
 func TestLoopFallbackAndH2CMirrorAlike(t *testing.T) {
 	for _, sp := range servingPaths() {
 		t.Run(sp.name, func(t *testing.T) {
@@ -23,7 +30,8 @@ func TestLoopFallbackAndH2CMirrorAlike(t *testing.T) {
 			sp.opts(&o)
 			g := New(o)
 			g.SetEndpoints("pay", "v1", []string{startJSONUpstream(t, "v1", false, 0), startJSONUpstream(t, "v1", false, 0)})
-			g.SetEndpoints("pay", "v2", []string{startJSONUpstream(t, "v2", true, 0)})
+			canary, canaryBodies := startJSONUpstreamBodies(t, "v2", true, 0)
+			g.SetEndpoints("pay", "v2", []string{canary})
 			if err := g.SetWeights("pay", map[string]int64{"v1": 1_000_000, "v2": 0}); err != nil {
 				t.Fatal(err)
 			}
@@ -36,9 +44,13 @@ func TestLoopFallbackAndH2CMirrorAlike(t *testing.T) {
 				t.Fatal(err)
 			}
 			gw := startGateway(t, g)
-			send := func(method, path, body string) {
+			send := func(method, path, body string, unknownLength ...bool) {
 				t.Helper()
-				req, _ := http.NewRequest(method, "http://"+gw+path, strings.NewReader(body))
+				var rd io.Reader = strings.NewReader(body)
+				if len(unknownLength) > 0 {
+					rd = io.MultiReader(rd) // no length: chunked on HTTP/1, no content-length on h2c
+				}
+				req, _ := http.NewRequest(method, "http://"+gw+path, rd)
 				req.Host = "pay.localhost"
 				resp, err := sp.client.Do(req)
 				if err != nil {
@@ -57,14 +69,23 @@ func TestLoopFallbackAndH2CMirrorAlike(t *testing.T) {
 			for range 5 {
 				send("POST", "/v1/pay", `{"amount":"10.00"}`)
 			}
-			quotes := 5
-			if sp.name == "h2c" {
-				quotes = 0 // h2c streams request bodies: not mirrored (counted as too large below)
+			// The body cases, alike on every path: 5 small bodies, one
+			// exactly at the limit, one of unknown length within it,
+			// then two over it (known and unknown length).
+			var quoteBodies []string
+			for i := range 5 {
+				quoteBodies = append(quoteBodies, fmt.Sprintf(`{"q":%d}`, i))
 			}
-			for range quotes {
-				send("POST", "/v1/quote", `{"q":1}`)
+			quoteBodies = append(quoteBodies, `{"q":"`+strings.Repeat("a", 200-8)+`"}`)
+			for _, b := range quoteBodies {
+				send("POST", "/v1/quote", b)
 			}
-			send("POST", "/v1/quote", strings.Repeat("x", 300)) // over the mirror's body limit
+			sp.served(t, g) // before the bodies of unknown length: HTTP/1's event loop hands chunked requests to the fallback
+			send("POST", "/v1/quote", `{"q":"unknown length"}`, true)
+			quoteBodies = append(quoteBodies, `{"q":"unknown length"}`)
+			quotes := len(quoteBodies)
+			send("POST", "/v1/quote", strings.Repeat("x", 300))       // over the mirror's body limit
+			send("POST", "/v1/quote", strings.Repeat("y", 300), true) // over it, of unknown length
 			want := uint64(40 + quotes)
 			var snap shadow.Snapshot
 			for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
@@ -79,8 +100,20 @@ func TestLoopFallbackAndH2CMirrorAlike(t *testing.T) {
 			if snap.NotSafe != 5 {
 				t.Errorf("unsafe POSTs counted %d, want 5", snap.NotSafe)
 			}
-			if snap.TooLarge != 1 {
-				t.Errorf("over the body limit: %d, want 1", snap.TooLarge)
+			if snap.TooLarge != 2 {
+				t.Errorf("over the body limit: %d, want 2", snap.TooLarge)
+			}
+			if snap.Dropped != 0 {
+				t.Errorf("copies dropped: %d, want 0", snap.Dropped)
+			}
+			got := canaryBodies()["POST /v1/quote"]
+			sort.Strings(got)
+			sort.Strings(quoteBodies)
+			if !reflect.DeepEqual(got, quoteBodies) {
+				t.Errorf("the canary received the bodies %q\nwant %q", got, quoteBodies)
+			}
+			if n := len(canaryBodies()["POST /v1/pay"]); n != 0 {
+				t.Errorf("the canary received %d bodies of the unsafe route", n)
 			}
 			amount := snap.Fields["GET /v1/wrong $.amount"]
 			if testing.Verbose() {
@@ -109,7 +142,6 @@ func TestLoopFallbackAndH2CMirrorAlike(t *testing.T) {
 			if live["v2"].Total.Requests != 0 {
 				t.Errorf("mirror traffic counted as the canary's live traffic: %d", live["v2"].Total.Requests)
 			}
-			sp.served(t, g)
 		})
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"sync"
 	"testing"
 	"time"
 
@@ -17,6 +18,16 @@ import (
 // the amount on /v1/wrong differ (the canary's regression).
 func startJSONUpstream(t *testing.T, version string, wrong bool, delay time.Duration) string {
 	t.Helper()
+	addr, _ := startJSONUpstreamBodies(t, version, wrong, delay)
+	return addr
+}
+
+// startJSONUpstreamBodies is startJSONUpstream that also tells the
+// request bodies it received, by "METHOD PATH".
+func startJSONUpstreamBodies(t *testing.T, version string, wrong bool, delay time.Duration) (string, func() map[string][]string) {
+	t.Helper()
+	var mu sync.Mutex
+	bodies := map[string][]string{}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -26,7 +37,12 @@ func startJSONUpstream(t *testing.T, version string, wrong bool, delay time.Dura
 	protocols.SetUnencryptedHTTP2(true)
 	srv := &http.Server{Protocols: &protocols, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		time.Sleep(delay)
-		_, _ = io.Copy(io.Discard, r.Body)
+		b, _ := io.ReadAll(r.Body)
+		if len(b) > 0 {
+			mu.Lock()
+			bodies[r.Method+" "+r.URL.Path] = append(bodies[r.Method+" "+r.URL.Path], string(b))
+			mu.Unlock()
+		}
 		amount := "10.00"
 		if wrong && r.URL.Path == "/v1/wrong" {
 			amount = "10.50"
@@ -37,7 +53,15 @@ func startJSONUpstream(t *testing.T, version string, wrong bool, delay time.Dura
 	})}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
-	return ln.Addr().String()
+	return ln.Addr().String(), func() map[string][]string {
+		mu.Lock()
+		defer mu.Unlock()
+		out := map[string][]string{}
+		for k, v := range bodies {
+			out[k] = append([]string(nil), v...)
+		}
+		return out
+	}
 }
 
 // TestMirrorNeverDelaysUsers: a canary that answers in 2 s with a queue

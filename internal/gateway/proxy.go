@@ -227,6 +227,14 @@ func (g *Gateway) handle(ctx *fasthttp.RequestCtx) {
 	}
 	if m := g.mirrorFor(&rt, req.Header.Method(), in.path, len(req.Body())); m != nil {
 		hdr := req.Header.Header()
+		if req.Header.ContentLength() != len(req.Body()) {
+			// A chunked body was read whole: the copy carries it with
+			// its length, not as chunks.
+			var h fasthttp.RequestHeader
+			req.Header.CopyTo(&h)
+			h.SetContentLength(len(req.Body()))
+			hdr = h.Header()
+		}
 		raw := make([]byte, 0, len(hdr)+len(req.Body()))
 		m.enqueue(req.Header.Method(), rt.route, in.path, &tc, append(append(raw, hdr...), req.Body()...))
 	}

@@ -37,6 +37,9 @@ type Engine struct {
 	// alerts, when set, lets spec.analysis.abortOnAlerts end a release
 	// (alerts.go).
 	alerts Alerts
+	// traffic, when set, tells a service's recent traffic for the
+	// forecast of a new release (forecast.go).
+	traffic TrafficSource
 
 	mu sync.Mutex // serialises read-modify-write of releases
 }
@@ -182,6 +185,7 @@ func (e *Engine) CreateWith(ctx context.Context, r Release, opts CreateOptions) 
 			return Release{}, fmt.Errorf("move traffic off the superseded release %s: %w", running.Metadata.Name, err)
 		}
 	}
+	e.forecastAtCreate(ctx, &r) // status.forecast: will it decide on its own? (forecast.go)
 	var ver int64
 	if err := e.commit(ctx, &r, &ver, "created", r.Spec); err != nil {
 		return Release{}, err

@@ -201,6 +201,7 @@ func (e *Engine) reconcileRunning(ctx context.Context, r *Release, ver *int64) e
 		return e.commit(ctx, r, ver, "", nil) // the new window's counters first
 	}
 	window.Mirrored = mirrored
+	r.forecastRunning(now, window) // status.forecast (forecast.go)
 	if r.Status.Shadow != nil && r.Status.Shadow.Active {
 		return e.reconcileShadow(ctx, r, ver, snap, window)
 	}

@@ -187,6 +187,9 @@ type Status struct {
 	ManualTraffic bool `json:"manualTraffic,omitempty"`
 	// Shadow is the shadow step's state and the mirror's (shadow.go).
 	Shadow *ShadowStatus `json:"shadow,omitempty"`
+	// Forecast is the expected course of the release at the service's
+	// traffic, and whether it will likely pause for a person (forecast.go).
+	Forecast *Forecast `json:"forecast,omitempty"`
 }
 
 // Waves returns the number of waves.

@@ -88,6 +88,8 @@ function renderDetail(r, events) {
   $('step').textContent = stepText(r);
   $('message').textContent = st.message || '';
 
+  renderForecast(st);
+
   const weights = st.weights || {};
   const bar = $('weights');
   bar.replaceChildren();
@@ -167,6 +169,43 @@ function renderDetail(r, events) {
   $('resume').disabled = st.phase !== 'paused';
   $('promote').disabled = !(st.phase === 'progressing' || st.phase === 'paused');
   $('abort').disabled = !running;
+}
+
+// The forecast (status.forecast): will the judges decide on their own at
+// the service's traffic? A likely pause for a person is a warning with
+// its remedies; otherwise the expected time. Shown while the release runs.
+function duration(s) {
+  const m = /^(?:(\d+)h)?(?:(\d+)m)?(?:([\d.]+)s)?$/.exec(s || '');
+  if (!m) return s || '-';
+  const secs = (+m[1] || 0) * 3600 + (+m[2] || 0) * 60 + (+m[3] || 0);
+  if (secs < 60) return `${Math.round(secs)} s`;
+  if (secs < 3600) return `${Math.round(secs / 60)} min`;
+  return `${(secs / 3600).toFixed(1)} h`;
+}
+function renderForecast(st) {
+  const f = st.forecast;
+  const box = $('forecast');
+  const ended = ['promoted', 'rolled_back', 'aborted', 'failed'].includes(st.phase);
+  box.hidden = !f || ended;
+  $('forecast-detail').hidden = box.hidden;
+  if (box.hidden) return;
+  const rate = f.rate >= 10 ? f.rate.toFixed(0) : (+f.rate.toPrecision(2)).toString();
+  box.dataset.pauseLikely = String(!!f.pauseLikely);
+  box.className = 'reason ' + (f.pauseLikely ? 'warn' : 'ok');
+  box.textContent = f.pauseLikely
+    ? `Warning: ${f.warning}`
+    : `Forecast: the judges should decide in about ${duration(f.expected)} at ${rate} requests/s (${f.source}).`;
+  const body = $('forecast-steps');
+  body.replaceChildren();
+  for (const s of f.steps || []) {
+    const tr = document.createElement('tr');
+    cell(tr, s.step < 0 ? 'shadow' : String(s.step + 1));
+    cell(tr, s.step < 0 ? 'mirrored' : `${s.weight}%`);
+    cell(tr, s.never ? 'never' : duration(s.expected || '0s'), s.never ? 'bad' : '');
+    cell(tr, s.never ? '-' : String(s.samples));
+    cell(tr, s.judge);
+    body.appendChild(tr);
+  }
 }
 
 // The marks on the evidence plots' time axis: each step with its weight,

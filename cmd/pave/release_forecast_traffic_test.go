@@ -1,0 +1,66 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"math"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/tsdb"
+)
+
+// TestMetricsTrafficMeasuresEachSeriesOverItsSpan: the forecast's traffic
+// from a real TSDB: each series' increase over the span it was seen
+// (a counter reset counts from 0), the error classes apart, routes
+// summed over versions and clusters, an edge's cluster:NAME versions left
+// out.
+func TestMetricsTrafficMeasuresEachSeriesOverItsSpan(t *testing.T) {
+	opts := tsdb.DefaultOptions()
+	db, err := tsdb.Open(filepath.Join(t.TempDir(), "tsdb"), slog.New(slog.DiscardHandler), nil, opts, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	now := time.Now()
+	app := db.Appender(context.Background())
+	add := func(version, route, class, cluster string, from time.Duration, perSec float64, resetAt time.Duration) {
+		l := labels.FromStrings("__name__", "pave_gateway_requests_total", "service", "pay", "version", version, "route", route, "class", class, "cluster", cluster)
+		var v float64
+		for at := from; at <= 0; at += 10 * time.Second {
+			if resetAt != 0 && at == resetAt {
+				v = 0
+			}
+			if _, err := app.Append(0, l, now.Add(at).UnixMilli(), v); err != nil {
+				t.Fatal(err)
+			}
+			v += perSec * 10
+		}
+	}
+	add("v1", "GET /a", "2xx", "local", -4*time.Minute, 8, 0)               // 8/s over 4 min
+	add("v1", "GET /a", "2xx", "other", -2*time.Minute, 2, 0)               // another cluster, 2/s since 2 min ago
+	add("v1", "POST /b", "5xx", "local", -4*time.Minute, 1, -2*time.Minute) // 1/s, restarted once
+	add("cluster:other", "GET /a", "2xx", "local", -4*time.Minute, 50, 0)   // an edge's: left out
+	l := labels.FromStrings("__name__", "pave_gateway_requests_total", "service", "other", "version", "v1", "route", "GET /a", "class", "2xx")
+	if _, err := app.Append(0, l, now.UnixMilli(), 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := app.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	tr, err := metricsTraffic{db}.Traffic(context.Background(), "pay")
+	if err != nil {
+		t.Fatal(err)
+	}
+	near := func(got, want float64) bool { return math.Abs(got-want) < 0.1 }
+	if !near(tr.Rate, 11) || !near(tr.Errors, 1) || !near(tr.Routes["GET /a"], 10) || !near(tr.Routes["POST /b"], 1) || len(tr.Routes) != 2 {
+		t.Errorf("traffic %+v; want 11/s, 1 error/s, GET /a 10/s, POST /b 1/s", tr)
+	}
+	// A service seen once only (or never) has no rate yet: no forecast.
+	if _, err := (metricsTraffic{db}).Traffic(context.Background(), "other"); err == nil || !strings.Contains(err.Error(), "has not seen other's traffic twice") {
+		t.Errorf("a single sample: %v", err)
+	}
+}

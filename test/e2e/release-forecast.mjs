@@ -1,0 +1,44 @@
+// The releases page's forecast, end to end in headless Chromium: a
+// release of a low-traffic service shows the warning that it will likely
+// pause for a person, with its remedies, and the per-step forecast; one of
+// a busy service shows the expected time instead. Usage: node
+// release-forecast.mjs BASE_URL QUIET_RELEASE BUSY_RELEASE; cmd/pave
+// TestReleaseForecastWarnsLowTrafficUpFront runs it.
+import { launch, shotPath, must } from './browser.mjs';
+
+const [base, quiet, busy] = process.argv.slice(2);
+must(base && quiet && busy, 'usage: node release-forecast.mjs BASE_URL QUIET_RELEASE BUSY_RELEASE');
+
+const browser = await launch();
+try {
+  const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+
+  await page.goto(`${base}/ui/releases.html?name=${encodeURIComponent(quiet)}`);
+  await page.waitForSelector('#forecast[data-pause-likely="true"]', { timeout: 30000 });
+  const warning = await page.textContent('#forecast');
+  console.log(`${quiet}: ${warning}`);
+  for (const want of ['Warning:', 'will likely pause for a person', '--shadow', '--max-duration']) {
+    must(warning.includes(want), `${quiet}: the warning lacks "${want}": ${warning}`);
+  }
+  must(await page.isVisible('#forecast-detail'), 'the per-step forecast is hidden');
+  await page.click('#forecast-detail summary');
+  const steps = await page.$$eval('#forecast-steps tr', (rs) => rs.map((r) => [...r.children].map((td) => td.textContent)));
+  console.log(JSON.stringify(steps));
+  must(steps.length >= 2 && steps[0][1] === '1%' && steps[0][4] === 'min-samples', `${quiet}: per-step forecast ${JSON.stringify(steps)}`);
+  await page.screenshot({ path: shotPath('release-forecast-warning'), fullPage: true });
+
+  await page.goto(`${base}/ui/releases.html?name=${encodeURIComponent(busy)}`);
+  await page.waitForSelector('#forecast[data-pause-likely="false"]', { timeout: 30000 }).catch(async (e) => {
+    must(false, `${busy}: no forecast without a warning (${e.message}); phase ${await page.textContent('#phase')}: ${await page.textContent('#message')}; forecast ${await page.textContent('#forecast')}`);
+  });
+  const ok = await page.textContent('#forecast');
+  console.log(`${busy}: ${ok}`);
+  must(ok.startsWith('Forecast: the judges should decide in about') && !ok.includes('Warning'), `${busy}: ${ok}`);
+  await page.screenshot({ path: shotPath('release-forecast-ok'), fullPage: true });
+  must(errors.length === 0, `page errors: ${errors}`);
+  console.log('ok');
+} finally {
+  await browser.close();
+}
