@@ -268,7 +268,7 @@ func runUp(ctx context.Context, cfg config.Config, logOut io.Writer) error {
 		local[c.name] = c.seams()
 	}
 	eng := startReleaseEngine(gctx, g, store, &fleet.ReleaseFleet{Registry: registry, Local: local, Connect: connectKubernetes}, srv, log,
-		release.WithAlerts(alerts),                          // issue 16: spec.analysis.abortOnAlerts
+		release.WithAlerts(alerts),                         // issue 16: spec.analysis.abortOnAlerts
 		release.WithTraffic(metricsTraffic{ms.store.DB()})) // issue 20: status.forecast (release_forecast.go)
 	alerts.SetReleases(alert.ReleaseLookup{Engine: eng}) // issue 16: alerts name the release they fire during
 	server.TrafficAPI{Router: clusters, Live: clusters, Releases: eng}.Register(srv)
