@@ -112,6 +112,9 @@ type candidate struct {
 	// the query is answered (see deferFills).
 	fills *fillQueue
 	plan  *coldPlan // what prefetch found coldRanges to be
+	// hinted: the kernel was asked to read this hot block's groups ahead
+	// (readAheadHot).
+	hinted bool
 }
 
 type coldPlan struct {
