@@ -121,13 +121,15 @@ func (s *Embedded) readAheadHot(blocks []candidate, i int) {
 		if c.cold {
 			continue
 		}
-		rs := hotRanges(*c)
-		for _, r := range rs {
-			bytes += r.n
-		}
 		if c.hinted {
+			bytes += c.hintedBytes
 			continue
 		}
+		rs := hotRanges(*c)
+		for _, r := range rs {
+			c.hintedBytes += r.n
+		}
+		bytes += c.hintedBytes
 		c.hinted = true
 		f, err := os.Open(filepath.Join(s.hotDir, c.meta.Partition, c.meta.Name))
 		if err != nil {
