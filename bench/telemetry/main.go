@@ -576,6 +576,11 @@ func run(lines, passes, lookups int, vlBin, work string) error {
 		return err
 	}
 	stopAll := func() { pave.stop(); vl.stop() }
+	// Each server's RSS before any data: the executable's pages and what
+	// its packages' initialisation allocates (Pave's server links most of
+	// the control plane; `pave version` alone peaks higher, see the docs).
+	time.Sleep(time.Second)
+	paveIdleRSS, vlIdleRSS := peakRSS(pave.pid()), peakRSS(vl.pid())
 
 	// Ingest, interleaved: pass i sends the i-th slice of the data to each.
 	fmt.Printf("ingest: %d interleaved passes per store, 4 senders, servers on core 1 with GOMAXPROCS=1\n", passes)
@@ -823,6 +828,9 @@ func run(lines, passes, lookups int, vlBin, work string) error {
 		float64(paveIngestRSS)/(1<<20), float64(vlIngestRSS)/(1<<20), float64(paveIngestRSS)/float64(vlIngestRSS))
 	fmt.Printf("  of which mapped files (the executable's pages) after ingest: pave %.1f MiB, victorialogs %.1f MiB\n",
 		float64(paveFileRSS)/(1<<20), float64(vlFileRSS)/(1<<20))
+	fmt.Printf("  at start, before any data: pave %.1f MiB, victorialogs %.1f MiB; growth during ingest: pave %.1f MiB, victorialogs %.1f MiB, ratio %.2f×\n",
+		float64(paveIdleRSS)/(1<<20), float64(vlIdleRSS)/(1<<20), float64(paveIngestRSS-paveIdleRSS)/(1<<20), float64(vlIngestRSS-vlIdleRSS)/(1<<20),
+		float64(paveIngestRSS-paveIdleRSS)/float64(vlIngestRSS-vlIdleRSS))
 	fmt.Printf("peak RSS with compaction and hot lookups: pave %.1f MiB, victorialogs %.1f MiB, ratio %.2f×\n",
 		float64(paveRSS)/(1<<20), float64(vlRSS)/(1<<20), float64(paveRSS)/float64(vlRSS))
 	return nil

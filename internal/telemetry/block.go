@@ -620,13 +620,23 @@ func sortLogs(logs []*Log) {
 // encodeLogBlock writes logs (sorted by service, time) as a block and
 // fills meta's statistics.
 func encodeLogBlock(logs []*Log, meta *blockMeta) ([]byte, error) {
+	return encodeLogGroups(len(logs), func(lo, hi int) []*Log { return logs[lo:hi] }, meta)
+}
+
+// encodeLogGroups is encodeLogBlock for n lines that rows hands over one
+// row group at a time (rows lo..hi-1): a flush decodes only those from
+// the memory table, so one group's lines are decoded at a time, not a
+// whole block's (16384 lines, about 5 MB of Log values the collector then
+// lets the heap double). The lines rows returned are not used after the
+// next call.
+func encodeLogGroups(n int, rows func(lo, hi int) []*Log, meta *blockMeta) ([]byte, error) {
 	w := newBlockWriter(logColumns)
 	c := w.cols
-	meta.Kind, meta.Count = "logs", len(logs)
+	meta.Kind, meta.Count = "logs", n
 	x := newBlockIndex()
 	gx := newGroupIndexer()
-	for start := 0; start < len(logs); start += groupRows {
-		group := logs[start:min(start+groupRows, len(logs))]
+	for start := 0; start < n; start += groupRows {
+		group := rows(start, min(start+groupRows, n))
 		var prev int64
 		for _, l := range group {
 			t := l.Time.UnixNano()

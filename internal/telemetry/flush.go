@@ -147,6 +147,7 @@ func (s *Embedded) flushOne(m *memtable) error {
 		return nil
 	}
 	var buf []Log
+	var ptrs []*Log
 	for _, p := range sortedKeys(logsBy) {
 		refs := make([]*memRef, len(logsBy[p]))
 		for i := range refs {
@@ -155,10 +156,14 @@ func (s *Embedded) flushOne(m *memtable) error {
 		sortByServiceTime(refs, func(r *memRef) (string, int64) { return r.svc, r.t })
 		for len(refs) > 0 {
 			n := min(len(refs), s.o.BlockRows)
-			var chunk []*Log
-			chunk, buf = m.decodeRefs(refs[:n], buf)
+			block := refs[:n]
 			refs = refs[n:]
-			if err := write(p, "logs", func(mm *blockMeta) ([]byte, error) { return encodeLogBlock(chunk, mm) }); err != nil {
+			// One row group's lines decoded at a time (encodeLogGroups).
+			rows := func(lo, hi int) []*Log {
+				ptrs, buf = m.decodeRefs(block[lo:hi], buf, ptrs)
+				return ptrs
+			}
+			if err := write(p, "logs", func(mm *blockMeta) ([]byte, error) { return encodeLogGroups(n, rows, mm) }); err != nil {
 				return fail(err)
 			}
 		}

@@ -93,19 +93,20 @@ func (m *memtable) logRefs(partOf func(time.Time) string) map[string][]memRef {
 	return out
 }
 
-// decodeRefs decodes the lines refs name, in their order, into buf
-// (reused from the previous block: the block writer keeps no pointer to
-// the lines it encoded).
-func (m *memtable) decodeRefs(refs []*memRef, buf []Log) ([]*Log, []Log) {
+// decodeRefs decodes the lines refs name, in their order, into buf and
+// points ptrs at them (both reused from the previous row group: the block
+// writer keeps no pointer to the lines it encoded, only strings, which are
+// views of the table's bytes).
+func (m *memtable) decodeRefs(refs []*memRef, buf []Log, ptrs []*Log) ([]*Log, []Log) {
 	buf = buf[:0]
 	for _, r := range refs {
 		buf = append(buf, readLogRecord(&dec{b: m.logs[r.batch][r.off:], view: true}))
 	}
-	out := make([]*Log, len(buf))
+	ptrs = ptrs[:0]
 	for i := range buf {
-		out[i] = &buf[i]
+		ptrs = append(ptrs, &buf[i])
 	}
-	return out, buf
+	return ptrs, buf
 }
 
 // allSpans decodes the table's spans for a flush.

@@ -39,6 +39,7 @@ type fetched struct {
 // rangedAhead blocks and rangedAheadBytes. ctx ends the fetches when the
 // query is done.
 func (s *Embedded) prefetch(ctx context.Context, blocks []candidate, i int) {
+	s.readAheadHot(blocks, i)
 	whole := 0
 	var ranged int64
 	for j := i; j < min(i+rangedAhead, len(blocks)) && whole < prefetchAhead && ranged < rangedAheadBytes; j++ {
@@ -98,4 +99,58 @@ func takeAhead(ctx context.Context, c candidate) io.ReaderAt {
 		return nil
 	}
 	return c.ahead.src
+}
+
+// hotAheadBytes bounds the bytes of hot blocks a query asks the kernel to
+// read ahead of its decoder (readAheadHot).
+const hotAheadBytes = 8 << 20
+
+// readAheadHot asks the kernel to start reading the row groups the query
+// will decode in the hot blocks among the next rangedAhead ones (within
+// hotAheadBytes): with a cold page cache (after a restart, or data older
+// than the cache holds) those reads are then all in flight at once instead
+// of one disk read after another as the decoder comes to them. Goroutines
+// reading in parallel do not do this with GOMAXPROCS=1, where a read
+// blocked in the kernel holds the only P until the runtime's monitor takes
+// it back (up to milliseconds on an idle server). A page already cached
+// costs the hint nothing; a hinted block is not hinted again.
+func (s *Embedded) readAheadHot(blocks []candidate, i int) {
+	var bytes int64
+	for j := i; j < min(i+rangedAhead, len(blocks)) && bytes < hotAheadBytes; j++ {
+		c := &blocks[j]
+		if c.cold {
+			continue
+		}
+		if c.hinted {
+			bytes += c.hintedBytes
+			continue
+		}
+		rs := hotRanges(*c)
+		for _, r := range rs {
+			c.hintedBytes += r.n
+		}
+		bytes += c.hintedBytes
+		c.hinted = true
+		f, err := os.Open(filepath.Join(s.hotDir, c.meta.Partition, c.meta.Name))
+		if err != nil {
+			continue // the read reports it
+		}
+		willNeed(f, rs)
+		f.Close()
+	}
+}
+
+// hotRanges are the ranges of a hot block a read of c decodes: the row
+// groups c.need keeps, or the whole block.
+func hotRanges(c candidate) []byteRange {
+	if c.need == nil {
+		return []byteRange{{0, c.meta.Size}}
+	}
+	var rs []byteRange
+	for gi := range c.meta.Groups {
+		if g := &c.meta.Groups[gi]; c.need(c.meta, g) {
+			rs = append(rs, groupRange(g))
+		}
+	}
+	return coalesce(rs, coalesceGap)
 }

@@ -112,6 +112,10 @@ type candidate struct {
 	// the query is answered (see deferFills).
 	fills *fillQueue
 	plan  *coldPlan // what prefetch found coldRanges to be
+	// hinted: the kernel was asked to read hintedBytes of this hot
+	// block's groups ahead (readAheadHot).
+	hinted      bool
+	hintedBytes int64
 }
 
 type coldPlan struct {
