@@ -72,13 +72,15 @@ func TestFleetPagesInChromium(t *testing.T) {
 		}
 	}
 
-	// Reads are open; drain needs an admin token, which the page sends.
+	// Reads are open; drain needs a deployer or admin token, which the page
+	// sends; the page shows its buttons only for those.
 	tokens := auth.Tokens{Store: st}
 	_, admin, err := tokens.Create(ctx, "admin", auth.RoleAdmin)
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, viewer, _ := tokens.Create(ctx, "viewer", auth.RoleViewer)
+	_, deployer, _ := tokens.Create(ctx, "deployer", auth.RoleDeployer)
 	srv := server.New(server.Options{Tokens: tokens, Open: true, Log: slog.New(slog.DiscardHandler)})
 	ui, _ := fs.Sub(web.Static, "static")
 	srv.ServeUI(ui)
@@ -99,7 +101,7 @@ func TestFleetPagesInChromium(t *testing.T) {
 	bctx, stop := context.WithTimeout(ctx, 3*time.Minute)
 	defer stop()
 	cmd := exec.CommandContext(bctx, "node", "fleet.mjs")
-	cmd.Env = append(os.Environ(), "PAVE_URL="+ts.URL, "PAVE_ARTIFACTS="+artifacts, "PAVE_ADMIN_TOKEN="+admin, "PAVE_VIEWER_TOKEN="+viewer)
+	cmd.Env = append(os.Environ(), "PAVE_URL="+ts.URL, "PAVE_ARTIFACTS="+artifacts, "PAVE_ADMIN_TOKEN="+admin, "PAVE_VIEWER_TOKEN="+viewer, "PAVE_DEPLOYER_TOKEN="+deployer)
 	out, err := cmd.CombinedOutput()
 	t.Logf("browser script:\n%s", out)
 	if err != nil {
