@@ -41,6 +41,16 @@ try {
   const boxes = await page.$$eval('#map g.node', (gs) => gs.map((g) => g.getAttribute('transform')));
   must(new Set(boxes).size === boxes.length, `nodes overlap: ${boxes}`);
   await page.screenshot({ path: shotPath('servicemap'), fullPage: true });
+  // One cluster's map: busan's edges only (mobile calls orders there).
+  const edgeIds = () => page.$$eval('#map g.edge', (gs) => gs.map((g) => `${g.dataset.from}>${g.dataset.to}`).sort().join(' '));
+  must((await edgeIds()).includes('mobile>orders'), `all clusters: ${await edgeIds()}`);
+  await page.selectOption('#cluster', 'busan');
+  must(await edgeIds() === 'checkout>orders mobile>orders', `busan edges: ${await edgeIds()}`);
+  must(!(await page.$$eval('#map g.node', (gs) => gs.map((g) => g.dataset.id))).includes('payments'), 'payments shown in busan');
+  must(await page.$$eval('#edges tr', (trs) => trs.every((tr) => tr.children[2].textContent === 'busan')), 'edge table not filtered to busan');
+  await page.selectOption('#cluster', 'seoul');
+  must(!(await edgeIds()).includes('mobile>orders'), `seoul edges: ${await edgeIds()}`);
+  await page.selectOption('#cluster', '');
   await page.click('#map g.edge[data-from="orders"][data-to="payments"] path', { force: true });
   await page.waitForURL(/request\.html\?trace=4bf92f3577b34da6a3ce929d0e0e4736/, { timeout: 30000 });
 

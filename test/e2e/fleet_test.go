@@ -52,6 +52,10 @@ func TestFleetPagesInChromium(t *testing.T) {
 		}
 		logs = append(logs, telemetry.Log{Time: at, Service: "payments", Version: "v4", Kind: "access", Level: "INFO", Caller: "orders", Cluster: "seoul", Status: status, DurationMS: 40,
 			TraceID: "4bf92f3577b34da6a3ce929d0e0e4736", SpanID: "00000000000000a1"})
+		if i%3 == 0 { // busan: its own caller, and checkout as in seoul
+			logs = append(logs, telemetry.Log{Time: at, Service: "orders", Version: "v1", Kind: "access", Level: "INFO", Caller: "mobile", Cluster: "busan", Status: 200, DurationMS: 20},
+				telemetry.Log{Time: at, Service: "orders", Version: "v1", Kind: "access", Level: "INFO", Caller: "checkout", Cluster: "busan", Status: 200, DurationMS: 15})
+		}
 		if i < 6 {
 			logs = append(logs, telemetry.Log{Time: at, Service: "orders", Version: "v2", Kind: "access", Level: "INFO", Caller: "checkout", Cluster: "seoul", Status: 200, DurationMS: 9})
 		}
