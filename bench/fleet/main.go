@@ -93,12 +93,9 @@ step commit
 echo "$1 $r"
 `
 
-// stepsOrder is how the breakdown is printed.
-var stepsOrder = []string{bulkupgrade.StepCheckout, bulkupgrade.StepUpgrade, bulkupgrade.StepTidy, bulkupgrade.StepBuild, bulkupgrade.StepTest, bulkupgrade.StepCommit}
-
 func breakdown(s bulkupgrade.Steps) string {
 	var parts []string
-	for _, k := range stepsOrder {
+	for _, k := range bulkupgrade.StepOrder {
 		parts = append(parts, fmt.Sprintf("%s %.0f", k, s[k]))
 	}
 	return strings.Join(parts, ", ")

@@ -179,3 +179,10 @@ func TestGoInputsChanged(t *testing.T) {
 		t.Error("go.mod changed: not reported")
 	}
 }
+
+func TestStepsString(t *testing.T) {
+	s := Steps{StepTest: 40.2, StepCheckout: 3, StepCommit: 0.4}
+	if got, want := s.String(), "checkout 3s, test 40s, commit 0s"; got != want {
+		t.Errorf("Steps.String() = %q, want %q", got, want)
+	}
+}

@@ -249,6 +249,20 @@ type Steps map[string]float64
 
 func (s Steps) since(step string, t0 time.Time) { s[step] += time.Since(t0).Seconds() }
 
+// String lists the steps that ran, in order, e.g. "checkout 3s, test 40s".
+func (s Steps) String() string {
+	var parts []string
+	for _, k := range StepOrder {
+		if v, ok := s[k]; ok {
+			parts = append(parts, fmt.Sprintf("%s %.0fs", k, v))
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+// StepOrder is the order the steps run in.
+var StepOrder = []string{StepCheckout, StepUpgrade, StepTidy, StepBuild, StepTest, StepCommit}
+
 // Names of the steps, in the order they run.
 const (
 	StepCheckout = "checkout" // clone or fetch, worktree on the branch
