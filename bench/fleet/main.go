@@ -34,9 +34,9 @@ func (fatal) Fatalf(format string, args ...any) {
 	os.Exit(1)
 }
 
-// generate makes n services under dir: 6 in 10 plain or hand-edited at
-// template v1/v2 (clean), 2 in 10 with a conflicting Dockerfile edit, 1
-// in 10 with a failing test, 1 in 10 already current.
+// generate makes n services under dir, per 10: 6 plain or hand-edited at
+// template v1/v2 (clean), 2 with a hand-edited Dockerfile (the v1 one
+// conflicts), 1 with a failing test, 1 already current.
 func generate(dir string, n int) {
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 4)
