@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -33,9 +34,9 @@ func (fatal) Fatalf(format string, args ...any) {
 	os.Exit(1)
 }
 
-// generate makes n services under dir: 6 in 10 plain or hand-edited at
-// template v1/v2 (clean), 2 in 10 with a conflicting Dockerfile edit, 1
-// in 10 with a failing test, 1 in 10 already current.
+// generate makes n services under dir, per 10: 6 plain or hand-edited at
+// template v1/v2 (clean), 2 with a hand-edited Dockerfile (the v1 one
+// conflicts), 1 with a failing test, 1 already current.
 func generate(dir string, n int) {
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 4)
@@ -68,26 +69,64 @@ func generate(dir string, n int) {
 	wg.Wait()
 }
 
+// peerScript is one repository's turn in the script: the same steps as
+// Pave's, in the same shared build and module caches, each timed into
+// $STEPS (step seconds per line).
 const peerScript = `set -e
 cd "$1"
+t=$EPOCHREALTIME
+step() { now=$EPOCHREALTIME; echo "$1 $(echo "$now - $t" | bc)" >> "$STEPS"; t=$now; }
 git checkout -q -b bulk-upgrade
-out=$("$PAVE" upgrade 2>&1) || { echo "$1 conflicts"; git add -A; git commit -qm "bulk upgrade (conflicts)"; exit 0; }
-if go mod tidy >/dev/null 2>&1 && go build ./... >/dev/null 2>&1 && go test -count=1 ./... >/dev/null 2>&1; then r=clean; else r=tests-failed; fi
+step checkout
+out=$("$PAVE" upgrade 2>&1) || { step upgrade; echo "$1 conflicts"; git add -A; git commit -qm "bulk upgrade (conflicts)"; step commit; exit 0; }
+step upgrade
+r=clean
+go mod tidy >/dev/null 2>&1 || r=tests-failed
+step tidy
+[ $r = clean ] && { go build ./... >/dev/null 2>&1 || r=tests-failed; }
+step build
+[ $r = clean ] && { go test ./... >/dev/null 2>&1 || r=tests-failed; }
+step test
 git add -A
 git commit -qm "bulk upgrade" >/dev/null 2>&1 || r=up-to-date
+step commit
 echo "$1 $r"
 `
+
+func breakdown(s bulkupgrade.Steps) string {
+	var parts []string
+	for _, k := range bulkupgrade.StepOrder {
+		parts = append(parts, fmt.Sprintf("%s %.0f", k, s[k]))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// peerSteps sums the script's step log.
+func peerSteps(file string) bulkupgrade.Steps {
+	s := bulkupgrade.Steps{}
+	data, _ := os.ReadFile(file)
+	for _, l := range strings.Split(string(data), "\n") {
+		var k string
+		var v float64
+		if n, _ := fmt.Sscanf(l, "%s %f", &k, &v); n == 2 {
+			s[k] += v
+		}
+	}
+	return s
+}
 
 func main() {
 	n := flag.Int("n", 100, "services")
 	jobs := flag.Int("jobs", 8, "services at once")
+	runPeer := flag.Bool("peer", true, "also time the script (false: profile Pave alone)")
 	flag.Parse()
 	work, err := os.MkdirTemp("", "pave-bench-fleet-")
 	if err != nil {
 		panic(err)
 	}
 	defer os.RemoveAll(work)
-	os.Setenv("GOFLAGS", "-mod=mod")
+	// Both sides share the user's build and module caches (GOCACHE,
+	// GOMODCACHE) and see the same environment.
 	os.Setenv("GOWORK", "off")
 	for _, kv := range inventorytest.GitIdentity() {
 		k, v, _ := strings.Cut(kv, "=")
@@ -107,6 +146,22 @@ func main() {
 		panic(string(out))
 	}
 
+	// Warm the shared build cache with kit and its dependencies, which
+	// every service imports, so neither side pays them for the other.
+	warm := exec.Command("go", "build", "-o", os.DevNull, ".")
+	warm.Dir = filepath.Join(work, "warm")
+	if out, err := exec.Command("cp", "-a", filepath.Join(work, "a", "svc-000"), warm.Dir).CombinedOutput(); err != nil {
+		panic(string(out))
+	}
+	if out, err := warm.CombinedOutput(); err != nil {
+		panic(string(out))
+	}
+	load := func() string {
+		b, _ := os.ReadFile("/proc/loadavg")
+		return strings.Join(strings.Fields(string(b))[:3], " ")
+	}
+	fmt.Fprintf(os.Stderr, "load before pave: %s\n", load())
+
 	var f inventory.File
 	for i := range *n {
 		f.Services = append(f.Services, inventory.Entry{Path: fmt.Sprintf("svc-%03d", i)})
@@ -120,10 +175,19 @@ func main() {
 		panic(err)
 	}
 	paveSecs := time.Since(start).Seconds()
+	paveLoad := load()
+	fmt.Printf("machine: %d services, --jobs %d, %d CPUs; load average after pave %s\n", *n, *jobs, runtime.NumCPU(), paveLoad)
+	fmt.Printf("outcomes (pave): %v\n", rep.Summary)
+	fmt.Printf("pave upgrade --all:   %.0f s, %d/%d clean (%.0f%%)\n", paveSecs, rep.Summary[bulkupgrade.Clean], *n, 100*float64(rep.Summary[bulkupgrade.Clean])/float64(*n))
+	fmt.Printf("  step seconds summed over services: %s\n", breakdown(rep.Steps))
+	if !*runPeer {
+		return
+	}
 
+	stepsFile := filepath.Join(work, "peer-steps")
 	start = time.Now()
 	peer := exec.Command("bash", "-c", `ls -d "$ROOT"/svc-* | xargs -P "$JOBS" -n 1 bash -c "$SCRIPT" peer`)
-	peer.Env = append(os.Environ(), "ROOT="+filepath.Join(work, "b"), fmt.Sprintf("JOBS=%d", *jobs), "SCRIPT="+peerScript, "PAVE="+pave)
+	peer.Env = append(os.Environ(), "ROOT="+filepath.Join(work, "b"), fmt.Sprintf("JOBS=%d", *jobs), "SCRIPT="+peerScript, "PAVE="+pave, "STEPS="+stepsFile)
 	out, err := peer.CombinedOutput()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "peer script: %v\n%s", err, out)
@@ -131,9 +195,7 @@ func main() {
 	peerSecs := time.Since(start).Seconds()
 	peerClean := strings.Count(string(out), " clean\n")
 
-	fmt.Printf("machine: %d services, --jobs %d, on a shared 2-core VM (figures drift ±50%% between runs)\n", *n, *jobs)
-	fmt.Printf("outcomes (pave): %v\n", rep.Summary)
-	fmt.Printf("pave upgrade --all:   %.0f s, %d/%d clean (%.0f%%)\n", paveSecs, rep.Summary[bulkupgrade.Clean], *n, 100*float64(rep.Summary[bulkupgrade.Clean])/float64(*n))
-	fmt.Printf("peer (xargs script):  %.0f s, %d/%d clean (%.0f%%)\n", peerSecs, peerClean, *n, 100*float64(peerClean)/float64(*n))
+	fmt.Printf("peer (xargs script):  %.0f s, %d/%d clean (%.0f%%); load average after it %s\n", peerSecs, peerClean, *n, 100*float64(peerClean)/float64(*n), load())
+	fmt.Printf("  step seconds summed over services: %s\n", breakdown(peerSteps(stepsFile)))
 	fmt.Printf("time ratio pave/peer: %.2f\n", paveSecs/peerSecs)
 }

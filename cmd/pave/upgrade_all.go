@@ -114,4 +114,7 @@ func printUpgradeAll(w io.Writer, rep *bulkupgrade.Report) {
 		}
 	}
 	fmt.Fprintf(w, "\nbranch %s: %s in %.0fs; nothing pushed unless --push\n", rep.Branch, strings.Join(parts, ", "), rep.Seconds)
+	if steps := rep.Steps.String(); steps != "" {
+		fmt.Fprintf(w, "time by step, summed over services: %s\n", steps)
+	}
 }

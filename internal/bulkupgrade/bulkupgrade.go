@@ -77,10 +77,13 @@ type Result struct {
 	// Failure is the first failure of tidy, build or test.
 	Failure string `json:"failure,omitempty"`
 	// Error says why the service was not upgraded (outcome error).
-	Error    string  `json:"error,omitempty"`
-	PRFile   string  `json:"prFile,omitempty"`
-	Pushed   bool    `json:"pushed,omitempty"`
-	Seconds  float64 `json:"seconds"`
+	Error   string  `json:"error,omitempty"`
+	PRFile  string  `json:"prFile,omitempty"`
+	Pushed  bool    `json:"pushed,omitempty"`
+	Seconds float64 `json:"seconds"`
+	// Steps splits Seconds by step (checkout, upgrade, tidy, build,
+	// test, commit); a step that was not needed is absent.
+	Steps    Steps `json:"steps,omitempty"`
 	upgraded []scaffold.FileChange
 }
 
@@ -97,10 +100,12 @@ type Summary map[string]int
 
 // Report is the whole run.
 type Report struct {
-	Branch   string    `json:"branch"`
-	Results  []Result  `json:"results"`
-	Summary  Summary   `json:"summary"`
-	Seconds  float64   `json:"seconds"`
+	Branch  string   `json:"branch"`
+	Results []Result `json:"results"`
+	Summary Summary  `json:"summary"`
+	Seconds float64  `json:"seconds"`
+	// Steps sums every service's Steps: where the fleet's time went.
+	Steps    Steps     `json:"steps"`
 	Started  time.Time `json:"started"`
 	Template int       `json:"template,omitempty"`
 	Kit      string    `json:"kit,omitempty"`
@@ -184,8 +189,12 @@ func Run(ctx context.Context, f inventory.File, opts Options) (*Report, error) {
 		}()
 	}
 	wg.Wait()
+	rep.Steps = Steps{}
 	for _, r := range rep.Results {
 		rep.Summary[r.Outcome]++
+		for k, v := range r.Steps {
+			rep.Steps[k] += v
+		}
 	}
 	rep.Seconds = time.Since(start).Seconds()
 	return rep, nil

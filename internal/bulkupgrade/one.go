@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"golang.org/x/mod/modfile"
 	"golang.org/x/mod/semver"
@@ -20,7 +21,8 @@ import (
 // the branch, so the team's own checkout (a path entry) is never touched:
 // the branch simply appears in it.
 func upgradeOne(ctx context.Context, e inventory.Entry, opts Options) Result {
-	r := Result{Service: e.Label(), Source: e.Path, Branch: opts.Branch}
+	r := Result{Service: e.Label(), Source: e.Path, Branch: opts.Branch, Steps: Steps{}}
+	t0 := time.Now()
 	if e.Git != "" {
 		r.Source = e.Git
 	}
@@ -87,6 +89,8 @@ func upgradeOne(ctx context.Context, e inventory.Entry, opts Options) Result {
 		_, _ = inventory.Git(context.Background(), c.Dir, "worktree", "remove", "--force", wt)
 	}()
 
+	r.Steps.since(StepCheckout, t0)
+	t0 = time.Now()
 	cur, err := readRecord(wt)
 	if err != nil {
 		return fail("on branch %s: %v", opts.Branch, err)
@@ -136,13 +140,21 @@ func upgradeOne(ctx context.Context, e inventory.Entry, opts Options) Result {
 		r.KitFrom, r.KitTo = kitNow, opts.Kit
 	}
 
+	r.Steps.since(StepUpgrade, t0)
 	r.Outcome = Clean
 	if len(r.Conflicts) > 0 {
 		// Markers break the build: the checks wait for a person.
 		r.Outcome = Conflicts
-	} else if failure := check(ctx, wt, opts.SkipTests); failure != "" {
-		r.Outcome, r.Failure = TestsFailed, failure
+	} else {
+		tidy, err := goInputsChanged(ctx, wt)
+		if err != nil {
+			return fail("%v", err)
+		}
+		if failure := check(ctx, wt, tidy || needKit, opts.SkipTests, r.Steps); failure != "" {
+			r.Outcome, r.Failure = TestsFailed, failure
+		}
 	}
+	t0 = time.Now()
 	if _, err := inventory.Git(ctx, wt, "add", "-A"); err != nil {
 		return fail("%v", err)
 	}
@@ -156,6 +168,7 @@ func upgradeOne(ctx context.Context, e inventory.Entry, opts Options) Result {
 			return fail("pull request description: %v", err)
 		}
 	}
+	r.Steps.since(StepCommit, t0)
 	if opts.Push {
 		if _, err := inventory.Git(ctx, c.Dir, "push", "--quiet", "origin", branchRef+":"+branchRef); err != nil {
 			r.Error = "push: " + err.Error()
@@ -231,25 +244,156 @@ func setKit(dir, version string) error {
 	return writeFileAtomic(p, out)
 }
 
-// check runs go mod tidy, go build and go test, and returns the first
-// failure ("" when all pass).
-func check(ctx context.Context, dir string, skipTests bool) string {
-	steps := [][]string{{"mod", "tidy"}, {"build", "./..."}}
-	if !skipTests {
-		steps = append(steps, []string{"test", "-count=1", "./..."})
+// Steps are the seconds a service spent in each step of its upgrade.
+type Steps map[string]float64
+
+func (s Steps) since(step string, t0 time.Time) { s[step] += time.Since(t0).Seconds() }
+
+// String lists the steps that ran, in order, e.g. "checkout 3s, test 40s".
+func (s Steps) String() string {
+	var parts []string
+	for _, k := range StepOrder {
+		if v, ok := s[k]; ok {
+			parts = append(parts, fmt.Sprintf("%s %.0fs", k, v))
+		}
 	}
-	for _, args := range steps {
+	return strings.Join(parts, ", ")
+}
+
+// StepOrder is the order the steps run in.
+var StepOrder = []string{StepCheckout, StepUpgrade, StepTidy, StepBuild, StepTest, StepCommit}
+
+// Names of the steps, in the order they run.
+const (
+	StepCheckout = "checkout" // clone or fetch, worktree on the branch
+	StepUpgrade  = "upgrade"  // three-way template merge, kit bump
+	StepTidy     = "tidy"
+	StepBuild    = "build"
+	StepTest     = "test"
+	StepCommit   = "commit" // commit and pull request description
+)
+
+// check runs go mod tidy, go build and go test, and returns the first
+// failure ("" when all pass). It spends no work the answer does not
+// need, for these steps are nearly all of a fleet upgrade's time:
+//   - tidy runs only when the change touched a Go input (go.mod, go.sum,
+//     a .go file; a kit bump does), or when the build says the module
+//     needs it;
+//   - go test ./... compiles and links every package that has tests, so
+//     go build runs only on the packages it reported "[no test files]"
+//     (the build's second compile and link of each tested package would
+//     prove nothing more);
+//   - the go command's own caches, shared by every service, skip what
+//     did not change (no -count=1: a test result cached for the very same
+//     test binary and inputs is that result).
+func check(ctx context.Context, dir string, tidy, skipTests bool, steps Steps) string {
+	run := func(step string, args ...string) (string, error) {
+		t0 := time.Now()
+		defer func() { steps[step] += time.Since(t0).Seconds() }()
 		cmd := exec.CommandContext(ctx, "go", args...)
 		cmd.Dir = dir
 		// The service's own go.mod decides, not a workspace around it.
-		cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=mod")
+		cmd.Env = append(os.Environ(), "GOWORK=off")
 		var out bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &out
-		if err := cmd.Run(); err != nil {
-			return "go " + strings.Join(args, " ") + ": " + firstFailure(out.String(), err)
+		err := cmd.Run()
+		return out.String(), err
+	}
+	tidied := false
+	doTidy := func() string {
+		tidied = true
+		if out, err := run(StepTidy, "mod", "tidy"); err != nil {
+			return "go mod tidy: " + firstFailure(out, err)
+		}
+		return ""
+	}
+	if tidy {
+		if f := doTidy(); f != "" {
+			return f
 		}
 	}
-	return ""
+	for {
+		var out string
+		var err error
+		cmdline := "go build ./..."
+		if skipTests {
+			out, err = run(StepBuild, "build", "-o", os.DevNull, "./...")
+		} else {
+			cmdline = "go test ./..."
+			out, err = run(StepTest, "test", "./...")
+			if err == nil {
+				if untested := untestedPackages(out); len(untested) > 0 {
+					cmdline = "go build " + strings.Join(untested, " ")
+					// -o os.DevNull: check, write no binary into the tree.
+					out, err = run(StepBuild, append([]string{"build", "-o", os.DevNull}, untested...)...)
+				}
+			} else if buildFailed(out) {
+				cmdline = "go build"
+			}
+		}
+		if err == nil {
+			return ""
+		}
+		if !tidied && needsTidy(out) {
+			if f := doTidy(); f != "" {
+				return f
+			}
+			continue
+		}
+		return cmdline + ": " + firstFailure(out, err)
+	}
+}
+
+// untestedPackages are the packages go test's output says have no test
+// files: go test did not build them.
+func untestedPackages(out string) []string {
+	var pkgs []string
+	for _, l := range strings.Split(out, "\n") {
+		f := strings.Fields(l)
+		if len(f) >= 3 && f[0] == "?" && strings.Join(f[2:], " ") == "[no test files]" {
+			pkgs = append(pkgs, f[1])
+		}
+	}
+	return pkgs
+}
+
+// buildFailed reports whether go test failed compiling, not testing.
+func buildFailed(out string) bool {
+	return strings.Contains(out, "[build failed]") || strings.Contains(out, "[setup failed]")
+}
+
+// needsTidy reports whether the go command refused the module as it is
+// (a service committed untidy): go mod tidy fixes that.
+func needsTidy(out string) bool {
+	for _, s := range []string{"go mod tidy", "missing go.sum entry", "updates to go.mod needed", "no required module provides package", "but not required; to add it"} {
+		if strings.Contains(out, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// goInputsChanged reports whether the worktree's change since HEAD
+// touches what go mod tidy reads.
+func goInputsChanged(ctx context.Context, dir string) (bool, error) {
+	out, err := inventory.Git(ctx, dir, "status", "--porcelain", "--untracked-files=all")
+	if err != nil {
+		return false, err
+	}
+	for _, l := range strings.Split(out, "\n") {
+		if len(l) < 4 {
+			continue
+		}
+		p := l[3:]
+		if i := strings.Index(p, " -> "); i >= 0 {
+			p = p[i+4:]
+		}
+		p = strings.Trim(p, `"`)
+		if base := filepath.Base(p); base == "go.mod" || base == "go.sum" || base == "go.work" || strings.HasSuffix(base, ".go") {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // firstFailure picks, from go test or go build output, the first failed

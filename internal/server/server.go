@@ -27,6 +27,7 @@ type Server struct {
 	log      *slog.Logger
 	ready    atomic.Bool
 	readPOST sync.Map // path -> true: POSTs there only read (api_metrics.go)
+	routes   sync.Map // pattern -> routeOpts, for GET /api/v1/whoami (whoami.go)
 }
 
 // Options configure a Server.
@@ -59,6 +60,7 @@ func New(o Options) *Server {
 	s.Handle("GET /healthz", http.HandlerFunc(s.healthz), Public())
 	s.Handle("GET /api/v1/local-credential", localCredential(o.LocalTokenFile), Public())
 	tokenAPI{tokens: o.Tokens}.Register(s)
+	s.HandleFunc("GET /api/v1/whoami", s.whoami)
 	return s
 }
 
@@ -98,6 +100,7 @@ func (s *Server) Handle(pattern string, h http.Handler, opts ...RouteOption) {
 	for _, f := range opts {
 		f(&o)
 	}
+	s.routes.Store(pattern, o)
 	if o.public {
 		s.mux.Handle(pattern, h)
 		return

@@ -52,6 +52,10 @@ func TestFleetPagesInChromium(t *testing.T) {
 		}
 		logs = append(logs, telemetry.Log{Time: at, Service: "payments", Version: "v4", Kind: "access", Level: "INFO", Caller: "orders", Cluster: "seoul", Status: status, DurationMS: 40,
 			TraceID: "4bf92f3577b34da6a3ce929d0e0e4736", SpanID: "00000000000000a1"})
+		if i%3 == 0 { // busan: its own caller, and checkout as in seoul
+			logs = append(logs, telemetry.Log{Time: at, Service: "orders", Version: "v1", Kind: "access", Level: "INFO", Caller: "mobile", Cluster: "busan", Status: 200, DurationMS: 20},
+				telemetry.Log{Time: at, Service: "orders", Version: "v1", Kind: "access", Level: "INFO", Caller: "checkout", Cluster: "busan", Status: 200, DurationMS: 15})
+		}
 		if i < 6 {
 			logs = append(logs, telemetry.Log{Time: at, Service: "orders", Version: "v2", Kind: "access", Level: "INFO", Caller: "checkout", Cluster: "seoul", Status: 200, DurationMS: 9})
 		}
@@ -72,13 +76,15 @@ func TestFleetPagesInChromium(t *testing.T) {
 		}
 	}
 
-	// Reads are open; drain needs an admin token, which the page sends.
+	// Reads are open; drain needs a deployer or admin token, which the page
+	// sends; the page shows its buttons only for those.
 	tokens := auth.Tokens{Store: st}
 	_, admin, err := tokens.Create(ctx, "admin", auth.RoleAdmin)
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, viewer, _ := tokens.Create(ctx, "viewer", auth.RoleViewer)
+	_, deployer, _ := tokens.Create(ctx, "deployer", auth.RoleDeployer)
 	srv := server.New(server.Options{Tokens: tokens, Open: true, Log: slog.New(slog.DiscardHandler)})
 	ui, _ := fs.Sub(web.Static, "static")
 	srv.ServeUI(ui)
@@ -99,7 +105,7 @@ func TestFleetPagesInChromium(t *testing.T) {
 	bctx, stop := context.WithTimeout(ctx, 3*time.Minute)
 	defer stop()
 	cmd := exec.CommandContext(bctx, "node", "fleet.mjs")
-	cmd.Env = append(os.Environ(), "PAVE_URL="+ts.URL, "PAVE_ARTIFACTS="+artifacts, "PAVE_ADMIN_TOKEN="+admin, "PAVE_VIEWER_TOKEN="+viewer)
+	cmd.Env = append(os.Environ(), "PAVE_URL="+ts.URL, "PAVE_ARTIFACTS="+artifacts, "PAVE_ADMIN_TOKEN="+admin, "PAVE_VIEWER_TOKEN="+viewer, "PAVE_DEPLOYER_TOKEN="+deployer)
 	out, err := cmd.CombinedOutput()
 	t.Logf("browser script:\n%s", out)
 	if err != nil {

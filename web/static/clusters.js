@@ -1,7 +1,9 @@
 // The clusters page: GET /api/v1/clusters (role, health, edge share,
 // drain) with the waves of running releases (GET /api/v1/releases), and
-// drain/undrain buttons calling the API the CLI uses (admin tokens).
-// Refreshed every 5 s.
+// drain/undrain buttons calling the API the CLI uses. The buttons show
+// only when GET /api/v1/whoami says this browser's token may call those
+// routes: the API's guard decides, the page just asks it (and the API
+// still refuses whatever a page sends). Refreshed every 5 s.
 import { api, $, cell } from './telemetry.js';
 
 async function post(path, body) {
@@ -33,9 +35,24 @@ function wavesByCluster(releases) {
   return m;
 }
 
+const drainRoutes = { drain: 'POST /api/v1/clusters/{name}/drain', undrain: 'POST /api/v1/clusters/{name}/undrain' };
+
+// access asks the API whether this token may drain and undrain.
+async function access() {
+  const q = Object.values(drainRoutes).map((r) => 'route=' + encodeURIComponent(r)).join('&');
+  const who = await api('/api/v1/whoami?' + q);
+  const may = {};
+  for (const [action, route] of Object.entries(drainRoutes)) may[action] = (who.routes && who.routes[route]) || { allowed: false };
+  const needs = may.drain.needs || 'deployer';
+  $('who').textContent = who.anonymous
+    ? `You are not signed in (no token): drain and undrain need a ${needs} or higher token.`
+    : `Signed in as ${who.name} (${who.role}).` + (may.drain.allowed ? '' : ` Drain and undrain need a ${needs} or higher token.`);
+  return may;
+}
+
 async function refresh() {
   try {
-    const [cl, rels] = await Promise.all([api('/api/v1/clusters'), api('/api/v1/releases').catch(() => [])]);
+    const [cl, rels, may] = await Promise.all([api('/api/v1/clusters'), api('/api/v1/releases').catch(() => []), access()]);
     const waves = wavesByCluster(rels);
     const body = $('clusters');
     body.replaceChildren();
@@ -59,9 +76,21 @@ async function refresh() {
         d.draining ? 'warn' : '').dataset.drain = String(c.drainFactor);
       cell(tr, (waves[c.name] || []).join('; ') || '-');
       const td = cell(tr, '');
+      const action = d.draining ? 'undrain' : 'drain';
+      if (!may[action].allowed) {
+        // No button: the API would refuse it. Say what would allow it.
+        const note = document.createElement('span');
+        note.style.color = 'var(--muted)';
+        note.dataset.needs = may[action].needs || '';
+        note.textContent = `${action} needs ${may[action].needs || 'another'} role`;
+        note.title = `Your token may not ${action} clusters: the API needs role ${may[action].needs || '?'} or higher (pave token create --role ${may[action].needs || 'deployer'}).`;
+        td.appendChild(note);
+        body.appendChild(tr);
+        continue;
+      }
       const btn = document.createElement('button');
       btn.textContent = d.draining ? 'Undrain' : 'Drain';
-      btn.dataset.action = d.draining ? 'undrain' : 'drain';
+      btn.dataset.action = action;
       btn.addEventListener('click', async () => {
         if (btn.dataset.action === 'drain' && !confirm(`Drain ${c.name}? Its traffic moves to the other clusters.`)) return;
         try {

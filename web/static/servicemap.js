@@ -1,8 +1,9 @@
 // The service map page: GET /api/v1/servicemap laid out by dagre (a
 // layered graph layout from npm, web/package.json) and drawn as SVG.
 // Edges of one caller → service pair in several clusters are drawn once
-// (totals), listed per cluster in the table below; a click on an edge
-// opens the request viewer on its latest failing request.
+// (totals) unless one cluster is chosen, and are listed per cluster in
+// the table below; a click on an edge opens the request viewer on its
+// latest failing request.
 import { api, $, cell, requestLink } from './telemetry.js';
 import dagre from './lib/dagre/dagre.esm.js';
 
@@ -107,12 +108,44 @@ function table(g) {
   }
 }
 
+// clusters fills the cluster choice from the edges, keeping the choice.
+function clusters(g) {
+  const sel = $('cluster');
+  const chosen = sel.value;
+  const names = [...new Set(g.edges.map((e) => e.cluster || ''))].filter(Boolean).sort();
+  sel.replaceChildren();
+  for (const [v, label] of [['', 'all clusters'], ...names.map((n) => [n, n])]) {
+    const o = document.createElement('option');
+    o.value = v;
+    o.textContent = label;
+    sel.appendChild(o);
+  }
+  sel.value = names.includes(chosen) ? chosen : '';
+}
+
+// inCluster keeps the chosen cluster's edges and the nodes they touch
+// (a canary node stays: it exists while its release runs).
+function inCluster(g, cluster) {
+  if (!cluster) return g;
+  const edges = g.edges.filter((e) => e.cluster === cluster);
+  const used = new Set(edges.flatMap((e) => [e.from, e.to]));
+  return { ...g, edges, nodes: g.nodes.filter((n) => used.has(n.id) || n.canary) };
+}
+
+let last = { nodes: [], edges: [] };
+
+function show() {
+  const g = inCluster(last, $('cluster').value);
+  draw(g);
+  table(g);
+}
+
 async function load() {
   try {
-    const g = await api('/api/v1/servicemap?since=' + encodeURIComponent($('since').value));
+    last = await api('/api/v1/servicemap?since=' + encodeURIComponent($('since').value));
     $('error').textContent = '';
-    draw(g);
-    table(g);
+    clusters(last);
+    show();
     document.body.dataset.loaded = 'true';
   } catch (e) {
     $('error').textContent = e.message;
@@ -120,5 +153,6 @@ async function load() {
 }
 
 $('since').addEventListener('change', load);
+$('cluster').addEventListener('change', show);
 load();
 setInterval(load, 15000);
