@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/pave-platform/pave/internal/state"
@@ -38,7 +37,13 @@ type Engine struct {
 	// (alerts.go).
 	alerts Alerts
 
-	mu sync.Mutex // serialises read-modify-write of releases
+	// locks serialises the changes to one service's releases; releases
+	// of different services are reconciled in parallel (controller.go).
+	locks serviceLocks
+	// workers is how many releases Run reconciles at once.
+	workers int
+	// timings, when set, hears of each reconcile Run makes.
+	timings func(Timing)
 }
 
 // Option configures an Engine.
@@ -60,7 +65,7 @@ func NewEngine(store state.Store, router Router, target Target, metrics MetricSo
 // fleet, in waves.
 func NewFleetEngine(store state.Store, fleet Fleet, opts ...Option) *Engine {
 	e := &Engine{store: store, fleet: fleet, clock: wallClock{},
-		log: slog.New(slog.DiscardHandler), decisionEvery: 5 * time.Second}
+		log: slog.New(slog.DiscardHandler), decisionEvery: 5 * time.Second, workers: DefaultWorkers}
 	for _, o := range opts {
 		o(e)
 	}
@@ -88,8 +93,7 @@ func (e *Engine) CreateWith(ctx context.Context, r Release, opts CreateOptions) 
 	if err := withServiceShadowRules(&r.Spec); err != nil {
 		return Release{}, err
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	defer e.locks.lock(r.Spec.Service)()
 	all, err := e.list(ctx)
 	if err != nil {
 		return Release{}, err
@@ -267,16 +271,15 @@ const (
 // Act applies a person's action. Promote skips the remaining steps and
 // analysis; abort moves all traffic back to stable at once.
 func (e *Engine) Act(ctx context.Context, name string, a Action, actor string) (Release, error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
 	var r Release
-	ver, err := state.GetJSON(ctx, e.store, StateKind, name, &r)
+	ver, unlock, err := e.lockRelease(ctx, name, &r)
 	if err != nil {
 		if errors.Is(err, state.ErrNotFound) {
 			return Release{}, fmt.Errorf("%w: %s", ErrNotFound, name)
 		}
 		return Release{}, err
 	}
+	defer unlock()
 	refuse := func(allowed string) (Release, error) {
 		return Release{}, fmt.Errorf("%w: cannot %s release %s: it is %s; %s", ErrState, a, name, r.Status.Phase.Words(), allowed)
 	}
@@ -358,20 +361,31 @@ func (e *Engine) Wait(ctx context.Context, name string, poll time.Duration, prog
 	}
 }
 
-// Run reconciles every interval until ctx ends.
-func (e *Engine) Run(ctx context.Context, interval time.Duration) error {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		if err := e.Reconcile(ctx); err != nil && ctx.Err() == nil {
-			e.log.Warn("release reconcile", "err", err)
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
+// lockRelease reads release name into r, takes its service's lock (see
+// serviceLocks) and returns r as stored under the lock, with its version.
+// The caller calls unlock.
+func (e *Engine) lockRelease(ctx context.Context, name string, r *Release) (ver int64, unlock func(), err error) {
+	o, err := e.store.Get(ctx, StateKind, name)
+	if err != nil {
+		return 0, nil, err
+	}
+	if err := json.Unmarshal(o.Data, r); err != nil {
+		return 0, nil, fmt.Errorf("decode %s/%s: %w", StateKind, name, err)
+	}
+	unlock = e.locks.lock(r.Spec.Service) // a release's service never changes
+	cur, err := e.store.Get(ctx, StateKind, name)
+	if err != nil {
+		unlock()
+		return 0, nil, err
+	}
+	if cur.Version != o.Version { // changed while we waited for the lock
+		*r = Release{}
+		if err := json.Unmarshal(cur.Data, r); err != nil {
+			unlock()
+			return 0, nil, fmt.Errorf("decode %s/%s: %w", StateKind, name, err)
 		}
 	}
+	return cur.Version, unlock, nil
 }
 
 // commit stores the release (ifVersion *ver, updated on success) and
