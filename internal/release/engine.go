@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/pave-platform/pave/internal/state"
@@ -39,7 +40,8 @@ type Engine struct {
 
 	// locks serialises the changes to one service's releases; releases
 	// of different services are reconciled in parallel (controller.go).
-	locks serviceLocks
+	locks     serviceLocks
+	serviceOf sync.Map // release name → its service, for the lock
 	// workers is how many releases Run reconciles at once.
 	workers int
 	// timings, when set, hears of each reconcile Run makes.
@@ -361,31 +363,33 @@ func (e *Engine) Wait(ctx context.Context, name string, poll time.Duration, prog
 	}
 }
 
-// lockRelease reads release name into r, takes its service's lock (see
-// serviceLocks) and returns r as stored under the lock, with its version.
-// The caller calls unlock.
+// lockRelease takes the lock of release name's service (see
+// serviceLocks) and reads the release into r under it, with its version.
+// The caller calls unlock. A release's service never changes, so it is
+// remembered from the first read; the read under the lock confirms it.
 func (e *Engine) lockRelease(ctx context.Context, name string, r *Release) (ver int64, unlock func(), err error) {
-	o, err := e.store.Get(ctx, StateKind, name)
-	if err != nil {
-		return 0, nil, err
-	}
-	if err := json.Unmarshal(o.Data, r); err != nil {
-		return 0, nil, fmt.Errorf("decode %s/%s: %w", StateKind, name, err)
-	}
-	unlock = e.locks.lock(r.Spec.Service) // a release's service never changes
-	cur, err := e.store.Get(ctx, StateKind, name)
-	if err != nil {
-		unlock()
-		return 0, nil, err
-	}
-	if cur.Version != o.Version { // changed while we waited for the lock
-		*r = Release{}
-		if err := json.Unmarshal(cur.Data, r); err != nil {
-			unlock()
-			return 0, nil, fmt.Errorf("decode %s/%s: %w", StateKind, name, err)
+	service, known := e.serviceOf.Load(name)
+	if !known {
+		if _, err := state.GetJSON(ctx, e.store, StateKind, name, r); err != nil {
+			return 0, nil, err
 		}
+		service = r.Spec.Service
 	}
-	return cur.Version, unlock, nil
+	for {
+		unlock = e.locks.lock(service.(string))
+		*r = Release{}
+		ver, err = state.GetJSON(ctx, e.store, StateKind, name, r)
+		if err != nil {
+			unlock()
+			return 0, nil, err
+		}
+		if r.Spec.Service == service {
+			e.serviceOf.Store(name, service)
+			return ver, unlock, nil
+		}
+		unlock() // a name reused for another service: its lock instead
+		service = r.Spec.Service
+	}
 }
 
 // commit stores the release (ifVersion *ver, updated on success) and
