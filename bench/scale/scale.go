@@ -26,10 +26,11 @@ type scaleResult struct {
 	Reconcile []time.Duration // one release's reconcile, every release, every turn
 	// Wait is what a user waits: from when a release became due (its turn
 	// each second, or its retry) until its reconcile finished.
-	Wait []time.Duration
-	Writes    int64           // Put, Delete and Append calls
+	Wait      []time.Duration
+	Writes    int64 // Put, Delete and Append calls
 	Wall      time.Duration
 	CPU       time.Duration // this process (engine, store client, sim)
+	ServerCPU time.Duration // PostgreSQL's processes, on that backend
 	RSSPeak   int64         // bytes, VmHWM of this process
 	Promoted  int
 	RolledBk  int
