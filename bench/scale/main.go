@@ -113,39 +113,37 @@ func run(ctx context.Context, out io.Writer, n int, workers []int, d time.Durati
 	return runFailovers(ctx, out, self, pg, failovers, lease, progress)
 }
 
-// measure is one scale run of n releases with w workers on backend b.
+// measure is one scale run of n releases with the given workers on backend b.
 func measure(ctx context.Context, b string, pg *pgtest.Server, n, workers int, d time.Duration, progress func(string)) (scaleResult, error) {
-	{
-		var st state.Store
-		switch b {
-		case "sqlite":
-			dir, err := os.MkdirTemp("", "pave-scale-")
-			if err != nil {
-				return scaleResult{}, err
-			}
-			defer os.RemoveAll(dir)
-			if st, err = state.OpenSQLite(filepath.Join(dir, "state.db")); err != nil {
-				return scaleResult{}, err
-			}
-		case "postgres":
-			u, err := pg.NewDatabase(ctx)
-			if err != nil {
-				return scaleResult{}, err
-			}
-			if st, err = state.OpenPostgres(ctx, withPool(u, workers)); err != nil {
-				return scaleResult{}, err
-			}
-		default:
-			return scaleResult{}, fmt.Errorf("unknown backend %q: sqlite or postgres", b)
+	var st state.Store
+	switch b {
+	case "sqlite":
+		dir, err := os.MkdirTemp("", "pave-scale-")
+		if err != nil {
+			return scaleResult{}, err
 		}
-		cpu0 := treeCPU(pidOf(pg))
-		r, err := runScale(ctx, b, st, n, workers, d, progress)
-		if b == "postgres" {
-			r.ServerCPU = treeCPU(pidOf(pg)) - cpu0 // before Close ends its backends
+		defer os.RemoveAll(dir)
+		if st, err = state.OpenSQLite(filepath.Join(dir, "state.db")); err != nil {
+			return scaleResult{}, err
 		}
-		st.Close()
-		return r, err
+	case "postgres":
+		u, err := pg.NewDatabase(ctx)
+		if err != nil {
+			return scaleResult{}, err
+		}
+		if st, err = state.OpenPostgres(ctx, withPool(u, workers)); err != nil {
+			return scaleResult{}, err
+		}
+	default:
+		return scaleResult{}, fmt.Errorf("unknown backend %q: sqlite or postgres", b)
 	}
+	cpu0 := treeCPU(pidOf(pg))
+	r, err := runScale(ctx, b, st, n, workers, d, progress)
+	if b == "postgres" {
+		r.ServerCPU = treeCPU(pidOf(pg)) - cpu0 // before Close ends its backends
+	}
+	st.Close()
+	return r, err
 }
 
 // report prints the scale runs' table, against the goals, and the ratios.
