@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/usr/bin/env bash
 # The control plane's scale benchmark: 1,000 concurrent releases on SQLite
 # and on PostgreSQL (Debian's postgresql, started in a temporary directory),
 # then 20 kill -9 failovers of the leader. Extra arguments go to the

@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -20,12 +22,15 @@ import (
 type scaleResult struct {
 	Backend   string
 	Releases  int
-	Passes    int
-	Reconcile []time.Duration // one release's ReconcileOne, every release, every pass
-	Loop      []time.Duration // from a pass's start to each release's reconcile done
-	Writes    int64           // Put, Delete and Append calls
+	Workers   int
+	Reconcile []time.Duration // one release's reconcile, every release, every turn
+	// Wait is what a user waits: from when a release became due (its turn
+	// each second, or its retry) until its reconcile finished.
+	Wait      []time.Duration
+	Writes    int64 // Put, Delete and Append calls
 	Wall      time.Duration
 	CPU       time.Duration // this process (engine, store client, sim)
+	ServerCPU time.Duration // PostgreSQL's processes, on that backend
 	RSSPeak   int64         // bytes, VmHWM of this process
 	Promoted  int
 	RolledBk  int
@@ -74,14 +79,24 @@ func specFor(service, version string, step time.Duration) release.Release {
 }
 
 // runScale drives n releases at once through the real engine on store,
-// one reconcile pass a second (as pave up does), for at most d, and
-// measures each release's reconcile.
-func runScale(ctx context.Context, backend string, st state.Store, n int, d time.Duration, progress func(string)) (scaleResult, error) {
-	res := scaleResult{Backend: backend, Releases: n}
+// with the engine's own loop (Engine.Run: a pass a second, workers
+// reconciling in parallel), as pave up runs it, for at most d, and
+// measures each release's reconcile and how long each waited for it.
+func runScale(ctx context.Context, backend string, st state.Store, n, workers int, d time.Duration, progress func(string)) (scaleResult, error) {
+	res := scaleResult{Backend: backend, Releases: n, Workers: workers}
 	s := newSim(2000, 1)
 	cs := &countingStore{Store: st}
-	eng := release.NewFleetEngine(cs, simCluster{s: s, replica: "bench"}.fleet())
-	var names []string
+	var mu sync.Mutex
+	timing := func(t release.Timing) {
+		mu.Lock()
+		defer mu.Unlock()
+		res.Reconcile = append(res.Reconcile, t.Done.Sub(t.Start))
+		res.Wait = append(res.Wait, t.Done.Sub(t.Due))
+		if t.Err != nil && !errors.Is(t.Err, context.Canceled) {
+			res.Errors++
+		}
+	}
+	eng := release.NewFleetEngine(cs, simCluster{s: s, replica: "bench"}.fleet(), release.WithWorkers(workers), release.WithTimings(timing))
 	for i := range n {
 		svc := fmt.Sprintf("svc-%04d", i)
 		version := "v2"
@@ -89,61 +104,76 @@ func runScale(ctx context.Context, backend string, st state.Store, n int, d time
 			version = "bad2"
 		}
 		s.seed(svc, "v1")
-		r, err := eng.Create(ctx, specFor(svc, version, 5*time.Second))
-		if err != nil {
+		if _, err := eng.Create(ctx, specFor(svc, version, 5*time.Second)); err != nil {
 			return res, fmt.Errorf("create %s: %w", svc, err)
 		}
-		names = append(names, r.Metadata.Name)
 	}
 	cs.writes.Store(0)
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
 	cpu0, start := cpuTime(), time.Now()
-	for time.Since(start) < d {
-		pass := time.Now()
-		active := 0
-		for _, name := range names {
-			t := time.Now()
-			err := eng.ReconcileOne(ctx, name)
-			done := time.Now()
-			res.Reconcile = append(res.Reconcile, done.Sub(t))
-			res.Loop = append(res.Loop, done.Sub(pass))
-			if err != nil {
-				res.Errors++
-			}
+	done := make(chan error, 1)
+	go func() { done <- eng.Run(runCtx, time.Second) }()
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	var err error
+	for time.Since(start) < d && err == nil {
+		select {
+		case <-ctx.Done():
+			err = ctx.Err()
+			continue
+		case <-t.C:
 		}
-		res.Passes++
-		all, err := eng.List(ctx)
-		if err != nil {
-			return res, err
+		var active int
+		if active, err = tally(ctx, eng, &res); err != nil {
+			break
 		}
-		res.Promoted, res.RolledBk, res.FalseRollbacks = 0, 0, 0
-		for _, r := range all {
-			switch {
-			case r.Status.Phase == release.Promoted:
-				res.Promoted++
-			case r.Status.Phase.Terminal():
-				res.RolledBk++
-				if r.Spec.Version == "v2" {
-					res.FalseRollbacks++
-					res.FalseReason = r.Status.Message
-				}
-			default:
-				active++
-			}
-		}
+		mu.Lock()
+		waits := len(res.Wait)
+		mu.Unlock()
 		if progress != nil {
-			progress(fmt.Sprintf("%s: pass %d took %s; %d running, %d promoted, %d rolled back", backend, res.Passes, time.Since(pass).Round(time.Millisecond), active, res.Promoted, res.RolledBk))
+			progress(fmt.Sprintf("%s: %s, %d reconciles; %d running, %d promoted, %d rolled back", backend, time.Since(start).Round(time.Second), waits, active, res.Promoted, res.RolledBk))
 		}
 		if active == 0 {
 			break
 		}
-		if rest := time.Second - time.Since(pass); rest > 0 {
-			time.Sleep(rest)
-		}
 	}
+	stop()
+	<-done
 	res.Wall, res.CPU = time.Since(start), cpuTime()-cpu0
 	res.Writes = cs.writes.Load()
 	res.RSSPeak = rssPeak()
-	return res, nil
+	if err == nil {
+		_, err = tally(ctx, eng, &res)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	res.Reconcile, res.Wait = slices.Clone(res.Reconcile), slices.Clone(res.Wait)
+	return res, err
+}
+
+// tally counts the releases by outcome and returns how many still run.
+func tally(ctx context.Context, eng *release.Engine, res *scaleResult) (active int, err error) {
+	all, err := eng.List(ctx)
+	if err != nil {
+		return 0, err
+	}
+	res.Promoted, res.RolledBk, res.FalseRollbacks = 0, 0, 0
+	for _, r := range all {
+		switch {
+		case r.Status.Phase == release.Promoted:
+			res.Promoted++
+		case r.Status.Phase.Terminal():
+			res.RolledBk++
+			if r.Spec.Version == "v2" {
+				res.FalseRollbacks++
+				res.FalseReason = r.Status.Message
+			}
+		default:
+			active++
+		}
+	}
+	return active, nil
 }
 
 func quantile(ds []time.Duration, q float64) time.Duration {

@@ -269,7 +269,8 @@ func runUp(ctx context.Context, cfg config.Config, logOut io.Writer) error {
 	}
 	eng := startReleaseEngine(gctx, g, store, &fleet.ReleaseFleet{Registry: registry, Local: local, Connect: connectKubernetes}, srv, log,
 		release.WithAlerts(alerts),                         // issue 16: spec.analysis.abortOnAlerts
-		release.WithTraffic(metricsTraffic{ms.store.DB()})) // issue 20: status.forecast (release_forecast.go)
+		release.WithTraffic(metricsTraffic{ms.store.DB()}), // issue 20: status.forecast (release_forecast.go)
+		releaseWorkers(cfg))                                // issue 21: releases reconciled at once
 	alerts.SetReleases(alert.ReleaseLookup{Engine: eng}) // issue 16: alerts name the release they fire during
 	server.TrafficAPI{Router: clusters, Live: clusters, Releases: eng}.Register(srv)
 	registerFleetOfServices(srv, cfg, tel, eng) // issue 22: services_up.go

@@ -126,6 +126,9 @@ type Config struct {
 	StateStore string
 	// LeaderLease bounds how long a dead leader delays its successor.
 	LeaderLease time.Duration
+	// ReleaseWorkers is how many releases the engine reconciles at once
+	// (a whole number, 1–256; docs/release.md).
+	ReleaseWorkers string
 	// Runners (issue 19): the GitHub REST API the runner queue is
 	// reconciled against for missed webhook events.
 	GitHubAPIURL            string
@@ -156,6 +159,7 @@ func Default() Config {
 
 		StateStore:              "sqlite",
 		LeaderLease:             15 * time.Second,
+		ReleaseWorkers:          "16",
 		GitHubAPIURL:            "https://api.github.com",
 		GitHubReconcileInterval: 5 * time.Minute,
 	}
@@ -393,6 +397,12 @@ func settings() []setting {
 		{"leader-lease", "how long a dead leader delays its successor: the leader renews its lease every fifth of it, a standby takes over within it", func(c *Config) any { return &c.LeaderLease }, func(c *Config) error {
 			if c.LeaderLease < 3*time.Second || c.LeaderLease > 5*time.Minute {
 				return errors.New("must be between 3s and 5m, e.g. 15s")
+			}
+			return nil
+		}},
+		{"release-workers", "how many releases the leader reconciles at once (releases of one service always one at a time); with a postgres:// state-store keep the URL's pool_max_conns above it", func(c *Config) any { return &c.ReleaseWorkers }, func(c *Config) error {
+			if n, err := strconv.Atoi(c.ReleaseWorkers); err != nil || n < 1 || n > 256 {
+				return errors.New("must be a whole number from 1 to 256, e.g. 16")
 			}
 			return nil
 		}},

@@ -8,8 +8,11 @@ import (
 
 func TestStateStoreSettings(t *testing.T) {
 	c, err := load(t, nil, nil, "")
-	if err != nil || c.StateStore != "sqlite" || c.LeaderLease != 15*time.Second {
-		t.Fatalf("defaults: %v %q %s", err, c.StateStore, c.LeaderLease)
+	if err != nil || c.StateStore != "sqlite" || c.LeaderLease != 15*time.Second || c.ReleaseWorkers != "16" {
+		t.Fatalf("defaults: %v %q %s %s", err, c.StateStore, c.LeaderLease, c.ReleaseWorkers)
+	}
+	if c, err := load(t, []string{"--release-workers", "32"}, nil, ""); err != nil || c.ReleaseWorkers != "32" {
+		t.Fatalf("release-workers 32: %v %q", err, c.ReleaseWorkers)
 	}
 	c, err = load(t, nil, map[string]string{"PAVE_STATE_STORE": "postgres://pave@db:5432/pave?sslmode=verify-full", "PAVE_LEADER_LEASE": "9s"}, "")
 	if err != nil || c.StateStore != "postgres://pave@db:5432/pave?sslmode=verify-full" || c.LeaderLease != 9*time.Second {
@@ -23,6 +26,8 @@ func TestStateStoreSettings(t *testing.T) {
 		{[]string{"--state-store", "mysql://x"}, []string{"state-store", "--state-store", "postgres://"}, ""},
 		{[]string{"--state-store", "postgres://pave:hunter2@db:99999999/x"}, []string{"state-store", "not a valid PostgreSQL URL"}, "hunter2"},
 		{[]string{"--leader-lease", "1s"}, []string{"leader-lease", "between 3s and 5m"}, ""},
+		{[]string{"--release-workers", "0"}, []string{"release-workers", "1 to 256"}, ""},
+		{[]string{"--release-workers", "many"}, []string{"release-workers", "whole number"}, ""},
 	} {
 		_, err := load(t, tc.args, nil, "")
 		if err == nil {

@@ -153,7 +153,7 @@ func replicasOf(vs []RunningVersion, version string) int {
 }
 
 // known refuses a service without any trace in Pave: no release, no
-// weights in any cluster, no running version. Caller holds e.mu.
+// weights in any cluster, no running version. Caller holds the service's lock.
 func (e *Engine) known(ctx context.Context, service string, all []Release) error {
 	names := map[string]bool{}
 	for _, r := range all {

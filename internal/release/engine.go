@@ -41,7 +41,14 @@ type Engine struct {
 	// forecast of a new release (forecast.go).
 	traffic TrafficSource
 
-	mu sync.Mutex // serialises read-modify-write of releases
+	// locks serialises the changes to one service's releases; releases
+	// of different services are reconciled in parallel (controller.go).
+	locks     serviceLocks
+	serviceOf sync.Map // release name → its service, for the lock
+	// workers is how many releases Run reconciles at once.
+	workers int
+	// timings, when set, hears of each reconcile Run makes.
+	timings func(Timing)
 }
 
 // Option configures an Engine.
@@ -63,7 +70,7 @@ func NewEngine(store state.Store, router Router, target Target, metrics MetricSo
 // fleet, in waves.
 func NewFleetEngine(store state.Store, fleet Fleet, opts ...Option) *Engine {
 	e := &Engine{store: store, fleet: fleet, clock: wallClock{},
-		log: slog.New(slog.DiscardHandler), decisionEvery: 5 * time.Second}
+		log: slog.New(slog.DiscardHandler), decisionEvery: 5 * time.Second, workers: DefaultWorkers}
 	for _, o := range opts {
 		o(e)
 	}
@@ -91,8 +98,7 @@ func (e *Engine) CreateWith(ctx context.Context, r Release, opts CreateOptions) 
 	if err := withServiceShadowRules(&r.Spec); err != nil {
 		return Release{}, err
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	defer e.locks.lock(r.Spec.Service)()
 	all, err := e.list(ctx)
 	if err != nil {
 		return Release{}, err
@@ -271,16 +277,15 @@ const (
 // Act applies a person's action. Promote skips the remaining steps and
 // analysis; abort moves all traffic back to stable at once.
 func (e *Engine) Act(ctx context.Context, name string, a Action, actor string) (Release, error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
 	var r Release
-	ver, err := state.GetJSON(ctx, e.store, StateKind, name, &r)
+	ver, unlock, err := e.lockRelease(ctx, name, &r)
 	if err != nil {
 		if errors.Is(err, state.ErrNotFound) {
 			return Release{}, fmt.Errorf("%w: %s", ErrNotFound, name)
 		}
 		return Release{}, err
 	}
+	defer unlock()
 	refuse := func(allowed string) (Release, error) {
 		return Release{}, fmt.Errorf("%w: cannot %s release %s: it is %s; %s", ErrState, a, name, r.Status.Phase.Words(), allowed)
 	}
@@ -362,19 +367,32 @@ func (e *Engine) Wait(ctx context.Context, name string, poll time.Duration, prog
 	}
 }
 
-// Run reconciles every interval until ctx ends.
-func (e *Engine) Run(ctx context.Context, interval time.Duration) error {
-	t := time.NewTicker(interval)
-	defer t.Stop()
+// lockRelease takes the lock of release name's service (see
+// serviceLocks) and reads the release into r under it, with its version.
+// The caller calls unlock. A release's service never changes, so it is
+// remembered from the first read; the read under the lock confirms it.
+func (e *Engine) lockRelease(ctx context.Context, name string, r *Release) (ver int64, unlock func(), err error) {
+	service, known := e.serviceOf.Load(name)
+	if !known {
+		if _, err := state.GetJSON(ctx, e.store, StateKind, name, r); err != nil {
+			return 0, nil, err
+		}
+		service = r.Spec.Service
+	}
 	for {
-		if err := e.Reconcile(ctx); err != nil && ctx.Err() == nil {
-			e.log.Warn("release reconcile", "err", err)
+		unlock = e.locks.lock(service.(string))
+		*r = Release{}
+		ver, err = state.GetJSON(ctx, e.store, StateKind, name, r)
+		if err != nil {
+			unlock()
+			return 0, nil, err
 		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
+		if r.Spec.Service == service {
+			e.serviceOf.Store(name, service)
+			return ver, unlock, nil
 		}
+		unlock() // a name reused for another service: its lock instead
+		service = r.Spec.Service
 	}
 }
 

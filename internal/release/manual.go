@@ -37,8 +37,7 @@ func (e *Engine) Unfinished(ctx context.Context, service string) (Release, bool,
 // false when the service has no unfinished release. A release still
 // waiting for readiness has no traffic to hand over: ErrBusy.
 func (e *Engine) HandOver(ctx context.Context, service, actor string) (r Release, found bool, err error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	defer e.locks.lock(service)()
 	cur, ok, err := e.Unfinished(ctx, service)
 	if err != nil || !ok {
 		return Release{}, false, err

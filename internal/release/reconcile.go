@@ -8,41 +8,39 @@ import (
 	"time"
 
 	"github.com/pave-platform/pave/internal/analysis"
-	"github.com/pave-platform/pave/internal/state"
 	"github.com/pave-platform/pave/internal/stats"
 	"github.com/pave-platform/pave/internal/traffic"
 )
 
-// Reconcile makes one pass over every release that still needs work. It
+// Reconcile makes one pass over every release that still needs work, one
+// after another (Run reconciles them in parallel). It
 // reads everything from the state store and compares it with the router,
 // the target and the metrics, so it may be called any number of times, by
 // a fresh engine after a crash as well.
 func (e *Engine) Reconcile(ctx context.Context) error {
-	objs, err := state.ListJSON[Release](ctx, e.store, StateKind)
+	names, err := e.pendingWork(ctx)
 	if err != nil {
 		return err
 	}
 	var errs []error
-	for _, r := range objs {
-		if r.Status.Phase.Terminal() && r.Status.ScaledDown && (r.Status.WeightsApplied || len(r.Status.Weights) == 0) {
-			continue
-		}
-		if err := e.ReconcileOne(ctx, r.Metadata.Name); err != nil {
-			errs = append(errs, fmt.Errorf("release %s: %w", r.Metadata.Name, err))
+	for _, name := range names {
+		if err := e.ReconcileOne(ctx, name); err != nil {
+			errs = append(errs, fmt.Errorf("release %s: %w", name, err))
 		}
 	}
 	return errors.Join(errs...)
 }
 
-// ReconcileOne drives one release one step further, if it can.
+// ReconcileOne drives one release one step further, if it can. It holds
+// the lock of the release's service throughout, so it never interleaves
+// with another change to that service's releases.
 func (e *Engine) ReconcileOne(ctx context.Context, name string) error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
 	var r Release
-	ver, err := state.GetJSON(ctx, e.store, StateKind, name, &r)
+	ver, unlock, err := e.lockRelease(ctx, name, &r)
 	if err != nil {
 		return err
 	}
+	defer unlock()
 	switch r.Status.Phase {
 	case Pending:
 		return e.reconcilePending(ctx, &r, &ver)

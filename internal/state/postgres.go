@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -42,6 +43,11 @@ var postgresMigrations = []string{
 	   renewed TIMESTAMPTZ NOT NULL, expires TIMESTAMPTZ NOT NULL);`,
 }
 
+// DefaultPoolMaxConns is the connection pool's size when the URL sets no
+// pool_max_conns: the release engine's default workers and a few for the
+// API, the lease and the other loops.
+const DefaultPoolMaxConns = 24
+
 // migrationLock serialises the migrations of replicas starting together.
 const migrationLock = 0x7061766573746174 // "pavestat"
 
@@ -56,6 +62,12 @@ func OpenPostgres(ctx context.Context, rawURL string) (*Postgres, error) {
 	}
 	if cfg.ConnConfig.ConnectTimeout == 0 {
 		cfg.ConnConfig.ConnectTimeout = 10 * time.Second
+	}
+	if !strings.Contains(rawURL, "pool_max_conns") {
+		// pgxpool's default (4 on a small machine) would make the release
+		// engine's workers (release-workers, 16 by default) queue for
+		// connections rather than share PostgreSQL's commit fsyncs.
+		cfg.MaxConns = max(cfg.MaxConns, DefaultPoolMaxConns)
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {

@@ -16,7 +16,10 @@ import (
 
 // SQLite is the embedded state store: one file, WAL journal, fsync on commit.
 type SQLite struct {
-	db *sql.DB
+	db *sql.DB // the one writer
+	// rdb reads: WAL lets readers run while the writer waits for its
+	// fsync, so concurrent reconciles do not queue behind each commit.
+	rdb *sql.DB
 }
 
 var (
@@ -60,7 +63,14 @@ func OpenSQLite(path string) (*SQLite, error) {
 		db.Close()
 		return nil, err
 	}
-	return &SQLite{db: db}, nil
+	rdb, err := sql.Open("sqlite", dsn+"&_pragma=query_only(1)")
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("state store %s: %w", path, err)
+	}
+	rdb.SetMaxOpenConns(4)
+	rdb.SetMaxIdleConns(4)
+	return &SQLite{db: db, rdb: rdb}, nil
 }
 
 func migrateSQLite(db *sql.DB, path string) error {
@@ -120,12 +130,12 @@ func checkFence(ctx context.Context, tx *sql.Tx) error {
 	return err
 }
 
-func (s *SQLite) Close() error { return s.db.Close() }
+func (s *SQLite) Close() error { return errors.Join(s.rdb.Close(), s.db.Close()) }
 
 func (s *SQLite) Get(ctx context.Context, kind, key string) (Object, error) {
 	o := Object{Kind: kind, Key: key}
 	var updated int64
-	err := s.db.QueryRowContext(ctx, `SELECT version, data, updated FROM objects WHERE kind=? AND key=?`, kind, key).
+	err := s.rdb.QueryRowContext(ctx, `SELECT version, data, updated FROM objects WHERE kind=? AND key=?`, kind, key).
 		Scan(&o.Version, (*[]byte)(&o.Data), &updated)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Object{}, fmt.Errorf("%s %q: %w", kind, key, ErrNotFound)
@@ -138,7 +148,7 @@ func (s *SQLite) Get(ctx context.Context, kind, key string) (Object, error) {
 }
 
 func (s *SQLite) List(ctx context.Context, kind string) ([]Object, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT key, version, data, updated FROM objects WHERE kind=? ORDER BY key`, kind)
+	rows, err := s.rdb.QueryContext(ctx, `SELECT key, version, data, updated FROM objects WHERE kind=? ORDER BY key`, kind)
 	if err != nil {
 		return nil, fmt.Errorf("list %s: %w", kind, err)
 	}
@@ -272,7 +282,7 @@ func (s *SQLite) Events(ctx context.Context, kind, key string, afterSeq int64, l
 	}
 	q += ` ORDER BY seq LIMIT ?`
 	args = append(args, limit)
-	rows, err := s.db.QueryContext(ctx, q, args...)
+	rows, err := s.rdb.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("events %s/%s: %w", kind, key, err)
 	}

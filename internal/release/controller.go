@@ -1,0 +1,239 @@
+package release
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"time"
+
+	"k8s.io/client-go/util/workqueue"
+
+	"github.com/pave-platform/pave/internal/traffic"
+)
+
+// DefaultWorkers is how many releases the engine reconciles at once unless
+// WithWorkers says otherwise (the release-workers setting).
+const DefaultWorkers = 16
+
+// WithWorkers sets how many releases Run reconciles at once (at least 1).
+func WithWorkers(n int) Option {
+	return func(e *Engine) {
+		if n > 0 {
+			e.workers = n
+		}
+	}
+}
+
+// Timing is one reconcile of one release by Run: when the release became
+// due (its periodic turn, or its retry after an error), when a worker took
+// it and when the reconcile ended. Done−Due is what a user waits for a
+// decision; Done−Start is the reconcile itself.
+type Timing struct {
+	Release          string
+	Due, Start, Done time.Time
+	Err              error
+}
+
+// WithTimings calls f after each reconcile Run makes (metrics, the scale
+// benchmark). f runs on the worker: it must be quick.
+func WithTimings(f func(Timing)) Option { return func(e *Engine) { e.timings = f } }
+
+// Run reconciles releases until ctx ends, as a Kubernetes controller does:
+// every interval it lists the releases that still need work and queues
+// their names on a work queue (client-go's workqueue), and the engine's
+// workers (WithWorkers) take names from it and call ReconcileOne.
+//
+//   - A name is never reconciled by two workers at once; a name queued
+//     again while it is being reconciled is reconciled once more after
+//     (the queue's dirty set), and a name queued twice waits once.
+//   - Level-triggered: each reconcile starts from the stored release, so a
+//     missed or repeated turn changes nothing but timing.
+//   - A release whose reconcile fails is retried after an exponential
+//     back-off (interval/10 doubling up to 5 intervals), not on every
+//     pass, so one broken cluster does not take the workers' time.
+//   - Releases of one service are serialised by the service's lock
+//     (ReconcileOne, Act, Create): their traffic changes never interleave.
+//     Releases of different services run in parallel.
+//
+// Every write still goes through ctx, so it carries the leader's fencing
+// token (internal/leader) when Run runs under leader.Gate.
+func (e *Engine) Run(ctx context.Context, interval time.Duration) error {
+	c := newController(e, interval)
+	var wg sync.WaitGroup
+	for range e.workers {
+		wg.Go(func() { c.work(ctx) })
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		if err := c.resync(ctx); err != nil && ctx.Err() == nil {
+			e.log.Warn("release list", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			c.queue.ShutDown() // workers finish the reconcile they are in
+			wg.Wait()
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// controller is one Run's queue and the state around it.
+type controller struct {
+	e       *Engine
+	queue   workqueue.TypedDelayingInterface[string]
+	backoff workqueue.TypedRateLimiter[string]
+
+	mu  sync.Mutex
+	due map[string]time.Time // queued names: since when they wait
+}
+
+func newController(e *Engine, interval time.Duration) *controller {
+	base := max(interval/10, time.Millisecond)
+	return &controller{
+		e:       e,
+		queue:   workqueue.NewTypedDelayingQueueWithConfig(workqueue.TypedDelayingQueueConfig[string]{}),
+		backoff: workqueue.NewTypedItemExponentialFailureRateLimiter[string](base, 5*max(interval, base)),
+		due:     map[string]time.Time{},
+	}
+}
+
+// enqueue queues name now, or after delay; a name already queued keeps
+// its place and the time it became due.
+func (c *controller) enqueue(name string, delay time.Duration) {
+	c.mu.Lock()
+	if _, ok := c.due[name]; !ok {
+		c.due[name] = time.Now().Add(delay)
+	}
+	c.mu.Unlock()
+	if delay > 0 {
+		c.queue.AddAfter(name, delay)
+	} else {
+		c.queue.Add(name)
+	}
+}
+
+// resync queues every release that still needs work, except those
+// waiting for their retry after an error.
+func (c *controller) resync(ctx context.Context) error {
+	names, err := c.e.pendingWork(ctx)
+	if err != nil {
+		return err
+	}
+	for _, n := range names {
+		if c.backoff.NumRequeues(n) == 0 {
+			c.enqueue(n, 0)
+		}
+	}
+	return nil
+}
+
+func (c *controller) work(ctx context.Context) {
+	for {
+		name, shutdown := c.queue.Get()
+		if shutdown {
+			return
+		}
+		c.mu.Lock()
+		due, ok := c.due[name]
+		delete(c.due, name) // queued again from now on, it is due again
+		c.mu.Unlock()
+		start := time.Now()
+		if !ok || due.After(start) {
+			due = start
+		}
+		err := c.e.ReconcileOne(ctx, name)
+		done := time.Now()
+		switch {
+		case err == nil || ctx.Err() != nil:
+			c.backoff.Forget(name)
+		default:
+			d := c.backoff.When(name)
+			c.e.log.Warn("release reconcile", "release", name, "err", err, "retry in", d)
+			c.enqueue(name, d)
+		}
+		c.queue.Done(name)
+		if c.e.timings != nil {
+			c.e.timings(Timing{Release: name, Due: due, Start: start, Done: done, Err: err})
+		}
+	}
+}
+
+// pendingWork lists the names of the releases a reconcile may still
+// change, oldest first; it decodes only what it needs to know that.
+func (e *Engine) pendingWork(ctx context.Context) ([]string, error) {
+	objs, err := e.store.List(ctx, StateKind)
+	if err != nil {
+		return nil, err
+	}
+	type brief struct {
+		Metadata struct {
+			Name              string    `json:"name"`
+			CreationTimestamp time.Time `json:"creationTimestamp"`
+		} `json:"metadata"`
+		Status struct {
+			Phase          Phase           `json:"phase"`
+			ScaledDown     bool            `json:"scaledDown"`
+			WeightsApplied bool            `json:"weightsApplied"`
+			Weights        traffic.Weights `json:"weights"`
+		} `json:"status"`
+	}
+	var out []Release
+	for _, o := range objs {
+		var b brief
+		if err := json.Unmarshal(o.Data, &b); err != nil {
+			return nil, fmt.Errorf("decode release %s: %w", o.Key, err)
+		}
+		if b.Status.Phase.Terminal() && b.Status.ScaledDown && (b.Status.WeightsApplied || len(b.Status.Weights) == 0) {
+			continue
+		}
+		var r Release
+		r.Metadata.Name, r.Metadata.CreationTimestamp = b.Metadata.Name, b.Metadata.CreationTimestamp
+		out = append(out, r)
+	}
+	sortByCreation(out)
+	names := make([]string, len(out))
+	for i, r := range out {
+		names[i] = r.Metadata.Name
+	}
+	return names, nil
+}
+
+// serviceLocks serialises the changes to one service's releases: a
+// reconcile, a person's action, a new release superseding the running one.
+// Releases of different services never wait for each other.
+type serviceLocks struct {
+	mu    sync.Mutex
+	locks map[string]*serviceLock
+}
+
+type serviceLock struct {
+	sync.Mutex
+	users int // holders and waiters; the entry goes when none is left
+}
+
+// lock takes service's lock and returns its unlock.
+func (s *serviceLocks) lock(service string) (unlock func()) {
+	s.mu.Lock()
+	if s.locks == nil {
+		s.locks = map[string]*serviceLock{}
+	}
+	l := s.locks[service]
+	if l == nil {
+		l = &serviceLock{}
+		s.locks[service] = l
+	}
+	l.users++
+	s.mu.Unlock()
+	l.Lock()
+	return func() {
+		l.Unlock()
+		s.mu.Lock()
+		if l.users--; l.users == 0 {
+			delete(s.locks, service)
+		}
+		s.mu.Unlock()
+	}
+}
