@@ -15,6 +15,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"regexp"
 	"runtime"
 	"slices"
 	"sort"
@@ -53,10 +54,32 @@ func Scenarios(scale float64) []Scenario {
 		{Name: "two datacenters, healthy (A/A)", RPS: 1000, Runs: runs(100), Canary: uniform(base), SecondDC: otherDC},
 		{Name: "two datacenters, +5 points in dc2 only", RPS: 1000, Runs: runs(100), Bad: true, Canary: uniform(base), SecondDC: otherDC,
 			SecondCanary: uniform(Behaviour{ErrorRate: stableErrorRate + 0.05, LatencyScale: 1})},
-		{Name: "low traffic 10 rps, errors +5 points", RPS: 10, Runs: runs(40), Bad: true, Canary: uniform(Behaviour{ErrorRate: stableErrorRate + 0.05, LatencyScale: 1})},
-		{Name: "low traffic 10 rps, healthy", RPS: 10, Runs: runs(40), Canary: uniform(base)},
+		{Name: "low traffic 10 rps, errors +5 points", RPS: 10, Runs: runs(40), Bad: true, Canary: uniform(Behaviour{ErrorRate: stableErrorRate + 0.05, LatencyScale: 1}), MaxDuration: lowTrafficBudget},
+		{Name: "low traffic 10 rps, healthy", RPS: 10, Runs: runs(40), Canary: uniform(base), MaxDuration: lowTrafficBudget},
+		// Issue #20: the same two with a shadow step; the mirror stays on,
+		// so every later step is judged on live and mirrored pairs.
+		{Name: "low traffic 10 rps, errors +5 points, shadow", RPS: 10, Runs: runs(100), Bad: true, Shadow: true, MaxDuration: lowTrafficBudget,
+			Canary: uniform(Behaviour{ErrorRate: stableErrorRate + 0.05, LatencyScale: 1})},
+		{Name: "low traffic 10 rps, healthy, shadow", RPS: 10, Runs: runs(100), Shadow: true, MaxDuration: lowTrafficBudget, Canary: uniform(base)},
+		// A wrong answer: 200 with the order's total changed on 5% of one
+		// route's answers, two noise fields in every version's answers.
+		{Name: "wrong answer 5% of one route, shadow", RPS: wrongAnswerRPS, Runs: runs(100), Bad: true, Shadow: true, MaxDuration: lowTrafficBudget,
+			Canary: func(route int) Behaviour {
+				if Routes[route].Name == "GET /v1/orders/{id}" {
+					return Behaviour{ErrorRate: stableErrorRate, LatencyScale: 1, WrongRate: 0.05}
+				}
+				return base
+			}},
+		{Name: "noise fields only, healthy (A/A), shadow", RPS: wrongAnswerRPS, Runs: runs(250), Shadow: true, MaxDuration: lowTrafficBudget, Canary: uniform(base)},
 	}
 }
+
+// lowTrafficBudget is spec.maxDuration of the issue #20 scenarios: a step
+// extends its window within it, and a person is asked only at its end.
+const lowTrafficBudget = 15 * time.Minute
+
+// wrongAnswerRPS is the wrong-answer scenarios' traffic.
+const wrongAnswerRPS = 100
 
 // Policies, in the order of Result.Outcomes.
 var policyNames = []string{"pave", "flagger", "flagger-tight"}
@@ -160,9 +183,25 @@ func main() {
 	scale := flag.Float64("scale", 1, "multiplies the number of runs per scenario (healthy: 250 at 1)")
 	seed := flag.Uint64("seed", 1, "first random seed; runs are deterministic for a seed")
 	workers := flag.Int("workers", runtime.GOMAXPROCS(0), "simulations in parallel")
+	only := flag.String("only", "", "run only the scenarios whose name matches this regular expression (goals of the others are not judged)")
 	flag.Parse()
 	start := time.Now()
 	scs := Scenarios(*scale)
+	if *only != "" {
+		re, err := regexp.Compile(*only)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "-only: %v\n", err)
+			os.Exit(2)
+		}
+		scs = slices.DeleteFunc(scs, func(sc Scenario) bool { return !re.MatchString(sc.Name) })
+		if len(scs) == 0 {
+			fmt.Fprintf(os.Stderr, "-only %q matches no scenario; names:\n", *only)
+			for _, sc := range Scenarios(1) {
+				fmt.Fprintf(os.Stderr, "  %s\n", sc.Name)
+			}
+			os.Exit(2)
+		}
+	}
 	fmt.Fprintf(os.Stderr, "simulating %d scenarios, three policies, on %d workers...\n", len(scs), *workers)
 	results := Run(scs, *seed, *workers)
 	ok := Report(os.Stdout, results)
