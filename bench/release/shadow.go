@@ -49,7 +49,9 @@ func newShadow(seed uint64, canary func(route int) Behaviour, env Behaviour) *Sh
 }
 
 // Pairs implements release.PairSource.
-func (s *Shadow) Pairs(context.Context, string) (shadow.Snapshot, error) { return s.rec.Snapshot(), nil }
+func (s *Shadow) Pairs(context.Context, string) (shadow.Snapshot, error) {
+	return s.rec.Snapshot(), nil
+}
 
 // mirror copies one request of stable's on route ri, if the mirror takes it.
 func (s *Shadow) mirror(ri int, m *traffic.Mirror, drift float64) {

@@ -215,7 +215,7 @@ func mergeMirrored(a, b *analysis.Mirrored) *analysis.Mirrored {
 	if a == nil {
 		return b
 	}
-	out := &analysis.Mirrored{Canary: a.Canary.Add(b.Canary), Stable: a.Stable.Add(b.Stable), Exchanges: a.Exchanges + b.Exchanges,
+	out := &analysis.Mirrored{Canary: a.Canary.Add(b.Canary), Stable: a.Stable.Add(b.Stable), Secondary: a.Secondary.Add(b.Secondary), Exchanges: a.Exchanges + b.Exchanges,
 		Dropped: a.Dropped + b.Dropped, TooLarge: a.TooLarge + b.TooLarge, NotSafe: a.NotSafe + b.NotSafe, Fields: map[string]shadow.FieldCounts{}}
 	for _, m := range []map[string]shadow.FieldCounts{a.Fields, b.Fields} {
 		for k, f := range m {
