@@ -21,8 +21,13 @@ type Outcome struct {
 	// CanaryFailed counts failed requests the new version served until
 	// the decision (the blast radius).
 	CanaryFailed uint64
-	// CanarySamples counts requests the new version served until then.
+	// CanarySamples counts requests the new version served until then
+	// (users' and, with a shadow step, mirrored copies: the samples the
+	// judges saw); CanaryServed the users' alone, and CanaryWrong the
+	// wrong answers (200 with a changed field) users got from it.
 	CanarySamples uint64
+	CanaryServed  uint64
+	CanaryWrong   uint64
 	Reason        string
 }
 
@@ -43,12 +48,22 @@ type Scenario struct {
 	// (nil: as in the first).
 	SecondDC     *Behaviour
 	SecondCanary func(route int) Behaviour
+	// Shadow gives Pave's release a shadow step (spec.shadow, 1m): the
+	// mirror copies stable's idempotent requests to the canary from the
+	// start and stays on through the steps. The baselines have no
+	// equivalent (Flagger mirrors only in its blue/green mode, and judges
+	// the canary's metrics alone there); they run as without it.
+	Shadow bool
+	// MaxDuration, when set, is Pave's spec.maxDuration: undecided steps
+	// hold within it rather than pausing after maxHold.
+	MaxDuration time.Duration
 }
 
 // traffics returns the scenario's clusters' traffic simulators.
 func (sc Scenario) traffics(seed uint64) []*Traffic {
 	tr := NewTraffic(sc.RPS, seed, sc.Canary)
 	tr.Drift = sc.Drift
+	tr.Shadow = newShadow(seed, sc.Canary, tr.Env)
 	out := []*Traffic{tr}
 	if sc.SecondDC != nil {
 		canary := sc.Canary
@@ -57,6 +72,7 @@ func (sc Scenario) traffics(seed uint64) []*Traffic {
 		}
 		t2 := NewTraffic(sc.RPS, seed^0x5bd1e995, canary)
 		t2.Drift, t2.Env = sc.Drift, *sc.SecondDC
+		t2.Shadow = newShadow(seed^0x5bd1e995, canary, t2.Env)
 		out = append(out, t2)
 	}
 	return out
@@ -75,24 +91,33 @@ func runPave(sc Scenario, seed uint64, maxSeconds int) Outcome {
 	for i, tr := range trs {
 		rt := &simRouter{w: traffic.Weights{"v1": traffic.Total}}
 		routers = append(routers, rt)
-		clusters = append(clusters, release.Cluster{Name: fmt.Sprintf("dc%d", i+1), Router: rt, Target: simTarget{}, Metrics: tr})
+		clusters = append(clusters, release.Cluster{Name: fmt.Sprintf("dc%d", i+1), Router: rt, Target: simTarget{}, Metrics: tr, Pairs: tr.Shadow})
 	}
 	eng := release.NewFleetEngine(newMemStore(), clusters, release.WithClock(clock))
 	r := release.New("shop", "v2")
 	r.Spec.Binary = "/bin/shop-v2"
 	r.Spec.Steps = []release.Percent{10_000, 50_000, 100_000, 250_000, 500_000, 1_000_000}
+	if sc.Shadow {
+		r.Spec.Shadow = &release.ShadowSpec{}
+	}
+	r.Spec.MaxDuration = release.Duration(sc.MaxDuration)
+	r.Default()
 	r, err := eng.Create(ctx, r)
 	if err != nil {
 		panic(err)
 	}
-	failed := func() (n, samples uint64) {
+	outcome := func(phase string, at int, reason string) Outcome {
+		o := Outcome{Phase: phase, DecidedAt: float64(at), Reason: reason}
 		for _, tr := range trs {
-			n += tr.Failed["v2"]
-			if c, ok := tr.counts["v2"]; ok {
-				samples += c.Total.Requests
+			o.CanaryFailed += tr.Failed["v2"]
+			o.CanaryServed += tr.Served["v2"]
+			o.CanaryWrong += tr.Wrong["v2"]
+			o.CanarySamples += tr.Served["v2"]
+			if snap, _ := tr.Shadow.Pairs(ctx, ""); snap.Canary.Total.Requests > 0 {
+				o.CanarySamples += snap.Canary.Total.Requests
 			}
 		}
-		return n, samples
+		return o
 	}
 	start := -1
 	for sec := 0; sec <= maxSeconds; sec++ {
@@ -104,20 +129,19 @@ func runPave(sc Scenario, seed uint64, maxSeconds int) Outcome {
 		if err != nil {
 			panic(err)
 		}
-		if start < 0 && cur.Status.Step >= 0 {
+		// The release's clock starts when the new version is ready: at
+		// its first weight, or at its shadow step.
+		if start < 0 && !cur.Status.Started.IsZero() {
 			start = sec
 		}
 		if cur.Status.Phase.Terminal() || cur.Status.Phase == release.Paused {
-			n, samples := failed()
-			return Outcome{Phase: string(cur.Status.Phase), DecidedAt: float64(sec - start), Reason: cur.Status.Message,
-				CanaryFailed: n, CanarySamples: samples}
+			return outcome(string(cur.Status.Phase), sec-start, cur.Status.Message)
 		}
 		for i, tr := range trs {
-			tr.Second(routers[i].w["v2"])
+			tr.Second(routers[i].w["v2"], routers[i].mirror)
 		}
 	}
-	n, _ := failed()
-	return Outcome{Phase: "timeout", DecidedAt: float64(maxSeconds - start), CanaryFailed: n}
+	return outcome("timeout", maxSeconds-start, "")
 }
 
 // Flagger's documented Istio example (docs.flagger.app, Istio canary
@@ -175,12 +199,13 @@ func runFlagger(fc flaggerConfig, sc Scenario, seed uint64, maxSeconds int) Outc
 			out = o
 		}
 	}
-	var failed, samples uint64
+	out.CanaryFailed, out.CanarySamples, out.CanaryServed, out.CanaryWrong = 0, 0, 0, 0
 	for _, tr := range trs {
-		failed += tr.Failed["v2"]
-		samples += tr.Window("v2").Total.Requests
+		out.CanaryFailed += tr.Failed["v2"]
+		out.CanarySamples += tr.Window("v2").Total.Requests
+		out.CanaryServed += tr.Served["v2"]
+		out.CanaryWrong += tr.Wrong["v2"]
 	}
-	out.CanaryFailed, out.CanarySamples = failed, samples
 	return out
 }
 
@@ -218,7 +243,7 @@ func flaggerOne(fc flaggerConfig, tr *Traffic, maxSeconds int) Outcome {
 				step++
 			}
 		}
-		tr.Second(int64(fc.Steps[step]) * 10_000)
+		tr.Second(int64(fc.Steps[step])*10_000, nil)
 		history = append(history, copyCounts(tr.Window("v2").Total))
 	}
 	return Outcome{Phase: "timeout", DecidedAt: float64(maxSeconds)}

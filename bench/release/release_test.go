@@ -79,9 +79,26 @@ func TestSmallBenchmark(t *testing.T) {
 			t.Errorf("%s: pave promoted %d of %d on too little evidence", name, s.Promoted, s.Runs)
 		}
 	}
+	// Issue #20: with a shadow step, a bad canary at 10 req/s and a wrong
+	// answer are caught before any user gets the canary; the noise fields
+	// are never blamed; healthy releases are promoted without a person.
+	for _, name := range []string{"low traffic 10 rps, errors +5 points, shadow", "wrong answer 5% of one route, shadow"} {
+		if s := by[name][0]; s.Caught != s.Runs || s.UserFailures != 0 {
+			t.Errorf("%s: pave caught %d of %d with %d user-facing failures; want all, none", name, s.Caught, s.Runs, s.UserFailures)
+		}
+	}
+	for _, name := range []string{"low traffic 10 rps, healthy, shadow", "noise fields only, healthy (A/A), shadow"} {
+		if s := by[name][0]; s.FalseRollbacks != 0 || s.Promoted < s.Runs-1 {
+			t.Errorf("%s: pave rolled back %d and promoted %d of %d", name, s.FalseRollbacks, s.Promoted, s.Runs)
+		}
+	}
+	// Status codes and latency cannot see a wrong answer: the baselines ship it.
+	if f := by["wrong answer 5% of one route, shadow"][1]; f.ShippedBad != f.Runs {
+		t.Errorf("flagger shipped %d of %d wrong answers; it judges status codes and latency only", f.ShippedBad, f.Runs)
+	}
 	var out bytes.Buffer
 	Report(&out, results)
-	for _, want := range []string{"Ratios (pave / baseline", "vs flagger-tight", "optimum", "Goals:"} {
+	for _, want := range []string{"Ratios (pave / baseline", "vs flagger-tight", "Wald's SPRT", "#20: the wrong answer", "Goals:"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, out.String())
 		}

@@ -22,7 +22,25 @@ type simClock struct{ now time.Time }
 
 func (c *simClock) Now() time.Time { return c.now }
 
-type simRouter struct{ w traffic.Weights }
+// simRouter is the data plane's router: the weights, and the mirror a
+// shadow step asks for (traffic.Mirrorer), which the traffic simulator
+// applies every second.
+type simRouter struct {
+	w      traffic.Weights
+	mirror *traffic.Mirror
+}
+
+func (r *simRouter) SetMirror(_ context.Context, _ string, m *traffic.Mirror) error {
+	if m != nil {
+		if err := m.Settings.Validate(); err != nil {
+			return err
+		}
+		cp := *m
+		m = &cp
+	}
+	r.mirror = m
+	return nil
+}
 
 func (r *simRouter) SetWeights(_ context.Context, _ string, w traffic.Weights) error {
 	if err := w.Validate(); err != nil {

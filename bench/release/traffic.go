@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/pave-platform/pave/internal/stats"
+	"github.com/pave-platform/pave/internal/traffic"
 )
 
 // Route is one endpoint of the simulated service and its share of requests.
@@ -24,6 +25,9 @@ var Routes = []Route{{"GET /v1/orders/{id}", 0.50}, {"GET /v1/items", 0.48}, {"P
 type Behaviour struct {
 	ErrorRate    float64 // Bernoulli probability of a 5xx
 	LatencyScale float64 // multiplies every latency
+	// WrongRate is the probability that a 200 carries a wrong value (the
+	// order's $.total changed): invisible to status codes and latency.
+	WrongRate float64
 }
 
 // Stable latencies are log-normal with a 50 ms median and a 200 ms p99.
@@ -45,6 +49,12 @@ type Traffic struct {
 	carry          float64
 	// Per-version failed requests served, for the blast radius.
 	Failed map[string]uint64
+	// Per-version user requests served, and wrong answers (200 with a
+	// changed field) served to users.
+	Served, Wrong map[string]uint64
+	// Shadow is the mirror's simulation (shadow.go); nil for a policy
+	// that never mirrors.
+	Shadow *Shadow
 	// Env is what the cluster's datacenter adds for both versions: more
 	// errors (ErrorRate added) and slower answers (LatencyScale).
 	Env Behaviour
@@ -58,7 +68,8 @@ type Traffic struct {
 // route index (stable always answers with the base behaviour).
 func NewTraffic(rps float64, seed uint64, canary func(route int) Behaviour) *Traffic {
 	return &Traffic{RPS: rps, Stable: "v1", Canary: "v2", canary: canary,
-		rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), counts: map[string]*stats.Version{}, Failed: map[string]uint64{}}
+		rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), counts: map[string]*stats.Version{}, Failed: map[string]uint64{},
+		Served: map[string]uint64{}, Wrong: map[string]uint64{}}
 }
 
 func (t *Traffic) version(v string) *stats.Version {
@@ -71,8 +82,9 @@ func (t *Traffic) version(v string) *stats.Version {
 }
 
 // Second simulates one second of traffic with canaryPPM parts per million
-// going to the canary.
-func (t *Traffic) Second(canaryPPM int64) {
+// going to the canary; while m is set, the mirror copies stable's
+// mirrorable requests as the gateway does.
+func (t *Traffic) Second(canaryPPM int64, m *traffic.Mirror) {
 	t.carry += t.RPS
 	n := int(t.carry)
 	t.carry -= float64(n)
@@ -102,8 +114,14 @@ func (t *Traffic) Second(canaryPPM int64) {
 		rc := ver.Routes[Routes[ri].Name]
 		observe(&rc, failed, bucket)
 		ver.Routes[Routes[ri].Name] = rc
+		t.Served[v]++
 		if failed {
 			t.Failed[v]++
+		} else if b.WrongRate > 0 && t.rng.Float64() < b.WrongRate {
+			t.Wrong[v]++
+		}
+		if v == t.Stable && m != nil && t.Shadow != nil {
+			t.Shadow.mirror(ri, m, drift)
 		}
 	}
 }

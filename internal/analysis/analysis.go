@@ -241,8 +241,8 @@ func (c Config) Evaluate(e Evidence, current Window, final bool) Decision {
 	alphaEach := c.alphaFor(e)
 	for _, s := range c.judgedScopes(e.Routes, current) {
 		cw, sw := combinedCounts(current, s)
-		stepErr, stepLat := c.stepLogE(current, s)
-		errLog := e.combined(testKey(JudgeErrors, s.name), stepErr)
+		stepErr, stepErrHigh, stepLat := c.stepLogE(current, s)
+		errLog := e.errorMixture(s.name, stepErr, stepErrHigh)
 		segment := e.segment(testKey(JudgeErrors, s.name)) + stepErr
 		ef := c.errorFinding(s.name, errLog, segment, alphaEach, cw, sw, final && s.name == TotalScope)
 		latLog := e.combined(testKey(JudgeLatency, s.name), stepLat)

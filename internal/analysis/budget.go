@@ -111,8 +111,9 @@ func (c Config) Extend(e Evidence, w Window) Evidence {
 		out.LogE[k] = v
 	}
 	for _, s := range c.judgedScopes(e.Routes, w) {
-		errLog, latLog := c.stepLogE(w, s)
+		errLog, errHigh, latLog := c.stepLogE(w, s)
 		fold(testKey(JudgeErrors, s.name), errLog)
+		fold(errorHighKey(s.name), errHigh)
 		fold(testKey(JudgeLatency, s.name), latLog)
 	}
 	if e.Fields > 0 {

@@ -36,6 +36,11 @@ const JudgeResponse = "response"
 type Mirrored struct {
 	Canary stats.Version `json:"canary"`
 	Stable stats.Version `json:"stable"`
+	// Secondary is the second stable answers; the error and latency
+	// judges count them with Stable's (under H0 all three answers of a
+	// mirrored request are alike, so the conditional tests stay exact
+	// and a pair brings two stable samples: θ0 = 1/3 instead of 1/2).
+	Secondary stats.Version `json:"secondary,omitzero"`
 	// Exchanges counts the requests compared; Fields their differences.
 	Exchanges uint64                        `json:"exchanges"`
 	Fields    map[string]shadow.FieldCounts `json:"fields,omitempty"`
@@ -47,7 +52,7 @@ type Mirrored struct {
 
 // MirroredWindow turns a shadow snapshot window into the judges' input.
 func MirroredWindow(s shadow.Snapshot) *Mirrored {
-	return &Mirrored{Canary: s.Canary, Stable: s.Stable, Exchanges: s.Exchanges, Fields: s.Fields,
+	return &Mirrored{Canary: s.Canary, Stable: s.Stable, Secondary: s.Secondary, Exchanges: s.Exchanges, Fields: s.Fields,
 		Dropped: s.Dropped, TooLarge: s.TooLarge, NotSafe: s.NotSafe}
 }
 
@@ -66,17 +71,20 @@ func mirroredScope(m *Mirrored, s scope) (stats.Counts, stats.Counts) {
 		return stats.Counts{}, stats.Counts{}
 	}
 	if s.name == TotalScope {
-		return m.Canary.Total, m.Stable.Total
+		return m.Canary.Total, m.Stable.Total.Add(m.Secondary.Total)
 	}
-	return m.Canary.Routes[s.route], m.Stable.Routes[s.route]
+	return m.Canary.Routes[s.route], m.Stable.Routes[s.route].Add(m.Secondary.Routes[s.route])
 }
 
-// stepLogE is one scope's step e-value of the error and latency judges:
-// the live window's and the mirrored pairs'.
-func (c Config) stepLogE(w Window, s scope) (errLog, latLog float64) {
+// stepLogE is one scope's step e-values of the error judge (at ρ and
+// ρ², sprt.go) and the latency judge: the live window's and the
+// mirrored pairs'.
+func (c Config) stepLogE(w Window, s scope) (errLog, errHigh, latLog float64) {
 	cw, sw := s.get(w)
 	mc, ms := mirroredScope(w.Mirrored, s)
-	return c.errorLLR(cw, sw) + c.errorLLR(mc, ms), latencyLogE(cw, sw) + latencyLogE(mc, ms)
+	hi := c.errorHighRatio()
+	return c.errorLLR(cw, sw) + c.errorLLR(mc, ms), errorLLRAt(hi, cw, sw) + errorLLRAt(hi, mc, ms),
+		latencyLogE(cw, sw) + latencyLogE(mc, ms)
 }
 
 // combinedCounts are a scope's live and mirrored counts together, for

@@ -24,13 +24,44 @@ import (
 // errorLLR is the log-likelihood ratio of H1 against H0 for one window in
 // which the canary's share of requests was constant.
 func (c Config) errorLLR(canary, stable stats.Counts) float64 {
+	return errorLLRAt(c.ErrorRatio, canary, stable)
+}
+
+// errorLLRAt is errorLLR for the alternative "the canary fails rho times
+// as often".
+func errorLLRAt(rho float64, canary, stable stats.Counts) float64 {
 	nc, ns := float64(canary.Requests), float64(stable.Requests)
 	if nc == 0 || ns == 0 {
 		return 0
 	}
 	t0 := nc / (nc + ns)
-	t1 := c.ErrorRatio * nc / (c.ErrorRatio*nc + ns)
+	t1 := rho * nc / (rho*nc + ns)
 	return float64(canary.Errors)*math.Log(t1/t0) + float64(stable.Errors)*math.Log((1-t1)/(1-t0))
+}
+
+// The rollback side of the error judge is a mixture of two likelihood
+// ratios, with equal weights: ρ = ErrorRatio and ρ² (3 and 9 by
+// default), each a product over the release's steps (stored as its own
+// test's evidence, budget.go). A fixed ρ = 3 needs about twice Wald's
+// oracle sample size for a severe regression (an error rate 10 times
+// stable's: each canary failure weighs log 3 instead of log 10); the
+// mixture adapts to it at the cost of log 2 on the threshold: +5 points
+// on a 0.5% service decides after about 100 canary requests instead of
+// 150, and a regression of exactly ρ needs about 10% more. A mixture of
+// test martingales with fixed weights is one, so the α budget holds.
+// Acceptance (the lower boundary before the last step) stays the SPRT of
+// ρ alone.
+
+// errorHighRatio is the mixture's second alternative.
+func (c Config) errorHighRatio() float64 { return c.ErrorRatio * c.ErrorRatio }
+
+// errorHighKey names the ρ² part of a scope's error evidence.
+func errorHighKey(scope string) string { return testKey(JudgeErrors+"/high", scope) }
+
+// errorMixture is the log e-process of the error judge on one scope: the
+// evidence of finished steps and the current step's, for both parts.
+func (e Evidence) errorMixture(scope string, step, stepHigh float64) float64 {
+	return logMeanExp([]float64{e.combined(testKey(JudgeErrors, scope), step), e.combined(errorHighKey(scope), stepHigh)})
 }
 
 // errorFinding judges the error e-process of one scope: logE is the log
@@ -57,8 +88,8 @@ func (c Config) errorFinding(scope string, logE, segment, alpha float64, canary,
 	switch {
 	case logE >= upper:
 		f.Verdict = Fail
-		f.Reason = fmt.Sprintf("error rate%s: %s; the evidence for a %gx error rate reached log e-value %.2f ≥ %.2f (α per test %.2g)",
-			where, rates, c.ErrorRatio, logE, upper, alpha)
+		f.Reason = fmt.Sprintf("error rate%s: %s; the evidence for a %gx (or %gx) error rate reached log e-value %.2f ≥ %.2f (α per test %.2g)",
+			where, rates, c.ErrorRatio, c.errorHighRatio(), logE, upper, alpha)
 	case logE >= upper/2:
 		// Half-way to a rollback: the evidence leans towards a
 		// regression, so the canary must not take more traffic yet.

@@ -187,7 +187,7 @@ func (r *Release) stepSamplesStillNeeded(d *analysis.Decision, window analysis.W
 	if d.Verdict == analysis.Fail {
 		return
 	}
-	if have := window.Canary.Total.Requests; have < r.Spec.StepSamples {
+	if have := stepCanaryRequests(window); have < r.Spec.StepSamples {
 		d.MoreCanaryRequests = max(d.MoreCanaryRequests, r.Spec.StepSamples-have)
 	}
 }

@@ -219,7 +219,7 @@ func (e *Engine) reconcileRunning(ctx context.Context, r *Release, ver *int64) e
 	}
 	elapsed := now.Sub(r.Status.StepStarted)
 	minTime := elapsed >= r.Spec.StepDuration.D()
-	minSamples := window.Canary.Total.Requests >= r.Spec.StepSamples
+	minSamples := stepCanaryRequests(window) >= r.Spec.StepSamples
 	if d.Verdict == analysis.Pass && minTime && minSamples {
 		return e.advance(ctx, r, ver, seams, snap, window, d)
 	}
@@ -233,7 +233,7 @@ func (e *Engine) reconcileRunning(ctx context.Context, r *Release, ver *int64) e
 	if held := now.Sub(r.Status.HoldSince); held > r.holdBudget(now) {
 		why := d.Reason
 		if d.Verdict == analysis.Pass {
-			why = fmt.Sprintf("%d of %d canary samples in this step", window.Canary.Total.Requests, r.Spec.StepSamples)
+			why = fmt.Sprintf("%d of %d canary samples in this step", stepCanaryRequests(window), r.Spec.StepSamples)
 		}
 		msg := fmt.Sprintf("inconclusive for %s at %sstep %d (%s): %s", held.Round(time.Second), r.waveLabel(), k+1, r.Spec.Steps[k], why)
 		if r.Spec.OnHoldTimeout == "fail" {

@@ -215,7 +215,7 @@ func mergeMirrored(a, b *analysis.Mirrored) *analysis.Mirrored {
 	if a == nil {
 		return b
 	}
-	out := &analysis.Mirrored{Canary: a.Canary.Add(b.Canary), Stable: a.Stable.Add(b.Stable), Exchanges: a.Exchanges + b.Exchanges,
+	out := &analysis.Mirrored{Canary: a.Canary.Add(b.Canary), Stable: a.Stable.Add(b.Stable), Secondary: a.Secondary.Add(b.Secondary), Exchanges: a.Exchanges + b.Exchanges,
 		Dropped: a.Dropped + b.Dropped, TooLarge: a.TooLarge + b.TooLarge, NotSafe: a.NotSafe + b.NotSafe, Fields: map[string]shadow.FieldCounts{}}
 	for _, m := range []map[string]shadow.FieldCounts{a.Fields, b.Fields} {
 		for k, f := range m {
@@ -301,8 +301,23 @@ func (r *Release) holdBudget(now time.Time) time.Duration {
 	if r.Spec.MaxDuration == 0 || r.Status.Started.IsZero() {
 		return r.Spec.MaxHold.D()
 	}
+	// Past the budget the result is below the time held (left < 0),
+	// so the caller's held > budget pauses: max(0, left) here would hold
+	// for ever.
 	left := r.Spec.MaxDuration.D() - now.Sub(r.Status.Started)
-	return now.Sub(r.Status.HoldSince) + max(0, left)
+	return now.Sub(r.Status.HoldSince) + left
+}
+
+// stepCanaryRequests counts the canary's requests of a step's window:
+// its users' and, while the mirror is on, the mirrored copies it
+// answered. spec.stepSamples asks for that many samples of evidence, and
+// at low traffic most of them are mirrored (the judges count both too).
+func stepCanaryRequests(w analysis.Window) uint64 {
+	n := w.Canary.Total.Requests
+	if w.Mirrored != nil {
+		n += w.Mirrored.Canary.Total.Requests
+	}
+	return n
 }
 
 // withServiceShadowRules adds the shadow section of the .pave.yaml beside

@@ -71,6 +71,10 @@ type Snapshot struct {
 	// traffic.
 	Canary stats.Version `json:"canary"`
 	Stable stats.Version `json:"stable"`
+	// Secondary is the second stable answers (the noise learning's):
+	// the judges add them to Stable's, so a mirrored request brings two
+	// stable samples for one canary sample.
+	Secondary stats.Version `json:"secondary,omitzero"`
 	// Exchanges counts requests answered by all three (compared).
 	Exchanges uint64 `json:"exchanges"`
 	// Fields by Key.
@@ -91,7 +95,7 @@ type Snapshot struct {
 // examples are the later ones.
 func (s Snapshot) Sub(e Snapshot) Snapshot {
 	out := Snapshot{
-		Canary: s.Canary.Sub(e.Canary), Stable: s.Stable.Sub(e.Stable),
+		Canary: s.Canary.Sub(e.Canary), Stable: s.Stable.Sub(e.Stable), Secondary: s.Secondary.Sub(e.Secondary),
 		Exchanges: sub(s.Exchanges, e.Exchanges), Mirrored: sub(s.Mirrored, e.Mirrored), Dropped: sub(s.Dropped, e.Dropped),
 		TooLarge: sub(s.TooLarge, e.TooLarge), NotSafe: sub(s.NotSafe, e.NotSafe), FieldsOverflow: sub(s.FieldsOverflow, e.FieldsOverflow),
 	}
@@ -137,6 +141,7 @@ type Recorder struct {
 	snap     Snapshot
 	canary   map[string]*stats.Counts
 	stable   map[string]*stats.Counts
+	second   map[string]*stats.Counts
 }
 
 type expectedRule struct {
@@ -147,7 +152,7 @@ type expectedRule struct {
 // NewRecorder returns a recorder that compares with o and accepts the
 // expected changes (checked: a bad path is refused, naming its index).
 func NewRecorder(o Options, expected []ExpectedChange) (*Recorder, error) {
-	r := &Recorder{opts: o, canary: map[string]*stats.Counts{}, stable: map[string]*stats.Counts{}}
+	r := &Recorder{opts: o, canary: map[string]*stats.Counts{}, stable: map[string]*stats.Counts{}, second: map[string]*stats.Counts{}}
 	rules, err := parseExpected(expected)
 	if err != nil {
 		return nil, err
@@ -216,6 +221,7 @@ func (r *Recorder) Record(route, traceID string, primary, secondary, candidate *
 	if secondary == nil {
 		return
 	}
+	observe(r.second, route, secondary)
 	r.snap.Exchanges++
 	inStable := map[string]bool{}
 	for _, d := range ds {
@@ -301,7 +307,7 @@ func (r *Recorder) Snapshot() Snapshot {
 		}
 		out.Fields[k] = f
 	}
-	out.Canary, out.Stable = version(r.canary), version(r.stable)
+	out.Canary, out.Stable, out.Secondary = version(r.canary), version(r.stable), version(r.second)
 	return out
 }
 
