@@ -17,6 +17,8 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/pprof"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -70,10 +72,24 @@ func main() {
 	seed := flag.Uint64("seed", 16, "random seed")
 	parallel := flag.Int("parallel", runtime.GOMAXPROCS(0), "replays run at once (one per service and rule set)")
 	only := flag.String("sets", "threshold,sloth,pave", "rule sets to evaluate (comma-separated)")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile to this file")
 	flag.Parse()
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench/alerting:", err)
+			os.Exit(1)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(os.Stderr, "bench/alerting:", err)
+			os.Exit(1)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	if err := run(ctx, *days, *services, *seed, *parallel, strings.Split(*only, ",")); err != nil {
+		pprof.StopCPUProfile()
 		fmt.Fprintln(os.Stderr, "bench/alerting:", err)
 		os.Exit(1)
 	}
@@ -81,9 +97,12 @@ func main() {
 
 func run(ctx context.Context, days, services int, seed uint64, parallel int, only []string) error {
 	// Sloth first: without it there is no comparison to make.
-	slothBin, slothVersion, err := findSloth()
-	if err != nil {
-		return err
+	slothBin, slothVersion := "", "not evaluated"
+	if slices.Contains(only, "sloth") {
+		var err error
+		if slothBin, slothVersion, err = findSloth(); err != nil {
+			return err
+		}
 	}
 	n := days * day
 	rng := rand.New(rand.NewPCG(seed, 1))
@@ -97,11 +116,10 @@ func run(ctx context.Context, days, services int, seed uint64, parallel int, onl
 		return err
 	}
 	defer os.RemoveAll(dir)
-	sets, err := ruleSets(ctx, dir, services, slothBin)
+	sets, err := ruleSets(ctx, dir, services, slothBin, only)
 	if err != nil {
 		return err
 	}
-	sets = selectSets(sets, only)
 	load, _ := os.ReadFile("/proc/loadavg")
 	fmt.Printf("bench/alerting: %d services × %d days at 1-minute resolution, SLO %.1f%%, %d labelled incidents\n", services, days, 100*objective, len(incs))
 	fmt.Printf("rules evaluated every minute by Prometheus' rules manager (internal/alert/backtest); sloth: %s\n", slothVersion)

@@ -24,50 +24,59 @@ type ruleSet struct {
 	files [][]string // by service
 }
 
-func selectSets(sets []ruleSet, names []string) []ruleSet {
-	return slices.DeleteFunc(sets, func(rs ruleSet) bool { return !slices.Contains(names, rs.name) })
-}
-
-// ruleSets writes the three rule sets' files under dir.
-func ruleSets(ctx context.Context, dir string, services int, slothBin string) ([]ruleSet, error) {
-	th, sl, pv := ruleSet{name: "threshold"}, ruleSet{name: "sloth"}, ruleSet{name: "pave"}
-	thFile := filepath.Join(dir, "threshold.yaml")
-	if err := os.WriteFile(thFile, []byte(thresholdRules), 0o600); err != nil {
-		return nil, err
-	}
-	for s := range services {
-		name := svcName(s)
-		th.files = append(th.files, []string{thFile})
-
+// ruleSets writes the files of the rule sets named in only under dir.
+func ruleSets(ctx context.Context, dir string, services int, slothBin string, only []string) ([]ruleSet, error) {
+	writers := map[string]func(name string) (string, error){
+		"threshold": func(string) (string, error) {
+			p := filepath.Join(dir, "threshold.yaml")
+			return p, os.WriteFile(p, []byte(thresholdRules), 0o600)
+		},
 		// Sloth: its prometheus/v1 spec for the same SLO, as its README's
 		// getting-started example writes one, through `sloth generate`.
-		spec := filepath.Join(dir, "sloth-"+name+".spec.yaml")
-		if err := os.WriteFile(spec, []byte(strings.ReplaceAll(slothSpec, "SVC", name)), 0o600); err != nil {
-			return nil, err
-		}
-		out := filepath.Join(dir, "sloth-"+name+".rules.yaml")
-		cmd := exec.CommandContext(ctx, slothBin, "generate", "-i", spec, "-o", out)
-		if b, err := cmd.CombinedOutput(); err != nil {
-			return nil, fmt.Errorf("sloth generate -i %s: %w\n%s", spec, err, b)
-		}
-		sl.files = append(sl.files, []string{out})
-
+		"sloth": func(name string) (string, error) {
+			spec := filepath.Join(dir, "sloth-"+name+".spec.yaml")
+			if err := os.WriteFile(spec, []byte(strings.ReplaceAll(slothSpec, "SVC", name)), 0o600); err != nil {
+				return "", err
+			}
+			out := filepath.Join(dir, "sloth-"+name+".rules.yaml")
+			if b, err := exec.CommandContext(ctx, slothBin, "generate", "-i", spec, "-o", out).CombinedOutput(); err != nil {
+				return "", fmt.Errorf("sloth generate -i %s: %w\n%s", spec, err, b)
+			}
+			return out, nil
+		},
 		// Pave: the rules `pave up` loads for the service's .pave.yaml.
-		svc, err := slo.Parse(name, []byte(paveSLO))
-		if err != nil {
-			return nil, err
-		}
-		b, err := slo.Rules(svc)
-		if err != nil {
-			return nil, err
-		}
-		p := filepath.Join(dir, "pave-"+name+".yaml")
-		if err := os.WriteFile(p, b, 0o600); err != nil {
-			return nil, err
-		}
-		pv.files = append(pv.files, []string{p})
+		"pave": func(name string) (string, error) {
+			svc, err := slo.Parse(name, []byte(paveSLO))
+			if err != nil {
+				return "", err
+			}
+			b, err := slo.Rules(svc)
+			if err != nil {
+				return "", err
+			}
+			p := filepath.Join(dir, "pave-"+name+".yaml")
+			return p, os.WriteFile(p, b, 0o600)
+		},
 	}
-	return []ruleSet{th, sl, pv}, nil
+	var sets []ruleSet
+	for _, n := range []string{"threshold", "sloth", "pave"} {
+		if !slices.Contains(only, n) {
+			continue
+		}
+		rs := ruleSet{name: n}
+		for s := range services {
+			f, err := writers[n](svcName(s))
+			if err != nil {
+				return nil, fmt.Errorf("%s rules: %w", n, err)
+			}
+			rs.files = append(rs.files, []string{f})
+		}
+		sets = append(sets, rs)
+	}
+	if len(sets) != len(only) {
+		return nil, fmt.Errorf("-sets %s: want some of threshold, sloth, pave", strings.Join(only, ","))
+	}
+	return sets, nil
 }
 
 // thresholdRules: the issue's plain threshold, error ratio over 5m > 1%

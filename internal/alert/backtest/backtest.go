@@ -89,6 +89,11 @@ func Replay(ctx context.Context, o Options) ([]Firing, error) {
 	opts.MinBlockDuration = span.Milliseconds()
 	opts.MaxBlockDuration = span.Milliseconds()
 	opts.RetentionDuration = 0
+	// A replay reads and writes from one goroutine and is thrown away:
+	// no isolation (its per-read bookkeeping was a third of a replay's
+	// time) and no WAL.
+	opts.IsolationDisabled = true
+	opts.WALSegmentSize = -1
 	db, err := tsdb.Open(filepath.Join(dir, "tsdb"), slog.New(slog.DiscardHandler), nil, opts, nil)
 	if err != nil {
 		return nil, fmt.Errorf("backtest: temporary tsdb: %w", err)
