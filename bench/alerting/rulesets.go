@@ -1,8 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"context"
+	"debug/buildinfo"
 	"errors"
 	"fmt"
 	"os"
@@ -151,12 +151,14 @@ func findSloth() (bin, version string, err error) {
 		if _, err := os.Stat(c); err != nil {
 			continue
 		}
-		out, err := exec.Command(c, "version").CombinedOutput()
+		// `sloth version` says "dev" when built by go install: the module
+		// version is in the binary's build information.
+		info, err := buildinfo.ReadFile(c)
 		if err != nil {
-			return "", "", fmt.Errorf("%s version: %w\n%s", c, err, out)
+			return "", "", fmt.Errorf("%s: not a Go binary with build information: %w", c, err)
 		}
-		v := string(bytes.TrimSpace(out))
-		if !strings.Contains(v, slothVersion) {
+		v := info.Main.Path + "@" + info.Main.Version
+		if info.Main.Path != "github.com/slok/sloth" || info.Main.Version != slothVersion {
 			return "", "", fmt.Errorf("%s is Sloth %q, the comparison is with %s: run scripts/deps.sh (it installs github.com/slok/sloth/cmd/sloth@%s into the tool cache)", c, v, slothVersion, slothVersion)
 		}
 		return c, v, nil
