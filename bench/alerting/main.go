@@ -405,8 +405,10 @@ func report(sets []ruleSet, res map[string]result, incs []incident) {
 			line += fmt.Sprintf(format, f(res[rs.name])) + "\t"
 		}
 		p, s := f(res["pave"]), f(res["sloth"])
+		_, hasP := res["pave"]
+		_, hasS := res["sloth"]
 		ratio := "-"
-		if s != 0 && !math.IsNaN(s) && !math.IsNaN(p) && !math.IsInf(s, 0) {
+		if hasP && hasS && s != 0 && !math.IsNaN(s) && !math.IsNaN(p) && !math.IsInf(s, 0) {
 			ratio = fmt.Sprintf("%.2f", p/s)
 		}
 		fmt.Fprintln(tw, line+ratio+"\t")
