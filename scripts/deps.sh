@@ -72,6 +72,9 @@ rm -rf "$modcopy"
 go_tool actionlint github.com/rhysd/actionlint/cmd/actionlint@v1.7.12
 go_tool kustomize sigs.k8s.io/kustomize/kustomize/v5@v5.8.1
 go_tool govulncheck golang.org/x/vuln/cmd/govulncheck@v1.9.0
+# Sloth (Apache-2.0), the peer of bench/alerting: the bench runs
+# `sloth generate` on the same SLOs and replays the rules it writes.
+go_tool sloth github.com/slok/sloth/cmd/sloth@v0.16.0
 # go-tool-cache, the peer of bench/buildcache (a GOCACHEPROG client and its
 # production server); built in the background, in parallel with the rest.
 GO_TOOL_CACHE=github.com/bradfitz/go-tool-cache@v0.0.0-20260722201841-0bb331e19f64

@@ -1,24 +1,32 @@
 // Command alerting is bench/alerting (issue 16): 30 days × 20 services of
 // generated traffic at 1-minute resolution with labelled incidents, and
-// three rule sets evaluated over it every minute: a plain threshold, the
-// rules Sloth v0.16.0 generates for the same SLO, and Pave's SLO rules
-// (internal/alert/slo). It prints recall, precision, pages, detection time
-// and budget burnt before detection per rule set, and Pave ÷ Sloth.
-//
-// The rules are evaluated from per-minute counters (windows as sums of the
-// recorded minutes), not by Prometheus' engine: see README.md, "Fidelity".
+// three rule sets evaluated over it every minute by Prometheus' own rules
+// manager and promql engine (internal/alert/backtest.Replay): a plain
+// threshold, the rules `sloth generate` (v0.16.0, a separate tool) writes
+// for the same SLO, and Pave's SLO rules (internal/alert/slo). It prints
+// recall, precision, pages, detection time and budget burnt before
+// detection per rule set, and Pave ÷ Sloth.
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
+	"os/signal"
+	"runtime"
+	"runtime/pprof"
+	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
+
+	"github.com/pave-platform/pave/internal/alert/backtest"
+	"github.com/prometheus/prometheus/model/labels"
 )
 
 const (
@@ -26,6 +34,9 @@ const (
 	budget    = 1 - objective
 	day       = 1440 // minutes
 )
+
+// start is the history's first minute (a Monday).
+var start = time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC)
 
 type kind string
 
@@ -59,27 +70,150 @@ func main() {
 	days := flag.Int("days", 30, "days of history")
 	services := flag.Int("services", 20, "services")
 	seed := flag.Uint64("seed", 16, "random seed")
+	parallel := flag.Int("parallel", runtime.GOMAXPROCS(0), "replays run at once (one per service and rule set)")
+	only := flag.String("sets", "threshold,sloth,pave", "rule sets to evaluate (comma-separated)")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile to this file")
 	flag.Parse()
-	n := *days * day
-	rng := rand.New(rand.NewPCG(*seed, 1))
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench/alerting:", err)
+			os.Exit(1)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(os.Stderr, "bench/alerting:", err)
+			os.Exit(1)
+		}
+		defer pprof.StopCPUProfile()
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if err := run(ctx, *days, *services, *seed, *parallel, strings.Split(*only, ",")); err != nil {
+		pprof.StopCPUProfile()
+		fmt.Fprintln(os.Stderr, "bench/alerting:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, days, services int, seed uint64, parallel int, only []string) error {
+	// Sloth first: without it there is no comparison to make.
+	slothBin, slothVersion := "", "not evaluated"
+	if slices.Contains(only, "sloth") {
+		var err error
+		if slothBin, slothVersion, err = findSloth(); err != nil {
+			return err
+		}
+	}
+	n := days * day
+	rng := rand.New(rand.NewPCG(seed, 1))
 	var incs []incident
-	data := make([]series, *services)
-	started := time.Now()
-	for s := range *services {
+	data := make([]series, services)
+	for s := range services {
 		data[s], incs = generate(rng, s, n, incs)
 	}
-	gen := time.Since(started)
-	sets := []ruleSet{threshold{}, sloth{}, pave{}}
-	fmt.Printf("bench/alerting: %d services × %d days at 1-minute resolution, SLO %.1f%%, %d labelled incidents (generated in %s)\n\n",
-		*services, *days, 100*objective, len(incs), gen.Round(time.Millisecond))
+	dir, err := os.MkdirTemp("", "bench-alerting-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	sets, err := ruleSets(ctx, dir, services, slothBin, only)
+	if err != nil {
+		return err
+	}
+	load, _ := os.ReadFile("/proc/loadavg")
+	fmt.Printf("bench/alerting: %d services × %d days at 1-minute resolution, SLO %.1f%%, %d labelled incidents\n", services, days, 100*objective, len(incs))
+	fmt.Printf("rules evaluated every minute by Prometheus' rules manager (internal/alert/backtest); sloth: %s\n", slothVersion)
+	fmt.Printf("load average at start: %s\n", strings.TrimSpace(string(load)))
 	results := map[string]result{}
 	for _, rs := range sets {
 		t0 := time.Now()
-		results[rs.name()] = evaluate(rs, data, incs, n, *days)
-		fmt.Printf("%-10s evaluated in %s\n", rs.name(), time.Since(t0).Round(time.Millisecond))
+		eps, err := replay(ctx, rs, data, n, parallel)
+		if err != nil {
+			return fmt.Errorf("%s: %w", rs.name, err)
+		}
+		results[rs.name] = evaluate(rs.name, eps, data, incs, n, days)
+		fmt.Printf("%-10s evaluated in %s\n", rs.name, time.Since(t0).Round(time.Second))
 	}
-	fmt.Println()
+	load, _ = os.ReadFile("/proc/loadavg")
+	fmt.Printf("load average at end: %s\n\n", strings.TrimSpace(string(load)))
 	report(sets, results, incs)
+	return nil
+}
+
+// toSeries turns one service's per-minute counts into the counters kit
+// exports (http_server_requests_total by status class), one sample a
+// minute, none while the series is absent.
+func toSeries(svc int, d series) []backtest.Series {
+	name := svcName(svc)
+	ok := backtest.Series{Labels: labels.FromStrings("__name__", "http_server_requests_total", "service", name, "status_class", "2xx")}
+	bad := backtest.Series{Labels: labels.FromStrings("__name__", "http_server_requests_total", "service", name, "status_class", "5xx")}
+	var good, fail float64
+	for m := range d.total {
+		good += d.total[m] - d.errs[m]
+		fail += d.errs[m]
+		if !d.present[m] {
+			continue
+		}
+		t := start.Add(time.Duration(m) * time.Minute).UnixMilli()
+		ok.Samples = append(ok.Samples, backtest.Sample{T: t, V: good})
+		bad.Samples = append(bad.Samples, backtest.Sample{T: t, V: fail})
+	}
+	return []backtest.Series{ok, bad}
+}
+
+func svcName(s int) string { return fmt.Sprintf("svc%02d", s) }
+
+// replay runs one rule set over every service, each service in its own
+// Replay (its rules read only its series), parallel at most at once.
+func replay(ctx context.Context, rs ruleSet, data []series, n, parallel int) ([]episode, error) {
+	var (
+		mu   sync.Mutex
+		out  []episode
+		errs []error
+		wg   sync.WaitGroup
+		done int
+	)
+	sem := make(chan struct{}, max(1, parallel))
+	t0 := time.Now()
+	for s := range data {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			firings, err := backtest.Replay(ctx, backtest.Options{
+				RuleFiles: rs.files[s], Series: toSeries(s, data[s]),
+				From: start, To: start.Add(time.Duration(n-1) * time.Minute), Step: time.Minute,
+				Severities: []string{"page", "ticket"}, Prune: true,
+			})
+			mu.Lock()
+			defer mu.Unlock()
+			done++
+			fmt.Fprintf(os.Stderr, "\r%-10s %d/%d services replayed (%s)", rs.name, done, len(data), time.Since(t0).Round(time.Second))
+			if done == len(data) {
+				fmt.Fprintln(os.Stderr)
+			}
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", svcName(s), err))
+				return
+			}
+			for _, f := range firings {
+				out = append(out, episode{svc: s, alert: f.Alert + f.Labels["window"], severity: f.Labels["severity"],
+					start: int(f.Start.Sub(start) / time.Minute), end: int(f.End.Sub(start)/time.Minute) + 1})
+			}
+		}()
+	}
+	wg.Wait()
+	if len(errs) > 0 {
+		return nil, errs[0]
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].svc != out[j].svc {
+			return out[i].svc < out[j].svc
+		}
+		return out[i].start < out[j].start
+	})
+	return out, nil
 }
 
 // generate makes one service's 30 days: diurnal traffic, a baseline error
@@ -163,157 +297,13 @@ func binomial(rng *rand.Rand, n, p float64) float64 {
 	return n - math.Min(n, poisson(rng, n*(1-p)))
 }
 
-// window holds prefix sums of one service's counters, so every range
-// [t-w, t) costs O(1).
-type window struct {
-	tot, err, pres []float64
-}
-
-func prefix(d series) window {
-	w := window{tot: make([]float64, len(d.total)+1), err: make([]float64, len(d.total)+1), pres: make([]float64, len(d.total)+1)}
-	for i := range d.total {
-		p := 0.0
-		if d.present[i] {
-			p = 1
-			w.tot[i+1], w.err[i+1] = w.tot[i]+d.total[i], w.err[i]+d.errs[i]
-		} else {
-			w.tot[i+1], w.err[i+1] = w.tot[i], w.err[i]
-		}
-		w.pres[i+1] = w.pres[i] + p
-	}
-	return w
-}
-
-// sum returns requests and errors over the w minutes ending at t
-// (inclusive), and whether the series had any sample there.
-func (x window) sum(t, w int) (tot, errs float64, ok bool) {
-	a := max(0, t+1-w)
-	return x.tot[t+1] - x.tot[a], x.err[t+1] - x.err[a], x.pres[t+1]-x.pres[a] > 0
-}
-
-// ratio is a recorded error ratio: no value without samples or requests
-// (PromQL's 0/0 is NaN, and a comparison with NaN is false).
-func (x window) ratio(t, w int) (float64, bool) {
-	tot, errs, ok := x.sum(t, w)
-	if !ok || tot == 0 {
-		return 0, false
-	}
-	return errs / tot, true
-}
-
-// An alert is one rule's condition with `for` and `keep_firing_for`.
-type alert struct {
-	name, severity string
-	forM, keepM    int
-	cond           func(x window, t int) bool
-}
-
-type ruleSet interface {
-	name() string
-	alerts() []alert
-}
-
-type threshold struct{}
-
-func (threshold) name() string { return "threshold" }
-func (threshold) alerts() []alert {
-	return []alert{{name: "ErrorRatioHigh", severity: "page", forM: 5, cond: func(x window, t int) bool {
-		r, ok := x.ratio(t, 5)
-		return ok && r > 0.01
-	}}}
-}
-
-// sloth is the shape Sloth v0.16.0 generates (slo:sli_error:ratio_rate*
-// recordings, alerts without `for`, no traffic guard, no absent guard).
-type sloth struct{}
-
-func (sloth) name() string { return "sloth" }
-func (sloth) alerts() []alert {
-	both := func(f float64, long, short int) func(x window, t int) bool {
-		return func(x window, t int) bool {
-			l, ok1 := x.ratio(t, long)
-			s, ok2 := x.ratio(t, short)
-			return ok1 && ok2 && l > f*budget && s > f*budget
-		}
-	}
-	or := func(a, b func(window, int) bool) func(window, int) bool {
-		return func(x window, t int) bool { return a(x, t) || b(x, t) }
-	}
-	return []alert{
-		{name: "SlothPage", severity: "page", cond: or(both(14.4, 60, 5), both(6, 360, 30))},
-		{name: "SlothTicket", severity: "ticket", cond: or(both(3, day, 120), both(1, 3*day, 360))},
-	}
-}
-
-// pave is internal/alert/slo's rule file for one availability SLO with the
-// default minFailures (3).
-type pave struct{}
-
-func (pave) name() string { return "pave" }
-func (pave) alerts() []alert {
-	burn := func(f float64, long, short, keep int, sev string) alert {
-		minReq := math.Ceil(3 / (f * budget))
-		return alert{name: fmt.Sprintf("ErrorBudgetBurn/%dm", long), severity: sev, keepM: keep, cond: func(x window, t int) bool {
-			l, ok1 := x.ratio(t, long)
-			s, ok2 := x.ratio(t, short)
-			tot, _, _ := x.sum(t, long)
-			return ok1 && ok2 && l > f*budget && s > f*budget && tot >= minReq
-		}}
-	}
-	return []alert{
-		burn(14.4, 60, 5, 5, "page"),
-		burn(6, 360, 30, 10, "page"),
-		burn(1, 3*day, 360, 30, "ticket"),
-		{name: "SLOTrafficStopped", severity: "page", keepM: 5, cond: func(x window, t int) bool {
-			if t < 70 {
-				return false
-			}
-			quiet, _, ok := x.sum(t, 10)
-			before, _, _ := x.sum(t-10, 60)
-			return ok && quiet == 0 && before >= 120
-		}},
-		{name: "SLOSeriesAbsent", severity: "page", forM: 10, keepM: 10, cond: func(x window, t int) bool {
-			_, _, recent := x.sum(t, 5) // absent(): no sample within the 5m lookback
-			_, _, day1 := x.sum(t, day)
-			return !recent && day1
-		}},
-	}
-}
-
-// episode is one alert firing from start to end (minutes).
+// episode is one alert (one rule's label set) firing from start to end
+// (minutes, end exclusive).
 type episode struct {
 	svc        int
 	alert      string
 	severity   string
 	start, end int
-}
-
-func run(a alert, x window, svc, n int) []episode {
-	var out []episode
-	held, lastTrue, firing := 0, -1, false
-	var cur episode
-	for t := range n {
-		c := a.cond(x, t)
-		if c {
-			held++
-			lastTrue = t
-		} else {
-			held = 0
-		}
-		switch {
-		case !firing && c && held > a.forM:
-			firing, cur = true, episode{svc: svc, alert: a.name, severity: a.severity, start: t}
-		case firing && !c && t-lastTrue > a.keepM:
-			cur.end = t
-			out = append(out, cur)
-			firing = false
-		}
-	}
-	if firing {
-		cur.end = n
-		out = append(out, cur)
-	}
-	return out
 }
 
 type result struct {
@@ -328,18 +318,24 @@ type result struct {
 	monthly  []float64
 }
 
-const grace = 60 // an episode starting up to 1h after an incident ends belongs to it
+// grace: an episode starting up to 1h after an incident ends belongs to it.
+const grace = 60
 
-func evaluate(rs ruleSet, data []series, incs []incident, n, days int) result {
-	r := result{detected: map[int]int{}, burnt: map[int]float64{}, weeks: float64(days) / 7, monthly: make([]float64, len(data))}
+// evaluate scores the episodes: every episode (page or ticket) is one
+// notification; it is true when it starts during a must-detect incident
+// of its service or up to grace after it, false otherwise.
+func evaluate(name string, eps []episode, data []series, incs []incident, n, days int) result {
+	r := result{episodes: eps, detected: map[int]int{}, burnt: map[int]float64{}, weeks: float64(days) / 7, monthly: make([]float64, len(data))}
 	for s, d := range data {
-		x := prefix(d)
-		r.monthly[s] = budget * x.tot[n] * 30 / float64(days)
-		for _, a := range rs.alerts() {
-			r.episodes = append(r.episodes, run(a, x, s, n)...)
+		tot := 0.0
+		for m := range n {
+			if d.present[m] {
+				tot += d.total[m]
+			}
 		}
+		r.monthly[s] = budget * tot * 30 / float64(days)
 	}
-	for _, e := range r.episodes {
+	for _, e := range eps {
 		if e.severity == "page" {
 			r.pages++
 		}
@@ -361,8 +357,8 @@ func evaluate(rs ruleSet, data []series, incs []incident, n, days int) result {
 			continue
 		}
 		r.fp++
-		if os.Getenv("BENCH_DEBUG") != "" && rs.name() == "pave" {
-			fmt.Fprintf(os.Stderr, "false alert: svc %d %s %s day %.2f for %d min\n", e.svc, e.alert, e.severity, float64(e.start)/day, e.end-e.start)
+		if os.Getenv("BENCH_DEBUG") != "" {
+			fmt.Fprintf(os.Stderr, "%s false alert: %s %s %s day %.2f for %d min\n", name, svcName(e.svc), e.alert, e.severity, float64(e.start)/day, e.end-e.start)
 		}
 		for _, in := range incs {
 			if in.svc == e.svc && !mustDetect[in.kind] && e.start >= in.start && e.start < in.end+grace && e.severity == "page" {
@@ -400,17 +396,19 @@ func report(sets []ruleSet, res map[string]result, incs []incident) {
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	head := "\t"
 	for _, rs := range sets {
-		head += rs.name() + "\t"
+		head += rs.name + "\t"
 	}
 	fmt.Fprintln(tw, head+"pave ÷ sloth\t")
 	row := func(label string, f func(result) float64, format string) {
 		line := label + "\t"
 		for _, rs := range sets {
-			line += fmt.Sprintf(format, f(res[rs.name()])) + "\t"
+			line += fmt.Sprintf(format, f(res[rs.name])) + "\t"
 		}
 		p, s := f(res["pave"]), f(res["sloth"])
+		_, hasP := res["pave"]
+		_, hasS := res["sloth"]
 		ratio := "-"
-		if s != 0 && !math.IsNaN(s) && !math.IsNaN(p) && !math.IsInf(s, 0) {
+		if hasP && hasS && s != 0 && !math.IsNaN(s) && !math.IsNaN(p) && !math.IsInf(s, 0) {
 			ratio = fmt.Sprintf("%.2f", p/s)
 		}
 		fmt.Fprintln(tw, line+ratio+"\t")
@@ -419,7 +417,7 @@ func report(sets []ruleSet, res map[string]result, incs []incident) {
 		row("recall: "+string(k), func(r result) float64 { return recall(r, incs, k) }, "%.2f")
 	}
 	row("recall (all must-detect)", func(r result) float64 { return recall(r, incs, "") }, "%.2f")
-	row("precision", func(r result) float64 { return float64(r.tp) / math.Max(1, float64(r.tp+r.fp)) }, "%.3f")
+	row("precision (every page and ticket)", func(r result) float64 { return float64(r.tp) / math.Max(1, float64(r.tp+r.fp)) }, "%.3f")
 	row("precision of pages", func(r result) float64 { return float64(r.pageTP) / math.Max(1, float64(r.pages)) }, "%.3f")
 	row("false alerts (episodes)", func(r result) float64 { return float64(r.fp) }, "%.0f")
 	row("pages from blips / night noise", func(r result) float64 { return float64(r.noise) }, "%.0f")

@@ -149,3 +149,33 @@ func TestGenerateLabelsIncidents(t *testing.T) {
 		t.Error("2 days: want an error")
 	}
 }
+
+// A rule file in Sloth's layout, the alert's group before its recordings'
+// group: the replay evaluates recording-only groups first, so the alert
+// fires at the evaluation where the recorded value crosses, not one step
+// later; and a ticket counts only when Severities asks for it.
+func TestReplayRecordingsFirstAndSeverities(t *testing.T) {
+	series, from, to := parseSeries(t, `start: 2026-01-05T00:00:00Z
+interval: 1m
+input_series:
+  - series: 'errors_total{service="orders"}'
+    values: '0x10 1x10'
+`)
+	f := filepath.Join(t.TempDir(), "rules.yaml")
+	rules := "groups:\n  - name: a-alerts\n    rules:\n      - alert: Errors\n        expr: rec:errors > 0\n        labels: {severity: ticket}\n" +
+		"  - name: b-recordings\n    rules:\n      - record: rec:errors\n        expr: max(errors_total)\n"
+	if err := os.WriteFile(f, []byte(rules), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pages, err := Replay(context.Background(), Options{RuleFiles: []string{f}, Series: series, From: from, To: to, Prune: true})
+	if err != nil || len(pages) != 0 {
+		t.Fatalf("pages only: %v, %v; want no firing (the alert is a ticket)", pages, err)
+	}
+	all, err := Replay(context.Background(), Options{RuleFiles: []string{f}, Series: series, From: from, To: to, Prune: true, Severities: []string{"page", "ticket"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != 1 || !all[0].Start.Equal(from.Add(11*time.Minute)) || all[0].Labels["severity"] != "ticket" {
+		t.Fatalf("got %+v; want one ticket firing from %s, the first sample at 1", all, from.Add(11*time.Minute))
+	}
+}

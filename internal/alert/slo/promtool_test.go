@@ -294,3 +294,54 @@ func TestProbeFailurePages(t *testing.T) {
 		{at: "37m", alert: "ProbeFailing", labels: []map[string]string{probe}},
 	})
 }
+
+// A quiet night after a busy morning: two requests a minute, six of them
+// failing within five minutes. Over 6h and 30m that is 0.83% and 10%,
+// both over the 6x threshold (0.6%), and the 6h window holds 720 requests,
+// over the minimum-traffic guard (501): only the significant-burn guard
+// keeps it silent, as six failed requests are far from the 54 that half
+// of the 6x tier's share of the budget is at this service's 3-day average
+// traffic (50 requests a minute).
+func TestQuietNightFailuresDoNotPageTheSixHourTier(t *testing.T) {
+	promtoolTest(t, "1m",
+		// 6h at 600 a minute, then 2 a minute from minute 360.
+		kitSeries("0+600x360 216002+2x440", "0x760 1+1x5 6x40"),
+		[]expect{
+			{at: "770m", alert: "ErrorBudgetBurn"},
+			{at: "790m", alert: "ErrorBudgetBurn"},
+			{at: "800m", alert: "ErrorBudgetBurn"},
+		})
+}
+
+// The same quiet night with a real outage, every request failing for 45
+// minutes (90 failed requests), pages through the 6h tier once the
+// failures reach the guard's 54: the guard counts failures against the
+// usual traffic, it does not mute quiet hours. (The 1h tier's minimum
+// traffic, 209 requests an hour, keeps it out.)
+func TestQuietNightOutagePagesTheSixHourTier(t *testing.T) {
+	promtoolTest(t, "1m",
+		kitSeries("0+600x360 216002+2x400 216802x55", "0x760 2+2x44 90x10"),
+		[]expect{
+			{at: "770m", alert: "ErrorBudgetBurn"},
+			{at: "805m", alert: "ErrorBudgetBurn", labels: []map[string]string{burn("page", "6h", "availability")}},
+		})
+}
+
+// After a slow burn (2% for 6h, 16% of the budget) the 3d window stays over
+// 1x for days. A quiet night later, two failed requests in 360 lift the 6h
+// window to 0.56%, over the ticket's 0.1%: without the significant-burn
+// guard on the short window the ticket would re-open every quiet night;
+// with it the ticket stays closed (two failures against the 108 that half
+// the tier's share is at the service's usual traffic).
+func TestTicketDoesNotReopenOnQuietNightsAfterASlowBurn(t *testing.T) {
+	promtoolTest(t, "10m",
+		// 10-minute steps: 3 days at 6000, 6h of burn (5880 good, 120
+		// failed), 6h at 6000, then a night at 10 with 2 failures at 3d17h10m.
+		kitSeries("0+6000x432 2597880+5880x35 2809680+6000x35 3019690+10x35", "0x432 120+120x35 4320x65 4322x6"),
+		[]expect{
+			// (no 5m window at 10-minute steps, so no 1h page here)
+			{at: "3d4h40m", alert: "ErrorBudgetBurn", labels: []map[string]string{burn("page", "6h", "availability"), burn("ticket", "3d", "availability")}},
+			{at: "3d17h30m", alert: "ErrorBudgetBurn"},
+			{at: "3d18h", alert: "ErrorBudgetBurn"},
+		})
+}

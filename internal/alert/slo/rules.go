@@ -67,6 +67,27 @@ func minRequests(minFailures int, factor, budget float64) float64 {
 	return math.Ceil(float64(minFailures) / (factor * budget))
 }
 
+// averageWindow is the window whose request rate stands for the service's
+// usual traffic in the significant-burn guard.
+const averageWindow = "3d"
+
+// significantShare is the significant-burn guard: each window of a tier
+// must hold at least this share of the failed requests the tier stands for
+// at the service's usual traffic, i.e.
+//
+//	failed requests/s over W >= significantShare × factor × budget × requests/s over 3d
+//
+// The Workbook's tiers mean a share of the 30-day budget (14.4x over 1h is
+// 2% of it) only when traffic is steady; a quiet night with one request a
+// minute crosses 6x over 6h with three failed requests, 0.2% of a month's
+// budget. Counting failures against the usual traffic keeps that silent,
+// while a busy hour, at or above the 3-day average, passes the guard as
+// soon as it passes the ratio (the half leaves room for a burn in a
+// slower-than-average hour). Applied to the short window too, it keeps a
+// ticket whose 3d window still holds an old burn from re-opening on each
+// quiet night's few failures.
+const significantShare = 0.5
+
 // sli names the series an objective is computed from.
 type sli struct {
 	kind   string // availability or latency
@@ -166,7 +187,8 @@ func sloRules(svc Service) []rulefmt.Rule {
 				Expr: ratioRecord + b.Long + sel + " > " + num(threshold) + "\nand\n" +
 					ratioRecord + b.Short + sel + " > " + num(threshold) + "\nand\n" +
 					"# minimum traffic: " + num(n) + " requests in " + b.Long + "\n" +
-					requestsRecord + b.Long + sel + " >= " + num(round(n/longSecs)),
+					requestsRecord + b.Long + sel + " >= " + num(round(n/longSecs)) +
+					significantBurn(sel, threshold, b.Long, b.Short),
 				KeepFiringFor: model.Duration(b.KeepFiringFor),
 				Labels:        labels("severity", b.Severity, "window", b.Long),
 				Annotations: links(svc, map[string]string{
@@ -205,6 +227,24 @@ func sloRules(svc Service) []rulefmt.Rule {
 			})
 	}
 	return rules
+}
+
+// significantBurn renders the significant-burn guard (significantShare)
+// for both windows of a tier; the long window of the ticket tier is the
+// average window itself, where the guard is implied by the ratio.
+func significantBurn(sel string, threshold float64, long, short string) string {
+	out := "\nand\n# significant burn: failed requests reach half the tier's share of the budget at the " + averageWindow + " average traffic\n"
+	for i, w := range []string{long, short} {
+		if w == averageWindow {
+			continue
+		}
+		if i > 0 && long != averageWindow {
+			out += "\nand\n"
+		}
+		out += ratioRecord + w + sel + " * " + requestsRecord + w + sel +
+			" >= " + num(round(significantShare*threshold)) + " * " + requestsRecord + averageWindow + sel
+	}
+	return out
 }
 
 func probeRules(svc Service) []rulefmt.Rule {
