@@ -267,7 +267,6 @@ func between(s, from, to string) string {
 // releases a healthy v2 (promoted) and a v3 with a regression on one route
 // (rolled back), and leaves no process behind.
 func TestDemo(t *testing.T) {
-	t.Parallel()
 	if testing.Short() {
 		t.Skip("the demo takes about a minute; run without -short")
 	}
