@@ -29,6 +29,7 @@ import (
 // one's does not and says how long the judges should take. The releases
 // page shows the same in Chromium (test/e2e/release-forecast.mjs).
 func TestReleaseForecastWarnsLowTrafficUpFront(t *testing.T) {
+	t.Parallel() // its own pave up, ports and directories; it mostly waits
 	if testing.Short() {
 		t.Skip("builds examples/hello and runs two services under load; run without -short")
 	}

@@ -19,6 +19,7 @@ import (
 // summed over versions and clusters, an edge's cluster:NAME versions left
 // out.
 func TestMetricsTrafficMeasuresEachSeriesOverItsSpan(t *testing.T) {
+	t.Parallel() // its own pave up, ports and directories; it mostly waits
 	opts := tsdb.DefaultOptions()
 	db, err := tsdb.Open(filepath.Join(t.TempDir(), "tsdb"), slog.New(slog.DiscardHandler), nil, opts, nil)
 	if err != nil {

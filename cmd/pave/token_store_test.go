@@ -14,6 +14,7 @@ import (
 // --data-dir; the token authenticates against a `pave up` (requiring
 // tokens) on the same database, and a wrong one does not.
 func TestTokenCreateOnPostgres(t *testing.T) {
+	t.Parallel() // its own pave up, ports and directories; it mostly waits
 	pg := pgtest.New(t)
 	url := pg.Database(t)
 	up := startUp(t, t.TempDir(), "--state-store", url, "--require-auth")

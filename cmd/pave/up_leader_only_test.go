@@ -74,6 +74,7 @@ func waitFor(t *testing.T, what string, d time.Duration, ok func() bool) {
 // and its own carry the same group key, the receiver's de-duplication
 // key), and it alone starts the pool's runners again.
 func TestUpLeaderOnlyAlertsAndRunners(t *testing.T) {
+	t.Parallel() // its own pave up, ports and directories; it mostly waits
 	pg := pgtest.New(t)
 	url := pg.Database(t)
 	hook := &webhookReceiver{}

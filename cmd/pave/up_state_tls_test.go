@@ -11,6 +11,7 @@ import (
 // sslmode=verify-full and sslrootcert; under a wrong CA it stops at once,
 // naming the setting and sslrootcert, never the password.
 func TestUpStateStoreTLS(t *testing.T) {
+	t.Parallel() // its own pave up, ports and directories; it mostly waits
 	pg := pgtest.NewWith(t, pgtest.Options{TLS: true})
 	url := pg.Database(t)
 	up := startUp(t, t.TempDir(), "--state-store", url)
