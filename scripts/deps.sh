@@ -74,7 +74,9 @@ go_tool kustomize sigs.k8s.io/kustomize/kustomize/v5@v5.8.1
 go_tool govulncheck golang.org/x/vuln/cmd/govulncheck@v1.9.0
 # Sloth (Apache-2.0), the peer of bench/alerting: the bench runs
 # `sloth generate` on the same SLOs and replays the rules it writes.
-go_tool sloth github.com/slok/sloth/cmd/sloth@v0.16.0
+# Built in the background like the other peers: only the bench needs it.
+( go_tool sloth github.com/slok/sloth/cmd/sloth@v0.16.0 ) &
+sloth_pid=$!
 # go-tool-cache, the peer of bench/buildcache (a GOCACHEPROG client and its
 # production server); built in the background, in parallel with the rest.
 GO_TOOL_CACHE=github.com/bradfitz/go-tool-cache@v0.0.0-20260722201841-0bb331e19f64
@@ -133,3 +135,4 @@ PAVE_TOOLS="$PAVE_TOOLS" bash scripts/kube-apiserver.sh >/dev/null
 wait "$go_tool_cache_pid" # go-tool-cache (the bench/buildcache peer)
 wait "$registry_pid" # distribution registry (pave build tests)
 wait "$victorialogs_pid" # VictoriaLogs (telemetry-store: victorialogs:// tests)
+wait "$sloth_pid" # Sloth (the bench/alerting peer)

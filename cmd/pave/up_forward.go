@@ -66,6 +66,13 @@ func forwardToLeader(next http.Handler, el *leader.Elector, cfg config.Config, l
 			next.ServeHTTP(w, r)
 			return
 		}
+		// The front door first: the leader would see its own Host, not
+		// the one this replica was asked under (DNS rebinding).
+		if front, ok := next.(interface {
+			AdmitFront(http.ResponseWriter, *http.Request) bool
+		}); ok && !front.AdmitFront(w, r) {
+			return
+		}
 		if by := r.Header.Get(forwardedHeader); by != "" {
 			unavailable(w, fmt.Sprintf("forwarded by replica %s, but this replica does not lead either (the leadership is changing): retry", by))
 			return

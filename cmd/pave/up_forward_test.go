@@ -1,9 +1,19 @@
 package main
 
 import (
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/pave-platform/pave/internal/config"
+	"github.com/pave-platform/pave/internal/leader"
+	"github.com/pave-platform/pave/internal/server"
+	"github.com/pave-platform/pave/internal/state"
 )
 
 // The routes a standby forwards are the leader-only components' and no
@@ -49,6 +59,29 @@ func TestTermRegisterer(t *testing.T) {
 		tr.unregister()
 		if mfs, _ := reg.Gather(); len(mfs) != 0 {
 			t.Fatalf("term %d: %d metric families left after the term", term, len(mfs))
+		}
+	}
+}
+
+// A standby applies its own front door before forwarding: the leader sees
+// its own Host on the forwarded request, so a rebinding name must be
+// refused here (421), while a request under a name of this server goes on
+// to the forwarding, which answers 503 with no leader to reach.
+func TestStandbyRefusesAForeignHostBeforeForwarding(t *testing.T) {
+	st, err := state.OpenSQLite(filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	el := leader.New(st, leader.Options{TTL: 3 * time.Second}) // never started: a standby
+	srv := server.New(server.Options{Open: true, Log: slog.New(slog.DiscardHandler)})
+	h := forwardToLeader(srv, el, config.Default(), slog.New(slog.DiscardHandler))
+	for host, want := range map[string]int{"evil.example:7070": http.StatusMisdirectedRequest, "127.0.0.1:7070": http.StatusServiceUnavailable} {
+		req := httptest.NewRequest(http.MethodGet, "http://"+host+"/api/v1/alerts", nil)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != want {
+			t.Errorf("Host %s: status %d, want %d: %s", host, rec.Code, want, rec.Body)
 		}
 	}
 }

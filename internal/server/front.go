@@ -139,10 +139,7 @@ func sameOrigin(r *http.Request) error {
 
 // ServeHTTP checks the front door, bounds the body, then routes.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if fe := s.checkFront(r); fe != nil {
-		s.log.Warn("api request refused at the front door", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr,
-			"host", r.Host, "origin", r.Header.Get("Origin"), "status", fe.status, "reason", fe.reason)
-		WriteError(w, fe.status, errors.New(fe.reason))
+	if !s.AdmitFront(w, r) {
 		return
 	}
 	if r.Body != nil && r.Body != http.NoBody {
@@ -153,4 +150,19 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_ = http.NewResponseController(w).SetWriteDeadline(time.Time{})
 	}
 	s.mux.ServeHTTP(w, r)
+}
+
+// AdmitFront applies the front door (a foreign Host, a cross-site change)
+// and answers the refusal itself; it reports whether r may go on. Handlers
+// that serve a request elsewhere, as a standby forwarding to the leader
+// does, call it first: the forwarded request carries the leader's Host.
+func (s *Server) AdmitFront(w http.ResponseWriter, r *http.Request) bool {
+	fe := s.checkFront(r)
+	if fe == nil {
+		return true
+	}
+	s.log.Warn("api request refused at the front door", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr,
+		"host", r.Host, "origin", r.Header.Get("Origin"), "status", fe.status, "reason", fe.reason)
+	WriteError(w, fe.status, errors.New(fe.reason))
+	return false
 }
