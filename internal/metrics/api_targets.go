@@ -8,8 +8,6 @@ import (
 	"time"
 
 	"github.com/prometheus/common/model"
-	"github.com/prometheus/prometheus/model/labels"
-	"github.com/prometheus/prometheus/scrape"
 )
 
 // TargetStatus is one target of /api/v1/targets, in Prometheus' shape.
@@ -37,22 +35,22 @@ type TargetsData struct {
 // pool and URL.
 func (s *Store) Targets() []TargetStatus {
 	out := []TargetStatus{}
-	b := labels.NewBuilder(labels.EmptyLabels())
-	for pool, ts := range s.scrape.TargetsActive() {
+	for pool, ts := range s.scrape.active() {
 		for _, t := range ts {
+			health, err, last, d := t.status()
 			st := TargetStatus{
-				DiscoveredLabels: t.DiscoveredLabels(b).Map(),
-				Labels:           t.Labels(b).Map(),
-				ScrapePool:       pool,
-				ScrapeURL:        t.URL().String(),
-				LastScrape:       t.LastScrape(),
-				Health:           string(t.Health()),
-				ScrapeInterval:   t.GetValue(model.ScrapeIntervalLabel),
-				ScrapeTimeout:    t.GetValue(model.ScrapeTimeoutLabel),
+				DiscoveredLabels:   t.discovered.Map(),
+				Labels:             t.labels.Map(),
+				ScrapePool:         pool,
+				ScrapeURL:          t.url,
+				GlobalURL:          t.url,
+				LastScrape:         last,
+				LastScrapeDuration: d.Seconds(),
+				Health:             health,
+				ScrapeInterval:     t.discovered.Get(model.ScrapeIntervalLabel),
+				ScrapeTimeout:      t.discovered.Get(model.ScrapeTimeoutLabel),
 			}
-			st.GlobalURL = st.ScrapeURL
-			st.LastScrapeDuration = t.LastScrapeDuration().Seconds()
-			if err := t.LastError(); err != nil {
+			if err != nil {
 				st.LastError = err.Error()
 			}
 			out = append(out, st)
@@ -115,17 +113,9 @@ func (s *Store) metadata(w http.ResponseWriter, r *http.Request) {
 	}
 	only := r.FormValue("metric")
 	out := map[string][]metadataEntry{}
-	for _, ts := range s.scrape.TargetsActive() {
+	for _, ts := range s.scrape.active() {
 		for _, t := range ts {
-			var mds []scrape.MetricMetadata
-			if only != "" {
-				if md, ok := t.GetMetadata(only); ok {
-					mds = append(mds, md)
-				}
-			} else {
-				mds = t.ListMetadata()
-			}
-			for _, md := range mds {
+			for _, md := range t.metadata(only) {
 				e := metadataEntry{Type: string(md.Type), Help: md.Help, Unit: md.Unit}
 				list := out[md.MetricFamily]
 				if slices.Contains(list, e) || (perMetric > 0 && len(list) >= perMetric) {

@@ -4,9 +4,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
-	"time"
 
-	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/config"
 	"sigs.k8s.io/yaml"
 )
@@ -18,24 +16,12 @@ const (
 	JobPave     = "pave"     // the control plane itself
 )
 
-// promConfig is the prometheus.yml these options amount to, parsed and
-// validated by Prometheus' own loader so every default (queue sizes,
-// backoff, scrape protocols) is Prometheus'.
+// promConfig is the prometheus.yml of the remote-write queues these
+// options amount to, parsed and validated by Prometheus' own loader so
+// every default (queue sizes, backoff) is Prometheus'. Scraping is the
+// store's own loop (scrape.go), with Prometheus' scrape defaults.
 func (o Options) promConfig() (*config.Config, error) {
-	timeout := min(o.ScrapeInterval, 10*time.Second)
-	job := func(name string, honor bool) map[string]any {
-		return map[string]any{
-			"job_name": name, "honor_labels": honor, "sample_limit": o.SampleLimit,
-			"scrape_interval": model.Duration(o.ScrapeInterval).String(), "scrape_timeout": model.Duration(timeout).String(),
-		}
-	}
-	doc := map[string]any{
-		"global": map[string]any{"scrape_interval": model.Duration(o.ScrapeInterval).String(), "scrape_timeout": model.Duration(timeout).String()},
-		// A kit service labels its series with its own version; honouring
-		// it keeps the name `version` (not exported_version) for the
-		// dashboard. Pave's own targets keep the labels Pave sets.
-		"scrape_configs": []any{job(JobServices, true), job(JobGateway, false), job(JobPave, false)},
-	}
+	doc := map[string]any{}
 	var rw []any
 	for i, u := range o.RemoteWrite {
 		if err := CheckRemoteWriteURL(u); err != nil {

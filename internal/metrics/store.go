@@ -1,14 +1,15 @@
 // Package metrics is Pave's embedded Prometheus-compatible metrics store:
 // it scrapes every running instance, the gateways and Pave itself with
-// Prometheus' own scrape manager, keeps the series in a Prometheus TSDB
+// Prometheus' own parsers, keeps the series in a Prometheus TSDB
 // (WAL, head compaction, retention by time and size), forwards them to
 // remote-write receivers with Prometheus' queue manager, and answers the
 // Prometheus HTTP API with the real PromQL engine.
 //
-// Nothing here is a re-implementation: the store is the composition of
-// tsdb, scrape, storage/remote and promql, configured the way a
-// prometheus.yml would configure them. What Pave adds is where the
-// targets come from (the runtime) and the JSON of the HTTP API.
+// The store is the composition of tsdb, textparse, storage/remote and
+// promql, configured the way a prometheus.yml would configure them. What
+// Pave adds is where the targets come from (the runtime), the JSON of the
+// HTTP API, and the scrape loop (scrape.go): Prometheus' semantics
+// without the tracing its scrape package wraps every scrape in.
 package metrics
 
 import (
@@ -23,7 +24,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/prometheus/promql"
-	"github.com/prometheus/prometheus/scrape"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/storage/remote"
 	"github.com/prometheus/prometheus/tsdb"
@@ -105,11 +105,10 @@ type Store struct {
 	engine  *promql.Engine
 	tracker *promql.ActiveQueryTracker
 	remote  *remote.Storage
-	scrape  *scrape.Manager
+	scrape  *scraper
 	// Registry holds the store's own metrics (tsdb, scrape, remote write,
 	// engine) and Pave's process metrics: the "pave" job scrapes it.
 	Registry *prometheus.Registry
-	targets  *targetSets
 	lost     *lossCounter
 }
 
@@ -130,7 +129,7 @@ func Open(o Options) (*Store, error) {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	s := &Store{opts: o, log: o.Log, Registry: reg, targets: newTargetSets()}
+	s := &Store{opts: o, log: o.Log, Registry: reg}
 
 	dbOpts := tsdb.DefaultOptions()
 	dbOpts.RetentionDuration = o.Retention.Milliseconds()
@@ -181,23 +180,17 @@ func Open(o Options) (*Store, error) {
 	s.db.SetWriteNotified(s.remote)
 
 	quietTracing()
-	s.scrape, err = scrape.NewManager(&scrape.Options{}, o.Log.With("component", "scrape"), nil,
-		nil, o.sink(s.db, s.remote), reg)
-	if err != nil {
-		s.closeAll()
-		return nil, fmt.Errorf("metrics: scrape manager: %w", err)
-	}
-	if err := s.scrape.ApplyConfig(cfg); err != nil {
-		s.closeAll()
-		return nil, fmt.Errorf("metrics: scrape config: %w", err)
-	}
+	s.scrape = newScraper(o, o.sink(s.db, s.remote), reg)
 	return s, nil
 }
 
 // Run scrapes until ctx ends.
 func (s *Store) Run(ctx context.Context) error {
-	done := make(chan error, 1)
-	go func() { done <- s.scrape.Run(s.targets.updates) }()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.scrape.run(ctx)
+	}()
 	// The loss counter follows the queues' counters with a Gather of the
 	// whole registry every lossPoll; without queues there is nothing to
 	// follow, and bench/metrics measured that Gather at about a tenth of
@@ -207,9 +200,8 @@ func (s *Store) Run(ctx context.Context) error {
 		defer stopLoss()
 		go s.lost.run(lossCtx)
 	}
-	<-ctx.Done()
-	s.scrape.Stop()
-	return <-done
+	<-done
+	return nil
 }
 
 // sink is where scrapes append: the TSDB, and the remote-write queues
@@ -227,11 +219,11 @@ func (o Options) sink(db *tsdb.DB, rw *remote.Storage) storage.AppendableV2 {
 
 // quietTracing installs OpenTelemetry's no-op tracer provider when no
 // provider was installed (the control plane exports no traces of its
-// own). Prometheus' scraper wraps every scrape in otelhttp and starts a
-// span for it; with nothing installed, the global stand-in still builds a
-// span, a context and an httptrace hook set per scrape in case a provider
-// comes later: bench/metrics found that a few percent of the store's CPU,
-// which Prometheus 2.42 (without that wrapper) does not spend. A provider
+// own). Prometheus' remote-write client wraps every request in otelhttp;
+// with nothing installed, the global stand-in still builds a span, a
+// context and an httptrace hook set per request in case a provider comes
+// later (bench/metrics found that a few percent of the store's CPU when
+// Prometheus' scrape package did the same per scrape). A provider
 // installed later still takes over for tracers created after it.
 func quietTracing() {
 	if fmt.Sprintf("%T", otel.GetTracerProvider()) == "*global.tracerProvider" {
