@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -94,8 +95,15 @@ func newScrapeTransport() *http.Transport {
 // keep running (and their caches), new ones start, gone ones stop and
 // mark their series stale.
 func (s *scraper) setTargets(job string, ts []Target) {
+	ts = slices.Clone(ts)
+	slices.SortFunc(ts, func(a, b Target) int { return strings.Compare(a.Address+a.Path, b.Address+b.Path) })
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if old, ok := s.want[job]; ok && slices.EqualFunc(old, ts, func(a, b Target) bool {
+		return a.Address == b.Address && a.Path == b.Path && maps.Equal(a.Labels, b.Labels)
+	}) {
+		return // a poll that changed nothing
+	}
 	s.want[job] = ts
 	if s.ctx != nil {
 		s.sync(job)
