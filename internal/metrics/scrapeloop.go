@@ -184,6 +184,9 @@ func (l *scrapeLoop) scrapeAndReport(ts time.Time) {
 	defer bodies.Put(buf)
 
 	contentType, scrapeErr := l.fetch(buf)
+	if scrapeErr != nil && l.s.ctx.Err() != nil {
+		return // Pave is stopping: the target is not down, record nothing
+	}
 	var b []byte
 	if scrapeErr == nil {
 		b = buf.Bytes()
@@ -223,9 +226,10 @@ func (l *scrapeLoop) scrapeAndReport(ts time.Time) {
 }
 
 // fetch GETs the target into buf within the scrape timeout, decoding
-// gzip, and returns the Content-Type.
+// gzip, and returns the Content-Type. A scrape in flight when its target
+// is removed finishes (as in Prometheus); Pave stopping ends it.
 func (l *scrapeLoop) fetch(buf *bytes.Buffer) (string, error) {
-	ctx, cancel := context.WithTimeout(l.ctx, l.s.timeout)
+	ctx, cancel := context.WithTimeout(l.s.ctx, l.s.timeout)
 	defer cancel()
 	resp, err := l.s.client.Do(l.req.WithContext(ctx))
 	if err != nil {

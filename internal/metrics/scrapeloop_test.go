@@ -449,3 +449,34 @@ func FuzzScrapeAppend(f *testing.F) {
 		}
 	})
 }
+
+// TestScrapeLoopShutdownRecordsNothing: a scrape in flight when Pave
+// stops is not a target that went down: no up 0, no stale markers.
+func TestScrapeLoopShutdownRecordsNothing(t *testing.T) {
+	s, rec := newTestScraper(t, Options{ScrapeInterval: time.Minute})
+	ctx, cancel := context.WithCancel(context.Background())
+	s.ctx = ctx
+	started := make(chan struct{})
+	hang := http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
+		close(started)
+		<-r.Context().Done()
+	})
+	l := testLoop(t, s, JobGateway, hang, nil)
+	done := make(chan struct{})
+	go func() { l.scrapeAndReport(time.Now()); close(done) }()
+	<-started
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the scrape outlived the shutdown")
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if len(rec.commits) != 0 {
+		t.Errorf("a shutdown recorded %v", rec.commits)
+	}
+	if health, _, _, _ := l.target.status(); health != "unknown" {
+		t.Errorf("health after a shutdown mid-scrape: %s", health)
+	}
+}
