@@ -203,8 +203,8 @@ func kitSeries(total, errors string) []series {
 // A total failure after seven healthy hours pages within the Workbook's
 // detection time for 14.4x over 1h (0.0144 h = 52 s at 100% errors), i.e.
 // at the first evaluation after the first failed minute. The 6x page needs
-// 0.6% of 6h (2.2 min of errors) and follows. The ticket does not: seven
-// hours of history do not cover its 3d window (the coverage guard).
+// 0.6% of 6h (2.2 min of errors) and follows. The ticket does not: it
+// waits for a day of history (the coverage guard).
 func TestFastBurnPages(t *testing.T) {
 	promtoolTest(t, "1m",
 		kitSeries("0+600x420 252000x30", "0x420 600+600x30"),
@@ -222,7 +222,7 @@ func TestFastBurnPages(t *testing.T) {
 // the significant-burn guard compares with a 3-day average diluted by the
 // days that are not there. Without the coverage guard the ticket fires
 // for six failed requests, 0.003% of a month's budget at this traffic;
-// with it the ticket waits for the series to cover its window.
+// with it the ticket waits for a day of history.
 func TestNewServiceFirstNightDoesNotTicket(t *testing.T) {
 	promtoolTest(t, "1m",
 		kitSeries("0+8x360 2980+100x89", "0x59 1x59 2x59 3x59 4x59 5x29 6x89"),
@@ -230,6 +230,18 @@ func TestNewServiceFirstNightDoesNotTicket(t *testing.T) {
 			{at: "365m", alert: "ErrorBudgetBurn"},
 			{at: "380m", alert: "ErrorBudgetBurn"},
 			{at: "400m", alert: "ErrorBudgetBurn"},
+		})
+}
+
+// A service one day and six hours old burns at 5x the allowed rate: once
+// its day of history is there the ticket judges the window it has, and
+// fires when the 3d ratio crosses 0.1% (7.5 hours into the burn).
+func TestSecondDaySlowBurnTickets(t *testing.T) {
+	promtoolTest(t, "10m",
+		kitSeries("0+6000x240", "0x180 30+30x60"),
+		[]expect{
+			{at: "1d12h", alert: "ErrorBudgetBurn"},
+			{at: "1d16h", alert: "ErrorBudgetBurn", labels: []map[string]string{burn("ticket", "3d", "availability")}},
 		})
 }
 

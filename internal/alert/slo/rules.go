@@ -27,9 +27,9 @@ type Burn struct {
 	// KeepFiringFor holds the alert through a short dip under the threshold
 	// so a burn that wobbles pages once.
 	KeepFiringFor time.Duration
-	// Covered: the tier judges its long window only once the service's
-	// series cover it (see coverage).
-	Covered bool
+	// MinHistory: the tier judges its long window only once the
+	// service's series are this old (see coverage); 0 for no such guard.
+	MinHistory time.Duration
 }
 
 // Burns: page on 14.4x over 1h and 5m (2% of the budget in an hour) and 6x
@@ -38,7 +38,7 @@ type Burn struct {
 var Burns = []Burn{
 	{Severity: "page", Factor: 14.4, Long: "1h", Short: "5m", KeepFiringFor: 5 * time.Minute},
 	{Severity: "page", Factor: 6, Long: "6h", Short: "30m", KeepFiringFor: 10 * time.Minute},
-	{Severity: "ticket", Factor: 1, Long: "3d", Short: "6h", KeepFiringFor: 30 * time.Minute, Covered: true},
+	{Severity: "ticket", Factor: 1, Long: "3d", Short: "6h", KeepFiringFor: 30 * time.Minute, MinHistory: 24 * time.Hour},
 }
 
 // windows are the ranges the recording rules keep, shortest first.
@@ -251,28 +251,28 @@ func significantBurn(sel string, threshold float64, long, short string) string {
 	return out
 }
 
-// coverage renders the coverage guard of a Covered tier: the service had
-// samples in the first short window of the long one, i.e. its series are
-// at least long - short old.
+// coverage renders the coverage guard of a tier with MinHistory: the
+// service had samples in the short window that ends MinHistory ago, i.e.
+// its series are at least MinHistory old.
 //
 // A window that its data does not cover yet says less than the tier
 // claims. On a new service's first morning the 3d window holds one quiet
 // night: three failures among its few thousand requests are over 1x
 // (0.1%), though they are a few thousandths of the month's budget, and the
 // 3-day average traffic of the significant-burn guard is diluted by the
-// days that are not there. The 1x ticket stands for 10% of the budget in 3
-// days, a statement about days of traffic; until they exist the two pages,
-// whose windows fill within hours, watch the service (every burn over 6x
-// pages). Any series of the service counts, so instances that come and go
-// with releases do not reset it.
+// days that are not there. The ticket waits for a day of history, the
+// shortest that holds a whole daily cycle (busy hours, not one night);
+// meanwhile the two pages, whose windows fill within hours, watch the
+// service, and every burn over 6x pages. Waiting for all three days would
+// leave a new service without tickets that long and turn a burn of its
+// first days into a ticket days late. Any series of the service counts,
+// so instances that come and go with releases do not reset it.
 func coverage(b Burn, total string) string {
-	if !b.Covered {
+	if b.MinHistory == 0 {
 		return ""
 	}
-	short := time.Duration(mustDuration(b.Short))
-	offset := model.Duration(time.Duration(mustDuration(b.Long)) - short)
-	return "\nand on()\n# coverage: the " + b.Long + " window holds data from its first " + b.Short + "\n" +
-		"count(present_over_time(" + total + "[" + b.Short + "] offset " + offset.String() + ")) > 0"
+	return "\nand on()\n# coverage: the service's series are at least " + model.Duration(b.MinHistory).String() + " old\n" +
+		"count(present_over_time(" + total + "[" + b.Short + "] offset " + model.Duration(b.MinHistory).String() + ")) > 0"
 }
 
 func probeRules(svc Service) []rulefmt.Rule {
