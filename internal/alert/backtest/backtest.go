@@ -48,6 +48,12 @@ type Options struct {
 	// Prune drops recording rules no alerting rule reads (directly or
 	// through other recordings): they cannot change what pages.
 	Prune bool
+	// Stepwise evaluates every group with rules.Group.Eval at every step,
+	// as Prometheus' rules manager does, instead of one range query per
+	// rule over the whole history (see evalRange). It is much slower and
+	// gives the same firings; the range evaluation is tested against it,
+	// and falls back to it for rule sets it cannot evaluate exactly.
+	Stepwise bool
 }
 
 // Firing is one contiguous interval an alert fired.
@@ -85,7 +91,10 @@ func Replay(ctx context.Context, o Options) ([]Firing, error) {
 	}
 	opts := tsdb.DefaultOptions()
 	// One head block for the whole history: no compaction while replaying.
-	span := o.To.Sub(o.From) + 31*24*time.Hour
+	// The head takes samples down to half its block span before its
+	// newest one, and the series reach To before the first recording is
+	// written at From: twice the history, and a month for what precedes it.
+	span := 2 * (o.To.Sub(o.From) + 31*24*time.Hour)
 	opts.MinBlockDuration = span.Milliseconds()
 	opts.MaxBlockDuration = span.Milliseconds()
 	opts.RetentionDuration = 0
@@ -111,7 +120,9 @@ func Replay(ctx context.Context, o Options) ([]Firing, error) {
 		defer ro.Close()
 		st = storage.NewFanout(slog.New(slog.DiscardHandler), db, readOnly{ro})
 	}
-	engine := promql.NewEngine(promql.EngineOpts{MaxSamples: 50_000_000, Timeout: time.Minute, LookbackDelta: 5 * time.Minute})
+	// A range query spans the whole history: no per-query timeout (ctx
+	// stops a replay).
+	engine := promql.NewEngine(promql.EngineOpts{MaxSamples: 50_000_000, Timeout: 24 * time.Hour, LookbackDelta: 5 * time.Minute})
 	defer engine.Close()
 	mgr := rules.NewManager(&rules.ManagerOptions{
 		QueryFunc: rules.EngineQueryFunc(engine, st), AppendableV2: st, Queryable: st,
@@ -126,16 +137,7 @@ func Replay(ctx context.Context, o Options) ([]Firing, error) {
 	for _, g := range groupMap {
 		groups = append(groups, g)
 	}
-	// Groups of recording rules only first, so alerts read the ratios of
-	// the same evaluation (Sloth puts recordings and alerts in separate
-	// groups; Prometheus staggers groups within the interval, so this is
-	// the most favourable timing, not an added minute of lag).
-	sort.Slice(groups, func(i, j int) bool {
-		if ai, aj := hasAlerts(groups[i]), hasAlerts(groups[j]); ai != aj {
-			return aj
-		}
-		return groups[i].File()+groups[i].Name() < groups[j].File()+groups[j].Name()
-	})
+	sortGroups(groups)
 	for _, g := range groups {
 		for _, r := range g.Rules() {
 			if ar, ok := r.(*rules.AlertingRule); ok {
@@ -143,48 +145,55 @@ func Replay(ctx context.Context, o Options) ([]Firing, error) {
 			}
 		}
 	}
-	open := map[string]*Firing{}
-	var done []Firing
-	for ts := o.From; !ts.After(o.To); ts = ts.Add(o.Step) {
+	steps := int(o.To.Sub(o.From)/o.Step) + 1
+	if !o.Stepwise {
+		if why := rangeable(groups); why == "" {
+			fired, err := evalRange(ctx, engine, st, groups, o.From, o.Step, steps, o.Severities)
+			if err == nil {
+				return fired.firings(o.From, o.Step), nil
+			}
+			if !errors.Is(err, errNeedSteps) {
+				return nil, err
+			}
+			// A range query failed where an instant query may fail at
+			// a few steps only (duplicate series, say): start again
+			// stepwise on fresh rules and storage.
+			o.Stepwise = true
+			return Replay(ctx, o)
+		}
+	}
+	fired := newFiredSet(steps)
+	for i := range steps {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
+		ts := o.From.Add(time.Duration(i) * o.Step)
 		for _, g := range groups {
 			g.Eval(ctx, ts)
 		}
-		seen := map[string]bool{}
 		for _, g := range groups {
 			for _, r := range g.Rules() {
-				ar, ok := r.(*rules.AlertingRule)
-				if !ok {
-					continue
-				}
-				for _, a := range ar.ActiveAlerts() {
-					if a.State != rules.StateFiring || !slices.Contains(o.Severities, a.Labels.Get("severity")) {
-						continue
-					}
-					k := a.Labels.String()
-					seen[k] = true
-					if f, ok := open[k]; ok {
-						f.End = ts
-						continue
-					}
-					open[k] = &Firing{Alert: ar.Name(), Labels: a.Labels.Map(), Start: ts, End: ts, Service: a.Labels.Get("service")}
+				if ar, ok := r.(*rules.AlertingRule); ok {
+					fired.mark(ar, i, o.Severities)
 				}
 			}
 		}
-		for k, f := range open {
-			if !seen[k] {
-				done = append(done, *f)
-				delete(open, k)
-			}
+	}
+	return fired.firings(o.From, o.Step), nil
+}
+
+// sortGroups orders groups as a replay evaluates them at each step: groups
+// of recording rules only first, so alerts read the ratios of the same
+// evaluation (Sloth puts recordings and alerts in separate groups;
+// Prometheus staggers groups within the interval, so this is the most
+// favourable timing, not an added step of lag), then by file and name.
+func sortGroups(groups []*rules.Group) {
+	sort.Slice(groups, func(i, j int) bool {
+		if ai, aj := hasAlerts(groups[i]), hasAlerts(groups[j]); ai != aj {
+			return aj
 		}
-	}
-	for _, f := range open {
-		done = append(done, *f)
-	}
-	sort.Slice(done, func(i, j int) bool { return done[i].Start.Before(done[j].Start) })
-	return done, nil
+		return groups[i].File()+groups[i].Name() < groups[j].File()+groups[j].Name()
+	})
 }
 
 func hasAlerts(g *rules.Group) bool {

@@ -27,6 +27,9 @@ type Burn struct {
 	// KeepFiringFor holds the alert through a short dip under the threshold
 	// so a burn that wobbles pages once.
 	KeepFiringFor time.Duration
+	// MinHistory: the tier judges its long window only once the
+	// service's series are this old (see coverage); 0 for no such guard.
+	MinHistory time.Duration
 }
 
 // Burns: page on 14.4x over 1h and 5m (2% of the budget in an hour) and 6x
@@ -35,7 +38,7 @@ type Burn struct {
 var Burns = []Burn{
 	{Severity: "page", Factor: 14.4, Long: "1h", Short: "5m", KeepFiringFor: 5 * time.Minute},
 	{Severity: "page", Factor: 6, Long: "6h", Short: "30m", KeepFiringFor: 10 * time.Minute},
-	{Severity: "ticket", Factor: 1, Long: "3d", Short: "6h", KeepFiringFor: 30 * time.Minute},
+	{Severity: "ticket", Factor: 1, Long: "3d", Short: "6h", KeepFiringFor: 30 * time.Minute, MinHistory: 24 * time.Hour},
 }
 
 // windows are the ranges the recording rules keep, shortest first.
@@ -188,7 +191,8 @@ func sloRules(svc Service) []rulefmt.Rule {
 					ratioRecord + b.Short + sel + " > " + num(threshold) + "\nand\n" +
 					"# minimum traffic: " + num(n) + " requests in " + b.Long + "\n" +
 					requestsRecord + b.Long + sel + " >= " + num(round(n/longSecs)) +
-					significantBurn(sel, threshold, b.Long, b.Short),
+					significantBurn(sel, threshold, b.Long, b.Short) +
+					coverage(b, x.total),
 				KeepFiringFor: model.Duration(b.KeepFiringFor),
 				Labels:        labels("severity", b.Severity, "window", b.Long),
 				Annotations: links(svc, map[string]string{
@@ -245,6 +249,30 @@ func significantBurn(sel string, threshold float64, long, short string) string {
 			" >= " + num(round(significantShare*threshold)) + " * " + requestsRecord + averageWindow + sel
 	}
 	return out
+}
+
+// coverage renders the coverage guard of a tier with MinHistory: the
+// service had samples in the short window that ends MinHistory ago, i.e.
+// its series are at least MinHistory old.
+//
+// A window that its data does not cover yet says less than the tier
+// claims. On a new service's first morning the 3d window holds one quiet
+// night: three failures among its few thousand requests are over 1x
+// (0.1%), though they are a few thousandths of the month's budget, and the
+// 3-day average traffic of the significant-burn guard is diluted by the
+// days that are not there. The ticket waits for a day of history, the
+// shortest that holds a whole daily cycle (busy hours, not one night);
+// meanwhile the two pages, whose windows fill within hours, watch the
+// service, and every burn over 6x pages. Waiting for all three days would
+// leave a new service without tickets that long and turn a burn of its
+// first days into a ticket days late. Any series of the service counts,
+// so instances that come and go with releases do not reset it.
+func coverage(b Burn, total string) string {
+	if b.MinHistory == 0 {
+		return ""
+	}
+	return "\nand on()\n# coverage: the service's series are at least " + model.Duration(b.MinHistory).String() + " old\n" +
+		"count(present_over_time(" + total + "[" + b.Short + "] offset " + model.Duration(b.MinHistory).String() + ")) > 0"
 }
 
 func probeRules(svc Service) []rulefmt.Rule {
