@@ -46,7 +46,6 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
-
 )
 
 func main() {

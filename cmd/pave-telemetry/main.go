@@ -121,6 +121,29 @@ func readToken(path string) (string, error) {
 	return tok, nil
 }
 
+// guard lets requests from this machine pass and asks others for the
+// token of tokenFile (none passes without one): the intake's rule for
+// OTLP from other machines, applied to every route.
+func guard(tokenFile string, log *slog.Logger) (*telemetry.IngestAuth, error) {
+	g := &telemetry.IngestAuth{Rate: 1000, Log: log, Verify: func(context.Context, string) (string, string, bool) {
+		return "", "no --token-file is set: only this machine may call pave-telemetry", false
+	}}
+	if tokenFile == "" {
+		return g, nil
+	}
+	want, err := readToken(tokenFile)
+	if err != nil {
+		return nil, err
+	}
+	g.Verify = func(_ context.Context, got string) (string, string, bool) {
+		if subtle.ConstantTimeCompare([]byte(got), []byte(want)) != 1 {
+			return "", "invalid token", false
+		}
+		return "token", "", true
+	}
+	return g, nil
+}
+
 func isLoopbackAddr(addr string) bool {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
@@ -147,22 +170,9 @@ func run(ctx context.Context, args []string, stdout, stderr *os.File) error {
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl}))
 
-	// Requests from this machine pass; others need the token (the
-	// intake's rule for OTLP from other machines, applied to every route).
-	guard := &telemetry.IngestAuth{Rate: 1000, Log: log, Verify: func(context.Context, string) (string, string, bool) {
-		return "", "no --token-file is set: only this machine may call pave-telemetry", false
-	}}
-	if c.tokenFile != "" {
-		want, err := readToken(c.tokenFile)
-		if err != nil {
-			return err
-		}
-		guard.Verify = func(_ context.Context, got string) (string, string, bool) {
-			if subtle.ConstantTimeCompare([]byte(got), []byte(want)) != 1 {
-				return "", "invalid token", false
-			}
-			return "token", "", true
-		}
+	g, err := guard(c.tokenFile, log)
+	if err != nil {
+		return err
 	}
 	for _, a := range []string{c.addr, c.grpcAddr} {
 		if a != "" && !isLoopbackAddr(a) && c.tokenFile == "" {
@@ -188,7 +198,7 @@ func run(ctx context.Context, args []string, stdout, stderr *os.File) error {
 	if err != nil {
 		return fmt.Errorf("--addr: %w", err)
 	}
-	srv := &http.Server{Handler: guard.Wrap(mux(st, log, c.pprof)), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: g.Wrap(mux(st, log, c.pprof)), ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
 	if c.grpcAddr != "" {
@@ -197,9 +207,9 @@ func run(ctx context.Context, args []string, stdout, stderr *os.File) error {
 			srv.Close()
 			return fmt.Errorf("--otlp-grpc-addr: %w", err)
 		}
-		g := telemetry.NewGRPCIntake(st, telemetry.Limits{}, log)
-		g.SetAuth(guard)
-		go func() { errc <- g.Serve(ctx, gln) }()
+		gi := telemetry.NewGRPCIntake(st, telemetry.Limits{}, log)
+		gi.SetAuth(g)
+		go func() { errc <- gi.Serve(ctx, gln) }()
 	}
 	// The address first on stdout, so that a script (or a test) that asked
 	// for port 0 learns the port.
