@@ -156,7 +156,11 @@ func startPave(dir string, coldAfter time.Duration) (*proc, error) {
 	}
 	store := coldStore
 	if store == "" {
-		store = filepath.Join(dir, "..", "pave-blob")
+		abs, err := filepath.Abs(filepath.Join(dir, "..", "pave-blob"))
+		if err != nil {
+			return nil, err
+		}
+		store = "dir:" + abs
 	}
 	args := []string{"--data-dir", dir, "--addr", "127.0.0.1:0", "--cold-after", after, "--maintain-every", "never", "--cold-store", store, "--log-level", "warn"}
 	if pavePprof {
