@@ -17,12 +17,14 @@
 //     before each class) compared with VictoriaLogs cold;
 //   - peak RSS (VmHWM) of each server.
 //
+// Pave's server is the pave-telemetry binary (cmd/pave-telemetry), the
+// supported way to run the store on its own; run.sh builds it.
+//
 // Usage: bench/telemetry/run.sh [-lines N] (default 400000; -full for 2M).
 package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -30,17 +32,13 @@ import (
 	"io"
 	"io/fs"
 	"log"
-	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/http"
-	httppprof "net/http/pprof"
 	"net/url"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
-	"runtime/pprof"
 	"sort"
 	"strconv"
 	"strings"
@@ -48,22 +46,17 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
-
-	"github.com/pave-platform/pave/internal/server"
-	"github.com/pave-platform/pave/internal/telemetry"
 )
 
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == "serve" {
-		serve(os.Args[2:])
-		return
-	}
 	lines := flag.Int("lines", 400_000, "log lines to generate")
 	full := flag.Bool("full", false, "use 2,000,000 lines")
 	passes := flag.Int("passes", 5, "interleaved ingest passes per store")
 	lookups := flag.Int("lookups", 200, "trace lookups per phase")
 	vlBin := flag.String("victoria-logs", filepath.Join(os.Getenv("HOME"), ".cache/pave-tools/bin/victoria-logs"), "VictoriaLogs binary")
 	work := flag.String("work", "", "work directory (default: a temporary one, removed after)")
+	flag.StringVar(&paveBin, "pave-telemetry", "/tmp/pave-bench-pave-telemetry", "the pave-telemetry binary (cmd/pave-telemetry; run.sh builds it)")
+	flag.BoolVar(&pavePprof, "pprof", false, "run pave-telemetry with --pprof: go tool pprof http://ADDR/debug/pprof/profile while it runs")
 	flag.StringVar(&weedBin, "weed", filepath.Join(os.Getenv("HOME"), ".cache/pave-tools/bin/weed"), "SeaweedFS binary (the S3 server of the blob phase)")
 	flag.DurationVar(&s3Delay, "s3-delay", 20*time.Millisecond, "latency the proxy in front of SeaweedFS adds to every S3 request")
 	flag.IntVar(&queriesPerClass, "queries", 20, "queries per class and phase (trace lookups: -lookups)")
@@ -78,82 +71,13 @@ func main() {
 }
 
 var (
+	paveBin         string
+	pavePprof       bool
 	weedBin         string
 	blobPhaseOn     bool
 	s3Delay         time.Duration
 	queriesPerClass int
 )
-
-// ---- the Pave server process ----
-
-func serve(args []string) {
-	fl := flag.NewFlagSet("serve", flag.ExitOnError)
-	dir := fl.String("dir", "", "data dir")
-	addr := fl.String("addr", "127.0.0.1:0", "listen address")
-	coldAfter := fl.Duration("cold-after", -1, "move partitions older than this to the blob store")
-	coldStore := fl.String("cold-store", "", "blob store setting (as pave up's telemetry-cold-store); default a directory beside -dir")
-	fl.Parse(args)
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
-	quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	var blob telemetry.Blob = telemetry.DirBlob{Root: filepath.Join(*dir, "..", "pave-blob")}
-	if *coldStore != "" {
-		b, err := telemetry.OpenColdStore(ctx, *coldStore)
-		if err != nil {
-			log.Fatal(err)
-		}
-		blob = b
-	}
-	st, err := telemetry.Open(ctx, telemetry.Options{Dir: *dir, ColdAfter: *coldAfter, MaintainEvery: -1, Log: quiet, Blob: blob})
-	if err != nil {
-		log.Fatal(err)
-	}
-	srv := server.New(server.Options{Open: true, Log: quiet})
-	server.TelemetryAPI{Store: st, Stats: st.Stats}.Register(srv)
-	intake := telemetry.NewIntake(st, telemetry.Limits{}, quiet)
-	mux := http.NewServeMux()
-	mux.Handle("/api/", srv)
-	mux.Handle("/v1/", intake)
-	mux.HandleFunc("POST /bench/flush", func(w http.ResponseWriter, r *http.Request) {
-		err := st.Flush(r.Context())
-		if r.URL.Query().Get("compact") == "1" {
-			err = errors.Join(err, st.Compact(r.Context()))
-		}
-		if err != nil {
-			http.Error(w, err.Error(), 500)
-		}
-	})
-	// Where the server's memory goes: curl BASE/debug/pprof/heap.
-	mux.HandleFunc("GET /debug/pprof/heap", httppprof.Index)
-	mux.HandleFunc("POST /bench/move", func(w http.ResponseWriter, r *http.Request) {
-		if err := st.MoveCold(r.Context()); err != nil {
-			http.Error(w, err.Error(), 500)
-		}
-	})
-	ln, err := net.Listen("tcp", *addr)
-	if err != nil {
-		log.Fatal(err)
-	}
-	// PAVE_BENCH_CPUPROFILE=FILE profiles the first server (the ingest
-	// and hot lookups) until it stops.
-	if p := os.Getenv("PAVE_BENCH_CPUPROFILE"); p != "" && *coldAfter < 0 {
-		if _, err := os.Stat(p); errors.Is(err, fs.ErrNotExist) {
-			f, err := os.Create(p)
-			if err != nil {
-				log.Fatal(err)
-			}
-			if err := pprof.StartCPUProfile(f); err != nil {
-				log.Fatal(err)
-			}
-			defer func() { pprof.StopCPUProfile(); f.Close() }()
-		}
-	}
-	fmt.Println(ln.Addr().String())
-	hs := &http.Server{Handler: mux}
-	go func() { <-ctx.Done(); hs.Close() }()
-	_ = hs.Serve(ln)
-	st.Close()
-}
 
 // ---- harness ----
 
@@ -221,12 +145,28 @@ func pinned(core string, name string, args ...string) *exec.Cmd {
 // directory); set to SeaweedFS behind the latency proxy when available.
 var coldStore string
 
+// startPave runs the pave-telemetry binary, the supported way to serve
+// the store on its own (cmd/pave-telemetry, docs/telemetry.md), with
+// periodic maintenance off: the harness asks for flushes, compaction and
+// cold moves itself (POST /api/v1/telemetry/flush and /maintain).
 func startPave(dir string, coldAfter time.Duration) (*proc, error) {
-	self, err := os.Executable()
-	if err != nil {
-		return nil, err
+	after := "never"
+	if coldAfter > 0 {
+		after = coldAfter.String()
 	}
-	cmd := pinned("1", self, "serve", "-dir", dir, "-cold-after", coldAfter.String(), "-cold-store", coldStore)
+	store := coldStore
+	if store == "" {
+		abs, err := filepath.Abs(filepath.Join(dir, "..", "pave-blob"))
+		if err != nil {
+			return nil, err
+		}
+		store = "dir:" + abs
+	}
+	args := []string{"--data-dir", dir, "--addr", "127.0.0.1:0", "--cold-after", after, "--maintain-every", "never", "--cold-store", store, "--log-level", "warn"}
+	if pavePprof {
+		args = append(args, "--pprof")
+	}
+	cmd := pinned("1", paveBin, args...)
 	cmd.Env = append(os.Environ(), "GOMAXPROCS=1")
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
@@ -239,9 +179,13 @@ func startPave(dir string, coldAfter time.Duration) (*proc, error) {
 	buf := make([]byte, 64)
 	n, err := out.Read(buf)
 	if err != nil {
-		return nil, fmt.Errorf("pave server did not start: %w", err)
+		return nil, fmt.Errorf("pave-telemetry did not start: %w", err)
 	}
-	return &proc{name: "pave", cmd: cmd, base: "http://" + strings.TrimSpace(string(buf[:n]))}, nil
+	p := &proc{name: "pave", cmd: cmd, base: "http://" + strings.TrimSpace(string(buf[:n]))}
+	if pavePprof {
+		fmt.Printf("  pave-telemetry profiles: go tool pprof %s/debug/pprof/profile?seconds=30\n", p.base)
+	}
+	return p, nil
 }
 
 func startVL(bin, dir string) (*proc, error) {
@@ -355,7 +299,7 @@ func (p *proc) settle() {
 func (p *proc) flush() error {
 	var u string
 	if p.name == "pave" {
-		u = p.base + "/bench/flush"
+		u = p.base + "/api/v1/telemetry/flush"
 	} else {
 		u = p.base + "/internal/force_flush"
 	}
@@ -376,7 +320,7 @@ func (p *proc) flush() error {
 }
 
 func (p *proc) compact() error {
-	resp, err := http.Post(p.base+"/bench/flush?compact=1", "", nil)
+	resp, err := http.Post(p.base+"/api/v1/telemetry/maintain", "", nil)
 	if err != nil {
 		return err
 	}
@@ -577,8 +521,8 @@ func run(lines, passes, lookups int, vlBin, work string) error {
 	}
 	stopAll := func() { pave.stop(); vl.stop() }
 	// Each server's RSS before any data: the executable's pages and what
-	// its packages' initialisation allocates (Pave's server links most of
-	// the control plane; `pave version` alone peaks higher, see the docs).
+	// its packages' initialisation allocates (pave-telemetry links the
+	// store alone; `pave up` links the whole control plane, see the docs).
 	time.Sleep(time.Second)
 	paveIdleRSS, vlIdleRSS := peakRSS(pave.pid()), peakRSS(vl.pid())
 
@@ -741,7 +685,7 @@ func run(lines, passes, lookups int, vlBin, work string) error {
 		if pave, err = startPave(paveDir, time.Minute); err != nil {
 			return err
 		}
-		req, _ := http.NewRequest(http.MethodPost, pave.base+"/bench/move", nil)
+		req, _ := http.NewRequest(http.MethodPost, pave.base+"/api/v1/telemetry/maintain", nil)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil || resp.StatusCode != 200 {
 			pave.stop()

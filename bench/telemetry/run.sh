@@ -2,7 +2,7 @@
 # Benchmark Pave's telemetry store against VictoriaLogs v1.52.1 (see main.go).
 # Installs VictoriaLogs outside the repository when missing, then runs the
 # harness. Flags go to the harness: -lines N, -full (2M lines), -passes N,
-# -queries N, -s3-delay D, -blob=false (no S3 phase). The blob phase needs SeaweedFS's weed, which
+# -queries N, -s3-delay D, -blob=false (no S3 phase), -pprof (pave-telemetry --pprof). The blob phase needs SeaweedFS's weed, which
 # scripts/deps.sh builds into ~/.cache/pave-tools/bin.
 set -eu
 cd "$(dirname "$0")/../.."
@@ -15,7 +15,9 @@ if [ ! -x "$TOOLS/victoria-logs" ]; then
 fi
 command -v taskset >/dev/null 2>&1 || { echo "installing util-linux (taskset)" >&2; apt-get install -y -qq util-linux >/dev/null; }
 go build -o /tmp/pave-bench-telemetry ./bench/telemetry
+# Pave's server: the pave-telemetry binary, as users run the store on its own.
+go build -o /tmp/pave-bench-pave-telemetry ./cmd/pave-telemetry
 case " $* " in *" -blob=false "*) ;; *) [ -x "$TOOLS/weed" ] || { echo "SeaweedFS's weed is missing in $TOOLS: run scripts/deps.sh first (or pass -blob=false)" >&2; exit 1; } ;; esac
 # The harness (the load generator and query client) on core 0; it pins the
 # servers and SeaweedFS to core 1.
-exec taskset -c 0 /tmp/pave-bench-telemetry -victoria-logs "$TOOLS/victoria-logs" -weed "$TOOLS/weed" "$@"
+exec taskset -c 0 /tmp/pave-bench-telemetry -pave-telemetry /tmp/pave-bench-pave-telemetry -victoria-logs "$TOOLS/victoria-logs" -weed "$TOOLS/weed" "$@"

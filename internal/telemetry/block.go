@@ -689,6 +689,9 @@ func decodeLogRows(data io.ReaderAt, m *blockMeta, traceID string) ([]Log, error
 // decodeLogRowsWhere is decodeLogRows that also tests f on each row's raw
 // columns first and materialises only the rows f keeps.
 func decodeLogRowsWhere(data io.ReaderAt, m *blockMeta, traceID string, f *rowFilter) ([]Log, error) {
+	if f != nil && f.page != nil {
+		return decodeLogPage(data, m, traceID, f)
+	}
 	var out []Log
 	key := hashKey(traceID)
 	for gi := range m.Groups {
@@ -707,6 +710,45 @@ func decodeLogRowsWhere(data io.ReaderAt, m *blockMeta, traceID string, f *rowFi
 	return out, nil
 }
 
+// decodeLogPage is decodeLogRowsWhere for a page of the newest lines
+// (f.page): it walks the groups newest last-written first (a service's
+// groups are in time order) and skips every group, and every row, older
+// than the page's oldest line so far, which ends a block's decoding once
+// its newer groups have filled the page. It returns only the lines the
+// page accepts.
+func decodeLogPage(data io.ReaderAt, m *blockMeta, traceID string, f *rowFilter) ([]Log, error) {
+	var out []Log
+	key := hashKey(traceID)
+	// A copy: a retried block must not count its lines twice.
+	page := f.page.clone()
+	for gi := len(m.Groups) - 1; gi >= 0; gi-- {
+		g := &m.Groups[gi]
+		floor := page.floor()
+		if m.skipIndexed() && g.MaxT < floor || !logGroupWanted(m, g, key, traceID, f) {
+			continue
+		}
+		gd, err := groupData(data, m, g)
+		if err != nil {
+			return nil, err
+		}
+		fg := *f
+		fg.from = max(f.from, floor)
+		n := len(out)
+		if out, err = decodeLogGroup(out, gd, m, g, traceID, &fg); err != nil {
+			return nil, err
+		}
+		kept := out[:n]
+		for i := n; i < len(out); i++ {
+			if page.accept(&out[i]) {
+				page.add(out[i].Time.UnixNano())
+				kept = append(kept, out[i])
+			}
+		}
+		out = kept
+	}
+	return out, nil
+}
+
 // logGroupWanted is whether a read of the lines of traceID (all when
 // empty) that f keeps decodes group g; a cold read fetches just these.
 func logGroupWanted(m *blockMeta, g *groupMeta, key bloomKey, traceID string, f *rowFilter) bool {
@@ -715,6 +757,7 @@ func logGroupWanted(m *blockMeta, g *groupMeta, key bloomKey, traceID string, f 
 
 func decodeLogGroup(out []Log, data io.ReaderAt, m *blockMeta, g *groupMeta, traceID string, f *rowFilter) ([]Log, error) {
 	var take []bool
+	var trace dec
 	if traceID != "" {
 		tc, err := groupColumn(data, m, g, "trace")
 		if err != nil {
@@ -722,6 +765,7 @@ func decodeLogGroup(out []Log, data io.ReaderAt, m *blockMeta, g *groupMeta, tra
 		}
 		take = make([]bool, g.Rows)
 		found := false
+		trace = *tc // the materialising pass below reads it again
 		for i := range take {
 			if tc.idEquals(16, traceID) {
 				take[i], found = true, true
@@ -734,15 +778,24 @@ func decodeLogGroup(out []Log, data io.ReaderAt, m *blockMeta, g *groupMeta, tra
 			return out, nil
 		}
 	}
-	cols, err := groupColumns(data, m, g)
-	if err != nil {
-		return nil, err
-	}
+	// Columns are decompressed when first needed: the filter's first, the
+	// others only if a row passes it.
 	col := make([]*dec, len(logColumns))
-	for i, n := range logColumns {
-		if col[i] = cols[n]; col[i] == nil {
-			return nil, fmt.Errorf("%w: block %s lacks column %s", ErrCorrupt, m.Name, n)
+	if traceID != "" {
+		col[6] = &trace
+	}
+	need := func(idx ...int) error {
+		for _, i := range idx {
+			if col[i] != nil {
+				continue
+			}
+			d, err := groupColumn(data, m, g, logColumns[i])
+			if err != nil {
+				return err
+			}
+			col[i] = d
 		}
+		return nil
 	}
 	if f != nil {
 		// A first pass over copies of the few columns the filter reads;
@@ -753,21 +806,42 @@ func decodeLogGroup(out []Log, data io.ReaderAt, m *blockMeta, g *groupMeta, tra
 				take[i] = true
 			}
 		}
-		tc, sc, mc, stc, ac := *col[0], *col[1], *col[4], *col[10], *col[17]
+		if err := need(0, 1, 10); err != nil {
+			return nil, err
+		}
+		tc, sc, stc := *col[0], *col[1], *col[10]
+		var mc, ac dec
+		if len(f.contains) > 0 {
+			if err := need(4, 17); err != nil {
+				return nil, err
+			}
+			mc, ac = *col[4], *col[17]
+		}
 		found := false
 		var t int64
 		for i := 0; i < g.Rows; i++ {
 			t += tc.varint()
-			svc, msg, st := sc.rawStr(), mc.rawStr(), stc.varint()
-			before := ac.b
-			ac.skipAttrs()
-			attrs := before[:len(before)-len(ac.b)]
+			svc, st := sc.rawStr(), stc.varint()
+			var msg, attrs []byte
+			if len(f.contains) > 0 {
+				msg = mc.rawStr()
+				before := ac.b
+				ac.skipAttrs()
+				attrs = before[:len(before)-len(ac.b)]
+			}
 			take[i] = take[i] && f.keeps(t, svc, msg, st, attrs)
 			found = found || take[i]
 		}
 		if tc.err == nil && sc.err == nil && mc.err == nil && stc.err == nil && ac.err == nil && !found {
 			return out, nil
 		}
+	}
+	all := make([]int, len(logColumns))
+	for i := range all {
+		all[i] = i
+	}
+	if err := need(all...); err != nil {
+		return nil, err
 	}
 	in := func(i int) *interned { return &interned{d: col[i], seen: map[string]string{}} }
 	svc, ver, lvl, msg, kind, meth, route, caller, cluster, dc, merch :=
@@ -776,19 +850,36 @@ func decodeLogGroup(out []Log, data io.ReaderAt, m *blockMeta, g *groupMeta, tra
 	if take == nil {
 		out = slices.Grow(out, g.Rows)
 	}
+	rows := g.Rows
+	if take != nil {
+		// Nothing after the last taken row is read.
+		for rows > 0 && !take[rows-1] {
+			rows--
+		}
+	}
 	var t int64
-	for i := 0; i < g.Rows; i++ {
+	for i := 0; i < rows; i++ {
 		t += col[0].varint()
 		if take != nil && !take[i] {
-			for _, s := range strs {
-				s.d.skipStr()
+			// Skip the run of rejected rows column by column.
+			j := i + 1
+			for j < rows && !take[j] {
+				t += col[0].varint()
+				j++
 			}
-			col[6].skipID(16)
-			col[7].skipID(8)
-			col[10].varint()
-			col[11].varint()
-			col[12].varint()
-			col[17].skipAttrs()
+			k := j - i
+			for _, s := range strs {
+				s.d.skipStrs(k)
+			}
+			col[6].skipIDs(16, k)
+			col[7].skipIDs(8, k)
+			col[10].skipVarints(k)
+			col[11].skipVarints(k)
+			col[12].skipVarints(k)
+			for range k {
+				col[17].skipAttrs()
+			}
+			i = j - 1
 			continue
 		}
 		var l Log
@@ -846,6 +937,67 @@ type rowFilter struct {
 	status    int64
 	contains  []byte
 	plan      *groupPlan // rules row groups out by their indexes
+	page      *pageBound // a page of the newest lines: skip what cannot enter it
+}
+
+// pageBound tracks the times of the want newest lines a query has
+// accepted so far: a line older than the oldest of them cannot enter the
+// page, nor can a row group whose newest line is.
+type pageBound struct {
+	want   int
+	accept func(*Log) bool // the query's whole test (cursor, fields, retention)
+	times  []int64         // a min-heap of at most want times
+}
+
+// floor is the time below which no line can enter the page (MinInt64
+// until want lines are in).
+func (p *pageBound) floor() int64 {
+	if len(p.times) < p.want {
+		return math.MinInt64
+	}
+	return p.times[0]
+}
+
+func (p *pageBound) add(t int64) {
+	h := p.times
+	if len(h) == p.want {
+		if t <= h[0] {
+			return
+		}
+		h[0] = t
+	} else {
+		h = append(h, t)
+		for i := len(h) - 1; i > 0; {
+			up := (i - 1) / 2
+			if h[up] <= h[i] {
+				break
+			}
+			h[up], h[i] = h[i], h[up]
+			i = up
+		}
+		p.times = h
+		return
+	}
+	for i := 0; ; {
+		c := 2*i + 1
+		if c >= len(h) {
+			break
+		}
+		if c+1 < len(h) && h[c+1] < h[c] {
+			c++
+		}
+		if h[i] <= h[c] {
+			break
+		}
+		h[i], h[c] = h[c], h[i]
+		i = c
+	}
+}
+
+func (p *pageBound) clone() *pageBound {
+	c := *p
+	c.times = slices.Clone(p.times)
+	return &c
 }
 
 func (q *Query) rowFilter() *rowFilter {
@@ -884,6 +1036,54 @@ func (d *dec) skipStr() {
 		return
 	}
 	d.b = d.b[n:]
+}
+
+// skipStrs skips the next k strings.
+func (d *dec) skipStrs(k int) {
+	b := d.b
+	for ; k > 0; k-- {
+		var n uint64
+		if len(b) > 0 && b[0] < 0x80 {
+			n, b = uint64(b[0]), b[1:]
+		} else {
+			v, w := binary.Uvarint(b)
+			if w <= 0 {
+				d.err = errShort
+				return
+			}
+			n, b = v, b[w:]
+		}
+		if n > uint64(len(b)) {
+			d.err = errShort
+			return
+		}
+		b = b[n:]
+	}
+	d.b = b
+}
+
+// skipVarints skips the next k varints.
+func (d *dec) skipVarints(k int) {
+	b := d.b
+	for ; k > 0; k-- {
+		i := 0
+		for i < len(b) && b[i] >= 0x80 {
+			i++
+		}
+		if i >= len(b) || i >= binary.MaxVarintLen64 {
+			d.err = errShort
+			return
+		}
+		b = b[i+1:]
+	}
+	d.b = b
+}
+
+// skipIDs skips the next k ids of n bytes (see putID).
+func (d *dec) skipIDs(n, k int) {
+	for ; k > 0 && d.err == nil; k-- {
+		d.skipID(n)
+	}
 }
 
 func (d *dec) skipID(n int) {

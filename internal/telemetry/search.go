@@ -33,9 +33,14 @@ func (s *Embedded) Query(ctx context.Context, q Query) (Result, error) {
 	s.filesMu.RLock()
 	defer s.filesMu.RUnlock()
 	var cands []Log
+	accept := func(l *Log) bool {
+		return l.Time.UnixNano() <= cursorT && q.matches(l) && !s.expired(l.Service, l.Time, now)
+	}
+	page := &pageBound{want: want, accept: accept}
 	keep := func(l *Log) {
-		if l.Time.UnixNano() <= cursorT && q.matches(l) && !s.expired(l.Service, l.Time, now) {
+		if accept(l) {
 			cands = append(cands, *l)
+			page.add(l.Time.UnixNano())
 		}
 	}
 	s.mu.RLock()
@@ -45,6 +50,7 @@ func (s *Embedded) Query(ctx context.Context, q Query) (Result, error) {
 	s.mu.RUnlock()
 	var warnings []string
 	rows := q.rowFilter()
+	rows.page = page
 	blocks := s.blocksFor(func(m *blockMeta) bool { return q.mayMatchBlock(m) && rows.plan.anyGroup(m) })
 	traceKey := hashKey(q.TraceID)
 	for i := range blocks {

@@ -1,4 +1,4 @@
-package server
+package httpapi
 
 import (
 	"errors"
@@ -10,7 +10,7 @@ import (
 // logCount answers GET /api/v1/logs/count?by=FIELD&<the filters of
 // /api/v1/logs>: {"by", "counts": [{"value", "count"}], "total",
 // "warnings"}, the most frequent value first.
-func (a TelemetryAPI) logCount(w http.ResponseWriter, r *http.Request) {
+func (a API) logCount(w http.ResponseWriter, r *http.Request) {
 	q, by, err := telemetry.ParseCountQuery(r.URL.Query(), a.now())
 	if err != nil {
 		queryFail(w, err)
@@ -18,7 +18,7 @@ func (a TelemetryAPI) logCount(w http.ResponseWriter, r *http.Request) {
 	}
 	c, ok := a.Store.(telemetry.Counter)
 	if !ok {
-		WriteError(w, http.StatusNotImplemented, errors.New("this telemetry backend cannot count; page through /api/v1/logs instead"))
+		writeError(w, http.StatusNotImplemented, "", errors.New("this telemetry backend cannot count; page through /api/v1/logs instead"))
 		return
 	}
 	res, err := c.Count(r.Context(), q, by)
@@ -26,5 +26,5 @@ func (a TelemetryAPI) logCount(w http.ResponseWriter, r *http.Request) {
 		queryFail(w, err)
 		return
 	}
-	WriteJSON(w, http.StatusOK, res)
+	writeJSON(w, http.StatusOK, res)
 }
