@@ -288,13 +288,14 @@ func Report(w io.Writer, results []Result) bool {
 		rate  float64
 		alpha float64
 	}
-	// A release with a shadow step budgets its response comparisons too:
-	// each test gets a smaller share of α (analysis.Config.AlphaFor).
-	shadowAlpha := cfg.AlphaFor(analysis.NewEvidence(1).WithFields(cfg.MaxFields))
+	// The error test on the total gets α/4 of the release's budget
+	// (analysis.Config.AlphaTotal), with or without a shadow step.
+	alpha := cfg.AlphaTotal(analysis.NewEvidence(1))
+	shadowAlpha := cfg.AlphaTotal(analysis.NewEvidence(1).WithFields(cfg.MaxFields))
 	waldRatios := map[string]float64{}
 	for _, c := range []waldRow{
-		{"errors +5 points", stableErrorRate + 0.05, cfg.AlphaPerTest()},
-		{"errors +1 point", stableErrorRate + 0.01, cfg.AlphaPerTest()},
+		{"errors +5 points", stableErrorRate + 0.05, alpha},
+		{"errors +1 point", stableErrorRate + 0.01, alpha},
 		{"low traffic 10 rps, errors +5 points, shadow", stableErrorRate + 0.05, shadowAlpha},
 	} {
 		ss, ok := sums[c.name]
