@@ -175,7 +175,9 @@ func TestMonteCarloAAFalseRollbacksWithinAlpha(t *testing.T) {
 		runs = 40
 	}
 	fails := 0
-	for i, o := range eachRun(runs, func(i int) mcOutcome { return mcRun(1000+uint64(i), cfg, 300, mcCanary{latencyScale: 1}, mcRelease(20)) }) {
+	for i, o := range eachRun(runs, func(i int) mcOutcome {
+		return mcRun(1000+uint64(i), cfg, 300, mcCanary{latencyScale: 1}, mcRelease(20))
+	}) {
 		if o.failAt >= 0 {
 			fails++
 			t.Logf("false rollback, seed %d at %ds: %s", 1000+i, o.failAt, o.reason)
