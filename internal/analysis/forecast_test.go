@@ -83,6 +83,7 @@ func TestForecastFollowsTheJudgesRequirements(t *testing.T) {
 // steps of healthy canaries and compares the canary requests they took to
 // accept with the forecast's figure.
 func TestForecastMatchesTheJudges(t *testing.T) {
+	t.Parallel()
 	c := DefaultConfig()
 	e := NewEvidence(1)
 	rng := rand.New(rand.NewPCG(20, 20))
