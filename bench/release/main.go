@@ -282,20 +282,24 @@ func Report(w io.Writer, results []Result) bool {
 	cfg := analysis.DefaultConfig()
 	fmt.Fprintf(w, "\nSamples to decision vs Wald's SPRT (expected sample size at the true rate, β=%.2g), mean over caught runs:\n", cfg.Beta)
 	fmt.Fprintf(w, "  same test = Wald's SPRT of the engine's own hypotheses (p0 = stable's %.1f%%, p1 = %g × p0) at the engine's per-test α;\n", 100*stableErrorRate, cfg.ErrorRatio)
-	fmt.Fprintf(w, "  oracle = an SPRT that also knows the canary's true rate (p1 = the true rate), for reference.\n")
+	fmt.Fprintf(w, "  oracle = an SPRT that also knows the canary's true rate (p1 = the true rate), for reference;\n")
+	fmt.Fprintf(w, "  window bound = the fewest samples any test can need at that α that, like the engine's, compares the canary with\n")
+	fmt.Fprintf(w, "    stable's answers of the same window and knows neither rate (k stable answers per canary one; see windowBound).\n")
 	type waldRow struct {
 		name  string
 		rate  float64
 		alpha float64
+		k     float64 // stable answers per canary answer where it is decided
 	}
-	// A release with a shadow step budgets its response comparisons too:
-	// each test gets a smaller share of α (analysis.Config.AlphaFor).
-	shadowAlpha := cfg.AlphaFor(analysis.NewEvidence(1).WithFields(cfg.MaxFields))
+	// The error test on the total gets α/4 of the release's budget
+	// (analysis.Config.AlphaTotal), with or without a shadow step.
+	alpha := cfg.AlphaTotal(analysis.NewEvidence(1))
+	shadowAlpha := cfg.AlphaTotal(analysis.NewEvidence(1).WithFields(cfg.MaxFields))
 	waldRatios := map[string]float64{}
 	for _, c := range []waldRow{
-		{"errors +5 points", stableErrorRate + 0.05, cfg.AlphaPerTest()},
-		{"errors +1 point", stableErrorRate + 0.01, cfg.AlphaPerTest()},
-		{"low traffic 10 rps, errors +5 points, shadow", stableErrorRate + 0.05, shadowAlpha},
+		{"errors +5 points", stableErrorRate + 0.05, alpha, 99},                                  // the 1% step
+		{"errors +1 point", stableErrorRate + 0.01, alpha, 99},                                   // mostly the 1% step
+		{"low traffic 10 rps, errors +5 points, shadow", stableErrorRate + 0.05, shadowAlpha, 2}, // the shadow step: 2 stable answers a pair
 	} {
 		ss, ok := sums[c.name]
 		if !ok {
@@ -305,8 +309,10 @@ func Report(w io.Writer, results []Result) bool {
 		same := analysis.WaldASN(stableErrorRate, cfg.ErrorRatio*stableErrorRate, c.rate, c.alpha, cfg.Beta)
 		oracle := waldOptimum(c.rate, c.alpha, cfg.Beta)
 		waldRatios[c.name] = s.SamplesMean / same
-		fmt.Fprintf(w, "  %-44s pave mean %6s (median %6s) canary samples; same test %5.0f, ratio %s; oracle %5.0f, ratio %s (α per test %.2g)\n",
-			c.name, fmtN(s.SamplesMean), fmtN(s.SamplesMedian), same, ratio(s.SamplesMean, same), oracle, ratio(s.SamplesMean, oracle), c.alpha)
+		bound := windowBound(stableErrorRate, c.rate, c.k, c.alpha)
+		fmt.Fprintf(w, "  %-44s pave mean %6s (median %6s) canary samples; same test %5.0f, ratio %s; oracle %5.0f, ratio %s; window bound (k=%g) %5.0f, ratio %s (α per test %.2g)\n",
+			c.name, fmtN(s.SamplesMean), fmtN(s.SamplesMedian), same, ratio(s.SamplesMean, same), oracle, ratio(s.SamplesMean, oracle),
+			c.k, bound, ratio(s.SamplesMean, bound), c.alpha)
 	}
 
 	fr := func(s Summary) float64 { return float64(s.FalseRollbacks) / float64(max(1, s.Runs)) }

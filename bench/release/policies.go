@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/pave-platform/pave/internal/analysis"
@@ -267,4 +268,20 @@ func flaggerCheck(w stats.Counts) (bool, string) {
 // for an oracle knowing stable's error rate and the true canary rate.
 func waldOptimum(canaryRate, alpha, beta float64) float64 {
 	return analysis.WaldASN(stableErrorRate, canaryRate, canaryRate, alpha, beta)
+}
+
+// windowBound is the fewest canary samples any level-alpha sequential
+// test can expect to need to reject "the canary fails as often as
+// stable" when the canary fails at p1 and stable at p0, if it compares
+// the canary with stable's answers of the same window (k of them per
+// canary answer) and knows neither rate, as the engine's tests do so that
+// stable's own drift never reads as a regression: log(1/α) over the
+// Kullback-Leibler divergence per canary sample from the truth to the
+// closest point of that composite null (both Poisson at the pooled rate
+// λ = (p1 + k·p0)/(1+k)), Lai's lower bound for sequential tests
+// (asymptotic in α; Wald's known-p0 SPRT is the k → ∞ limit).
+func windowBound(p0, p1, k, alpha float64) float64 {
+	lambda := (p1 + k*p0) / (1 + k)
+	kl := func(p float64) float64 { return p*math.Log(p/lambda) - p + lambda }
+	return math.Log(1/alpha) / (kl(p1) + k*kl(p0))
 }

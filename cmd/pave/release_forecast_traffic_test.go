@@ -65,3 +65,53 @@ func TestMetricsTrafficMeasuresEachSeriesOverItsSpan(t *testing.T) {
 		t.Errorf("a single sample: %v", err)
 	}
 }
+
+// TestMetricsTrafficCountsARareRouteBornInTheWindow: a service that has
+// just started taking traffic, scraped every second: 1.8 GET/s since 10 s
+// ago, and a POST every 5 s whose counter the gateway exported only at
+// the first POST (value 1, 4 s ago; none since). The POST's first value is
+// traffic of the span (it was 0 before), so the rate holds it and a shadow
+// step's mirrorable share leaves it out; measured from the POST series'
+// own first sample it counted nothing, and the forecast took every
+// request for mirrorable.
+func TestMetricsTrafficCountsARareRouteBornInTheWindow(t *testing.T) {
+	t.Parallel()
+	db, err := tsdb.Open(filepath.Join(t.TempDir(), "tsdb"), slog.New(slog.DiscardHandler), nil, tsdb.DefaultOptions(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	now := time.Now()
+	app := db.Appender(context.Background())
+	get := labels.FromStrings("__name__", "pave_gateway_requests_total", "service", "quiet", "version", "v1", "route", "GET /v1/hello/{name}",
+		"class", "2xx", "cluster", "local", "instance", "gateway-local")
+	post := labels.FromStrings("__name__", "pave_gateway_requests_total", "service", "quiet", "version", "v1", "route", "POST /v1/pay",
+		"class", "2xx", "cluster", "local", "instance", "gateway-local")
+	for s := -10; s <= 0; s++ {
+		at := now.Add(time.Duration(s) * time.Second).UnixMilli()
+		if _, err := app.Append(0, get, at, 1.8*float64(s+11)); err != nil {
+			t.Fatal(err)
+		}
+		if s >= -4 {
+			if _, err := app.Append(0, post, at, 1); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := app.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	tr, err := metricsTraffic{db}.Traffic(context.Background(), "quiet")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := tr.Routes["POST /v1/pay"]; math.Abs(got-0.1) > 0.01 {
+		t.Errorf("POST /v1/pay at %.3f/s, want 0.1 (1 request over the 10 s the gateway showed the service)", got)
+	}
+	if math.Abs(tr.Rate-1.9) > 0.01 {
+		t.Errorf("rate %.3f/s, want 1.9", tr.Rate)
+	}
+	if got := tr.Routes["GET /v1/hello/{name}"]; math.Abs(got-1.8) > 0.01 {
+		t.Errorf("GET at %.3f/s, want 1.8: what a shadow step would mirror", got)
+	}
+}

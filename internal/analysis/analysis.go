@@ -240,13 +240,17 @@ func (c Config) Evaluate(e Evidence, current Window, final bool) Decision {
 	e = e.normalized()
 	alphaEach := c.alphaFor(e)
 	for _, s := range c.judgedScopes(e.Routes, current) {
+		alpha := alphaEach
+		if s.name == TotalScope {
+			alpha = c.alphaTotal(e)
+		}
 		cw, sw := combinedCounts(current, s)
 		stepErr, stepErrHigh, stepLat := c.stepLogE(current, s)
 		errLog := e.errorMixture(s.name, stepErr, stepErrHigh)
 		segment := e.segment(testKey(JudgeErrors, s.name)) + stepErr
-		ef := c.errorFinding(s.name, errLog, segment, alphaEach, cw, sw, final && s.name == TotalScope)
+		ef := c.errorFinding(s.name, errLog, segment, alpha, cw, sw, final && s.name == TotalScope)
 		latLog := e.combined(testKey(JudgeLatency, s.name), stepLat)
-		lf := c.latencyFinding(s.name, latLog, alphaEach, cw, sw, final && s.name == TotalScope)
+		lf := c.latencyFinding(s.name, latLog, alpha, cw, sw, final && s.name == TotalScope)
 		if s.name != TotalScope {
 			toServiceRequests(&ef, cw.Requests, canaryTotal.Requests)
 			toServiceRequests(&lf, cw.Requests, canaryTotal.Requests)

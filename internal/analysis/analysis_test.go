@@ -41,11 +41,12 @@ func sequentialRun(seed uint64, cfg Config, share, stableP, canaryP, canaryMedia
 }
 
 func TestErrorJudgeFalsePositiveRate(t *testing.T) {
+	t.Parallel()
 	cfg := DefaultConfig()
 	fails := 0
 	const runs = 200
-	for seed := range uint64(runs) {
-		if v, _ := sequentialRun(seed, cfg, 0.05, 0.01, 0.01, 50, 60); v == Fail {
+	for _, v := range eachRun(runs, func(i int) Verdict { v, _ := sequentialRun(uint64(i), cfg, 0.05, 0.01, 0.01, 50, 60); return v }) {
+		if v == Fail {
 			fails++
 		}
 	}

@@ -2,6 +2,7 @@ package analysis
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"testing"
 
@@ -48,8 +49,15 @@ func TestRoutesAdmittedUpToMaxRoutesAndKept(t *testing.T) {
 	if judged["GET /r99"] || !judged["GET /r00"] || len(judged) != 1+cfg.MaxRoutes { // the total ("*") and the admitted routes
 		t.Fatalf("judged scopes %v", judged)
 	}
-	if got, want := cfg.AlphaPerTest(), cfg.Alpha/float64(2*(1+cfg.MaxRoutes)); got != want {
-		t.Fatalf("α per test %v, want %v", got, want)
+	// The union bound: the total's two tests and the routes' 2R spend α.
+	if got := 2*cfg.AlphaTotal(e) + float64(2*cfg.MaxRoutes)*cfg.AlphaFor(e); math.Abs(got-cfg.Alpha) > 1e-15 {
+		t.Fatalf("the tests spend %v of α = %v", got, cfg.Alpha)
+	}
+	if f := e.WithFields(16); math.Abs(2*cfg.AlphaTotal(f)+float64(2*cfg.MaxRoutes+16)*cfg.AlphaFor(f)-cfg.Alpha) > 1e-15 {
+		t.Fatal("with 16 fields the tests spend more than α")
+	}
+	if one := (Config{Alpha: 0.01}); one.AlphaTotal(NewEvidence(1)) != 0.005 {
+		t.Fatal("without routes or fields the total's tests get α/2 each")
 	}
 	cfg.MaxRoutes = -1
 	if err := cfg.Validate(); err == nil {

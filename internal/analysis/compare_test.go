@@ -95,11 +95,14 @@ func TestShadowStepJudgesMirroredPairs(t *testing.T) {
 // budgeted, and only for a release with a shadow step.
 func TestFieldsShareTheAlphaBudget(t *testing.T) {
 	c := DefaultConfig()
-	if a, b := c.alphaFor(NewEvidence(1)), c.AlphaPerTest(); a != b {
-		t.Fatalf("without a shadow step the budget changed: %v vs %v", a, b)
+	if a := c.alphaFor(NewEvidence(1)); a != c.Alpha/32 {
+		t.Fatalf("without a shadow step a route's α is %v, want α/32", a)
 	}
-	if a := c.alphaFor(NewEvidence(1).WithFields(16)); a != c.Alpha/34 {
-		t.Fatalf("α per test %v, want α/34", a)
+	if a := c.alphaFor(NewEvidence(1).WithFields(16)); a != c.Alpha/64 {
+		t.Fatalf("α per route or field test %v, want α/64", a)
+	}
+	if a := c.alphaTotal(NewEvidence(1).WithFields(16)); a != c.Alpha/4 {
+		t.Fatalf("α of the total's tests %v, want α/4", a)
 	}
 	e := c.Extend(NewEvidence(1).WithFields(1), Window{Mirrored: &Mirrored{Fields: map[string]shadow.FieldCounts{
 		"GET /a $.x": {Route: "GET /a", Path: "$.x", CanaryOnly: 1}, "GET /a $.y": {Route: "GET /a", Path: "$.y", CanaryOnly: 1}}}})

@@ -19,7 +19,7 @@ func TestLatencyFloor(t *testing.T) {
 	}
 	stable := build(0.4, 5000)
 	judge := func(c Config, canary stats.Counts, final bool) Finding {
-		return c.latencyFinding(TotalScope, latencyLogE(canary, stable), c.alphaPerTest(), canary, stable, final)
+		return c.latencyFinding(TotalScope, latencyLogE(canary, stable), c.alphaTotal(NewEvidence(1)), canary, stable, final)
 	}
 	if f := judge(c, build(0.9, 500), true); f.Verdict != Pass {
 		t.Fatalf("0.5 ms slower: %s (%s), want pass below the floor", f.Verdict, f.Reason)

@@ -83,7 +83,7 @@ type Need struct {
 // acceptance continues).
 func (c Config) Forecast(e Evidence, load Load, steps []StepPlan) []Need {
 	out := make([]Need, len(steps))
-	a := c.alphaFor(e)
+	a := c.alphaTotal(e)
 	segment := e.segment(testKey(JudgeErrors, TotalScope))
 	for i, s := range steps {
 		canary, stable := s.Share*load.Rate, (1-s.Share)*load.Rate

@@ -37,7 +37,7 @@ func TestForecastFollowsTheJudgesRequirements(t *testing.T) {
 	for i, s := range steps[:4] {
 		earlier += busy[i].Seconds * 100 * s.Share * c.healthyDrift(s.Share, 0.005)
 	}
-	a := c.alphaFor(e)
+	a := c.alphaTotal(e)
 	target := (1-a)*math.Log(c.Beta) + a*math.Log(1/a)
 	if want := (target - earlier) / drift; math.Abs(last.Samples-want) > 1 {
 		t.Errorf("final step samples %.1f, want %.1f", last.Samples, want)
@@ -83,6 +83,7 @@ func TestForecastFollowsTheJudgesRequirements(t *testing.T) {
 // steps of healthy canaries and compares the canary requests they took to
 // accept with the forecast's figure.
 func TestForecastMatchesTheJudges(t *testing.T) {
+	t.Parallel()
 	c := DefaultConfig()
 	e := NewEvidence(1)
 	rng := rand.New(rand.NewPCG(20, 20))

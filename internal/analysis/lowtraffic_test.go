@@ -3,6 +3,7 @@ package analysis
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/pave-platform/pave/internal/shadow"
@@ -149,21 +150,15 @@ func lowRun(seed uint64, cfg Config, rps int, c lowCanary) lowOutcome {
 				observe(&w.Mirrored.Canary, route, cn.status, cms)
 				w.Mirrored.Exchanges++
 				dc, ds := p.diff(cn), p.diff(s)
-				inS := map[string]bool{}
-				for _, d := range ds {
-					inS[d] = true
-				}
-				inC := map[string]bool{}
 				for _, d := range dc {
-					inC[d] = true
-					if inS[d] {
+					if slices.Contains(ds, d) {
 						bump(route, d, func(f *shadow.FieldCounts) { f.Both++ })
 					} else {
 						bump(route, d, func(f *shadow.FieldCounts) { f.CanaryOnly++ })
 					}
 				}
 				for _, d := range ds {
-					if !inC[d] {
+					if !slices.Contains(dc, d) {
 						bump(route, d, func(f *shadow.FieldCounts) { f.StableOnly++ })
 					}
 				}
@@ -198,12 +193,11 @@ func TestMonteCarloLowTrafficShadowAAWithinAlpha(t *testing.T) {
 		runs = 30
 	}
 	fails, promoted := 0, 0
-	for seed := range uint64(runs) {
-		o := lowRun(2000+seed, cfg, 10, lowCanary{})
+	for i, o := range eachRun(runs, func(i int) lowOutcome { return lowRun(2000+uint64(i), cfg, 10, lowCanary{}) }) {
 		switch {
 		case o.failAt >= 0:
 			fails++
-			t.Logf("false rollback, seed %d at %ds: %s", 2000+seed, o.failAt, o.reason)
+			t.Logf("false rollback, seed %d at %ds: %s", 2000+i, o.failAt, o.reason)
 		case o.promoted:
 			promoted++
 		}
@@ -242,14 +236,13 @@ func TestMonteCarloLowTrafficShadowCatchesBadReleases(t *testing.T) {
 			cfg := DefaultConfig()
 			caught, users := 0, 0
 			var at []int
-			for seed := range uint64(runs) {
-				o := lowRun(7000+seed, cfg, 10, c.canary)
+			for i, o := range eachRun(runs, func(i int) lowOutcome { return lowRun(7000+uint64(i), cfg, 10, c.canary) }) {
 				users += o.userFailures
 				if o.failAt >= 0 {
 					caught++
 					at = append(at, o.failAt)
 				} else {
-					t.Logf("seed %d not caught: promoted %v %s", 7000+seed, o.promoted, o.reason)
+					t.Logf("seed %d not caught: promoted %v %s", 7000+i, o.promoted, o.reason)
 				}
 			}
 			t.Logf("%s: caught %d of %d (median %d s), %d user-facing failures", c.name, caught, runs, medianInt(append(at, 0)[:max(1, len(at))]), users)

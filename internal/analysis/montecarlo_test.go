@@ -22,13 +22,14 @@ type mcRoute struct {
 	name     string
 	share    float64 // of the requests
 	medianMs float64
+	index    int // in mcRoutes
 }
 
-var mcRoutes = []mcRoute{
-	{"GET /v1/orders/{id}", 0.50, 20},
-	{"GET /v1/items", 0.30, 50},
-	{"POST /v1/pay", 0.15, 120},
-	{"GET /v1/report", 0.05, 300},
+var mcRoutes = [...]mcRoute{
+	{"GET /v1/orders/{id}", 0.50, 20, 0},
+	{"GET /v1/items", 0.30, 50, 1},
+	{"POST /v1/pay", 0.15, 120, 2},
+	{"GET /v1/report", 0.05, 300, 3},
 }
 
 // mcCanary is how the canary differs from stable on a route.
@@ -94,6 +95,9 @@ func mcRun(seed uint64, cfg Config, rps int, canary mcCanary, phases []mcPhase) 
 		prevWave, prevGate = ph.wave, ph.gate
 		var w Window
 		w.Canary.Routes, w.Stable.Routes = map[string]stats.Counts{}, map[string]stats.Counts{}
+		// Per-route counts by index, put in the window's maps once a
+		// second rather than looked up for every request.
+		var byRoute [2][len(mcRoutes)]stats.Counts // stable, canary
 		for range ph.seconds {
 			sec++
 			// Load rises over the release and with the canary's share
@@ -122,14 +126,20 @@ func mcRun(seed uint64, cfg Config, rps int, canary mcCanary, phases []mcPhase) 
 					status = 500
 				}
 				ms *= math.Exp(0.5 * rng.NormFloat64())
-				v := &w.Stable
+				v, k := &w.Stable, 0
 				if isCanary {
-					v = &w.Canary
+					v, k = &w.Canary, 1
 				}
 				v.Total.Observe(status, ms)
-				rc := v.Routes[rt.name]
-				rc.Observe(status, ms)
-				v.Routes[rt.name] = rc
+				byRoute[k][rt.index].Observe(status, ms)
+			}
+			for i, rt := range mcRoutes {
+				if c := byRoute[0][i]; c.Requests > 0 {
+					w.Stable.Routes[rt.name] = c
+				}
+				if c := byRoute[1][i]; c.Requests > 0 {
+					w.Canary.Routes[rt.name] = c
+				}
 			}
 			d := cfg.Evaluate(e, w, ph.final)
 			if d.Verdict == Fail {
@@ -165,10 +175,12 @@ func TestMonteCarloAAFalseRollbacksWithinAlpha(t *testing.T) {
 		runs = 40
 	}
 	fails := 0
-	for seed := range uint64(runs) {
-		if o := mcRun(1000+seed, cfg, 300, mcCanary{latencyScale: 1}, mcRelease(20)); o.failAt >= 0 {
+	for i, o := range eachRun(runs, func(i int) mcOutcome {
+		return mcRun(1000+uint64(i), cfg, 300, mcCanary{latencyScale: 1}, mcRelease(20))
+	}) {
+		if o.failAt >= 0 {
 			fails++
-			t.Logf("false rollback, seed %d at %ds: %s", 1000+seed, o.failAt, o.reason)
+			t.Logf("false rollback, seed %d at %ds: %s", 1000+i, o.failAt, o.reason)
 		}
 	}
 	rate := float64(fails) / float64(runs)
@@ -226,10 +238,9 @@ func TestMonteCarloPower(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			cfg := DefaultConfig()
 			var at []int
-			for seed := range uint64(runs) {
-				o := mcRun(5000+seed, cfg, 1000, c.canary, mcRelease(20))
+			for i, o := range eachRun(runs, func(i int) mcOutcome { return mcRun(5000+uint64(i), cfg, 1000, c.canary, mcRelease(20)) }) {
 				if o.failAt < 0 {
-					t.Errorf("seed %d: %s not caught in the whole release", 5000+seed, c.name)
+					t.Errorf("seed %d: %s not caught in the whole release", 5000+i, c.name)
 					continue
 				}
 				at = append(at, o.failAt)

@@ -36,12 +36,12 @@ import (
 // stored, and a restarted engine continues the same test.
 
 // latencySlopes is the mixture's grid of b.
-var latencySlopes = func() []float64 {
-	const n = 24
+var latencySlopes = latencySlopesArray[:]
+
+var latencySlopesArray = func() (out [24]float64) {
 	lo, hi := math.Log(0.05), math.Log(40)
-	out := make([]float64, n)
-	for i := range n {
-		out[i] = math.Exp(lo + (hi-lo)*float64(i)/float64(n-1))
+	for i := range out {
+		out[i] = math.Exp(lo + (hi-lo)*float64(i)/float64(len(out)-1))
 	}
 	return out
 }()
@@ -61,18 +61,16 @@ var bucketLogMs = func() []float64 {
 // latencyLogE is the log e-value of "the canary is slower" over one window.
 func latencyLogE(canary, stable stats.Counts) float64 {
 	n := max(len(canary.Latency), len(stable.Latency))
-	c := make([]float64, n)
-	s := make([]float64, n)
+	at := func(l []uint64, i int) float64 {
+		if i < len(l) {
+			return float64(l[i])
+		}
+		return 0
+	}
 	var nc, ns float64
 	for i := range n {
-		if i < len(canary.Latency) {
-			c[i] = float64(canary.Latency[i])
-		}
-		if i < len(stable.Latency) {
-			s[i] = float64(stable.Latency[i])
-		}
-		nc += c[i]
-		ns += s[i]
+		nc += at(canary.Latency, i)
+		ns += at(stable.Latency, i)
 	}
 	if nc == 0 || ns == 0 {
 		return 0
@@ -82,26 +80,35 @@ func latencyLogE(canary, stable stats.Counts) float64 {
 	var seen float64
 	centre := 0
 	for i := range n {
-		seen += c[i] + s[i]
+		seen += at(canary.Latency, i) + at(stable.Latency, i)
 		if seen >= (nc+ns)/2 {
 			centre = i
 			break
 		}
 	}
+	// The buckets that hold requests, with their distance from the centre:
+	// the mixture below visits them once per slope (this is the judges'
+	// hottest loop, run at every look on every scope).
+	type bucket struct{ c, s, x float64 }
+	var buf [64]bucket
+	used := buf[:0]
+	for i := range n {
+		if c, s := at(canary.Latency, i), at(stable.Latency, i); c+s > 0 {
+			used = append(used, bucket{c, s, logMs(i) - logMs(centre)})
+		}
+	}
 	base, logT0, log1mT0 := math.Log(t0/(1-t0)), math.Log(t0), math.Log(1-t0)
-	terms := make([]float64, len(latencySlopes))
+	var terms [len(latencySlopesArray)]float64
 	for k, b := range latencySlopes {
 		var l float64
-		for i := range n {
-			if c[i] == 0 && s[i] == 0 {
-				continue
-			}
-			eta := base + b*(logMs(i)-logMs(centre))
-			l += c[i]*(logSigmoid(eta)-logT0) + s[i]*(logSigmoid(-eta)-log1mT0)
+		for _, u := range used {
+			eta := base + b*u.x
+			ls := logSigmoid(eta) // and log σ(-η) = log σ(η) - η
+			l += u.c*(ls-logT0) + u.s*(ls-eta-log1mT0)
 		}
 		terms[k] = l
 	}
-	return logMeanExp(terms)
+	return logMeanExp(terms[:])
 }
 
 func logMs(i int) float64 {
