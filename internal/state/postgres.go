@@ -24,7 +24,7 @@ type Postgres struct {
 }
 
 var (
-	_ Store  = (*Postgres)(nil)
+	_ Store     = (*Postgres)(nil)
 	_ Leases    = (*Postgres)(nil)
 	_ Versioner = (*Postgres)(nil)
 )

@@ -23,14 +23,14 @@ type SQLite struct {
 	rdb *sql.DB
 	// writes go to the writer goroutine, which commits the writes
 	// waiting together in one transaction (group commit, sqlitewriter.go).
-	writes  chan *writeOp
+	writes    chan *writeOp
 	quit      chan struct{}
 	closeOnce sync.Once
 	stopped   chan struct{}
 }
 
 var (
-	_ Store  = (*SQLite)(nil)
+	_ Store     = (*SQLite)(nil)
 	_ Leases    = (*SQLite)(nil)
 	_ Versioner = (*SQLite)(nil)
 )
