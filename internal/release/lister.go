@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pave-platform/pave/internal/state"
@@ -36,6 +37,8 @@ type lister struct {
 
 	mu   sync.Mutex
 	seen map[string]listed
+	// inProgress is how many releases the last listing found pending.
+	inProgress atomic.Int64
 }
 
 // listed is what the lister knows of one release.
@@ -116,6 +119,7 @@ func (l *lister) pending(ctx context.Context) ([]string, error) {
 		}
 		return 1
 	})
+	l.inProgress.Store(int64(len(out)))
 	names := make([]string, len(out))
 	for i, it := range out {
 		names[i] = it.name

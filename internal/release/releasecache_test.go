@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"reflect"
 	"testing"
+	"time"
 
 	"github.com/pave-platform/pave/internal/traffic"
 )
@@ -155,4 +156,72 @@ func (e *Engine) mustGet(t *testing.T, name string) Release {
 		t.Fatal(err)
 	}
 	return r
+}
+
+// With many releases in progress, an unchanged decision is stored again
+// only every liveEvery (20 s at 1,000), while a hold's start is stored at
+// once: the hold budget counts from it after a restart too.
+func TestLiveViewWritesBoundedHoldStored(t *testing.T) {
+	rg := newRig(t)
+	ctx := context.Background()
+	if _, err := rg.eng.Create(ctx, testRelease()); err != nil {
+		t.Fatal(err)
+	}
+	rg.tick(200) // deployed, step 1
+	if got := rg.get("shop-v2"); got.Status.Phase != Progressing {
+		t.Fatalf("phase %s, want progressing", got.Status.Phase)
+	}
+	rg.eng.lister.inProgress.Store(1000) // as if 1,000 releases ran
+	if every := rg.eng.liveEvery(); every != 20*time.Second {
+		t.Fatalf("liveEvery %s at 1,000 releases, want 20s", every)
+	}
+	// No traffic: the step's time runs out without its samples, a hold.
+	var hold time.Time
+	for i := range 12 {
+		w, _ := rg.router.Weights(ctx, "shop")
+		rg.metrics.serve(w, 0)
+		rg.clock.Add(time.Second)
+		if err := rg.eng.ReconcileOne(ctx, "shop-v2"); err != nil {
+			t.Fatal(err)
+		}
+		rg.eng.lister.inProgress.Store(1000)
+		got := rg.get("shop-v2")
+		if hold.IsZero() && !got.Status.HoldSince.IsZero() {
+			hold = got.Status.HoldSince
+			if want := rg.clock.Now(); !hold.Equal(want) {
+				t.Fatalf("the hold stored as beginning at %s, in the reconcile at %s", hold, want)
+			}
+		}
+		if !hold.IsZero() && !got.Status.HoldSince.Equal(hold) {
+			t.Fatalf("tick %d: the stored hold moved from %s to %s", i, hold, got.Status.HoldSince)
+		}
+	}
+	if hold.IsZero() {
+		t.Fatal("no hold was stored within 12 s of a 5 s step without traffic")
+	}
+	st := rg.get("shop-v2").Status
+	if late := hold.Sub(st.StepStarted); late > 7*time.Second {
+		t.Fatalf("the hold stored as beginning %s into a 5 s step: it was not stored when it began", late)
+	}
+	// After the hold began, the same verdict is not stored again for 20 s.
+	stored := rg.get("shop-v2").Status.DecisionAt
+	var refreshed time.Time
+	for range 25 {
+		w, _ := rg.router.Weights(ctx, "shop")
+		rg.metrics.serve(w, 0)
+		rg.clock.Add(time.Second)
+		if err := rg.eng.ReconcileOne(ctx, "shop-v2"); err != nil {
+			t.Fatal(err)
+		}
+		rg.eng.lister.inProgress.Store(1000)
+		if at := rg.get("shop-v2").Status.DecisionAt; !at.Equal(stored) && refreshed.IsZero() {
+			refreshed = at
+		}
+	}
+	if refreshed.IsZero() {
+		t.Fatal("the live view was never refreshed in 25 s")
+	}
+	if gap := refreshed.Sub(stored); gap < 20*time.Second {
+		t.Fatalf("an unchanged decision stored again after %s, want 20s at 1,000 releases", gap)
+	}
 }
