@@ -96,8 +96,7 @@ func (l *lister) note(r *Release, version int64) {
 // pending lists the names of the releases a reconcile may still change,
 // oldest first.
 func (l *lister) pending(ctx context.Context) ([]string, error) {
-	fresh, err := l.refresh(ctx)
-	if err != nil {
+	if err := l.refresh(ctx); err != nil {
 		return nil, err
 	}
 	type item struct {
@@ -105,11 +104,13 @@ func (l *lister) pending(ctx context.Context) ([]string, error) {
 		created time.Time
 	}
 	var out []item
-	for name, s := range fresh {
+	l.mu.Lock()
+	for name, s := range l.seen {
 		if s.pending {
 			out = append(out, item{name, s.created})
 		}
 	}
+	l.mu.Unlock()
 	slices.SortFunc(out, func(a, b item) int {
 		if c := a.created.Compare(b.created); c != 0 {
 			return c
@@ -127,28 +128,28 @@ func (l *lister) pending(ctx context.Context) ([]string, error) {
 	return names, nil
 }
 
-// refresh brings the cache up to date with the store and returns it.
-func (l *lister) refresh(ctx context.Context) (map[string]listed, error) {
+// refresh brings the cache up to date with the store.
+func (l *lister) refresh(ctx context.Context) error {
 	v, ok := l.store.(state.Versioner)
 	if !ok {
 		objs, err := l.store.List(ctx, StateKind)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		all := make(map[string]listed, len(objs))
 		for _, o := range objs {
 			if all[o.Key], err = decodeListed(o.Key, o.Version, o.Data); err != nil {
-				return nil, err
+				return err
 			}
 		}
 		l.mu.Lock()
 		l.seen = all
 		l.mu.Unlock()
-		return all, nil
+		return nil
 	}
 	kvs, err := v.Versions(ctx, StateKind)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	l.mu.Lock()
 	var stale []state.KeyVersion
@@ -165,10 +166,10 @@ func (l *lister) refresh(ctx context.Context) (map[string]listed, error) {
 			continue // deleted since: the next resync drops it
 		}
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if read[kv.Key], err = decodeListed(kv.Key, o.Version, o.Data); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	l.mu.Lock()
@@ -184,5 +185,5 @@ func (l *lister) refresh(ctx context.Context) (map[string]listed, error) {
 		}
 	}
 	l.seen = all
-	return all, nil
+	return nil
 }

@@ -225,3 +225,37 @@ func TestLiveViewWritesBoundedHoldStored(t *testing.T) {
 		t.Fatalf("an unchanged decision stored again after %s, want 20s at 1,000 releases", gap)
 	}
 }
+
+// The lister reads only what changed, yet sees every change: a release
+// created through another engine (another replica's API) is listed at
+// the next look, and one that ended (scaled down, weights applied) is not.
+func TestListerFollowsOtherWriters(t *testing.T) {
+	rg := newRig(t)
+	ctx := context.Background()
+	if names, err := rg.eng.pendingWork(ctx); err != nil || len(names) != 0 {
+		t.Fatalf("pending on an empty store: %v, %v", names, err)
+	}
+	other := NewEngine(rg.store, rg.router, rg.target, rg.metrics, WithClock(rg.clock))
+	if _, err := other.Create(ctx, testRelease()); err != nil {
+		t.Fatal(err)
+	}
+	if names, err := rg.eng.pendingWork(ctx); err != nil || fmt.Sprint(names) != "[shop-v2]" {
+		t.Fatalf("pending after another engine's create: %v, %v; want [shop-v2]", names, err)
+	}
+	rg.tick(200)
+	if _, err := other.Act(ctx, "shop-v2", Abort, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	for range 15 { // past the scale-down delay
+		rg.tick(200)
+	}
+	if got := rg.get("shop-v2"); !got.Status.ScaledDown {
+		t.Fatalf("not scaled down: %+v", got.Status)
+	}
+	if names, err := rg.eng.pendingWork(ctx); err != nil || len(names) != 0 {
+		t.Fatalf("pending after the release ended: %v, %v; want none", names, err)
+	}
+	if got := rg.eng.lister.inProgress.Load(); got != 0 {
+		t.Fatalf("inProgress %d, want 0", got)
+	}
+}
