@@ -22,9 +22,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -39,7 +42,7 @@ func main() {
 	var (
 		releases  = flag.Int("releases", 1000, "concurrent releases")
 		duration  = flag.Duration("duration", 3*time.Minute, "longest a scale run lasts (it ends when every release ended)")
-		backends  = flag.String("backends", "sqlite,postgres", "state stores to measure")
+		backends  = flag.String("backends", "sqlite,postgres", "state stores to measure (empty: none, the failovers only)")
 		failovers = flag.Int("failovers", 20, "kill -9 of the leader, repeated (0: none)")
 		lease     = flag.Duration("lease", 15*time.Second, "the leader-lease setting of the failover run")
 		fsync     = flag.Bool("pg-fsync", true, "PostgreSQL with fsync on (as in production); off shows what the disk costs")
@@ -48,6 +51,7 @@ func main() {
 		storeURL  = flag.String("store", "", "internal: the replica's state store")
 		simURL    = flag.String("sim", "", "internal: the replica's simulated clusters")
 		id        = flag.String("id", "", "internal: the replica's identity")
+		cpuprof   = flag.String("cpuprofile", "", "write a CPU profile of the scale runs to this file (go tool pprof)")
 	)
 	flag.Parse()
 	if *replica {
@@ -59,6 +63,18 @@ func main() {
 	}
 	ctx, stop := signalContext()
 	defer stop()
+	if *cpuprof != "" {
+		f, err := os.Create(*cpuprof)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "scale:", err)
+			os.Exit(2)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(os.Stderr, "scale:", err)
+			os.Exit(2)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	var ws []int
 	for _, f := range strings.Split(*workers, ",") {
 		w, err := strconv.Atoi(strings.TrimSpace(f))
@@ -68,7 +84,13 @@ func main() {
 		}
 		ws = append(ws, w)
 	}
-	if err := run(ctx, os.Stdout, *releases, ws, *duration, strings.Split(*backends, ","), *failovers, *lease, *fsync); err != nil {
+	var bs []string // -backends "": the failovers only
+	for _, b := range strings.Split(*backends, ",") {
+		if b = strings.TrimSpace(b); b != "" {
+			bs = append(bs, b)
+		}
+	}
+	if err := run(ctx, os.Stdout, *releases, ws, *duration, bs, *failovers, *lease, *fsync); err != nil {
 		fmt.Fprintln(os.Stderr, "scale:", err)
 		os.Exit(1)
 	}
@@ -148,8 +170,11 @@ func measure(ctx context.Context, b string, pg *pgtest.Server, n, workers int, d
 
 // report prints the scale runs' table, against the goals, and the ratios.
 func report(out io.Writer, n int, results []scaleResult) {
+	if len(results) == 0 {
+		return
+	}
 	fmt.Fprintf(out, "\n%d concurrent releases, each due every second (goal: p99 < 1s for every release's reconcile and wait, RSS <= 200 MiB)\n", n)
-	fmt.Fprintf(out, "%-9s %7s %11s %10s %10s %10s %10s %10s %10s %9s %14s %s\n", "backend", "workers", "reconciles", "recon p50", "recon p99", "wait p50", "wait p99", "writes/s", "CPU %", "RSS MiB", "goal", "outcome")
+	fmt.Fprintf(out, "%-9s %7s %11s %10s %10s %10s %10s %10s %10s %10s %9s %7s %s\n", "backend", "workers", "reconciles", "recon p50", "recon p99", "queue p99", "wait p50", "wait p99", "writes/s", "CPU %", "RSS MiB", "goal", "outcome")
 	for _, r := range results {
 		// The goal read two ways: one release's reconcile, and the wait
 		// from its turn until its decision (what a user sees).
@@ -157,9 +182,23 @@ func report(out io.Writer, n int, results []scaleResult) {
 		if quantile(r.Reconcile, 0.99) >= time.Second || quantile(r.Wait, 0.99) >= time.Second || r.RSSPeak > 200<<20 {
 			goal = "MISSED"
 		}
-		fmt.Fprintf(out, "%-9s %7d %11d %10s %10s %10s %10s %10.0f %10.0f %9.0f %14s %d promoted, %d rolled back (%d healthy), %d reconcile errors\n",
-			r.Backend, r.Workers, len(r.Reconcile), ms(quantile(r.Reconcile, 0.5)), ms(quantile(r.Reconcile, 0.99)), ms(quantile(r.Wait, 0.5)), ms(quantile(r.Wait, 0.99)),
+		fmt.Fprintf(out, "%-9s %7d %11d %10s %10s %10s %10s %10s %10.0f %10.0f %9.0f %7s %d promoted, %d rolled back (%d healthy), %d reconcile errors\n",
+			r.Backend, r.Workers, len(r.Reconcile), ms(quantile(r.Reconcile, 0.5)), ms(quantile(r.Reconcile, 0.99)), ms(quantile(r.Queue, 0.99)), ms(quantile(r.Wait, 0.5)), ms(quantile(r.Wait, 0.99)),
 			float64(r.Writes)/r.Wall.Seconds(), 100*r.CPU.Seconds()/r.Wall.Seconds(), float64(r.RSSPeak)/(1<<20), goal, r.Promoted, r.RolledBk, r.FalseRollbacks, r.Errors)
+	}
+	for _, r := range results {
+		// What the writes were: the timeline entry each carried; "refresh"
+		// is a write with none (the live view, a cluster's trouble).
+		types := slices.Sorted(maps.Keys(r.ByType))
+		var parts []string
+		for _, t := range types {
+			name := t
+			if name == "" {
+				name = "refresh"
+			}
+			parts = append(parts, fmt.Sprintf("%s %.1f", name, float64(r.ByType[t])/float64(r.Releases)))
+		}
+		fmt.Fprintf(out, "%s, %d workers: writes per release: %s\n", r.Backend, r.Workers, strings.Join(parts, ", "))
 	}
 	for _, r := range results {
 		if r.FalseRollbacks > 0 {

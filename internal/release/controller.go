@@ -2,14 +2,10 @@ package release
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 	"sync"
 	"time"
 
 	"k8s.io/client-go/util/workqueue"
-
-	"github.com/pave-platform/pave/internal/traffic"
 )
 
 // DefaultWorkers is how many releases the engine reconciles at once unless
@@ -162,43 +158,9 @@ func (c *controller) work(ctx context.Context) {
 }
 
 // pendingWork lists the names of the releases a reconcile may still
-// change, oldest first; it decodes only what it needs to know that.
+// change, oldest first (lister.go).
 func (e *Engine) pendingWork(ctx context.Context) ([]string, error) {
-	objs, err := e.store.List(ctx, StateKind)
-	if err != nil {
-		return nil, err
-	}
-	type brief struct {
-		Metadata struct {
-			Name              string    `json:"name"`
-			CreationTimestamp time.Time `json:"creationTimestamp"`
-		} `json:"metadata"`
-		Status struct {
-			Phase          Phase           `json:"phase"`
-			ScaledDown     bool            `json:"scaledDown"`
-			WeightsApplied bool            `json:"weightsApplied"`
-			Weights        traffic.Weights `json:"weights"`
-		} `json:"status"`
-	}
-	var out []Release
-	for _, o := range objs {
-		var b brief
-		if err := json.Unmarshal(o.Data, &b); err != nil {
-			return nil, fmt.Errorf("decode release %s: %w", o.Key, err)
-		}
-		if b.Status.Phase.Terminal() && b.Status.ScaledDown && (b.Status.WeightsApplied || len(b.Status.Weights) == 0) {
-			continue
-		}
-		var r Release
-		r.Metadata.Name, r.Metadata.CreationTimestamp = b.Metadata.Name, b.Metadata.CreationTimestamp
-		out = append(out, r)
-	}
-	sortByCreation(out)
-	names := make([]string, len(out))
-	for i, r := range out {
-		names[i] = r.Metadata.Name
-	}
-	return names, nil
+	return e.lister.pending(ctx)
 }
 
 // serviceLocks serialises the changes to one service's releases: a

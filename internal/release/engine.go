@@ -45,6 +45,10 @@ type Engine struct {
 	// of different services are reconciled in parallel (controller.go).
 	locks     serviceLocks
 	serviceOf sync.Map // release name → its service, for the lock
+	// lister tells which releases still need work (lister.go).
+	lister lister
+	// cache keeps decoded releases for the reconciles (releasecache.go).
+	cache releaseCache
 	// workers is how many releases Run reconciles at once.
 	workers int
 	// timings, when set, hears of each reconcile Run makes.
@@ -71,6 +75,7 @@ func NewEngine(store state.Store, router Router, target Target, metrics MetricSo
 func NewFleetEngine(store state.Store, fleet Fleet, opts ...Option) *Engine {
 	e := &Engine{store: store, fleet: fleet, clock: wallClock{},
 		log: slog.New(slog.DiscardHandler), decisionEvery: 5 * time.Second, workers: DefaultWorkers}
+	e.lister.store = store
 	for _, o := range opts {
 		o(e)
 	}
@@ -382,7 +387,7 @@ func (e *Engine) lockRelease(ctx context.Context, name string, r *Release) (ver 
 	for {
 		unlock = e.locks.lock(service.(string))
 		*r = Release{}
-		ver, err = state.GetJSON(ctx, e.store, StateKind, name, r)
+		ver, err = e.cache.read(ctx, e.store, name, r)
 		if err != nil {
 			unlock()
 			return 0, nil, err
@@ -399,6 +404,7 @@ func (e *Engine) lockRelease(ctx context.Context, name string, r *Release) (ver 
 // commit stores the release (ifVersion *ver, updated on success) and
 // appends a timeline event; with *ver == 0 the release must be new.
 func (e *Engine) commit(ctx context.Context, r *Release, ver *int64, evType string, evData any) error {
+	e.cache.drop(r.Metadata.Name) // the next read decodes what was stored
 	if pa, ok := e.store.(state.PutAppender); ok && evType != "" {
 		// One transaction: a crash never keeps a decision without its
 		// entry in the timeline.
@@ -415,6 +421,7 @@ func (e *Engine) commit(ctx context.Context, r *Release, ver *int64, evType stri
 			return fmt.Errorf("store release %s: %w", r.Metadata.Name, err)
 		}
 		*ver = o.Version
+		e.lister.note(r, o.Version)
 		return nil
 	}
 	v, err := state.PutJSON(ctx, e.store, StateKind, r.Metadata.Name, r, *ver)
@@ -422,6 +429,7 @@ func (e *Engine) commit(ctx context.Context, r *Release, ver *int64, evType stri
 		return fmt.Errorf("store release %s: %w", r.Metadata.Name, err)
 	}
 	*ver = v
+	e.lister.note(r, v)
 	if evType == "" {
 		return nil
 	}

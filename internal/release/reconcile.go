@@ -291,13 +291,23 @@ func (e *Engine) end(ctx context.Context, r *Release, ver *int64, p Phase, msg s
 	return e.applyWeights(ctx, r, ver)
 }
 
-// noteDecision stores the latest decision for the live view when its
-// verdict changed or the last stored one is old.
+// noteDecision stores the latest decision when the next reconcile, or a
+// person, needs it stored:
+//
+//   - its verdict changed (a timeline entry);
+//   - a hold began since the last stored decision (HoldSince after
+//     DecisionAt): the hold budget counts from HoldSince, also after a
+//     restart, so it is stored at once;
+//   - the stored one is older than liveEvery: the live view's refresh.
+//
+// Anything else (the same verdict, with fresher counts) is recomputed by
+// the next reconcile from the stored window, and not written.
 func (e *Engine) noteDecision(ctx context.Context, r *Release, ver *int64, d analysis.Decision) error {
 	now := e.clock.Now().UTC()
 	prev := r.Status.Decision
 	changed := prev == nil || prev.Verdict != d.Verdict
-	if !changed && now.Sub(r.Status.DecisionAt) < e.decisionEvery {
+	holdBegan := !r.Status.HoldSince.IsZero() && r.Status.HoldSince.After(r.Status.DecisionAt)
+	if !changed && !holdBegan && now.Sub(r.Status.DecisionAt) < e.liveEvery() {
 		return nil
 	}
 	r.Status.Decision, r.Status.DecisionAt = &d, now
@@ -306,6 +316,19 @@ func (e *Engine) noteDecision(ctx context.Context, r *Release, ver *int64, d ana
 		evType = "verdict"
 	}
 	return e.commit(ctx, r, ver, evType, d)
+}
+
+// liveWrites bounds the live view's refreshes a second, over all the
+// releases in progress.
+const liveWrites = 50
+
+// liveEvery is how old a stored decision may get before an unchanged one
+// is stored again for the live view: decisionEvery (5 s) with up to 250
+// releases in progress, longer with more, so the refreshes stay under
+// liveWrites a second (20 s at 1,000 releases) and leave the state
+// store's writes to the changes that matter.
+func (e *Engine) liveEvery() time.Duration {
+	return max(e.decisionEvery, time.Duration(e.lister.inProgress.Load())*time.Second/liveWrites)
 }
 
 func (e *Engine) reconcileEnded(ctx context.Context, r *Release, ver *int64) error {

@@ -24,8 +24,9 @@ type Postgres struct {
 }
 
 var (
-	_ Store  = (*Postgres)(nil)
-	_ Leases = (*Postgres)(nil)
+	_ Store     = (*Postgres)(nil)
+	_ Leases    = (*Postgres)(nil)
+	_ Versioner = (*Postgres)(nil)
 )
 
 // postgresMigrations[i] brings the schema from version i to i+1.
@@ -188,6 +189,33 @@ func (s *Postgres) List(ctx context.Context, kind string) ([]Object, error) {
 		return nil, fmt.Errorf("list %s: %w", kind, err)
 	}
 	return out, nil
+}
+
+// Versions lists the kind's keys and versions, in key order.
+func (s *Postgres) Versions(ctx context.Context, kind string) ([]KeyVersion, error) {
+	rows, err := s.pool.Query(ctx, `SELECT key, version FROM objects WHERE kind=$1 ORDER BY key COLLATE "C"`, kind)
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", kind, err)
+	}
+	defer rows.Close()
+	out, err := scanVersions(rows)
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", kind, err)
+	}
+	return out, nil
+}
+
+// Version returns one object's version.
+func (s *Postgres) Version(ctx context.Context, kind, key string) (int64, error) {
+	var v int64
+	err := s.pool.QueryRow(ctx, `SELECT version FROM objects WHERE kind=$1 AND key=$2`, kind, key).Scan(&v)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, fmt.Errorf("%s %q: %w", kind, key, ErrNotFound)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("get %s/%s: %w", kind, key, err)
+	}
+	return v, nil
 }
 
 // write runs fn in a transaction that first checks the fence ctx carries,

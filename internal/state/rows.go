@@ -43,3 +43,16 @@ func scanEvents(r rows) ([]Event, error) {
 	}
 	return out, r.Err()
 }
+
+// scanVersions reads rows of (key, version).
+func scanVersions(r rows) ([]KeyVersion, error) {
+	var out []KeyVersion
+	for r.Next() {
+		var kv KeyVersion
+		if err := r.Scan(&kv.Key, &kv.Version); err != nil {
+			return nil, err
+		}
+		out = append(out, kv)
+	}
+	return out, r.Err()
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	_ "modernc.org/sqlite" // the pure-Go SQLite driver
@@ -20,11 +21,18 @@ type SQLite struct {
 	// rdb reads: WAL lets readers run while the writer waits for its
 	// fsync, so concurrent reconciles do not queue behind each commit.
 	rdb *sql.DB
+	// writes go to the writer goroutine, which commits the writes
+	// waiting together in one transaction (group commit, sqlitewriter.go).
+	writes    chan *writeOp
+	quit      chan struct{}
+	closeOnce sync.Once
+	stopped   chan struct{}
 }
 
 var (
-	_ Store  = (*SQLite)(nil)
-	_ Leases = (*SQLite)(nil)
+	_ Store     = (*SQLite)(nil)
+	_ Leases    = (*SQLite)(nil)
+	_ Versioner = (*SQLite)(nil)
 )
 
 // sqliteMigrations[i] brings the schema from version i to i+1; the
@@ -70,7 +78,9 @@ func OpenSQLite(path string) (*SQLite, error) {
 	}
 	rdb.SetMaxOpenConns(4)
 	rdb.SetMaxIdleConns(4)
-	return &SQLite{db: db, rdb: rdb}, nil
+	s := &SQLite{db: db, rdb: rdb, writes: make(chan *writeOp), quit: make(chan struct{}), stopped: make(chan struct{})}
+	go s.writer()
+	return s, nil
 }
 
 func migrateSQLite(db *sql.DB, path string) error {
@@ -130,7 +140,13 @@ func checkFence(ctx context.Context, tx *sql.Tx) error {
 	return err
 }
 
-func (s *SQLite) Close() error { return errors.Join(s.rdb.Close(), s.db.Close()) }
+// Close stops the writer after the writes it has taken, then closes the
+// file; a write after Close fails.
+func (s *SQLite) Close() error {
+	s.closeOnce.Do(func() { close(s.quit) })
+	<-s.stopped
+	return errors.Join(s.rdb.Close(), s.db.Close())
+}
 
 func (s *SQLite) Get(ctx context.Context, kind, key string) (Object, error) {
 	o := Object{Kind: kind, Key: key}
@@ -160,6 +176,33 @@ func (s *SQLite) List(ctx context.Context, kind string) ([]Object, error) {
 	return out, nil
 }
 
+// Versions lists the kind's keys and versions, in key order.
+func (s *SQLite) Versions(ctx context.Context, kind string) ([]KeyVersion, error) {
+	rows, err := s.rdb.QueryContext(ctx, `SELECT key, version FROM objects WHERE kind=? ORDER BY key`, kind)
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", kind, err)
+	}
+	defer rows.Close()
+	out, err := scanVersions(rows)
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", kind, err)
+	}
+	return out, nil
+}
+
+// Version returns one object's version.
+func (s *SQLite) Version(ctx context.Context, kind, key string) (int64, error) {
+	var v int64
+	err := s.rdb.QueryRowContext(ctx, `SELECT version FROM objects WHERE kind=? AND key=?`, kind, key).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, fmt.Errorf("%s %q: %w", kind, key, ErrNotFound)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("get %s/%s: %w", kind, key, err)
+	}
+	return v, nil
+}
+
 func (s *SQLite) Put(ctx context.Context, kind, key string, data []byte, ifVersion int64) (Object, error) {
 	o, _, err := s.put(ctx, kind, key, data, ifVersion, nil)
 	return o, err
@@ -171,31 +214,30 @@ func (s *SQLite) PutAppend(ctx context.Context, kind, key string, data []byte, i
 }
 
 func (s *SQLite) put(ctx context.Context, kind, key string, data []byte, ifVersion int64, e *Event) (Object, int64, error) {
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return Object{}, 0, fmt.Errorf("put %s/%s: %w", kind, key, err)
-	}
-	defer tx.Rollback()
-	if err := checkFence(ctx, tx); err != nil {
-		return Object{}, 0, fmt.Errorf("put %s/%s: %w", kind, key, err)
-	}
-	var cur int64
-	err = tx.QueryRowContext(ctx, `SELECT version FROM objects WHERE kind=? AND key=?`, kind, key).Scan(&cur)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return Object{}, 0, fmt.Errorf("put %s/%s: %w", kind, key, err)
-	}
-	if ifVersion != Any && ifVersion != cur {
-		return Object{}, 0, fmt.Errorf("%s %q at version %d, expected %d: %w", kind, key, cur, ifVersion, ErrConflict)
-	}
-	now := time.Now().UTC()
-	o := Object{Kind: kind, Key: key, Version: cur + 1, Data: append([]byte(nil), data...), Updated: now}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO objects (kind, key, version, data, updated) VALUES (?,?,?,?,?)
-		ON CONFLICT (kind, key) DO UPDATE SET version=excluded.version, data=excluded.data, updated=excluded.updated`,
-		kind, key, o.Version, data, now.UnixNano()); err != nil {
-		return Object{}, 0, fmt.Errorf("put %s/%s: %w", kind, key, err)
-	}
+	var o Object
 	var seq int64
-	if e != nil {
+	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		if err := checkFence(ctx, tx); err != nil {
+			return fmt.Errorf("put %s/%s: %w", kind, key, err)
+		}
+		var cur int64
+		err := tx.QueryRowContext(ctx, `SELECT version FROM objects WHERE kind=? AND key=?`, kind, key).Scan(&cur)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("put %s/%s: %w", kind, key, err)
+		}
+		if ifVersion != Any && ifVersion != cur {
+			return fmt.Errorf("%s %q at version %d, expected %d: %w", kind, key, cur, ifVersion, ErrConflict)
+		}
+		now := time.Now().UTC()
+		o = Object{Kind: kind, Key: key, Version: cur + 1, Data: append([]byte(nil), data...), Updated: now}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO objects (kind, key, version, data, updated) VALUES (?,?,?,?,?)
+			ON CONFLICT (kind, key) DO UPDATE SET version=excluded.version, data=excluded.data, updated=excluded.updated`,
+			kind, key, o.Version, data, now.UnixNano()); err != nil {
+			return fmt.Errorf("put %s/%s: %w", kind, key, err)
+		}
+		if e == nil {
+			return nil
+		}
 		if e.Time.IsZero() {
 			e.Time = now
 		}
@@ -205,67 +247,60 @@ func (s *SQLite) put(ctx context.Context, kind, key string, data []byte, ifVersi
 			seq, err = res.LastInsertId()
 		}
 		if err != nil {
-			return Object{}, 0, fmt.Errorf("append event %s/%s: %w", e.Kind, e.Key, err)
+			return fmt.Errorf("append event %s/%s: %w", e.Kind, e.Key, err)
 		}
-	}
-	if err := tx.Commit(); err != nil {
-		return Object{}, 0, fmt.Errorf("put %s/%s: %w", kind, key, err)
+		return nil
+	})
+	if err != nil {
+		return Object{}, 0, err
 	}
 	return o, seq, nil
 }
 
 func (s *SQLite) Delete(ctx context.Context, kind, key string, ifVersion int64) error {
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("delete %s/%s: %w", kind, key, err)
-	}
-	defer tx.Rollback()
-	if err := checkFence(ctx, tx); err != nil {
-		return fmt.Errorf("delete %s/%s: %w", kind, key, err)
-	}
-	var cur int64
-	err = tx.QueryRowContext(ctx, `SELECT version FROM objects WHERE kind=? AND key=?`, kind, key).Scan(&cur)
-	if errors.Is(err, sql.ErrNoRows) {
-		return fmt.Errorf("%s %q: %w", kind, key, ErrNotFound)
-	}
-	if err != nil {
-		return fmt.Errorf("delete %s/%s: %w", kind, key, err)
-	}
-	if ifVersion != Any && ifVersion != cur {
-		return fmt.Errorf("delete %s %q at version %d, expected %d: %w", kind, key, cur, ifVersion, ErrConflict)
-	}
-	if _, err := tx.ExecContext(ctx, `DELETE FROM objects WHERE kind=? AND key=?`, kind, key); err != nil {
-		return fmt.Errorf("delete %s/%s: %w", kind, key, err)
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("delete %s/%s: %w", kind, key, err)
-	}
-	return nil
+	return s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		if err := checkFence(ctx, tx); err != nil {
+			return fmt.Errorf("delete %s/%s: %w", kind, key, err)
+		}
+		var cur int64
+		err := tx.QueryRowContext(ctx, `SELECT version FROM objects WHERE kind=? AND key=?`, kind, key).Scan(&cur)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("%s %q: %w", kind, key, ErrNotFound)
+		}
+		if err != nil {
+			return fmt.Errorf("delete %s/%s: %w", kind, key, err)
+		}
+		if ifVersion != Any && ifVersion != cur {
+			return fmt.Errorf("delete %s %q at version %d, expected %d: %w", kind, key, cur, ifVersion, ErrConflict)
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM objects WHERE kind=? AND key=?`, kind, key); err != nil {
+			return fmt.Errorf("delete %s/%s: %w", kind, key, err)
+		}
+		return nil
+	})
 }
 
 func (s *SQLite) Append(ctx context.Context, e Event) (int64, error) {
 	if e.Time.IsZero() {
 		e.Time = time.Now().UTC()
 	}
-	tx, err := s.db.BeginTx(ctx, nil)
+	var seq int64
+	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		if err := checkFence(ctx, tx); err != nil {
+			return fmt.Errorf("append event %s/%s: %w", e.Kind, e.Key, err)
+		}
+		res, err := tx.ExecContext(ctx, `INSERT INTO events (time, kind, key, type, data) VALUES (?,?,?,?,?)`,
+			e.Time.UnixNano(), e.Kind, e.Key, e.Type, []byte(e.Data))
+		if err == nil {
+			seq, err = res.LastInsertId()
+		}
+		if err != nil {
+			return fmt.Errorf("append event %s/%s: %w", e.Kind, e.Key, err)
+		}
+		return nil
+	})
 	if err != nil {
-		return 0, fmt.Errorf("append event %s/%s: %w", e.Kind, e.Key, err)
-	}
-	defer tx.Rollback()
-	if err := checkFence(ctx, tx); err != nil {
-		return 0, fmt.Errorf("append event %s/%s: %w", e.Kind, e.Key, err)
-	}
-	res, err := tx.ExecContext(ctx, `INSERT INTO events (time, kind, key, type, data) VALUES (?,?,?,?,?)`,
-		e.Time.UnixNano(), e.Kind, e.Key, e.Type, []byte(e.Data))
-	if err != nil {
-		return 0, fmt.Errorf("append event %s/%s: %w", e.Kind, e.Key, err)
-	}
-	seq, err := res.LastInsertId()
-	if err != nil {
-		return 0, fmt.Errorf("append event %s/%s: %w", e.Kind, e.Key, err)
-	}
-	if err := tx.Commit(); err != nil {
-		return 0, fmt.Errorf("append event %s/%s: %w", e.Kind, e.Key, err)
+		return 0, err
 	}
 	return seq, nil
 }

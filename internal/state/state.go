@@ -68,6 +68,23 @@ type PutAppender interface {
 	PutAppend(ctx context.Context, kind, key string, data []byte, ifVersion int64, e Event) (Object, int64, error)
 }
 
+// KeyVersion is one object's key and version, without its data.
+type KeyVersion struct {
+	Key     string `json:"key"`
+	Version int64  `json:"version"`
+}
+
+// Versioner is implemented by stores that list a kind's keys and versions
+// without their data (both backends): a controller's periodic resync then
+// reads and decodes only the objects that changed since it last looked,
+// as an informer's cache does.
+type Versioner interface {
+	Versions(ctx context.Context, kind string) ([]KeyVersion, error)
+	// Version is one object's version (ErrNotFound if none): whether a
+	// copy decoded earlier is still the stored object.
+	Version(ctx context.Context, kind, key string) (int64, error)
+}
+
 // GetJSON reads and decodes one object, returning its version.
 func GetJSON(ctx context.Context, s Store, kind, key string, v any) (int64, error) {
 	o, err := s.Get(ctx, kind, key)

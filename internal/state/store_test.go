@@ -410,3 +410,43 @@ func TestPutAppendAtomic(t *testing.T) {
 		}
 	})
 }
+
+// Versions lists a kind's keys and versions without the data, in byte
+// order, and follows every write and delete.
+func TestVersions(t *testing.T) {
+	both(t, func(t *testing.T, s Store, _ func() (Store, error)) {
+		ctx := context.Background()
+		v, ok := s.(Versioner)
+		if !ok {
+			t.Fatalf("%T has no Versions", s)
+		}
+		for _, k := range []string{"b", "a", "B"} {
+			if _, err := s.Put(ctx, "release", k, []byte(`{}`), 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := s.Put(ctx, "release", "a", []byte(`{"x":1}`), 1); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Put(ctx, "other", "z", []byte(`{}`), 0); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Delete(ctx, "release", "b", Any); err != nil {
+			t.Fatal(err)
+		}
+		got, err := v.Versions(ctx, "release")
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []KeyVersion{{"B", 1}, {"a", 2}}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("versions %v, want %v", got, want)
+		}
+		if n, err := v.Version(ctx, "release", "a"); err != nil || n != 2 {
+			t.Fatalf("version of a: %d, %v; want 2", n, err)
+		}
+		if _, err := v.Version(ctx, "release", "b"); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("version of a deleted key: %v, want ErrNotFound", err)
+		}
+	})
+}
