@@ -53,7 +53,11 @@ trap 'rm -rf "$report"' EXIT
 go build -o "$report/testreport" ./scripts/testreport
 : >"$PAVE_ARTIFACTS/go-test.log"
 : >"$PAVE_ARTIFACTS/go-test.json"
-TEST_FLAGS=(-race -count=1 -timeout 20m -p "${PAVE_TEST_P:-4}" -parallel "${PAVE_TEST_PARALLEL:-6}")
+cores=$(nproc 2>/dev/null || echo 2)
+TEST_P=${PAVE_TEST_P:-$((cores > 4 ? cores : 4))}
+TEST_PARALLEL=${PAVE_TEST_PARALLEL:-$((cores > 3 ? 2 * cores : 6))}
+echo "go test -p $TEST_P -parallel $TEST_PARALLEL ($cores cores)"
+TEST_FLAGS=(-race -count=1 -timeout 20m -p "$TEST_P" -parallel "$TEST_PARALLEL")
 for m in "${MODULES[@]}"; do
   (cd "$m" && go test -json "${TEST_FLAGS[@]}" ./... 2>&1) |
     "$report/testreport" -json "$PAVE_ARTIFACTS/go-test.json" | tee -a "$PAVE_ARTIFACTS/go-test.log" || status=1

@@ -2,20 +2,40 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 )
 
+var stream struct {
+	once sync.Once
+	out  []byte
+	err  string
+}
+
 // goTestJSON runs the real `go test -json` on a throwaway module: a
 // package whose tests pass, fail, log, run in parallel and have subtests,
-// and a package that does not compile.
+// and a package that does not compile. It runs once; the tests share it.
 func goTestJSON(t *testing.T) []byte {
 	t.Helper()
-	dir := t.TempDir()
+	stream.once.Do(func() { stream.out, stream.err = runGoTestJSON() })
+	if stream.err != "" {
+		t.Fatal(stream.err)
+	}
+	return stream.out
+}
+
+func runGoTestJSON() ([]byte, string) {
+	dir, err := os.MkdirTemp("", "testreport-")
+	if err != nil {
+		return nil, err.Error()
+	}
+	defer os.RemoveAll(dir)
 	files := map[string]string{
 		"go.mod": "module example.com/m\n\ngo 1.24\n",
 		"a/a_test.go": `package a
@@ -42,10 +62,10 @@ func TestPar(t *testing.T) { t.Parallel() }
 	for name, body := range files {
 		p := filepath.Join(dir, name)
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
+			return nil, err.Error()
 		}
 		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
-			t.Fatal(err)
+			return nil, err.Error()
 		}
 	}
 	cmd := exec.Command("go", "test", "-json", "-count=1", "./...")
@@ -53,12 +73,12 @@ func TestPar(t *testing.T) { t.Parallel() }
 	cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=")
 	out, err := cmd.Output()
 	if err == nil {
-		t.Fatalf("go test passed a module with failing tests; output:\n%s", out)
+		return nil, fmt.Sprintf("go test passed a module with failing tests; output:\n%s", out)
 	}
 	if !bytes.Contains(out, []byte(`"Action":"fail"`)) {
-		t.Fatalf("go test -json wrote no fail event: %v\n%s", err, out)
+		return nil, fmt.Sprintf("go test -json wrote no fail event: %v\n%s", err, out)
 	}
-	return out
+	return out, ""
 }
 
 func TestFilterPrintsWhatPlainGoTestPrints(t *testing.T) {
