@@ -34,9 +34,12 @@ if ((${#missing[@]})); then
 fi
 
 # npm packages for the browser tests (playwright-core drives Debian's chromium).
-if [ ! -d test/e2e/node_modules/playwright-core ]; then
+# Again when test/e2e/package-lock.json changed since the last install (the
+# stamp is its copy), so a warm run skips npm and a changed lock is honoured.
+if [ ! -d test/e2e/node_modules/playwright-core ] || ! cmp -s test/e2e/package-lock.json test/e2e/node_modules/.package-lock.json.pave 2>/dev/null; then
   say "npm: installing test/e2e packages"
   npm ci --prefix test/e2e --no-audit --no-fund --loglevel=error >/dev/null
+  cp test/e2e/package-lock.json test/e2e/node_modules/.package-lock.json.pave
 fi
 
 # The web UI's libraries (uPlot), pinned in web/package-lock.json, copied into

@@ -39,11 +39,31 @@ kit_go=$(sed -n 's/^go \([0-9][0-9.]*\)$/\1/p' kit/go.mod)
 say "go vet"
 for m in "${MODULES[@]}"; do (cd "$m" && go vet ./...); done
 
+# Every test event is kept (go test -json) in $PAVE_ARTIFACTS/go-test.json;
+# scripts/testreport prints what plain `go test` prints (ok/FAIL a package,
+# the output of failed tests; also in go-test.log), then where the time went
+# (test-times.txt). Most tests wait on servers and processes rather than
+# compute, so more of them run at once than there are cores: -parallel for
+# the t.Parallel tests of a package, -p for packages (PAVE_TEST_P,
+# PAVE_TEST_PARALLEL override; docs/testing.md).
 say "go test -race"
 status=0
+report=$(mktemp -d)
+trap 'rm -rf "$report"' EXIT
+go build -o "$report/testreport" ./scripts/testreport
+: >"$PAVE_ARTIFACTS/go-test.log"
+: >"$PAVE_ARTIFACTS/go-test.json"
+cores=$(nproc 2>/dev/null || echo 2)
+TEST_P=${PAVE_TEST_P:-$((cores > 4 ? cores : 4))}
+TEST_PARALLEL=${PAVE_TEST_PARALLEL:-$((cores > 3 ? 2 * cores : 6))}
+echo "go test -p $TEST_P -parallel $TEST_PARALLEL ($cores cores)"
+TEST_FLAGS=(-race -count=1 -timeout 20m -p "$TEST_P" -parallel "$TEST_PARALLEL")
 for m in "${MODULES[@]}"; do
-  (cd "$m" && go test -race -count=1 -timeout 20m ./...) 2>&1 | tee -a "$PAVE_ARTIFACTS/go-test.log" || status=1
+  (cd "$m" && go test -json "${TEST_FLAGS[@]}" ./... 2>&1) |
+    "$report/testreport" -json "$PAVE_ARTIFACTS/go-test.json" | tee -a "$PAVE_ARTIFACTS/go-test.log" || status=1
 done
+say "where the time went (every test: $PAVE_ARTIFACTS/go-test.json)"
+"$report/testreport" -summary -top 20 "$PAVE_ARTIFACTS/go-test.json" | tee "$PAVE_ARTIFACTS/test-times.txt"
 say "govulncheck"
 bash scripts/vulncheck.sh || status=1
 if [ $status -ne 0 ]; then say "FAILED (see $PAVE_ARTIFACTS/go-test.log and the govulncheck output above)"; exit 1; fi

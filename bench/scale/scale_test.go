@@ -77,6 +77,7 @@ func TestScaleSmall(t *testing.T) {
 	pg := pgtest.New(t)
 	for _, b := range []string{"sqlite", "postgres"} {
 		t.Run(b, func(t *testing.T) {
+			t.Parallel() // separate stores and simulations; each mostly waits on its 1 s ticks
 			var st state.Store
 			var err error
 			if b == "sqlite" {

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -19,7 +20,10 @@ func TestServicesAndUpgradeAllCLI(t *testing.T) {
 	os.MkdirAll(filepath.Join(root, "svc", "notes"), 0o755)
 	fleet := filepath.Join(root, "fleet.yaml")
 	os.WriteFile(fleet, []byte("services:\n  - path: svc/ledger\n  - path: svc/notes\n"), 0o644)
-	env := []string{"PAVE_VULNDB=", "HOME=" + root}
+	// HOME keeps the user's files out; the go command's caches stay the
+	// machine's (warm), or upgrade's go mod tidy and go build would fetch
+	// the toolchain and every module again and compile from nothing.
+	env := append([]string{"PAVE_VULNDB=", "HOME=" + root}, goCaches(t)...)
 	server := "--server=" + freeAddr(t) // nothing listens: releases are unknown
 
 	out, err := pave(t, env, "services", "--fleet", fleet, server, "-o", "json")
@@ -63,4 +67,19 @@ func TestServicesAndUpgradeAllCLI(t *testing.T) {
 	if pr, err := os.ReadFile(filepath.Join(prs, "ledger.md")); err != nil || !strings.Contains(string(pr), "template v1 -> v3") {
 		t.Errorf("pull request description: %v\n%s", err, pr)
 	}
+}
+
+// goCaches names the go command's module and build caches as the test
+// process sees them, for a child run with another HOME.
+func goCaches(t *testing.T) []string {
+	t.Helper()
+	out, err := exec.Command("go", "env", "GOMODCACHE", "GOCACHE").Output()
+	if err != nil {
+		t.Fatalf("go env: %v", err)
+	}
+	f := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(f) != 2 || f[0] == "" || f[1] == "" {
+		t.Fatalf("go env GOMODCACHE GOCACHE printed %q", out)
+	}
+	return []string{"GOMODCACHE=" + f[0], "GOCACHE=" + f[1]}
 }

@@ -101,10 +101,23 @@ type rig struct {
 	judge    func(*appsv1.Deployment) kubetest.Verdict
 }
 
+// startGate lets one rig at a time start its API servers: a start is
+// CPU-bound for seconds and has a deadline, while a running rig mostly
+// waits, so the parallel tests (-parallel) overlap their releases rather
+// than their starts.
+var startGate = make(chan struct{}, 1)
+
+func startClusters(t *testing.T) []*kubetest.Cluster {
+	t.Helper()
+	startGate <- struct{}{}
+	defer func() { <-startGate }()
+	return kubetest.StartN(t, "seoul", "busan")
+}
+
 func newRig(t *testing.T) *rig {
 	t.Helper()
 	ctx := context.Background()
-	r := &rig{t: t, clusters: kubetest.StartN(t, "seoul", "busan"), traffic: map[string]*simTraffic{},
+	r := &rig{t: t, clusters: startClusters(t), traffic: map[string]*simTraffic{},
 		clock: &clock{t: time.Date(2026, 11, 1, 9, 0, 0, 0, time.UTC)}}
 	dir := t.TempDir()
 	st, err := state.OpenSQLite(filepath.Join(dir, "state.db"))

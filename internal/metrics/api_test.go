@@ -16,6 +16,7 @@ import (
 // Prometheus' scrape manager and queries it through the HTTP API with
 // Debian's promtool, the way an operator would.
 func TestScrapeAndQueryWithPromtool(t *testing.T) {
+	t.Parallel()
 	promtool := tool(t, "promtool")
 	target := newKitLikeTarget(t, "v2")
 	s, api := openStore(t, Options{})
@@ -108,6 +109,7 @@ func TestScrapeAndQueryWithPromtool(t *testing.T) {
 // TestQueryErrorsHavePrometheusShape: bad PromQL is 400 bad_data, a query
 // over the sample limit is 422 execution, never a crash.
 func TestQueryErrorsHavePrometheusShape(t *testing.T) {
+	t.Parallel()
 	target := newKitLikeTarget(t, "v1")
 	s, api := openStore(t, Options{QueryMaxSamples: 10})
 	s.SetTargets(JobServices, []Target{{Address: target.addr(), Labels: map[string]string{"service": "pay"}}})

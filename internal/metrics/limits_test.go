@@ -15,6 +15,7 @@ import (
 // target beside them keeps being scraped, and nothing of the oversized
 // scrape is kept.
 func TestOversizedAndGarbageTargetsAreMarkedDown(t *testing.T) {
+	t.Parallel()
 	big := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		var b strings.Builder
 		for i := range 5000 {

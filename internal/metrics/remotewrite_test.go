@@ -95,6 +95,7 @@ func (r *receiver) count(t *testing.T, expr string, from time.Time) (float64, st
 // the receiver was down: the queue reads the WAL and retries with
 // backoff, so nothing acknowledged by the TSDB is lost.
 func TestRemoteWriteToPrometheus(t *testing.T) {
+	t.Parallel()
 	target := newKitLikeTarget(t, "v7")
 	addr := freeAddr(t)
 	s, api := openStore(t, Options{RemoteWrite: []string{"http://" + addr + "/api/v1/write"}})

@@ -1,0 +1,234 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"time"
+)
+
+// event is one line of `go test -json` (cmd/test2json), with the fields
+// of build events (-json since Go 1.24) as well.
+type event struct {
+	Time       time.Time
+	Action     string
+	Package    string
+	Test       string
+	Elapsed    float64
+	Output     string
+	ImportPath string // build-output, build-fail
+}
+
+// lines calls fn for every line of r, long ones included (a test may log
+// megabytes on one line).
+func lines(r io.Reader, fn func(line []byte)) error {
+	br := bufio.NewReaderSize(r, 64<<10)
+	for {
+		line, err := br.ReadBytes('\n')
+		if len(line) > 0 {
+			fn(line)
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// parse decodes a line of the stream; ok is false for what is not an
+// event (a line the go command wrote to the same pipe).
+func parse(line []byte) (ev event, ok bool) {
+	if len(line) == 0 || line[0] != '{' {
+		return ev, false
+	}
+	return ev, json.Unmarshal(line, &ev) == nil
+}
+
+type testKey struct{ pkg, test string }
+
+// filter prints what `go test` without -v would of the stream in r:
+// package result lines, build errors, and the output of failed tests.
+// It reports whether anything failed.
+func filter(r io.Reader, w io.Writer) (failed bool, err error) {
+	buf := map[testKey]*strings.Builder{} // output of tests still running
+	flushUnfinished := func(pkg string) {
+		var keys []testKey
+		for k := range buf {
+			if k.pkg == pkg {
+				keys = append(keys, k)
+			}
+		}
+		sort.Slice(keys, func(i, j int) bool { return keys[i].test < keys[j].test })
+		for _, k := range keys {
+			if s := buf[k].String(); s != "" {
+				fmt.Fprintf(w, "--- %s did not finish; its output:\n%s", k.test, s)
+			}
+			delete(buf, k)
+		}
+	}
+	err = lines(r, func(line []byte) {
+		ev, ok := parse(line)
+		if !ok {
+			w.Write(line)
+			return
+		}
+		k := testKey{ev.Package, ev.Test}
+		switch ev.Action {
+		case "build-output":
+			io.WriteString(w, ev.Output)
+		case "build-fail":
+			failed = true
+		case "run":
+			buf[k] = &strings.Builder{}
+		case "output":
+			if ev.Test == "" {
+				if ev.Output == "PASS\n" {
+					return
+				}
+				if isResultLine(ev.Output) {
+					// The package's last lines: whatever is still
+					// running (a panic, a timeout) goes before them.
+					flushUnfinished(ev.Package)
+				}
+				io.WriteString(w, ev.Output)
+				return
+			}
+			if isProgressLine(ev.Output) {
+				return
+			}
+			b := buf[k]
+			if b == nil {
+				b = &strings.Builder{}
+				buf[k] = b
+			}
+			b.WriteString(ev.Output)
+		case "fail":
+			failed = true
+			if ev.Test == "" {
+				flushUnfinished(ev.Package)
+				return
+			}
+			if b := buf[k]; b != nil {
+				io.WriteString(w, b.String())
+			}
+			delete(buf, k)
+		case "pass", "skip":
+			if ev.Test == "" {
+				flushUnfinished(ev.Package)
+				return
+			}
+			delete(buf, k)
+		}
+	})
+	return failed, err
+}
+
+// isProgressLine reports the lines -v adds that plain `go test` does not
+// print ("=== RUN", and the results of passed or skipped subtests).
+func isProgressLine(s string) bool {
+	t := strings.TrimLeft(s, " ")
+	for _, p := range []string{"=== RUN", "=== PAUSE", "=== CONT", "=== NAME", "--- PASS", "--- SKIP"} {
+		if strings.HasPrefix(t, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// isResultLine reports a package's closing line or its FAIL marker.
+func isResultLine(s string) bool {
+	return s == "FAIL\n" || strings.HasPrefix(s, "ok  \t") || strings.HasPrefix(s, "FAIL\t")
+}
+
+func readEvents(r io.Reader) ([]event, error) {
+	var evs []event
+	err := lines(r, func(line []byte) {
+		if ev, ok := parse(line); ok {
+			evs = append(evs, ev)
+		}
+	})
+	return evs, err
+}
+
+type timing struct {
+	pkg, test string
+	secs      float64
+	failed    bool
+	parallel  bool
+}
+
+// writeSummary prints every package's time, slowest first, then the top
+// slowest top-level tests. A parallel test's time overlaps others', so
+// such tests are marked.
+func writeSummary(w io.Writer, evs []event, top int) {
+	var pkgs, tests []timing
+	parallel := map[testKey]bool{}
+	var first, last time.Time
+	for _, ev := range evs {
+		if !ev.Time.IsZero() {
+			if first.IsZero() || ev.Time.Before(first) {
+				first = ev.Time
+			}
+			if ev.Time.After(last) {
+				last = ev.Time
+			}
+		}
+		if ev.Test != "" && (ev.Action == "pause" || ev.Action == "output" && strings.HasPrefix(ev.Output, "=== PAUSE ")) {
+			parallel[testKey{ev.Package, ev.Test}] = true
+		}
+		if ev.Action != "pass" && ev.Action != "fail" {
+			continue
+		}
+		t := timing{pkg: ev.Package, test: ev.Test, secs: ev.Elapsed, failed: ev.Action == "fail"}
+		switch {
+		case ev.Test == "":
+			pkgs = append(pkgs, t)
+		case !strings.Contains(ev.Test, "/"):
+			tests = append(tests, t)
+		}
+	}
+	for i := range tests {
+		tests[i].parallel = parallel[testKey{tests[i].pkg, tests[i].test}]
+	}
+	slowest := func(ts []timing) {
+		sort.SliceStable(ts, func(i, j int) bool { return ts[i].secs > ts[j].secs })
+	}
+	slowest(pkgs)
+	slowest(tests)
+
+	var sum float64
+	for _, p := range pkgs {
+		sum += p.secs
+	}
+	fmt.Fprintf(w, "Per-package times, slowest first (%d packages, %.0f s in all", len(pkgs), sum)
+	if !first.IsZero() {
+		fmt.Fprintf(w, ", %.0f s wall clock", last.Sub(first).Seconds())
+	}
+	fmt.Fprintln(w, "):")
+	for _, p := range pkgs {
+		fmt.Fprintf(w, "  %8.1fs  %s%s\n", p.secs, p.pkg, mark(p))
+	}
+	if top > len(tests) {
+		top = len(tests)
+	}
+	fmt.Fprintf(w, "The %d slowest tests (P: parallel, its time overlaps others'):\n", top)
+	for _, t := range tests[:top] {
+		p := " "
+		if t.parallel {
+			p = "P"
+		}
+		fmt.Fprintf(w, "  %8.1fs %s %s %s%s\n", t.secs, p, t.pkg, t.test, mark(t))
+	}
+}
+
+func mark(t timing) string {
+	if t.failed {
+		return "  FAIL"
+	}
+	return ""
+}
