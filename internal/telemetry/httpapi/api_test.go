@@ -1,0 +1,54 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/pave-platform/pave/internal/telemetry"
+)
+
+// plainResult is telemetry.Result encoded by reflection alone.
+type plainLog telemetry.Log
+
+type plainResult struct {
+	Logs     []plainLog `json:"logs"`
+	Next     string     `json:"next,omitempty"`
+	Warnings []string   `json:"warnings,omitempty"`
+}
+
+// TestPageIsWhatEncodingJSONWrites: a page written line by line with
+// Log.AppendJSON is byte for byte the indented encoding/json answer it
+// replaced, for empty, nil and full pages, with and without a cursor and
+// warnings.
+func TestPageIsWhatEncodingJSONWrites(t *testing.T) {
+	now := time.Date(2026, 12, 4, 18, 0, 0, 123456789, time.UTC)
+	full := []telemetry.Log{
+		{Time: now, Service: "orders", Level: "ERROR", Message: `psp "refused" <x> & more`, Status: 502, DurationMS: 40.5, Attrs: telemetry.Attrs{{Key: "psp", Value: "acme"}, {Key: "attempt", Value: "2"}}},
+		{Time: now.Add(-time.Second), Service: "payments", Level: "INFO", Message: "héllo", TraceID: "4bf92f3577b34da6a3ce929d0e0e4736", Bytes: 12},
+	}
+	for _, res := range []telemetry.Result{
+		{}, {Logs: []telemetry.Log{}}, {Logs: full}, {Logs: full[:1], Next: "abc=", Warnings: []string{"block x: corrupt", "<y>"}},
+	} {
+		rec := httptest.NewRecorder()
+		writeLogs(rec, res)
+		pr := plainResult{Next: res.Next, Warnings: res.Warnings}
+		if res.Logs != nil {
+			pr.Logs = []plainLog{}
+		}
+		for _, l := range res.Logs {
+			pr.Logs = append(pr.Logs, plainLog(l))
+		}
+		want := httptest.NewRecorder()
+		writeJSON(want, 200, pr)
+		if !bytes.Equal(rec.Body.Bytes(), want.Body.Bytes()) || rec.Header().Get("Content-Type") != "application/json" {
+			t.Errorf("%+v:\n got %s\nwant %s", res, rec.Body.Bytes(), want.Body.Bytes())
+		}
+		var back telemetry.Result
+		if err := json.Unmarshal(rec.Body.Bytes(), &back); err != nil || len(back.Logs) != len(res.Logs) {
+			t.Errorf("%+v: reads back as %d lines, %v", res, len(back.Logs), err)
+		}
+	}
+}
