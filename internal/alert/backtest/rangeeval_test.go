@@ -111,6 +111,7 @@ input_series:
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
 			if why := rangeable(loadGroups(t, c.files...)); (why == "") != c.ranged {
 				t.Fatalf("rangeable says %q; want the range evaluation to apply: %v", why, c.ranged)
 			}
