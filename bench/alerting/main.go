@@ -121,6 +121,13 @@ func run(ctx context.Context, days, services int, seed uint64, parallel int, onl
 	for s := range services {
 		data[s], incs = generate(rng, s, n, incs)
 	}
+	if os.Getenv("BENCH_DEBUG") != "" {
+		for _, in := range incs {
+			if mustDetect[in.kind] {
+				fmt.Fprintf(os.Stderr, "incident: %s %s day %.2f for %d min\n", svcName(in.svc), in.kind, float64(in.start)/day, in.end-in.start)
+			}
+		}
+	}
 	dir, err := os.MkdirTemp("", "bench-alerting-")
 	if err != nil {
 		return err

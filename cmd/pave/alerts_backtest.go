@@ -34,14 +34,16 @@ func newAlertsBacktestCmd() *cobra.Command {
 		seriesFile, generateFile, tsdbDir string
 		writeIncidents                    string
 		step                              time.Duration
-		noPrune                           bool
+		noPrune, stepwise                 bool
 	)
 	cmd := &cobra.Command{
 		Use:   "backtest",
 		Short: "Replay rule files over a history and score their pages against labelled incidents",
 		Long: `Replays each rule set (--rules, repeatable; comma-separated files form one set)
-with Prometheus' own promql engine and rule evaluation at every step over a
-history, and reports per rule set: precision, recall, median detection and
+with Prometheus' own promql engine and rule evaluation over a history: one
+range query per rule over the whole history, and the alert state of every
+step by Prometheus' AlertingRule.Eval (--stepwise: rules.Group.Eval at every
+step, as the rules manager; much slower, same alerts). It reports per rule set: precision, recall, median detection and
 reset time against the labelled incidents, pages per week and the error
 budget burnt before detection. Only alerts labelled severity=page count.
 
@@ -149,7 +151,7 @@ The history is one of:
 			for _, set := range ruleSets {
 				files := strings.Split(set, ",")
 				firings, err := backtest.Replay(cmd.Context(), backtest.Options{RuleFiles: files, Series: series, History: tsdbDir,
-					From: start, To: end, Step: step, Prune: !noPrune})
+					From: start, To: end, Step: step, Prune: !noPrune, Stepwise: stepwise})
 				if err != nil {
 					return err
 				}
@@ -173,6 +175,7 @@ The history is one of:
 	f.StringVar(&writeIncidents, "write-incidents", "", "also write the incidents scored against to this file")
 	f.DurationVar(&step, "step", time.Minute, "evaluation interval")
 	f.BoolVar(&noPrune, "no-prune", false, "evaluate recording rules no alert reads too (slower; same pages)")
+	f.BoolVar(&stepwise, "stepwise", false, "evaluate every group at every step as Prometheus' rules manager does (much slower; same pages)")
 	f.StringVarP(&output, "output", "o", outText, "output format: text, json or yaml")
 	return cmd
 }

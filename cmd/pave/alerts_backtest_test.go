@@ -81,6 +81,11 @@ input_series:
 	if th := rep.RuleSets[1]; th.Recall != 1 || th.FalsePages != 1 {
 		t.Errorf("threshold: recall %v, %d false pages; want 1 and 1 (the night)", th.Recall, th.FalsePages)
 	}
+	// --stepwise (Prometheus' rules manager at every step) scores the same.
+	stepwise, err := runBacktest(t, "--rules", pave, "--rules", threshold, "--series", series, "--incidents", incidents, "-o", "json", "--stepwise")
+	if err != nil || stepwise != out {
+		t.Errorf("--stepwise: %v\n%s\nwant the range evaluation's\n%s", err, stepwise, out)
+	}
 	text, err := runBacktest(t, "--rules", pave, "--rules", threshold, "--series", series, "--incidents", incidents)
 	if err != nil {
 		t.Fatal(err)

@@ -1,8 +1,10 @@
 // Package backtest replays Prometheus rule files over a history of series
-// with the real promql engine and rules evaluation (rules.Group.Eval at
-// every step, as promtool's unit tests do) and scores the pages against
-// labelled incident windows: precision, recall, detection and reset time,
-// pages per week and the error budget burnt before detection.
+// with the real promql engine and rules evaluation (one range query per
+// rule and the rule's own Eval at every step, see rangeeval.go; or
+// rules.Group.Eval at every step, as promtool's unit tests do) and scores
+// the pages against labelled incident windows: precision, recall,
+// detection and reset time, pages per week and the error budget burnt
+// before detection.
 package backtest
 
 import (

@@ -108,6 +108,9 @@ type series struct{ name, values string }
 // promtoolTest runs `promtool test rules` over the generated rules.
 func promtoolTest(t *testing.T, interval string, in []series, exps []expect) {
 	t.Helper()
+	// Each test is one promtool process evaluating its rules at every
+	// step: they run side by side.
+	t.Parallel()
 	dir, rules := ordersRules(t)
 	type expAlert struct {
 		Labels      map[string]string `yaml:"exp_labels"`
