@@ -110,7 +110,11 @@ func Run(scenarios []Scenario, seed uint64, workers int) []Result {
 			defer wg.Done()
 			for j := range jobs {
 				sc := scenarios[j.s]
-				s := seed + uint64(j.s)*1_000_003 + uint64(j.i)
+				k := j.s
+				if sc.Seq > 0 {
+					k = sc.Seq - 1
+				}
+				s := seed + uint64(k)*1_000_003 + uint64(j.i)
 				out[j.s].Outcomes[0][j.i] = runPave(sc, s, maxSimSeconds)
 				out[j.s].Outcomes[1][j.i] = runFlagger(flaggerExample, sc, s, maxSimSeconds)
 				out[j.s].Outcomes[2][j.i] = runFlagger(flaggerTight, sc, s, maxSimSeconds)
@@ -204,6 +208,9 @@ func main() {
 	flag.Parse()
 	start := time.Now()
 	scs := Scenarios(*scale)
+	for i := range scs {
+		scs[i].Seq = i + 1 // the seeds of the whole run, also in a -only subset
+	}
 	if *only != "" {
 		re, err := regexp.Compile(*only)
 		if err != nil {
