@@ -110,7 +110,11 @@ func Run(scenarios []Scenario, seed uint64, workers int) []Result {
 			defer wg.Done()
 			for j := range jobs {
 				sc := scenarios[j.s]
-				s := seed + uint64(j.s)*1_000_003 + uint64(j.i)
+				k := j.s
+				if sc.Seq > 0 {
+					k = sc.Seq - 1
+				}
+				s := seed + uint64(k)*1_000_003 + uint64(j.i)
 				out[j.s].Outcomes[0][j.i] = runPave(sc, s, maxSimSeconds)
 				out[j.s].Outcomes[1][j.i] = runFlagger(flaggerExample, sc, s, maxSimSeconds)
 				out[j.s].Outcomes[2][j.i] = runFlagger(flaggerTight, sc, s, maxSimSeconds)
@@ -139,6 +143,7 @@ type Summary struct {
 	SamplesMedian             float64 // canary requests until a rollback (users' and mirrored)
 	SamplesMean               float64
 	FalseRollbacks            int // rollbacks of a healthy canary
+	NoiseBlamed               int // false rollbacks that blamed a noise field ($.servedAt, $.cache)
 	ShippedBad                int // bad canaries promoted
 }
 
@@ -156,6 +161,9 @@ func summarize(sc Scenario, os []Outcome) Summary {
 			samples = append(samples, float64(o.CanarySamples))
 			if !sc.Bad {
 				s.FalseRollbacks++
+				if strings.Contains(o.Reason, "$.servedAt") || strings.Contains(o.Reason, "$.cache") {
+					s.NoiseBlamed++
+				}
 			}
 		case "promoted":
 			s.Promoted++
@@ -200,6 +208,9 @@ func main() {
 	flag.Parse()
 	start := time.Now()
 	scs := Scenarios(*scale)
+	for i := range scs {
+		scs[i].Seq = i + 1 // the seeds of the whole run, also in a -only subset
+	}
 	if *only != "" {
 		re, err := regexp.Compile(*only)
 		if err != nil {
@@ -425,7 +436,13 @@ func Report(w io.Writer, results []Result) bool {
 	wa, aa := sums[wrong], sums[noiseAA]
 	add(fmt.Sprintf("#20: the wrong answer caught in every run (%d/%d) with 0 user-facing failures (%d; flagger %d, flagger-tight %d)",
 		wa[0].Caught, wa[0].Runs, wa[0].UserFailures, wa[1].UserFailures, wa[2].UserFailures), wa[0].Caught == wa[0].Runs && wa[0].UserFailures == 0, wrong)
-	add(fmt.Sprintf("#20: 0 false rollbacks from noise fields in the healthy runs (%d/%d)", aa[0].FalseRollbacks, aa[0].Runs), aa[0].FalseRollbacks == 0, noiseAA)
+	// The goal is about the noise fields: a rollback that blamed
+	// one. The error and latency judges may still roll a healthy canary
+	// back within α; those are counted (and judged ≤ α) apart.
+	add(fmt.Sprintf("#20: 0 false rollbacks from noise fields in the healthy runs (%d/%d blamed a noise field)", aa[0].NoiseBlamed, aa[0].Runs),
+		aa[0].NoiseBlamed == 0, noiseAA)
+	add(fmt.Sprintf("#20: false rollbacks of any judge in those runs ≤ α = %g%% (%d/%d = %.2f%%)", 100*analysis.DefaultConfig().Alpha, aa[0].FalseRollbacks, aa[0].Runs,
+		100*float64(aa[0].FalseRollbacks)/float64(max(1, aa[0].Runs))), float64(aa[0].FalseRollbacks) <= analysis.DefaultConfig().Alpha*float64(aa[0].Runs), noiseAA)
 	for _, n := range []string{e5Name, "errors +1 point", low5Sh} {
 		add(fmt.Sprintf("#20: samples to decision within 1.5x Wald's SPRT of the same hypotheses at the engine's α, %s (%.2fx)", n, waldRatios[n]), waldRatios[n] <= 1.5, n)
 	}

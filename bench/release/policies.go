@@ -34,7 +34,12 @@ type Outcome struct {
 
 // Scenario is the canary's behaviour and the traffic level.
 type Scenario struct {
-	Name   string
+	Name string
+	// Seq, when above 0, is 1 + the scenario's position in the whole
+	// benchmark, which its runs' seeds derive from (0: its position in
+	// the list given to Run): a -only subset then repeats the whole run's
+	// figures for its scenarios.
+	Seq    int
 	RPS    float64
 	Runs   int
 	Canary func(route int) Behaviour
