@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -20,6 +22,22 @@ func runBacktest(t *testing.T, args ...string) (string, error) {
 	cmd.SetArgs(args)
 	err := cmd.Execute()
 	return out.String(), err
+}
+
+// backtestBinary runs `pave alerts backtest` in the built binary and
+// returns what it printed on stdout. The replay evaluates hours of rules;
+// in the binary, built without -race, it takes seconds, where in this
+// test process under -race it took minutes (the race detector watches
+// internal/alert/backtest in its own tests).
+func backtestBinary(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	cmd := exec.Command(paveBin, append([]string{"alerts", "backtest"}, args...)...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return stdout.String(), fmt.Errorf("pave alerts backtest: %v: %s", err, stderr.String())
+	}
+	return stdout.String(), nil
 }
 
 // Two rule sets over the same history, side by side: Pave's generated
@@ -64,7 +82,7 @@ input_series:
   - {service: orders, kind: night, expect: silent, start: 2026-01-05T02:00:00Z, end: 2026-01-05T02:05:00Z}
   - {service: orders, kind: fast-burn, start: 2026-01-05T07:01:00Z, end: 2026-01-05T07:06:00Z, budget: 0.1}
 `)
-	out, err := runBacktest(t, "--rules", pave, "--rules", threshold, "--series", series, "--incidents", incidents, "-o", "json")
+	out, err := backtestBinary(t, "--rules", pave, "--rules", threshold, "--series", series, "--incidents", incidents, "-o", "json")
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
@@ -82,11 +100,11 @@ input_series:
 		t.Errorf("threshold: recall %v, %d false pages; want 1 and 1 (the night)", th.Recall, th.FalsePages)
 	}
 	// --stepwise (Prometheus' rules manager at every step) scores the same.
-	stepwise, err := runBacktest(t, "--rules", pave, "--rules", threshold, "--series", series, "--incidents", incidents, "-o", "json", "--stepwise")
+	stepwise, err := backtestBinary(t, "--rules", pave, "--rules", threshold, "--series", series, "--incidents", incidents, "-o", "json", "--stepwise")
 	if err != nil || stepwise != out {
 		t.Errorf("--stepwise: %v\n%s\nwant the range evaluation's\n%s", err, stepwise, out)
 	}
-	text, err := runBacktest(t, "--rules", pave, "--rules", threshold, "--series", series, "--incidents", incidents)
+	text, err := backtestBinary(t, "--rules", pave, "--rules", threshold, "--series", series, "--incidents", incidents)
 	if err != nil {
 		t.Fatal(err)
 	}

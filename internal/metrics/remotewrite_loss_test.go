@@ -109,7 +109,8 @@ func appendSeconds(t *testing.T, s *Store, base time.Time, from, to, n int) int 
 // counts exactly those (received + lost = appended). A receiver that
 // refuses (400) is counted under reason="refused".
 func TestRemoteWriteLossIsCounted(t *testing.T) {
-	t.Parallel()
+	// Not parallel: beside the others on a loaded machine its first 1200
+	// samples once stalled at 800 for 30 s (scripts/test.sh, -parallel).
 	recv := newCountingReceiver(t)
 	// Blocks of 1 s and WAL segments of 32 KiB: a compaction truncates
 	// the WAL within the test, as a 2 h block does in production.

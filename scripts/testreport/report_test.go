@@ -186,3 +186,25 @@ func TestSummaryListsPackagesAndSlowestTests(t *testing.T) {
 		t.Errorf("TestPar not marked parallel:\n%s", got.String())
 	}
 }
+
+// A test whose subtests run in parallel reports an Elapsed without them;
+// the summary shows the wall time from its start to its end instead.
+func TestSummaryCountsParallelSubtests(t *testing.T) {
+	stream := `{"Time":"2026-01-01T00:00:00Z","Action":"run","Package":"p","Test":"TestBig"}
+{"Time":"2026-01-01T00:00:00Z","Action":"run","Package":"p","Test":"TestBig/a"}
+{"Time":"2026-01-01T00:00:00Z","Action":"pause","Package":"p","Test":"TestBig/a"}
+{"Time":"2026-01-01T00:00:01Z","Action":"cont","Package":"p","Test":"TestBig/a"}
+{"Time":"2026-01-01T00:00:31Z","Action":"pass","Package":"p","Test":"TestBig/a","Elapsed":30}
+{"Time":"2026-01-01T00:00:31Z","Action":"pass","Package":"p","Test":"TestBig","Elapsed":1}
+{"Time":"2026-01-01T00:00:31Z","Action":"pass","Package":"p","Elapsed":31}
+`
+	evs, err := readEvents(strings.NewReader(stream))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got bytes.Buffer
+	writeSummary(&got, evs, 5)
+	if !strings.Contains(got.String(), "    31.0s   p TestBig\n") {
+		t.Errorf("TestBig not listed at its wall time of 31 s:\n%s", got.String())
+	}
+}

@@ -1,4 +1,4 @@
-package main
+package flowtest
 
 import (
 	"bytes"
@@ -48,10 +48,10 @@ func TestReadmeTour(t *testing.T) {
 	if testing.Short() {
 		t.Skip("the tour builds a generated service; run without -short")
 	}
-	// It drives the built binary only (no shared state), and mostly waits
-	// on releases, so it overlaps the other long tests of the package.
+	// It drives the binary the README builds (no shared state), and
+	// mostly waits on releases, so it overlaps TestDemo.
 	t.Parallel()
-	repo, err := filepath.Abs("../..")
+	repo, err := filepath.Abs("../../..")
 	if err != nil {
 		t.Fatal(err)
 	}
