@@ -49,6 +49,19 @@ const forward = `groups:
         expr: sum(rate(http_server_requests_total{status_class="5xx"}[5m]))
 `
 
+// duplicates records two series under one label set while both exist:
+// the instant queries of those steps fail (and record nothing), a range
+// query fails as a whole, and the replay starts again stepwise.
+const duplicates = `groups:
+  - name: duplicates
+    rules:
+      - record: merged
+        expr: label_replace(http_server_requests_total, "status_class", "", "status_class", ".*")
+      - alert: Merged
+        expr: merged > 0
+        labels: {severity: page}
+`
+
 // The range evaluation gives the rules manager's firings, firing for
 // firing, for Pave's rules (one group, recordings before alerts), the
 // rules Sloth v0.16.0 generates (recordings and alerts in separate groups), the plain threshold and
@@ -108,6 +121,7 @@ input_series:
 		{"threshold", []string{write("threshold.yaml", strings.ReplaceAll(thresholdRules, "[5m]", "[15m]"))}, gen.Series, gfrom, gto, 5 * time.Minute, true, 2},
 		{"features", []string{write("features.yaml", features)}, short, sfrom, sto, time.Minute, true, 4},
 		{"forward", []string{write("forward.yaml", forward)}, short, sfrom, sto, time.Minute, false, 1},
+		{"duplicates", []string{write("duplicates.yaml", duplicates)}, short, sfrom, sto, time.Minute, true, 1},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
