@@ -125,9 +125,11 @@ func readToken(path string) (string, error) {
 // token of tokenFile (none passes without one): the intake's rule for
 // OTLP from other machines, applied to every route.
 func guard(tokenFile string, log *slog.Logger) (*telemetry.IngestAuth, error) {
-	g := &telemetry.IngestAuth{Rate: 1000, Log: log, Verify: func(context.Context, string) (string, string, bool) {
-		return "", "no --token-file is set: only this machine may call pave-telemetry", false
-	}}
+	g := &telemetry.IngestAuth{Rate: 1000, Log: log,
+		Missing: "a request from another machine needs the token of pave-telemetry's --token-file, sent as `Authorization: Bearer TOKEN`",
+		Verify: func(context.Context, string) (string, string, bool) {
+			return "", "no --token-file is set: only this machine may call pave-telemetry", false
+		}}
 	if tokenFile == "" {
 		return g, nil
 	}

@@ -182,5 +182,8 @@ func TestTokenGuardsOtherMachines(t *testing.T) {
 		if rec.Code != c.want {
 			t.Errorf("from %s with %q: got %d, want %d", c.remote, c.auth, rec.Code, c.want)
 		}
+		if c.want == 401 && c.auth == "" && !strings.Contains(rec.Body.String(), "--token-file") {
+			t.Errorf("from %s without a token: %q does not say where the token comes from", c.remote, rec.Body.String())
+		}
 	}
 }

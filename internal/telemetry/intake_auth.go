@@ -30,6 +30,9 @@ type IngestAuth struct {
 	// Rate is the requests per second each token may send (burst: 2×).
 	Rate float64
 	Log  *slog.Logger
+	// Missing, when set, replaces the explanation given to a request
+	// without a token (by default: how to get an ingest token from pave).
+	Missing string
 
 	mu      sync.Mutex
 	buckets map[string]*bucket
@@ -47,6 +50,9 @@ func (a *IngestAuth) check(ctx context.Context, remote, authorization string) (r
 		return "", false
 	}
 	tok, ok := strings.CutPrefix(authorization, "Bearer ")
+	if authorization == "" && a.Missing != "" {
+		return "missing bearer token: " + a.Missing, false
+	}
 	if authorization == "" {
 		return "missing bearer token: OTLP from another machine needs a token with the ingest role (`pave token create --role ingest`), sent as `Authorization: Bearer TOKEN` (OTEL_EXPORTER_OTLP_HEADERS)", false
 	}
