@@ -14,6 +14,7 @@ package main
 import (
 	"context"
 	"crypto/subtle"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -28,6 +29,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/pave-platform/pave/internal/certs"
+	"github.com/pave-platform/pave/internal/frontdoor"
 	"github.com/pave-platform/pave/internal/telemetry"
 	"github.com/pave-platform/pave/internal/telemetry/httpapi"
 )
@@ -48,6 +51,11 @@ type config struct {
 	coldAfter     time.Duration
 	maintainEvery time.Duration
 	tokenFile     string
+	allowedHosts  []string
+	tlsCert       string
+	tlsKey        string
+	tlsClientCA   string
+	insecureHTTP  bool
 	logLevel      string
 	pprof         bool
 }
@@ -69,6 +77,11 @@ func parse(args []string, stderr *os.File) (config, error) {
 	coldAfter := fl.String("cold-after", env("COLD_AFTER", "24h"), "partitions older than this move to the cold store; 'never' keeps them local; env PAVE_TELEMETRY_COLD_AFTER")
 	maintain := fl.String("maintain-every", env("MAINTAIN_EVERY", "1m"), "how often compaction, retention and cold moves run; 'never' runs them only on POST /api/v1/telemetry/maintain; env PAVE_TELEMETRY_MAINTAIN_EVERY")
 	fl.StringVar(&c.tokenFile, "token-file", env("TOKEN_FILE", ""), "file holding the bearer token every request from another machine must send (loopback needs none); required when --addr is not loopback; env PAVE_TELEMETRY_TOKEN_FILE")
+	hosts := fl.String("allowed-hosts", env("ALLOWED_HOSTS", ""), "names (comma-separated) clients may use for this server in the Host header besides localhost and the listen address, e.g. telemetry.internal; '*' allows any (not advised: it lets a DNS-rebinding page read the store); env PAVE_TELEMETRY_ALLOWED_HOSTS")
+	fl.StringVar(&c.tlsCert, "tls-cert", env("TLS_CERT", ""), "certificate (PEM) to serve HTTPS and OTLP/gRPC over TLS with, reloaded when it changes; required off loopback unless --insecure-http; env PAVE_TELEMETRY_TLS_CERT")
+	fl.StringVar(&c.tlsKey, "tls-key", env("TLS_KEY", ""), "private key (PEM) of --tls-cert; env PAVE_TELEMETRY_TLS_KEY")
+	fl.StringVar(&c.tlsClientCA, "tls-client-ca", env("TLS_CLIENT_CA", ""), "CA bundle (PEM): with it, clients must present a certificate it signed (mutual TLS); env PAVE_TELEMETRY_TLS_CLIENT_CA")
+	fl.BoolVar(&c.insecureHTTP, "insecure-http", env("INSECURE_HTTP", "") == "true", "allow plain HTTP off loopback (the token and every log line cross the network in clear); env PAVE_TELEMETRY_INSECURE_HTTP=true")
 	fl.StringVar(&c.logLevel, "log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error; env PAVE_TELEMETRY_LOG_LEVEL")
 	fl.BoolVar(&c.pprof, "pprof", env("PPROF", "") == "true", "serve Go's profiles at /debug/pprof/ (guarded like the API); env PAVE_TELEMETRY_PPROF=true")
 	if err := fl.Parse(args); err != nil {
@@ -76,6 +89,17 @@ func parse(args []string, stderr *os.File) (config, error) {
 	}
 	if fl.NArg() > 0 {
 		return c, fmt.Errorf("unexpected argument %q: pave-telemetry takes only flags (--help lists them)", fl.Arg(0))
+	}
+	for _, h := range strings.Split(*hosts, ",") {
+		if h = strings.TrimSpace(h); h != "" {
+			c.allowedHosts = append(c.allowedHosts, h)
+		}
+	}
+	if (c.tlsCert == "") != (c.tlsKey == "") {
+		return c, fmt.Errorf("--tls-cert and --tls-key go together: give both (or neither for plain HTTP on loopback)")
+	}
+	if c.tlsClientCA != "" && c.tlsCert == "" {
+		return c, fmt.Errorf("--tls-client-ca needs --tls-cert and --tls-key")
 	}
 	var err error
 	if c.coldAfter, err = durationOrNever("--cold-after", *coldAfter); err != nil {
@@ -176,9 +200,31 @@ func run(ctx context.Context, args []string, stdout, stderr *os.File) error {
 	if err != nil {
 		return err
 	}
+	hosts := c.allowedHosts
 	for _, a := range []string{c.addr, c.grpcAddr} {
-		if a != "" && !isLoopbackAddr(a) && c.tokenFile == "" {
+		if a == "" || isLoopbackAddr(a) {
+			continue
+		}
+		if c.tokenFile == "" {
 			return fmt.Errorf("%s is not a loopback address: set --token-file so that other machines must authenticate", a)
+		}
+		if c.tlsCert == "" && !c.insecureHTTP {
+			return fmt.Errorf("%s is not a loopback address: without TLS the token and every log line would cross the network in clear; give --tls-cert and --tls-key, or accept that with --insecure-http", a)
+		}
+		if c.tlsCert == "" {
+			log.Warn("INSECURE: serving plain HTTP off loopback (--insecure-http): the token and the logs cross the network in clear", "addr", a)
+		}
+		// A listener bound to one address also answers to that address.
+		if host, _, err := net.SplitHostPort(a); err == nil {
+			if ip := net.ParseIP(host); ip != nil && !ip.IsUnspecified() {
+				hosts = append(hosts, ip.String())
+			}
+		}
+	}
+	var tc *tls.Config
+	if c.tlsCert != "" {
+		if tc, err = certs.Server(c.tlsCert, c.tlsKey, c.tlsClientCA, "--tls-cert/--tls-key", "--tls-client-ca"); err != nil {
+			return err
 		}
 	}
 
@@ -200,7 +246,10 @@ func run(ctx context.Context, args []string, stdout, stderr *os.File) error {
 	if err != nil {
 		return fmt.Errorf("--addr: %w", err)
 	}
-	srv := &http.Server{Handler: g.Wrap(mux(st, log, c.pprof)), ReadHeaderTimeout: 10 * time.Second}
+	if tc != nil {
+		ln = tls.NewListener(ln, tc)
+	}
+	srv := &http.Server{Handler: front(frontdoor.NewHosts(hosts), g.Wrap(mux(st, log, c.pprof)), log), ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
 	if c.grpcAddr != "" {
@@ -208,6 +257,9 @@ func run(ctx context.Context, args []string, stdout, stderr *os.File) error {
 		if err != nil {
 			srv.Close()
 			return fmt.Errorf("--otlp-grpc-addr: %w", err)
+		}
+		if tc != nil {
+			gln = tls.NewListener(gln, tc)
 		}
 		gi := telemetry.NewGRPCIntake(st, telemetry.Limits{}, log)
 		gi.SetAuth(g)
@@ -228,6 +280,27 @@ func run(ctx context.Context, args []string, stdout, stderr *os.File) error {
 		err = nil
 	}
 	return err
+}
+
+// front refuses, before the token guard and any handler, a request that
+// names another Host (a DNS-rebinding page of evil.example resolving to
+// this machine would otherwise read the store from a browser on it) or
+// that a browser marks as sent by another site.
+func front(hosts frontdoor.Hosts, h http.Handler, log *slog.Logger) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		status, reason := 0, ""
+		if !hosts.Allows(r.Host) {
+			status, reason = http.StatusMisdirectedRequest, fmt.Sprintf("Host %q is not a name of this server (%s): add it with --allowed-hosts if it is yours", r.Host, hosts)
+		} else if err := frontdoor.SameOrigin(r); err != nil {
+			status, reason = http.StatusForbidden, err.Error()
+		}
+		if status != 0 {
+			log.Warn("request refused at the front door", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr, "host", r.Host, "origin", r.Header.Get("Origin"), "reason", reason)
+			http.Error(w, reason, status)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // mux is every route: the intake, the query API, flush and maintenance

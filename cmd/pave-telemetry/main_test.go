@@ -3,8 +3,17 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"io"
+	"math/big"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -130,6 +139,10 @@ func TestRefusesUnsafeSettings(t *testing.T) {
 	if err := os.WriteFile(short, []byte("abc\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	long := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(long, []byte("0123456789abcdef0123\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for _, c := range []struct {
 		args []string
 		want string
@@ -137,6 +150,9 @@ func TestRefusesUnsafeSettings(t *testing.T) {
 		{[]string{"--addr", "0.0.0.0:0"}, "--token-file"},
 		{[]string{"--addr", "127.0.0.1:0", "--otlp-grpc-addr", "192.0.2.1:4317"}, "--token-file"},
 		{[]string{"--token-file", short}, "at least 16"},
+		{[]string{"--addr", "0.0.0.0:0", "--token-file", long}, "--tls-cert"},
+		{[]string{"--tls-cert", "cert.pem"}, "go together"},
+		{[]string{"--tls-client-ca", "ca.pem"}, "needs --tls-cert"},
 		{[]string{"--token-file", filepath.Join(t.TempDir(), "missing")}, "--token-file"},
 		{[]string{"--cold-after", "0s"}, "--cold-after"},
 		{[]string{"--maintain-every", "soon"}, "--maintain-every"},
@@ -186,4 +202,102 @@ func TestTokenGuardsOtherMachines(t *testing.T) {
 			t.Errorf("from %s without a token: %q does not say where the token comes from", c.remote, rec.Body.String())
 		}
 	}
+}
+
+// TestFrontDoorRefusesRebindingAndOtherSites: a request naming another
+// Host (a DNS-rebinding page) or marked by a browser as sent by another
+// site reads nothing; the names of --allowed-hosts are accepted.
+func TestFrontDoorRefusesRebindingAndOtherSites(t *testing.T) {
+	base := start(t, "--data-dir", t.TempDir(), "--maintain-every", "never", "--allowed-hosts", "telemetry.internal, logs.example")
+	port := base[strings.LastIndex(base, ":")+1:]
+	for _, c := range []struct {
+		name, host string
+		header     [2]string
+		want       int
+		says       string
+	}{
+		{"loopback", "", [2]string{}, 200, ""},
+		{"localhost", "localhost:" + port, [2]string{}, 200, ""},
+		{"allowed name", "telemetry.internal:" + port, [2]string{}, 200, ""},
+		{"rebinding", "evil.example:" + port, [2]string{}, 421, "--allowed-hosts"},
+		{"other site's page", "", [2]string{"Origin", "http://evil.example"}, 403, "cross-origin"},
+		{"cross-site fetch", "", [2]string{"Sec-Fetch-Site", "cross-site"}, 403, "cross-origin"},
+	} {
+		req, err := http.NewRequest("GET", base+"/api/v1/logs?since=1h", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.host != "" {
+			req.Host = c.host
+		}
+		if c.header[0] != "" {
+			req.Header.Set(c.header[0], c.header[1])
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != c.want || !strings.Contains(string(b), c.says) {
+			t.Errorf("%s: got %d %q, want %d saying %q", c.name, resp.StatusCode, b, c.want, c.says)
+		}
+		if c.want != 200 && strings.Contains(string(b), `"logs"`) {
+			t.Errorf("%s: the refusal carries the store's answer: %s", c.name, b)
+		}
+	}
+}
+
+// TestServesTLS: with --tls-cert and --tls-key the listener speaks only
+// HTTPS, with the given certificate.
+func TestServesTLS(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile, pool := selfSigned(t, dir)
+	base := strings.Replace(start(t, "--data-dir", filepath.Join(dir, "data"), "--maintain-every", "never", "--tls-cert", certFile, "--tls-key", keyFile), "http://", "https://", 1)
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	resp, err := client.Get(base + "/healthz")
+	if err != nil {
+		t.Fatalf("HTTPS: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("HTTPS /healthz: %d", resp.StatusCode)
+	}
+	if resp, err := http.Get(strings.Replace(base, "https://", "http://", 1) + "/healthz"); err == nil {
+		resp.Body.Close()
+		if resp.StatusCode == 200 {
+			t.Fatal("plain HTTP was answered on the TLS listener")
+		}
+	}
+}
+
+// selfSigned writes a certificate for 127.0.0.1 and its key into dir.
+func selfSigned(t *testing.T, dir string) (certFile, keyFile string, pool *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "pave-telemetry test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	pool = x509.NewCertPool()
+	pool.AddCert(cert)
+	return certFile, keyFile, pool
 }

@@ -4,6 +4,7 @@ import (
 	"net/http"
 
 	"github.com/pave-platform/pave/internal/auth"
+	"github.com/pave-platform/pave/internal/frontdoor"
 )
 
 // MetricsAPI mounts the metrics store's Prometheus-compatible routes
@@ -43,7 +44,7 @@ func (a MetricsAPI) Register(s *Server) {
 // method, or a POST to a path registered as a read (the metrics query
 // API's form POST).
 func (s *Server) readsOnly(r *http.Request) bool {
-	if !mutating(r.Method) {
+	if !frontdoor.Mutating(r.Method) {
 		return true
 	}
 	_, ok := s.readPOST.Load(r.URL.Path)

@@ -4,84 +4,25 @@ import (
 	"errors"
 	"fmt"
 	"mime"
-	"net"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
+
+	"github.com/pave-platform/pave/internal/frontdoor"
 )
 
 // The front door: checks every request passes before routing, whatever
 // its route. They make the API impossible to drive from a web page of
 // another site, even one the developer has open next to the UI:
 //
-//   - Host must be one of this listener's names, so a DNS-rebinding page
-//     (evil.example resolving to 127.0.0.1) is refused before any handler
-//     reads or answers anything.
+//   - Host must be one of this listener's names, and Origin and
+//     Sec-Fetch-Site must not say another site (package frontdoor, shared
+//     with pave-telemetry).
 //   - A state-changing request must say Content-Type: application/json.
 //     An HTML form can only send urlencoded, multipart or text/plain, and
 //     fetch with application/json from another origin needs a CORS
 //     preflight this server never grants.
-//   - Origin and Sec-Fetch-Site, which browsers set and pages cannot
-//     forge, must not say another site.
 //   - Bodies of state-changing requests are bounded (maxBody).
-
-// loopbackNames are the names a listener always answers to.
-var loopbackNames = []string{"localhost", "127.0.0.1", "::1"}
-
-// hostPolicy decides which Host headers the listener accepts.
-type hostPolicy struct {
-	any   bool
-	names map[string]bool
-}
-
-func newHostPolicy(extra []string) hostPolicy {
-	p := hostPolicy{names: map[string]bool{}}
-	for _, n := range append(append([]string{}, loopbackNames...), extra...) {
-		n = strings.ToLower(strings.Trim(strings.TrimSpace(n), "[]"))
-		if n == "*" {
-			p.any = true
-		}
-		if n != "" {
-			p.names[n] = true
-		}
-	}
-	return p
-}
-
-func (p hostPolicy) allows(hostport string) bool {
-	if p.any {
-		return true
-	}
-	host := hostport
-	if h, _, err := net.SplitHostPort(hostport); err == nil {
-		host = h
-	}
-	host = strings.ToLower(strings.Trim(host, "[]"))
-	return host != "" && p.names[host]
-}
-
-func (p hostPolicy) list() string {
-	out := make([]string, 0, len(p.names))
-	for _, n := range loopbackNames {
-		out = append(out, n)
-	}
-	for n := range p.names {
-		if n != "localhost" && n != "127.0.0.1" && n != "::1" {
-			out = append(out, n)
-		}
-	}
-	return strings.Join(out, ", ")
-}
-
-// mutating reports whether a method may change state.
-func mutating(method string) bool {
-	switch method {
-	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
-		return false
-	}
-	return true
-}
 
 // frontError is a refusal at the front door, with its status.
 type frontError struct {
@@ -92,15 +33,15 @@ type frontError struct {
 // checkFront applies the front-door checks; nil means the request may be
 // routed.
 func (s *Server) checkFront(r *http.Request) *frontError {
-	if !s.hosts.allows(r.Host) {
+	if !s.hosts.Allows(r.Host) {
 		return &frontError{http.StatusMisdirectedRequest, fmt.Sprintf(
-			"Host %q is not a name of this server (%s): add it with --http-allowed-hosts if it is yours", r.Host, s.hosts.list())}
+			"Host %q is not a name of this server (%s): add it with --http-allowed-hosts if it is yours", r.Host, s.hosts)}
 	}
 	api := strings.HasPrefix(r.URL.Path, "/api/")
-	if !mutating(r.Method) && !api {
+	if !frontdoor.Mutating(r.Method) && !api {
 		return nil // the UI's pages and assets; navigation from anywhere is fine
 	}
-	if err := sameOrigin(r); err != nil {
+	if err := frontdoor.SameOrigin(r); err != nil {
 		return &frontError{http.StatusForbidden, err.Error()}
 	}
 	if s.readsOnly(r) {
@@ -111,28 +52,6 @@ func (s *Server) checkFront(r *http.Request) *frontError {
 	if err != nil || mt != "application/json" {
 		return &frontError{http.StatusUnsupportedMediaType, fmt.Sprintf(
 			"%s needs Content-Type: application/json (got %q); send a JSON body, {} when there is nothing else", r.Method, ct)}
-	}
-	return nil
-}
-
-// sameOrigin refuses requests a browser marks as sent by a page of
-// another origin.
-func sameOrigin(r *http.Request) error {
-	switch site := r.Header.Get("Sec-Fetch-Site"); site {
-	case "", "same-origin", "none":
-	default:
-		return fmt.Errorf("cross-origin request refused (Sec-Fetch-Site: %s): the API answers only its own UI and non-browser clients", site)
-	}
-	origin := r.Header.Get("Origin")
-	if origin == "" {
-		return nil
-	}
-	u, err := url.Parse(origin)
-	if err != nil || u.Host == "" {
-		return fmt.Errorf("cross-origin request refused (Origin: %q)", origin)
-	}
-	if !strings.EqualFold(u.Host, r.Host) {
-		return fmt.Errorf("cross-origin request refused: Origin %s is not this server (%s)", origin, r.Host)
 	}
 	return nil
 }

@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 
 	"github.com/pave-platform/pave/internal/auth"
+	"github.com/pave-platform/pave/internal/frontdoor"
 )
 
 // Server routes API requests after checking the caller's role.
@@ -22,7 +23,7 @@ type Server struct {
 	mux      *http.ServeMux
 	tokens   auth.Tokens
 	open     bool
-	hosts    hostPolicy
+	hosts    frontdoor.Hosts
 	runRoots RunRoots
 	log      *slog.Logger
 	ready    atomic.Bool
@@ -56,7 +57,7 @@ func New(o Options) *Server {
 	if o.Log == nil {
 		o.Log = slog.Default()
 	}
-	s := &Server{mux: http.NewServeMux(), tokens: o.Tokens, open: o.Open, hosts: newHostPolicy(o.AllowedHosts), runRoots: o.RunRoots, log: o.Log}
+	s := &Server{mux: http.NewServeMux(), tokens: o.Tokens, open: o.Open, hosts: frontdoor.NewHosts(o.AllowedHosts), runRoots: o.RunRoots, log: o.Log}
 	s.Handle("GET /healthz", http.HandlerFunc(s.healthz), Public())
 	s.Handle("GET /api/v1/local-credential", localCredential(o.LocalTokenFile), Public())
 	tokenAPI{tokens: o.Tokens}.Register(s)

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/pave-platform/pave/internal/auth"
+	"github.com/pave-platform/pave/internal/frontdoor"
 	"github.com/pave-platform/pave/internal/state"
 )
 
@@ -48,7 +49,7 @@ func call(s http.Handler, method, path, token string, body any) *httptest.Respon
 	}
 	req := httptest.NewRequest(method, path, bytes.NewReader(b))
 	req.Host = "127.0.0.1:7070"
-	if mutating(method) {
+	if frontdoor.Mutating(method) {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	if token != "" {

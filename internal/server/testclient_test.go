@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/pave-platform/pave/internal/auth"
+	"github.com/pave-platform/pave/internal/frontdoor"
 )
 
 // asClient is how a well-behaved API client calls: a bearer token, and
@@ -22,7 +23,7 @@ func (a asClient) RoundTrip(r *http.Request) (*http.Response, error) {
 	if r.Header.Get("Authorization") == "" && a.token != "" {
 		r.Header.Set("Authorization", "Bearer "+a.token)
 	}
-	if mutating(r.Method) && r.Header.Get("Content-Type") == "" {
+	if frontdoor.Mutating(r.Method) && r.Header.Get("Content-Type") == "" {
 		r.Header.Set("Content-Type", "application/json")
 	}
 	return a.base.RoundTrip(r)

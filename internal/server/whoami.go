@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+
+	"github.com/pave-platform/pave/internal/frontdoor"
 )
 
 // Whoami is the caller as the API sees it, and, for each route asked
@@ -46,7 +48,7 @@ func (s *Server) whoami(w http.ResponseWriter, r *http.Request) {
 		}
 		method, _, _ := strings.Cut(route, " ")
 		allowed := p.Role >= o.role
-		if out.Anonymous && mutating(method) {
+		if out.Anonymous && frontdoor.Mutating(method) {
 			// Without a token nothing changes anything (see authenticate).
 			allowed = false
 		}
