@@ -249,7 +249,7 @@ func run(ctx context.Context, args []string, stdout, stderr *os.File) error {
 	if tc != nil {
 		ln = tls.NewListener(ln, tc)
 	}
-	srv := &http.Server{Handler: front(frontdoor.NewHosts(hosts), g.Wrap(mux(st, log, c.pprof)), log), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: frontdoor.Guard(frontdoor.NewHosts(hosts), "--allowed-hosts", log, g.Wrap(mux(st, log, c.pprof))), ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
 	if c.grpcAddr != "" {
@@ -280,27 +280,6 @@ func run(ctx context.Context, args []string, stdout, stderr *os.File) error {
 		err = nil
 	}
 	return err
-}
-
-// front refuses, before the token guard and any handler, a request that
-// names another Host (a DNS-rebinding page of evil.example resolving to
-// this machine would otherwise read the store from a browser on it) or
-// that a browser marks as sent by another site.
-func front(hosts frontdoor.Hosts, h http.Handler, log *slog.Logger) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		status, reason := 0, ""
-		if !hosts.Allows(r.Host) {
-			status, reason = http.StatusMisdirectedRequest, fmt.Sprintf("Host %q is not a name of this server (%s): add it with --allowed-hosts if it is yours", r.Host, hosts)
-		} else if err := frontdoor.SameOrigin(r); err != nil {
-			status, reason = http.StatusForbidden, err.Error()
-		}
-		if status != 0 {
-			log.Warn("request refused at the front door", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr, "host", r.Host, "origin", r.Header.Get("Origin"), "reason", reason)
-			http.Error(w, reason, status)
-			return
-		}
-		h.ServeHTTP(w, r)
-	})
 }
 
 // mux is every route: the intake, the query API, flush and maintenance

@@ -220,7 +220,7 @@ func runUp(ctx context.Context, cfg config.Config, logOut io.Writer) error {
 	}
 	serve("api", ls.api, apiHandler(gctx, srv, cfg, log)) // issue 21: a standby forwards the leader-only routes (up_forward.go)
 	ingest := ingestAuth(cfg, tokens, log.With("component", "otlp"))
-	serve("otlp", ls.otlp, guardOTLP(ls.otlp, telemetry.NewIntake(tel, telemetry.Limits{}, log.With("component", "otlp")), ingest))
+	serve("otlp", ls.otlp, guardOTLP(ls.otlp, telemetry.NewIntake(tel, telemetry.Limits{}, log.With("component", "otlp")), ingest, sec.hosts, log.With("component", "otlp")))
 	if ls.otlpGRPC != nil {
 		grpcIntake := telemetry.NewGRPCIntake(tel, telemetry.Limits{}, log.With("component", "otlp-grpc"))
 		if !isLoopbackAddr(ls.otlpGRPC.Addr()) {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/pave-platform/pave/internal/auth"
 	"github.com/pave-platform/pave/internal/config"
+	"github.com/pave-platform/pave/internal/frontdoor"
 	"github.com/pave-platform/pave/internal/server"
 	"github.com/pave-platform/pave/internal/telemetry"
 )
@@ -134,10 +135,14 @@ func ingestAuth(cfg config.Config, tokens auth.Tokens, log *slog.Logger) *teleme
 	}
 }
 
-// guardOTLP wraps the OTLP/HTTP handler when its listener is off loopback.
-func guardOTLP(ln net.Listener, h http.Handler, a *telemetry.IngestAuth) http.Handler {
-	if isLoopbackAddr(ln.Addr()) {
-		return h
+// guardOTLP guards the OTLP/HTTP intake. Off loopback every request needs
+// an ingest token. On loopback, where the machine's services send without
+// one, a web page must not be able to forge telemetry: a foreign Host (a
+// DNS-rebinding page) gets 421 and a request a browser marks as sent by
+// another site 403, as at the API's front door.
+func guardOTLP(ln net.Listener, h http.Handler, a *telemetry.IngestAuth, allowedHosts []string, log *slog.Logger) http.Handler {
+	if !isLoopbackAddr(ln.Addr()) {
+		return a.Wrap(h)
 	}
-	return a.Wrap(h)
+	return frontdoor.Guard(frontdoor.NewHosts(allowedHosts), "--http-allowed-hosts", log, h)
 }

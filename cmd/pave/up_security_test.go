@@ -3,16 +3,19 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/pave-platform/pave/internal/config"
+	"github.com/pave-platform/pave/internal/telemetry"
 )
 
 // A slowloris (many connections that send their headers a byte at a
@@ -125,3 +128,64 @@ func TestPlainHTTPOffLoopbackNeedsInsecureHTTP(t *testing.T) {
 		t.Fatalf("with TLS: %v", err)
 	}
 }
+
+// TestOTLPOnLoopbackRefusesWebPages: the loopback intake, which the
+// machine's services reach without a token, refuses what a web page could
+// send (a DNS-rebinding Host, a cross-site request); off loopback the
+// ingest token guards it instead.
+func TestOTLPOnLoopbackRefusesWebPages(t *testing.T) {
+	t.Parallel()
+	reached := 0
+	h := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { reached++; w.WriteHeader(200) })
+	lo, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lo.Close()
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	refuseAll := &telemetry.IngestAuth{Verify: func(context.Context, string) (string, string, bool) { return "", "no token", false }}
+	g := guardOTLP(lo, h, refuseAll, []string{"otel.internal"}, quiet)
+	for _, c := range []struct {
+		name, host, origin, site string
+		want                     int
+	}{
+		{"a service", "127.0.0.1:4318", "", "", 200},
+		{"localhost", "localhost:4318", "", "", 200},
+		{"an allowed name", "otel.internal:4318", "", "", 200},
+		{"a rebinding page", "evil.example:4318", "", "", 421},
+		{"another site's page", "127.0.0.1:4318", "http://evil.example", "", 403},
+		{"a cross-site fetch", "127.0.0.1:4318", "", "cross-site", 403},
+	} {
+		r, _ := http.NewRequest("POST", "http://127.0.0.1:4318/v1/logs", strings.NewReader("{}"))
+		r.Host = c.host
+		if c.origin != "" {
+			r.Header.Set("Origin", c.origin)
+		}
+		if c.site != "" {
+			r.Header.Set("Sec-Fetch-Site", c.site)
+		}
+		before := reached
+		rec := httptest.NewRecorder()
+		g.ServeHTTP(rec, r)
+		if rec.Code != c.want || (c.want != 200) != (reached == before) {
+			t.Errorf("%s: got %d (intake reached: %v), want %d", c.name, rec.Code, reached > before, c.want)
+		}
+	}
+	// Off loopback the token guard answers, whatever the Host.
+	offLn := fakeAddrListener{Listener: lo, addr: &net.TCPAddr{IP: net.ParseIP("192.0.2.7"), Port: 4318}}
+	r, _ := http.NewRequest("POST", "http://192.0.2.7:4318/v1/logs", strings.NewReader("{}"))
+	r.RemoteAddr = "192.0.2.9:5000"
+	rec := httptest.NewRecorder()
+	guardOTLP(offLn, h, refuseAll, nil, quiet).ServeHTTP(rec, r)
+	if rec.Code != http.StatusUnauthorized {
+		t.Errorf("off loopback without a token: got %d, want 401", rec.Code)
+	}
+}
+
+// fakeAddrListener reports another address than the one it listens on.
+type fakeAddrListener struct {
+	net.Listener
+	addr net.Addr
+}
+
+func (l fakeAddrListener) Addr() net.Addr { return l.addr }

@@ -13,6 +13,7 @@ package frontdoor
 
 import (
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -97,4 +98,27 @@ func SameOrigin(r *http.Request) error {
 		return fmt.Errorf("cross-origin request refused: Origin %s is not this server (%s)", origin, r.Host)
 	}
 	return nil
+}
+
+// Guard serves h only to requests that name one of hosts in Host and
+// that no browser marks as sent by another site: 421 and 403 otherwise,
+// logged. setting names the option that adds a Host name, for the error.
+// It suits listeners with no pages of their own (the OTLP intake,
+// pave-telemetry); the API's door adds rules for its UI.
+func Guard(hosts Hosts, setting string, log *slog.Logger, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		status, reason := 0, ""
+		if !hosts.Allows(r.Host) {
+			status, reason = http.StatusMisdirectedRequest, fmt.Sprintf("Host %q is not a name of this server (%s): add it with %s if it is yours", r.Host, hosts, setting)
+		} else if err := SameOrigin(r); err != nil {
+			status, reason = http.StatusForbidden, err.Error()
+		}
+		if status != 0 {
+			log.Warn("request refused at the front door", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr,
+				"host", r.Host, "origin", r.Header.Get("Origin"), "reason", reason)
+			http.Error(w, reason, status)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
