@@ -169,8 +169,9 @@ func writeSummary(w io.Writer, evs []event, top int) {
 	var pkgs, tests []timing
 	parallel := map[testKey]bool{}
 	// A test's Elapsed leaves out its parallel subtests, which run after
-	// its function returns; the wall time from its start (or resume, for a
-	// parallel test) to its end includes them.
+	// its function returns; the wall time from its start to its end
+	// includes them. Not for a parallel test: its end is reported only
+	// when its parallel siblings are done too.
 	started := map[testKey]time.Time{}
 	var first, last time.Time
 	for _, ev := range evs {
@@ -185,15 +186,14 @@ func writeSummary(w io.Writer, evs []event, top int) {
 		if ev.Test != "" && (ev.Action == "pause" || ev.Action == "output" && strings.HasPrefix(ev.Output, "=== PAUSE ")) {
 			parallel[testKey{ev.Package, ev.Test}] = true
 		}
-		if ev.Test != "" && !ev.Time.IsZero() && (ev.Action == "run" || ev.Action == "cont" ||
-			ev.Action == "output" && strings.HasPrefix(ev.Output, "=== CONT ")) {
+		if ev.Test != "" && !ev.Time.IsZero() && ev.Action == "run" {
 			started[testKey{ev.Package, ev.Test}] = ev.Time
 		}
 		if ev.Action != "pass" && ev.Action != "fail" {
 			continue
 		}
 		t := timing{pkg: ev.Package, test: ev.Test, secs: ev.Elapsed, failed: ev.Action == "fail"}
-		if t0, ok := started[testKey{ev.Package, ev.Test}]; ok && ev.Test != "" {
+		if t0, ok := started[testKey{ev.Package, ev.Test}]; ok && !parallel[testKey{ev.Package, ev.Test}] {
 			t.secs = max(t.secs, ev.Time.Sub(t0).Seconds())
 		}
 		switch {

@@ -208,3 +208,22 @@ func TestSummaryCountsParallelSubtests(t *testing.T) {
 		t.Errorf("TestBig not listed at its wall time of 31 s:\n%s", got.String())
 	}
 }
+
+// A parallel test's end is reported when its parallel siblings are done:
+// its Elapsed, not that wall time, is what it took.
+func TestSummaryTakesAParallelTestsElapsed(t *testing.T) {
+	stream := `{"Time":"2026-01-01T00:00:00Z","Action":"run","Package":"p","Test":"TestQuick"}
+{"Time":"2026-01-01T00:00:00Z","Action":"pause","Package":"p","Test":"TestQuick"}
+{"Time":"2026-01-01T00:00:00Z","Action":"cont","Package":"p","Test":"TestQuick"}
+{"Time":"2026-01-01T00:05:00Z","Action":"pass","Package":"p","Test":"TestQuick","Elapsed":2}
+`
+	evs, err := readEvents(strings.NewReader(stream))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got bytes.Buffer
+	writeSummary(&got, evs, 5)
+	if !strings.Contains(got.String(), "     2.0s P p TestQuick\n") {
+		t.Errorf("TestQuick not listed at its 2 s:\n%s", got.String())
+	}
+}
