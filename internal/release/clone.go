@@ -11,8 +11,10 @@ var timeType = reflect.TypeFor[time.Time]()
 // with it, so the copy can be changed freely. It copies what encoding/json
 // fills (exported fields, maps, slices, pointers, interfaces); unexported
 // fields are copied by value (time.Time's location is shared, and never
-// changed; a monotonic clock reading is dropped). The engine keeps decoded releases and hands each reconcile a
-// copy (releaseCache), which costs a fraction of decoding one again.
+// changed; a monotonic clock reading is dropped, as decoding drops it).
+// The engine keeps decoded and committed releases and hands each
+// reconcile a copy (releaseCache), which costs a fraction of decoding one
+// again.
 func deepCopy[T any](v *T) *T {
 	out := new(T)
 	copyValue(reflect.ValueOf(out).Elem(), reflect.ValueOf(v).Elem())
