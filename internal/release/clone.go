@@ -1,13 +1,20 @@
 package release
 
-import "reflect"
+import (
+	"reflect"
+	"time"
+)
+
+var timeType = reflect.TypeFor[time.Time]()
 
 // deepCopy returns a copy of *v that shares no map, slice or pointer
 // with it, so the copy can be changed freely. It copies what encoding/json
 // fills (exported fields, maps, slices, pointers, interfaces); unexported
 // fields are copied by value (time.Time's location is shared, and never
-// changed). The engine keeps decoded releases and hands each reconcile a
-// copy (releaseCache), which costs a fraction of decoding one again.
+// changed; a monotonic clock reading is dropped, as decoding drops it).
+// The engine keeps decoded and committed releases and hands each
+// reconcile a copy (releaseCache), which costs a fraction of decoding one
+// again.
 func deepCopy[T any](v *T) *T {
 	out := new(T)
 	copyValue(reflect.ValueOf(out).Elem(), reflect.ValueOf(v).Elem())
@@ -25,6 +32,12 @@ func copyValue(dst, src reflect.Value) {
 		copyValue(n.Elem(), src.Elem())
 		dst.Set(n)
 	case reflect.Struct:
+		if src.Type() == timeType {
+			// As decoding gives it: no monotonic reading, which a
+			// committed release's times may carry.
+			dst.Set(reflect.ValueOf(src.Interface().(time.Time).Round(0)))
+			return
+		}
 		dst.Set(src)
 		for i := range src.NumField() {
 			if f := dst.Field(i); f.CanSet() && deep(f.Kind()) {

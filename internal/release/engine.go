@@ -404,7 +404,9 @@ func (e *Engine) lockRelease(ctx context.Context, name string, r *Release) (ver 
 // commit stores the release (ifVersion *ver, updated on success) and
 // appends a timeline event; with *ver == 0 the release must be new.
 func (e *Engine) commit(ctx context.Context, r *Release, ver *int64, evType string, evData any) error {
-	e.cache.drop(r.Metadata.Name) // the next read decodes what was stored
+	// Until the write is answered the entry would be stale; a write that
+	// fails leaves the next read to decode what is stored.
+	e.cache.drop(r.Metadata.Name)
 	if pa, ok := e.store.(state.PutAppender); ok && evType != "" {
 		// One transaction: a crash never keeps a decision without its
 		// entry in the timeline.
@@ -422,6 +424,7 @@ func (e *Engine) commit(ctx context.Context, r *Release, ver *int64, evType stri
 		}
 		*ver = o.Version
 		e.lister.note(r, o.Version)
+		e.cache.stored(r, o.Version)
 		return nil
 	}
 	v, err := state.PutJSON(ctx, e.store, StateKind, r.Metadata.Name, r, *ver)
@@ -430,6 +433,7 @@ func (e *Engine) commit(ctx context.Context, r *Release, ver *int64, evType stri
 	}
 	*ver = v
 	e.lister.note(r, v)
+	e.cache.stored(r, v)
 	if evType == "" {
 		return nil
 	}

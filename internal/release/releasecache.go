@@ -12,13 +12,18 @@ import (
 // the store rather than the whole release when nothing changed it.
 // Decoding a release is most of a reconcile's work at 1,000 releases.
 //
+// The engine's own commits put what they stored, with its new version
+// (stored), so a release's next reconcile decodes nothing when nobody
+// else wrote it in between: in a rollout most reconciles follow one of
+// the engine's own commits.
+//
 // It never answers from memory alone: every read asks the store for the
-// release's current version, and a release written since (by a person on
-// any replica, or by this engine's own commit, which drops its entry)
-// is read and decoded again. So a reconcile starts from the stored
-// release, exactly as before, and a kill -9 loses nothing but the cache.
-// (Releases are never deleted, so a version is never reused for a
-// different release of the same name.)
+// release's current version, and a release written since by anyone else
+// (a person, or another replica) has another version and is read and
+// decoded again. So a reconcile starts from the stored release, exactly
+// as before, and a kill -9 loses nothing but the cache. (Releases are
+// never deleted, so a version is never reused for a different release of
+// the same name.)
 type releaseCache struct {
 	mu sync.Mutex
 	m  map[string]cachedRelease
@@ -68,4 +73,20 @@ func (c *releaseCache) drop(name string) {
 	c.mu.Lock()
 	delete(c.m, name)
 	c.mu.Unlock()
+}
+
+// stored keeps r as release name's content at version ver, which the
+// engine has just committed; r stays the caller's (the cache keeps a
+// copy). A newer entry, put meanwhile by another commit, is kept.
+func (c *releaseCache) stored(r *Release, ver int64) {
+	cp := deepCopy(r) // outside the lock: the copy is most of the cost
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[string]cachedRelease{}
+	}
+	if old, ok := c.m[r.Metadata.Name]; ok && old.version > ver {
+		return
+	}
+	c.m[r.Metadata.Name] = cachedRelease{version: ver, r: cp}
 }

@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/pave-platform/pave/internal/state"
 	"github.com/pave-platform/pave/internal/traffic"
 )
 
@@ -257,5 +259,105 @@ func TestListerFollowsOtherWriters(t *testing.T) {
 	}
 	if got := rg.eng.lister.inProgress.Load(); got != 0 {
 		t.Fatalf("inProgress %d, want 0", got)
+	}
+}
+
+// getCounter counts the reads of releases that reach the store.
+type getCounter struct {
+	*state.SQLite
+	gets atomic.Int64
+}
+
+func (g *getCounter) Get(ctx context.Context, kind, key string) (state.Object, error) {
+	if kind == StateKind {
+		g.gets.Add(1)
+	}
+	return g.SQLite.Get(ctx, kind, key)
+}
+
+// After the engine's own commit the cache holds what was stored, at its
+// new version, so the release's next reconcile reads nothing but the
+// version; a write by another engine is still seen at once.
+func TestCacheServesCommittedState(t *testing.T) {
+	rg := newRig(t)
+	ctx := context.Background()
+	gc := &getCounter{SQLite: rg.store}
+	rg.eng = NewEngine(gc, rg.router, rg.target, rg.metrics, WithClock(rg.clock))
+	if _, err := rg.eng.Create(ctx, testRelease()); err != nil {
+		t.Fatal(err)
+	}
+	step := func() (committed bool, reads int64) {
+		t.Helper()
+		w, _ := rg.router.Weights(ctx, "shop")
+		rg.metrics.serve(w, 200)
+		rg.clock.Add(time.Second)
+		before, _ := rg.store.Version(ctx, StateKind, "shop-v2")
+		g0 := gc.gets.Load()
+		if err := rg.eng.ReconcileOne(ctx, "shop-v2"); err != nil {
+			t.Fatal(err)
+		}
+		reads = gc.gets.Load() - g0
+		after, _ := rg.store.Version(ctx, StateKind, "shop-v2")
+		if after == before {
+			return false, reads
+		}
+		// What the cache serves is what a read of the store decodes.
+		var stored Release
+		if _, err := state.GetJSON(ctx, rg.store, StateKind, "shop-v2", &stored); err != nil {
+			t.Fatal(err)
+		}
+		hit, ok := rg.eng.cache.m["shop-v2"]
+		if !ok || hit.version != after {
+			t.Fatalf("after a commit at version %d the cache holds %v (version %d)", after, ok, hit.version)
+		}
+		if !reflect.DeepEqual(*hit.r, stored) {
+			a, _ := json.Marshal(hit.r)
+			b, _ := json.Marshal(stored)
+			t.Fatalf("the cache after a commit differs from the store:\ncache %s\nstore %s", a, b)
+		}
+		return true, reads
+	}
+	commits, readsAfterCommit := 0, int64(0)
+	prevCommitted := false
+	for range 12 {
+		committed, reads := step()
+		if prevCommitted {
+			readsAfterCommit += reads
+		}
+		if committed {
+			commits++
+		}
+		prevCommitted = committed
+	}
+	if commits < 3 {
+		t.Fatalf("only %d commits in 12 reconciles: the test does not exercise the commit path", commits)
+	}
+	if readsAfterCommit != 0 {
+		t.Fatalf("%d reads of the release in reconciles that followed the engine's own commit, want 0", readsAfterCommit)
+	}
+	if r := rg.get("shop-v2"); r.Status.Phase != Progressing || rg.router.get("shop", "v2") == 0 {
+		t.Fatalf("want the canary progressing with traffic, got %s, weights %v", r.Status.Phase, r.Status.Weights)
+	}
+	// The cache holds the engine's last commit; another engine aborts.
+	for committed := false; !committed; {
+		committed, _ = step()
+	}
+	other := NewEngine(rg.store, rg.router, rg.target, rg.metrics, WithClock(rg.clock))
+	if _, err := other.Act(ctx, "shop-v2", Abort, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	_ = rg.router.SetWeights(ctx, "shop", traffic.Weights{"v1": traffic.Total - 20_000, "v2": 20_000})
+	g0 := gc.gets.Load()
+	if err := rg.eng.ReconcileOne(ctx, "shop-v2"); err != nil {
+		t.Fatalf("reconcile after another engine's abort: %v", err)
+	}
+	if gc.gets.Load() == g0 {
+		t.Fatal("the reconcile after another engine's write did not read the release again")
+	}
+	if w := rg.router.get("shop", "v2"); w != 20_000 {
+		t.Fatalf("the router gives v2 %d after the reconcile, want the 20000 set by hand: the engine acted on its own committed copy", w)
+	}
+	if got := rg.get("shop-v2"); got.Status.Phase != Aborted {
+		t.Fatalf("phase %s after another engine aborted it", got.Status.Phase)
 	}
 }
