@@ -2,6 +2,7 @@ package telemetry
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -39,7 +40,7 @@ type fetched struct {
 // rangedAhead blocks and rangedAheadBytes. ctx ends the fetches when the
 // query is done.
 func (s *Embedded) prefetch(ctx context.Context, blocks []candidate, i int) {
-	s.readAheadHot(blocks, i)
+	s.readAheadLocal(blocks, i)
 	whole := 0
 	var ranged int64
 	for j := i; j < min(i+rangedAhead, len(blocks)) && whole < prefetchAhead && ranged < rangedAheadBytes; j++ {
@@ -53,6 +54,9 @@ func (s *Embedded) prefetch(ctx context.Context, blocks []candidate, i int) {
 			}
 			ranged += c.ahead.bytes
 			continue
+		}
+		if c.hinted {
+			continue // in the local cache, read ahead there
 		}
 		if st, err := os.Stat(filepath.Join(s.cache, c.meta.Partition, c.meta.Name)); err == nil && st.Size() == c.meta.Size {
 			continue
@@ -101,29 +105,35 @@ func takeAhead(ctx context.Context, c candidate) io.ReaderAt {
 	return c.ahead.src
 }
 
-// hotAheadBytes bounds the bytes of hot blocks a query asks the kernel to
-// read ahead of its decoder (readAheadHot).
+// hotAheadBytes bounds the bytes of local blocks a query asks the kernel
+// to read ahead of its decoder (readAheadLocal).
 const hotAheadBytes = 8 << 20
 
-// readAheadHot asks the kernel to start reading the row groups the query
-// will decode in the hot blocks among the next rangedAhead ones (within
-// hotAheadBytes): with a cold page cache (after a restart, or data older
-// than the cache holds) those reads are then all in flight at once instead
-// of one disk read after another as the decoder comes to them. Goroutines
-// reading in parallel do not do this with GOMAXPROCS=1, where a read
-// blocked in the kernel holds the only P until the runtime's monitor takes
-// it back (up to milliseconds on an idle server). A page already cached
-// costs the hint nothing; a hinted block is not hinted again.
-func (s *Embedded) readAheadHot(blocks []candidate, i int) {
+// readAheadLocal asks the kernel to start reading the row groups the
+// query will decode in the local blocks among the next rangedAhead ones
+// (within hotAheadBytes): the hot blocks, and the cold ones whose copy is
+// in the local cache. With a cold page cache (after a restart, or data
+// older than the cache holds) those reads are then all in flight at once
+// instead of one disk read after another as the decoder comes to them.
+// Goroutines reading in parallel do not do this with GOMAXPROCS=1, where
+// a read blocked in the kernel holds the only P until the runtime's
+// monitor takes it back (up to milliseconds on an idle server). A page
+// already cached costs the hint nothing; a hinted block is not hinted
+// again. A cold block not in the cache is prefetch's, from the blob store.
+func (s *Embedded) readAheadLocal(blocks []candidate, i int) {
 	var bytes int64
 	for j := i; j < min(i+rangedAhead, len(blocks)) && bytes < hotAheadBytes; j++ {
 		c := &blocks[j]
-		if c.cold {
-			continue
-		}
 		if c.hinted {
 			bytes += c.hintedBytes
 			continue
+		}
+		if c.ahead != nil {
+			continue // being fetched from the blob store
+		}
+		f, err := s.openLocal(c.meta, c.cold)
+		if err != nil {
+			continue // not local: prefetch fetches it, or the read reports it
 		}
 		rs := hotRanges(*c)
 		for _, r := range rs {
@@ -131,13 +141,26 @@ func (s *Embedded) readAheadHot(blocks []candidate, i int) {
 		}
 		bytes += c.hintedBytes
 		c.hinted = true
-		f, err := os.Open(filepath.Join(s.hotDir, c.meta.Partition, c.meta.Name))
-		if err != nil {
-			continue // the read reports it
-		}
 		willNeed(f, rs)
 		f.Close()
 	}
+}
+
+// openLocal opens a block's local file: a hot block's, or the cached copy
+// of a cold one, trusted only at its full size.
+func (s *Embedded) openLocal(m *blockMeta, cold bool) (*os.File, error) {
+	if !cold {
+		return os.Open(filepath.Join(s.hotDir, m.Partition, m.Name))
+	}
+	f, err := os.Open(filepath.Join(s.cache, m.Partition, m.Name))
+	if err != nil {
+		return nil, err
+	}
+	if st, err := f.Stat(); err != nil || st.Size() != m.Size {
+		f.Close()
+		return nil, fmt.Errorf("cached copy of %s/%s incomplete", m.Partition, m.Name)
+	}
+	return f, nil
 }
 
 // hotRanges are the ranges of a hot block a read of c decodes: the row

@@ -18,17 +18,15 @@ import (
 // needs, see coldread.go) from the blob store on a miss. Close it after use.
 func (s *Embedded) openBlock(ctx context.Context, c candidate) (blockSource, error) {
 	m := c.meta
-	if !c.cold {
-		return os.Open(filepath.Join(s.hotDir, m.Partition, m.Name))
+	// A cached copy's column checksums are checked on every read like any
+	// block's, and a failing copy is dropped and fetched again (see
+	// withBlock).
+	f, err := s.openLocal(m, c.cold)
+	if err == nil {
+		return f, nil
 	}
-	// A cached copy is trusted only at its full size; its column checksums
-	// are checked on every read like any block's, and a failing copy is
-	// dropped and fetched again (see withBlock).
-	if f, err := os.Open(filepath.Join(s.cache, m.Partition, m.Name)); err == nil {
-		if st, err := f.Stat(); err == nil && st.Size() == m.Size {
-			return f, nil
-		}
-		f.Close()
+	if !c.cold {
+		return nil, err
 	}
 	src, err := s.fetchCold(ctx, c)
 	if err != nil {
@@ -113,7 +111,7 @@ type candidate struct {
 	fills *fillQueue
 	plan  *coldPlan // what prefetch found coldRanges to be
 	// hinted: the kernel was asked to read hintedBytes of this hot
-	// block's groups ahead (readAheadHot).
+	// block's groups ahead (readAheadLocal).
 	hinted      bool
 	hintedBytes int64
 }

@@ -123,7 +123,7 @@ func (s *Embedded) Trace(ctx context.Context, traceID string) (TraceResult, erro
 		blocks[i].need = func(_ *blockMeta, g *groupMeta) bool { return g.Trace.has(key) }
 	}
 	defer s.deferFills(blocks)()
-	s.readAheadHot(blocks, 0)
+	s.readAheadLocal(blocks, 0)
 	// The blocks the filters name are read in parallel: after a restart
 	// with a cold page cache each is a disk read (a round trip to the blob
 	// store for a cold block, fetching only the row groups that may hold

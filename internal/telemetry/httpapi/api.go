@@ -148,33 +148,70 @@ func (a API) logs(w http.ResponseWriter, r *http.Request) {
 func writeLogs(w http.ResponseWriter, res telemetry.Result) {
 	b := make([]byte, 0, 64+400*len(res.Logs))
 	b = append(b, "{\n  \"logs\": "...)
-	switch {
-	case res.Logs == nil:
-		b = append(b, "null"...)
-	case len(res.Logs) == 0:
-		b = append(b, "[]"...)
-	default:
-		b = append(b, '[')
-		for i := range res.Logs {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = append(b, "\n    "...)
-			var err error
-			if b, err = res.Logs[i].AppendJSON(b, "    "); err != nil {
-				writeError(w, http.StatusInternalServerError, "", err)
-				return
-			}
-		}
-		b = append(b, "\n  ]"...)
+	b, err := appendLogs(b, res.Logs)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "", err)
+		return
 	}
 	if res.Next != "" {
 		b = append(b, ",\n  \"next\": "...)
 		b = telemetry.AppendJSONString(b, res.Next)
 	}
-	if len(res.Warnings) > 0 {
+	b = appendWarnings(b, res.Warnings)
+	writeBody(w, b)
+}
+
+// writeTrace answers a trace as writeJSON would, byte for byte, with its
+// lines encoded by Log.AppendJSON (its spans, fewer, by reflection).
+func writeTrace(w http.ResponseWriter, res telemetry.TraceResult) {
+	b := make([]byte, 0, 256+400*len(res.Logs))
+	b = append(b, "{\n  \"trace_id\": "...)
+	b = telemetry.AppendJSONString(b, res.TraceID)
+	b = append(b, ",\n  \"spans\": "...)
+	spans, err := json.MarshalIndent(res.Spans, "  ", "  ")
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "", err)
+		return
+	}
+	b = append(b, spans...)
+	b = append(b, ",\n  \"logs\": "...)
+	if b, err = appendLogs(b, res.Logs); err != nil {
+		writeError(w, http.StatusInternalServerError, "", err)
+		return
+	}
+	b = appendWarnings(b, res.Warnings)
+	writeBody(w, b)
+}
+
+// appendLogs appends logs as the value of a top-level field of an
+// indented answer.
+func appendLogs(b []byte, logs []telemetry.Log) ([]byte, error) {
+	switch {
+	case logs == nil:
+		return append(b, "null"...), nil
+	case len(logs) == 0:
+		return append(b, "[]"...), nil
+	}
+	b = append(b, '[')
+	for i := range logs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, "\n    "...)
+		var err error
+		if b, err = logs[i].AppendJSON(b, "    "); err != nil {
+			return b, err
+		}
+	}
+	return append(b, "\n  ]"...), nil
+}
+
+// appendWarnings appends the warnings field (omitempty) and closes the
+// answer.
+func appendWarnings(b []byte, warnings []string) []byte {
+	if len(warnings) > 0 {
 		b = append(b, ",\n  \"warnings\": ["...)
-		for i, x := range res.Warnings {
+		for i, x := range warnings {
 			if i > 0 {
 				b = append(b, ',')
 			}
@@ -183,7 +220,10 @@ func writeLogs(w http.ResponseWriter, res telemetry.Result) {
 		}
 		b = append(b, "\n  ]"...)
 	}
-	b = append(b, "\n}\n"...)
+	return append(b, "\n}\n"...)
+}
+
+func writeBody(w http.ResponseWriter, b []byte) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(b)
@@ -199,7 +239,7 @@ func (a API) trace(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "trace_id", errors.New("no spans or logs stored for trace "+res.TraceID))
 		return
 	}
-	writeJSON(w, http.StatusOK, res)
+	writeTrace(w, res)
 }
 
 func (a API) stats(w http.ResponseWriter, _ *http.Request) {

@@ -22,7 +22,14 @@ func TestARecordVictoriaLogsDropsFailsItsAppend(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o.AckTimeout = 6 * time.Second
+	// The store fails a batch still incomplete after half its
+	// acknowledgement timeout, counted from when the committer picks the
+	// batch up, while the append's own deadline started before the 3 MB
+	// insert. With 6s, a loaded machine spent the append's whole budget on
+	// the insert and the first counts, and the append failed on its own
+	// deadline instead of naming the dropped record. The default (30s)
+	// leaves the 15s of the decision a wide margin; the test takes ~16s.
+	o.AckTimeout = 30 * time.Second
 	s, err := vlstore.Open(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)
