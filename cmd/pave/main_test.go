@@ -2,63 +2,40 @@ package main
 
 import (
 	"bytes"
-	mathrand "math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/pave-platform/pave/internal/testproc"
 )
 
 // paveBin is the real pave binary, built once for the command tests.
 var paveBin string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "pave-bin-")
+	bin, cleanup, err := testproc.BuildPave(".")
 	if err != nil {
 		panic(err)
 	}
-	paveBin = filepath.Join(dir, "pave")
-	// -buildvcs=false: the same binary in a clone, a worktree and a
-	// tarball (TestVersionFromBuildInfo; the tour checks a stamped build).
-	if out, err := exec.Command("go", "build", "-buildvcs=false", "-o", paveBin, ".").CombinedOutput(); err != nil {
-		os.Stderr.Write(out)
-		panic(err)
-	}
+	paveBin = bin
 	code := m.Run()
-	os.RemoveAll(dir)
+	cleanup()
 	os.Exit(code)
 }
 
-// freeAddr returns a loopback address free now, for a process started
-// later. Ports the kernel hands out for ":0" come from the ephemeral range,
-// the one every outgoing connection of the tests running beside this one
-// also takes its source port from, so such a port is often taken again
-// before the process binds it. Ports below that range (Linux's default
-// starts at 32768) are chosen at random instead, then checked.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	for range 100 {
-		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(20000+mathrand.IntN(12000)))
-		if ln, err := net.Listen("tcp", addr); err == nil {
-			ln.Close()
-			return addr
-		}
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
+// The helpers every process-starting test here uses (package testproc).
+var (
+	freeAddr = testproc.FreeAddr
+	between  = testproc.Between
+)
+
+type lockedBuffer = testproc.LockedBuffer
 
 func pave(t *testing.T, env []string, args ...string) (string, error) {
 	t.Helper()
@@ -68,24 +45,6 @@ func pave(t *testing.T, env []string, args ...string) (string, error) {
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err := cmd.Run()
 	return out.String(), err
-}
-
-// lockedBuffer collects a child's output while the test reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 type upProc struct {
@@ -249,16 +208,4 @@ func TestRequireAuthWithBootstrappedAdminToken(t *testing.T) {
 	if strings.Contains(p.out.String(), secret) || strings.Contains(p.out.String(), viewer) {
 		t.Fatal("a token secret reached the control plane's log")
 	}
-}
-
-func between(s, from, to string) string {
-	i := strings.Index(s, from)
-	if i < 0 {
-		return ""
-	}
-	s = s[i+len(from):]
-	if j := strings.Index(s, to); j >= 0 {
-		return s[:j]
-	}
-	return s
 }

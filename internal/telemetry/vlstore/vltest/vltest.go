@@ -4,7 +4,6 @@
 package vltest
 
 import (
-	"bytes"
 	"fmt"
 	"net"
 	"net/http"
@@ -15,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/pave-platform/pave/internal/testproc"
 )
 
 // Version is what scripts/deps.sh builds into the tool cache.
@@ -200,19 +201,4 @@ func (n *Node) Kill() {
 // Output is what the node wrote so far.
 func (n *Node) Output() string { return n.log.String() }
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+type lockedBuffer = testproc.LockedBuffer

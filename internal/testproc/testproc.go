@@ -1,0 +1,91 @@
+// Package testproc holds what tests that start real processes share: the
+// pave binary built once per test package, loopback addresses free for a
+// process started later, and a buffer for a child's output that the test
+// reads while the child still writes.
+package testproc
+
+import (
+	"bytes"
+	"fmt"
+	mathrand "math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// BuildPave builds the pave command in pkgDir (a path to cmd/pave) into a
+// temporary directory and returns the binary and what removes it.
+// -buildvcs=false: the same binary in a clone, a worktree and a tarball,
+// so the go command's cache serves one build to every package asking.
+func BuildPave(pkgDir string) (bin string, cleanup func(), err error) {
+	dir, err := os.MkdirTemp("", "pave-bin-")
+	if err != nil {
+		return "", nil, err
+	}
+	bin = filepath.Join(dir, "pave")
+	if out, err := exec.Command("go", "build", "-buildvcs=false", "-o", bin, pkgDir).CombinedOutput(); err != nil {
+		os.RemoveAll(dir)
+		return "", nil, fmt.Errorf("go build %s: %w\n%s", pkgDir, err, out)
+	}
+	return bin, func() { os.RemoveAll(dir) }, nil
+}
+
+// FreeAddr returns a loopback address free now, for a process started
+// later. Ports the kernel hands out for ":0" come from the ephemeral range,
+// the one every outgoing connection of the tests running beside this one
+// also takes its source port from, so such a port is often taken again
+// before the process binds it. Ports below that range (Linux's default
+// starts at 32768) are chosen at random instead, then checked.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	for range 100 {
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(20000+mathrand.IntN(12000)))
+		if ln, err := net.Listen("tcp", addr); err == nil {
+			ln.Close()
+			return addr
+		}
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// Between returns the text of s after from and before the next to ("" if
+// from is not in s; the rest of s if to does not follow).
+func Between(s, from, to string) string {
+	i := strings.Index(s, from)
+	if i < 0 {
+		return ""
+	}
+	s = s[i+len(from):]
+	if j := strings.Index(s, to); j >= 0 {
+		return s[:j]
+	}
+	return s
+}
+
+// LockedBuffer collects a child's output while the test reads it.
+type LockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *LockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *LockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
