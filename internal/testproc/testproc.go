@@ -40,13 +40,25 @@ func BuildPave(pkgDir string) (bin string, cleanup func(), err error) {
 // the one every outgoing connection of the tests running beside this one
 // also takes its source port from, so such a port is often taken again
 // before the process binds it. Ports below that range (Linux's default
-// starts at 32768) are chosen at random instead, then checked.
+// starts at 32768) are chosen at random instead, then checked, and never
+// handed out twice by one test process: a port given to a process that
+// has not bound it yet still looks free.
 func FreeAddr(t testing.TB) string {
 	t.Helper()
 	for range 100 {
-		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(20000+mathrand.IntN(12000)))
+		port := 20000 + mathrand.IntN(12000)
+		handedMu.Lock()
+		taken := handed[port]
+		handedMu.Unlock()
+		if taken {
+			continue
+		}
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 		if ln, err := net.Listen("tcp", addr); err == nil {
 			ln.Close()
+			handedMu.Lock()
+			handed[port] = true
+			handedMu.Unlock()
 			return addr
 		}
 	}
@@ -57,6 +69,12 @@ func FreeAddr(t testing.TB) string {
 	defer ln.Close()
 	return ln.Addr().String()
 }
+
+// handed are the ports FreeAddr gave out in this process.
+var (
+	handedMu sync.Mutex
+	handed   = map[int]bool{}
+)
 
 // Between returns the text of s after from and before the next to ("" if
 // from is not in s; the rest of s if to does not follow).
