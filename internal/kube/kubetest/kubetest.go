@@ -158,6 +158,12 @@ func start(bin string, crdDirs []string, dir, name string) (*Cluster, error) {
 		BinaryAssetsDirectory: bin,
 		CRDInstallOptions:     envtest.CRDInstallOptions{Paths: crdDirs, ErrorIfPathMissing: true},
 		ErrorIfCRDPathMissing: true,
+		// envtest's 20 s default is for an idle machine: with the test
+		// suite's packages and tests running at once on 2 cores, several
+		// kube-apiservers starting together each take longer, and a start
+		// that times out is retried from scratch (more load, not less).
+		ControlPlaneStartTimeout: 3 * time.Minute,
+		ControlPlaneStopTimeout:  time.Minute,
 	}
 	cfg, err := env.Start()
 	if err != nil {
