@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"github.com/pave-platform/pave/internal/certs"
+	settings "github.com/pave-platform/pave/internal/config"
 	"github.com/pave-platform/pave/internal/frontdoor"
 	"github.com/pave-platform/pave/internal/telemetry"
 	"github.com/pave-platform/pave/internal/telemetry/httpapi"
@@ -170,18 +171,6 @@ func guard(tokenFile string, log *slog.Logger) (*telemetry.IngestAuth, error) {
 	return g, nil
 }
 
-func isLoopbackAddr(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
-	}
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
-
 func run(ctx context.Context, args []string, stdout, stderr *os.File) error {
 	c, err := parse(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
@@ -202,7 +191,7 @@ func run(ctx context.Context, args []string, stdout, stderr *os.File) error {
 	}
 	hosts := c.allowedHosts
 	for _, a := range []string{c.addr, c.grpcAddr} {
-		if a == "" || isLoopbackAddr(a) {
+		if a == "" || settings.IsLoopback(a) {
 			continue
 		}
 		if c.tokenFile == "" {
