@@ -30,8 +30,8 @@ import (
 	"time"
 
 	"github.com/pave-platform/pave/internal/certs"
-	settings "github.com/pave-platform/pave/internal/config"
 	"github.com/pave-platform/pave/internal/frontdoor"
+	"github.com/pave-platform/pave/internal/netaddr"
 	"github.com/pave-platform/pave/internal/telemetry"
 	"github.com/pave-platform/pave/internal/telemetry/httpapi"
 )
@@ -191,7 +191,7 @@ func run(ctx context.Context, args []string, stdout, stderr *os.File) error {
 	}
 	hosts := c.allowedHosts
 	for _, a := range []string{c.addr, c.grpcAddr} {
-		if a == "" || settings.IsLoopback(a) {
+		if a == "" || netaddr.IsLoopback(a) {
 			continue
 		}
 		if c.tokenFile == "" {

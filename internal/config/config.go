@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pave-platform/pave/internal/netaddr"
 	"github.com/pave-platform/pave/internal/runners"
 	"github.com/pave-platform/pave/internal/state"
 	"github.com/pave-platform/pave/internal/telemetry"
@@ -608,17 +609,7 @@ func checkAddr(addr string) error {
 }
 
 // IsLoopback reports whether addr listens only on the loopback interface.
-func IsLoopback(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
-	}
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
+func IsLoopback(addr string) bool { return netaddr.IsLoopback(addr) }
 
 func isDNSLabel(s string) bool {
 	if len(s) == 0 || len(s) > 63 {
