@@ -529,17 +529,41 @@ func groupColumns(data io.ReaderAt, m *blockMeta, g *groupMeta) (map[string]*dec
 // readBlockRange reads [off, off+n) of a block; a short read means the
 // block is truncated.
 func readBlockRange(data io.ReaderAt, m *blockMeta, off, n int64, what string) ([]byte, error) {
+	return readBlockRangeTo(data, m, off, n, nil, func() string { return what })
+}
+
+// inMemory is a block source that holds its bytes already (a row group
+// read at once, the ranges fetched from the blob store): view hands out
+// [off, off+n) without copying, ok false when the bytes are not there.
+type inMemory interface {
+	view(off, n int64) (b []byte, ok bool)
+}
+
+// readBlockRangeTo is readBlockRange reading into buf's storage when it is
+// large enough; from a source in memory it returns a view instead, which
+// the caller must not keep past the source nor write to. what names the
+// range in errors, built only then.
+func readBlockRangeTo(data io.ReaderAt, m *blockMeta, off, n int64, buf []byte, what func() string) ([]byte, error) {
 	if m.Size > 0 && off+n > m.Size {
-		return nil, fmt.Errorf("%w: block %s %s beyond the end", ErrCorrupt, m.Name, what)
+		return nil, fmt.Errorf("%w: block %s %s beyond the end", ErrCorrupt, m.Name, what())
 	}
-	b := make([]byte, n)
+	if mem, ok := data.(inMemory); ok {
+		if b, ok := mem.view(off, n); ok {
+			return b, nil
+		}
+	}
+	b := buf[:0]
+	if int64(cap(b)) < n {
+		b = make([]byte, n)
+	}
+	b = b[:n]
 	if k, err := data.ReadAt(b, off); k != len(b) {
 		// An I/O error (a blob store's, a disk's) is not a corrupt block;
 		// an early end of the data is.
 		if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
-			return nil, fmt.Errorf("block %s %s: %w", m.Name, what, err)
+			return nil, fmt.Errorf("block %s %s: %w", m.Name, what(), err)
 		}
-		return nil, fmt.Errorf("%w: block %s %s: short read: %v", ErrCorrupt, m.Name, what, err)
+		return nil, fmt.Errorf("%w: block %s %s: short read: %v", ErrCorrupt, m.Name, what(), err)
 	}
 	return b, nil
 }
@@ -548,15 +572,26 @@ func readBlockRange(data io.ReaderAt, m *blockMeta, off, n int64, what string) (
 // back to back): a lookup costs one read per group it needs, from a file
 // or a blob store, not one per column.
 func groupData(data io.ReaderAt, m *blockMeta, g *groupMeta) (io.ReaderAt, error) {
+	gd, _, err := groupDataTo(data, m, g, nil)
+	return gd, err
+}
+
+// groupDataTo is groupData reading into buf's storage when it is large
+// enough; it returns the storage for the next group's read. The reader it
+// returns is valid until buf is reused.
+func groupDataTo(data io.ReaderAt, m *blockMeta, g *groupMeta, buf []byte) (io.ReaderAt, []byte, error) {
 	if len(g.Columns) == 0 {
-		return data, nil
+		return data, buf, nil
 	}
 	r := groupRange(g)
-	b, err := readBlockRange(data, m, r.off, r.n, "row group")
+	b, err := readBlockRangeTo(data, m, r.off, r.n, buf, func() string { return "row group" })
 	if err != nil {
-		return nil, err
+		return nil, buf, err
 	}
-	return groupSpan{b, r.off}, nil
+	if _, mem := data.(inMemory); !mem {
+		buf = b
+	}
+	return groupSpan{b, r.off}, buf, nil
 }
 
 // groupSpan is a row group's bytes read at off in its block.
@@ -577,25 +612,99 @@ func (s groupSpan) ReadAt(p []byte, off int64) (int, error) {
 	return n, nil
 }
 
+func (s groupSpan) view(off, n int64) ([]byte, bool) {
+	i := off - s.off
+	if i < 0 || n < 0 || i+n > int64(len(s.b)) {
+		return nil, false
+	}
+	return s.b[i : i+n : i+n], true
+}
+
 // columnData reads one column and checks its checksum.
 func columnData(data io.ReaderAt, m *blockMeta, c colMeta) (*dec, error) {
-	z, err := readBlockRange(data, m, c.Off, c.Len, "column "+c.Name)
+	return columnDataTo(data, m, c, nil)
+}
+
+// columnDataTo is columnData decompressing into the storage of sc (nil:
+// fresh memory). The decoder's bytes are sc's until sc is reused: strings
+// taken from it must be copies (dec.view false), as the block decoders'
+// are.
+func columnDataTo(data io.ReaderAt, m *blockMeta, c colMeta, sc *colScratch) (*dec, error) {
+	var zbuf, rawBuf, joinBuf []byte
+	if sc != nil {
+		zbuf, rawBuf, joinBuf = sc.z, sc.raw, sc.joined
+	}
+	z, err := readBlockRangeTo(data, m, c.Off, c.Len, zbuf, func() string { return "column " + c.Name })
 	if err != nil {
 		return nil, err
+	}
+	if sc != nil {
+		if _, mem := data.(inMemory); !mem {
+			sc.z = z[:0]
+		}
 	}
 	if crc32.Checksum(z, castagnoli) != c.CRC {
 		return nil, fmt.Errorf("%w: block %s column %s checksum mismatch", ErrCorrupt, m.Name, c.Name)
 	}
-	raw, err := zdec.DecodeAll(z, nil)
+	raw, err := zdec.DecodeAll(z, rawBuf[:0])
 	if err != nil {
 		return nil, fmt.Errorf("%w: block %s column %s: %w", ErrCorrupt, m.Name, c.Name, err)
 	}
+	if sc != nil {
+		sc.raw = raw[:0]
+	}
 	if n := idWidth(c.Name); n > 0 && m.Format >= 2 {
-		if raw, err = joinIDs(raw, n); err != nil {
+		if raw, err = joinIDsTo(joinBuf[:0], raw, n); err != nil {
 			return nil, fmt.Errorf("%w: block %s column %s: %w", ErrCorrupt, m.Name, c.Name, err)
+		}
+		if sc != nil {
+			sc.joined = raw[:0]
 		}
 	}
 	return &dec{b: raw}, nil
+}
+
+// colScratch is the reusable memory of one column's decoding: its
+// compressed bytes, decompressed bytes, and (id columns) joined ids.
+type colScratch struct{ z, raw, joined []byte }
+
+// groupScratch recycles the column buffers of row-group decodes: a query
+// decompresses every column of hundreds of groups, and allocating each
+// anew made the allocator and the garbage collector a third of a field
+// filter's CPU. The decoders copy every string they return, so a group's
+// buffers are free once it is decoded.
+type groupScratch struct {
+	cols  []colScratch // by column index
+	group []byte       // the group's bytes (groupDataTo)
+}
+
+var groupScratchPool = sync.Pool{New: func() any { return new(groupScratch) }}
+
+// maxScratchBytes: buffers larger than this (an outsized group) are not
+// kept for reuse, so one huge group does not pin its memory in the pool.
+const maxScratchBytes = 4 << 20
+
+func getGroupScratch(columns int) *groupScratch {
+	gs := groupScratchPool.Get().(*groupScratch)
+	if len(gs.cols) < columns {
+		gs.cols = append(gs.cols, make([]colScratch, columns-len(gs.cols))...)
+	}
+	return gs
+}
+
+func putGroupScratch(gs *groupScratch) {
+	if cap(gs.group) > maxScratchBytes {
+		gs.group = nil
+	}
+	for i := range gs.cols {
+		c := &gs.cols[i]
+		for _, b := range []*[]byte{&c.z, &c.raw, &c.joined} {
+			if cap(*b) > maxScratchBytes {
+				*b = nil
+			}
+		}
+	}
+	groupScratchPool.Put(gs)
 }
 
 // checkBlock verifies every checksum of a block.
@@ -694,16 +803,19 @@ func decodeLogRowsWhere(data io.ReaderAt, m *blockMeta, traceID string, f *rowFi
 	}
 	var out []Log
 	key := hashKey(traceID)
+	gs := getGroupScratch(len(logColumns))
+	defer putGroupScratch(gs)
 	for gi := range m.Groups {
 		g := &m.Groups[gi]
 		if !logGroupWanted(m, g, key, traceID, f) {
 			continue
 		}
-		gd, err := groupData(data, m, g)
+		gd, buf, err := groupDataTo(data, m, g, gs.group)
 		if err != nil {
 			return nil, err
 		}
-		if out, err = decodeLogGroup(out, gd, m, g, traceID, f); err != nil {
+		gs.group = buf
+		if out, err = decodeLogGroupTo(out, gd, m, g, traceID, f, gs); err != nil {
 			return nil, err
 		}
 	}
@@ -721,20 +833,23 @@ func decodeLogPage(data io.ReaderAt, m *blockMeta, traceID string, f *rowFilter)
 	key := hashKey(traceID)
 	// A copy: a retried block must not count its lines twice.
 	page := f.page.clone()
+	gs := getGroupScratch(len(logColumns))
+	defer putGroupScratch(gs)
 	for gi := len(m.Groups) - 1; gi >= 0; gi-- {
 		g := &m.Groups[gi]
 		floor := page.floor()
 		if m.skipIndexed() && g.MaxT < floor || !logGroupWanted(m, g, key, traceID, f) {
 			continue
 		}
-		gd, err := groupData(data, m, g)
+		gd, buf, err := groupDataTo(data, m, g, gs.group)
 		if err != nil {
 			return nil, err
 		}
+		gs.group = buf
 		fg := *f
 		fg.from = max(f.from, floor)
 		n := len(out)
-		if out, err = decodeLogGroup(out, gd, m, g, traceID, &fg); err != nil {
+		if out, err = decodeLogGroupTo(out, gd, m, g, traceID, &fg, gs); err != nil {
 			return nil, err
 		}
 		kept := out[:n]
@@ -756,10 +871,26 @@ func logGroupWanted(m *blockMeta, g *groupMeta, key bloomKey, traceID string, f 
 }
 
 func decodeLogGroup(out []Log, data io.ReaderAt, m *blockMeta, g *groupMeta, traceID string, f *rowFilter) ([]Log, error) {
+	gs := getGroupScratch(len(logColumns))
+	defer putGroupScratch(gs)
+	return decodeLogGroupTo(out, data, m, g, traceID, f, gs)
+}
+
+// decodeLogGroupTo is decodeLogGroup decompressing into gs's buffers
+// (gs.group is not touched: data may be it).
+func decodeLogGroupTo(out []Log, data io.ReaderAt, m *blockMeta, g *groupMeta, traceID string, f *rowFilter, gs *groupScratch) ([]Log, error) {
+	column := func(i int) (*dec, error) {
+		for _, c := range g.Columns {
+			if c.Name == logColumns[i] {
+				return columnDataTo(data, m, c, &gs.cols[i])
+			}
+		}
+		return nil, fmt.Errorf("%w: block %s lacks column %s", ErrCorrupt, m.Name, logColumns[i])
+	}
 	var take []bool
 	var trace dec
 	if traceID != "" {
-		tc, err := groupColumn(data, m, g, "trace")
+		tc, err := column(6)
 		if err != nil {
 			return nil, err
 		}
@@ -789,7 +920,7 @@ func decodeLogGroup(out []Log, data io.ReaderAt, m *blockMeta, g *groupMeta, tra
 			if col[i] != nil {
 				continue
 			}
-			d, err := groupColumn(data, m, g, logColumns[i])
+			d, err := column(i)
 			if err != nil {
 				return err
 			}

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 )
 
 // idWidth is the width of a column's raw ids, or 0 for a column that holds
@@ -80,6 +81,11 @@ var errIDColumn = errors.New("id column does not add up")
 // joinIDs turns a format 2 id column back into the row layout the column
 // readers (getID, idEquals, skipID) walk. Every byte must be accounted for.
 func joinIDs(col []byte, n int) ([]byte, error) {
+	return joinIDsTo(nil, col, n)
+}
+
+// joinIDsTo is joinIDs appending to dst's storage.
+func joinIDsTo(dst, col []byte, n int) ([]byte, error) {
 	d := dec{b: col}
 	rows := d.uvarint()
 	if d.err != nil || rows > uint64(len(d.b)) {
@@ -97,7 +103,7 @@ func joinIDs(col []byte, n int) ([]byte, error) {
 		return nil, fmt.Errorf("%w: %d raw ids, %d bytes", errIDColumn, raws, len(rest))
 	}
 	raw, strs := rest[:raws*n], dec{b: rest[raws*n:]}
-	out := make([]byte, 0, len(flags)*(n+1))
+	out := slices.Grow(dst[:0], len(flags)*(n+1))
 	var prev []byte
 	for i, f := range flags {
 		switch f {

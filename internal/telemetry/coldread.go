@@ -230,6 +230,20 @@ type sparsePart struct {
 	b   []byte
 }
 
+// view hands out bytes inside one fetched range without copying them.
+func (s *sparseBlock) view(off, n int64) ([]byte, bool) {
+	i := sort.Search(len(s.parts), func(i int) bool { return s.parts[i].off > off }) - 1
+	if i < 0 || n < 0 {
+		return nil, false
+	}
+	part := s.parts[i]
+	rel := off - part.off
+	if rel+n > int64(len(part.b)) {
+		return nil, false
+	}
+	return part.b[rel : rel+n : rel+n], true
+}
+
 // ReadAt serves reads that lie inside one fetched range. Any other read
 // is a bug in choosing the ranges (the decoder and coldRanges disagree on
 // the groups); it fails with an I/O error, which is reported and never

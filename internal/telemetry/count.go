@@ -127,17 +127,20 @@ func (s *Embedded) Count(ctx context.Context, q Query, by string) (CountResult, 
 		s.prefetch(ahead, toRead, i)
 		m := br.c.meta
 		err := s.withBlock(ctx, toRead[i], func(src io.ReaderAt) error {
+			gs := getGroupScratch(len(logColumns))
+			defer putGroupScratch(gs)
 			for _, g := range br.timeOnly {
 				if err := countInWindow(src, m, g, by, plan.from, plan.to, counts); err != nil {
 					return err
 				}
 			}
 			for _, g := range br.read {
-				gd, err := groupData(src, m, g)
+				gd, buf, err := groupDataTo(src, m, g, gs.group)
 				if err != nil {
 					return err
 				}
-				logs, err := decodeLogGroup(nil, gd, m, g, q.TraceID, rows)
+				gs.group = buf
+				logs, err := decodeLogGroupTo(nil, gd, m, g, q.TraceID, rows, gs)
 				if err != nil {
 					return err
 				}
