@@ -269,3 +269,62 @@ func TestTraceLookupReadsItsBlocksInParallel(t *testing.T) {
 		t.Fatalf("at most %d blob reads at once for a trace in 4 blocks: read one after another", most)
 	}
 }
+
+// A query that reads many cold blocks by ranges brings every one of them
+// into the local cache afterwards, not only the first cacheFills (the
+// others wait in line): the same query again reads nothing from the blob
+// store. It used to drop the fills beyond the first four, so each later
+// query of the same hours paid a round trip per block again.
+func TestEveryBlockAQueryTouchedReachesTheCache(t *testing.T) {
+	blob := &countingBlob{Blob: DirBlob{Root: t.TempDir()}}
+	now := t0.Add(30 * time.Minute)
+	s := openTest(t, t.TempDir(), func(o *Options) {
+		o.Blob, o.ColdAfter, o.BlockRows = blob, time.Hour, 2048
+		o.Now = func() time.Time { return now }
+	})
+	ctx := context.Background()
+	r := rand.New(rand.NewPCG(8, 80))
+	logs := randomLogs(r, 30000)
+	const rare = "wombat audit W-7"
+	for i := 500; i < len(logs); i += 1500 {
+		logs[i].Message = "held: " + rare
+	}
+	for i := 0; i < len(logs); i += 3000 {
+		if err := s.AppendLogs(ctx, slices.Clone(logs[i:i+3000])); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Flush(ctx); err != nil { // one set of blocks per batch
+			t.Fatal(err)
+		}
+	}
+	now = t0.Add(5 * time.Hour)
+	if err := s.MoveCold(ctx); err != nil {
+		t.Fatal(err)
+	}
+	q := Query{Contains: rare, Limit: 100}
+	s.mu.RLock()
+	touched := 0
+	for _, m := range s.cold {
+		if q.mayMatchBlock(m) && q.rowFilter().plan.anyGroup(m) {
+			touched++
+		}
+	}
+	s.mu.RUnlock()
+	if touched <= cacheFills+2 {
+		t.Fatalf("the query touches %d cold blocks; the test needs more than %d", touched, cacheFills+2)
+	}
+	res, err := s.Query(ctx, q)
+	if err != nil || len(res.Warnings) > 0 || len(res.Logs) != 20 {
+		t.Fatalf("%d lines, %v %v; want 20", len(res.Logs), err, res.Warnings)
+	}
+	if blob.ranges.Load() == 0 {
+		t.Fatal("the query fetched no ranges: the test needs ranged reads")
+	}
+	s.cacheWG.Wait()
+	before := blob.read()
+	again, err := s.Query(ctx, q)
+	if err != nil || len(again.Logs) != 20 || blob.read() != before {
+		t.Fatalf("the same query again: %d lines, %v, %d bytes from the blob store; want all %d blocks in the local cache",
+			len(again.Logs), err, blob.read()-before, touched)
+	}
+}
