@@ -19,8 +19,9 @@ import (
 // the other pgxpool parameters in the URL); TLS is configured by the URL's
 // sslmode, sslrootcert, sslcert and sslkey parameters, as libpq does.
 type Postgres struct {
-	pool  *pgxpool.Pool
-	where string // the URL without its password, for errors
+	pool     *pgxpool.Pool
+	where    string // the URL without its password, for errors
+	versions versionBatch
 }
 
 var (
@@ -75,6 +76,7 @@ func OpenPostgres(ctx context.Context, rawURL string) (*Postgres, error) {
 		return nil, fmt.Errorf("state store %s: %w", where, err)
 	}
 	s := &Postgres{pool: pool, where: where}
+	s.versions.query = s.versionsOf
 	if err := s.Ping(ctx); err != nil {
 		pool.Close()
 		return nil, explainTLS(err)
@@ -205,17 +207,28 @@ func (s *Postgres) Versions(ctx context.Context, kind string) ([]KeyVersion, err
 	return out, nil
 }
 
-// Version returns one object's version.
+// Version returns one object's version. The versions asked for at once
+// are read with one query (versionBatch).
 func (s *Postgres) Version(ctx context.Context, kind, key string) (int64, error) {
-	var v int64
-	err := s.pool.QueryRow(ctx, `SELECT version FROM objects WHERE kind=$1 AND key=$2`, kind, key).Scan(&v)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return 0, fmt.Errorf("%s %q: %w", kind, key, ErrNotFound)
-	}
+	return s.versions.version(ctx, kind, key)
+}
+
+// versionsOf reads the versions of keys of one kind, for versionBatch.
+func (s *Postgres) versionsOf(ctx context.Context, kind string, keys []string) (map[string]int64, error) {
+	rows, err := s.pool.Query(ctx, `SELECT key, version FROM objects WHERE kind=$1 AND key = ANY($2)`, kind, keys)
 	if err != nil {
-		return 0, fmt.Errorf("get %s/%s: %w", kind, key, err)
+		return nil, err
 	}
-	return v, nil
+	defer rows.Close()
+	kvs, err := scanVersions(rows)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]int64, len(kvs))
+	for _, kv := range kvs {
+		out[kv.Key] = kv.Version
+	}
+	return out, nil
 }
 
 // write runs fn in a transaction that first checks the fence ctx carries,
