@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -154,14 +155,12 @@ func replicasOf(vs []RunningVersion, version string) int {
 
 // known refuses a service without any trace in Pave: no release, no
 // weights in any cluster, no running version. Caller holds the service's lock.
-func (e *Engine) known(ctx context.Context, service string, all []Release) error {
-	names := map[string]bool{}
-	for _, r := range all {
-		if r.Spec.Service == service {
-			return nil
-		}
-		names[r.Spec.Service] = true
+func (e *Engine) known(ctx context.Context, service string, withReleases map[string]bool) error {
+	if withReleases[service] {
+		return nil
 	}
+	names := make(map[string]bool, len(withReleases))
+	maps.Copy(names, withReleases)
 	clusters, err := e.fleet.Clusters(ctx)
 	if err != nil {
 		return fmt.Errorf("list clusters: %w", err)

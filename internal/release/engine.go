@@ -104,21 +104,26 @@ func (e *Engine) CreateWith(ctx context.Context, r Release, opts CreateOptions) 
 		return Release{}, err
 	}
 	defer e.locks.lock(r.Spec.Service)()
-	all, err := e.list(ctx)
+	// The names taken and the service's running release come from the
+	// lister's index (a key listing, and a read of the releases changed
+	// since), so a create does not read and decode every release.
+	ix, err := e.lister.index(ctx)
 	if err != nil {
 		return Release{}, err
 	}
 	if !opts.NewService {
-		if err := e.known(ctx, r.Spec.Service, all); err != nil {
+		if err := e.known(ctx, r.Spec.Service, ix.services); err != nil {
 			return Release{}, err
 		}
 	}
 	var running *Release
-	taken := map[string]bool{}
-	for i, o := range all {
-		taken[o.Metadata.Name] = true
-		if o.Spec.Service == r.Spec.Service && !o.Status.Phase.Terminal() {
-			running = &all[i]
+	taken := ix.taken
+	if name := ix.running[r.Spec.Service]; name != "" {
+		var cur Release
+		if _, err := state.GetJSON(ctx, e.store, StateKind, name, &cur); err != nil && !errors.Is(err, state.ErrNotFound) {
+			return Release{}, err
+		} else if err == nil && !cur.Status.Phase.Terminal() {
+			running = &cur
 		}
 	}
 	if r.Metadata.Name != "" && taken[r.Metadata.Name] {

@@ -46,6 +46,10 @@ type listed struct {
 	version int64
 	created time.Time
 	pending bool
+	// service and ended let Create find a service's running release
+	// and the names taken without reading every release (byService).
+	service string
+	ended   bool
 }
 
 // briefRelease is the part of a stored release the lister decodes.
@@ -54,6 +58,9 @@ type briefRelease struct {
 		Name              string    `json:"name"`
 		CreationTimestamp time.Time `json:"creationTimestamp"`
 	} `json:"metadata"`
+	Spec struct {
+		Service string `json:"service"`
+	} `json:"spec"`
 	Status struct {
 		Phase          Phase           `json:"phase"`
 		ScaledDown     bool            `json:"scaledDown"`
@@ -75,7 +82,8 @@ func decodeListed(key string, version int64, data []byte) (listed, error) {
 		return listed{}, fmt.Errorf("decode release %s: %w", key, err)
 	}
 	return listed{version: version, created: b.Metadata.CreationTimestamp,
-		pending: pendingOf(b.Status.Phase, b.Status.ScaledDown, b.Status.WeightsApplied, len(b.Status.Weights))}, nil
+		pending: pendingOf(b.Status.Phase, b.Status.ScaledDown, b.Status.WeightsApplied, len(b.Status.Weights)),
+		service: b.Spec.Service, ended: b.Status.Phase.Terminal()}, nil
 }
 
 // note records a release the engine has just stored at version.
@@ -90,7 +98,8 @@ func (l *lister) note(r *Release, version int64) {
 	}
 	s := r.Status
 	l.seen[r.Metadata.Name] = listed{version: version, created: r.Metadata.CreationTimestamp,
-		pending: pendingOf(s.Phase, s.ScaledDown, s.WeightsApplied, len(s.Weights))}
+		pending: pendingOf(s.Phase, s.ScaledDown, s.WeightsApplied, len(s.Weights)),
+		service: r.Spec.Service, ended: s.Phase.Terminal()}
 }
 
 // pending lists the names of the releases a reconcile may still change,
@@ -126,6 +135,42 @@ func (l *lister) pending(ctx context.Context) ([]string, error) {
 		names[i] = it.name
 	}
 	return names, nil
+}
+
+// releaseIndex is what Create needs to know of the stored releases: the
+// names taken, the services that have releases, and each service's
+// running release (the newest, if several).
+type releaseIndex struct {
+	taken    map[string]bool
+	services map[string]bool
+	running  map[string]string // service → name
+}
+
+// index brings the cache up to date with the store and returns its
+// index: a key listing and the releases that changed, not a read of
+// every release.
+func (l *lister) index(ctx context.Context) (releaseIndex, error) {
+	if err := l.refresh(ctx); err != nil {
+		return releaseIndex{}, err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	ix := releaseIndex{taken: make(map[string]bool, len(l.seen)), services: map[string]bool{}, running: map[string]string{}}
+	newest := map[string]listed{}
+	for name, s := range l.seen {
+		ix.taken[name] = true
+		ix.services[s.service] = true
+		if s.ended {
+			continue
+		}
+		// The newest running release, as a list sorted by creation
+		// (then name) and read to its end finds it.
+		if cur, ok := newest[s.service]; !ok || s.created.After(cur.created) ||
+			(s.created.Equal(cur.created) && name > ix.running[s.service]) {
+			newest[s.service], ix.running[s.service] = s, name
+		}
+	}
+	return ix, nil
 }
 
 // refresh brings the cache up to date with the store.

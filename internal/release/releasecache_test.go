@@ -3,8 +3,10 @@ package release
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -265,7 +267,14 @@ func TestListerFollowsOtherWriters(t *testing.T) {
 // getCounter counts the reads of releases that reach the store.
 type getCounter struct {
 	*state.SQLite
-	gets atomic.Int64
+	gets, lists atomic.Int64
+}
+
+func (g *getCounter) List(ctx context.Context, kind string) ([]state.Object, error) {
+	if kind == StateKind {
+		g.lists.Add(1)
+	}
+	return g.SQLite.List(ctx, kind)
 }
 
 func (g *getCounter) Get(ctx context.Context, kind, key string) (state.Object, error) {
@@ -359,5 +368,92 @@ func TestCacheServesCommittedState(t *testing.T) {
 	}
 	if got := rg.get("shop-v2"); got.Status.Phase != Aborted {
 		t.Fatalf("phase %s after another engine aborted it", got.Status.Phase)
+	}
+}
+
+// Create finds the names taken and a service's running release in the
+// lister's index, not by reading every release: what another engine
+// (another replica) created or ended since is in it, and a create reads
+// only the running release of its own service.
+func TestCreateUsesTheIndex(t *testing.T) {
+	rg := newRig(t)
+	ctx := context.Background()
+	gc := &getCounter{SQLite: rg.store}
+	rg.eng = NewEngine(gc, rg.router, rg.target, rg.metrics, WithClock(rg.clock))
+	other := NewEngine(rg.store, rg.router, rg.target, rg.metrics, WithClock(rg.clock))
+	// A release on another engine, after this one has built its index.
+	if _, err := rg.eng.pendingWork(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.Create(ctx, testRelease()); err != nil {
+		t.Fatal(err)
+	}
+	// Other services' releases, many of them.
+	for i := range 30 {
+		r := New(fmt.Sprint("svc", i), "v2")
+		r.Spec.Binary = "/srv/x"
+		if _, err := other.CreateWith(ctx, r, CreateOptions{NewService: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Same version while running: refused, naming the running release.
+	if _, err := rg.eng.Create(ctx, testRelease()); err == nil || !strings.Contains(err.Error(), "release shop-v2 is already releasing shop@v2") {
+		t.Fatalf("create of a running version: %v", err)
+	}
+	// Another version: refused while shop-v2 runs, unless superseding.
+	v3 := testRelease()
+	v3.Spec.Version = "v3"
+	if _, err := rg.eng.Create(ctx, v3); err == nil || !strings.Contains(err.Error(), "release shop-v2 of shop@v2 is") {
+		t.Fatalf("create while another release runs: %v", err)
+	}
+	// A name taken on the other engine.
+	named := testRelease()
+	named.Spec.Version = "v4"
+	named.Metadata.Name = "svc7-v2"
+	if _, err := rg.eng.Create(ctx, named); err == nil || !strings.Contains(err.Error(), "a release named svc7-v2 exists already") {
+		t.Fatalf("create under a taken name: %v", err)
+	}
+	// A service known only by its releases (on the other engine).
+	r := New("svc3", "v3")
+	r.Spec.Binary = "/srv/x"
+	r.Spec.Supersede = true
+	before := gc.gets.Load()
+	if _, err := rg.eng.CreateWith(ctx, r, CreateOptions{}); err != nil {
+		t.Fatalf("create of a release of a service with releases: %v", err)
+	}
+	// It read the other engine's 31 new releases once for the index and
+	// svc3-v2 (running, then superseded): nothing near a read of all.
+	if reads := gc.gets.Load() - before; reads > 31+3 {
+		t.Fatalf("a create read %d releases", reads)
+	}
+	if got, _ := rg.eng.Get(ctx, "svc3-v2"); got.Status.Phase != Aborted {
+		t.Fatalf("svc3-v2 not superseded: %s", got.Status.Phase)
+	}
+	before = gc.gets.Load()
+	r = New("svc4", "v3")
+	r.Spec.Binary = "/srv/x"
+	r.Spec.Supersede = true
+	if _, err := rg.eng.CreateWith(ctx, r, CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if reads := gc.gets.Load() - before; reads > 2 {
+		t.Fatalf("a second create read %d releases, want the running one's (≤ 2)", reads)
+	}
+	// The other engine ends shop-v2: then v3 may start, named by the index.
+	if _, err := other.Act(ctx, "shop-v2", Abort, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	got, err := rg.eng.Create(ctx, v3)
+	if err != nil || got.Metadata.Name != "shop-v3" {
+		t.Fatalf("create after the running release ended: %v %+v", err, got.Metadata)
+	}
+	if n := gc.lists.Load(); n != 0 {
+		t.Fatalf("creates listed every release %d times", n)
+	}
+	// An unknown service is refused with the known ones named.
+	u := New("svc33", "v1")
+	u.Spec.Binary = "/srv/x"
+	if _, err := rg.eng.CreateWith(ctx, u, CreateOptions{}); !errors.Is(err, ErrUnknownService) || !strings.Contains(err.Error(), "did you mean svc") || !strings.Contains(err.Error(), "known services: shop, svc0") {
+		t.Fatalf("create of an unknown service: %v", err)
 	}
 }

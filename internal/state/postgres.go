@@ -19,8 +19,9 @@ import (
 // the other pgxpool parameters in the URL); TLS is configured by the URL's
 // sslmode, sslrootcert, sslcert and sslkey parameters, as libpq does.
 type Postgres struct {
-	pool  *pgxpool.Pool
-	where string // the URL without its password, for errors
+	pool     *pgxpool.Pool
+	where    string // the URL without its password, for errors
+	versions versionBatch
 }
 
 var (
@@ -75,6 +76,7 @@ func OpenPostgres(ctx context.Context, rawURL string) (*Postgres, error) {
 		return nil, fmt.Errorf("state store %s: %w", where, err)
 	}
 	s := &Postgres{pool: pool, where: where}
+	s.versions.query = s.versionsOf
 	if err := s.Ping(ctx); err != nil {
 		pool.Close()
 		return nil, explainTLS(err)
@@ -205,17 +207,28 @@ func (s *Postgres) Versions(ctx context.Context, kind string) ([]KeyVersion, err
 	return out, nil
 }
 
-// Version returns one object's version.
+// Version returns one object's version. The versions asked for at once
+// are read with one query (versionBatch).
 func (s *Postgres) Version(ctx context.Context, kind, key string) (int64, error) {
-	var v int64
-	err := s.pool.QueryRow(ctx, `SELECT version FROM objects WHERE kind=$1 AND key=$2`, kind, key).Scan(&v)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return 0, fmt.Errorf("%s %q: %w", kind, key, ErrNotFound)
-	}
+	return s.versions.version(ctx, kind, key)
+}
+
+// versionsOf reads the versions of keys of one kind, for versionBatch.
+func (s *Postgres) versionsOf(ctx context.Context, kind string, keys []string) (map[string]int64, error) {
+	rows, err := s.pool.Query(ctx, `SELECT key, version FROM objects WHERE kind=$1 AND key = ANY($2)`, kind, keys)
 	if err != nil {
-		return 0, fmt.Errorf("get %s/%s: %w", kind, key, err)
+		return nil, err
 	}
-	return v, nil
+	defer rows.Close()
+	kvs, err := scanVersions(rows)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]int64, len(kvs))
+	for _, kv := range kvs {
+		out[kv.Key] = kv.Version
+	}
+	return out, nil
 }
 
 // write runs fn in a transaction that first checks the fence ctx carries,
@@ -256,39 +269,135 @@ func (s *Postgres) PutAppend(ctx context.Context, kind, key string, data []byte,
 func (s *Postgres) put(ctx context.Context, kind, key string, data []byte, ifVersion int64, e *Event) (Object, int64, error) {
 	now := time.Now().UTC()
 	o := Object{Kind: kind, Key: key, Data: append([]byte(nil), data...), Updated: now}
-	var seq int64
-	err := s.write(ctx, func(tx pgx.Tx) error {
-		var err error
-		switch ifVersion {
-		case Any:
-			err = tx.QueryRow(ctx, `INSERT INTO objects (kind, key, version, data, updated) VALUES ($1,$2,1,$3,$4)
-				ON CONFLICT (kind, key) DO UPDATE SET version=objects.version+1, data=excluded.data, updated=excluded.updated
-				RETURNING version`, kind, key, data, now.UnixNano()).Scan(&o.Version)
-		case 0:
-			err = tx.QueryRow(ctx, `INSERT INTO objects (kind, key, version, data, updated) VALUES ($1,$2,1,$3,$4)
-				ON CONFLICT (kind, key) DO NOTHING RETURNING version`, kind, key, data, now.UnixNano()).Scan(&o.Version)
-		default:
-			err = tx.QueryRow(ctx, `UPDATE objects SET version=version+1, data=$3, updated=$4
-				WHERE kind=$1 AND key=$2 AND version=$5 RETURNING version`, kind, key, data, now.UnixNano(), ifVersion).Scan(&o.Version)
-		}
-		if errors.Is(err, pgx.ErrNoRows) {
-			var cur int64
-			_ = tx.QueryRow(ctx, `SELECT version FROM objects WHERE kind=$1 AND key=$2`, kind, key).Scan(&cur)
-			return fmt.Errorf("%s %q at version %d, expected %d: %w", kind, key, cur, ifVersion, ErrConflict)
-		}
-		if err != nil || e == nil {
-			return err
-		}
-		if e.Time.IsZero() {
-			e.Time = now
-		}
-		return tx.QueryRow(ctx, `INSERT INTO events (time, kind, key, type, data) VALUES ($1,$2,$3,$4,$5) RETURNING seq`,
-			e.Time.UnixNano(), e.Kind, e.Key, e.Type, []byte(e.Data)).Scan(&seq)
-	})
-	if err != nil {
+	if e != nil && e.Time.IsZero() {
+		e.Time = now
+	}
+	f, isFenced := FenceFrom(ctx)
+	q, args := putStatement(kind, key, data, now.UnixNano(), ifVersion, e, f, isFenced)
+	var held bool
+	var ver, seq *int64
+	if err := s.pool.QueryRow(ctx, q, args...).Scan(&held, &ver, &seq); err != nil {
 		return Object{}, 0, fmt.Errorf("put %s/%s: %w", kind, key, err)
 	}
-	return o, seq, nil
+	switch {
+	case !held:
+		return Object{}, 0, fmt.Errorf("put %s/%s: %w", kind, key, fenced(f))
+	case ver == nil:
+		// The rare path takes a second query, for the error to say
+		// which version is stored (0: none).
+		var cur int64
+		_ = s.pool.QueryRow(ctx, `SELECT version FROM objects WHERE kind=$1 AND key=$2`, kind, key).Scan(&cur)
+		return Object{}, 0, fmt.Errorf("put %s/%s: %s %q at version %d, expected %d: %w", kind, key, kind, key, cur, ifVersion, ErrConflict)
+	}
+	o.Version = *ver
+	if seq != nil {
+		return o, *seq, nil
+	}
+	return o, 0, nil
+}
+
+// putStatement is a put as one statement, so it costs one round trip to
+// the server (a transaction of its own): the fence check, the write of the
+// object under its version check, and the event, which is inserted only if
+// the object was written. It answers (held, version, seq): held is false
+// when the fence no longer holds, and then nothing was written; version
+// is NULL on a version conflict, and then nothing was written either.
+//
+// The fence's lease row is locked FOR SHARE before the object is written
+// (the write's condition depends on it), and stays locked until the
+// statement commits: a takeover, which updates that row, waits for this
+// write, and a write that waited for a takeover re-reads the row and
+// finds another token (READ COMMITTED re-checks a locked row's newest
+// version), as the five statements of an explicit transaction did.
+func putStatement(kind, key string, data []byte, updated, ifVersion int64, e *Event, f Fence, isFenced bool) (string, []any) {
+	v := putVariant{fenced: isFenced, event: e != nil}
+	args := make([]any, 0, 13)
+	args = append(args, kind, key, data, updated)
+	if isFenced {
+		args = append(args, f.Lease, f.Holder, f.Token)
+	}
+	switch ifVersion {
+	case Any:
+		v.mode = putAny
+	case 0:
+		v.mode = putNew
+	default:
+		v.mode = putIfVersion
+		args = append(args, ifVersion)
+	}
+	if e != nil {
+		args = append(args, e.Time.UnixNano(), e.Kind, e.Key, e.Type, []byte(e.Data))
+	}
+	return putSQL[v], args
+}
+
+// putVariant picks one of the put statements: how the version is checked,
+// whether a fence is, whether an event is appended.
+type putVariant struct {
+	mode          int
+	fenced, event bool
+}
+
+const (
+	putAny = iota
+	putNew
+	putIfVersion
+)
+
+// putSQL holds every put statement, built once (the text is the key of
+// pgx's statement cache, so it must not vary with the values).
+var putSQL = func() map[putVariant]string {
+	m := map[putVariant]string{}
+	for _, mode := range []int{putAny, putNew, putIfVersion} {
+		for _, fenced := range []bool{false, true} {
+			for _, event := range []bool{false, true} {
+				v := putVariant{mode, fenced, event}
+				m[v] = buildPutSQL(v)
+			}
+		}
+	}
+	return m
+}()
+
+// buildPutSQL writes the statement of v. Its parameters, in order: kind,
+// key, data, updated; the fence's lease, holder and token if fenced; the
+// expected version if checked; the event's time, kind, key, type and data
+// if one is appended.
+func buildPutSQL(v putVariant) string {
+	n := 4
+	param := func() string { n++; return fmt.Sprintf("$%d", n) }
+	var q strings.Builder
+	q.WriteString("WITH ")
+	guard, held := "", "true"
+	if v.fenced {
+		fmt.Fprintf(&q, "fence AS MATERIALIZED (SELECT 1 FROM leases WHERE name=%s AND holder=%s AND token=%s AND expires > now() FOR SHARE),\n",
+			param(), param(), param())
+		guard, held = " AND EXISTS (SELECT 1 FROM fence)", "EXISTS (SELECT 1 FROM fence)"
+	}
+	switch v.mode {
+	case putAny:
+		fmt.Fprintf(&q, `obj AS (INSERT INTO objects (kind, key, version, data, updated)
+  SELECT $1::text, $2::text, 1, $3::bytea, $4::bigint WHERE true%s
+  ON CONFLICT (kind, key) DO UPDATE SET version=objects.version+1, data=excluded.data, updated=excluded.updated
+  RETURNING version)`, guard)
+	case putNew:
+		fmt.Fprintf(&q, `obj AS (INSERT INTO objects (kind, key, version, data, updated)
+  SELECT $1::text, $2::text, 1, $3::bytea, $4::bigint WHERE true%s
+  ON CONFLICT (kind, key) DO NOTHING RETURNING version)`, guard)
+	default:
+		fmt.Fprintf(&q, `obj AS (UPDATE objects SET version=version+1, data=$3::bytea, updated=$4::bigint
+  WHERE kind=$1::text AND key=$2::text AND version=%s%s RETURNING version)`, param(), guard)
+	}
+	seq := "NULL::bigint"
+	if v.event {
+		fmt.Fprintf(&q, `,
+ev AS (INSERT INTO events (time, kind, key, type, data)
+  SELECT %s::bigint, %s::text, %s::text, %s::text, %s::bytea FROM obj RETURNING seq)`,
+			param(), param(), param(), param(), param())
+		seq = "(SELECT seq FROM ev)"
+	}
+	fmt.Fprintf(&q, "\nSELECT %s, (SELECT version FROM obj), %s", held, seq)
+	return q.String()
 }
 
 func (s *Postgres) Delete(ctx context.Context, kind, key string, ifVersion int64) error {

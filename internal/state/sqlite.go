@@ -3,6 +3,7 @@ package state
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -27,6 +28,7 @@ type SQLite struct {
 	quit      chan struct{}
 	closeOnce sync.Once
 	stopped   chan struct{}
+	versions  versionBatch
 }
 
 var (
@@ -79,6 +81,7 @@ func OpenSQLite(path string) (*SQLite, error) {
 	rdb.SetMaxOpenConns(4)
 	rdb.SetMaxIdleConns(4)
 	s := &SQLite{db: db, rdb: rdb, writes: make(chan *writeOp), quit: make(chan struct{}), stopped: make(chan struct{})}
+	s.versions.query = s.versionsOf
 	go s.writer()
 	return s, nil
 }
@@ -190,17 +193,32 @@ func (s *SQLite) Versions(ctx context.Context, kind string) ([]KeyVersion, error
 	return out, nil
 }
 
-// Version returns one object's version.
+// Version returns one object's version. The versions asked for at once
+// are read with one query (versionBatch).
 func (s *SQLite) Version(ctx context.Context, kind, key string) (int64, error) {
-	var v int64
-	err := s.rdb.QueryRowContext(ctx, `SELECT version FROM objects WHERE kind=? AND key=?`, kind, key).Scan(&v)
-	if errors.Is(err, sql.ErrNoRows) {
-		return 0, fmt.Errorf("%s %q: %w", kind, key, ErrNotFound)
-	}
+	return s.versions.version(ctx, kind, key)
+}
+
+// versionsOf reads the versions of keys of one kind, for versionBatch.
+func (s *SQLite) versionsOf(ctx context.Context, kind string, keys []string) (map[string]int64, error) {
+	list, err := json.Marshal(keys)
 	if err != nil {
-		return 0, fmt.Errorf("get %s/%s: %w", kind, key, err)
+		return nil, err
 	}
-	return v, nil
+	rows, err := s.rdb.QueryContext(ctx, `SELECT key, version FROM objects WHERE kind=? AND key IN (SELECT value FROM json_each(?))`, kind, string(list))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	kvs, err := scanVersions(rows)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]int64, len(kvs))
+	for _, kv := range kvs {
+		out[kv.Key] = kv.Version
+	}
+	return out, nil
 }
 
 func (s *SQLite) Put(ctx context.Context, kind, key string, data []byte, ifVersion int64) (Object, error) {
