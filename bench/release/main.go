@@ -310,7 +310,7 @@ func Report(w io.Writer, results []Result) bool {
 	for _, c := range []waldRow{
 		{"errors +5 points", stableErrorRate + 0.05, alpha, 99},                                  // the 1% step
 		{"errors +1 point", stableErrorRate + 0.01, alpha, 99},                                   // mostly the 1% step
-		{"low traffic 10 rps, errors +5 points, shadow", stableErrorRate + 0.05, shadowAlpha, 2}, // the shadow step: 2 stable answers a pair
+		{"low traffic 10 rps, errors +5 points, shadow", stableErrorRate + 0.05, shadowAlpha, 3}, // the shadow step: the user's stable answer and 2 mirrored ones a pair
 	} {
 		ss, ok := sums[c.name]
 		if !ok {
