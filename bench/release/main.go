@@ -71,6 +71,12 @@ func Scenarios(scale float64) []Scenario {
 				return base
 			}},
 		{Name: "noise fields only, healthy (A/A), shadow", RPS: wrongAnswerRPS, Runs: runs(250), Shadow: true, MaxDuration: lowTrafficBudget, Canary: uniform(base)},
+		// The two low-traffic scenarios without a shadow step add one of
+		// their own (spec.autoShadow, the default with a time budget);
+		// these opt out, as before session 10: the canary's share alone.
+		{Name: "low traffic 10 rps, errors +5 points, autoShadow off", RPS: 10, Runs: runs(40), Bad: true, NoAutoShadow: true, MaxDuration: lowTrafficBudget,
+			Canary: uniform(Behaviour{ErrorRate: stableErrorRate + 0.05, LatencyScale: 1})},
+		{Name: "low traffic 10 rps, healthy, autoShadow off", RPS: 10, Runs: runs(40), NoAutoShadow: true, MaxDuration: lowTrafficBudget, Canary: uniform(base)},
 	}
 }
 
