@@ -27,7 +27,22 @@ func TestReleaseShadowFlag(t *testing.T) {
 			t.Errorf("--shadow %s: %s", flag, b)
 		}
 	}
-	for _, bad := range []string{"soon", "-2m", "0"} {
+	for _, off := range []string{"0", "off"} {
+		b, err := withShadow(base, off, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var doc struct {
+			Spec map[string]json.RawMessage `json:"spec"`
+		}
+		if err := json.Unmarshal(b, &doc); err != nil {
+			t.Fatal(err)
+		}
+		if string(doc.Spec["autoShadow"]) != "false" || doc.Spec["shadow"] != nil {
+			t.Errorf("--shadow %s: %s", off, b)
+		}
+	}
+	for _, bad := range []string{"soon", "-2m", "-1"} {
 		if _, err := withShadow(base, bad, 0); err == nil || !strings.Contains(err.Error(), "--shadow") {
 			t.Errorf("--shadow %s: %v", bad, err)
 		}
