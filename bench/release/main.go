@@ -71,6 +71,12 @@ func Scenarios(scale float64) []Scenario {
 				return base
 			}},
 		{Name: "noise fields only, healthy (A/A), shadow", RPS: wrongAnswerRPS, Runs: runs(250), Shadow: true, MaxDuration: lowTrafficBudget, Canary: uniform(base)},
+		// The two low-traffic scenarios without a shadow step add one of
+		// their own (spec.autoShadow, the default with a time budget);
+		// these opt out, as before session 10: the canary's share alone.
+		{Name: "low traffic 10 rps, errors +5 points, autoShadow off", RPS: 10, Runs: runs(40), Bad: true, NoAutoShadow: true, MaxDuration: lowTrafficBudget,
+			Canary: uniform(Behaviour{ErrorRate: stableErrorRate + 0.05, LatencyScale: 1})},
+		{Name: "low traffic 10 rps, healthy, autoShadow off", RPS: 10, Runs: runs(40), NoAutoShadow: true, MaxDuration: lowTrafficBudget, Canary: uniform(base)},
 	}
 }
 
@@ -310,7 +316,7 @@ func Report(w io.Writer, results []Result) bool {
 	for _, c := range []waldRow{
 		{"errors +5 points", stableErrorRate + 0.05, alpha, 99},                                  // the 1% step
 		{"errors +1 point", stableErrorRate + 0.01, alpha, 99},                                   // mostly the 1% step
-		{"low traffic 10 rps, errors +5 points, shadow", stableErrorRate + 0.05, shadowAlpha, 2}, // the shadow step: 2 stable answers a pair
+		{"low traffic 10 rps, errors +5 points, shadow", stableErrorRate + 0.05, shadowAlpha, 3}, // the shadow step: the user's stable answer and 2 mirrored ones a pair
 	} {
 		ss, ok := sums[c.name]
 		if !ok {

@@ -63,6 +63,30 @@ type Scenario struct {
 	// MaxDuration, when set, is Pave's spec.maxDuration: undecided steps
 	// hold within it rather than pausing after maxHold.
 	MaxDuration time.Duration
+	// NoAutoShadow sets spec.autoShadow: false: a release with a time
+	// budget at low traffic does not add a shadow step of its own.
+	NoAutoShadow bool
+}
+
+// forecastTraffic is what `pave up`'s metrics store tells the engine
+// when the release is created (release.TrafficSource): the service's
+// requests/s, stable's failures, and the rate of each route, before any
+// canary.
+func (sc Scenario) forecastTraffic() release.TrafficFunc {
+	return func(context.Context, string) (release.Traffic, error) {
+		clusters := 1.0
+		errors := stableErrorRate
+		if sc.SecondDC != nil {
+			clusters = 2
+			errors += sc.SecondDC.ErrorRate / 2
+		}
+		rate := sc.RPS * clusters
+		t := release.Traffic{Rate: rate, Errors: rate * errors, Routes: map[string]float64{}, Source: "the simulated metrics store, last 5m"}
+		for _, r := range Routes {
+			t.Routes[r.Name] = rate * r.Share
+		}
+		return t, nil
+	}
 }
 
 // traffics returns the scenario's clusters' traffic simulators.
@@ -99,7 +123,7 @@ func runPave(sc Scenario, seed uint64, maxSeconds int) Outcome {
 		routers = append(routers, rt)
 		clusters = append(clusters, release.Cluster{Name: fmt.Sprintf("dc%d", i+1), Router: rt, Target: simTarget{}, Metrics: tr, Pairs: tr.Shadow})
 	}
-	eng := release.NewFleetEngine(newMemStore(), clusters, release.WithClock(clock))
+	eng := release.NewFleetEngine(newMemStore(), clusters, release.WithClock(clock), release.WithTraffic(sc.forecastTraffic()))
 	r := release.New("shop", "v2")
 	r.Spec.Binary = "/bin/shop-v2"
 	r.Spec.Steps = []release.Percent{10_000, 50_000, 100_000, 250_000, 500_000, 1_000_000}
@@ -107,6 +131,9 @@ func runPave(sc Scenario, seed uint64, maxSeconds int) Outcome {
 		r.Spec.Shadow = &release.ShadowSpec{}
 	}
 	r.Spec.MaxDuration = release.Duration(sc.MaxDuration)
+	if sc.NoAutoShadow {
+		r.Spec.AutoShadow = new(bool)
+	}
 	r.Default()
 	r, err := eng.Create(ctx, r)
 	if err != nil {

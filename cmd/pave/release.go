@@ -141,7 +141,7 @@ steps in the first cluster, a health gate follows, then the next cluster;
 	f.StringVarP(&file, "file", "f", "", "a Release spec, YAML or JSON ('-' reads stdin)")
 	f.StringSliceVar(&clusters, "clusters", nil, "clusters to release to, one wave each in this order (default: all)")
 	f.BoolVar(&lockstep, "lockstep", false, "move every cluster together instead of in waves")
-	f.StringVar(&shadowFlag, "shadow", "", "begin with a shadow step: stable's GET/HEAD requests (and safe routes) are mirrored to the new version and judged before any user sees it; a duration (2m) or a sample count (500)")
+	f.StringVar(&shadowFlag, "shadow", "", "begin with a shadow step: stable's GET/HEAD requests (and safe routes) are mirrored to the new version and judged before any user sees it; a duration (2m) or a sample count (500); 0 or off: none, not even the one a low-traffic release with --max-duration adds of its own")
 	f.DurationVar(&maxDuration, "max-duration", 0, "the release's time budget: an undecided step waits for evidence until it runs out, then a person decides (e.g. 2h)")
 
 	cmd.AddCommand(releaseListCommand(g), releaseStatusCommand(g), releaseHistoryCommand(g), releaseUndoCommand(g))
@@ -244,6 +244,12 @@ func withShadow(doc []byte, shadow string, maxDuration time.Duration) ([]byte, e
 		return nil, err
 	}
 	spec := r["spec"].(map[string]any)
+	if shadow == "0" || shadow == "off" {
+		// No shadow step, not even the one a low-traffic release with a
+		// time budget adds of its own (spec.autoShadow).
+		spec["autoShadow"] = false
+		shadow = ""
+	}
 	if shadow != "" {
 		if n, err := strconv.ParseUint(shadow, 10, 64); err == nil && n > 0 {
 			spec["shadow"] = map[string]any{"samples": n}

@@ -134,10 +134,14 @@ func forecastLine(s release.Status, st style) string {
 	if f == nil || s.Phase.Terminal() {
 		return ""
 	}
-	if f.PauseLikely {
-		return st.yellow("warning") + ": " + f.Warning
+	added := ""
+	if f.ShadowAdded != "" {
+		added = "low traffic: " + f.ShadowAdded + "\n"
 	}
-	return fmt.Sprintf("forecast: the judges should decide in about %s at %s requests/s (%s)", roughDuration(f.Expected.D()), forecastRate(f.Rate), f.Source)
+	if f.PauseLikely {
+		return added + st.yellow("warning") + ": " + f.Warning
+	}
+	return added + fmt.Sprintf("forecast: the judges should decide in about %s at %s requests/s (%s)", roughDuration(f.Expected.D()), forecastRate(f.Rate), f.Source)
 }
 
 func forecastRate(r float64) string {

@@ -79,12 +79,93 @@ func mirroredScope(m *Mirrored, s scope) (stats.Counts, stats.Counts) {
 // stepLogE is one scope's step e-values of the error judge (at ρ and
 // ρ², sprt.go) and the latency judge: the live window's and the
 // mirrored pairs'.
+//
+// The error judge compares every canary answer of a route with every
+// stable answer of that route in the window: its users' and the mirrored
+// copies', and the live answers stable gave the users whose requests
+// were mirrored (errorStrata). The latency judge keeps the live window
+// and the pairs apart.
 func (c Config) stepLogE(w Window, s scope) (errLog, errHigh, latLog float64) {
 	cw, sw := s.get(w)
 	mc, ms := mirroredScope(w.Mirrored, s)
 	hi := c.errorHighRatio()
-	return c.errorLLR(cw, sw) + c.errorLLR(mc, ms), errorLLRAt(hi, cw, sw) + errorLLRAt(hi, mc, ms),
-		latencyLogE(cw, sw) + latencyLogE(mc, ms)
+	for _, st := range errorStrata(w, s) {
+		errLog += errorLLRCounts(c.ErrorRatio, st)
+		errHigh += errorLLRCounts(hi, st)
+	}
+	return errLog, errHigh, latencyLogE(cw, sw) + latencyLogE(mc, ms)
+}
+
+// errStratum is the requests and failures of both versions in one
+// stratum of the error test: answers whose canary share is the same
+// throughout the window.
+type errStratum struct{ nc, ec, ns, es uint64 }
+
+// errorStrata splits a scope's window into the strata of the error test.
+//
+// Without a mirror, the window is one stratum: the router splits every
+// route's requests alike. With one, a route's canary answers are its
+// users' and the mirrored copies', and its stable answers its users',
+// the mirrored copies' and the second stable's (the noise learning's):
+// under H0 they all fail alike, so a failure of the route is the
+// canary's with probability (its canary answers)/(all its answers),
+// constant over the window. Pooling them compares each mirrored canary
+// answer with three stable answers (the user's, and two copies) instead
+// of two, the fewest samples a same-window test can need drop by about a
+// sixth (Lai's bound at +5 points on 0.5%: 164 → 136 pairs). Routes are
+// separate strata: a route that is never mirrored (POST) has the live
+// split's share, a mirrored one about 1/4. The product over strata of
+// the conditional likelihood ratios is one (the strata are disjoint), so
+// the budget is unchanged. What no route accounts for is one more
+// stratum.
+func errorStrata(w Window, s scope) []errStratum {
+	cw, sw := s.get(w)
+	if w.Mirrored == nil {
+		return []errStratum{{cw.Requests, cw.Errors, sw.Requests, sw.Errors}}
+	}
+	m := w.Mirrored
+	if s.name != TotalScope {
+		mc, ms := mirroredScope(m, s)
+		return []errStratum{{cw.Requests + mc.Requests, cw.Errors + mc.Errors, sw.Requests + ms.Requests, sw.Errors + ms.Errors}}
+	}
+	routes := map[string]bool{}
+	for _, v := range []stats.Version{w.Canary, w.Stable, m.Canary, m.Stable, m.Secondary} {
+		for r := range v.Routes {
+			routes[r] = true
+		}
+	}
+	names := make([]string, 0, len(routes))
+	for r := range routes {
+		names = append(names, r)
+	}
+	sort.Strings(names)
+	out := make([]errStratum, 0, len(names)+1)
+	var sum errStratum
+	for _, r := range names {
+		st := errStratum{
+			nc: w.Canary.Routes[r].Requests + m.Canary.Routes[r].Requests,
+			ec: w.Canary.Routes[r].Errors + m.Canary.Routes[r].Errors,
+			ns: w.Stable.Routes[r].Requests + m.Stable.Routes[r].Requests + m.Secondary.Routes[r].Requests,
+			es: w.Stable.Routes[r].Errors + m.Stable.Routes[r].Errors + m.Secondary.Routes[r].Errors,
+		}
+		sum.nc, sum.ec, sum.ns, sum.es = sum.nc+st.nc, sum.ec+st.ec, sum.ns+st.ns, sum.es+st.es
+		out = append(out, st)
+	}
+	mc, ms := mirroredScope(m, s)
+	rest := func(total, routed uint64) uint64 {
+		if routed >= total {
+			return 0
+		}
+		return total - routed
+	}
+	out = append(out, errStratum{rest(cw.Requests+mc.Requests, sum.nc), rest(cw.Errors+mc.Errors, sum.ec),
+		rest(sw.Requests+ms.Requests, sum.ns), rest(sw.Errors+ms.Errors, sum.es)})
+	return out
+}
+
+// errorLLRCounts is errorLLRAt on one stratum.
+func errorLLRCounts(rho float64, st errStratum) float64 {
+	return errorLLRAt(rho, stats.Counts{Requests: st.nc, Errors: st.ec}, stats.Counts{Requests: st.ns, Errors: st.es})
 }
 
 // combinedCounts are a scope's live and mirrored counts together, for

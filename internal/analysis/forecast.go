@@ -100,9 +100,18 @@ func (c Config) Forecast(e Evidence, load Load, steps []StepPlan) []Need {
 		if t := float64(max(s.MinSamples, c.MinSamples)) / perSec; t > n.Seconds {
 			n = Need{Seconds: t, Judge: "min-samples"}
 		}
-		// The error test's drift per second: the live share's and the
-		// mirrored pairs' (an even split) likelihood ratios add up.
-		drift := canary*c.healthyDrift(s.Share, load.ErrorRate) + mirror*c.healthyDrift(0.5, load.ErrorRate)
+		// The error test's drift per second, over its strata
+		// (errorStrata): the mirrored routes compare the canary's live
+		// and mirrored answers with stable's live ones and the two
+		// mirrored copies' (the mirror copies stable's live requests of
+		// those routes, so stable answers 3 × mirror of them a second);
+		// the other routes compare the live split alone.
+		drift := canary * c.healthyDrift(s.Share, load.ErrorRate)
+		if mirror > 0 {
+			routed := math.Min(load.Rate, mirror/(1-s.Share)) // the mirrored routes' live requests
+			mc := s.Share*routed + mirror
+			drift = mc*c.healthyDrift(mc/(mc+3*mirror), load.ErrorRate) + s.Share*(load.Rate-routed)*c.healthyDrift(s.Share, load.ErrorRate)
+		}
 		if s.Final {
 			target := (1-a)*math.Log(c.Beta) + a*math.Log(1/a)
 			ratio := math.Inf(1)

@@ -73,6 +73,9 @@ type Forecast struct {
 	// what would help.
 	PauseLikely bool   `json:"pauseLikely"`
 	Warning     string `json:"warning,omitempty"`
+	// ShadowAdded says that the release added a shadow step of its own
+	// at low traffic, and why (addShadowIfLowTraffic).
+	ShadowAdded string `json:"shadowAdded,omitempty"`
 }
 
 // ForecastStep is one step's expected need.
@@ -101,6 +104,60 @@ func (e *Engine) forecastAtCreate(ctx context.Context, r *Release) {
 		return
 	}
 	r.Status.Forecast = r.Spec.forecast(analysis.Evidence{}, t, -1, 0, 0, -1, e.clock.Now().UTC())
+	e.addShadowIfLowTraffic(ctx, r, t)
+}
+
+// addShadowIfLowTraffic begins a release with a shadow step of its own
+// when all of these hold: it has a time budget (spec.maxDuration: it is
+// to decide on its own), no shadow step was asked for and
+// spec.autoShadow is not false, the forecast says the budget will likely
+// run out, every cluster's router can mirror, some of the service's
+// traffic is mirrorable (GET/HEAD, or marked safe in .pave.yaml), and the
+// forecast with the shadow step is sooner. At low traffic the canary's
+// small share alone cannot decide (docs/release.md, "Low traffic"); the
+// mirrored pairs can, before any user is served. The shadow step is the
+// default one (DefaultShadowDuration, every mirrorable request), and the
+// forecast says it was added (status.forecast.shadowAdded).
+func (e *Engine) addShadowIfLowTraffic(ctx context.Context, r *Release, t Traffic) {
+	f := r.Status.Forecast
+	if f == nil || !f.PauseLikely || r.Spec.Shadow != nil || r.Spec.MaxDuration == 0 || (r.Spec.AutoShadow != nil && !*r.Spec.AutoShadow) {
+		return
+	}
+	seams, err := e.seams(ctx, r)
+	if err != nil {
+		return
+	}
+	for _, cs := range r.Status.Clusters {
+		if _, ok := seams[cs.Name].Router.(traffic.Mirrorer); !ok {
+			return
+		}
+	}
+	trial := r.Spec
+	trial.Shadow = &ShadowSpec{}
+	trial.Shadow.defaults()
+	if err := withServiceShadowRules(&trial); err != nil || trial.Shadow.validate() != nil {
+		return
+	}
+	if trial.Shadow.mirrorable(t.Routes) <= 0 {
+		return
+	}
+	g := trial.forecast(analysis.Evidence{}, t, -1, 0, 0, -1, f.At)
+	if g.Never || (!f.Never && g.Expected >= f.Expected) {
+		return
+	}
+	g.ShadowAdded = fmt.Sprintf("added a %s shadow step: at %s requests/s the canary's own share would likely not decide within spec.maxDuration (%s, %s); "+
+		"%s of stable's requests/s can be mirrored to it and judged before any user is served (spec.autoShadow: false or --shadow 0 opts out)",
+		short(trial.Shadow.Duration.D()), rate(f.Rate), short(r.Spec.MaxDuration.D()), outlookOf(f), rate(g.Mirrored))
+	r.Spec.Shadow = trial.Shadow
+	r.Status.Forecast = g
+}
+
+// outlookOf says how long the forecast expects the release to take.
+func outlookOf(f *Forecast) string {
+	if f.Never {
+		return "the judges could not decide at all"
+	}
+	return "expected " + short(f.Expected.D())
 }
 
 // forecastRunning updates the forecast from the current step's window

@@ -124,6 +124,10 @@ type Spec struct {
 	// MaxDuration bounds the whole release's time: an undecided step
 	// holds until it runs out (instead of maxHold), then a person decides.
 	MaxDuration Duration `json:"maxDuration,omitempty"`
+	// AutoShadow: false keeps a release with a time budget from adding a
+	// shadow step when its traffic is too low to decide without one
+	// (forecast.go); unset or true lets it.
+	AutoShadow *bool `json:"autoShadow,omitempty"`
 }
 
 // ClusterStatus is one cluster's part of a release.
