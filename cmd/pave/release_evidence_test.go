@@ -15,6 +15,7 @@ import (
 	"github.com/pave-platform/pave/internal/loadgen"
 	"github.com/pave-platform/pave/internal/release"
 	"github.com/pave-platform/pave/internal/server"
+	"github.com/pave-platform/pave/internal/testproc"
 )
 
 // TestReleaseEvidencePlotsInChromium: `pave up` runs examples/hello, a
@@ -140,4 +141,7 @@ func requireChromium(t *testing.T, e2e string) {
 	if _, err := os.Stat(filepath.Join(e2e, "..", "..", "web", "static", "lib", "uplot", "uPlot.esm.js")); err != nil {
 		t.Fatal("uPlot is not in web/static/lib/uplot (embedded into the binary): run bash scripts/deps.sh before the tests build pave")
 	}
+	// node runs test/e2e's scripts: the go command's test cache must see
+	// them (docs/testing.md, "Reusing results").
+	testproc.DeclareNodeScripts(e2e)
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/pave-platform/pave/internal/loadgen"
 	"github.com/pave-platform/pave/internal/release"
 	"github.com/pave-platform/pave/internal/server"
+	"github.com/pave-platform/pave/internal/testproc"
 )
 
 // TestReleaseForecastWarnsLowTrafficUpFront: `pave up` runs examples/hello
@@ -41,6 +42,7 @@ func TestReleaseForecastWarnsLowTrafficUpFront(t *testing.T) {
 	repo := filepath.Dir(filepath.Dir(e2e))
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "hello")
+	testproc.DeclareGoBuild(t, repo, "./examples/hello")
 	build := exec.Command("go", "build", "-o", bin, "./examples/hello")
 	build.Dir = repo
 	if out, err := build.CombinedOutput(); err != nil {

@@ -18,21 +18,47 @@ import (
 	"testing"
 )
 
+// Binary is a program built for a test package.
+type Binary struct {
+	path   string
+	inputs []string
+	once   sync.Once
+}
+
+// Path is the binary's file. The first call declares the sources it was
+// built from as inputs of the running test (see Declare), so the go
+// command's test cache replays no result obtained with other sources:
+// call it from tests, not TestMain, where nothing is recorded.
+func (b *Binary) Path() string {
+	b.once.Do(func() { Declare(b.inputs...) })
+	return b.path
+}
+
 // BuildPave builds the pave command in pkgDir (a path to cmd/pave) into a
 // temporary directory and returns the binary and what removes it.
 // -buildvcs=false: the same binary in a clone, a worktree and a tarball,
 // so the go command's cache serves one build to every package asking.
-func BuildPave(pkgDir string) (bin string, cleanup func(), err error) {
+//
+// The binary's inputs are what it is built from and also the kit module:
+// the services pave scaffolds and builds in the tests compile the
+// checkout's kit.
+func BuildPave(pkgDir string) (bin *Binary, cleanup func(), err error) {
+	inputs, err := GoInputs(pkgDir, ".", "github.com/pave-platform/pave/kit/...")
+	if err != nil {
+		return nil, nil, err
+	}
 	dir, err := os.MkdirTemp("", "pave-bin-")
 	if err != nil {
-		return "", nil, err
+		return nil, nil, err
 	}
-	bin = filepath.Join(dir, "pave")
-	if out, err := exec.Command("go", "build", "-buildvcs=false", "-o", bin, pkgDir).CombinedOutput(); err != nil {
+	path := filepath.Join(dir, "pave")
+	build := exec.Command("go", "build", "-buildvcs=false", "-o", path, ".")
+	build.Dir = pkgDir
+	if out, err := build.CombinedOutput(); err != nil {
 		os.RemoveAll(dir)
-		return "", nil, fmt.Errorf("go build %s: %w\n%s", pkgDir, err, out)
+		return nil, nil, fmt.Errorf("go build %s: %w\n%s", pkgDir, err, out)
 	}
-	return bin, func() { os.RemoveAll(dir) }, nil
+	return &Binary{path: path, inputs: inputs}, func() { os.RemoveAll(dir) }, nil
 }
 
 // FreeAddr returns a loopback address free now, for a process started

@@ -19,6 +19,7 @@ import (
 	"github.com/pave-platform/pave/internal/release/releasetest"
 	"github.com/pave-platform/pave/internal/server"
 	"github.com/pave-platform/pave/internal/stats"
+	"github.com/pave-platform/pave/internal/testproc"
 	"github.com/pave-platform/pave/internal/traffic"
 	"github.com/pave-platform/pave/web"
 )
@@ -39,6 +40,9 @@ func requireBrowser(t *testing.T) {
 	if _, err := os.Stat("node_modules/playwright-core"); err != nil {
 		t.Fatal("playwright-core is missing: scripts/test.sh installs it with `npm ci --prefix test/e2e`")
 	}
+	// node runs this directory's scripts: the go command's test cache
+	// must see them (docs/testing.md, "Reusing results").
+	testproc.DeclareNodeScripts(".")
 }
 
 // liveTraffic counts requests as they would arrive at 1,000 per second,
