@@ -162,11 +162,21 @@ type timing struct {
 	parallel  bool
 }
 
-// writeSummary prints every package's time, slowest first, then the top
-// slowest top-level tests. A parallel test's time overlaps others', so
-// such tests are marked.
+// writeSummary prints how many packages ran and how many results the go
+// command replayed from its test cache, every package's time, slowest
+// first, then the top slowest top-level tests. A parallel test's time
+// overlaps others', so such tests are marked. A replayed package's tests
+// did not run now: they are listed by name only, and their times (those of
+// the run that was cached) are left out.
 func writeSummary(w io.Writer, evs []event, top int) {
+	cached := map[string]bool{}
+	for _, ev := range evs {
+		if ev.Action == "output" && ev.Test == "" && isResultLine(ev.Output) && strings.HasSuffix(ev.Output, "\t(cached)\n") {
+			cached[ev.Package] = true
+		}
+	}
 	var pkgs, tests []timing
+	var reused []string
 	parallel := map[testKey]bool{}
 	// A test's Elapsed leaves out its parallel subtests, which run after
 	// its function returns; the wall time from its start to its end
@@ -190,6 +200,12 @@ func writeSummary(w io.Writer, evs []event, top int) {
 			started[testKey{ev.Package, ev.Test}] = ev.Time
 		}
 		if ev.Action != "pass" && ev.Action != "fail" {
+			continue
+		}
+		if cached[ev.Package] {
+			if ev.Test == "" {
+				reused = append(reused, ev.Package)
+			}
 			continue
 		}
 		t := timing{pkg: ev.Package, test: ev.Test, secs: ev.Elapsed, failed: ev.Action == "fail"}
@@ -216,6 +232,12 @@ func writeSummary(w io.Writer, evs []event, top int) {
 	for _, p := range pkgs {
 		sum += p.secs
 	}
+	sort.Strings(reused)
+	fmt.Fprintf(w, "Packages: %d run, %d reused from the go test cache (not run now", len(pkgs), len(reused))
+	if len(reused) > 0 {
+		fmt.Fprint(w, "; scripts/test.sh with PAVE_TEST_FRESH=1 runs every test")
+	}
+	fmt.Fprintln(w, ")")
 	fmt.Fprintf(w, "Per-package times, slowest first (%d packages, %.0f s in all", len(pkgs), sum)
 	if !first.IsZero() {
 		fmt.Fprintf(w, ", %.0f s wall clock", last.Sub(first).Seconds())
@@ -223,6 +245,12 @@ func writeSummary(w io.Writer, evs []event, top int) {
 	fmt.Fprintln(w, "):")
 	for _, p := range pkgs {
 		fmt.Fprintf(w, "  %8.1fs  %s%s\n", p.secs, p.pkg, mark(p))
+	}
+	if len(reused) > 0 {
+		fmt.Fprintf(w, "Reused from the go test cache, not run now (%d packages):\n", len(reused))
+		for _, p := range reused {
+			fmt.Fprintf(w, "            %s\n", p)
+		}
 	}
 	if top > len(tests) {
 		top = len(tests)

@@ -227,3 +227,40 @@ func TestSummaryTakesAParallelTestsElapsed(t *testing.T) {
 		t.Errorf("TestQuick not listed at its 2 s:\n%s", got.String())
 	}
 }
+
+// A result the go command replays from its test cache repeats the events
+// of the run that was cached: the summary counts such a package as
+// reused, names it, and lists none of its tests among the slowest.
+func TestSummarySaysWhatCameFromTheTestCache(t *testing.T) {
+	stream := `{"Time":"2026-01-01T00:00:00Z","Action":"start","Package":"p"}
+{"Time":"2026-01-01T00:00:00Z","Action":"run","Package":"p","Test":"TestOld"}
+{"Time":"2026-01-01T00:00:00Z","Action":"pass","Package":"p","Test":"TestOld","Elapsed":90}
+{"Time":"2026-01-01T00:00:00Z","Action":"output","Package":"p","Output":"ok  \tp\t(cached)\n"}
+{"Time":"2026-01-01T00:00:00Z","Action":"pass","Package":"p","Elapsed":0}
+{"Time":"2026-01-01T00:00:00Z","Action":"start","Package":"q"}
+{"Time":"2026-01-01T00:00:00Z","Action":"run","Package":"q","Test":"TestNew"}
+{"Time":"2026-01-01T00:00:02Z","Action":"pass","Package":"q","Test":"TestNew","Elapsed":2}
+{"Time":"2026-01-01T00:00:02Z","Action":"output","Package":"q","Output":"ok  \tq\t2.0s\n"}
+{"Time":"2026-01-01T00:00:02Z","Action":"pass","Package":"q","Elapsed":2}
+`
+	evs, err := readEvents(strings.NewReader(stream))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got bytes.Buffer
+	writeSummary(&got, evs, 5)
+	out := got.String()
+	for _, want := range []string{
+		"Packages: 1 run, 1 reused from the go test cache (not run now; scripts/test.sh with PAVE_TEST_FRESH=1 runs every test)\n",
+		"slowest first (1 packages, 2 s in all",
+		"Reused from the go test cache, not run now (1 packages):\n            p\n",
+		"     2.0s   q TestNew\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("summary lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "TestOld") {
+		t.Errorf("a test of the cached package is listed as if it ran now:\n%s", out)
+	}
+}
