@@ -101,13 +101,7 @@ func TestReleaseEvidencePlotsInChromium(t *testing.T) {
 	wg.Wait()
 	t.Logf("release %s: %s", r.Metadata.Name, r.Status.Message)
 
-	artifacts := os.Getenv("PAVE_ARTIFACTS")
-	if artifacts == "" {
-		artifacts = t.TempDir()
-	}
-	if err := os.MkdirAll(artifacts, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	artifacts := testproc.ArtifactsDir(t)
 	node := exec.CommandContext(ctx, "node", "release-evidence.mjs", up.api, r.Metadata.Name, "v1", "v2")
 	node.Dir = e2e
 	node.Env = append(os.Environ(), "PAVE_ARTIFACTS="+artifacts)

@@ -121,13 +121,7 @@ func TestReleaseForecastWarnsLowTrafficUpFront(t *testing.T) {
 		t.Errorf("pave release status busy: %v\n%s", err, out)
 	}
 
-	artifacts := os.Getenv("PAVE_ARTIFACTS")
-	if artifacts == "" {
-		artifacts = t.TempDir()
-	}
-	if err := os.MkdirAll(artifacts, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	artifacts := testproc.ArtifactsDir(t)
 	node := exec.CommandContext(ctx, "node", "release-forecast.mjs", up.api, "quiet-v2", "busy-v2")
 	node.Dir = e2e
 	node.Env = append(os.Environ(), "PAVE_ARTIFACTS="+artifacts)

@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
+	"testing"
 )
 
 // The go command caches a test package's result and replays it while the
@@ -146,4 +148,22 @@ func DeclareNodeScripts(dir string) {
 		filepath.Join(dir, "package.json"),
 		filepath.Join(dir, "package-lock.json"),
 		filepath.Join(dir, "node_modules", ".package-lock.json"))
+}
+
+// ArtifactsDir is where a test leaves files for people to look at
+// (screenshots): $PAVE_ARTIFACTS, created if missing, or else a temporary
+// directory. They are the test's output, not its input, so the directory
+// is made with a system call the go command does not record: an os.Stat
+// of it would make its time, which changes whenever any test adds a file
+// there, an input of this test's cached result.
+func ArtifactsDir(t testing.TB) string {
+	t.Helper()
+	dir := os.Getenv("PAVE_ARTIFACTS")
+	if dir == "" {
+		return t.TempDir()
+	}
+	if err := syscall.Mkdir(dir, 0o755); err != nil && !errors.Is(err, syscall.EEXIST) {
+		t.Fatalf("PAVE_ARTIFACTS=%s: %v", dir, err)
+	}
+	return dir
 }

@@ -108,13 +108,7 @@ func TestReleasesPage(t *testing.T) {
 	go func() { defer close(done); _ = eng.Run(ctx, 200*time.Millisecond) }()
 	defer func() { cancel(); <-done }()
 
-	artifacts := os.Getenv("PAVE_ARTIFACTS")
-	if artifacts == "" {
-		artifacts = t.TempDir()
-	}
-	if err := os.MkdirAll(artifacts, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	artifacts := testproc.ArtifactsDir(t)
 	cmdCtx, stop := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer stop()
 	cmd := exec.CommandContext(cmdCtx, "node", "releases.mjs", ts.URL)
