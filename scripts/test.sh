@@ -81,8 +81,15 @@ TEST_P=${PAVE_TEST_P:-$((cores > 4 ? cores : 4))}
 TEST_PARALLEL=${PAVE_TEST_PARALLEL:-$((cores > 3 ? 2 * cores : 6))}
 echo "go test -p $TEST_P -parallel $TEST_PARALLEL ($cores cores)"
 TEST_FLAGS=(-race "${count[@]}" -timeout 20m -p "$TEST_P" -parallel "$TEST_PARALLEL")
+# go test starts packages in the order it is given them: the slowest first
+# (by the times of the last runs here, scripts/package-times.txt before the
+# first), so that no long package starts last and holds up the end.
+times="$PAVE_ARTIFACTS/package-times.txt"
+[ -f "$times" ] || cp scripts/package-times.txt "$times"
 for m in "${MODULES[@]}"; do
-  (cd "$m" && go test -json "${TEST_FLAGS[@]}" ./... 2>&1) |
+  pkgs=$(cd "$m" && go list -e ./... | "$report/testreport" -order "$times")
+  # shellcheck disable=SC2086 # one package a word
+  (cd "$m" && go test -json "${TEST_FLAGS[@]}" $pkgs 2>&1) |
     "$report/testreport" -json "$PAVE_ARTIFACTS/go-test.json" | tee -a "$PAVE_ARTIFACTS/go-test.log" || status=1
 done
 # Every package ran or was replayed with these tools: later runs may reuse
@@ -90,7 +97,7 @@ done
 # runs everything.
 echo "$tools_now" >"$tools_stamp"
 say "where the time went (every test: $PAVE_ARTIFACTS/go-test.json)"
-"$report/testreport" -summary -top 20 "$PAVE_ARTIFACTS/go-test.json" | tee "$PAVE_ARTIFACTS/test-times.txt"
+"$report/testreport" -summary -top 20 -times "$times" "$PAVE_ARTIFACTS/go-test.json" | tee "$PAVE_ARTIFACTS/test-times.txt"
 say "govulncheck"
 bash scripts/vulncheck.sh || status=1
 if [ $status -ne 0 ]; then say "FAILED (see $PAVE_ARTIFACTS/go-test.log and the govulncheck output above)"; exit 1; fi

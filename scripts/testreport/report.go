@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -270,4 +271,78 @@ func mark(t timing) string {
 		return "  FAIL"
 	}
 	return ""
+}
+
+// readTimes reads a times file: one package a line, "seconds<TAB>package".
+func readTimes(r io.Reader) (map[string]float64, error) {
+	times := map[string]float64{}
+	err := lines(r, func(line []byte) {
+		secs, pkg, ok := strings.Cut(strings.TrimSpace(string(line)), "\t")
+		var s float64
+		if _, err := fmt.Sscan(secs, &s); ok && err == nil && pkg != "" {
+			times[pkg] = s
+		}
+	})
+	return times, err
+}
+
+// writeTimes writes times as readTimes reads them, slowest first.
+func writeTimes(w io.Writer, times map[string]float64) error {
+	pkgs := make([]string, 0, len(times))
+	for p := range times {
+		pkgs = append(pkgs, p)
+	}
+	sort.Slice(pkgs, func(i, j int) bool {
+		if times[pkgs[i]] != times[pkgs[j]] {
+			return times[pkgs[i]] > times[pkgs[j]]
+		}
+		return pkgs[i] < pkgs[j]
+	})
+	for _, p := range pkgs {
+		if _, err := fmt.Fprintf(w, "%.1f\t%s\n", times[p], p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ranTimes are the times of the packages that ran in evs (not those the
+// go command replayed from its test cache).
+func ranTimes(evs []event) map[string]float64 {
+	cached := map[string]bool{}
+	times := map[string]float64{}
+	for _, ev := range evs {
+		if ev.Test != "" {
+			continue
+		}
+		switch {
+		case ev.Action == "output" && isResultLine(ev.Output) && strings.HasSuffix(ev.Output, "\t(cached)\n"):
+			cached[ev.Package] = true
+		case ev.Action == "pass" || ev.Action == "fail":
+			times[ev.Package] = ev.Elapsed
+		case ev.Action == "skip": // no test files
+			times[ev.Package] = 0
+		}
+	}
+	for p := range cached {
+		delete(times, p)
+	}
+	return times
+}
+
+// order sorts pkgs for `go test`, which starts packages in the order it
+// is given them (-p at a time): the slowest first, so that the longest
+// do not start last and hold up the end of the run. Packages with no
+// known time go first: a new package may well be slow, and most are not.
+func order(pkgs []string, times map[string]float64) []string {
+	out := slices.Clone(pkgs)
+	sort.SliceStable(out, func(i, j int) bool {
+		ti, iok := times[out[i]]
+		tj, jok := times[out[j]]
+		if iok != jok {
+			return !iok
+		}
+		return ti > tj
+	})
+	return out
 }

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -262,5 +263,46 @@ func TestSummarySaysWhatCameFromTheTestCache(t *testing.T) {
 	}
 	if strings.Contains(out, "TestOld") {
 		t.Errorf("a test of the cached package is listed as if it ran now:\n%s", out)
+	}
+}
+
+// scripts/test.sh hands go test its packages slowest first, by the times
+// of the last runs: those replayed from the cache keep their old time.
+func TestTimesOrderThePackagesSlowestFirst(t *testing.T) {
+	stream := `{"Action":"output","Package":"cached","Output":"ok  \tcached\t(cached)\n"}
+{"Action":"pass","Package":"cached","Elapsed":0}
+{"Action":"output","Package":"slow","Output":"ok  \tslow\t90.0s\n"}
+{"Action":"pass","Package":"slow","Elapsed":90}
+{"Action":"output","Package":"quick","Output":"ok  \tquick\t1.0s\n"}
+{"Action":"pass","Package":"quick","Elapsed":1}
+`
+	evs, err := readEvents(strings.NewReader(stream))
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := filepath.Join(t.TempDir(), "times.txt")
+	if err := os.WriteFile(name, []byte("300.0\tcached\n5.0\tslow\n2.0\tgone\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := keepTimes(name, ranTimes(evs)); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "300.0\tcached\n90.0\tslow\n2.0\tgone\n1.0\tquick\n"; string(b) != want {
+		t.Errorf("times file:\n%s\nwant:\n%s", b, want)
+	}
+	times, err := loadTimes(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := order([]string{"quick", "new", "slow", "cached"}, times)
+	if want := []string{"new", "cached", "slow", "quick"}; !slices.Equal(got, want) {
+		t.Errorf("order = %v, want %v", got, want)
+	}
+	if got, err := loadTimes(filepath.Join(t.TempDir(), "missing")); err != nil || len(got) != 0 {
+		t.Errorf("a missing times file: %v, %v; want no times and no error", got, err)
 	}
 }
