@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 )
 
@@ -39,11 +40,12 @@ func (b *Binary) Path() string {
 // -buildvcs=false: the same binary in a clone, a worktree and a tarball,
 // so the go command's cache serves one build to every package asking.
 //
-// The binary's inputs are what it is built from and also the kit module:
-// the services pave scaffolds and builds in the tests compile the
-// checkout's kit.
+// The binary's inputs are what it is built from and also what the pave
+// the tests run builds from the checkout: the kit module, which the
+// services pave scaffolds compile, and the examples (pave demo and the
+// release tests build examples/hello).
 func BuildPave(pkgDir string) (bin *Binary, cleanup func(), err error) {
-	inputs, err := GoInputs(pkgDir, ".", "github.com/pave-platform/pave/kit/...")
+	inputs, err := GoInputs(pkgDir, ".", "github.com/pave-platform/pave/kit/...", "github.com/pave-platform/pave/examples/...")
 	if err != nil {
 		return nil, nil, err
 	}
@@ -51,6 +53,17 @@ func BuildPave(pkgDir string) (bin *Binary, cleanup func(), err error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	// cmd/pave and cmd/pave/flowtest start together (scripts/test.sh runs
+	// the slowest packages first): two go commands building the same
+	// packages at once would each compile them, as neither finds the
+	// other's work in the build cache yet. One at a time, the second
+	// links what the first compiled.
+	unlock, err := lockFile(filepath.Join(os.TempDir(), "pave-testproc-build.lock"))
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, nil, err
+	}
+	defer unlock()
 	path := filepath.Join(dir, "pave")
 	build := exec.Command("go", "build", "-buildvcs=false", "-o", path, ".")
 	build.Dir = pkgDir
@@ -132,4 +145,18 @@ func (l *LockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// lockFile takes an exclusive lock on the file name (created if missing),
+// waiting for another process to release it, and returns what releases it.
+func lockFile(name string) (unlock func(), err error) {
+	f, err := os.OpenFile(name, os.O_CREATE|os.O_RDWR, 0o666)
+	if err != nil {
+		return nil, fmt.Errorf("build lock: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("build lock %s: %w", name, err)
+	}
+	return func() { f.Close() }, nil
 }
