@@ -39,6 +39,29 @@ kit_go=$(sed -n 's/^go \([0-9][0-9.]*\)$/\1/p' kit/go.mod)
 say "go vet"
 for m in "${MODULES[@]}"; do (cd "$m" && go vet ./...); done
 
+# The go command replays a package's passing result from its test cache
+# while the test binary and everything the test process read (environment
+# variables, files of the module) are unchanged; tests declare what their
+# child processes read (internal/testproc). What no test can declare is a
+# tool outside the module (~/.cache/pave-tools, apt's chromium, postgres,
+# prometheus...): when those differ from the last complete run's, every test
+# runs again, as with PAVE_TEST_FRESH=1 (docs/testing.md, "Reusing results").
+tools_id() {
+  {
+    find "$PAVE_TOOLS" -maxdepth 3 -not -name '*.lock' -not -name .lock -printf '%p %s %T@\n' | LC_ALL=C sort
+    dpkg-query -W -f '${Package} ${Version}\n' 2>/dev/null || true
+    command -v node chromium 2>/dev/null || true
+  } | sha256sum | cut -d' ' -f1
+}
+tools_stamp="$PAVE_ARTIFACTS/tools-of-last-run"
+tools_now=$(tools_id)
+count=()
+if [ "${PAVE_TEST_FRESH:-}" = 1 ]; then
+  count=(-count=1); echo "PAVE_TEST_FRESH=1: every test runs, none is replayed from the go test cache"
+elif [ "$(cat "$tools_stamp" 2>/dev/null)" != "$tools_now" ]; then
+  count=(-count=1); echo "the tools differ from the last complete run's (or there was none here): every test runs"
+fi
+
 # Every test event is kept (go test -json) in $PAVE_ARTIFACTS/go-test.json;
 # scripts/testreport prints what plain `go test` prints (ok/FAIL a package,
 # the output of failed tests; also in go-test.log), then where the time went
@@ -57,13 +80,24 @@ cores=$(nproc 2>/dev/null || echo 2)
 TEST_P=${PAVE_TEST_P:-$((cores > 4 ? cores : 4))}
 TEST_PARALLEL=${PAVE_TEST_PARALLEL:-$((cores > 3 ? 2 * cores : 6))}
 echo "go test -p $TEST_P -parallel $TEST_PARALLEL ($cores cores)"
-TEST_FLAGS=(-race -count=1 -timeout 20m -p "$TEST_P" -parallel "$TEST_PARALLEL")
+TEST_FLAGS=(-race "${count[@]}" -timeout 20m -p "$TEST_P" -parallel "$TEST_PARALLEL")
+# go test starts packages in the order it is given them: the slowest first
+# (by the times of the last runs here, scripts/package-times.txt before the
+# first), so that no long package starts last and holds up the end.
+times="$PAVE_ARTIFACTS/package-times.txt"
+[ -f "$times" ] || cp scripts/package-times.txt "$times"
 for m in "${MODULES[@]}"; do
-  (cd "$m" && go test -json "${TEST_FLAGS[@]}" ./... 2>&1) |
+  pkgs=$(cd "$m" && go list -e ./... | "$report/testreport" -order "$times")
+  # shellcheck disable=SC2086 # one package a word
+  (cd "$m" && go test -json "${TEST_FLAGS[@]}" $pkgs 2>&1) |
     "$report/testreport" -json "$PAVE_ARTIFACTS/go-test.json" | tee -a "$PAVE_ARTIFACTS/go-test.log" || status=1
 done
+# Every package ran or was replayed with these tools: later runs may reuse
+# the results. An interrupted run never gets here, so the next one, too,
+# runs everything.
+echo "$tools_now" >"$tools_stamp"
 say "where the time went (every test: $PAVE_ARTIFACTS/go-test.json)"
-"$report/testreport" -summary -top 20 "$PAVE_ARTIFACTS/go-test.json" | tee "$PAVE_ARTIFACTS/test-times.txt"
+"$report/testreport" -summary -top 20 -times "$times" "$PAVE_ARTIFACTS/go-test.json" | tee "$PAVE_ARTIFACTS/test-times.txt"
 say "govulncheck"
 bash scripts/vulncheck.sh || status=1
 if [ $status -ne 0 ]; then say "FAILED (see $PAVE_ARTIFACTS/go-test.log and the govulncheck output above)"; exit 1; fi

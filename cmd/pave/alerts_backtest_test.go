@@ -31,7 +31,7 @@ func runBacktest(t *testing.T, args ...string) (string, error) {
 // internal/alert/backtest in its own tests).
 func backtestBinary(t *testing.T, args ...string) (string, error) {
 	t.Helper()
-	cmd := exec.Command(paveBin, append([]string{"alerts", "backtest"}, args...)...)
+	cmd := exec.Command(paveBin(), append([]string{"alerts", "backtest"}, args...)...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {

@@ -34,7 +34,7 @@ func TestBuildCommandPushesAndPrintsTheDigestReference(t *testing.T) {
 	t.Parallel()
 	reg := imagetest.StartRegistry(t, "", "")
 	dir := writeHello(t)
-	cmd := exec.Command(paveBin, "build", dir, "--image", reg.Addr+"/acme/hello", "--tag", "v1", "--push")
+	cmd := exec.Command(paveBin(), "build", dir, "--image", reg.Addr+"/acme/hello", "--tag", "v1", "--push")
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {

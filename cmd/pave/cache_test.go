@@ -27,7 +27,7 @@ import (
 func runCacheServer(t *testing.T, dir string, args ...string) (*exec.Cmd, string) {
 	t.Helper()
 	addr := freeAddr(t)
-	cmd := exec.Command(paveBin, append([]string{"cache", "serve", "--addr", addr, "--dir", dir}, args...)...)
+	cmd := exec.Command(paveBin(), append([]string{"cache", "serve", "--addr", addr, "--dir", dir}, args...)...)
 	var out lockedBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
@@ -76,7 +76,7 @@ func goBuild(t *testing.T, mod, cacheURL, out string) string {
 	runner := t.TempDir()
 	cmd := exec.Command("go", "build", "-o", out, "./cmd/app")
 	cmd.Dir = mod
-	cmd.Env = append(os.Environ(), "GOCACHE="+filepath.Join(runner, "gocache"), "GOCACHEPROG="+paveBin+" cache gocacheprog",
+	cmd.Env = append(os.Environ(), "GOCACHE="+filepath.Join(runner, "gocache"), "GOCACHEPROG="+paveBin()+" cache gocacheprog",
 		"PAVE_CACHE_URL="+cacheURL, "PAVE_CACHE_DIR="+filepath.Join(runner, "tier"), "PAVE_CACHE_VERBOSE=1",
 		"GOFLAGS=", "GOWORK=off", "GOPROXY=off")
 	var stderr bytes.Buffer

@@ -112,7 +112,7 @@ func TestLogsFollowPrintsNewLines(t *testing.T) {
 		}
 	}
 	send("before follow")
-	cmd := exec.Command(paveBin, "--server", p.api, "logs", "--service", "orders", "--follow", "-o", "json")
+	cmd := exec.Command(paveBin(), "--server", p.api, "logs", "--service", "orders", "--follow", "-o", "json")
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -15,15 +15,19 @@ import (
 	"github.com/pave-platform/pave/internal/testproc"
 )
 
-// paveBin is the real pave binary, built once for the command tests.
-var paveBin string
+// paveBuild is the real pave binary, built once for the command tests.
+var paveBuild *testproc.Binary
+
+// paveBin is its path; asking for it declares the binary's sources as
+// inputs of the test (testproc.Binary.Path).
+func paveBin() string { return paveBuild.Path() }
 
 func TestMain(m *testing.M) {
 	bin, cleanup, err := testproc.BuildPave(".")
 	if err != nil {
 		panic(err)
 	}
-	paveBin = bin
+	paveBuild = bin
 	code := m.Run()
 	cleanup()
 	os.Exit(code)
@@ -39,7 +43,7 @@ type lockedBuffer = testproc.LockedBuffer
 
 func pave(t *testing.T, env []string, args ...string) (string, error) {
 	t.Helper()
-	cmd := exec.Command(paveBin, args...)
+	cmd := exec.Command(paveBin(), args...)
 	cmd.Env = append(os.Environ(), env...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
@@ -63,7 +67,7 @@ func startUp(t *testing.T, dataDir string, extra ...string) *upProc {
 		// Tests build services in their own temporary directories.
 		args = append(args, "--run-roots", os.TempDir())
 	}
-	cmd := exec.Command(paveBin, args...)
+	cmd := exec.Command(paveBin(), args...)
 	cmd.Dir = t.TempDir()
 	out := &lockedBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out

@@ -32,7 +32,7 @@ func TestMetricsScrapeGeneratedService(t *testing.T) {
 	if err := os.Symlink(filepath.Join(repo, "kit"), filepath.Join(work, "kit")); err != nil {
 		t.Fatal(err)
 	}
-	gen := exec.Command(paveBin, "new", "orders")
+	gen := exec.Command(paveBin(), "new", "orders")
 	gen.Dir = work
 	if out, err := gen.CombinedOutput(); err != nil {
 		t.Fatalf("pave new: %v\n%s", err, out)

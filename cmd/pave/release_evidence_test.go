@@ -15,6 +15,7 @@ import (
 	"github.com/pave-platform/pave/internal/loadgen"
 	"github.com/pave-platform/pave/internal/release"
 	"github.com/pave-platform/pave/internal/server"
+	"github.com/pave-platform/pave/internal/testproc"
 )
 
 // TestReleaseEvidencePlotsInChromium: `pave up` runs examples/hello, a
@@ -100,13 +101,7 @@ func TestReleaseEvidencePlotsInChromium(t *testing.T) {
 	wg.Wait()
 	t.Logf("release %s: %s", r.Metadata.Name, r.Status.Message)
 
-	artifacts := os.Getenv("PAVE_ARTIFACTS")
-	if artifacts == "" {
-		artifacts = t.TempDir()
-	}
-	if err := os.MkdirAll(artifacts, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	artifacts := testproc.ArtifactsDir(t)
 	node := exec.CommandContext(ctx, "node", "release-evidence.mjs", up.api, r.Metadata.Name, "v1", "v2")
 	node.Dir = e2e
 	node.Env = append(os.Environ(), "PAVE_ARTIFACTS="+artifacts)
@@ -140,4 +135,7 @@ func requireChromium(t *testing.T, e2e string) {
 	if _, err := os.Stat(filepath.Join(e2e, "..", "..", "web", "static", "lib", "uplot", "uPlot.esm.js")); err != nil {
 		t.Fatal("uPlot is not in web/static/lib/uplot (embedded into the binary): run bash scripts/deps.sh before the tests build pave")
 	}
+	// node runs test/e2e's scripts: the go command's test cache must see
+	// them (docs/testing.md, "Reusing results").
+	testproc.DeclareNodeScripts(e2e)
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/pave-platform/pave/internal/loadgen"
 	"github.com/pave-platform/pave/internal/release"
 	"github.com/pave-platform/pave/internal/server"
+	"github.com/pave-platform/pave/internal/testproc"
 )
 
 // TestReleaseForecastWarnsLowTrafficUpFront: `pave up` runs examples/hello
@@ -41,6 +42,7 @@ func TestReleaseForecastWarnsLowTrafficUpFront(t *testing.T) {
 	repo := filepath.Dir(filepath.Dir(e2e))
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "hello")
+	testproc.DeclareGoBuild(t, repo, "./examples/hello")
 	build := exec.Command("go", "build", "-o", bin, "./examples/hello")
 	build.Dir = repo
 	if out, err := build.CombinedOutput(); err != nil {
@@ -119,13 +121,7 @@ func TestReleaseForecastWarnsLowTrafficUpFront(t *testing.T) {
 		t.Errorf("pave release status busy: %v\n%s", err, out)
 	}
 
-	artifacts := os.Getenv("PAVE_ARTIFACTS")
-	if artifacts == "" {
-		artifacts = t.TempDir()
-	}
-	if err := os.MkdirAll(artifacts, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	artifacts := testproc.ArtifactsDir(t)
 	node := exec.CommandContext(ctx, "node", "release-forecast.mjs", up.api, "quiet-v2", "busy-v2")
 	node.Dir = e2e
 	node.Env = append(os.Environ(), "PAVE_ARTIFACTS="+artifacts)

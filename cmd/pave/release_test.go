@@ -127,7 +127,7 @@ func TestReleaseSpecFileRelativePaths(t *testing.T) {
 	if err := os.WriteFile(spec, []byte("apiVersion: pave.dev/v1alpha1\nkind: Release\nspec:\n  service: shop\n  version: v3\n  binary: ./bin/shop\n  supersede: true\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(paveBin, "--server", url, "release", "-f", spec, "-o", "jsonpath={.spec.binary}")
+	cmd := exec.Command(paveBin(), "--server", url, "release", "-f", spec, "-o", "jsonpath={.spec.binary}")
 	cmd.Dir = t.TempDir() // elsewhere
 	out, err := cmd.CombinedOutput()
 	if want := filepath.Join(specs, "bin", "shop") + "\n"; err != nil || string(out) != want {

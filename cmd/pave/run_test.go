@@ -55,7 +55,7 @@ func echoSource(t *testing.T) string {
 // on the other.
 func paveSplit(t *testing.T, env []string, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
-	cmd := exec.Command(paveBin, args...)
+	cmd := exec.Command(paveBin(), args...)
 	cmd.Env = append(os.Environ(), env...)
 	var o, e bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &o, &e

@@ -44,7 +44,7 @@ func runOnTerminal(t *testing.T, env []string, args ...string) string {
 	defer ptmx.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, paveBin, args...)
+	cmd := exec.CommandContext(ctx, paveBin(), args...)
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout, cmd.Stderr = tty, tty
 	var out lockedBuffer

@@ -16,7 +16,7 @@ func TestSecondUpOnOneDataDirExitsNamingTheFirst(t *testing.T) {
 	data := t.TempDir()
 	first := startUp(t, data)
 
-	cmd := exec.Command(paveBin, "up", "--data-dir", data, "--http-addr", freeAddr(t), "--otlp-addr", freeAddr(t), "--gateway-addr", freeAddr(t))
+	cmd := exec.Command(paveBin(), "up", "--data-dir", data, "--http-addr", freeAddr(t), "--otlp-addr", freeAddr(t), "--gateway-addr", freeAddr(t))
 	start := time.Now()
 	out, err := cmd.CombinedOutput()
 	took := time.Since(start)

@@ -23,7 +23,7 @@ import (
 func watching(t *testing.T, env []string, args ...string) (next func(within time.Duration) (string, bool)) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, paveBin, args...)
+	cmd := exec.CommandContext(ctx, paveBin(), args...)
 	cmd.Env = append(os.Environ(), env...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -180,7 +180,7 @@ func TestClusterCompletionAndListWatch(t *testing.T) {
 func watchingJSON(t *testing.T, env []string, args ...string) (next func(within time.Duration) (map[string]any, bool)) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, paveBin, append(args, "--watch", "-o", "json")...)
+	cmd := exec.CommandContext(ctx, paveBin(), append(args, "--watch", "-o", "json")...)
 	cmd.Env = append(os.Environ(), env...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {

@@ -17,6 +17,8 @@ import (
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/moby/buildkit/frontend/dockerfile/linter"
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
+
+	"github.com/pave-platform/pave/internal/testproc"
 )
 
 // tool finds a real tool on PATH or fails saying how the test script gets it.
@@ -275,6 +277,7 @@ func TestGeneratedServiceBuildsTestsAndServes(t *testing.T) {
 	if !IsKitDir(kit) {
 		t.Fatalf("%s is not Pave's kit module", kit)
 	}
+	testproc.DeclareGoBuild(t, kit, "./...") // the go command compiles it; the test cache must see it
 	a := testAnswers()
 	a.KitReplace = kit
 	dir := filepath.Join(t.TempDir(), "orders")

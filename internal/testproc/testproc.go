@@ -15,24 +15,63 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 )
+
+// Binary is a program built for a test package.
+type Binary struct {
+	path   string
+	inputs []string
+	once   sync.Once
+}
+
+// Path is the binary's file. The first call declares the sources it was
+// built from as inputs of the running test (see Declare), so the go
+// command's test cache replays no result obtained with other sources:
+// call it from tests, not TestMain, where nothing is recorded.
+func (b *Binary) Path() string {
+	b.once.Do(func() { Declare(b.inputs...) })
+	return b.path
+}
 
 // BuildPave builds the pave command in pkgDir (a path to cmd/pave) into a
 // temporary directory and returns the binary and what removes it.
 // -buildvcs=false: the same binary in a clone, a worktree and a tarball,
 // so the go command's cache serves one build to every package asking.
-func BuildPave(pkgDir string) (bin string, cleanup func(), err error) {
+//
+// The binary's inputs are what it is built from and also what the pave
+// the tests run builds from the checkout: the kit module, which the
+// services pave scaffolds compile, and the examples (pave demo and the
+// release tests build examples/hello).
+func BuildPave(pkgDir string) (bin *Binary, cleanup func(), err error) {
+	inputs, err := GoInputs(pkgDir, ".", "github.com/pave-platform/pave/kit/...", "github.com/pave-platform/pave/examples/...")
+	if err != nil {
+		return nil, nil, err
+	}
 	dir, err := os.MkdirTemp("", "pave-bin-")
 	if err != nil {
-		return "", nil, err
+		return nil, nil, err
 	}
-	bin = filepath.Join(dir, "pave")
-	if out, err := exec.Command("go", "build", "-buildvcs=false", "-o", bin, pkgDir).CombinedOutput(); err != nil {
+	// cmd/pave and cmd/pave/flowtest start together (scripts/test.sh runs
+	// the slowest packages first): two go commands building the same
+	// packages at once would each compile them, as neither finds the
+	// other's work in the build cache yet. One at a time, the second
+	// links what the first compiled.
+	unlock, err := lockFile(filepath.Join(os.TempDir(), "pave-testproc-build.lock"))
+	if err != nil {
 		os.RemoveAll(dir)
-		return "", nil, fmt.Errorf("go build %s: %w\n%s", pkgDir, err, out)
+		return nil, nil, err
 	}
-	return bin, func() { os.RemoveAll(dir) }, nil
+	defer unlock()
+	path := filepath.Join(dir, "pave")
+	build := exec.Command("go", "build", "-buildvcs=false", "-o", path, ".")
+	build.Dir = pkgDir
+	if out, err := build.CombinedOutput(); err != nil {
+		os.RemoveAll(dir)
+		return nil, nil, fmt.Errorf("go build %s: %w\n%s", pkgDir, err, out)
+	}
+	return &Binary{path: path, inputs: inputs}, func() { os.RemoveAll(dir) }, nil
 }
 
 // FreeAddr returns a loopback address free now, for a process started
@@ -106,4 +145,18 @@ func (l *LockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// lockFile takes an exclusive lock on the file name (created if missing),
+// waiting for another process to release it, and returns what releases it.
+func lockFile(name string) (unlock func(), err error) {
+	f, err := os.OpenFile(name, os.O_CREATE|os.O_RDWR, 0o666)
+	if err != nil {
+		return nil, fmt.Errorf("build lock: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("build lock %s: %w", name, err)
+	}
+	return func() { f.Close() }, nil
 }

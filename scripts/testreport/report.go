@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -162,11 +163,21 @@ type timing struct {
 	parallel  bool
 }
 
-// writeSummary prints every package's time, slowest first, then the top
-// slowest top-level tests. A parallel test's time overlaps others', so
-// such tests are marked.
+// writeSummary prints how many packages ran and how many results the go
+// command replayed from its test cache, every package's time, slowest
+// first, then the top slowest top-level tests. A parallel test's time
+// overlaps others', so such tests are marked. A replayed package's tests
+// did not run now: they are listed by name only, and their times (those of
+// the run that was cached) are left out.
 func writeSummary(w io.Writer, evs []event, top int) {
+	cached := map[string]bool{}
+	for _, ev := range evs {
+		if ev.Action == "output" && ev.Test == "" && isResultLine(ev.Output) && strings.HasSuffix(ev.Output, "\t(cached)\n") {
+			cached[ev.Package] = true
+		}
+	}
 	var pkgs, tests []timing
+	var reused []string
 	parallel := map[testKey]bool{}
 	// A test's Elapsed leaves out its parallel subtests, which run after
 	// its function returns; the wall time from its start to its end
@@ -190,6 +201,12 @@ func writeSummary(w io.Writer, evs []event, top int) {
 			started[testKey{ev.Package, ev.Test}] = ev.Time
 		}
 		if ev.Action != "pass" && ev.Action != "fail" {
+			continue
+		}
+		if cached[ev.Package] {
+			if ev.Test == "" {
+				reused = append(reused, ev.Package)
+			}
 			continue
 		}
 		t := timing{pkg: ev.Package, test: ev.Test, secs: ev.Elapsed, failed: ev.Action == "fail"}
@@ -216,6 +233,12 @@ func writeSummary(w io.Writer, evs []event, top int) {
 	for _, p := range pkgs {
 		sum += p.secs
 	}
+	sort.Strings(reused)
+	fmt.Fprintf(w, "Packages: %d run, %d reused from the go test cache (not run now", len(pkgs), len(reused))
+	if len(reused) > 0 {
+		fmt.Fprint(w, "; scripts/test.sh with PAVE_TEST_FRESH=1 runs every test")
+	}
+	fmt.Fprintln(w, ")")
 	fmt.Fprintf(w, "Per-package times, slowest first (%d packages, %.0f s in all", len(pkgs), sum)
 	if !first.IsZero() {
 		fmt.Fprintf(w, ", %.0f s wall clock", last.Sub(first).Seconds())
@@ -223,6 +246,12 @@ func writeSummary(w io.Writer, evs []event, top int) {
 	fmt.Fprintln(w, "):")
 	for _, p := range pkgs {
 		fmt.Fprintf(w, "  %8.1fs  %s%s\n", p.secs, p.pkg, mark(p))
+	}
+	if len(reused) > 0 {
+		fmt.Fprintf(w, "Reused from the go test cache, not run now (%d packages):\n", len(reused))
+		for _, p := range reused {
+			fmt.Fprintf(w, "            %s\n", p)
+		}
 	}
 	if top > len(tests) {
 		top = len(tests)
@@ -242,4 +271,78 @@ func mark(t timing) string {
 		return "  FAIL"
 	}
 	return ""
+}
+
+// readTimes reads a times file: one package a line, "seconds<TAB>package".
+func readTimes(r io.Reader) (map[string]float64, error) {
+	times := map[string]float64{}
+	err := lines(r, func(line []byte) {
+		secs, pkg, ok := strings.Cut(strings.TrimSpace(string(line)), "\t")
+		var s float64
+		if _, err := fmt.Sscan(secs, &s); ok && err == nil && pkg != "" {
+			times[pkg] = s
+		}
+	})
+	return times, err
+}
+
+// writeTimes writes times as readTimes reads them, slowest first.
+func writeTimes(w io.Writer, times map[string]float64) error {
+	pkgs := make([]string, 0, len(times))
+	for p := range times {
+		pkgs = append(pkgs, p)
+	}
+	sort.Slice(pkgs, func(i, j int) bool {
+		if times[pkgs[i]] != times[pkgs[j]] {
+			return times[pkgs[i]] > times[pkgs[j]]
+		}
+		return pkgs[i] < pkgs[j]
+	})
+	for _, p := range pkgs {
+		if _, err := fmt.Fprintf(w, "%.1f\t%s\n", times[p], p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ranTimes are the times of the packages that ran in evs (not those the
+// go command replayed from its test cache).
+func ranTimes(evs []event) map[string]float64 {
+	cached := map[string]bool{}
+	times := map[string]float64{}
+	for _, ev := range evs {
+		if ev.Test != "" {
+			continue
+		}
+		switch {
+		case ev.Action == "output" && isResultLine(ev.Output) && strings.HasSuffix(ev.Output, "\t(cached)\n"):
+			cached[ev.Package] = true
+		case ev.Action == "pass" || ev.Action == "fail":
+			times[ev.Package] = ev.Elapsed
+		case ev.Action == "skip": // no test files
+			times[ev.Package] = 0
+		}
+	}
+	for p := range cached {
+		delete(times, p)
+	}
+	return times
+}
+
+// order sorts pkgs for `go test`, which starts packages in the order it
+// is given them (-p at a time): the slowest first, so that the longest
+// do not start last and hold up the end of the run. Packages with no
+// known time go first: a new package may well be slow, and most are not.
+func order(pkgs []string, times map[string]float64) []string {
+	out := slices.Clone(pkgs)
+	sort.SliceStable(out, func(i, j int) bool {
+		ti, iok := times[out[i]]
+		tj, jok := times[out[j]]
+		if iok != jok {
+			return !iok
+		}
+		return ti > tj
+	})
+	return out
 }

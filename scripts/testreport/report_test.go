@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -225,5 +226,83 @@ func TestSummaryTakesAParallelTestsElapsed(t *testing.T) {
 	writeSummary(&got, evs, 5)
 	if !strings.Contains(got.String(), "     2.0s P p TestQuick\n") {
 		t.Errorf("TestQuick not listed at its 2 s:\n%s", got.String())
+	}
+}
+
+// A result the go command replays from its test cache repeats the events
+// of the run that was cached: the summary counts such a package as
+// reused, names it, and lists none of its tests among the slowest.
+func TestSummarySaysWhatCameFromTheTestCache(t *testing.T) {
+	stream := `{"Time":"2026-01-01T00:00:00Z","Action":"start","Package":"p"}
+{"Time":"2026-01-01T00:00:00Z","Action":"run","Package":"p","Test":"TestOld"}
+{"Time":"2026-01-01T00:00:00Z","Action":"pass","Package":"p","Test":"TestOld","Elapsed":90}
+{"Time":"2026-01-01T00:00:00Z","Action":"output","Package":"p","Output":"ok  \tp\t(cached)\n"}
+{"Time":"2026-01-01T00:00:00Z","Action":"pass","Package":"p","Elapsed":0}
+{"Time":"2026-01-01T00:00:00Z","Action":"start","Package":"q"}
+{"Time":"2026-01-01T00:00:00Z","Action":"run","Package":"q","Test":"TestNew"}
+{"Time":"2026-01-01T00:00:02Z","Action":"pass","Package":"q","Test":"TestNew","Elapsed":2}
+{"Time":"2026-01-01T00:00:02Z","Action":"output","Package":"q","Output":"ok  \tq\t2.0s\n"}
+{"Time":"2026-01-01T00:00:02Z","Action":"pass","Package":"q","Elapsed":2}
+`
+	evs, err := readEvents(strings.NewReader(stream))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got bytes.Buffer
+	writeSummary(&got, evs, 5)
+	out := got.String()
+	for _, want := range []string{
+		"Packages: 1 run, 1 reused from the go test cache (not run now; scripts/test.sh with PAVE_TEST_FRESH=1 runs every test)\n",
+		"slowest first (1 packages, 2 s in all",
+		"Reused from the go test cache, not run now (1 packages):\n            p\n",
+		"     2.0s   q TestNew\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("summary lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "TestOld") {
+		t.Errorf("a test of the cached package is listed as if it ran now:\n%s", out)
+	}
+}
+
+// scripts/test.sh hands go test its packages slowest first, by the times
+// of the last runs: those replayed from the cache keep their old time.
+func TestTimesOrderThePackagesSlowestFirst(t *testing.T) {
+	stream := `{"Action":"output","Package":"cached","Output":"ok  \tcached\t(cached)\n"}
+{"Action":"pass","Package":"cached","Elapsed":0}
+{"Action":"output","Package":"slow","Output":"ok  \tslow\t90.0s\n"}
+{"Action":"pass","Package":"slow","Elapsed":90}
+{"Action":"output","Package":"quick","Output":"ok  \tquick\t1.0s\n"}
+{"Action":"pass","Package":"quick","Elapsed":1}
+`
+	evs, err := readEvents(strings.NewReader(stream))
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := filepath.Join(t.TempDir(), "times.txt")
+	if err := os.WriteFile(name, []byte("300.0\tcached\n5.0\tslow\n2.0\tgone\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := keepTimes(name, ranTimes(evs)); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "300.0\tcached\n90.0\tslow\n2.0\tgone\n1.0\tquick\n"; string(b) != want {
+		t.Errorf("times file:\n%s\nwant:\n%s", b, want)
+	}
+	times, err := loadTimes(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := order([]string{"quick", "new", "slow", "cached"}, times)
+	if want := []string{"new", "cached", "slow", "quick"}; !slices.Equal(got, want) {
+		t.Errorf("order = %v, want %v", got, want)
+	}
+	if got, err := loadTimes(filepath.Join(t.TempDir(), "missing")); err != nil || len(got) != 0 {
+		t.Errorf("a missing times file: %v, %v; want no times and no error", got, err)
 	}
 }

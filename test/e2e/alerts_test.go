@@ -14,6 +14,7 @@ import (
 	"github.com/pave-platform/pave/internal/alert"
 	"github.com/pave-platform/pave/internal/metrics"
 	"github.com/pave-platform/pave/internal/server"
+	"github.com/pave-platform/pave/internal/testproc"
 	"github.com/pave-platform/pave/web"
 )
 
@@ -68,13 +69,7 @@ func TestAlertsPageInChromium(t *testing.T) {
 	ts := httptest.NewServer(srv)
 	defer ts.Close()
 
-	artifacts := os.Getenv("PAVE_ARTIFACTS")
-	if artifacts == "" {
-		artifacts = t.TempDir()
-	}
-	if err := os.MkdirAll(artifacts, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	artifacts := testproc.ArtifactsDir(t)
 	bctx, stop := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer stop()
 	cmd := exec.CommandContext(bctx, "node", "alerts.mjs")

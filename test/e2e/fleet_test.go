@@ -18,6 +18,7 @@ import (
 	"github.com/pave-platform/pave/internal/servicemap"
 	"github.com/pave-platform/pave/internal/state"
 	"github.com/pave-platform/pave/internal/telemetry"
+	"github.com/pave-platform/pave/internal/testproc"
 	"github.com/pave-platform/pave/web"
 )
 
@@ -97,11 +98,7 @@ func TestFleetPagesInChromium(t *testing.T) {
 	ts := httptest.NewServer(srv)
 	defer ts.Close()
 
-	artifacts := os.Getenv("PAVE_ARTIFACTS")
-	if artifacts == "" {
-		artifacts = t.TempDir()
-	}
-	os.MkdirAll(artifacts, 0o755)
+	artifacts := testproc.ArtifactsDir(t)
 	bctx, stop := context.WithTimeout(ctx, 3*time.Minute)
 	defer stop()
 	cmd := exec.CommandContext(bctx, "node", "fleet.mjs")

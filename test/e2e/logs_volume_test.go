@@ -14,6 +14,7 @@ import (
 
 	"github.com/pave-platform/pave/internal/server"
 	"github.com/pave-platform/pave/internal/telemetry"
+	"github.com/pave-platform/pave/internal/testproc"
 	"github.com/pave-platform/pave/web"
 )
 
@@ -71,13 +72,7 @@ func TestLogVolumeBarsInChromium(t *testing.T) {
 	ts := httptest.NewServer(srv)
 	defer ts.Close()
 
-	artifacts := os.Getenv("PAVE_ARTIFACTS")
-	if artifacts == "" {
-		artifacts = t.TempDir()
-	}
-	if err := os.MkdirAll(artifacts, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	artifacts := testproc.ArtifactsDir(t)
 	ctx, stop := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer stop()
 	burst := now.Add(-22 * time.Minute).Unix()

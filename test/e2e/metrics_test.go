@@ -16,6 +16,7 @@ import (
 
 	"github.com/pave-platform/pave/internal/metrics"
 	"github.com/pave-platform/pave/internal/server"
+	"github.com/pave-platform/pave/internal/testproc"
 	"github.com/pave-platform/pave/web"
 )
 
@@ -102,13 +103,7 @@ func TestServicePlotsInChromium(t *testing.T) {
 	ts := httptest.NewServer(srv)
 	defer ts.Close()
 
-	artifacts := os.Getenv("PAVE_ARTIFACTS")
-	if artifacts == "" {
-		artifacts = t.TempDir()
-	}
-	if err := os.MkdirAll(artifacts, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	artifacts := testproc.ArtifactsDir(t)
 	ctx, stop := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer stop()
 	cmd := exec.CommandContext(ctx, "node", "metrics.mjs")

@@ -19,6 +19,7 @@ import (
 	"github.com/pave-platform/pave/internal/release/releasetest"
 	"github.com/pave-platform/pave/internal/server"
 	"github.com/pave-platform/pave/internal/stats"
+	"github.com/pave-platform/pave/internal/testproc"
 	"github.com/pave-platform/pave/internal/traffic"
 	"github.com/pave-platform/pave/web"
 )
@@ -39,6 +40,9 @@ func requireBrowser(t *testing.T) {
 	if _, err := os.Stat("node_modules/playwright-core"); err != nil {
 		t.Fatal("playwright-core is missing: scripts/test.sh installs it with `npm ci --prefix test/e2e`")
 	}
+	// node runs this directory's scripts: the go command's test cache
+	// must see them (docs/testing.md, "Reusing results").
+	testproc.DeclareNodeScripts(".")
 }
 
 // liveTraffic counts requests as they would arrive at 1,000 per second,
@@ -104,13 +108,7 @@ func TestReleasesPage(t *testing.T) {
 	go func() { defer close(done); _ = eng.Run(ctx, 200*time.Millisecond) }()
 	defer func() { cancel(); <-done }()
 
-	artifacts := os.Getenv("PAVE_ARTIFACTS")
-	if artifacts == "" {
-		artifacts = t.TempDir()
-	}
-	if err := os.MkdirAll(artifacts, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	artifacts := testproc.ArtifactsDir(t)
 	cmdCtx, stop := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer stop()
 	cmd := exec.CommandContext(cmdCtx, "node", "releases.mjs", ts.URL)

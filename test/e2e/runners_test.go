@@ -19,6 +19,7 @@ import (
 	"github.com/pave-platform/pave/internal/runners"
 	"github.com/pave-platform/pave/internal/server"
 	"github.com/pave-platform/pave/internal/state"
+	"github.com/pave-platform/pave/internal/testproc"
 	"github.com/pave-platform/pave/web"
 )
 
@@ -116,13 +117,7 @@ func TestRunnersPageInChromium(t *testing.T) {
 		step()
 	}
 
-	artifacts := os.Getenv("PAVE_ARTIFACTS")
-	if artifacts == "" {
-		artifacts = t.TempDir()
-	}
-	if err := os.MkdirAll(artifacts, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	artifacts := testproc.ArtifactsDir(t)
 	bctx, stop := context.WithTimeout(ctx, 2*time.Minute)
 	defer stop()
 	cmd := exec.CommandContext(bctx, "node", "runners.mjs")

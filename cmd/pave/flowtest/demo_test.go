@@ -17,7 +17,7 @@ func TestDemo(t *testing.T) {
 	// on releases, so it overlaps TestReadmeTour.
 	t.Parallel()
 	data := t.TempDir()
-	cmd := exec.Command(paveBin, "demo", "--data-dir", data)
+	cmd := exec.Command(paveBin(), "demo", "--data-dir", data)
 	cmd.Dir = "../../.." // the source checkout: the demo builds examples/hello
 	out, err := cmd.CombinedOutput()
 	if err != nil {

@@ -12,8 +12,12 @@ import (
 	"github.com/pave-platform/pave/internal/testproc"
 )
 
-// paveBin is the real pave binary, built once for these tests.
-var paveBin string
+// paveBuild is the real pave binary, built once for these tests.
+var paveBuild *testproc.Binary
+
+// paveBin is its path; asking for it declares the binary's sources as
+// inputs of the test (testproc.Binary.Path).
+func paveBin() string { return paveBuild.Path() }
 
 func TestMain(m *testing.M) {
 	// As cmd/pave's TestMain builds it, so the go command's cache serves
@@ -22,7 +26,7 @@ func TestMain(m *testing.M) {
 	if err != nil {
 		panic(err)
 	}
-	paveBin = bin
+	paveBuild = bin
 	code := m.Run()
 	cleanup()
 	os.Exit(code)

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/pave-platform/pave/internal/testproc"
 )
 
 // tourCommands returns the shell commands of the README's tour, in order:
@@ -55,6 +57,9 @@ func TestReadmeTour(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The tour builds pave, and the service it generates compiles the
+	// checkout's kit: the go command's test cache must see their sources.
+	testproc.DeclareGoBuild(t, repo, "./cmd/pave", "github.com/pave-platform/pave/kit/...")
 	work := t.TempDir()
 	// A checkout's layout: pave new finds kit beside it and builds
 	// offline, and the service it writes sits inside the checkout's Go

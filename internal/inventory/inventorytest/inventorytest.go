@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/pave-platform/pave/internal/scaffold"
+	"github.com/pave-platform/pave/internal/testproc"
 )
 
 // TB is what the helpers need of a test or benchmark.
@@ -83,6 +84,9 @@ func NewService(t TB, parent string, s Service) string {
 	if s.GoSum {
 		opts.GoCommand = Tool(t, "go", "install Go")
 	}
+	// The go command compiles the checkout's kit into the service (here or
+	// in the code under test): the test cache must see it.
+	testproc.DeclareGoBuild(t, a.KitReplace, "./...")
 	if _, err := scaffold.New(context.Background(), opts); err != nil {
 		t.Fatalf("pave new %s: %v", s.Name, err)
 	}
@@ -127,6 +131,7 @@ func VulnDB(t *testing.T, entries map[string]string) string {
 		}
 	}
 	out := filepath.Join(t.TempDir(), "vulndb")
+	testproc.DeclareGoBuild(t, RepoRoot(), "./scripts/vulndb")
 	cmd := exec.Command(Tool(t, "go", "install Go"), "run", "./scripts/vulndb", "-osv", osv, "-out", out)
 	cmd.Dir = RepoRoot()
 	if b, err := cmd.CombinedOutput(); err != nil {
