@@ -39,6 +39,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -61,7 +62,9 @@ func main() {
 	flag.DurationVar(&s3Delay, "s3-delay", 20*time.Millisecond, "latency the proxy in front of SeaweedFS adds to every S3 request")
 	flag.IntVar(&queriesPerClass, "queries", 20, "queries per class and phase (trace lookups: -lookups)")
 	flag.BoolVar(&blobPhaseOn, "blob", true, "run the blob phase (SeaweedFS); -blob=false measures ingest, hot and cold only")
+	only := flag.String("only", "", "run only the query classes whose name contains this (e.g. count, trace, rare); the default runs all")
 	flag.Parse()
+	onlyClasses = *only
 	if *full {
 		*lines = 2_000_000
 	}
@@ -77,6 +80,7 @@ var (
 	blobPhaseOn     bool
 	s3Delay         time.Duration
 	queriesPerClass int
+	onlyClasses     string
 )
 
 // ---- harness ----
@@ -591,6 +595,12 @@ func run(lines, passes, lookups int, vlBin, work string) error {
 	}
 
 	classes := queryClasses(&ds)
+	if onlyClasses != "" {
+		classes = slices.DeleteFunc(classes, func(c queryClass) bool { return !strings.Contains(c.name, onlyClasses) })
+		if len(classes) == 0 {
+			return fmt.Errorf("-only %q matches no query class", onlyClasses)
+		}
+	}
 	// results[phase][class] = per-query latencies of pave and victorialogs.
 	type pair struct{ p, v []time.Duration }
 	results := map[string]map[string]*pair{}

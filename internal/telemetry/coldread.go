@@ -5,9 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
-	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -37,8 +35,6 @@ const (
 	// background at once, so a query touching a hundred blocks by ranges
 	// does not start a hundred whole-block GETs.
 	cacheFills = 4
-	// pendingFills bounds the blocks waiting for a fill.
-	pendingFills = 256
 )
 
 // byteRange is [off, off+n) of a block.
@@ -185,33 +181,26 @@ func (s *Embedded) deferFills(blocks []candidate) (fillLater func()) {
 // background after a read took only some of its row groups: the query
 // waited for the small ranged reads alone, and the next one touching the
 // block reads it from the local disk, as every read did before ranged
-// reads (a block's bytes cross the network once either way). At most
-// cacheFills run at once; further blocks wait in line (up to pendingFills,
-// beyond which a later read asks again), so every block a query touched
-// reaches the cache, not only the first few: a trace or a field filter
-// touches ten blocks and more, and the blocks dropped used to cost the
-// next query of the same hours a round trip each. The fetches end when
-// the store closes.
+// reads (a block's bytes cross the network once either way). The fetch
+// ends when the store closes.
 func (s *Embedded) fillCache(m *blockMeta) {
 	key := m.Partition + "/" + m.Name
 	s.cachingMu.Lock()
-	if s.filling[key] {
+	if s.filling[key] || len(s.filling) >= cacheFills {
 		s.cachingMu.Unlock()
-		return
-	}
-	if len(s.filling) >= cacheFills {
-		if len(s.fillWait) < pendingFills && !slices.Contains(s.fillWait, m) {
-			s.fillWait = append(s.fillWait, m)
-		}
-		s.cachingMu.Unlock()
-		return
+		return // a later read of the block tries again
 	}
 	s.filling[key] = true
 	s.cachingMu.Unlock()
 	s.cacheWG.Add(1)
 	go func() {
 		defer s.cacheWG.Done()
-		ctx, cancel := context.WithCancel(context.Background())
+		defer func() {
+			s.cachingMu.Lock()
+			delete(s.filling, key)
+			s.cachingMu.Unlock()
+		}()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
 		go func() {
 			select {
@@ -220,58 +209,14 @@ func (s *Embedded) fillCache(m *blockMeta) {
 			case <-ctx.Done():
 			}
 		}()
-		for m != nil {
-			s.fill(ctx, m)
-			m = s.nextFill(key)
-			if m != nil {
-				key = m.Partition + "/" + m.Name
-			}
+		b, err := s.o.Blob.Get(ctx, key)
+		if err != nil || int64(len(b)) != m.Size {
+			return
 		}
+		s.blobReads.Add(1)
+		s.blobBytes.Add(int64(len(b)))
+		s.keepCached(key, filepath.Join(s.cache, m.Partition, m.Name), b)
 	}()
-}
-
-// nextFill ends the fill of done and takes the next waiting block that
-// still needs one (still cold, not cached, not being filled), marking it
-// filling; nil when none waits or the store is closing.
-func (s *Embedded) nextFill(done string) *blockMeta {
-	s.cachingMu.Lock()
-	defer s.cachingMu.Unlock()
-	delete(s.filling, done)
-	for len(s.fillWait) > 0 {
-		select {
-		case <-s.stop:
-			s.fillWait = nil
-			return nil
-		default:
-		}
-		m := s.fillWait[0]
-		s.fillWait = s.fillWait[1:]
-		key := m.Partition + "/" + m.Name
-		if s.filling[key] || s.caching[key] {
-			continue
-		}
-		if st, err := os.Stat(filepath.Join(s.cache, m.Partition, m.Name)); err == nil && st.Size() == m.Size {
-			continue
-		}
-		s.filling[key] = true
-		return m
-	}
-	return nil
-}
-
-// fill fetches m whole and keeps it in the local cache, unless it left
-// the cold tier meanwhile (keepCached checks).
-func (s *Embedded) fill(ctx context.Context, m *blockMeta) {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
-	defer cancel()
-	key := m.Partition + "/" + m.Name
-	b, err := s.o.Blob.Get(ctx, key)
-	if err != nil || int64(len(b)) != m.Size {
-		return
-	}
-	s.blobReads.Add(1)
-	s.blobBytes.Add(int64(len(b)))
-	s.keepCached(key, filepath.Join(s.cache, m.Partition, m.Name), b)
 }
 
 // sparseBlock holds the fetched ranges of a block, sorted by offset.

@@ -62,7 +62,6 @@ type Embedded struct {
 	cachingMu sync.Mutex
 	caching   map[string]bool // cold blocks being written to the local cache
 	filling   map[string]bool // cold blocks being fetched whole for the cache (coldread.go)
-	fillWait  []*blockMeta    // blocks waiting for a free fill (at most pendingFills)
 	cacheWG   sync.WaitGroup
 
 	filesMu  sync.RWMutex // readers of block files vs. their deletion
