@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/pave-platform/pave/internal/analysis"
+	"github.com/pave-platform/pave/internal/release"
 )
 
 // Scenarios at 1,000 requests/s, the canary starting at 1%.
@@ -77,8 +78,26 @@ func Scenarios(scale float64) []Scenario {
 		{Name: "low traffic 10 rps, errors +5 points, autoShadow off", RPS: 10, Runs: runs(40), Bad: true, NoAutoShadow: true, MaxDuration: lowTrafficBudget,
 			Canary: uniform(Behaviour{ErrorRate: stableErrorRate + 0.05, LatencyScale: 1})},
 		{Name: "low traffic 10 rps, healthy, autoShadow off", RPS: 10, Runs: runs(40), NoAutoShadow: true, MaxDuration: lowTrafficBudget, Canary: uniform(base)},
+		// The canary's share alone, tuned as a user can for low traffic:
+		// steps 5, 50, 100 (spec.steps) and an error-rate excess of 1
+		// point accepted (spec.analysis.errorFloor: 0.01); +1 point is the
+		// canary at that tolerance, which must ship at most β of the time.
+		{Name: tunedBad, RPS: 10, Runs: runs(40), Bad: true, NoAutoShadow: true, MaxDuration: lowTrafficBudget, Steps: tunedSteps, ErrorFloor: 0.01,
+			Canary: uniform(Behaviour{ErrorRate: stableErrorRate + 0.05, LatencyScale: 1})},
+		{Name: tunedOK, RPS: 10, Runs: runs(40), NoAutoShadow: true, MaxDuration: lowTrafficBudget, Steps: tunedSteps, ErrorFloor: 0.01, Canary: uniform(base)},
+		{Name: tunedAtTolerance, RPS: 10, Runs: runs(100), Bad: true, NoAutoShadow: true, MaxDuration: lowTrafficBudget, Steps: tunedSteps, ErrorFloor: 0.01,
+			Canary: uniform(Behaviour{ErrorRate: stableErrorRate + 0.01, LatencyScale: 1})},
 	}
 }
+
+// The tuned low-traffic scenarios (no mirror at all).
+const (
+	tunedBad         = "low traffic 10 rps, errors +5 points, no mirror, tuned"
+	tunedOK          = "low traffic 10 rps, healthy, no mirror, tuned"
+	tunedAtTolerance = "low traffic 10 rps, errors +1 point, no mirror, tuned"
+)
+
+var tunedSteps = []release.Percent{50_000, 500_000}
 
 // lowTrafficBudget is spec.maxDuration of the issue #20 scenarios: a step
 // extends its window within it, and a person is asked only at its end.
@@ -368,12 +387,12 @@ func Report(w io.Writer, results []Result) bool {
 		wrong, noiseAA    = "wrong answer 5% of one route, shadow", "noise fields only, healthy (A/A), shadow"
 		healthyAA, e5Name = "healthy (A/A)", "errors +5 points"
 	)
-	for _, n := range []string{low5, low5Sh, wrong} {
+	for _, n := range []string{low5, low5Sh, wrong, tunedBad} {
 		if have(n) {
 			row(n+" blast", blast, fmtN, sums[n])
 		}
 	}
-	for _, n := range []string{lowOK, lowOKSh, noiseAA} {
+	for _, n := range []string{lowOK, lowOKSh, noiseAA, tunedOK} {
 		if have(n) {
 			row(n+" to 100%", promote, fmtS, sums[n])
 		}
@@ -428,7 +447,8 @@ func Report(w io.Writer, results []Result) bool {
 
 	// Issue #20's goals.
 	add(fmt.Sprintf("#20: +5-point errors caught in a median ≤ 10 s at 1,000 req/s (%s)", fmtS(e5[0].DetectMedian)), e5[0].DetectMedian <= 10, e5Name)
-	for _, c := range []struct{ bad, ok, label string }{{low5Sh, lowOKSh, "with a shadow step"}, {low5, lowOK, "without a shadow step"}} {
+	for _, c := range []struct{ bad, ok, label string }{{low5Sh, lowOKSh, "with a shadow step"}, {low5, lowOK, "without a shadow step asked for (one added)"},
+		{tunedBad, tunedOK, "with no mirror at all, steps 5,50 and errorFloor 1 point"}} {
 		b, h := sums[c.bad], sums[c.ok]
 		for p := 1; p <= 2; p++ {
 			add(fmt.Sprintf("#20: 10 req/s %s: ≥ 95%% of bad releases caught (%d/%d) with a blast radius ≤ 0.25x %s's (%s vs %s failed user requests; %s vs %s user requests served)",
@@ -439,6 +459,9 @@ func Report(w io.Writer, results []Result) bool {
 				float64(h[0].Promoted) >= 0.95*float64(h[0].Runs) && h[0].PromoteMedian <= h[p].PromoteMedian, c.ok)
 		}
 	}
+	at := sums[tunedAtTolerance]
+	add(fmt.Sprintf("#20: with no mirror at all, steps 5,50 and errorFloor 1 point: a canary at the tolerance (+1 point) ships ≤ β = %g%% (%d/%d)",
+		100*analysis.DefaultConfig().Beta, at[0].ShippedBad, at[0].Runs), float64(at[0].ShippedBad) <= analysis.DefaultConfig().Beta*float64(at[0].Runs), tunedAtTolerance)
 	wa, aa := sums[wrong], sums[noiseAA]
 	add(fmt.Sprintf("#20: the wrong answer caught in every run (%d/%d) with 0 user-facing failures (%d; flagger %d, flagger-tight %d)",
 		wa[0].Caught, wa[0].Runs, wa[0].UserFailures, wa[1].UserFailures, wa[2].UserFailures), wa[0].Caught == wa[0].Runs && wa[0].UserFailures == 0, wrong)

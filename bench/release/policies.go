@@ -66,6 +66,10 @@ type Scenario struct {
 	// NoAutoShadow sets spec.autoShadow: false: a release with a time
 	// budget at low traffic does not add a shadow step of its own.
 	NoAutoShadow bool
+	// Steps and ErrorFloor, when set, replace Pave's steps (below 100%)
+	// and spec.analysis.errorFloor: a release tuned for low traffic.
+	Steps      []release.Percent
+	ErrorFloor float64
 }
 
 // forecastTraffic is what `pave up`'s metrics store tells the engine
@@ -133,6 +137,12 @@ func runPave(sc Scenario, seed uint64, maxSeconds int) Outcome {
 	r.Spec.MaxDuration = release.Duration(sc.MaxDuration)
 	if sc.NoAutoShadow {
 		r.Spec.AutoShadow = new(bool)
+	}
+	if sc.Steps != nil {
+		r.Spec.Steps = append(append([]release.Percent(nil), sc.Steps...), 1_000_000)
+	}
+	if sc.ErrorFloor > 0 {
+		r.Spec.Analysis.ErrorFloor = sc.ErrorFloor
 	}
 	r.Default()
 	r, err := eng.Create(ctx, r)

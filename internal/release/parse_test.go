@@ -47,6 +47,15 @@ func TestParseGoodSpec(t *testing.T) {
 	if r.Spec.Replicas != 0 || r.Spec.OnHoldTimeout != "pause" {
 		t.Fatalf("defaults %+v", r.Spec)
 	}
+	// spec.autoShadow: unset lets a low-traffic release add a shadow
+	// step (forecast.go); false opts out.
+	if r.Spec.AutoShadow != nil {
+		t.Fatalf("autoShadow %v, want unset", *r.Spec.AutoShadow)
+	}
+	off, err := Parse([]byte(goodSpec + "  autoShadow: false\n"))
+	if err != nil || off.Spec.AutoShadow == nil || *off.Spec.AutoShadow {
+		t.Fatalf("autoShadow: false: %+v, %v", off.Spec.AutoShadow, err)
+	}
 	// JSON is YAML too.
 	if _, err := Parse([]byte(`{"apiVersion":"pave.dev/v1alpha1","kind":"Release","spec":{"service":"a","version":"v2","image":"r/a:2"}}`)); err != nil {
 		t.Fatal(err)
@@ -70,6 +79,7 @@ func TestParseBadSpecsNameTheField(t *testing.T) {
 		{"bad hold action", "  onHoldTimeout: panic\n", "spec.onHoldTimeout", "pause"},
 		{"two artifacts", "  image: r/x:1\n", "spec.source", "exactly one"},
 		{"bad version name", "  version: V2!\n", "spec.version", "lower-case"},
+		{"autoShadow not a boolean", "  autoShadow: sometimes\n", "spec.autoShadow", "want a bool"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			doc := "apiVersion: pave.dev/v1alpha1\nkind: Release\nspec:\n  service: shop\n  binary: ./shop\n"
