@@ -44,11 +44,12 @@ for m in "${MODULES[@]}"; do (cd "$m" && go vet ./...); done
 # variables, files of the module) are unchanged; tests declare what their
 # child processes read (internal/testproc). What no test can declare is a
 # tool outside the module (~/.cache/pave-tools, apt's chromium, postgres,
-# prometheus...): when those differ from the last complete run's, every test
+# prometheus...; not pave-* there, built from this checkout by vulncheck.sh):
+# when those differ from the last complete run's, every test
 # runs again, as with PAVE_TEST_FRESH=1 (docs/testing.md, "Reusing results").
 tools_id() {
   {
-    find "$PAVE_TOOLS" -maxdepth 3 -not -name '*.lock' -not -name .lock -printf '%p %s %T@\n' | LC_ALL=C sort
+    find "$PAVE_TOOLS" -maxdepth 3 -not -name '*.lock' -not -name .lock -not -name 'pave-*' -printf '%p %s %T@\n' | LC_ALL=C sort
     dpkg-query -W -f '${Package} ${Version}\n' 2>/dev/null || true
     command -v node chromium 2>/dev/null || true
   } | sha256sum | cut -d' ' -f1

@@ -7,12 +7,14 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"flag"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -38,11 +40,56 @@ func TestGoroutinePathSuite(t *testing.T) {
 	if testing.Short() || serveNoEventLoop {
 		t.Skip("the goroutine-path run is skipped with -short and inside itself")
 	}
+	run := goroutinePathRun
+	if run == nil { // not started by TestMain (a -run filter): now
+		run = startGoroutinePathRun()
+	}
+	<-run.done
+	if run.err != nil {
+		t.Fatalf("the tests with NoEventLoop failed: %v\n%s", run.err, run.out.String())
+	}
+}
+
+// goroutinePathRun is the child run of TestGoroutinePathSuite when
+// TestMain started it: the package's tests are sequential, so waiting for
+// TestGoroutinePathSuite's turn would add the child's minutes to theirs
+// rather than overlap them.
+var goroutinePathRun *childRun
+
+type childRun struct {
+	done chan struct{} // closed when the child has exited
+	out  bytes.Buffer
+	err  error
+}
+
+func startGoroutinePathRun() *childRun {
+	r := &childRun{done: make(chan struct{})}
 	cmd := exec.Command(os.Args[0], "-test.run", "^Test", "-test.skip", "^TestLoop|^TestGoroutinePathSuite$")
 	cmd.Env = append(os.Environ(), noLoopEnv+"=1")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("the tests with NoEventLoop failed: %v\n%s", err, out)
+	cmd.Stdout, cmd.Stderr = &r.out, &r.out
+	if r.err = cmd.Start(); r.err != nil {
+		close(r.done)
+		return r
+	}
+	go func() { r.err = cmd.Wait(); close(r.done) }()
+	return r
+}
+
+func init() {
+	// TestMain starts the child run at once when the whole package runs
+	// (no -run: a filter would select other tests only, or this one
+	// alone, which then starts it itself).
+	beforeTests = func() {
+		if testing.Short() || serveNoEventLoop || flag.Lookup("test.run").Value.String() != "" {
+			return
+		}
+		if skip := flag.Lookup("test.skip").Value.String(); skip != "" && regexp.MustCompile(skip).MatchString("TestGoroutinePathSuite") {
+			return
+		}
+		if flag.Lookup("test.list").Value.String() != "" {
+			return
+		}
+		goroutinePathRun = startGoroutinePathRun()
 	}
 }
 

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"flag"
 	"fmt"
 	"net"
 	"net/http"
@@ -23,8 +24,16 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, http.ListenAndServe(addr, nil))
 		os.Exit(1)
 	}
+	flag.Parse()
+	if beforeTests != nil {
+		beforeTests()
+	}
 	os.Exit(m.Run())
 }
+
+// beforeTests, when set, runs after the flags are parsed and before the
+// first test (loop_linux_test.go starts its child run there).
+var beforeTests func()
 
 // startProcess runs an upstream instance as a child process and waits
 // until it accepts connections.
