@@ -43,6 +43,10 @@ func (s Spec) clone() Spec {
 		}
 		s.Waves = waves
 	}
+	if s.AutoShadow != nil {
+		auto := *s.AutoShadow
+		s.AutoShadow = &auto
+	}
 	if s.Shadow != nil {
 		sh := *s.Shadow
 		sh.SafeRoutes = slices.Clone(sh.SafeRoutes)
