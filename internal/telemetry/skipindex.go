@@ -467,6 +467,45 @@ func (p *groupPlan) allMatch(m *blockMeta, g *groupMeta) bool {
 	return g.MinT >= p.from && g.MaxT < p.to && p.allMatchButTime(m, g)
 }
 
+// surelyMatching is a lower bound of the group's lines the query keeps,
+// from the group's footer alone (0 when it cannot tell): the group lies
+// wholly inside the query's window and at or before its cursor, and each
+// condition on a dictionary field holds for a counted number of its rows,
+// so at least rows − Σ(rows − count) rows meet them all (exact when every
+// field but one has a single value, as a service's groups do). Retention
+// is the caller's to check.
+func (p *groupPlan) surelyMatching(m *blockMeta, g *groupMeta) int {
+	q := p.q
+	if !m.skipIndexed() || q.TraceID != "" || q.Contains != "" || q.Regex != nil || p.otherWhere || p.levelRank > 0 {
+		return 0
+	}
+	if g.MinT < p.from || g.MaxT >= p.to || g.MaxT > p.cursor {
+		return 0
+	}
+	short := 0 // rows that may fail some condition
+	holds := func(field, v string, not bool) bool {
+		d := g.dict(field)
+		if d == nil {
+			return false
+		}
+		n, _ := d.count(v)
+		if not {
+			n = g.Rows - n
+		}
+		short += g.Rows - n
+		return true
+	}
+	if q.Service != "" && !holds("service", q.Service, false) {
+		return 0
+	}
+	for _, w := range p.dictWheres {
+		if !holds(w.Key, w.Value, w.Not) {
+			return 0
+		}
+	}
+	return max(0, g.Rows-short)
+}
+
 // allMatchButTime is allMatch with the time window left to test line by
 // line.
 func (p *groupPlan) allMatchButTime(m *blockMeta, g *groupMeta) bool {
