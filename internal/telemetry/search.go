@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 )
 
 // Answering queries: a page of log lines, and a whole trace.
@@ -52,6 +53,7 @@ func (s *Embedded) Query(ctx context.Context, q Query) (Result, error) {
 	rows := q.rowFilter()
 	rows.page = page
 	blocks := s.blocksFor(func(m *blockMeta) bool { return q.mayMatchBlock(m) && rows.plan.anyGroup(m) })
+	blocks = s.pageNeeds(blocks, rows.plan, want, now)
 	traceKey := hashKey(q.TraceID)
 	for i := range blocks {
 		blocks[i].need = func(m *blockMeta, g *groupMeta) bool { return logGroupWanted(m, g, traceKey, q.TraceID, rows) }
@@ -87,6 +89,43 @@ func (s *Embedded) Query(ctx context.Context, q Query) (Result, error) {
 	res := q.page(cands)
 	res.Warnings = warnings
 	return res, nil
+}
+
+// pageNeeds drops the blocks (newest first) that a page of want lines
+// surely never reaches: those older than want lines that the newer blocks'
+// footers already count as matches (surelyMatching). The page's floor
+// stops the reading there anyway (Query's loop), but read-ahead and
+// prefetch would have asked for every block's groups before it: a field
+// filter whose page the newest hour fills fetched the groups of the whole
+// data from the blob store, and had the disk read them when cold. Lines
+// in the memory table are not counted, which only keeps more blocks.
+func (s *Embedded) pageNeeds(blocks []candidate, p *groupPlan, want int, now time.Time) []candidate {
+	type sure struct {
+		minT int64 // the group's oldest line
+		n    int   // lines surely kept
+	}
+	var sures []sure
+	for j := range blocks {
+		m := blocks[j].meta
+		have := 0
+		for _, x := range sures {
+			if x.minT > m.MaxTime {
+				have += x.n
+			}
+		}
+		if have >= want {
+			return blocks[:j]
+		}
+		if s.anyExpired(m, now) {
+			continue // retention drops some of its lines at query time
+		}
+		for gi := range m.Groups {
+			if n := p.surelyMatching(m, &m.Groups[gi]); n > 0 {
+				sures = append(sures, sure{m.Groups[gi].MinT, n})
+			}
+		}
+	}
+	return blocks
 }
 
 // traceReaders bounds the blocks a trace lookup reads at once.

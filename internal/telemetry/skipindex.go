@@ -8,7 +8,7 @@ import (
 	"sync"
 )
 
-// Skip indexes of block format 3: what each row group's footer entry says
+// Skip indexes of block format 3 and later: what each row group's footer entry says
 // of its rows, so a query rules groups (and whole blocks) out before
 // reading them, and a count adds up groups without decompressing them.
 //
@@ -59,7 +59,7 @@ func (g *groupMeta) dict(field string) *fieldDict {
 	return nil
 }
 
-// skipIndexed reports whether the block's groups carry format 3 indexes.
+// skipIndexed reports whether the block's groups carry skip indexes (format 3 on).
 func (m *blockMeta) skipIndexed() bool { return m.Format >= 3 }
 
 // dictValue[i] is a log line's value of dictFields[i], spelled as a
@@ -225,8 +225,8 @@ func compactHashes(s *hashSet) {
 // finish fills g's indexes and readies x for the next group.
 func (x *groupIndexer) finish(g *groupMeta) {
 	g.MinT, g.MaxT = x.minT, x.maxT
-	g.Words = x.words.bloom(wordBloomBits, wordBloomProbes)
-	g.AttrWords = x.attrWords.bloom(wordBloomBits, wordBloomProbes)
+	g.Words = x.words.saltedBloom(wordBloomBits, wordBloomProbes, g.MinT)
+	g.AttrWords = x.attrWords.saltedBloom(wordBloomBits, wordBloomProbes, g.MinT)
 	for i, f := range dictFields {
 		if x.over[i] {
 			continue
@@ -295,7 +295,7 @@ func tokenHash(kind byte, tok string) uint64 {
 // ends (the needle inside one word) gives nothing. Attribute filters keep
 // whole tokens only. ok is false when no key constrains the text.
 type needleKeys struct {
-	msg, attr []bloomKey
+	msg, attr []uint64 // token hashes (tokenHash)
 }
 
 func newNeedleKeys(needle string) needleKeys {
@@ -315,22 +315,27 @@ func newNeedleKeys(needle string) needleKeys {
 		start = -1
 		switch {
 		case !atStart && !atEnd:
-			w := keyOf(tokenHash('W', tok))
+			w := tokenHash('W', tok)
 			k.msg, k.attr = append(k.msg, w), append(k.attr, w)
 		case atStart && atEnd:
 		case atEnd && len(tok) >= edgeBytes:
-			k.msg = append(k.msg, keyOf(tokenHash('P', tok[:edgeBytes])))
+			k.msg = append(k.msg, tokenHash('P', tok[:edgeBytes]))
 		case atStart && len(tok) >= edgeBytes:
-			k.msg = append(k.msg, keyOf(tokenHash('S', tok[len(tok)-edgeBytes:])))
+			k.msg = append(k.msg, tokenHash('S', tok[len(tok)-edgeBytes:]))
 		}
 	}
 	return k
 }
 
-// lacksSome is true when the filter surely misses one of keys; false when
-// keys is empty (nothing is known).
-func lacksSome(b bloom, keys []bloomKey) bool {
-	for _, k := range keys {
+// lacksSome is true when the word filter of group g (in a block of format
+// f) surely misses one of keys; false when keys is empty (nothing is
+// known). Filters of format 4 are salted (saltedKey), older ones not.
+func lacksSome(b bloom, keys []uint64, f int, g *groupMeta) bool {
+	for _, h := range keys {
+		k := keyOf(h)
+		if f >= 4 {
+			k = saltedKey(h, g.MinT)
+		}
 		if !b.has(k) {
 			return true
 		}
@@ -424,8 +429,8 @@ func (p *groupPlan) mayMatch(m *blockMeta, g *groupMeta) bool {
 		}
 	}
 	if p.hasNeedle {
-		msgOut := lacksSome(g.Words, p.needle.msg)
-		attrOut := lacksSome(g.AttrWords, p.needle.attr)
+		msgOut := lacksSome(g.Words, p.needle.msg, m.Format, g)
+		attrOut := lacksSome(g.AttrWords, p.needle.attr, m.Format, g)
 		if msgOut && attrOut {
 			return false
 		}
@@ -460,6 +465,45 @@ func (p *groupPlan) anyGroup(m *blockMeta) bool {
 // cursor aside), known from the indexes alone.
 func (p *groupPlan) allMatch(m *blockMeta, g *groupMeta) bool {
 	return g.MinT >= p.from && g.MaxT < p.to && p.allMatchButTime(m, g)
+}
+
+// surelyMatching is a lower bound of the group's lines the query keeps,
+// from the group's footer alone (0 when it cannot tell): the group lies
+// wholly inside the query's window and at or before its cursor, and each
+// condition on a dictionary field holds for a counted number of its rows,
+// so at least rows − Σ(rows − count) rows meet them all (exact when every
+// field but one has a single value, as a service's groups do). Retention
+// is the caller's to check.
+func (p *groupPlan) surelyMatching(m *blockMeta, g *groupMeta) int {
+	q := p.q
+	if !m.skipIndexed() || q.TraceID != "" || q.Contains != "" || q.Regex != nil || p.otherWhere || p.levelRank > 0 {
+		return 0
+	}
+	if g.MinT < p.from || g.MaxT >= p.to || g.MaxT > p.cursor {
+		return 0
+	}
+	short := 0 // rows that may fail some condition
+	holds := func(field, v string, not bool) bool {
+		d := g.dict(field)
+		if d == nil {
+			return false
+		}
+		n, _ := d.count(v)
+		if not {
+			n = g.Rows - n
+		}
+		short += g.Rows - n
+		return true
+	}
+	if q.Service != "" && !holds("service", q.Service, false) {
+		return 0
+	}
+	for _, w := range p.dictWheres {
+		if !holds(w.Key, w.Value, w.Not) {
+			return 0
+		}
+	}
+	return max(0, g.Rows-short)
 }
 
 // allMatchButTime is allMatch with the time window left to test line by
