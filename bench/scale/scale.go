@@ -53,7 +53,14 @@ type countingStore struct {
 	writes atomic.Int64
 	mu     sync.Mutex
 	byType map[string]int64
+	// ends is each release's end (promoted, rolled_back...) as its
+	// write succeeded: the progress lines count from it, so the bench
+	// does not read and decode every release while the engine runs.
+	ends map[string]string
 }
+
+// endTypes are the timeline entries that end a release.
+var endTypes = map[string]bool{"promoted": true, "rolled_back": true, "aborted": true, "failed": true}
 
 func (c *countingStore) count(typ string) {
 	c.writes.Add(1)
@@ -79,7 +86,28 @@ func (c *countingStore) Put(ctx context.Context, kind, key string, data []byte, 
 
 func (c *countingStore) PutAppend(ctx context.Context, kind, key string, data []byte, ifVersion int64, e state.Event) (state.Object, int64, error) {
 	c.count(e.Type)
-	return c.Store.(state.PutAppender).PutAppend(ctx, kind, key, data, ifVersion, e)
+	o, seq, err := c.Store.(state.PutAppender).PutAppend(ctx, kind, key, data, ifVersion, e)
+	if err == nil && kind == release.StateKind && endTypes[e.Type] {
+		c.mu.Lock()
+		if c.ends == nil {
+			c.ends = map[string]string{}
+		}
+		c.ends[key] = e.Type
+		c.mu.Unlock()
+	}
+	return o, seq, err
+}
+
+// progress counts the releases ended, by the writes that ended them.
+func (c *countingStore) progress() (ended, promoted int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, t := range c.ends {
+		if t == "promoted" {
+			promoted++
+		}
+	}
+	return len(c.ends), promoted
 }
 
 // Versions passes the store's key index through (release.Engine's lister
@@ -150,8 +178,11 @@ func runScale(ctx context.Context, backend string, st state.Store, n, workers in
 	cpu0, start := cpuTime(), time.Now()
 	done := make(chan error, 1)
 	go func() { done <- eng.Run(runCtx, time.Second) }()
-	// The tally reads every release: every 3 s, so the bench's own reads
-	// stay a small part of the CPU the engine is measured with.
+	// Progress is counted from the engine's own writes (countingStore),
+	// not by reading every release: the bench shares the engine's CPU
+	// (and, on PostgreSQL, the server's), and a read of 1,000 releases
+	// every 3 s cost 6% of the process. The releases are read and
+	// decoded once, at the end (tally).
 	t := time.NewTicker(3 * time.Second)
 	defer t.Stop()
 	var err error
@@ -162,15 +193,13 @@ func runScale(ctx context.Context, backend string, st state.Store, n, workers in
 			continue
 		case <-t.C:
 		}
-		var active int
-		if active, err = tally(ctx, st, &res); err != nil {
-			break
-		}
+		ended, promoted := cs.progress()
+		active := n - ended
 		mu.Lock()
 		waits := len(res.Wait)
 		mu.Unlock()
 		if progress != nil {
-			progress(fmt.Sprintf("%s: %s, %d reconciles; %d running, %d promoted, %d rolled back", backend, time.Since(start).Round(time.Second), waits, active, res.Promoted, res.RolledBk))
+			progress(fmt.Sprintf("%s: %s, %d reconciles; %d running, %d promoted, %d rolled back", backend, time.Since(start).Round(time.Second), waits, active, promoted, ended-promoted))
 		}
 		if active == 0 {
 			break
