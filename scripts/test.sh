@@ -43,10 +43,13 @@ for m in "${MODULES[@]}"; do (cd "$m" && go vet ./...); done
 # while the test binary and everything the test process read (environment
 # variables, files of the module) are unchanged; tests declare what their
 # child processes read (internal/testproc). What no test can declare is a
-# tool outside the module (~/.cache/pave-tools, apt's chromium, postgres,
-# prometheus...; not pave-* there, built from this checkout by vulncheck.sh):
-# when those differ from the last complete run's, every test
-# runs again, as with PAVE_TEST_FRESH=1 (docs/testing.md, "Reusing results").
+# tool outside the module (~/.cache/pave-tools but the pave-* that
+# vulncheck.sh builds from the checkout, apt's chromium, postgres,
+# prometheus...): when those differ from the ones the go cache's results
+# were obtained with, every result is expired (go clean -testcache, for
+# every checkout using this go cache: the tools are theirs too) and every
+# test runs, as with PAVE_TEST_FRESH=1 (docs/testing.md, "Reusing results").
+# Expiring rather than -count=1: the results of this run are kept.
 tools_id() {
   {
     find "$PAVE_TOOLS" -maxdepth 3 -not -name '*.lock' -not -name .lock -not -name 'pave-*' -printf '%p %s %T@\n' | LC_ALL=C sort
@@ -54,14 +57,18 @@ tools_id() {
     command -v node chromium 2>/dev/null || true
   } | sha256sum | cut -d' ' -f1
 }
-tools_stamp="$PAVE_ARTIFACTS/tools-of-last-run"
+gocache=$(go env GOCACHE)
+tools_stamp="$gocache/pave-tools-of-test-results"
+[ -d "$gocache" ] || tools_stamp=/dev/null # GOCACHE=off: nothing is reused anyway
 tools_now=$(tools_id)
-count=()
 if [ "${PAVE_TEST_FRESH:-}" = 1 ]; then
-  count=(-count=1); echo "PAVE_TEST_FRESH=1: every test runs, none is replayed from the go test cache"
+  echo "PAVE_TEST_FRESH=1: every test runs (go clean -testcache)"
+  go clean -testcache
 elif [ "$(cat "$tools_stamp" 2>/dev/null)" != "$tools_now" ]; then
-  count=(-count=1); echo "the tools differ from the last complete run's (or there was none here): every test runs"
+  echo "the tools differ from those of the go cache's test results (or none are recorded): every test runs (go clean -testcache)"
+  go clean -testcache
 fi
+[ "$tools_stamp" = /dev/null ] || echo "$tools_now" >"$tools_stamp"
 
 # Every test event is kept (go test -json) in $PAVE_ARTIFACTS/go-test.json;
 # scripts/testreport prints what plain `go test` prints (ok/FAIL a package,
@@ -81,7 +88,7 @@ cores=$(nproc 2>/dev/null || echo 2)
 TEST_P=${PAVE_TEST_P:-$((cores > 4 ? cores : 4))}
 TEST_PARALLEL=${PAVE_TEST_PARALLEL:-$((cores > 3 ? 2 * cores : 6))}
 echo "go test -p $TEST_P -parallel $TEST_PARALLEL ($cores cores)"
-TEST_FLAGS=(-race "${count[@]}" -timeout 20m -p "$TEST_P" -parallel "$TEST_PARALLEL")
+TEST_FLAGS=(-race -timeout 20m -p "$TEST_P" -parallel "$TEST_PARALLEL")
 # go test starts packages in the order it is given them: the slowest first
 # (by the times of the last runs here, scripts/package-times.txt before the
 # first), so that no long package starts last and holds up the end.
@@ -93,10 +100,6 @@ for m in "${MODULES[@]}"; do
   (cd "$m" && go test -json "${TEST_FLAGS[@]}" $pkgs 2>&1) |
     "$report/testreport" -json "$PAVE_ARTIFACTS/go-test.json" | tee -a "$PAVE_ARTIFACTS/go-test.log" || status=1
 done
-# Every package ran or was replayed with these tools: later runs may reuse
-# the results. An interrupted run never gets here, so the next one, too,
-# runs everything.
-echo "$tools_now" >"$tools_stamp"
 say "where the time went (every test: $PAVE_ARTIFACTS/go-test.json)"
 "$report/testreport" -summary -top 20 -times "$times" "$PAVE_ARTIFACTS/go-test.json" | tee "$PAVE_ARTIFACTS/test-times.txt"
 say "govulncheck"
