@@ -51,6 +51,9 @@ try {
     for (const want of ['Shadow step added automatically: added a 1m shadow step', 'requests/s the canary\'s own share would likely not decide within spec.maxDuration', '--shadow 0 opts out']) {
       must(note.includes(want), `${shadow}: the note lacks "${want}": ${note}`);
     }
+    // The per-step forecast shows while the release runs; its shadow
+    // step may have ended it already on a loaded machine.
+    console.log(`${shadow}: phase ${await page.textContent('#phase')}: ${await page.textContent('#message')}`);
     if (await page.isVisible('#forecast-detail')) {
       await page.click('#forecast-detail summary');
       const rows = await page.$$eval('#forecast-steps tr', (rs) => rs.map((r) => [...r.children].map((td) => td.textContent)));
