@@ -54,7 +54,7 @@ func TestReleaseForecastWarnsLowTrafficUpFront(t *testing.T) {
 	c := apiclient.New(up.api, "")
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	services := []string{"quiet", "busy"}
+	services := []string{"quiet", "busy", "sparse"}
 	t.Cleanup(func() { stopServices(t, c, services) })
 
 	for _, s := range services {
@@ -64,7 +64,7 @@ func TestReleaseForecastWarnsLowTrafficUpFront(t *testing.T) {
 	}
 	loadCtx, stopLoad := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	for s, rate := range map[string]int{"quiet": 2, "busy": 150} {
+	for s, rate := range map[string]int{"quiet": 2, "busy": 150, "sparse": 2} {
 		load := loadgen.New(loadgen.Options{Addr: gw, Host: s + ".localhost", Rate: rate, Request: loadgen.HelloMix})
 		wg.Add(1)
 		go func() { defer wg.Done(); load.Run(loadCtx) }()
@@ -98,6 +98,22 @@ func TestReleaseForecastWarnsLowTrafficUpFront(t *testing.T) {
 		t.Errorf("pave release status quiet: %v\n%s", err, out)
 	}
 
+	// The same traffic with a time budget: the release adds a shadow step
+	// of its own and says why (status.forecast.shadowAdded), in the CLI
+	// and on the releases page.
+	out, err = pave(t, env, "release", "sparse", "--version", "v2", "--binary", bin, "--max-duration", "15m")
+	if err != nil || !strings.Contains(out, "low traffic: added a 1m shadow step") {
+		t.Errorf("release sparse --max-duration 15m: %v\n%s", err, out)
+	}
+	out, err = pave(t, env, "release", "status", "sparse", "-o", "json")
+	var sparse release.Release
+	if err != nil || json.Unmarshal([]byte(out), &sparse) != nil {
+		t.Fatalf("status -o json: %v\n%s", err, out)
+	}
+	if f := sparse.Status.Forecast; f == nil || !strings.HasPrefix(f.ShadowAdded, "added a 1m shadow step") || sparse.Spec.Shadow == nil {
+		t.Errorf("sparse: spec.shadow %+v, status.forecast %+v: want a shadow step added, and why", sparse.Spec.Shadow, f)
+	}
+
 	// The busy release must still run when the browser looks at it: a
 	// loaded test machine must not roll it back on latency noise.
 	spec := filepath.Join(dir, "busy-v2.yaml")
@@ -122,13 +138,13 @@ func TestReleaseForecastWarnsLowTrafficUpFront(t *testing.T) {
 	}
 
 	artifacts := testproc.ArtifactsDir(t)
-	node := exec.CommandContext(ctx, "node", "release-forecast.mjs", up.api, "quiet-v2", "busy-v2")
+	node := exec.CommandContext(ctx, "node", "release-forecast.mjs", up.api, "quiet-v2", "busy-v2", "sparse-v2")
 	node.Dir = e2e
 	node.Env = append(os.Environ(), "PAVE_ARTIFACTS="+artifacts)
 	nodeOut, err := node.CombinedOutput()
 	t.Logf("browser script:\n%s", nodeOut)
 	if err != nil {
-		for _, r := range []string{"quiet", "busy"} {
+		for _, r := range []string{"quiet", "busy", "sparse"} {
 			out, _ := pave(t, env, "release", "status", r)
 			t.Logf("pave release status %s:\n%s", r, out)
 		}
@@ -139,6 +155,9 @@ func TestReleaseForecastWarnsLowTrafficUpFront(t *testing.T) {
 			t.Errorf("abort %s: %v\n%s", r, err, out)
 		}
 	}
+	// The sparse release's shadow step may have ended it already (a
+	// loaded machine's latency): nothing to abort then.
+	_, _ = pave(t, env, "release", "abort", "sparse-v2")
 }
 
 // waitForScrapes waits until the metrics store holds n samples of the

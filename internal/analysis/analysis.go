@@ -60,17 +60,20 @@ type Config struct {
 	// route, wave and gate, however often the judges look (see budget.go).
 	Alpha float64 `json:"alpha"`
 	// Beta bounds the probability of promoting a canary whose error rate is
-	// ErrorRatio times stable's.
+	// ErrorRatio times stable's through the ratio test's acceptance, and
+	// that of promoting one whose rate exceeds stable's by ErrorFloor
+	// through the floor's (confseq.go); a canary bad both ways, by their
+	// union, 2·Beta. Each holds however often the judges look.
 	Beta float64 `json:"beta"`
 	// ErrorRatio is the alternative hypothesis of the error judge: the
 	// canary's error rate is this many times stable's. Smaller values catch
 	// smaller regressions but need more samples.
 	ErrorRatio float64 `json:"errorRatio"`
 	// ErrorFloor is an error-rate excess (0..1) too small to matter: a
-	// final step also accepts the canary when its error rate is, with
-	// confidence 1-Beta, at most stable's plus this. It lets services
-	// with almost no errors (where the ratio test has nothing to count)
-	// be promoted.
+	// final step also accepts the canary when its error rate's upper
+	// bound is at most stable's lower bound plus this, both confidence
+	// sequences at Beta/2. It lets services with almost no errors (where
+	// the ratio test has nothing to count) be promoted; 0 turns it off.
 	ErrorFloor float64 `json:"errorFloor"`
 	// LatencyTolerance is the largest acceptable effect size of the latency
 	// judge: P(canary slower than stable) - 0.5. Kayenta's default

@@ -27,9 +27,9 @@ import (
 //     the test's α and β, is the boundary it is expected to reach
 //     ((1-a)·log β + a·log(1/a)) over that drift (see WaldASN). Or it
 //     accepts once the canary's upper error bound lies within stable's
-//     rate plus ErrorFloor (errorUpperBound), which is what a service with
-//     no errors at all needs (its ratio test has nothing to count). The
-//     earlier one counts.
+//     lower bound plus ErrorFloor (floorAccepts, confseq.go), which is what
+//     a service with no errors at all needs (its ratio test has nothing to
+//     count). The earlier one counts.
 //   - the latency judge accepts at MinSamples when LatencyFloorMs is set
 //     (a shift below the floor never holds a step); without a floor the
 //     Mann-Whitney band z·se must lie below the tolerance, se² = (1/nc +
@@ -121,7 +121,10 @@ func (c Config) Forecast(e Evidence, load Load, steps []StepPlan) []Need {
 			case drift < 0:
 				ratio = (target - segment) / drift
 			}
-			floor := c.floorSamples(load.ErrorRate) / perSec
+			// The floor acceptance compares the window's canary answers
+			// with stable's: its live ones and, with a mirror, the two
+			// mirrored copies'.
+			floor := c.floorSamples(load.ErrorRate, load.ErrorRate, (stable+2*mirror)/perSec) / perSec
 			if t := math.Min(ratio, floor); t > n.Seconds {
 				n = Need{Seconds: t, Judge: JudgeErrors}
 			}
@@ -152,35 +155,6 @@ func (c Config) healthyDrift(share, p float64) float64 {
 	canary := stats.Counts{Requests: uint64(share * n), Errors: uint64(share * n * p)}
 	stable := stats.Counts{Requests: uint64((1 - share) * n), Errors: uint64((1 - share) * n * p)}
 	return c.pooledDrift(canary, stable)
-}
-
-// floorSamples is the fewest canary requests whose upper error bound (at
-// confidence 1-β, failing at rate p) lies within p plus ErrorFloor:
-// errorUpperBound decreases with the count, so a bisection finds it
-// (+Inf without a floor).
-func (c Config) floorSamples(p float64) float64 {
-	if c.ErrorFloor <= 0 {
-		return math.Inf(1)
-	}
-	ok := func(n uint64) bool {
-		return errorUpperBound(stats.Counts{Requests: n, Errors: uint64(math.Round(p * float64(n)))}, c.Beta) <= p+c.ErrorFloor
-	}
-	lo, hi := uint64(1), uint64(1)
-	for !ok(hi) {
-		if hi > 1<<50 {
-			return math.Inf(1)
-		}
-		lo, hi = hi, hi*2
-	}
-	for lo < hi {
-		mid := lo + (hi-lo)/2
-		if ok(mid) {
-			hi = mid
-		} else {
-			lo = mid + 1
-		}
-	}
-	return float64(hi)
 }
 
 // latencySeconds is the time until the latency band of a canary as fast

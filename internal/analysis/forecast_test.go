@@ -4,6 +4,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/pave-platform/pave/internal/stats"
 )
 
 func defaultSteps(minSeconds float64, minSamples uint64, shares ...float64) []StepPlan {
@@ -43,11 +45,19 @@ func TestForecastFollowsTheJudgesRequirements(t *testing.T) {
 		t.Errorf("final step samples %.1f, want %.1f", last.Samples, want)
 	}
 
-	// Without errors the ratio test has nothing to count: the upper
-	// bound must come within the floor, 2·ln(1/β)/n ≤ 0.001.
+	// Without errors the ratio test has nothing to count: the canary's
+	// upper bound (a confidence sequence at β/2) must come within the
+	// floor of stable's lower bound, 0: exactly when the judge's own
+	// acceptance first fires, about 5,600 canary requests at the even
+	// split.
 	clean := c.Forecast(e, Load{Rate: 1000}, steps)
-	if want := math.Ceil(2 * math.Log(1/c.Beta) / c.ErrorFloor); math.Abs(clean[4].Samples-want) > 1 || clean[4].Judge != JudgeErrors {
-		t.Errorf("no errors: final %+v, want %.0f samples", clean[4], want)
+	n := uint64(math.Round(clean[4].Samples))
+	accepts := func(n uint64) bool {
+		_, _, ok := c.floorAccepts(stats.Counts{Requests: n}, stats.Counts{Requests: n})
+		return ok
+	}
+	if clean[4].Judge != JudgeErrors || !accepts(n) || accepts(n-1) || n < 5000 || n > 6000 {
+		t.Errorf("no errors: final %+v, want the first count the floor acceptance fires at (about 5,600)", clean[4])
 	}
 	// 10 requests/s: the first step needs 100 canary requests at 0.1/s.
 	slow := c.Forecast(e, Load{Rate: 10}, steps)

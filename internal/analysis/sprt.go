@@ -81,9 +81,10 @@ func (c Config) errorFinding(scope string, logE, segment, alpha float64, canary,
 	}
 	rates := fmt.Sprintf("canary %.3f%% (%d/%d) vs stable %.3f%% (%d/%d)", 100*canary.ErrorRate(), canary.Errors, canary.Requests,
 		100*stable.ErrorRate(), stable.Errors, stable.Requests)
-	bound := errorUpperBound(canary, c.Beta)
+	bound, stableLower, small := c.floorAccepts(canary, stable)
 	f.Numbers["canaryErrorRateUpper"] = bound
-	small := canary.Requests > 0 && bound <= stable.ErrorRate()+c.ErrorFloor
+	f.Numbers["stableErrorRateLower"] = stableLower
+	f.Numbers["errorFloor"] = c.ErrorFloor
 	drift := c.errorDrift(canary, stable)
 	switch {
 	case logE >= upper:
@@ -115,8 +116,8 @@ func (c Config) errorFinding(scope string, logE, segment, alpha float64, canary,
 		}
 		f.Numbers["moreCanaryRequests"] = more
 	case requireAccept && segment > lower:
-		f.Reason = fmt.Sprintf("error rate%s accepted: %s; the canary's rate is at most %.3f%% (confidence %.0f%%), within stable's plus %.3f%%",
-			where, rates, 100*bound, 100*(1-c.Beta), 100*c.ErrorFloor)
+		f.Reason = fmt.Sprintf("error rate%s accepted: %s; the canary's rate is at most %.3f%% and stable's at least %.3f%% (confidence sequences, %.0f%% together), within the %.3f%% floor",
+			where, rates, 100*bound, 100*stableLower, 100*(1-c.Beta), 100*c.ErrorFloor)
 	case requireAccept:
 		f.Reason = fmt.Sprintf("error rate%s accepted: %s; log-likelihood ratio %.2f ≤ %.2f", where, rates, segment, lower)
 	default:
@@ -153,34 +154,20 @@ func (c Config) pooledDrift(canary, stable stats.Counts) float64 {
 }
 
 // floorRequests is how many more canary requests, at the canary's
-// observed rate, bring its upper bound within stable's rate plus the
-// floor (+Inf when its rate is above that).
+// observed rate (or the pooled one when that leads nowhere) and stable's,
+// the floor acceptance needs, stable's count growing in proportion (+Inf
+// when it cannot fire).
 func (c Config) floorRequests(canary, stable stats.Counts) float64 {
-	r, g := canary.ErrorRate(), stable.ErrorRate()+c.ErrorFloor
-	if pooled := float64(canary.Errors+stable.Errors) / float64(max(1, canary.Requests+stable.Requests)); r >= g {
-		r = pooled // as if the canary were as good as stable
-	}
-	if canary.Requests == 0 || r >= g {
+	if canary.Requests == 0 || stable.Requests == 0 {
 		return math.Inf(1)
 	}
-	l := math.Log(1 / c.Beta)
-	n := float64(canary.Requests)
-	for range 50 {
-		n = (l + math.Sqrt(2*r*n*l+l*l)) / (g - r)
+	r, ps := canary.ErrorRate(), stable.ErrorRate()
+	if r >= ps+c.ErrorFloor {
+		r = float64(canary.Errors+stable.Errors) / float64(canary.Requests+stable.Requests) // as if the canary were as good as stable
+		ps = r
 	}
+	n := c.floorSamples(r, ps, float64(stable.Requests)/float64(canary.Requests))
 	return math.Max(0, n-float64(canary.Requests))
-}
-
-// errorUpperBound is a one-sided upper confidence bound, at level 1-beta,
-// of an error rate observed as errors in requests (a Chernoff bound on the
-// Poisson count, exact enough for the small rates it serves).
-func errorUpperBound(c stats.Counts, beta float64) float64 {
-	if c.Requests == 0 {
-		return 1
-	}
-	l := math.Log(1 / beta)
-	e := float64(c.Errors)
-	return math.Min(1, (e+l+math.Sqrt(2*e*l+l*l))/float64(c.Requests))
 }
 
 // WaldASN is Wald's approximation of the expected number of samples a

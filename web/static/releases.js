@@ -184,6 +184,12 @@ function duration(s) {
 }
 function renderForecast(st) {
   const f = st.forecast;
+  // Why the release began with a shadow step nobody asked for
+  // (status.forecast.shadowAdded): kept after the release ends, it
+  // explains the mirrored step in the timeline.
+  const added = $('shadow-added');
+  added.hidden = !f?.shadowAdded;
+  added.textContent = f?.shadowAdded ? `Shadow step added automatically: ${f.shadowAdded}` : '';
   const box = $('forecast');
   const ended = ['promoted', 'rolled_back', 'aborted', 'failed'].includes(st.phase);
   box.hidden = !f || ended;
