@@ -21,7 +21,7 @@ func TestRateSequenceCoversAtEveryLook(t *testing.T) {
 	seq := newRateSeq(0.01)
 	for _, p := range []float64{0.002, 0.015, 0.2} {
 		missed := 0
-		for i, m := range eachRun(runs, func(i int) bool {
+		for _, m := range eachRun(runs, func(i int) bool {
 			rng := rand.New(rand.NewPCG(uint64(i), 31))
 			var c stats.Counts
 			for range n {
@@ -32,7 +32,6 @@ func TestRateSequenceCoversAtEveryLook(t *testing.T) {
 			}
 			return false
 		}) {
-			_ = i
 			if m {
 				missed++
 			}
