@@ -16,8 +16,9 @@
 // RSS ≤ 200 MiB), and PostgreSQL's figures as a ratio to SQLite's; then
 // the takeover times and the decisions lost or repeated. The queue column
 // is the part of the wait before a worker took the release (the rest is
-// the reconcile), and "writes per release" says what was written, by the
-// timeline entry each write carried.
+// the reconcile), "writes per release" says what was written, by the
+// timeline entry each write carried, and the wait p99 of the loop's first
+// pass (all n releases due at once) is printed apart from the later ones'.
 //
 //	go run ./bench/scale -backends sqlite -failovers 0 -cpuprofile cpu.out   # where the CPU goes
 //	go run ./bench/scale -backends "" -failovers 20                          # the failovers only
