@@ -16,11 +16,14 @@
 // RSS ≤ 200 MiB), and PostgreSQL's figures as a ratio to SQLite's; then
 // the takeover times and the decisions lost or repeated. The queue column
 // is the part of the wait before a worker took the release (the rest is
-// the reconcile), and "writes per release" says what was written, by the
-// timeline entry each write carried.
+// the reconcile), "writes per release" says what was written, by the
+// timeline entry each write carried, and the wait p99 of the loop's first
+// pass (all n releases due at once) is printed apart from the later ones'.
 //
 //	go run ./bench/scale -backends sqlite -failovers 0 -cpuprofile cpu.out   # where the CPU goes
 //	go run ./bench/scale -backends "" -failovers 20                          # the failovers only
+//	go run ./bench/scale -backends postgres -failovers 0 -blockprofile b.out -trace t.out
+//	                     # where the workers wait: go tool pprof -top b.out; go tool trace -pprof=net|sched t.out
 package main
 
 import (
@@ -32,7 +35,9 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
+	"runtime/trace"
 	"slices"
 	"strconv"
 	"strings"
@@ -58,6 +63,9 @@ func main() {
 		simURL    = flag.String("sim", "", "internal: the replica's simulated clusters")
 		id        = flag.String("id", "", "internal: the replica's identity")
 		cpuprof   = flag.String("cpuprofile", "", "write a CPU profile of the scale runs to this file (go tool pprof)")
+		blockprof = flag.String("blockprofile", "", "write a profile of where goroutines block (channels, locks, select) to this file (go tool pprof)")
+		mutexprof = flag.String("mutexprofile", "", "write a profile of contended mutexes to this file (go tool pprof)")
+		tracefile = flag.String("trace", "", "write an execution trace of the scale runs to this file (go tool trace)")
 	)
 	flag.Parse()
 	if *replica {
@@ -80,6 +88,27 @@ func main() {
 			os.Exit(2)
 		}
 		defer pprof.StopCPUProfile()
+	}
+	// Off-CPU evidence: where the workers wait rather than run.
+	if *blockprof != "" {
+		runtime.SetBlockProfileRate(int(10 * time.Microsecond)) // sample blocking events by duration, one per 10 µs blocked
+		defer writeProfile("block", *blockprof)
+	}
+	if *mutexprof != "" {
+		runtime.SetMutexProfileFraction(1)
+		defer writeProfile("mutex", *mutexprof)
+	}
+	if *tracefile != "" {
+		f, err := os.Create(*tracefile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "scale:", err)
+			os.Exit(2)
+		}
+		if err := trace.Start(f); err != nil {
+			fmt.Fprintln(os.Stderr, "scale:", err)
+			os.Exit(2)
+		}
+		defer trace.Stop()
 	}
 	var ws []int
 	for _, f := range strings.Split(*workers, ",") {
@@ -205,6 +234,10 @@ func report(out io.Writer, n int, results []scaleResult) {
 			parts = append(parts, fmt.Sprintf("%s %.1f", name, float64(r.ByType[t])/float64(r.Releases)))
 		}
 		fmt.Fprintf(out, "%s, %d workers: writes per release: %s\n", r.Backend, r.Workers, strings.Join(parts, ", "))
+		if len(r.FirstWait) > 0 && len(r.LaterWait) > 0 {
+			fmt.Fprintf(out, "%s, %d workers: wait p99 of the first pass (%d reconciles due in the loop's first second) %s; of the %d later ones %s\n",
+				r.Backend, r.Workers, len(r.FirstWait), ms(quantile(r.FirstWait, 0.99)), len(r.LaterWait), ms(quantile(r.LaterWait, 0.99)))
+		}
 	}
 	for _, r := range results {
 		if r.FalseRollbacks > 0 {
@@ -285,4 +318,18 @@ func ratio(a, b time.Duration) float64 {
 		return 0
 	}
 	return float64(a) / float64(b)
+}
+
+// writeProfile writes the named runtime profile (block, mutex) to path.
+func writeProfile(name, path string) {
+	f, err := os.Create(path)
+	if err == nil {
+		err = pprof.Lookup(name).WriteTo(f, 0)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "scale: -%sprofile: %v\n", name, err)
+	}
 }

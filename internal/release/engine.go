@@ -206,6 +206,8 @@ func (e *Engine) CreateWith(ctx context.Context, r Release, opts CreateOptions) 
 	if err := e.commit(ctx, &r, &ver, "created", r.Spec); err != nil {
 		return Release{}, err
 	}
+	// Its first reconcile need not read it to find its lock (lockRelease).
+	e.serviceOf.Store(r.Metadata.Name, r.Spec.Service)
 	e.log.Info("release created", "release", r.Metadata.Name, "service", r.Spec.Service, "version", r.Spec.Version, "stable", stable)
 	return r, nil
 }
