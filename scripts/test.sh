@@ -43,8 +43,8 @@ for m in "${MODULES[@]}"; do (cd "$m" && go vet ./...); done
 # while the test binary and everything the test process read (environment
 # variables, files of the module) are unchanged; tests declare what their
 # child processes read (internal/testproc). What no test can declare is a
-# tool outside the module (~/.cache/pave-tools but the pave-* that
-# vulncheck.sh builds from the checkout, apt's chromium, postgres,
+# tool outside the module (the files of ~/.cache/pave-tools, not their
+# directories' times, nor the pave-* that vulncheck.sh builds from the checkout, apt's chromium, postgres,
 # prometheus...): when those differ from the ones the go cache's results
 # were obtained with, every result is expired (go clean -testcache, for
 # every checkout using this go cache: the tools are theirs too) and every
@@ -52,7 +52,7 @@ for m in "${MODULES[@]}"; do (cd "$m" && go vet ./...); done
 # Expiring rather than -count=1: the results of this run are kept.
 tools_id() {
   {
-    find "$PAVE_TOOLS" -maxdepth 3 -not -name '*.lock' -not -name .lock -not -name 'pave-*' -printf '%p %s %T@\n' | LC_ALL=C sort
+    find "$PAVE_TOOLS" -maxdepth 3 \( -type f -o -type l \) -not -name '*.lock' -not -name .lock -not -name 'pave-*' -printf '%p %s %T@\n' | LC_ALL=C sort
     dpkg-query -W -f '${Package} ${Version}\n' 2>/dev/null || true
     command -v node chromium 2>/dev/null || true
   } | sha256sum | cut -d' ' -f1
