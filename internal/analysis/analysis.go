@@ -359,18 +359,7 @@ func (s scope) get(w Window) (stats.Counts, stats.Counts) {
 // scopes lists the total and every route seen in a window, sorted.
 func scopes(w Window) []scope {
 	out := []scope{{name: TotalScope}}
-	seen := map[string]bool{}
-	for _, v := range []stats.Version{w.Canary, w.Stable} {
-		for r := range v.Routes {
-			seen[r] = true
-		}
-	}
-	routes := make([]string, 0, len(seen))
-	for r := range seen {
-		routes = append(routes, r)
-	}
-	sort.Strings(routes)
-	for _, r := range routes {
+	for _, r := range routeNames(w.Canary, w.Stable) {
 		out = append(out, scope{name: r, route: r})
 	}
 	return out
@@ -412,4 +401,20 @@ func (c Config) admitRoutes(admitted []string, w Window) []string {
 		}
 	}
 	return out
+}
+
+// routeNames lists, sorted, every route any of vs has counts for.
+func routeNames(vs ...stats.Version) []string {
+	seen := map[string]bool{}
+	for _, v := range vs {
+		for r := range v.Routes {
+			seen[r] = true
+		}
+	}
+	names := make([]string, 0, len(seen))
+	for r := range seen {
+		names = append(names, r)
+	}
+	sort.Strings(names)
+	return names
 }

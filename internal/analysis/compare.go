@@ -128,17 +128,7 @@ func errorStrata(w Window, s scope) []errStratum {
 		mc, ms := mirroredScope(m, s)
 		return []errStratum{{cw.Requests + mc.Requests, cw.Errors + mc.Errors, sw.Requests + ms.Requests, sw.Errors + ms.Errors}}
 	}
-	routes := map[string]bool{}
-	for _, v := range []stats.Version{w.Canary, w.Stable, m.Canary, m.Stable, m.Secondary} {
-		for r := range v.Routes {
-			routes[r] = true
-		}
-	}
-	names := make([]string, 0, len(routes))
-	for r := range routes {
-		names = append(names, r)
-	}
-	sort.Strings(names)
+	names := routeNames(w.Canary, w.Stable, m.Canary, m.Stable, m.Secondary)
 	out := make([]errStratum, 0, len(names)+1)
 	var sum errStratum
 	for _, r := range names {
