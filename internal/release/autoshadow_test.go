@@ -79,7 +79,7 @@ func TestLowTrafficReleaseAddsItsOwnShadowStep(t *testing.T) {
 	got := create(load{2, 0.8}, nil)
 	f := got.Status.Forecast
 	t.Logf("2 req/s, 1h: %s; expected %s", f.ShadowAdded, f.Expected.D())
-	if got.Spec.Shadow == nil || got.Spec.Shadow.Duration.D() != DefaultShadowDuration || int64(got.Spec.Shadow.Percent) != traffic.Total {
+	if got.Spec.Shadow == nil || got.Spec.Shadow.Duration.D() != DefaultShadowDuration || int64(got.Spec.Shadow.Percent) != traffic.Total || !got.Spec.Shadow.IgnoreAnswers {
 		t.Fatalf("2 req/s with a 1h budget: no shadow step added: %+v", got.Spec.Shadow)
 	}
 	if f.PauseLikely || f.Steps[0].Step != -1 || f.Mirrored != 1.6 {

@@ -133,7 +133,7 @@ func (e *Engine) addShadowIfLowTraffic(ctx context.Context, r *Release, t Traffi
 		}
 	}
 	trial := r.Spec
-	trial.Shadow = &ShadowSpec{}
+	trial.Shadow = &ShadowSpec{IgnoreAnswers: true}
 	trial.Shadow.defaults()
 	if err := withServiceShadowRules(&trial); err != nil || trial.Shadow.validate() != nil {
 		return

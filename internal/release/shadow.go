@@ -39,6 +39,12 @@ type ShadowSpec struct {
 	SafeRoutes      []string                `json:"safeRoutes,omitempty"`
 	IgnoreHeaders   []string                `json:"ignoreHeaders,omitempty"`
 	ExpectedChanges []shadow.ExpectedChange `json:"expectedChanges,omitempty"`
+	// IgnoreAnswers judges the mirrored pairs on their errors and latency
+	// only, without comparing the answers field by field. A shadow step
+	// the release adds of its own at low traffic (spec.autoShadow) sets
+	// it: nobody declared which changes of the answers are intended (a
+	// version or build field would roll back every release).
+	IgnoreAnswers bool `json:"ignoreAnswers,omitempty"`
 }
 
 // DefaultShadowDuration is the shadow step's length when the spec gives
@@ -206,6 +212,9 @@ func (e *Engine) mirroredWindow(ctx context.Context, r *Release, seams map[strin
 	for c, s := range now {
 		w := analysis.MirroredWindow(s.Sub(sh.Baseline[c]))
 		out = mergeMirrored(out, w)
+	}
+	if out != nil && r.Spec.Shadow != nil && r.Spec.Shadow.IgnoreAnswers {
+		out.Fields = nil // judged on errors and latency only
 	}
 	sh.Window = out
 	return out, false, nil

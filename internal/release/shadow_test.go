@@ -74,13 +74,14 @@ func payInstance(t *testing.T, wrongEvery, dieAfter int64) string {
 }
 
 type shadowRig struct {
-	t        *testing.T
-	g        *gateway.Gateway
-	eng      *Engine
-	addr     string
-	failures atomic.Int64 // user-facing failures
-	wrong    atomic.Int64 // user answers with a changed amount
-	served   atomic.Int64
+	ignoreAnswers bool // spec.shadow.ignoreAnswers
+	t             *testing.T
+	g             *gateway.Gateway
+	eng           *Engine
+	addr          string
+	failures      atomic.Int64 // user-facing failures
+	wrong         atomic.Int64 // user answers with a changed amount
+	served        atomic.Int64
 }
 
 func newShadowRig(t *testing.T, canary string) *shadowRig {
@@ -162,7 +163,7 @@ func (r *shadowRig) run(until func(Release) bool) Release {
 	rel := New("pay", "v2")
 	rel.Spec.Binary = "/srv/pay-v2"
 	rel.Spec.Steps = []Percent{10_000, 1_000_000}
-	rel.Spec.Shadow = &ShadowSpec{Duration: Duration(3 * time.Second), Samples: 100}
+	rel.Spec.Shadow = &ShadowSpec{Duration: Duration(3 * time.Second), Samples: 100, IgnoreAnswers: r.ignoreAnswers}
 	rel.Spec.MaxHold = Duration(time.Minute)
 	ctx := context.Background()
 	created, err := r.eng.Create(ctx, rel)
@@ -224,6 +225,18 @@ func TestShadowStepCatchesAWrongAnswerBeforeAnyUser(t *testing.T) {
 	}
 	if r.g.MirrorOf("pay") != nil {
 		t.Error("the mirror is still on after the release ended")
+	}
+}
+
+// TestShadowStepIgnoringAnswersJudgesErrorsOnly: with ignoreAnswers (as
+// a shadow step the release added of its own has) the same changed
+// amount is not judged, and the canary, failing nothing, gets 1%.
+func TestShadowStepIgnoringAnswersJudgesErrorsOnly(t *testing.T) {
+	r := newShadowRig(t, payInstance(t, 5, 0))
+	r.ignoreAnswers = true
+	got := r.run(func(x Release) bool { return x.Status.Phase.Terminal() || x.Status.Step >= 0 })
+	if got.Status.Phase != Progressing || got.Status.Step != 0 || got.Status.Shadow == nil || !got.Status.Shadow.Passed {
+		t.Fatalf("phase %s step %d shadow %+v: %s", got.Status.Phase, got.Status.Step, got.Status.Shadow, got.Status.Message)
 	}
 }
 
