@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pave-platform/pave/internal/analysis"
 	"github.com/pave-platform/pave/internal/traffic"
 )
 
@@ -94,6 +95,14 @@ func TestLowTrafficReleaseAddsItsOwnShadowStep(t *testing.T) {
 	stored, err := r.eng.Get(context.Background(), got.Metadata.Name)
 	if err != nil || stored.Spec.Shadow == nil || stored.Status.Forecast.ShadowAdded == "" {
 		t.Fatalf("stored: %+v, %v", stored.Spec.Shadow, err)
+	}
+	// The forecast is recomputed from each step's window; the reason the
+	// shadow step was added stays (the releases page shows it).
+	later := deepCopy(&stored)
+	later.Status.StepStarted = time.Now().Add(-time.Minute)
+	later.forecastRunning(time.Now(), analysis.Window{})
+	if later.Status.Forecast == nil || later.Status.Forecast.ShadowAdded != f.ShadowAdded {
+		t.Errorf("a running forecast lost shadowAdded: %+v", later.Status.Forecast)
 	}
 	if err := r.eng.ReconcileOne(context.Background(), got.Metadata.Name); err != nil {
 		t.Fatal(err)

@@ -188,7 +188,11 @@ func (r *Release) forecastRunning(now time.Time, w analysis.Window) {
 	if !r.Status.Started.IsZero() {
 		used = now.Sub(r.Status.Started)
 	}
-	r.Status.Forecast = r.Spec.forecast(r.Status.Evidence, t, from, elapsed, used, mirrored, now)
+	f := r.Spec.forecast(r.Status.Evidence, t, from, elapsed, used, mirrored, now)
+	if r.Status.Forecast != nil {
+		f.ShadowAdded = r.Status.Forecast.ShadowAdded // said once, at create, and kept
+	}
+	r.Status.Forecast = f
 }
 
 // forecast is the forecast of the steps from step from (-1: the shadow
