@@ -102,7 +102,9 @@ func TestReleaseEvidencePlotsInChromium(t *testing.T) {
 	t.Logf("release %s: %s", r.Metadata.Name, r.Status.Message)
 
 	artifacts := testproc.ArtifactsDir(t)
-	node := exec.CommandContext(ctx, "node", "release-evidence.mjs", up.api, r.Metadata.Name, "v1", "v2")
+	nodeCtx, nodeCancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer nodeCancel()
+	node := exec.CommandContext(nodeCtx, "node", "release-evidence.mjs", up.api, r.Metadata.Name, "v1", "v2")
 	node.Dir = e2e
 	node.Env = append(os.Environ(), "PAVE_ARTIFACTS="+artifacts)
 	out, err := node.CombinedOutput()

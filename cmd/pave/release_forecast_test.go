@@ -52,7 +52,9 @@ func TestReleaseForecastWarnsLowTrafficUpFront(t *testing.T) {
 	up := startUp(t, t.TempDir(), "--gateway-addr", gw, "--metrics-scrape-interval", "1s", "--run-roots", dir)
 	env := []string{"PAVE_SERVER=" + up.api}
 	c := apiclient.New(up.api, "")
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	// The releases' budget; the browser script below gets its own, so a
+	// loaded machine's slow start does not leave it no time.
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
 	services := []string{"quiet", "busy", "sparse"}
 	t.Cleanup(func() { stopServices(t, c, services) })
@@ -138,7 +140,9 @@ func TestReleaseForecastWarnsLowTrafficUpFront(t *testing.T) {
 	}
 
 	artifacts := testproc.ArtifactsDir(t)
-	node := exec.CommandContext(ctx, "node", "release-forecast.mjs", up.api, "quiet-v2", "busy-v2", "sparse-v2")
+	nodeCtx, nodeCancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer nodeCancel()
+	node := exec.CommandContext(nodeCtx, "node", "release-forecast.mjs", up.api, "quiet-v2", "busy-v2", "sparse-v2")
 	node.Dir = e2e
 	node.Env = append(os.Environ(), "PAVE_ARTIFACTS="+artifacts)
 	nodeOut, err := node.CombinedOutput()
