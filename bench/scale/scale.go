@@ -36,17 +36,17 @@ type scaleResult struct {
 	// releases have their first, heavier, reconcile due at once.
 	// LaterWait is the rest of Wait.
 	FirstWait, LaterWait []time.Duration
-	Writes               int64            // Put, Delete and Append calls
+	Writes               int64 // Put, Delete and Append calls
 	// Grouped is the store's group commits during the run: the writes
 	// its commits carried and the commits (state.WriteCounter).
-	Grouped state.WriteStats
-	ByType               map[string]int64 // writes by the timeline entry they carry ("" none: a live-view refresh)
-	Wall                 time.Duration
-	CPU                  time.Duration // this process (engine, store client, sim)
-	ServerCPU            time.Duration // PostgreSQL's processes, on that backend
-	RSSPeak              int64         // bytes, VmHWM of this process
-	Promoted             int
-	RolledBk             int
+	Grouped   state.WriteStats
+	ByType    map[string]int64 // writes by the timeline entry they carry ("" none: a live-view refresh)
+	Wall      time.Duration
+	CPU       time.Duration // this process (engine, store client, sim)
+	ServerCPU time.Duration // PostgreSQL's processes, on that backend
+	RSSPeak   int64         // bytes, VmHWM of this process
+	Promoted  int
+	RolledBk  int
 	// FalseRollbacks are healthy canaries rolled back (the simulation's
 	// noise, judged by the real analysis), with one reason.
 	FalseRollbacks int
