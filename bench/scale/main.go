@@ -66,6 +66,7 @@ func main() {
 		blockprof = flag.String("blockprofile", "", "write a profile of where goroutines block (channels, locks, select) to this file (go tool pprof)")
 		mutexprof = flag.String("mutexprofile", "", "write a profile of contended mutexes to this file (go tool pprof)")
 		tracefile = flag.String("trace", "", "write an execution trace of the scale runs to this file (go tool trace)")
+		priority  = flag.Bool("session-priority", true, "when run with a negative nice value (nice -n -15), give it to the bench's session and to its PostgreSQL server's processes too (priority.go: with the kernel's per-session scheduling a nice value alone reaches neither)")
 	)
 	flag.Parse()
 	if *replica {
@@ -125,7 +126,7 @@ func main() {
 			bs = append(bs, b)
 		}
 	}
-	if err := run(ctx, os.Stdout, *releases, ws, *duration, bs, *failovers, *lease, *fsync); err != nil {
+	if err := run(ctx, os.Stdout, *releases, ws, *duration, bs, *failovers, *lease, *fsync, *priority); err != nil {
 		fmt.Fprintln(os.Stderr, "scale:", err)
 		os.Exit(1)
 	}
@@ -135,7 +136,7 @@ func signalContext() (context.Context, context.CancelFunc) {
 	return signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 }
 
-func run(ctx context.Context, out io.Writer, n int, workers []int, d time.Duration, backends []string, failovers int, lease time.Duration, fsync bool) error {
+func run(ctx context.Context, out io.Writer, n int, workers []int, d time.Duration, backends []string, failovers int, lease time.Duration, fsync, priority bool) error {
 	self, err := os.Executable()
 	if err != nil {
 		return err
@@ -153,6 +154,12 @@ func run(ctx context.Context, out io.Writer, n int, workers []int, d time.Durati
 		defer pg.Close()
 	}
 	progress := func(s string) { fmt.Fprintln(os.Stderr, s) }
+	if priority {
+		pctx, stop := context.WithCancel(ctx)
+		restore := keepPriority(pctx, func() int { return pidOf(pg) }, func(f string, a ...any) { progress(fmt.Sprintf(f, a...)) })
+		defer restore()
+		defer stop()
+	}
 	var results []scaleResult
 	for _, b := range backends {
 		for _, w := range workers {
@@ -234,6 +241,10 @@ func report(out io.Writer, n int, results []scaleResult) {
 			parts = append(parts, fmt.Sprintf("%s %.1f", name, float64(r.ByType[t])/float64(r.Releases)))
 		}
 		fmt.Fprintf(out, "%s, %d workers: writes per release: %s\n", r.Backend, r.Workers, strings.Join(parts, ", "))
+		if r.Grouped.Commits > 0 {
+			fmt.Fprintf(out, "%s, %d workers: group commit: %d writes in %d commits, %.1f writes per commit\n",
+				r.Backend, r.Workers, r.Grouped.Writes, r.Grouped.Commits, float64(r.Grouped.Writes)/float64(r.Grouped.Commits))
+		}
 		if len(r.FirstWait) > 0 && len(r.LaterWait) > 0 {
 			fmt.Fprintf(out, "%s, %d workers: wait p99 of the first pass (%d reconciles due in the loop's first second) %s; of the %d later ones %s\n",
 				r.Backend, r.Workers, len(r.FirstWait), ms(quantile(r.FirstWait, 0.99)), len(r.LaterWait), ms(quantile(r.LaterWait, 0.99)))

@@ -36,14 +36,17 @@ type scaleResult struct {
 	// releases have their first, heavier, reconcile due at once.
 	// LaterWait is the rest of Wait.
 	FirstWait, LaterWait []time.Duration
-	Writes               int64            // Put, Delete and Append calls
-	ByType               map[string]int64 // writes by the timeline entry they carry ("" none: a live-view refresh)
-	Wall                 time.Duration
-	CPU                  time.Duration // this process (engine, store client, sim)
-	ServerCPU            time.Duration // PostgreSQL's processes, on that backend
-	RSSPeak              int64         // bytes, VmHWM of this process
-	Promoted             int
-	RolledBk             int
+	Writes               int64 // Put, Delete and Append calls
+	// Grouped is the store's group commits during the run: the writes
+	// its commits carried and the commits (state.WriteCounter).
+	Grouped   state.WriteStats
+	ByType    map[string]int64 // writes by the timeline entry they carry ("" none: a live-view refresh)
+	Wall      time.Duration
+	CPU       time.Duration // this process (engine, store client, sim)
+	ServerCPU time.Duration // PostgreSQL's processes, on that backend
+	RSSPeak   int64         // bytes, VmHWM of this process
+	Promoted  int
+	RolledBk  int
 	// FalseRollbacks are healthy canaries rolled back (the simulation's
 	// noise, judged by the real analysis), with one reason.
 	FalseRollbacks int
@@ -184,6 +187,10 @@ func runScale(ctx context.Context, backend string, st state.Store, n, workers in
 		}
 	}
 	cs.reset()
+	var grouped0 state.WriteStats
+	if wc, ok := st.(state.WriteCounter); ok {
+		grouped0 = wc.WriteStats()
+	}
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	cpu0, start := cpuTime(), time.Now()
@@ -223,6 +230,10 @@ func runScale(ctx context.Context, backend string, st state.Store, n, workers in
 	<-done
 	res.Wall, res.CPU = time.Since(start), cpuTime()-cpu0
 	res.Writes = cs.writes.Load()
+	if wc, ok := st.(state.WriteCounter); ok {
+		g := wc.WriteStats()
+		res.Grouped = state.WriteStats{Writes: g.Writes - grouped0.Writes, Commits: g.Commits - grouped0.Commits}
+	}
 	cs.mu.Lock()
 	res.ByType = maps.Clone(cs.byType)
 	cs.mu.Unlock()

@@ -22,6 +22,7 @@ type Postgres struct {
 	pool     *pgxpool.Pool
 	where    string // the URL without its password, for errors
 	versions versionBatch
+	group    pgGroup // the puts' group commit
 }
 
 var (
@@ -77,6 +78,7 @@ func OpenPostgres(ctx context.Context, rawURL string) (*Postgres, error) {
 	}
 	s := &Postgres{pool: pool, where: where}
 	s.versions.query = s.versionsOf
+	s.group.db = pool
 	if err := s.Ping(ctx); err != nil {
 		pool.Close()
 		return nil, explainTLS(err)
@@ -151,6 +153,10 @@ func redact(raw string) string {
 }
 
 func (s *Postgres) Close() error { s.pool.Close(); return nil }
+
+// WriteStats counts the puts committed and the transactions that carried
+// them (group commit: pave_state_writes_per_commit on /pave/metrics).
+func (s *Postgres) WriteStats() WriteStats { return s.group.stats() }
 
 // Ping checks that the database answers and accepts writes (a read-only
 // server, such as a hot standby, does not).
@@ -274,11 +280,11 @@ func (s *Postgres) put(ctx context.Context, kind, key string, data []byte, ifVer
 	}
 	f, isFenced := FenceFrom(ctx)
 	q, args := putStatement(kind, key, data, now.UnixNano(), ifVersion, e, f, isFenced)
-	var held bool
-	var ver, seq *int64
-	if err := s.pool.QueryRow(ctx, q, args...).Scan(&held, &ver, &seq); err != nil {
+	r, err := s.group.put(ctx, kind, key, q, args)
+	if err != nil {
 		return Object{}, 0, fmt.Errorf("put %s/%s: %w", kind, key, err)
 	}
+	held, ver, seq := r.held, r.ver, r.seq
 	switch {
 	case !held:
 		return Object{}, 0, fmt.Errorf("put %s/%s: %w", kind, key, fenced(f))
@@ -296,8 +302,8 @@ func (s *Postgres) put(ctx context.Context, kind, key string, data []byte, ifVer
 	return o, 0, nil
 }
 
-// putStatement is a put as one statement, so it costs one round trip to
-// the server (a transaction of its own): the fence check, the write of the
+// putStatement is a put as one statement, so the puts of a group commit
+// (pggroup.go) cost one round trip together: the fence check, the write of the
 // object under its version check, and the event, which is inserted only if
 // the object was written. It answers (held, version, seq): held is false
 // when the fence no longer holds, and then nothing was written; version
@@ -305,7 +311,7 @@ func (s *Postgres) put(ctx context.Context, kind, key string, data []byte, ifVer
 //
 // The fence's lease row is locked FOR SHARE before the object is written
 // (the write's condition depends on it), and stays locked until the
-// statement commits: a takeover, which updates that row, waits for this
+// statement's transaction (its group's) commits: a takeover, which updates that row, waits for this
 // write, and a write that waited for a takeover re-reads the row and
 // finds another token (READ COMMITTED re-checks a locked row's newest
 // version), as the five statements of an explicit transaction did.

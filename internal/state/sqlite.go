@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	_ "modernc.org/sqlite" // the pure-Go SQLite driver
@@ -29,6 +30,8 @@ type SQLite struct {
 	closeOnce sync.Once
 	stopped   chan struct{}
 	versions  versionBatch
+	// writeCount and commitCount count the group commits (WriteStats).
+	writeCount, commitCount atomic.Int64
 }
 
 var (

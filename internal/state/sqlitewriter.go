@@ -101,12 +101,13 @@ func (s *SQLite) commitBatch(batch []*writeOp) []error {
 		return fail(fmt.Errorf("state store: begin: %w", err))
 	}
 	defer tx.Rollback()
-	applied := 0
+	applied, ran := 0, 0
 	for i, op := range batch {
 		if err := op.ctx.Err(); err != nil {
 			errs[i] = err // given up before its turn: not written
 			continue
 		}
+		ran++
 		if _, err := tx.Exec(`SAVEPOINT w`); err != nil {
 			return fail(fmt.Errorf("state store: savepoint: %w", err))
 		}
@@ -127,5 +128,13 @@ func (s *SQLite) commitBatch(batch []*writeOp) []error {
 	if err := tx.Commit(); err != nil {
 		return fail(fmt.Errorf("state store: commit: %w", err))
 	}
+	s.commitCount.Add(1)
+	s.writeCount.Add(int64(ran))
 	return errs
+}
+
+// WriteStats counts the writes committed and the transactions that
+// carried them (pave_state_writes_per_commit on /pave/metrics).
+func (s *SQLite) WriteStats() WriteStats {
+	return WriteStats{Writes: s.writeCount.Load(), Commits: s.commitCount.Load()}
 }

@@ -85,6 +85,22 @@ type Versioner interface {
 	Version(ctx context.Context, kind, key string) (int64, error)
 }
 
+// WriteCounter is implemented by stores that commit concurrent writes
+// together (group commit, both backends): how many writes their commits
+// carried, which is what the writes_per_commit metric shows.
+type WriteCounter interface {
+	WriteStats() WriteStats
+}
+
+// WriteStats counts writes and the transactions that committed them.
+type WriteStats struct {
+	// Writes is the writes that committed transactions carried, including
+	// those that changed nothing (a version conflict, a stale fence).
+	Writes int64 `json:"writes"`
+	// Commits is the transactions committed.
+	Commits int64 `json:"commits"`
+}
+
 // GetJSON reads and decodes one object, returning its version.
 func GetJSON(ctx context.Context, s Store, kind, key string, v any) (int64, error) {
 	o, err := s.Get(ctx, kind, key)
