@@ -43,6 +43,15 @@ type S3Blob struct {
 	where  string // for errors: "s3://bucket/prefix at endpoint"
 }
 
+// s3IdleConns is how many idle connections to the store the client keeps
+// (minio-go keeps 16). A query asks for the row groups of every block it
+// reads at once: a rare phrase sends twenty or more ranged GETs together,
+// a trace lookup up to traceReaders blocks' worth. With 16 kept, every
+// burst past 16 opened new connections and closed them again after it;
+// over TLS to a real S3 each new one costs a TCP and a TLS handshake, two
+// or three round trips more on that GET, which the whole query waits for.
+const s3IdleConns = 128
+
 // NewS3Blob connects to the bucket and checks that it exists, so a wrong
 // endpoint, bucket or credential is reported when `pave up` starts rather
 // than at the first cold move a day later.
@@ -64,7 +73,13 @@ func NewS3Blob(ctx context.Context, o S3Options) (*S3Blob, error) {
 	if o.AccessKey != "" || o.SecretKey != "" {
 		creds = credentials.NewStaticV4(o.AccessKey, o.SecretKey, o.SessionToken)
 	}
-	c, err := minio.New(o.Endpoint, &minio.Options{Creds: creds, Secure: !o.Insecure, Region: o.Region})
+	tr, err := minio.DefaultTransport(!o.Insecure)
+	if err != nil {
+		return nil, fmt.Errorf("s3 blob store at %s: %w", o.Endpoint, err)
+	}
+	tr.MaxIdleConnsPerHost = s3IdleConns
+	tr.MaxIdleConns = max(tr.MaxIdleConns, s3IdleConns)
+	c, err := minio.New(o.Endpoint, &minio.Options{Creds: creds, Secure: !o.Insecure, Region: o.Region, Transport: tr})
 	if err != nil {
 		return nil, fmt.Errorf("s3 blob store at %s: %w", o.Endpoint, err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -401,5 +402,104 @@ func TestParseColdStore(t *testing.T) {
 		if err != nil && strings.Contains(err.Error(), "secret") {
 			t.Errorf("ParseColdStore(%q) repeats the secret: %v", spec, err)
 		}
+	}
+}
+
+// A query's GETs go out together; the client keeps enough connections
+// between queries that a burst of them does not open new ones (over TLS to
+// a real S3, each new one is a TCP and a TLS handshake more on its GET).
+// Through a proxy that counts connections and holds every request 30 ms,
+// so that a burst's GETs are all in flight at once, bursts of 40 ranged
+// GETs after the first open (almost) no connection; with minio-go's 16
+// kept, each opened 24.
+func TestS3BlobKeepsItsConnectionsAcrossBursts(t *testing.T) {
+	endpoint := startSeaweedFS(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var opened atomic.Int64
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			opened.Add(1)
+			go func() {
+				defer c.Close()
+				u, err := net.Dial("tcp", endpoint)
+				if err != nil {
+					return
+				}
+				defer u.Close()
+				go func() { io.Copy(c, u); c.Close() }()
+				buf := make([]byte, 64<<10)
+				for {
+					n, err := c.Read(buf)
+					if n > 0 {
+						time.Sleep(30 * time.Millisecond)
+						if _, err := u.Write(buf[:n]); err != nil {
+							return
+						}
+					}
+					if err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	t.Setenv("AWS_ACCESS_KEY_ID", testS3Key)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", testS3Secret)
+	ctx := context.Background()
+	prefix := fmt.Sprintf("run%d-%d/conns", os.Getpid(), testPrefixes.Add(1))
+	b, err := NewS3Blob(ctx, S3Options{Endpoint: ln.Addr().String(), Bucket: testS3Bucket, Prefix: prefix, Insecure: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := make([]byte, 64<<10)
+	for i := range data {
+		data[i] = byte(i * 7)
+	}
+	if err := b.Put(ctx, "p/block.blk", data); err != nil {
+		t.Fatal(err)
+	}
+	const burst = 40
+	burstOpened := func() int64 {
+		before := opened.Load()
+		var wg sync.WaitGroup
+		errs := make([]error, burst)
+		for i := range burst {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				got, err := b.GetRange(ctx, "p/block.blk", int64(i*1000), 500)
+				if err == nil && string(got) != string(data[i*1000:i*1000+500]) {
+					err = fmt.Errorf("range %d: wrong bytes", i)
+				}
+				errs[i] = err
+			}()
+		}
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			t.Fatal(err)
+		}
+		return opened.Load() - before
+	}
+	first := burstOpened()
+	var later int64
+	for range 3 {
+		later += burstOpened()
+	}
+	t.Logf("connections opened: %d by the first burst of %d GETs, %d by the next three", first, burst, later)
+	if first < 20 {
+		t.Fatalf("the first burst opened only %d connections: its GETs were not in flight together, so the test shows nothing", first)
+	}
+	// A later burst may outgrow the first by a few; 16 kept would open
+	// about 24 a burst, 72 in all.
+	if later > 12 {
+		t.Fatalf("bursts after the first opened %d connections: the client does not keep its connections between bursts", later)
 	}
 }
