@@ -70,6 +70,12 @@ type Scenario struct {
 	// and spec.analysis.errorFloor: a release tuned for low traffic.
 	Steps      []release.Percent
 	ErrorFloor float64
+	// Profile releases with release.NoMirrorProfile: the settings
+	// docs/release.md recommends at low traffic without a mirror.
+	Profile bool
+	// SeedsOf names the scenario whose seeds this one's runs use: the
+	// same simulated traffic, to compare two configurations run by run.
+	SeedsOf string
 }
 
 // forecastTraffic is what `pave up`'s metrics store tells the engine
@@ -143,6 +149,9 @@ func runPave(sc Scenario, seed uint64, maxSeconds int) Outcome {
 	}
 	if sc.ErrorFloor > 0 {
 		r.Spec.Analysis.ErrorFloor = sc.ErrorFloor
+	}
+	if sc.Profile {
+		release.NoMirrorProfile(&r.Spec)
 	}
 	r.Default()
 	r, err := eng.Create(ctx, r)

@@ -23,7 +23,7 @@ func init() { register(releaseCommand) }
 func releaseCommand(g *globals) *cobra.Command {
 	var (
 		version, source, binary, image, steps, file string
-		shadowFlag                                  string
+		shadowFlag, profile                         string
 		maxDuration                                 time.Duration
 		wait, supersede, lockstep, create           bool
 		replicas                                    int
@@ -55,6 +55,7 @@ steps in the first cluster, a health gate follows, then the next cluster;
   pave release checkout --version v3 --image registry.local/checkout:v3 --steps 0.01,1,10,50,100
   pave release checkout --version v4 --image registry.local/checkout:v4 --clusters seoul,busan
   pave release -f release.yaml --wait --timeout 15m -o json
+  pave release ledger --version v7 --binary ./bin/ledger --profile no-mirror --shadow off
   pave release payments --version v1 --source ./payments --create
   pave release payments --version v2 --binary ./bin/payments --shadow 2m --max-duration 1h --wait`,
 		Args: func(cmd *cobra.Command, args []string) error {
@@ -92,6 +93,9 @@ steps in the first cluster, a health gate follows, then the next cluster;
 				b, err := specFromFlags(args[0], version, source, binary, image, steps, replicas, supersede)
 				if err == nil && (len(clusters) > 0 || lockstep) {
 					b, err = withClusters(b, clusters, lockstep)
+				}
+				if err == nil && profile != "" {
+					b, err = withProfile(b, profile)
 				}
 				if err == nil && (shadowFlag != "" || maxDuration > 0) {
 					b, err = withShadow(b, shadowFlag, maxDuration)
@@ -142,6 +146,7 @@ steps in the first cluster, a health gate follows, then the next cluster;
 	f.StringSliceVar(&clusters, "clusters", nil, "clusters to release to, one wave each in this order (default: all)")
 	f.BoolVar(&lockstep, "lockstep", false, "move every cluster together instead of in waves")
 	f.StringVar(&shadowFlag, "shadow", "", "begin with a shadow step: stable's GET/HEAD requests (and safe routes) are mirrored to the new version and judged before any user sees it; a duration (2m) or a sample count (500); 0 or off: none, not even the one a low-traffic release with --max-duration adds of its own")
+	f.StringVar(&profile, "profile", "", "tune the release for a case: no-mirror (a low-traffic service that cannot mirror: steps 5,50,100, stepSamples 75, maxDuration 30m, analysis alpha 0.02, maxRoutes 0, errorFloor 0.01; --steps and --max-duration still apply)")
 	f.DurationVar(&maxDuration, "max-duration", 0, "the release's time budget: an undecided step waits for evidence until it runs out, then a person decides (e.g. 2h)")
 
 	cmd.AddCommand(releaseListCommand(g), releaseStatusCommand(g), releaseHistoryCommand(g), releaseUndoCommand(g))
@@ -261,6 +266,25 @@ func withShadow(doc []byte, shadow string, maxDuration time.Duration) ([]byte, e
 	}
 	if maxDuration > 0 {
 		spec["maxDuration"] = maxDuration.String()
+	}
+	return releaseJSON(r)
+}
+
+// withProfile adds a profile's settings to a Release document: --steps,
+// given, is kept; --max-duration, applied after, replaces the profile's.
+func withProfile(doc []byte, profile string) ([]byte, error) {
+	if profile != "no-mirror" {
+		return nil, fmt.Errorf("--profile %q: the one profile is no-mirror (a low-traffic service that cannot mirror; docs/release.md, \"Low traffic without a mirror\")", profile)
+	}
+	var r map[string]any
+	if err := json.Unmarshal(doc, &r); err != nil {
+		return nil, err
+	}
+	spec := r["spec"].(map[string]any)
+	for k, v := range release.NoMirrorProfileSpec() {
+		if _, given := spec[k]; !given {
+			spec[k] = v
+		}
 	}
 	return releaseJSON(r)
 }

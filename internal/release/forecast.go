@@ -345,12 +345,24 @@ func (s Spec) warning(f *Forecast, over *ForecastStep, t Traffic, from int, now 
 	// decides when its time is up, or aborts and releases again).
 	var remedies []string
 	fresh := analysis.Evidence{}
+	mirror := false
 	if s.Shadow == nil {
 		alt := s
 		alt.Shadow = &ShadowSpec{}
 		alt.Shadow.defaults()
 		if g := alt.project(fresh, t, -1, 0, 0, -1, now, false); g.Mirrored > 0 {
+			mirror = true
 			remedies = append(remedies, fmt.Sprintf("add --shadow 1m (mirrors %s requests/s of stable's GET/HEAD traffic to the new version; %s)", rate(g.Mirrored), outlook(g)))
+		}
+	}
+	// Without a mirror (nothing mirrorable, or one refused), the tuning
+	// that decides on the canary's share alone (forecast_nomirror.go).
+	if s.Shadow == nil && (!mirror || (s.AutoShadow != nil && !*s.AutoShadow)) && !s.isNoMirrorProfile() {
+		alt := s
+		NoMirrorProfile(&alt)
+		if g := alt.project(fresh, t, -1, 0, 0, -1, now, false); !g.Never && (f.Never || g.Expected < f.Expected) {
+			remedies = append(remedies, fmt.Sprintf("without a mirror, use the no-mirror profile (--profile no-mirror: %s; docs/release.md, \"Low traffic without a mirror\"; %s)",
+				noMirrorSummary, outlook(g)))
 		}
 	}
 	if all := s.project(fresh, t, -1, 0, 0, -1, now, false); !all.Never {
@@ -360,7 +372,7 @@ func (s Spec) warning(f *Forecast, over *ForecastStep, t Traffic, from int, now 
 		alt := s
 		alt.Steps = []Percent{Percent(traffic.Total / 2), Percent(traffic.Total)}
 		if g := alt.project(fresh, t, -1, 0, 0, -1, now, false); !g.Never && (f.Never || g.Expected < f.Expected) {
-			remedies = append(remedies, fmt.Sprintf("use fewer steps (--steps 50,100; %s)", outlook(g)))
+			remedies = append(remedies, fmt.Sprintf("use fewer steps (--steps 50,100, though a bad canary then serves half the users at once; %s)", outlook(g)))
 		}
 	}
 	switch {

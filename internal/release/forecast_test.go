@@ -91,3 +91,63 @@ func TestForecastFollowsTheRunningStep(t *testing.T) {
 		t.Errorf("running forecast: %+v", f)
 	}
 }
+
+// TestForecastRecommendsTheNoMirrorProfile: a service at 10 requests/s
+// whose routes are all POST cannot mirror; with a 15m budget its default
+// release would pause, and the warning recommends the no-mirror profile
+// with that profile's own forecast. A release with the profile fits its
+// budget and is not told to use it again; one with mirrorable routes is
+// told to add a shadow step instead, and both when it refused the mirror.
+func TestForecastRecommendsTheNoMirrorProfile(t *testing.T) {
+	r := newRig(t)
+	routes := map[string]float64{"POST /v1/ledger": 8, "POST /v1/transfer": 2}
+	r.eng.traffic = TrafficFunc(func(context.Context, string) (Traffic, error) {
+		return Traffic{Rate: 10, Errors: 0.05, Routes: routes, Source: "test"}, nil
+	})
+	n := 1
+	create := func(edit func(*Release)) *Forecast {
+		t.Helper()
+		n++
+		rel := New("shop", fmt.Sprintf("v%d", n))
+		rel.Spec.Binary = "/srv/shop-v2"
+		rel.Spec.Supersede = true
+		rel.Spec.MaxDuration = Duration(15 * time.Minute)
+		if edit != nil {
+			edit(&rel)
+		}
+		got, err := r.eng.Create(context.Background(), rel)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Status.Forecast == nil {
+			t.Fatal("no forecast")
+		}
+		return got.Status.Forecast
+	}
+	plain := create(nil)
+	t.Logf("POST only, default steps: %s", plain.Warning)
+	if !plain.PauseLikely || plain.ShadowAdded != "" {
+		t.Fatalf("POST only at 10 req/s: %+v", plain)
+	}
+	for _, want := range []string{"without a mirror, use the no-mirror profile (--profile no-mirror: steps 5,50,100, stepSamples 75, maxDuration 30m, analysis.alpha 0.02",
+		`docs/release.md, "Low traffic without a mirror"`} {
+		if !strings.Contains(plain.Warning, want) {
+			t.Errorf("warning lacks %q:\n%s", want, plain.Warning)
+		}
+	}
+	if strings.Contains(plain.Warning, "--shadow") {
+		t.Errorf("nothing is mirrorable, yet the warning suggests a shadow step:\n%s", plain.Warning)
+	}
+	tuned := create(func(r *Release) { NoMirrorProfile(&r.Spec) })
+	t.Logf("with the profile: expected %s of %s", tuned.Expected.D(), tuned.Budget.D())
+	if tuned.PauseLikely || tuned.Never || tuned.Budget.D() != NoMirrorMaxDuration || tuned.Expected.D() > 10*time.Minute || len(tuned.Steps) != 2 {
+		t.Errorf("with the profile: %+v", tuned)
+	}
+	// Mirrorable traffic: a shadow step is the remedy (here added of its
+	// own, the rig's router mirroring); refused, both are offered.
+	routes = map[string]float64{"GET /v1/ledger": 8, "POST /v1/transfer": 2}
+	refused := create(func(r *Release) { r.Spec.AutoShadow = new(bool) })
+	if !strings.Contains(refused.Warning, "add --shadow 1m") || !strings.Contains(refused.Warning, "--profile no-mirror") {
+		t.Errorf("mirror refused: %s", refused.Warning)
+	}
+}
