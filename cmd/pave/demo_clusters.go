@@ -32,8 +32,8 @@ type clusterDrill struct {
 // retried elsewhere (none, in practice: every idempotent request and
 // every request no byte of which reached the lost cluster's instances is
 // retried in the other cluster). Apart from those, the non-idempotent
-// requests the lost cluster's instances had already received when they
-// were killed fail unavoidably: no gateway may repeat a POST that may
+// requests already sent to the lost cluster's instances when they were
+// killed fail unavoidably: no gateway may repeat a POST that may
 // have been acted on. They are counted and shown apart; more than 1% of
 // the event would mean something else fails.
 const (
@@ -53,7 +53,7 @@ func (c *clusterDrill) problem() string {
 	if c.err != nil {
 		return "; cluster drill: " + c.err.Error()
 	}
-	return fmt.Sprintf("; cluster drill: %d requests failed during the drain (want 0); of %d during the loss, %d failed that a gateway could have retried (want at most 0.1%%) and %d already received by the lost cluster (want at most 1%%)",
+	return fmt.Sprintf("; cluster drill: %d requests failed during the drain (want 0); of %d during the loss, %d failed that a gateway could have retried (want at most 0.1%%) and %d already sent to the lost cluster's instances (want at most 1%%)",
 		c.drain.Failed, c.loss.Sent, c.loss.Retriable(), c.loss.Unretriable)
 }
 
@@ -71,7 +71,7 @@ func (c *clusterDrill) print(w io.Writer) {
 	fmt.Fprintf(w, "  loss (gateway and %d instances killed): traffic moved off it %.1fs later; %d requests in the event, %d failed (%.3f%%)\n",
 		c.killed, c.shift.Seconds(), c.loss.Sent, c.loss.Failed, pct(c.loss.Failed))
 	fmt.Fprintf(w, "    %d (%.3f%%) a gateway could have retried in the other cluster (goal: at most 0.1%%)\n", c.loss.Retriable(), pct(c.loss.Retriable()))
-	fmt.Fprintf(w, "    %d (%.3f%%) POSTs the lost cluster's instances had already received when killed: never repeated by a gateway, their clients decide\n",
+	fmt.Fprintf(w, "    %d (%.3f%%) POSTs already sent to the lost cluster's instances, killed before answering: never repeated by a gateway (they may have been acted on), their clients decide\n",
 		c.loss.Unretriable, pct(c.loss.Unretriable))
 	for _, f := range c.failures {
 		fmt.Fprintf(w, "    failed: %s\n", f)
@@ -143,7 +143,7 @@ func (d *demo) clusterDrill(ctx context.Context, name string) (*clusterDrill, er
 	time.Sleep(2 * time.Second)
 	c.loss = d.load.Counts().Sub(before)
 	c.failures = d.failures.since(lostAt, 5)
-	d.say("  failover %.1fs after the loss: %d requests in the event, %d failed (%d already received by the lost cluster's instances)",
+	d.say("  failover %.1fs after the loss: %d requests in the event, %d failed (%d of them POSTs already sent to the lost cluster's instances)",
 		time.Since(lostAt).Seconds()-2, c.loss.Sent, c.loss.Failed, c.loss.Unretriable)
 	return c, nil
 }

@@ -12,9 +12,9 @@ import (
 
 // TestClusterDrillJudgesEachClassOfFailure: the drill passes when the loss
 // of a cluster fails no request a gateway could have retried beyond 0.1%,
-// whatever the few POSTs the lost cluster's instances had already
-// received; it fails on a request lost in a drain, on avoidable failures
-// over the budget, and on more "already received" failures than a
+// whatever the few POSTs already sent to the lost cluster's instances;
+// it fails on a request lost in a drain, on avoidable failures
+// over the budget, and on more "already sent" failures than a
 // cluster's in-flight POSTs could explain.
 func TestClusterDrillJudgesEachClassOfFailure(t *testing.T) {
 	for _, tc := range []struct {
@@ -26,13 +26,13 @@ func TestClusterDrillJudgesEachClassOfFailure(t *testing.T) {
 		says  string
 	}{
 		{name: "clean", loss: loadgen.Counts{Sent: 1000}, ok: true},
-		{name: "a POST already received by the lost cluster", loss: loadgen.Counts{Sent: 986, Failed: 1, Unretriable: 1}, ok: true},
+		{name: "a POST already sent to the lost cluster", loss: loadgen.Counts{Sent: 986, Failed: 1, Unretriable: 1}, ok: true},
 		{name: "several such POSTs, under 1%", loss: loadgen.Counts{Sent: 1000, Failed: 9, Unretriable: 9}, ok: true},
 		{name: "one avoidable failure in 1000", loss: loadgen.Counts{Sent: 1000, Failed: 3, Unretriable: 2}, ok: true},
 		{name: "one avoidable failure in 986", loss: loadgen.Counts{Sent: 986, Failed: 1}, ok: false,
 			says: "1 failed that a gateway could have retried"},
-		{name: "too many already received", loss: loadgen.Counts{Sent: 1000, Failed: 11, Unretriable: 11}, ok: false,
-			says: "11 already received by the lost cluster"},
+		{name: "too many already sent", loss: loadgen.Counts{Sent: 1000, Failed: 11, Unretriable: 11}, ok: false,
+			says: "11 already sent to the lost cluster's instances"},
 		{name: "a request lost in the drain", drain: loadgen.Counts{Sent: 800, Failed: 1}, loss: loadgen.Counts{Sent: 1000}, ok: false,
 			says: "1 requests failed during the drain"},
 		{name: "stopped", err: errors.New("cluster busan: the failover did not happen within 30s"), ok: false, says: "did not happen"},
@@ -47,7 +47,7 @@ func TestClusterDrillJudgesEachClassOfFailure(t *testing.T) {
 			}
 			var out bytes.Buffer
 			c.print(&out)
-			if tc.err == nil && (!strings.Contains(out.String(), "a gateway could have retried") || !strings.Contains(out.String(), "already received when killed")) {
+			if tc.err == nil && (!strings.Contains(out.String(), "a gateway could have retried") || !strings.Contains(out.String(), "already sent to the lost cluster's instances")) {
 				t.Errorf("summary lacks the two classes of failure:\n%s", out.String())
 			}
 		})
