@@ -72,7 +72,7 @@ func TestAlertsCLI(t *testing.T) {
 	asViewer := []string{"PAVE_SERVER=" + ts.URL, "PAVE_TOKEN=" + viewer}
 
 	var out string
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
 		out, err = pave(t, asViewer, "alerts")
 		if err == nil && strings.Contains(out, "firing") && strings.Contains(out, "OrdersDown") && strings.Contains(out, "pending") {
@@ -106,7 +106,7 @@ func TestAlertsCLI(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &sil); err != nil || sil.CreatedBy != "ana" || sil.State != "active" || time.Until(sil.EndsAt) < 119*time.Minute {
 		t.Fatalf("silence answer: %v %+v\n%s", err, sil, out)
 	}
-	deadline = time.Now().Add(10 * time.Second)
+	deadline = time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
 		out, err = pave(t, asViewer, "alerts")
 		if strings.Contains(out, "silenced") {

@@ -100,6 +100,9 @@ type demo struct {
 	gateway string
 	start   time.Time
 	load    *loadgen.Gen
+	// failures are the load's latest failed requests (the drill shows
+	// those of the loss).
+	failures failureLog
 }
 
 type demoOptions struct {
@@ -200,6 +203,7 @@ func runDemo(ctx context.Context, g *globals, out io.Writer, o demoOptions) erro
 	var wg sync.WaitGroup
 	wg.Add(1)
 	d.load = loadgen.New(loadgen.Options{Addr: d.gateway, Host: "hello.localhost", Rate: rate, Request: loadgen.HelloMix})
+	d.load.OnFailure(d.failures.add)
 	go func() { defer wg.Done(); d.load.Run(trafficCtx) }()
 	defer func() { stopTraffic(); wg.Wait() }()
 	d.say("synthetic traffic: %d req/s to http://hello.localhost (90%% GET /v1/hello/{name}, 10%% POST /v1/pay)", rate)

@@ -80,14 +80,14 @@ func TestGatewayAccessLogSpoolsWhileTelemetryIsBusy(t *testing.T) {
 	}
 
 	store.busy.Store(false)
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for {
 		if n, _ := a.spool.Pending(); n == 0 {
 			break
 		}
 		if time.Now().After(deadline) {
 			n, _ := a.spool.Pending()
-			t.Fatalf("%d records still spooled 10s after telemetry recovered", n)
+			t.Fatalf("%d records still spooled 60s after telemetry recovered", n)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

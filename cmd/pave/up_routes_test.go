@@ -91,7 +91,7 @@ func TestUpCountsByTheRoutesOfPaveYAML(t *testing.T) {
 
 	want := map[string]uint64{"GET /v1/orders/{id}": 7, "POST /v1/orders": 3, "/v1/items/": 4, "/health": 2}
 	var got map[string]uint64
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for {
 		out, err := pave(t, env, "traffic", "show", "plain", "-o", "json")
 		var view server.TrafficView

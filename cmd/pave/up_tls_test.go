@@ -78,7 +78,7 @@ func TestTLSServesVerifiesAndReloads(t *testing.T) {
 	resp.Body.Close()
 
 	second := writeSelfSigned(t, cfg.TLSCert, cfg.TLSKey, "second")
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		c := trusting(second)
 		c.Transport.(*http.Transport).DisableKeepAlives = true

@@ -87,14 +87,14 @@ func quiet(t *testing.T, next func(time.Duration) (string, bool), after string) 
 func TestReleaseListWatch(t *testing.T) {
 	url := releaseServer(t)
 	next := watching(t, nil, "--server", url, "release", "list", "--watch", "-o", "name")
-	if l, ok := next(10 * time.Second); !ok || l != "release/shop-v2" {
+	if l, ok := next(30 * time.Second); !ok || l != "release/shop-v2" {
 		t.Fatalf("first view: %q %t", l, ok)
 	}
 	quiet(t, next, "the first view")
 	if o, err := pave(t, nil, "--server", url, "release", "abort", "shop"); err != nil {
 		t.Fatalf("abort: %v\n%s", err, o)
 	}
-	if l, ok := next(10 * time.Second); !ok || l != "release/shop-v2" {
+	if l, ok := next(30 * time.Second); !ok || l != "release/shop-v2" {
 		t.Fatalf("the changed list was not printed again: %q %t", l, ok)
 	}
 }
@@ -129,7 +129,7 @@ func TestClusterCompletionAndListWatch(t *testing.T) {
 		t.Helper()
 		rows := []string{first}
 		for range 2 {
-			l, _ := next(5 * time.Second)
+			l, _ := next(30 * time.Second)
 			rows = append(rows, l)
 		}
 		if !strings.HasPrefix(rows[0], "NAME") || !strings.Contains(rows[0], "STATE") || !strings.Contains(rows[0], "SHARE") {
@@ -142,7 +142,7 @@ func TestClusterCompletionAndListWatch(t *testing.T) {
 		}
 		return strings.Join(rows, "\n")
 	}
-	last := table(until(t, next, 10*time.Second, "the table's header", func(l string) bool { return strings.HasPrefix(l, "NAME") }))
+	last := table(until(t, next, 30*time.Second, "the table's header", func(l string) bool { return strings.HasPrefix(l, "NAME") }))
 	if strings.Count(last, "serving") != 2 {
 		t.Fatalf("before the drain:\n%s", last)
 	}
@@ -156,7 +156,7 @@ func TestClusterCompletionAndListWatch(t *testing.T) {
 		if l != "" {
 			t.Fatalf("a table again without a blank line: %q", l)
 		}
-		header, _ := next(5 * time.Second)
+		header, _ := next(30 * time.Second)
 		if tb := table(header); tb == last {
 			t.Fatalf("the same table printed again:\n%s", tb)
 		} else {
@@ -166,7 +166,7 @@ func TestClusterCompletionAndListWatch(t *testing.T) {
 	if out, err := pave(t, env, "cluster", "drain", "busan", "--pace", "100%/s"); err != nil {
 		t.Fatalf("drain: %v\n%s", err, out)
 	}
-	if l, ok := next(10 * time.Second); !ok || l != "" {
+	if l, ok := next(30 * time.Second); !ok || l != "" {
 		t.Fatalf("a changed table starts with a blank line, got %q %t", l, ok)
 	}
 	until(t, next, 30*time.Second, "busan drained", func(l string) bool {
@@ -273,10 +273,10 @@ func TestPsAndTrafficShowWatch(t *testing.T) {
 	}
 	ps := watchingJSON(t, env, "ps", "echo")
 	show := watchingJSON(t, env, "traffic", "show", "echo")
-	if d, ok := ps(10 * time.Second); !ok || readyVersions(d) != "v1=1" {
+	if d, ok := ps(30 * time.Second); !ok || readyVersions(d) != "v1=1" {
 		t.Fatalf("ps first view: %v %t", d, ok)
 	}
-	if d, ok := show(10 * time.Second); !ok || len(d["endpoints"].(map[string]any)) != 1 {
+	if d, ok := show(30 * time.Second); !ok || len(d["endpoints"].(map[string]any)) != 1 {
 		t.Fatalf("traffic show first view: %v %t", d, ok)
 	}
 	// Three polls: only changed views, if any.
@@ -290,15 +290,15 @@ func TestPsAndTrafficShowWatch(t *testing.T) {
 	if out, err := pave(t, env, "run", "echo", "--version", "v2", "--source", src); err != nil {
 		t.Fatalf("run v2: %v\n%s", err, out)
 	}
-	untilDoc(t, ps, 20*time.Second, "v2 ready", func(d map[string]any) bool { return readyVersions(d) == "v1=1 v2=1" })
-	untilDoc(t, show, 20*time.Second, "v2's endpoints", func(d map[string]any) bool {
+	untilDoc(t, ps, 60*time.Second, "v2 ready", func(d map[string]any) bool { return readyVersions(d) == "v1=1 v2=1" })
+	untilDoc(t, show, 60*time.Second, "v2's endpoints", func(d map[string]any) bool {
 		e, _ := d["endpoints"].(map[string]any)
 		return e["v2"] != nil
 	})
 	if out, err := pave(t, env, "traffic", "set", "echo", "v1=90", "v2=10"); err != nil {
 		t.Fatalf("traffic set: %v\n%s", err, out)
 	}
-	untilDoc(t, show, 20*time.Second, "the new split", func(d map[string]any) bool {
+	untilDoc(t, show, 60*time.Second, "the new split", func(d map[string]any) bool {
 		p, _ := d["percent"].(map[string]any)
 		return p["v2"] == "10"
 	})

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -108,10 +109,15 @@ func (g *Gateway) retryAfterFailure(rt *routing, err error, dial, idempotent, st
 
 // retryElsewhere says whether an answer is retried in another cluster: at
 // the edge, a cluster whose gateway reached no instance (all gone, or
-// killed mid-request) answers with a marked 502/503, and an idempotent
-// request then gets another cluster.
-func (g *Gateway) retryElsewhere(rt *routing, status int, marked, idempotent bool, attempt int, now int64) bool {
-	if rt.b.cluster == "" || !idempotent || attempt >= g.opts.Retries || (status != 502 && status != 503) || !marked {
+// killed mid-request) answers with a marked 502/503 (mark, the value of
+// hdrGatewayError). An idempotent request then gets another cluster; any
+// other only when the mark says none of its bytes reached an instance
+// (unsentMark), since one killed mid-request may have acted on it.
+func (g *Gateway) retryElsewhere(rt *routing, status int, mark []byte, idempotent bool, attempt int, now int64) bool {
+	if rt.b.cluster == "" || attempt >= g.opts.Retries || (status != 502 && status != 503) || len(mark) == 0 {
+		return false
+	}
+	if !idempotent && !unsentMark(mark) {
 		return false
 	}
 	if alt := rt.s.elsewhere(rt.b, now); alt != nil {
@@ -121,11 +127,35 @@ func (g *Gateway) retryElsewhere(rt *routing, status int, marked, idempotent boo
 	return false
 }
 
-// Markers of the gateway's own error answers (hdrGatewayError).
+// Markers of the gateway's own error answers (hdrGatewayError). An edge
+// retries in another cluster any request whose answer says no byte of it
+// reached an instance (no-backend, unsent), and an idempotent request
+// whatever the mark; a client can tell the same from them (docs/gateway.md).
 var (
+	// markNoBackend: no instance to send it to (none ready, no version).
 	markNoBackend = []byte("no-backend")
-	markUpstream  = []byte("upstream")
+	// markUnsent: every attempt failed before a byte was sent (a refused
+	// or timed-out connection): as if the request never left the client.
+	markUnsent = []byte("unsent")
+	// markUpstream: an instance may have received the request before it
+	// failed (a connection broken mid-request, a timeout).
+	markUpstream = []byte("upstream")
 )
+
+// unsentMark reports whether a hdrGatewayError value says the request
+// reached no instance.
+func unsentMark(v []byte) bool {
+	return bytes.Equal(v, markNoBackend) || bytes.Equal(v, markUnsent)
+}
+
+// failureMark is the mark of a failure answer: upstream once some attempt
+// may have sent bytes to an instance, else unsent.
+func failureMark(sent bool) []byte {
+	if sent {
+		return markUpstream
+	}
+	return markUnsent
+}
 
 // failure is the gateway's answer to a request that reached no answer.
 func failureAnswer(rt *routing, err error, timeout bool) (code int, body string) {

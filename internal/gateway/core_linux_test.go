@@ -141,8 +141,9 @@ func TestLoopFallbackAndH2CBehaveAlike(t *testing.T) {
 			coreResult{Status: 200, Version: "v1", Upstream: echoed{Version: "v1", Path: "/a", Body: "x", XFF: []string{"127.0.0.1"}}}},
 		{"instance closes without answering: GET retried", "GET", "closing.localhost", "/a", nil,
 			coreResult{Status: 200, Version: "v1", Upstream: echoed{Version: "v1", Path: "/a", XFF: []string{"127.0.0.1"}}}},
+		// Every attempt refused: nothing reached an instance (unsent).
 		{"no instance reachable", "GET", "dead.localhost", "/a", nil,
-			coreResult{Status: 502, Marker: "upstream", BodyPrefix: "pave gateway: service dead version v1: "}},
+			coreResult{Status: 502, Marker: "unsent", BodyPrefix: "pave gateway: service dead version v1: "}},
 		{"service's 5xx passes through", "GET", "orders.localhost", "/a?status=503", nil,
 			coreResult{Status: 503, Version: "v1", Upstream: echoed{Version: "v1", Path: "/a", XFF: []string{"127.0.0.1"}}}},
 		{"route template read and stripped", "GET", "orders.localhost", "/v1/items/5?route=GET+/v1/items/{id}", nil,

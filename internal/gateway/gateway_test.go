@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -689,45 +690,120 @@ func TestEdgeFailsOverWhenAClusterIsLost(t *testing.T) {
 	}
 }
 
-// TestEdgeRetriesGatewayErrorsOfIdempotentRequests: busan's gateway is up
-// but reaches no instance (they were killed), so it answers 502 itself;
-// the edge sends GETs to seoul instead, while a POST, which may have
-// reached an instance before it died, gets the 502.
-func TestEdgeRetriesGatewayErrorsOfIdempotentRequests(t *testing.T) {
+// edgeOverBusan runs seoul's gateway with a healthy instance, busan's with
+// the one instance at busanInstance, and an edge splitting 50/50 between
+// them that never ejects busan (each request's fate is its own).
+func edgeOverBusan(t *testing.T, busanInstance string) (edge, busanGW string) {
+	t.Helper()
 	seoul := New(Options{Log: quietLog(), Cluster: "seoul"})
 	seoul.SetEndpoints("orders", "v1", []string{startUpstream(t, "seoul-v1").addr})
 	busan := New(Options{Log: quietLog(), Cluster: "busan", Retries: -1})
+	busan.SetEndpoints("orders", "v1", []string{busanInstance})
+	busanGW = startGateway(t, busan)
+	e := New(Options{Log: quietLog(), Cluster: "edge", EjectAfter: 1000})
+	if err := e.SetClusterWeights("orders", []Cluster{{Name: "seoul", Weight: 500_000, Endpoints: []string{startGateway(t, seoul)}},
+		{Name: "busan", Weight: 500_000, Endpoints: []string{busanGW}}}); err != nil {
+		t.Fatal(err)
+	}
+	return startGateway(t, e), busanGW
+}
+
+// answer sends one request and returns the answer's status, its
+// X-Pave-Gateway-Error and X-Pave-Cluster, and its body.
+func answer(t *testing.T, c *http.Client, addr, method string) (status int, mark, cluster, body string) {
+	t.Helper()
+	req, err := http.NewRequest(method, "http://"+addr+"/pay", strings.NewReader(`{"amount":1}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Host = "orders.localhost"
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("%s: %v", method, err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode, resp.Header.Get("X-Pave-Gateway-Error"), resp.Header.Get("X-Pave-Cluster"), string(b)
+}
+
+// TestEdgeRetriesRequestsThatReachedNoInstance: busan's gateway is up but
+// its instance is gone (nothing listens), so every attempt there is
+// refused before a byte is sent and busan answers 502 marked unsent. The
+// edge then sends every request to seoul, POST included: it never
+// reached an instance, so repeating it cannot repeat a side effect.
+func TestEdgeRetriesRequestsThatReachedNoInstance(t *testing.T) {
 	dead, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	deadAddr := dead.Addr().String()
 	dead.Close() // nothing listens: every attempt is refused
-	busan.SetEndpoints("orders", "v1", []string{deadAddr})
-	edge := New(Options{Log: quietLog(), Cluster: "edge", EjectAfter: 1000})
-	if err := edge.SetClusterWeights("orders", []Cluster{{Name: "seoul", Weight: 500_000, Endpoints: []string{startGateway(t, seoul)}},
-		{Name: "busan", Weight: 500_000, Endpoints: []string{startGateway(t, busan)}}}); err != nil {
+	edge, busan := edgeOverBusan(t, deadAddr)
+	c := newClient()
+	if status, mark, _, body := answer(t, c, busan, "POST"); status != 502 || mark != "unsent" {
+		t.Fatalf("busan's own answer to a POST it could send nowhere: %d, mark %q (%s), want 502 marked unsent", status, mark, body)
+	}
+	for i := range 40 {
+		method := "GET"
+		if i%2 == 1 {
+			method = "POST"
+		}
+		if status, _, cluster, body := answer(t, c, edge, method); status != 200 || cluster != "seoul" || !strings.HasPrefix(body, "seoul-v1") {
+			t.Fatalf("%s %d: %d from cluster %q (%s), want it served by seoul", method, i, status, cluster, body)
+		}
+	}
+}
+
+// TestEdgeNeverRepeatsAPostAnInstanceMayHaveSeen: busan's instance reads
+// each request whole and dies without answering (its connection closes),
+// as one killed mid-request by the loss of its cluster. A GET is retried
+// in seoul; a POST is not (the instance may have acted on it): its client
+// gets busan's 502, marked upstream, which is how a load generator or a
+// failover drill tells this unavoidable loss from a failover that failed.
+func TestEdgeNeverRepeatsAPostAnInstanceMayHaveSeen(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
 		t.Fatal(err)
 	}
-	edgeAddr := startGateway(t, edge)
+	t.Cleanup(func() { ln.Close() })
+	var seen atomic.Int64
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				if req, err := http.ReadRequest(bufio.NewReader(c)); err == nil {
+					_, _ = io.ReadAll(req.Body)
+					seen.Add(1)
+				}
+			}()
+		}
+	}()
+	edge, _ := edgeOverBusan(t, ln.Addr().String())
 	c := newClient()
 	for i := range 20 {
-		v, status, err := call(t, c, edgeAddr, "orders.localhost", "GET", nil)
-		if err != nil || status != 200 || v != "seoul-v1" {
-			t.Fatalf("GET %d: %q %d %v, want it served by seoul", i, v, status, err)
+		if status, _, cluster, body := answer(t, c, edge, "GET"); status != 200 || cluster != "seoul" {
+			t.Fatalf("GET %d: %d from cluster %q (%s), want it retried in seoul", i, status, cluster, body)
 		}
 	}
-	posts502 := 0
-	for range 20 {
-		_, status, err := call(t, c, edgeAddr, "orders.localhost", "POST", nil)
+	lost := 0
+	for i := range 20 {
+		status, mark, cluster, body := answer(t, c, edge, "POST")
 		switch {
-		case status == 502:
-			posts502++
-		case err != nil:
-			t.Fatal(err)
+		case status == 200 && cluster == "seoul":
+		case status == 502 && mark == "upstream" && cluster == "busan":
+			lost++
+		default:
+			t.Fatalf("POST %d: %d, mark %q, cluster %q (%s); want seoul's 200 or busan's 502 marked upstream", i, status, mark, cluster, body)
 		}
 	}
-	if posts502 != 10 {
-		t.Errorf("%d of 20 POSTs got busan's 502, want 10: a POST is never repeated elsewhere", posts502)
+	if lost != 10 {
+		t.Errorf("%d of 20 POSTs got busan's 502, want 10 (half went to busan, none repeated in seoul)", lost)
+	}
+	if n := seen.Load(); n < 10+10 {
+		t.Errorf("busan's instance read %d requests, want at least 20 (every GET's first attempt and every POST of its half)", n)
 	}
 }

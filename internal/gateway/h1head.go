@@ -322,7 +322,7 @@ type respHead struct {
 	contentLength int64 // -1: none
 	chunked       bool
 	close         bool   // the upstream closes the connection after it
-	gatewayError  bool   // X-Pave-Gateway-Error is present
+	gatewayError  []byte // X-Pave-Gateway-Error's value (points into the head)
 	route         []byte // X-Pave-Route, the template the service matched (dropped)
 	drops         [maxDrops]span
 	ndrop         int
@@ -397,7 +397,7 @@ func parseResponseHead(b []byte, own []byte, h *respHead) (int, error) {
 			bytes.EqualFold(name, own):
 			return h.dropLine(s)
 		case bytes.EqualFold(name, hdrGatewayError):
-			h.gatewayError = true
+			h.gatewayError = v
 		case bytes.EqualFold(name, hdrRoute):
 			if h.route == nil {
 				h.route = v

@@ -28,6 +28,7 @@ type h2Exchange struct {
 	rt         routing
 	in         requestIn
 	idempotent bool
+	sent       bool         // some attempt may have reached an instance
 	body       *attemptBody // the stream's request body (nil: none)
 	tooLarge   bool         // the client's body is over the limit: not the version's failure
 	status     int
@@ -65,7 +66,8 @@ func (t h2Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		untouched := body == nil || body.read == 0
 		if err == nil {
 			g.succeeded(u, resp.StatusCode)
-			if untouched && g.retryElsewhere(&x.rt, resp.StatusCode, resp.Header.Get(string(hdrGatewayError)) != "", x.idempotent, attempt, now) {
+			if mark := []byte(resp.Header.Get(string(hdrGatewayError))); untouched && g.retryElsewhere(&x.rt, resp.StatusCode, mark, x.idempotent, attempt, now) {
+				x.sent = x.sent || !unsentMark(mark)
 				resp.Body.Close()
 				req = req.Clone(req.Context())
 				if body != nil {
@@ -78,6 +80,7 @@ func (t h2Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		g.failed(u)
 		dial, err := h2Failure(err)
+		x.sent = x.sent || !dial || !untouched
 		if !untouched || !g.retryAfterFailure(&x.rt, err, dial, x.idempotent, false, attempt, now) {
 			return nil, err
 		}
@@ -174,7 +177,7 @@ func (g *Gateway) h2Handler() http.Handler {
 			if errors.As(err, new(errNoBackend)) {
 				code, body = http.StatusServiceUnavailable, errorBody(err)
 			}
-			w.Header().Set(string(hdrGatewayError), string(markUpstream))
+			w.Header().Set(string(hdrGatewayError), string(failureMark(x.sent)))
 			http.Error(w, strings.TrimSuffix(body, "\n"), code)
 		},
 	}

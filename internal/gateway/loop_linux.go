@@ -330,12 +330,28 @@ func (l *loop) beginStop() {
 		syscall.Close(l.lfd)
 		l.lfd = -1
 	}
+	var arrived []*lconn
 	for _, c := range l.conns {
-		if c != nil && c.role == roleClient && c.state == csIdle && c.outOff == len(c.out) {
+		switch {
+		case c == nil || c.role != roleClient:
+		case c.state == csIdle && c.outOff == len(c.out) && len(c.in) == 0 && !peerGone(uintptr(c.fd)):
 			l.closeClient(c)
-		} else if c != nil && c.role == roleClient {
+		default:
 			c.closeAfter = true
+			if c.state == csIdle && c.outOff == len(c.out) {
+				// A request came in that the loop has not read yet
+				// (an edge sent it on its pooled connection): closing
+				// now would reset it unanswered, leaving the client
+				// unsure whether it was served, which a POST cannot
+				// be retried after. It is served, then the
+				// connection closes.
+				arrived = append(arrived, c)
+			}
 		}
+	}
+	for _, c := range arrived {
+		c.readable = true
+		l.clientProgress(c)
 	}
 	l.nextScan = l.now
 }
@@ -415,6 +431,7 @@ func (l *loop) scan() {
 				g.failed(u)
 			}
 			c.up = nil
+			c.req.sent = true
 			l.fail(c, errUpstreamTimeout, true)
 		}
 	}

@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -524,5 +525,140 @@ func TestLoopClientTimeouts(t *testing.T) {
 		if d := time.Since(start); d < 100*time.Millisecond || d > 2*time.Second {
 			t.Fatalf("%q: closed after %v, want about 150ms", first, d)
 		}
+	}
+}
+
+// TestLoopSkipsPooledConnectionsTheUpstreamClosed: a keep-alive connection
+// in the pool whose upstream has closed it, the close not yet handled by
+// the loop (busy, as when a lost cluster's gateway goes), is not given a
+// request: a POST written to it would fail once sent and could not be
+// retried, though nothing reached the upstream.
+func TestLoopSkipsPooledConnectionsTheUpstreamClosed(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	accepted := make(chan net.Conn, 4)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- c
+		}
+	}()
+	g := loopGateway(t, Options{})
+	ep, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Close(ep) })
+	l := &loop{g: g, ep: ep, idle: map[*upstream][]*lconn{}, count: map[*upstream]int{}, addrs: map[*upstream]syscall.Sockaddr{}}
+	u := &upstream{addr: ln.Addr().String()}
+
+	// One pooled connection, then its upstream closes it; no event is
+	// handled (the loop does not run).
+	first, err := l.upstreamConn(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	peer := <-accepted
+	l.idle[u] = append(l.idle[u], first)
+	peer.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for !peerGone(uintptr(first.fd)) {
+		if time.Now().After(deadline) {
+			t.Fatal("the upstream's close never reached the pooled connection")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	next, err := l.upstreamConn(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if next == first || next.reused {
+		t.Fatal("the loop took the pooled connection its upstream had closed")
+	}
+	if l.conns[first.fd] == first {
+		t.Error("the closed pooled connection is still registered")
+	}
+	if n := l.count[u]; n != 1 {
+		t.Errorf("%d connections counted to the upstream, want 1 (the new one)", n)
+	}
+	l.closeUpstream(next)
+}
+
+// TestLoopShutdownServesRequestsAlreadyArrived: when the gateway stops, a
+// keep-alive connection looks idle to the loop though a request has
+// reached its socket (an edge sent it on its pooled connection just
+// then). Closing it would reset the request unanswered, leaving the edge
+// unsure whether it was served, and a POST may not be retried then; it is
+// served instead, with Connection: close.
+func TestLoopShutdownServesRequestsAlreadyArrived(t *testing.T) {
+	up := startHandler(t, func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		fmt.Fprintf(w, "paid %s", b)
+	})
+	g := loopGateway(t, Options{})
+	g.SetEndpoints("orders", "v1", []string{up})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	f, err := ln.(*net.TCPListener).File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lfd, err := syscall.Dup(int(f.Fd()))
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The loop is driven by hand until the stop, so the request's arrival
+	// is not an event it has handled.
+	l, err := g.newLoop(lfd, newConnQueue(ln.Addr()), newConnQueue(ln.Addr()), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := dialRaw(t, ln.Addr().String())
+	deadline := time.Now().Add(10 * time.Second)
+	for l.nclients == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the loop accepted no connection")
+		}
+		l.now = time.Now().UnixNano()
+		l.accept()
+		time.Sleep(5 * time.Millisecond)
+	}
+	var sc *lconn
+	for _, x := range l.conns {
+		if x != nil && x.role == roleClient {
+			sc = x
+		}
+	}
+	c.send("POST /pay HTTP/1.1\r\nHost: orders.localhost\r\nContent-Length: 3\r\n\r\n120")
+	for !peerGone(uintptr(sc.fd)) {
+		if time.Now().After(deadline) {
+			t.Fatal("the request never reached the gateway's socket")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if sc.state != csIdle || len(sc.in) != 0 {
+		t.Fatal("the loop read the request before the stop; the test needs it unread")
+	}
+	l.now = time.Now().UnixNano()
+	l.beginStop()
+	go l.run()
+	resp, body := c.read("POST")
+	if resp.StatusCode != 200 || string(body) != "paid 120" || !resp.Close {
+		t.Fatalf("answer %d %q (close %v), want 200 \"paid 120\" and the connection closed", resp.StatusCode, body, resp.Close)
+	}
+	select {
+	case <-l.done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the loop did not finish after its last client")
 	}
 }

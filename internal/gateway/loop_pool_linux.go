@@ -42,9 +42,19 @@ var errNoFreeConns = errors.New("no free connections to the endpoint")
 // upstreamConn returns an idle keep-alive connection to u or starts a new
 // one.
 func (l *loop) upstreamConn(u *upstream) (*lconn, error) {
-	if list := l.idle[u]; len(list) > 0 {
+	for list := l.idle[u]; len(list) > 0; list = l.idle[u] {
 		uc := list[len(list)-1]
 		l.idle[u] = list[:len(list)-1]
+		// The upstream may have closed it since the loop last looked (its
+		// close an event not handled yet, as when a lost cluster's
+		// gateway or a killed instance goes while the loop is busy): a
+		// request written to it would fail once sent, which a POST may
+		// not be retried after, though nothing reached the upstream. One
+		// peek finds it before the write.
+		if peerGone(uintptr(uc.fd)) {
+			l.closeUpstream(uc)
+			continue
+		}
 		uc.deadline = 0
 		uc.reused = true
 		return uc, nil

@@ -30,6 +30,7 @@ type request struct {
 	status     int
 	bytes      int
 	started    bool // response bytes went to the client
+	sent       bool // some attempt may have reached an instance
 	caller     string
 	merchant   string
 }
@@ -155,6 +156,7 @@ func (l *loop) attempt(c *lconn) {
 // an error.
 func (l *loop) retry(c *lconn, err error, dial bool) {
 	r := &c.req
+	r.sent = r.sent || !dial && !errors.Is(err, errNoFreeConns)
 	if l.g.retryAfterFailure(&r.rt, err, dial, r.idempotent, r.started, r.attempt, l.now) {
 		r.attempt++
 		l.attempt(c)
@@ -174,7 +176,7 @@ func (l *loop) fail(c *lconn, err error, timeout bool) {
 		return
 	}
 	code, body := failureAnswer(&r.rt, err, timeout)
-	l.respondError(c, code, body, markUpstream)
+	l.respondError(c, code, body, failureMark(r.sent))
 	l.finish(c, 0)
 }
 
@@ -323,6 +325,7 @@ func (l *loop) processResponse(uc *lconn) bool {
 			u := uc.u
 			l.closeUpstream(uc)
 			g.failed(u)
+			r.sent = true
 			l.fail(c, err, false)
 			return false
 		}
@@ -335,6 +338,7 @@ func (l *loop) processResponse(uc *lconn) bool {
 				u := uc.u
 				l.closeUpstream(uc)
 				g.failed(u)
+				r.sent = true
 				l.fail(c, errBadResponse, false)
 				return false
 			}
@@ -343,6 +347,7 @@ func (l *loop) processResponse(uc *lconn) bool {
 		}
 		g.succeeded(uc.u, st)
 		if g.retryElsewhere(&r.rt, st, uc.resp.gatewayError, r.idempotent, r.attempt, l.now) {
+			r.sent = r.sent || !unsentMark(uc.resp.gatewayError)
 			l.closeUpstream(uc)
 			c.up = nil
 			r.attempt++

@@ -241,6 +241,7 @@ func (g *Gateway) handle(ctx *fasthttp.RequestCtx) {
 
 	idempotent := isIdempotent(req.Header.Method())
 	status := 0
+	sent := false // some attempt may have reached an instance
 	for attempt := 0; ; attempt++ {
 		u := g.pick(&rt, attempt, now)
 		if u == nil {
@@ -251,7 +252,8 @@ func (g *Gateway) handle(ctx *fasthttp.RequestCtx) {
 		if err == nil {
 			status = resp.StatusCode()
 			g.succeeded(u, status)
-			if g.retryElsewhere(&rt, status, len(resp.Header.PeekBytes(hdrGatewayError)) > 0, idempotent, attempt, now) {
+			if mark := resp.Header.PeekBytes(hdrGatewayError); g.retryElsewhere(&rt, status, mark, idempotent, attempt, now) {
+				sent = sent || !unsentMark(mark)
 				resp.Reset()
 				continue
 			}
@@ -259,14 +261,16 @@ func (g *Gateway) handle(ctx *fasthttp.RequestCtx) {
 		}
 		g.failed(u)
 		resp.Reset()
-		if !g.retryAfterFailure(&rt, err, isDialFailure(err), idempotent, false, attempt, now) {
+		dial := isDialFailure(err)
+		sent = sent || !dial
+		if !g.retryAfterFailure(&rt, err, dial, idempotent, false, attempt, now) {
 			break
 		}
 	}
 	if err != nil {
 		code, body := failureAnswer(&rt, err, errors.Is(err, fasthttp.ErrTimeout))
 		ctx.Error(body, code)
-		ctx.Response.Header.SetBytesKV(hdrGatewayError, markUpstream)
+		ctx.Response.Header.SetBytesKV(hdrGatewayError, failureMark(sent))
 		o.status = code
 	} else {
 		o.status = status
@@ -311,7 +315,7 @@ func (g *Gateway) upgrade(ctx *fasthttp.RequestCtx, rt *routing, start time.Time
 		g.failed(u)
 		code, body := failureAnswer(rt, err, false)
 		ctx.Error(body, code)
-		ctx.Response.Header.SetBytesKV(hdrGatewayError, markUpstream)
+		ctx.Response.Header.SetBytesKV(hdrGatewayError, markUnsent)
 		o.status = code
 		g.finish(rt, start, o)
 		return

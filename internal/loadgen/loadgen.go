@@ -31,6 +31,14 @@ type Options struct {
 // Counts are what a run did so far.
 type Counts struct {
 	Sent, Failed, Late uint64
+	// Unretriable are the failures (counted in Failed too) no gateway may
+	// retry: a request whose method is not idempotent (POST, PATCH)
+	// answered by a Pave gateway's 5xx marked upstream (X-Pave-Gateway-
+	// Error), i.e. an instance may have received it before it failed, as
+	// one killed with its cluster. Only its client, knowing whether that
+	// is safe, may send it again. A failover drill reports them apart
+	// from the failures the platform could have avoided.
+	Unretriable uint64
 	// ByHeader counts answers by the value of the X-Pave-Cluster header,
 	// or X-Pave-Version when there is none.
 	ByHeader map[string]uint64
@@ -42,6 +50,7 @@ type Gen struct {
 	client *http.Client
 	sent   atomic.Uint64
 	failed atomic.Uint64
+	unretr atomic.Uint64
 	late   atomic.Uint64
 	mu     sync.Mutex
 	by     map[string]uint64
@@ -107,11 +116,20 @@ func (g *Gen) Run(ctx context.Context) {
 			req.Host = g.o.Host
 			g.sent.Add(1)
 			resp, err := g.client.Do(req)
+			unretriable := false
 			if err == nil {
-				_, err = io.Copy(io.Discard, resp.Body)
+				var body []byte
+				if resp.StatusCode >= 500 {
+					body, err = io.ReadAll(io.LimitReader(resp.Body, 4<<10))
+				} else {
+					_, err = io.Copy(io.Discard, resp.Body)
+				}
 				resp.Body.Close()
 				if err == nil && resp.StatusCode >= 500 {
-					err = fmt.Errorf("%s %s: %s", req.Method, req.URL.Path, resp.Status)
+					mark := resp.Header.Get("X-Pave-Gateway-Error")
+					unretriable = mark == "upstream" && !idempotent(req.Method)
+					err = fmt.Errorf("%s %s: %s%s: %s", req.Method, req.URL.Path, resp.Status, describe(resp.Header.Get("X-Pave-Cluster"), mark),
+						firstLine(body))
 				}
 				key := resp.Header.Get("X-Pave-Cluster")
 				if key == "" {
@@ -123,6 +141,9 @@ func (g *Gen) Run(ctx context.Context) {
 			}
 			if err != nil {
 				g.failed.Add(1)
+				if unretriable {
+					g.unretr.Add(1)
+				}
 				if g.onFail != nil {
 					g.onFail(err)
 				}
@@ -139,12 +160,53 @@ func (g *Gen) Counts() Counts {
 		by[k] = v
 	}
 	g.mu.Unlock()
-	return Counts{Sent: g.sent.Load(), Failed: g.failed.Load(), Late: g.late.Load(), ByHeader: by}
+	// Unretriable first: a failure counts in failed before unretr, so
+	// Unretriable never exceeds Failed.
+	unretr := g.unretr.Load()
+	return Counts{Sent: g.sent.Load(), Failed: g.failed.Load(), Unretriable: unretr, Late: g.late.Load(), ByHeader: by}
+}
+
+// Retriable are the failures some gateway could have retried: Failed
+// less Unretriable.
+func (c Counts) Retriable() uint64 { return c.Failed - c.Unretriable }
+
+// idempotent is RFC 9110's list: methods a gateway may repeat.
+func idempotent(method string) bool {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodPut, http.MethodDelete, http.MethodTrace:
+		return true
+	}
+	return false
+}
+
+// describe names who made a failed answer: the cluster that answered and
+// the gateway's mark, when there are.
+func describe(cluster, mark string) string {
+	var parts []string
+	if cluster != "" {
+		parts = append(parts, "cluster "+cluster)
+	}
+	if mark != "" {
+		parts = append(parts, "gateway error "+mark)
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return " (" + strings.Join(parts, ", ") + ")"
+}
+
+// firstLine is the start of an answer's body, for a failure's message.
+func firstLine(b []byte) string {
+	s, _, _ := strings.Cut(strings.TrimSpace(string(b)), "\n")
+	if len(s) > 200 {
+		s = s[:200] + "…"
+	}
+	return s
 }
 
 // Sub returns c minus an earlier count.
 func (c Counts) Sub(o Counts) Counts {
-	out := Counts{Sent: c.Sent - o.Sent, Failed: c.Failed - o.Failed, Late: c.Late - o.Late, ByHeader: map[string]uint64{}}
+	out := Counts{Sent: c.Sent - o.Sent, Failed: c.Failed - o.Failed, Unretriable: c.Unretriable - o.Unretriable, Late: c.Late - o.Late, ByHeader: map[string]uint64{}}
 	for k, v := range c.ByHeader {
 		if d := v - o.ByHeader[k]; d > 0 {
 			out.ByHeader[k] = d

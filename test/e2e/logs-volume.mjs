@@ -36,9 +36,9 @@ try {
 
   // Click it: the range narrows to the bar, the results are its lines.
   await page.mouse.click(x, over.y + over.height - 3);
-  await page.waitForFunction(() => new URL(location.href).searchParams.has('from'), null, { timeout: 10000 });
+  await page.waitForFunction(() => new URL(location.href).searchParams.has('from'), null, { timeout: 30000 });
   await page.waitForFunction((w) => { const b = document.querySelector('#volume'); return b.dataset.total && b.dataset.width !== w; }, before.width, { timeout: 20000 });
-  await page.waitForFunction((n) => document.querySelectorAll('#rows tr').length === n, inBar, { timeout: 10000 })
+  await page.waitForFunction((n) => document.querySelectorAll('#rows tr').length === n, inBar, { timeout: 30000 })
     .catch(async () => must(false, `after the click: ${await page.$$eval('#rows tr', (r) => r.length)} result lines, the bar counted ${inBar}`));
   const after = await page.$eval('#volume', (b) => ({ ...b.dataset }));
   const url = new URL(page.url());

@@ -43,6 +43,11 @@ func TestDemo(t *testing.T) {
 	if !strings.Contains(drill, "failed; served by") || !strings.Contains(drill, "traffic moved off it") {
 		t.Errorf("cluster drill summary incomplete:\n%s", drill)
 	}
+	// The loss's failures, if any, are told apart: those a gateway could
+	// have retried, and POSTs already sent to the lost cluster's instances.
+	if !strings.Contains(drill, "a gateway could have retried in the other cluster") || !strings.Contains(drill, "already sent to the lost cluster's instances") {
+		t.Errorf("cluster drill does not tell the loss's failures apart:\n%s", drill)
+	}
 	if ps, _ := exec.Command("pgrep", "-f", data).Output(); len(ps) > 0 {
 		t.Errorf("processes outlived the demo: %s", ps)
 	}
