@@ -204,8 +204,12 @@ With --wait the command follows the move to its end.`,
 		Short: "Failover drill: kill an embedded cluster's gateway and instances",
 		Long: `Simulate the loss of a whole embedded cluster (pave up --clusters a,b): its
 instances are killed with SIGKILL and its gateway stops answering, until pave
-up restarts. The edge retries the requests it had in flight elsewhere and the
-fleet controller moves the cluster's share to the others.`,
+up restarts. The edge retries in another cluster every idempotent request and
+every request no byte of which reached the lost cluster's instances, and the
+fleet controller moves the cluster's share to the others. A POST already
+sent to an instance when it was killed fails with a 502 marked
+X-Pave-Gateway-Error: upstream (it may have been acted on, so no gateway
+repeats it); pave demo counts those apart (docs/fleet.md).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var a server.LoseAnswer

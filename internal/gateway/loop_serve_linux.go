@@ -133,7 +133,7 @@ func (l *loop) attempt(c *lconn) {
 		return
 	}
 	r.u = u
-	uc, err := l.upstreamConn(u)
+	uc, err := l.upstreamConn(u, !r.idempotent)
 	if err != nil {
 		g.failed(u)
 		l.retry(c, err, !errors.Is(err, errNoFreeConns))
