@@ -298,7 +298,22 @@ func (c Config) Evaluate(e Evidence, current Window, final bool) Decision {
 			d.Reason += fmt.Sprintf(" (%d of them mirrored, %d answers compared)", current.Mirrored.Canary.Total.Requests, current.Mirrored.Exchanges)
 		}
 	}
+	finiteNumbers(d.Findings)
 	return d
+}
+
+// finiteNumbers drops the numbers a finding cannot state (an estimate
+// of +Inf more requests: the evidence points away from a decision):
+// findings are stored with the release as JSON, which has no infinity,
+// and the reason already says it in words.
+func finiteNumbers(fs []Finding) {
+	for _, f := range fs {
+		for k, v := range f.Numbers {
+			if math.IsInf(v, 0) || math.IsNaN(v) {
+				delete(f.Numbers, k)
+			}
+		}
+	}
 }
 
 // KillSwitch evaluates the absolute limits alone, for a caller that checks

@@ -1,6 +1,7 @@
 package analysis
 
 import (
+	"encoding/json"
 	"math/rand/v2"
 	"testing"
 )
@@ -61,5 +62,31 @@ func TestMoreCanaryRequestsBelowMinSamples(t *testing.T) {
 	synth(rng, &w.Stable.Total, 1000, 0, 50)
 	if d := cfg.Evaluate(NewEvidence(1), w, false); d.Verdict != Hold || d.MoreCanaryRequests != cfg.MinSamples-10 {
 		t.Fatalf("10 of %d samples: %s, more %d", cfg.MinSamples, d.Verdict, d.MoreCanaryRequests)
+	}
+}
+
+// TestDecisionsEncodeAsJSON: a final step of a service with no errors
+// and the floor acceptance off (errorFloor: 0) holds with no honest
+// estimate of the requests still needed (+Inf): the decision, stored
+// with the release as JSON, must still encode. A release whose status
+// failed to encode could not be stored, and its reconcile failed at
+// every pass (found by bench/release at -scale 4).
+func TestDecisionsEncodeAsJSON(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.ErrorFloor = 0
+	var w Window
+	for range 400 {
+		w.Canary.Total.Observe(200, 10)
+		w.Stable.Total.Observe(200, 10)
+	}
+	d := cfg.Evaluate(NewEvidence(1), w, true)
+	if d.Verdict != Hold {
+		t.Fatalf("no errors, floor off, final step: %s (%s), want hold", d.Verdict, d.Reason)
+	}
+	if _, err := json.Marshal(d); err != nil {
+		t.Fatalf("the decision does not encode: %v\n%+v", err, d.Findings)
+	}
+	if d.MoreCanaryRequests != 0 {
+		t.Errorf("moreCanaryRequests %d, want 0 (no honest figure)", d.MoreCanaryRequests)
 	}
 }
