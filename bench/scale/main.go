@@ -241,6 +241,12 @@ func report(out io.Writer, n int, results []scaleResult) {
 			parts = append(parts, fmt.Sprintf("%s %.1f", name, float64(r.ByType[t])/float64(r.Releases)))
 		}
 		fmt.Fprintf(out, "%s, %d workers: writes per release: %s\n", r.Backend, r.Workers, strings.Join(parts, ", "))
+		var calls []string
+		for _, c := range slices.Sorted(maps.Keys(r.Calls)) {
+			l := r.Calls[c]
+			calls = append(calls, fmt.Sprintf("%s %.2f per reconcile, p50 %s, p99 %s", c, float64(len(l))/float64(max(1, len(r.Reconcile))), ms(quantile(l, 0.5)), ms(quantile(l, 0.99))))
+		}
+		fmt.Fprintf(out, "%s, %d workers: store calls: %s\n", r.Backend, r.Workers, strings.Join(calls, "; "))
 		if r.Grouped.Commits > 0 {
 			fmt.Fprintf(out, "%s, %d workers: group commit: %d writes in %d commits, %.1f writes per commit\n",
 				r.Backend, r.Workers, r.Grouped.Writes, r.Grouped.Commits, float64(r.Grouped.Writes)/float64(r.Grouped.Commits))
