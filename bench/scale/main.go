@@ -247,6 +247,15 @@ func report(out io.Writer, n int, results []scaleResult) {
 			calls = append(calls, fmt.Sprintf("%s %.2f per reconcile, p50 %s, p99 %s", c, float64(len(l))/float64(max(1, len(r.Reconcile))), ms(quantile(l, 0.5)), ms(quantile(l, 0.99))))
 		}
 		fmt.Fprintf(out, "%s, %d workers: store calls: %s\n", r.Backend, r.Workers, strings.Join(calls, "; "))
+		var late []string
+		for sec, st := range r.BySecond {
+			if st.MaxWait >= 500*time.Millisecond {
+				late = append(late, fmt.Sprintf("%ds (%d due, %d slow, longest %s)", sec, st.N, st.Slow, ms(st.MaxWait)))
+			}
+		}
+		if len(late) > 0 {
+			fmt.Fprintf(out, "%s, %d workers: the seconds with a wait of 500 ms or more, by when the reconciles were due: %s\n", r.Backend, r.Workers, strings.Join(late, ", "))
+		}
 		if r.Grouped.Commits > 0 {
 			fmt.Fprintf(out, "%s, %d workers: group commit: %d writes in %d commits, %.1f writes per commit\n",
 				r.Backend, r.Workers, r.Grouped.Writes, r.Grouped.Commits, float64(r.Grouped.Writes)/float64(r.Grouped.Commits))

@@ -36,7 +36,11 @@ type scaleResult struct {
 	// releases have their first, heavier, reconcile due at once.
 	// LaterWait is the rest of Wait.
 	FirstWait, LaterWait []time.Duration
-	Writes               int64 // Put, Delete and Append calls
+	// BySecond is each second of the run's reconciles, by when they were
+	// due: how many, and the longest wait. Whether the tail comes in
+	// bursts (the seconds when releases step together) or in stalls.
+	BySecond []secondStat
+	Writes   int64 // Put, Delete and Append calls
 	// Grouped is the store's group commits during the run: the writes
 	// its commits carried and the commits (state.WriteCounter).
 	Grouped state.WriteStats
@@ -54,6 +58,13 @@ type scaleResult struct {
 	FalseRollbacks int
 	FalseReason    string
 	Errors         int
+}
+
+// secondStat is one second of reconciles, by when they were due.
+type secondStat struct {
+	N       int           // reconciles due in that second
+	Slow    int           // of them, reconciles (not waits) over 100 ms
+	MaxWait time.Duration // the longest wait
 }
 
 // countingStore counts the writes (transactions) the engine makes, and
@@ -194,6 +205,16 @@ func runScale(ctx context.Context, backend string, st state.Store, n, workers in
 			res.LaterWait = append(res.LaterWait, t.Done.Sub(t.Due))
 		}
 		res.Queue = append(res.Queue, t.Start.Sub(t.Due))
+		if sec := int(t.Due.Sub(firstPass.Add(-time.Second)) / time.Second); sec >= 0 && sec < 3600 {
+			for len(res.BySecond) <= sec {
+				res.BySecond = append(res.BySecond, secondStat{})
+			}
+			res.BySecond[sec].N++
+			res.BySecond[sec].MaxWait = max(res.BySecond[sec].MaxWait, t.Done.Sub(t.Due))
+			if t.Done.Sub(t.Start) > 100*time.Millisecond {
+				res.BySecond[sec].Slow++
+			}
+		}
 		if t.Err != nil && !errors.Is(t.Err, context.Canceled) {
 			res.Errors++
 		}
