@@ -18,7 +18,16 @@
 // is the part of the wait before a worker took the release (the rest is
 // the reconcile), "writes per release" says what was written, by the
 // timeline entry each write carried, and the wait p99 of the loop's first
-// pass (all n releases due at once) is printed apart from the later ones'.
+// pass (all n releases due within its first second) is printed apart
+// from the later ones'.
+// Further lines give each store call's latency (write, version, get), the
+// group commits (writes per commit) and the seconds in which some
+// release waited 500 ms or more (the tail's bursts or stalls).
+//
+// A priority run (flock … nice -n -15 bash bench/scale/run.sh …) gives its
+// nice value to its own session and to every PostgreSQL server process
+// too (-session-priority, priority.go): with the kernel's per-session
+// scheduling a nice value alone reaches neither.
 //
 //	go run ./bench/scale -backends sqlite -failovers 0 -cpuprofile cpu.out   # where the CPU goes
 //	go run ./bench/scale -backends "" -failovers 20                          # the failovers only
