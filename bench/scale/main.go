@@ -18,7 +18,16 @@
 // is the part of the wait before a worker took the release (the rest is
 // the reconcile), "writes per release" says what was written, by the
 // timeline entry each write carried, and the wait p99 of the loop's first
-// pass (all n releases due at once) is printed apart from the later ones'.
+// pass (all n releases due within its first second) is printed apart
+// from the later ones'.
+// Further lines give each store call's latency (write, version, get), the
+// group commits (writes per commit) and the seconds in which some
+// release waited 500 ms or more (the tail's bursts or stalls).
+//
+// A priority run (flock … nice -n -15 bash bench/scale/run.sh …) gives its
+// nice value to its own session and to every PostgreSQL server process
+// too (-session-priority, priority.go): with the kernel's per-session
+// scheduling a nice value alone reaches neither.
 //
 //	go run ./bench/scale -backends sqlite -failovers 0 -cpuprofile cpu.out   # where the CPU goes
 //	go run ./bench/scale -backends "" -failovers 20                          # the failovers only
@@ -241,6 +250,21 @@ func report(out io.Writer, n int, results []scaleResult) {
 			parts = append(parts, fmt.Sprintf("%s %.1f", name, float64(r.ByType[t])/float64(r.Releases)))
 		}
 		fmt.Fprintf(out, "%s, %d workers: writes per release: %s\n", r.Backend, r.Workers, strings.Join(parts, ", "))
+		var calls []string
+		for _, c := range slices.Sorted(maps.Keys(r.Calls)) {
+			l := r.Calls[c]
+			calls = append(calls, fmt.Sprintf("%s %.2f per reconcile, p50 %s, p99 %s", c, float64(len(l))/float64(max(1, len(r.Reconcile))), ms(quantile(l, 0.5)), ms(quantile(l, 0.99))))
+		}
+		fmt.Fprintf(out, "%s, %d workers: store calls: %s\n", r.Backend, r.Workers, strings.Join(calls, "; "))
+		var late []string
+		for sec, st := range r.BySecond {
+			if st.MaxWait >= 500*time.Millisecond {
+				late = append(late, fmt.Sprintf("%ds (%d due, %d slow, longest %s)", sec, st.N, st.Slow, ms(st.MaxWait)))
+			}
+		}
+		if len(late) > 0 {
+			fmt.Fprintf(out, "%s, %d workers: the seconds with a wait of 500 ms or more, by when the reconciles were due: %s\n", r.Backend, r.Workers, strings.Join(late, ", "))
+		}
 		if r.Grouped.Commits > 0 {
 			fmt.Fprintf(out, "%s, %d workers: group commit: %d writes in %d commits, %.1f writes per commit\n",
 				r.Backend, r.Workers, r.Grouped.Writes, r.Grouped.Commits, float64(r.Grouped.Writes)/float64(r.Grouped.Commits))

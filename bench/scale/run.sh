@@ -3,7 +3,7 @@
 # and on PostgreSQL (Debian's postgresql, started in a temporary directory),
 # then 20 kill -9 failovers of the leader. Extra arguments go to the
 # program (-releases, -failovers, -lease, -duration, -backends, -workers,
-# -cpuprofile, -blockprofile, -mutexprofile, -trace).
+# -cpuprofile, -blockprofile, -mutexprofile, -trace, -session-priority).
 set -eu
 cd "$(dirname "$0")/../.."
 . scripts/go-toolchain.sh # GOTOOLCHAIN: the Go of go.mod

@@ -36,10 +36,16 @@ type scaleResult struct {
 	// releases have their first, heavier, reconcile due at once.
 	// LaterWait is the rest of Wait.
 	FirstWait, LaterWait []time.Duration
-	Writes               int64 // Put, Delete and Append calls
+	// BySecond is each second of the run's reconciles, by when they were
+	// due: how many, and the longest wait. Whether the tail comes in
+	// bursts (the seconds when releases step together) or in stalls.
+	BySecond []secondStat
+	Writes   int64 // Put, Delete and Append calls
 	// Grouped is the store's group commits during the run: the writes
 	// its commits carried and the commits (state.WriteCounter).
-	Grouped   state.WriteStats
+	Grouped state.WriteStats
+	// Calls is each store call's latency, by call (write, version, get).
+	Calls     map[string][]time.Duration
 	ByType    map[string]int64 // writes by the timeline entry they carry ("" none: a live-view refresh)
 	Wall      time.Duration
 	CPU       time.Duration // this process (engine, store client, sim)
@@ -54,6 +60,13 @@ type scaleResult struct {
 	Errors         int
 }
 
+// secondStat is one second of reconciles, by when they were due.
+type secondStat struct {
+	N       int           // reconciles due in that second
+	Slow    int           // of them, reconciles (not waits) over 100 ms
+	MaxWait time.Duration // the longest wait
+}
+
 // countingStore counts the writes (transactions) the engine makes, and
 // which timeline entry each carries.
 type countingStore struct {
@@ -65,6 +78,19 @@ type countingStore struct {
 	// write succeeded: the progress lines count from it, so the bench
 	// does not read and decode every release while the engine runs.
 	ends map[string]string
+	// lat is each store call's latency, by call (write, version, get):
+	// where a reconcile's time goes.
+	lat map[string][]time.Duration
+}
+
+func (c *countingStore) timed(call string, start time.Time) {
+	d := time.Since(start)
+	c.mu.Lock()
+	if c.lat == nil {
+		c.lat = map[string][]time.Duration{}
+	}
+	c.lat[call] = append(c.lat[call], d)
+	c.mu.Unlock()
 }
 
 // endTypes are the timeline entries that end a release.
@@ -84,16 +110,19 @@ func (c *countingStore) reset() {
 	c.writes.Store(0)
 	c.mu.Lock()
 	c.byType = nil
+	c.lat = nil
 	c.mu.Unlock()
 }
 
 func (c *countingStore) Put(ctx context.Context, kind, key string, data []byte, ifVersion int64) (state.Object, error) {
 	c.count("")
+	defer c.timed("write", time.Now())
 	return c.Store.Put(ctx, kind, key, data, ifVersion)
 }
 
 func (c *countingStore) PutAppend(ctx context.Context, kind, key string, data []byte, ifVersion int64, e state.Event) (state.Object, int64, error) {
 	c.count(e.Type)
+	defer c.timed("write", time.Now())
 	o, seq, err := c.Store.(state.PutAppender).PutAppend(ctx, kind, key, data, ifVersion, e)
 	if err == nil && kind == release.StateKind && endTypes[e.Type] {
 		c.mu.Lock()
@@ -124,7 +153,13 @@ func (c *countingStore) Versions(ctx context.Context, kind string) ([]state.KeyV
 	return c.Store.(state.Versioner).Versions(ctx, kind)
 }
 
+func (c *countingStore) Get(ctx context.Context, kind, key string) (state.Object, error) {
+	defer c.timed("get", time.Now())
+	return c.Store.Get(ctx, kind, key)
+}
+
 func (c *countingStore) Version(ctx context.Context, kind, key string) (int64, error) {
+	defer c.timed("version", time.Now())
 	return c.Store.(state.Versioner).Version(ctx, kind, key)
 }
 
@@ -170,6 +205,16 @@ func runScale(ctx context.Context, backend string, st state.Store, n, workers in
 			res.LaterWait = append(res.LaterWait, t.Done.Sub(t.Due))
 		}
 		res.Queue = append(res.Queue, t.Start.Sub(t.Due))
+		if sec := int(t.Due.Sub(firstPass.Add(-time.Second)) / time.Second); sec >= 0 && sec < 3600 {
+			for len(res.BySecond) <= sec {
+				res.BySecond = append(res.BySecond, secondStat{})
+			}
+			res.BySecond[sec].N++
+			res.BySecond[sec].MaxWait = max(res.BySecond[sec].MaxWait, t.Done.Sub(t.Due))
+			if t.Done.Sub(t.Start) > 100*time.Millisecond {
+				res.BySecond[sec].Slow++
+			}
+		}
 		if t.Err != nil && !errors.Is(t.Err, context.Canceled) {
 			res.Errors++
 		}
@@ -236,6 +281,7 @@ func runScale(ctx context.Context, backend string, st state.Store, n, workers in
 	}
 	cs.mu.Lock()
 	res.ByType = maps.Clone(cs.byType)
+	res.Calls = maps.Clone(cs.lat)
 	cs.mu.Unlock()
 	res.RSSPeak = rssPeak()
 	if err == nil {

@@ -196,6 +196,7 @@ func runUp(ctx context.Context, cfg config.Config, logOut io.Writer) error {
 		return err
 	}
 	defer ms.close()
+	registerStateMetrics(ms.store.Registry, store) // issue 21: the state store's group commits (up_state.go)
 
 	g, gctx := errgroup.WithContext(ctx)
 	// issue 21: the release engine and the fleet controller run on the

@@ -260,3 +260,62 @@ func TestRunBacksOffAFailingRelease(t *testing.T) {
 		t.Fatalf("the failing release was tried %d times while the healthy one was reconciled %d times; want a back-off (retried, but under half as often)", broken, fine)
 	}
 }
+
+// Each release has its own turn within the interval: the releases found
+// at the start (a leader taking over) are not all due at the same
+// instant, and neither are the steps of releases started together. The
+// turn is stable, so each release is still due once an interval.
+func TestRunSpreadsTurns(t *testing.T) {
+	c := newController(nil, time.Second)
+	tenths := make([]int, 10)
+	for i := range 1000 {
+		name := fmt.Sprintf("svc-%04d-v2", i)
+		turn := c.turn(name)
+		if turn < 0 || turn >= time.Second || turn != c.turn(name) {
+			t.Fatalf("turn of %s: %v, want a stable time within the interval", name, turn)
+		}
+		tenths[turn/(100*time.Millisecond)]++
+	}
+	for i, n := range tenths {
+		if n < 50 || n > 150 {
+			t.Errorf("%d of 1,000 releases have their turn in the interval's tenth %d, want about 100: %v", n, i, tenths)
+		}
+	}
+
+	// Run: the first pass's releases became due across the interval.
+	var mu sync.Mutex
+	due := map[string]time.Time{}
+	eng := NewEngine(openStore(t), &fakeRouter{w: map[string]traffic.Weights{}}, newTarget(), newMetrics(), WithTimings(func(tm Timing) {
+		mu.Lock()
+		defer mu.Unlock()
+		if _, ok := due[tm.Release]; !ok {
+			due[tm.Release] = tm.Due
+		}
+	}))
+	for i := range 50 {
+		if _, err := eng.Create(ctx, firstRelease(fmt.Sprintf("svc-%02d", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const interval = 2 * time.Second
+	runEngine(t, eng, interval)
+	eventually(t, "every release reconciled once", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(due) == 50
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	var first, last time.Time
+	for _, d := range due {
+		if first.IsZero() || d.Before(first) {
+			first = d
+		}
+		if d.After(last) {
+			last = d
+		}
+	}
+	if span := last.Sub(first); span < interval/2 {
+		t.Errorf("the first pass's 50 releases became due within %v, want them spread over most of the %v interval", span, interval)
+	}
+}

@@ -16,12 +16,11 @@ import (
 // Group commit for PostgreSQL. A put is one statement (putStatement), but
 // each still costs a round trip to a server process and a commit of its
 // own: with the release engine's 16 workers writing at once, each worker
-// waits for its own round trip, and 16 server processes compete for the
-// CPU with the engine. bench/scale measured those round trips (about
-// 11 ms each on a loaded machine) as what bounds the engine when 1,000
-// releases take a step together. Instead, the puts waiting are sent
-// together, in one pipeline ending in one Sync, so one round trip and one
-// commit carry them all:
+// waits for its own round trip, and 16 server processes are woken for
+// them. Instead, the puts waiting are sent together, in one pipeline
+// ending in one Sync, so one round trip and one commit carry them all
+// (bench/scale: 2–4 writes a commit, a quarter less of the server's CPU;
+// docs/state.md, session 11):
 //
 //   - each put is its own conditional statement, which answers whether
 //     its fence held and which version it wrote: a version conflict or a
