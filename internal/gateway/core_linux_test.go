@@ -19,7 +19,7 @@ import (
 
 // echoUpstream answers with what it received, as JSON, and takes orders
 // from the query: ?status=N answers N, ?route=T reports the template T in
-// X-Pave-Route (as kit does). It speaks HTTP/1.1 and h2c.
+// X-Pave-Route (as kit does), ?mark=M sets X-Pave-Gateway-Error: M. It speaks HTTP/1.1 and h2c.
 func echoUpstream(t *testing.T, version string) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -30,6 +30,9 @@ func echoUpstream(t *testing.T, version string) string {
 		body, _ := io.ReadAll(r.Body)
 		if rt := r.URL.Query().Get("route"); rt != "" {
 			w.Header().Set("X-Pave-Route", rt)
+		}
+		if m := r.URL.Query().Get("mark"); m != "" {
+			w.Header().Set("X-Pave-Gateway-Error", m) // a service posing as a gateway
 		}
 		status := 200
 		if s := r.URL.Query().Get("status"); s != "" {
@@ -146,6 +149,10 @@ func TestLoopFallbackAndH2CBehaveAlike(t *testing.T) {
 			coreResult{Status: 502, Marker: "unsent", BodyPrefix: "pave gateway: service dead version v1: "}},
 		{"service's 5xx passes through", "GET", "orders.localhost", "/a?status=503", nil,
 			coreResult{Status: 503, Version: "v1", Upstream: echoed{Version: "v1", Path: "/a", XFF: []string{"127.0.0.1"}}}},
+		// Only a gateway marks its own answers: a service's mark would
+		// make an edge repeat a POST in another cluster.
+		{"a service's gateway mark is stripped", "POST", "orders.localhost", "/a?status=502&mark=unsent", nil,
+			coreResult{Status: 502, Version: "v1", Upstream: echoed{Version: "v1", Path: "/a", Body: "x", XFF: []string{"127.0.0.1"}}}},
 		{"route template read and stripped", "GET", "orders.localhost", "/v1/items/5?route=GET+/v1/items/{id}", nil,
 			coreResult{Status: 200, Version: "v1", Upstream: echoed{Version: "v1", Path: "/v1/items/5", XFF: []string{"127.0.0.1"}}}},
 	}

@@ -331,7 +331,10 @@ type respHead struct {
 // parseResponseHead parses the response head at the start of b (0 and no
 // error while incomplete). own is the response header the gateway sets
 // itself (X-Pave-Version or X-Pave-Cluster): the upstream's is dropped.
-func parseResponseHead(b []byte, own []byte, h *respHead) (int, error) {
+// gatewayUpstream says the upstream is a cluster's gateway, whose
+// X-Pave-Gateway-Error marks its own answers; a service's is dropped, as
+// an edge would otherwise repeat a POST on the service's word.
+func parseResponseHead(b []byte, own []byte, gatewayUpstream bool, h *respHead) (int, error) {
 	end := bytes.Index(b, crlfcrlf)
 	if end < 0 {
 		if len(b) >= maxHeadBytes {
@@ -397,6 +400,9 @@ func parseResponseHead(b []byte, own []byte, h *respHead) (int, error) {
 			bytes.EqualFold(name, own):
 			return h.dropLine(s)
 		case bytes.EqualFold(name, hdrGatewayError):
+			if !gatewayUpstream {
+				return h.dropLine(s)
+			}
 			h.gatewayError = v
 		case bytes.EqualFold(name, hdrRoute):
 			if h.route == nil {

@@ -146,12 +146,15 @@ func FuzzParseResponseHead(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
 		var h respHead
-		n, err := parseResponseHead(in, hdrRespVersion, &h)
+		n, err := parseResponseHead(in, hdrRespVersion, false, &h)
 		if err != nil || n == 0 {
 			return
 		}
 		if n > len(in) || h.status < 100 || h.status > 999 {
 			t.Fatalf("%q: inconsistent head %+v", in, h)
+		}
+		if h.gatewayError != nil {
+			t.Fatalf("%q: a service's X-Pave-Gateway-Error was taken as a gateway's mark", in)
 		}
 		resp, err := http.ReadResponse(bufio.NewReader(bytes.NewReader(in[:n])), &http.Request{Method: "GET"})
 		if err != nil || resp.StatusCode < 200 || resp.StatusCode == 204 || resp.StatusCode == 304 {

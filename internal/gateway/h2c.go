@@ -161,6 +161,7 @@ func (g *Gateway) h2Handler() http.Handler {
 				resp.Header.Set(string(hdrRespCluster), x.rt.b.cluster)
 			} else {
 				resp.Header.Set(string(hdrRespVersion), x.rt.b.name)
+				resp.Header.Del(string(hdrGatewayError)) // only a gateway marks its answers
 			}
 			return nil
 		},

@@ -320,7 +320,7 @@ func (l *loop) processResponse(uc *lconn) bool {
 		if r.rt.b.cluster != "" {
 			own = hdrRespCluster
 		}
-		n, err := parseResponseHead(uc.in, own, &uc.resp)
+		n, err := parseResponseHead(uc.in, own, r.rt.b.cluster != "", &uc.resp)
 		if err != nil {
 			u := uc.u
 			l.closeUpstream(uc)

@@ -283,6 +283,7 @@ func (g *Gateway) handle(ctx *fasthttp.RequestCtx) {
 			resp.Header.SetBytesKV(hdrRespCluster, []byte(rt.b.cluster))
 		} else {
 			resp.Header.SetBytesKV(hdrRespVersion, []byte(rt.b.name))
+			resp.Header.DelBytes(hdrGatewayError) // only a gateway marks its answers
 		}
 	}
 	o.statsStatus = status
