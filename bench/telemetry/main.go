@@ -13,8 +13,10 @@
 //     (servers running since ingest), cold (servers restarted and the page
 //     cache of both stores' files dropped before every query), and, for
 //     Pave, cold from the blob store (every partition in SeaweedFS's S3
-//     behind a proxy adding 20 ms per request, the local cache emptied
-//     before each class) compared with VictoriaLogs cold;
+//     behind a proxy adding 20 ms per request and per new connection,
+//     SeaweedFS on the harness's core as a remote S3's CPU is not the
+//     store's, the local cache emptied before each class) compared with
+//     VictoriaLogs cold;
 //   - peak RSS (VmHWM) of each server.
 //
 // Pave's server is the pave-telemetry binary (cmd/pave-telemetry), the
@@ -60,6 +62,7 @@ func main() {
 	flag.BoolVar(&pavePprof, "pprof", false, "run pave-telemetry with --pprof: go tool pprof http://ADDR/debug/pprof/profile while it runs")
 	flag.StringVar(&weedBin, "weed", filepath.Join(os.Getenv("HOME"), ".cache/pave-tools/bin/weed"), "SeaweedFS binary (the S3 server of the blob phase)")
 	flag.DurationVar(&s3Delay, "s3-delay", 20*time.Millisecond, "latency the proxy in front of SeaweedFS adds to every S3 request")
+	flag.StringVar(&s3Core, "s3-core", "0", "the core SeaweedFS runs on: 0, the harness's (S3's CPU is not the store's machine's), or 1, the servers' (as before session 11)")
 	flag.IntVar(&queriesPerClass, "queries", 20, "queries per class and phase (trace lookups: -lookups)")
 	flag.BoolVar(&blobPhaseOn, "blob", true, "run the blob phase (SeaweedFS); -blob=false measures ingest, hot and cold only")
 	only := flag.String("only", "", "run only the query classes whose name contains this (e.g. count, trace, rare); the default runs all")
@@ -79,6 +82,7 @@ var (
 	weedBin         string
 	blobPhaseOn     bool
 	s3Delay         time.Duration
+	s3Core          string
 	queriesPerClass int
 	onlyClasses     string
 )
@@ -754,7 +758,7 @@ func run(lines, passes, lookups int, vlBin, work string) error {
 	fmt.Printf("  batches refused with 429 and sent again: pave %d, victorialogs %d (of %d)\n", paveBusy, vlBusy, len(ds.batches))
 	fmt.Printf("bytes per line on disk: pave %.1f, victorialogs %.1f, ratio %.2f× (pave in the blob store: %.1f)\n",
 		float64(paveBytes)/float64(ds.lines), float64(vlBytes)/float64(ds.lines), float64(paveBytes)/float64(vlBytes), float64(blobBytes)/float64(ds.lines))
-	fmt.Printf("queries (latency per query, pave beside victorialogs, ratio of medians; cold = restarted, page cache dropped before each query; blob = pave reading S3 with %s added per request, victorialogs cold):\n", s3Delay)
+	fmt.Printf("queries (latency per query, pave beside victorialogs, ratio of medians; cold = restarted, page cache dropped before each query; blob = pave reading S3 with %s added per request and per new connection, SeaweedFS on core %s, victorialogs cold):\n", s3Delay, s3Core)
 	for _, ph := range []string{"hot", "cold", "blob"} {
 		for _, c := range classes {
 			r := results[ph][c.name]

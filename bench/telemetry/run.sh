@@ -2,7 +2,7 @@
 # Benchmark Pave's telemetry store against VictoriaLogs v1.52.1 (see main.go).
 # Installs VictoriaLogs outside the repository when missing, then runs the
 # harness. Flags go to the harness: -lines N, -full (2M lines), -passes N,
-# -queries N, -s3-delay D, -blob=false (no S3 phase), -pprof (pave-telemetry --pprof),
+# -queries N, -s3-delay D, -s3-core C (SeaweedFS on core 0, the default, or 1, the servers'), -blob=false (no S3 phase), -pprof (pave-telemetry --pprof),
 # -only WORD (only the query classes whose name contains WORD). The blob phase needs SeaweedFS's weed, which
 # scripts/deps.sh builds into ~/.cache/pave-tools/bin.
 set -eu

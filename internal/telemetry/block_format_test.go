@@ -58,15 +58,41 @@ func formatFixtureSpans() []*Span {
 // correctly: the fixture was written by that code. Every word of every
 // line, and every line's whole message, finds the line's group.
 func TestFormat3BlocksStillRead(t *testing.T) {
-	data, err := os.ReadFile("testdata/format3-logs.blk")
+	checkOldWordFilters(t, "testdata/format3-logs.blk", 3)
+}
+
+// Blocks of format 4 written before session 11 have message word filters
+// of 8 bits a key and 5 probes (12 and 8 since): a filter carries its
+// probes and its size gives its bits, so they read as before. The fixture
+// was written by that code.
+func TestEightBitWordFiltersStillRead(t *testing.T) {
+	data := checkOldWordFilters(t, "testdata/format4-8bit-logs.blk", 4)
+	m, _ := readBlockMeta(data)
+	for gi := range m.Groups {
+		if w := m.Groups[gi].Words; len(w) == 0 || w[0] != 5 {
+			t.Fatalf("group %d of the fixture: its word filter is not the old one (probes %v)", gi, w[:min(1, len(w))])
+		}
+	}
+	m2 := &blockMeta{Name: "now.blk", Partition: "20261120T100000Z"}
+	if _, err := encodeLogBlock(formatFixtureLogs(), m2); err != nil {
+		t.Fatal(err)
+	}
+	if w := m2.Groups[0].Words; len(w) == 0 || w[0] != msgBloomProbes || len(w) <= len(m.Groups[0].Words) {
+		t.Fatalf("a new block's word filter: %d probes, %d bytes; the 8-bit one of the same lines %d bytes", w[0], len(w), len(m.Groups[0].Words))
+	}
+}
+
+func checkOldWordFilters(t *testing.T, path string, format int) []byte {
+	t.Helper()
+	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if blockFormat(data) != 3 {
-		t.Fatal("the fixture is not format 3")
+	if blockFormat(data) != format {
+		t.Fatalf("the fixture is not format %d", format)
 	}
 	m, err := readBlockMeta(data)
-	if err != nil || m.Format != 3 {
+	if err != nil || m.Format != format {
 		t.Fatalf("footer format %d, %v", m.Format, err)
 	}
 	checkFormatRoundTrip(t, bytes.NewReader(data), m, "logs")
@@ -85,7 +111,7 @@ func TestFormat3BlocksStillRead(t *testing.T) {
 				found = found || got[i].Message == l.Message && got[i].Time.Equal(l.Time)
 			}
 			if !found {
-				t.Fatalf("%q: the line %q at %v was not found in a format 3 block", needle, l.Message, l.Time)
+				t.Fatalf("%q: the line %q at %v was not found in a format %d block", needle, l.Message, l.Time, format)
 			}
 			ruledIn++
 		}
@@ -97,9 +123,10 @@ func TestFormat3BlocksStillRead(t *testing.T) {
 	q := Query{Contains: " zebra "}
 	for gi := range m.Groups {
 		if q.rowFilter().plan.mayMatch(m, &m.Groups[gi]) {
-			t.Fatalf("group %d of the format 3 fixture may hold a word no line has", gi)
+			t.Fatalf("group %d of the format %d fixture may hold a word no line has", gi, format)
 		}
 	}
+	return data
 }
 
 // Blocks of format 1 (written before ids were split) stay readable: the
