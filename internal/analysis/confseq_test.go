@@ -171,27 +171,36 @@ func TestFloorAcceptanceAtTheToleranceWithinBeta(t *testing.T) {
 
 	// The whole release through the steps: promotions of that canary.
 	steps := []stepPlan{{0.05, 10}, {0.50, 10}}
-	var promoted, byFloor, rolled, paused int
-	for _, o := range eachRun(runs, func(i int) stepOutcome {
+	v := countVerdicts(eachRun(runs, func(i int) stepOutcome {
 		return stepRun(5000+uint64(i), cfg, 10, stableP, canaryP, steps, horizon)
-	}) {
+	}))
+	t.Logf("canary at the tolerance through the steps, %d s: %d promoted (%d with the floor acceptance holding), %d rolled back, %d paused of %d",
+		horizon, v.promoted, v.byFloor, v.rolled, v.paused, runs)
+	if v.promoted > limit {
+		t.Errorf("promoted %d of %d canaries at the tolerance, above β·runs = %d", v.promoted, runs, limit)
+	}
+}
+
+// verdicts counts step runs by how they ended.
+type verdicts struct {
+	promoted, byFloor, rolled, paused int // byFloor: promoted with the floor acceptance holding
+}
+
+func countVerdicts(outs []stepOutcome) (v verdicts) {
+	for _, o := range outs {
 		switch o.verdict {
 		case "promoted":
-			promoted++
+			v.promoted++
 			if o.viaFloor {
-				byFloor++
+				v.byFloor++
 			}
 		case "rolled back":
-			rolled++
+			v.rolled++
 		default:
-			paused++
+			v.paused++
 		}
 	}
-	t.Logf("canary at the tolerance through the steps, %d s: %d promoted (%d with the floor acceptance holding), %d rolled back, %d paused of %d",
-		horizon, promoted, byFloor, rolled, paused, runs)
-	if promoted > limit {
-		t.Errorf("promoted %d of %d canaries at the tolerance, above β·runs = %d", promoted, runs, limit)
-	}
+	return v
 }
 
 // oldFloorAccepts is the rule before session 11, kept to show what the

@@ -23,22 +23,10 @@ func TestNoMirrorProfileKeepsItsBounds(t *testing.T) {
 	}
 	steps := []stepPlan{{0.05, 150}, {0.50, 10}}
 	count := func(seed uint64, canaryP float64) (promoted, rolled, paused, byFloor int) {
-		for _, o := range eachRun(runs, func(i int) stepOutcome {
+		v := countVerdicts(eachRun(runs, func(i int) stepOutcome {
 			return stepRun(seed+uint64(i), cfg, 10, 0.005, canaryP, steps, horizon)
-		}) {
-			switch o.verdict {
-			case "promoted":
-				promoted++
-				if o.viaFloor {
-					byFloor++
-				}
-			case "rolled back":
-				rolled++
-			default:
-				paused++
-			}
-		}
-		return
+		}))
+		return v.promoted, v.rolled, v.paused, v.byFloor
 	}
 	promoted, rolled, paused, _ := count(9000, 0.005)
 	t.Logf("A/A, the no-mirror profile at 10 req/s: %d promoted, %d rolled back, %d paused of %d (α = %.2f)", promoted, rolled, paused, runs, cfg.Alpha)

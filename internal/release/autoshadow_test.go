@@ -2,7 +2,6 @@ package release
 
 import (
 	"context"
-	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -59,22 +58,12 @@ func TestLowTrafficReleaseAddsItsOwnShadowStep(t *testing.T) {
 	create := func(l load, edit func(*Release)) Release {
 		t.Helper()
 		now = l
-		n++
-		rel := New("shop", fmt.Sprintf("v%d", n))
-		rel.Spec.Binary = "/srv/shop-v2"
-		rel.Spec.Supersede = true
-		rel.Spec.MaxDuration = Duration(time.Hour)
-		if edit != nil {
-			edit(&rel)
-		}
-		got, err := r.eng.Create(context.Background(), rel)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got.Status.Forecast == nil {
-			t.Fatal("no forecast")
-		}
-		return got
+		return createWithForecast(t, r.eng, &n, func(rel *Release) {
+			rel.Spec.MaxDuration = Duration(time.Hour)
+			if edit != nil {
+				edit(rel)
+			}
+		})
 	}
 
 	got := create(load{2, 0.8}, nil)

@@ -24,21 +24,7 @@ func TestForecastWarnsALowTrafficReleaseUpFront(t *testing.T) {
 	create := func(rate float64, edit func(*Release)) Release {
 		t.Helper()
 		rates["shop"] = rate
-		n++
-		rel := New("shop", fmt.Sprintf("v%d", n))
-		rel.Spec.Binary = "/srv/shop-v2"
-		rel.Spec.Supersede = true
-		if edit != nil {
-			edit(&rel)
-		}
-		got, err := r.eng.Create(context.Background(), rel)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got.Status.Forecast == nil {
-			t.Fatal("no forecast")
-		}
-		return got
+		return createWithForecast(t, r.eng, &n, edit)
 	}
 	low := create(2, nil).Status.Forecast
 	t.Logf("2 req/s: %s", low.Warning)
@@ -107,22 +93,12 @@ func TestForecastRecommendsTheNoMirrorProfile(t *testing.T) {
 	n := 1
 	create := func(edit func(*Release)) *Forecast {
 		t.Helper()
-		n++
-		rel := New("shop", fmt.Sprintf("v%d", n))
-		rel.Spec.Binary = "/srv/shop-v2"
-		rel.Spec.Supersede = true
-		rel.Spec.MaxDuration = Duration(15 * time.Minute)
-		if edit != nil {
-			edit(&rel)
-		}
-		got, err := r.eng.Create(context.Background(), rel)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got.Status.Forecast == nil {
-			t.Fatal("no forecast")
-		}
-		return got.Status.Forecast
+		return createWithForecast(t, r.eng, &n, func(rel *Release) {
+			rel.Spec.MaxDuration = Duration(15 * time.Minute)
+			if edit != nil {
+				edit(rel)
+			}
+		}).Status.Forecast
 	}
 	plain := create(nil)
 	t.Logf("POST only, default steps: %s", plain.Warning)
@@ -150,4 +126,26 @@ func TestForecastRecommendsTheNoMirrorProfile(t *testing.T) {
 	if !strings.Contains(refused.Warning, "add --shadow 1m") || !strings.Contains(refused.Warning, "--profile no-mirror") {
 		t.Errorf("mirror refused: %s", refused.Warning)
 	}
+}
+
+// createWithForecast creates shop's next release (v2, v3, … counted by
+// n) of /srv/shop-v2 with edit applied to it; the release must come back
+// with a forecast.
+func createWithForecast(t *testing.T, eng *Engine, n *int, edit func(*Release)) Release {
+	t.Helper()
+	*n++
+	rel := New("shop", fmt.Sprintf("v%d", *n))
+	rel.Spec.Binary = "/srv/shop-v2"
+	rel.Spec.Supersede = true
+	if edit != nil {
+		edit(&rel)
+	}
+	got, err := eng.Create(context.Background(), rel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Status.Forecast == nil {
+		t.Fatal("no forecast")
+	}
+	return got
 }
