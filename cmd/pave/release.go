@@ -146,7 +146,7 @@ steps in the first cluster, a health gate follows, then the next cluster;
 	f.StringSliceVar(&clusters, "clusters", nil, "clusters to release to, one wave each in this order (default: all)")
 	f.BoolVar(&lockstep, "lockstep", false, "move every cluster together instead of in waves")
 	f.StringVar(&shadowFlag, "shadow", "", "begin with a shadow step: stable's GET/HEAD requests (and safe routes) are mirrored to the new version and judged before any user sees it; a duration (2m) or a sample count (500); 0 or off: none, not even the one a low-traffic release with --max-duration adds of its own")
-	f.StringVar(&profile, "profile", "", "tune the release for a case: no-mirror (a low-traffic service that cannot mirror: steps 5,50,100, stepSamples 75, maxDuration 30m, analysis alpha 0.02, maxRoutes 0, errorFloor 0.01; --steps and --max-duration still apply)")
+	f.StringVar(&profile, "profile", "", "tune the release for a case: no-mirror (a low-traffic service that cannot mirror: steps 5,50,100, stepSamples 75, maxDuration 30m, analysis alpha 0.02, maxRoutes 0, errorFloor 0.01; --steps, --max-duration and the fields a -f file sets still apply)")
 	f.DurationVar(&maxDuration, "max-duration", 0, "the release's time budget: an undecided step waits for evidence until it runs out, then a person decides (e.g. 2h)")
 
 	cmd.AddCommand(releaseListCommand(g), releaseStatusCommand(g), releaseHistoryCommand(g), releaseUndoCommand(g))
@@ -280,13 +280,30 @@ func withProfile(doc []byte, profile string) ([]byte, error) {
 	if err := json.Unmarshal(doc, &r); err != nil {
 		return nil, err
 	}
-	spec := r["spec"].(map[string]any)
-	for k, v := range release.NoMirrorProfileSpec() {
-		if _, given := spec[k]; !given {
+	spec, ok := r["spec"].(map[string]any)
+	if !ok {
+		return nil, fmt.Errorf("--profile: the release has no spec")
+	}
+	keepGiven(spec, release.NoMirrorProfileSpec())
+	return releaseJSON(r)
+}
+
+// keepGiven adds profile's fields to spec where spec has none, field by
+// field inside objects (a file's analysis.latencyFloorMs stays beside
+// the profile's analysis.alpha).
+func keepGiven(spec, profile map[string]any) {
+	for k, v := range profile {
+		given, ok := spec[k]
+		if !ok {
 			spec[k] = v
+			continue
+		}
+		if g, gok := given.(map[string]any); gok {
+			if p, pok := v.(map[string]any); pok {
+				keepGiven(g, p)
+			}
 		}
 	}
-	return releaseJSON(r)
 }
 
 func orNone(s string) string {

@@ -50,6 +50,18 @@ func TestReleaseProfileFlag(t *testing.T) {
 	if g.Spec.Steps[0] != release.Percent(20_000) || g.Spec.MaxDuration.D() != 2*time.Hour || g.Spec.StepSamples != 75 {
 		t.Errorf("--steps 2,50,100 --max-duration 2h: %s", given)
 	}
+	// A file's analysis settings stay beside the profile's.
+	filed, err := withProfile([]byte(`{"apiVersion":"`+release.APIVersion+`","kind":"`+release.Kind+`","spec":{"service":"ledger","version":"v7","binary":"/bin/ledger","analysis":{"latencyFloorMs":250,"alpha":0.03}}}`), "no-mirror")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := release.Parse(filed)
+	if err != nil {
+		t.Fatalf("%s: %v", filed, err)
+	}
+	if a := f.Spec.Analysis; a.LatencyFloorMs != 250 || a.Alpha != 0.03 || a.ErrorFloor != 0.01 || f.Spec.StepSamples != 75 {
+		t.Errorf("a file's analysis with --profile no-mirror: %s\nparsed %+v", filed, a)
+	}
 	if _, err := withProfile(base, "fast"); err == nil || !strings.Contains(err.Error(), `--profile "fast"`) || !strings.Contains(err.Error(), "no-mirror") {
 		t.Errorf("--profile fast: %v", err)
 	}
