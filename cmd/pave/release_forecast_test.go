@@ -132,7 +132,10 @@ func TestReleaseForecastWarnsLowTrafficUpFront(t *testing.T) {
 	if err != nil || json.Unmarshal([]byte(out), &busy) != nil {
 		t.Fatalf("status -o json: %v\n%s", err, out)
 	}
-	if f := busy.Status.Forecast; f == nil || f.PauseLikely || f.Warning != "" || f.Rate < 75 || f.Rate > 200 {
+	// The load generator asks for 150 requests/s; a loaded 2-core machine
+	// (CI) has delivered only 61–70, so the bound only tells the busy
+	// service's rate from the quiet ones' 2 requests/s.
+	if f := busy.Status.Forecast; f == nil || f.PauseLikely || f.Warning != "" || f.Rate < 20 || f.Rate > 200 {
 		t.Errorf("busy status.forecast: %+v", f)
 	}
 	if out, err = pave(t, env, "release", "status", "busy"); err != nil || !strings.Contains(out, "forecast: the judges should decide in about") {
