@@ -15,12 +15,18 @@ try {
   const errors = [];
   page.on('pageerror', (e) => errors.push(e.message));
   await page.goto(`${base}/ui/releases.html?name=${encodeURIComponent(name)}`);
-  await page.waitForSelector(`#evidence[data-release="${name}"][data-points]`, { timeout: 30000 });
+  // The page redraws the evidence when the release's events change (the
+  // scale-down after the promotion may come after the first draw): read
+  // the plots once a whole set is drawn, again if a redraw began meanwhile.
+  let plots = [];
+  for (let tries = 0; tries < 5 && plots.length !== 3; tries++) {
+    await page.waitForSelector(`#evidence[data-release="${name}"][data-points]`, { timeout: 30000 });
+    plots = await page.$$eval('#evidence[data-points] figure.plot', (fs) => fs.map((f) => ({
+      title: f.dataset.title, canvas: !!f.querySelector('canvas'), points: Number(f.dataset.points || 0), marks: Number(f.dataset.marks || 0),
+      legend: [...f.querySelectorAll('.u-legend .u-series th')].map((th) => th.textContent.trim()).filter(Boolean),
+    })));
+  }
   must((await page.textContent('#evidence-error')) === '', `evidence error: ${await page.textContent('#evidence-error')}`);
-  const plots = await page.$$eval('#evidence figure.plot', (fs) => fs.map((f) => ({
-    title: f.dataset.title, canvas: !!f.querySelector('canvas'), points: Number(f.dataset.points || 0), marks: Number(f.dataset.marks || 0),
-    legend: [...f.querySelectorAll('.u-legend .u-series th')].map((th) => th.textContent.trim()).filter(Boolean),
-  })));
   console.log(JSON.stringify(plots));
   must(plots.length === 3, `want 3 evidence plots, got ${JSON.stringify(plots)}`);
   const want = { 'Requests per second': [stable, canary], 'Error ratio': [stable, canary], 'Latency p99': ['p99 ' + stable, 'p99 ' + canary] };

@@ -239,6 +239,9 @@ async function renderEvidence(r, events) {
   if (evidenceBusy || (key === evidenceKey && (ended || Date.now() - evidenceAt < 15000))) return;
   evidenceBusy = true;
   const box = $('evidence');
+  // A redraw empties the plots and adds them one by one: data-points
+  // says the set is whole again (the browser tests wait for it).
+  delete box.dataset.points;
   try {
     const created = events.find((ev) => ev.type === 'created');
     const begin = Date.parse(created?.time || st.started || r.metadata.created) / 1000;
