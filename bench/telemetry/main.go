@@ -157,6 +157,10 @@ var coldStore string
 // the store on its own (cmd/pave-telemetry, docs/telemetry.md), with
 // periodic maintenance off: the harness asks for flushes, compaction and
 // cold moves itself (POST /api/v1/telemetry/flush and /maintain).
+// paveNeedles: pave-telemetry keeps its needle files (the default); the
+// blob phase's second pass at the phrase classes runs without them.
+var paveNeedles = true
+
 func startPave(dir string, coldAfter time.Duration) (*proc, error) {
 	after := "never"
 	if coldAfter > 0 {
@@ -173,6 +177,9 @@ func startPave(dir string, coldAfter time.Duration) (*proc, error) {
 	args := []string{"--data-dir", dir, "--addr", "127.0.0.1:0", "--cold-after", after, "--maintain-every", "never", "--cold-store", store, "--log-level", "warn"}
 	if pavePprof {
 		args = append(args, "--pprof")
+	}
+	if !paveNeedles {
+		args = append(args, "--needle-files=false")
 	}
 	cmd := pinned("1", paveBin, args...)
 	cmd.Env = append(os.Environ(), "GOMAXPROCS=1")
@@ -686,10 +693,13 @@ func run(lines, passes, lookups int, vlBin, work string) error {
 	// What each class fetched from the blob store (GETs whole or ranged,
 	// and bytes), from the store's own counters, read before each restart.
 	type blobRead struct {
-		class        string
+		phase, class string
 		reads, bytes int64
+		needleReads  int64
 		queries      int
 	}
+	blobPhaseName := "blob"
+	var needleBytes int64
 	var blobReads []blobRead
 	var blobBytes int64
 	if blobPhaseOn {
@@ -717,14 +727,17 @@ func run(lines, passes, lookups int, vlBin, work string) error {
 				return
 			}
 			var st struct {
-				Reads int64 `json:"blob_reads"`
-				Bytes int64 `json:"blob_bytes_read"`
+				Reads       int64 `json:"blob_reads"`
+				Bytes       int64 `json:"blob_bytes_read"`
+				NeedleReads int64 `json:"needle_reads"`
+				NeedleBytes int64 `json:"needle_bytes"`
 			}
 			if resp, err := http.Get(pave.base + "/api/v1/telemetry/stats"); err == nil {
 				json.NewDecoder(resp.Body).Decode(&st)
 				resp.Body.Close()
 			}
-			blobReads = append(blobReads, blobRead{blobClass.name, st.Reads, st.Bytes, queriesOf(blobClass)})
+			blobReads = append(blobReads, blobRead{blobPhaseName, blobClass.name, st.Reads, st.Bytes, st.NeedleReads, queriesOf(blobClass)})
+			needleBytes = max(needleBytes, st.NeedleBytes)
 		}
 		blobPhase := func(c *queryClass) error {
 			if pave != nil {
@@ -742,7 +755,22 @@ func run(lines, passes, lookups int, vlBin, work string) error {
 			noteBlobReads()
 			blobRSS = max(blobRSS, peakRSS(pave.pid()))
 			pave.stop()
+			pave = nil
 		}
+		// The phrase classes again without the needle files (pave-telemetry
+		// --needle-files=false removes them), so the report says what S3
+		// alone costs a rare phrase as well as what Pave answers.
+		all := classes
+		classes = slices.DeleteFunc(slices.Clone(classes), func(c queryClass) bool { return !strings.HasPrefix(c.name, "contains") })
+		if err == nil && len(classes) > 0 {
+			paveNeedles, blobPhaseName = false, "blob-s3"
+			err = phase("blob-s3", vl, blobPhase)
+			if pave != nil {
+				noteBlobReads()
+				pave.stop()
+			}
+		}
+		classes = all
 		vl.stop()
 		if err != nil {
 			return err
@@ -759,7 +787,7 @@ func run(lines, passes, lookups int, vlBin, work string) error {
 	fmt.Printf("bytes per line on disk: pave %.1f, victorialogs %.1f, ratio %.2f× (pave in the blob store: %.1f)\n",
 		float64(paveBytes)/float64(ds.lines), float64(vlBytes)/float64(ds.lines), float64(paveBytes)/float64(vlBytes), float64(blobBytes)/float64(ds.lines))
 	fmt.Printf("queries (latency per query, pave beside victorialogs, ratio of medians; cold = restarted, page cache dropped before each query; blob = pave reading S3 with %s added per request and per new connection, SeaweedFS on core %s, victorialogs cold):\n", s3Delay, s3Core)
-	for _, ph := range []string{"hot", "cold", "blob"} {
+	for _, ph := range []string{"hot", "cold", "blob", "blob-s3"} {
 		for _, c := range classes {
 			r := results[ph][c.name]
 			if r == nil || len(r.p) == 0 {
@@ -771,14 +799,17 @@ func run(lines, passes, lookups int, vlBin, work string) error {
 			for i := range r.p {
 				per[i] = float64(r.p[i]) / float64(r.v[i])
 			}
-			fmt.Printf("  %-5s %-34s n=%-3d pave p50 %9s p99 %9s  victorialogs p50 %9s p99 %9s  ratio p50 %.2f× p99 %.2f×  per-query ratio median %.2f× (%.2f..%.2f)\n", ph, c.name, len(r.p),
+			fmt.Printf("  %-7s %-34s n=%-3d pave p50 %9s p99 %9s  victorialogs p50 %9s p99 %9s  ratio p50 %.2f× p99 %.2f×  per-query ratio median %.2f× (%.2f..%.2f)\n", ph, c.name, len(r.p),
 				ms(pct(r.p, .5)), ms(pct(r.p, .99)), ms(pct(r.v, .5)), ms(pct(r.v, .99)),
 				float64(pct(r.p, .5))/float64(pct(r.v, .5)), float64(pct(r.p, .99))/float64(pct(r.v, .99)), median(per), minF(per), maxF(per))
 		}
 	}
 	for _, r := range blobReads {
-		fmt.Printf("  blob  %-34s pave fetched %.1f GETs and %.1f KiB per query from S3\n", r.class,
-			float64(r.reads)/float64(r.queries), float64(r.bytes)/1024/float64(r.queries))
+		fmt.Printf("  %-7s %-34s pave fetched %.1f GETs and %.1f KiB per query from S3; %.1f blocks per query from needle files\n", r.phase, r.class,
+			float64(r.reads)/float64(r.queries), float64(r.bytes)/1024/float64(r.queries), float64(r.needleReads)/float64(r.queries))
+	}
+	if blobPhaseOn {
+		fmt.Printf("pave's needle files (the cold blocks' rare lines, on local disk): %.2f bytes per line\n", float64(needleBytes)/float64(ds.lines))
 	}
 	fmt.Printf("peak RSS cold queries: pave %.1f MiB, victorialogs %.1f MiB, ratio %.2f×; pave reading the blob store %.1f MiB\n",
 		float64(paveColdRSS)/(1<<20), float64(vlColdRSS)/(1<<20), float64(paveColdRSS)/float64(vlColdRSS), float64(blobRSS)/(1<<20))

@@ -25,6 +25,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -59,6 +60,7 @@ type config struct {
 	insecureHTTP  bool
 	logLevel      string
 	pprof         bool
+	noNeedles     bool
 }
 
 func parse(args []string, stderr *os.File) (config, error) {
@@ -85,12 +87,18 @@ func parse(args []string, stderr *os.File) (config, error) {
 	fl.BoolVar(&c.insecureHTTP, "insecure-http", env("INSECURE_HTTP", "") == "true", "allow plain HTTP off loopback (the token and every log line cross the network in clear); env PAVE_TELEMETRY_INSECURE_HTTP=true")
 	fl.StringVar(&c.logLevel, "log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error; env PAVE_TELEMETRY_LOG_LEVEL")
 	fl.BoolVar(&c.pprof, "pprof", env("PPROF", "") == "true", "serve Go's profiles at /debug/pprof/ (guarded like the API); env PAVE_TELEMETRY_PPROF=true")
+	needlesEnv, err := strconv.ParseBool(env("NEEDLE_FILES", "true"))
+	if err != nil {
+		return c, fmt.Errorf("PAVE_TELEMETRY_NEEDLE_FILES=%q: want true or false", env("NEEDLE_FILES", ""))
+	}
+	needles := fl.Bool("needle-files", needlesEnv, "keep each cold block's rarest lines (at most 1 in 256) on local disk, so a search for a rare phrase reads no cold block from the cold store; false reads every cold block from the cold store and removes the files; env PAVE_TELEMETRY_NEEDLE_FILES=false")
 	if err := fl.Parse(args); err != nil {
 		return c, err
 	}
 	if fl.NArg() > 0 {
 		return c, fmt.Errorf("unexpected argument %q: pave-telemetry takes only flags (--help lists them)", fl.Arg(0))
 	}
+	c.noNeedles = !*needles
 	for _, h := range strings.Split(*hosts, ",") {
 		if h = strings.TrimSpace(h); h != "" {
 			c.allowedHosts = append(c.allowedHosts, h)
@@ -102,7 +110,6 @@ func parse(args []string, stderr *os.File) (config, error) {
 	if c.tlsClientCA != "" && c.tlsCert == "" {
 		return c, fmt.Errorf("--tls-client-ca needs --tls-cert and --tls-key")
 	}
-	var err error
 	if c.coldAfter, err = durationOrNever("--cold-after", *coldAfter); err != nil {
 		return c, err
 	}
@@ -225,7 +232,7 @@ func run(ctx context.Context, args []string, stdout, stderr *os.File) error {
 			return fmt.Errorf("--cold-store: %w", err)
 		}
 	}
-	st, err := telemetry.Open(ctx, telemetry.Options{Dir: c.dataDir, Blob: blob, ColdAfter: c.coldAfter, MaintainEvery: c.maintainEvery, Log: log})
+	st, err := telemetry.Open(ctx, telemetry.Options{Dir: c.dataDir, Blob: blob, ColdAfter: c.coldAfter, MaintainEvery: c.maintainEvery, NoNeedles: c.noNeedles, Log: log})
 	if err != nil {
 		return err
 	}

@@ -158,6 +158,7 @@ func TestRefusesUnsafeSettings(t *testing.T) {
 		{[]string{"--maintain-every", "soon"}, "--maintain-every"},
 		{[]string{"--log-level", "loud"}, "--log-level"},
 		{[]string{"serve"}, "unexpected argument"},
+		{[]string{"--needle-files=maybe"}, "needle-files"},
 	} {
 		err := run(context.Background(), append([]string{"--data-dir", t.TempDir()}, c.args...), os.Stdout, os.Stderr)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
@@ -300,4 +301,32 @@ func selfSigned(t *testing.T, dir string) (certFile, keyFile string, pool *x509.
 	pool = x509.NewCertPool()
 	pool.AddCert(cert)
 	return certFile, keyFile, pool
+}
+
+// TestNeedleFilesSetting: needle files are kept unless the flag or the
+// environment says false, and a value that is not a boolean is refused.
+func TestNeedleFilesSetting(t *testing.T) {
+	for _, c := range []struct {
+		env  string
+		args []string
+		off  bool
+	}{
+		{"", nil, false},
+		{"", []string{"--needle-files=false"}, true},
+		{"false", nil, true},
+		{"false", []string{"--needle-files=true"}, false},
+	} {
+		t.Setenv("PAVE_TELEMETRY_NEEDLE_FILES", c.env)
+		if c.env == "" {
+			os.Unsetenv("PAVE_TELEMETRY_NEEDLE_FILES")
+		}
+		cfg, err := parse(c.args, os.Stderr)
+		if err != nil || cfg.noNeedles != c.off {
+			t.Errorf("env %q, args %v: noNeedles %v, %v; want %v", c.env, c.args, cfg.noNeedles, err, c.off)
+		}
+	}
+	t.Setenv("PAVE_TELEMETRY_NEEDLE_FILES", "nope")
+	if _, err := parse(nil, os.Stderr); err == nil || !strings.Contains(err.Error(), "PAVE_TELEMETRY_NEEDLE_FILES") {
+		t.Errorf("env nope: %v; want an error naming the variable", err)
+	}
 }

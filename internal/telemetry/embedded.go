@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -14,7 +15,7 @@ import (
 
 // Options configure the embedded store. Zero values take the defaults.
 type Options struct {
-	Dir           string        // data directory (wal/, hot/, cache/)
+	Dir           string        // data directory (wal/, hot/, cache/, needles/)
 	Blob          Blob          // cold tier; default DirBlob{Dir/cold}
 	FlushBytes    int           // flush the in-memory table at this size (8 MiB)
 	FlushInterval time.Duration // …or this age (5s)
@@ -27,8 +28,11 @@ type Options struct {
 	DefaultRetention time.Duration
 	MaintainEvery    time.Duration // compaction, retention and cold moves (1m; <0 only by call)
 	CreateSegment    CreateFunc    // WAL segment files; tests inject failures
-	Log              *slog.Logger
-	Now              func() time.Time
+	// NoNeedles keeps no needle files (needles.go): every read of the
+	// cold tier goes to Blob, and no local disk holds its rare lines.
+	NoNeedles bool
+	Log       *slog.Logger
+	Now       func() time.Time
 }
 
 type coldBlock struct{ meta *blockMeta }
@@ -50,14 +54,19 @@ type Embedded struct {
 	active  *memtable
 	frozen  []*memtable
 	memSize int
-	hot     map[string]*blockMeta // by partition/name
-	cold    map[string]*blockMeta // by partition/name
-	corrupt map[string]string     // by partition/name: why it is not served
+	hot     map[string]*blockMeta   // by partition/name
+	cold    map[string]*blockMeta   // by partition/name
+	needles map[string]*needleIndex // cold blocks' needle files, by partition/name
+	corrupt map[string]string       // by partition/name: why it is not served
 	flushed uint64
 
 	blocksRead atomic.Int64 // blocks read from disk or blob, for Stats
 	blobReads  atomic.Int64 // GETs of cold blocks (whole or ranged), for Stats
 	blobBytes  atomic.Int64 // their bytes
+	// needleReads counts cold blocks answered from their needle files.
+	needleReads atomic.Int64
+	needleDir   string
+	needleSeed  maphash.Seed
 
 	cachingMu sync.Mutex
 	caching   map[string]bool // cold blocks being written to the local cache
@@ -121,7 +130,7 @@ func Open(ctx context.Context, o Options) (*Embedded, error) {
 		o.Blob = DirBlob{Root: filepath.Join(o.Dir, "cold")}
 	}
 	s := &Embedded{o: o, log: o.Log, hotDir: filepath.Join(o.Dir, "hot"), walDir: filepath.Join(o.Dir, "wal"),
-		cache: filepath.Join(o.Dir, "cache"), commits: make(chan *commit, 1024), flushCh: make(chan struct{}, 1),
+		cache: filepath.Join(o.Dir, "cache"), needleDir: filepath.Join(o.Dir, "needles"), needleSeed: maphash.MakeSeed(), needles: map[string]*needleIndex{}, commits: make(chan *commit, 1024), flushCh: make(chan struct{}, 1),
 		stop: make(chan struct{}), active: &memtable{}, hot: map[string]*blockMeta{}, cold: map[string]*blockMeta{}, caching: map[string]bool{}, filling: map[string]bool{},
 		corrupt: map[string]string{}}
 	for _, d := range []string{s.hotDir, s.walDir, s.cache} {

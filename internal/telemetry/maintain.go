@@ -208,6 +208,17 @@ func (s *Embedded) MoveCold(ctx context.Context) error {
 
 func (s *Embedded) movePartition(ctx context.Context, p string, blocks []*blockMeta) error {
 	dir := filepath.Join(s.hotDir, p)
+	// The blocks' needle files, written before the move commits and
+	// served from the commit on; removed if the move fails.
+	needles := map[string]*needleIndex{}
+	committed := false
+	defer func() {
+		if !committed {
+			for _, x := range needles {
+				os.Remove(x.path)
+			}
+		}
+	}()
 	for _, b := range blocks {
 		data, err := os.ReadFile(filepath.Join(dir, b.Name))
 		if err != nil {
@@ -219,6 +230,9 @@ func (s *Embedded) movePartition(ctx context.Context, p string, blocks []*blockM
 		}
 		if err := s.o.Blob.Put(ctx, p+"/"+b.Name, data); err != nil {
 			return err
+		}
+		if x := s.buildNeedles(p+"/"+b.Name, data, b); x != nil {
+			needles[p+"/"+b.Name] = x
 		}
 	}
 	man := manifest{Partition: p}
@@ -249,8 +263,12 @@ func (s *Embedded) movePartition(ctx context.Context, p string, blocks []*blockM
 	for _, b := range blocks {
 		delete(s.hot, p+"/"+b.Name)
 		s.cold[p+"/"+b.Name] = b
+		if x := needles[p+"/"+b.Name]; x != nil {
+			s.needles[p+"/"+b.Name] = x
+		}
 	}
 	s.mu.Unlock()
+	committed = true
 	s.filesMu.Lock()
 	for _, b := range blocks {
 		os.Remove(filepath.Join(dir, b.Name))
@@ -302,6 +320,7 @@ func (s *Embedded) expireCold(ctx context.Context) error {
 		for _, m := range parts[p] {
 			_ = s.o.Blob.Delete(ctx, p+"/"+m.Name)
 			os.Remove(filepath.Join(s.cache, p, m.Name))
+			s.dropNeedles(p + "/" + m.Name)
 		}
 		s.filesMu.Unlock()
 	}

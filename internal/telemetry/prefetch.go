@@ -45,8 +45,8 @@ func (s *Embedded) prefetch(ctx context.Context, blocks []candidate, i int) {
 	var ranged int64
 	for j := i; j < min(i+rangedAhead, len(blocks)) && whole < prefetchAhead && ranged < rangedAheadBytes; j++ {
 		c := &blocks[j]
-		if !c.cold {
-			continue
+		if !c.cold || c.needles != nil {
+			continue // local: read ahead by readAheadLocal, or from its needle file
 		}
 		if c.ahead != nil {
 			if c.ahead.whole {
@@ -128,8 +128,8 @@ func (s *Embedded) readAheadLocal(blocks []candidate, i int) {
 			bytes += c.hintedBytes
 			continue
 		}
-		if c.ahead != nil {
-			continue // being fetched from the blob store
+		if c.ahead != nil || c.needles != nil {
+			continue // being fetched from the blob store, or read from its needle file
 		}
 		f, err := s.openLocal(c.meta, c.cold)
 		if err != nil {

@@ -72,6 +72,7 @@ func (s *Embedded) keepCached(key, path string, b []byte) {
 			return
 		}
 		os.Rename(tmp, path)
+		s.rebuildNeedles(key, b)
 	}()
 }
 
@@ -110,6 +111,9 @@ type candidate struct {
 	// the query is answered (see deferFills).
 	fills *fillQueue
 	plan  *coldPlan // what prefetch found coldRanges to be
+	// needles: the block's needle file holds every line the query can
+	// keep from it (useNeedles), so it is read instead of the block.
+	needles *needleIndex
 	// hinted: the kernel was asked to read hintedBytes of this hot
 	// block's groups ahead (readAheadLocal).
 	hinted      bool

@@ -34,6 +34,7 @@ func (s *Embedded) recover(ctx context.Context) error {
 	if err := s.loadCold(ctx); err != nil {
 		return err
 	}
+	s.loadNeedles()
 	seqs, err := listSegments(s.walDir)
 	if err != nil {
 		return fmt.Errorf("telemetry: %w", err)

@@ -58,6 +58,7 @@ func (s *Embedded) Query(ctx context.Context, q Query) (Result, error) {
 	for i := range blocks {
 		blocks[i].need = func(m *blockMeta, g *groupMeta) bool { return logGroupWanted(m, g, traceKey, q.TraceID, rows) }
 	}
+	s.useNeedles(blocks, rows.plan)
 	defer s.deferFills(blocks)()
 	ahead, stopAhead := context.WithCancel(ctx)
 	defer stopAhead()
@@ -76,7 +77,14 @@ func (s *Embedded) Query(ctx context.Context, q Query) (Result, error) {
 				break
 			}
 		}
-		logs, err := s.decodeLogsWhere(ctx, c, q.TraceID, rows)
+		var logs []Log
+		var err error
+		if c.needles != nil {
+			logs, err = s.readNeedles(c, q.TraceID, rows)
+		}
+		if c.needles == nil || err != nil {
+			logs, err = s.decodeLogsWhere(ctx, c, q.TraceID, rows)
+		}
 		blocks[i].ahead = nil // its bytes are garbage once decoded
 		if err != nil {
 			warnings = append(warnings, err.Error())

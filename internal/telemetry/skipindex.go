@@ -169,12 +169,7 @@ func (x *groupIndexer) row(l *Log) {
 		if len(x.messages) < 1024 {
 			x.messages[l.Message] = struct{}{}
 		}
-		eachToken(l.Message, func(tok string) {
-			x.words = append(x.words, tokenHash('W', tok))
-			if len(tok) >= edgeBytes {
-				x.words = append(x.words, tokenHash('P', tok[:edgeBytes]), tokenHash('S', tok[len(tok)-edgeBytes:]))
-			}
-		})
+		eachWordKey(l.Message, func(kind byte, tok string) { x.words = append(x.words, tokenHash(kind, tok)) })
 	}
 	for _, a := range l.Attrs {
 		eachToken(a.Value, func(tok string) { x.attrWords = append(x.attrWords, tokenHash('W', tok)) })
@@ -286,6 +281,20 @@ func eachToken(s string, fn func(string)) {
 	}
 }
 
+// eachWordKey calls fn with the message filter's keys of text: each token
+// whole ('W') and, when it is at least edgeBytes long, its first ('P') and
+// last ('S') edgeBytes. The needle files of the cold tier (needles.go) key
+// lines the same way.
+func eachWordKey(text string, fn func(kind byte, tok string)) {
+	eachToken(text, func(tok string) {
+		fn('W', tok)
+		if len(tok) >= edgeBytes {
+			fn('P', tok[:edgeBytes])
+			fn('S', tok[len(tok)-edgeBytes:])
+		}
+	})
+}
+
 // tokenHash is FNV-1a of a kind byte (W whole word, P first bytes, S last
 // bytes) then the token; the filters on disk depend on it.
 func tokenHash(kind byte, tok string) uint64 {
@@ -313,6 +322,19 @@ type needleKeys struct {
 
 func newNeedleKeys(needle string) needleKeys {
 	var k needleKeys
+	eachNeedleKey(needle, func(kind byte, tok string) {
+		h := tokenHash(kind, tok)
+		k.msg = append(k.msg, h)
+		if kind == 'W' {
+			k.attr = append(k.attr, h)
+		}
+	})
+	return k
+}
+
+// eachNeedleKey calls fn with the keys (as eachWordKey spells them) that
+// every message holding needle as a substring has (see needleKeys).
+func eachNeedleKey(needle string, fn func(kind byte, tok string)) {
 	start := -1
 	for i := 0; i <= len(needle); i++ {
 		if i < len(needle) && isWordByte(needle[i]) {
@@ -328,16 +350,14 @@ func newNeedleKeys(needle string) needleKeys {
 		start = -1
 		switch {
 		case !atStart && !atEnd:
-			w := tokenHash('W', tok)
-			k.msg, k.attr = append(k.msg, w), append(k.attr, w)
+			fn('W', tok)
 		case atStart && atEnd:
 		case atEnd && len(tok) >= edgeBytes:
-			k.msg = append(k.msg, tokenHash('P', tok[:edgeBytes]))
+			fn('P', tok[:edgeBytes])
 		case atStart && len(tok) >= edgeBytes:
-			k.msg = append(k.msg, tokenHash('S', tok[len(tok)-edgeBytes:]))
+			fn('S', tok[len(tok)-edgeBytes:])
 		}
 	}
-	return k
 }
 
 // lacksSome is true when the word filter of group g (in a block of format

@@ -26,6 +26,11 @@ type Stats struct {
 	// blob store (whole blocks and ranges of row groups) and their bytes.
 	BlobReads     int64 `json:"blob_reads"`
 	BlobBytesRead int64 `json:"blob_bytes_read"`
+	// NeedleReads counts cold blocks a phrase search answered from their
+	// needle files, without the blob store; NeedleBytes is those files'
+	// size on local disk.
+	NeedleReads int64 `json:"needle_reads"`
+	NeedleBytes int64 `json:"needle_bytes"`
 }
 
 // Stats reports bytes per tier and blocks not served because corrupt.
@@ -62,6 +67,7 @@ func (s *Embedded) Stats() Stats {
 	st.HotPartition, st.ColdPart = sortedKeys(hp), sortedKeys(cp)
 	st.CacheBytes = dirSize(s.cache)
 	st.WALBytes = dirSize(s.walDir)
+	st.NeedleReads, st.NeedleBytes = s.needleReads.Load(), dirSize(s.needleDir)
 	return st
 }
 
