@@ -31,7 +31,8 @@ import (
 //
 // What a file holds is bounded: at most needleRows(block) lines and
 // needleMaxTokens tokens, picked rarest first (a token whose lines are
-// already in costs nothing). A block whose messages carry an id on every
+// already in costs nothing), whole words before words' edges and those
+// on one line only last (see pickNeedles). A block whose messages carry an id on every
 // line has more rare tokens than that budget, and its file covers only
 // some; a phrase whose tokens are all common is not on any list. Both are
 // read from the blob store as before. The files are an index: a missing or
@@ -87,11 +88,13 @@ func pickNeedles(logs []Log) (rows []int, keys []string) {
 	// Keys are counted by their FNV hash: two tokens sharing one count as
 	// one key, whose rows then hold both, so listing either stays true.
 	type keyRows struct {
-		n    int
-		rows []int32
+		n     int
+		rows  []int32
+		whole bool // a whole word ('W'), not a word's edge
 	}
 	byKey := map[uint64]*keyRows{}
 	perMsg := map[string][]uint64{} // a message's distinct keys, for repeated messages
+	whole := map[uint64]bool{}      // the keys that are whole words
 	keysOf := func(msg string) []uint64 {
 		if ks, ok := perMsg[msg]; ok {
 			return ks
@@ -100,6 +103,9 @@ func pickNeedles(logs []Log) (rows []int, keys []string) {
 		eachWordKey(msg, func(kind byte, tok string) {
 			if len(tok) <= needleMaxToken {
 				ks = append(ks, tokenHash(kind, tok))
+				if kind == 'W' {
+					whole[tokenHash(kind, tok)] = true
+				}
 			}
 		})
 		slices.Sort(ks)
@@ -113,7 +119,7 @@ func pickNeedles(logs []Log) (rows []int, keys []string) {
 		for _, k := range keysOf(logs[i].Message) {
 			kr := byKey[k]
 			if kr == nil {
-				kr = &keyRows{}
+				kr = &keyRows{whole: whole[k]}
 				byKey[k] = kr
 			}
 			kr.n++
@@ -131,10 +137,29 @@ func pickNeedles(logs []Log) (rows []int, keys []string) {
 			rare = append(rare, k)
 		}
 	}
-	// Rarest first; ties in hash order, so a block's file is the same
-	// whenever it is built.
+	// Whole words first, then words' edges, and keys on one line only
+	// last; rarest first within each. Where every message carries an id,
+	// the ids are more than the budget holds, and their edges (four hex
+	// digits or so) recur by chance on two or three lines: taking those
+	// first would fill the file with a random few ids before the words
+	// that recur on a few lines (an error code, a rule) that a search for
+	// a rare event names. Ties in hash order, so a block's file is the
+	// same whenever it is built.
+	rank := func(kr *keyRows) int {
+		switch {
+		case kr.n == 1:
+			return 2
+		case kr.whole:
+			return 0
+		}
+		return 1
+	}
 	slices.SortFunc(rare, func(a, b uint64) int {
-		if d := byKey[a].n - byKey[b].n; d != 0 {
+		ka, kb := byKey[a], byKey[b]
+		if d := rank(ka) - rank(kb); d != 0 {
+			return d
+		}
+		if d := ka.n - kb.n; d != 0 {
 			return d
 		}
 		if a < b {

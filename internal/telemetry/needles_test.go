@@ -316,7 +316,13 @@ func TestPickNeedlesListsOnlyKeysWhoseLinesItHolds(t *testing.T) {
 			return []string{"charge authorized", "cache miss", "psp timeout"}[r.IntN(3)]
 		},
 		"an id on every line": func(i int) string { return fmt.Sprintf("order %x paid", r.Uint64()) },
-		"random words":        func(int) string { return randomLogs(r, 1)[0].Message },
+		"an id on every line, and rare phrases": func(i int) string {
+			if r.IntN(700) == 0 {
+				return fmt.Sprintf("order %x declined: fraud rule R-%04d", r.Uint64(), r.IntN(20))
+			}
+			return fmt.Sprintf("order %x paid", r.Uint64())
+		},
+		"random words": func(int) string { return randomLogs(r, 1)[0].Message },
 	}
 	for name, msg := range shapes {
 		t.Run(strings.ReplaceAll(name, " ", "_"), func(t *testing.T) {
@@ -342,6 +348,11 @@ func TestPickNeedlesListsOnlyKeysWhoseLinesItHolds(t *testing.T) {
 						t.Fatalf("key %c%s is listed but line %d (%q) holding it is not in the file", kind, tok, i, logs[i].Message)
 					}
 				})
+			}
+			if strings.HasSuffix(name, "and rare phrases") && !listed["Wrule"] {
+				// The ids of one line each come after the words of the
+				// phrases' few lines: those lines are all in.
+				t.Fatalf("the phrases' words are not listed among the ids: %d keys", len(keys))
 			}
 			if name == "templated with rare phrases" {
 				// About 23 such lines, within the 64 the file holds: every
