@@ -390,3 +390,70 @@ func FuzzDecodeNeedles(f *testing.F) {
 		decodeLogRowsWhere(strings.NewReader(string(b[x.off:])), x.meta, "", nil)
 	})
 }
+
+// Phrase searches running while partitions move to the cold tier (files
+// built and served) and expire (files removed), and while cache fills
+// rebuild files, neither fail nor race (go test -race), and once the
+// store is still every answer is a full scan's.
+func TestNeedleFilesUnderConcurrentMovesAndExpiry(t *testing.T) {
+	f := newNeedleFixture(t, DirBlob{Root: t.TempDir()}, false)
+	ctx := context.Background()
+	// More lines, an hour later, still hot.
+	r := rand.New(rand.NewPCG(12, 120))
+	more := randomLogs(r, 4000)
+	for i := range more {
+		more[i].Time = more[i].Time.Add(3 * time.Hour)
+		more[i].Message = "cache miss"
+	}
+	more[1234].Message = f.rare[2]
+	if err := f.s.AppendLogs(ctx, more); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.s.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	f.now = t0.Add(8 * time.Hour)
+	f.s.o.DefaultRetention = 5 * time.Hour // the first partitions expire
+	stop := make(chan struct{})
+	errs := make(chan error, 4)
+	for w := 0; w < 3; w++ {
+		go func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					errs <- nil
+					return
+				default:
+				}
+				res, err := f.s.Query(ctx, Query{Contains: f.rare[i%len(f.rare)], Limit: 100})
+				if err == nil && len(res.Warnings) > 0 {
+					err = fmt.Errorf("warnings: %v", res.Warnings)
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	if err := f.s.MoveCold(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.s.expireCold(ctx); err != nil {
+		t.Fatal(err)
+	}
+	close(stop)
+	for w := 0; w < 3; w++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.s.cacheWG.Wait()
+	res, err := f.s.Query(ctx, Query{Contains: f.rare[2], Limit: 100})
+	if err != nil || len(res.Logs) != 1 || res.Logs[0].Message != f.rare[2] {
+		t.Fatalf("%q after the moves and expiry: %d lines, %v; want the one line of the later partition", f.rare[2], len(res.Logs), err)
+	}
+	if st := f.s.Stats(); st.HotBlocks != 0 || st.NeedleBytes == 0 {
+		t.Fatalf("after the moves and expiry: %+v; want every block cold and the later block's needle file", st)
+	}
+}
