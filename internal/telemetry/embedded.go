@@ -56,7 +56,7 @@ type Embedded struct {
 	memSize int
 	hot     map[string]*blockMeta   // by partition/name
 	cold    map[string]*blockMeta   // by partition/name
-	needles map[string]*needleIndex // cold blocks' needle files, by partition/name
+	needles map[string]*needleIndex // cold blocks' needle files, by partition/name (nil: the block has none)
 	corrupt map[string]string       // by partition/name: why it is not served
 	flushed uint64
 

@@ -336,16 +336,15 @@ func (s *Embedded) rebuildNeedles(key string, data []byte) {
 		return
 	}
 	x := s.buildNeedles(key, data, m)
-	if x == nil {
-		return
-	}
 	s.mu.Lock()
 	_, stillCold := s.cold[key]
 	if stillCold {
+		// nil when the block has no rare lines: it is not decoded again
+		// at its next fetch (until the store restarts).
 		s.needles[key] = x
 	}
 	s.mu.Unlock()
-	if !stillCold {
+	if !stillCold && x != nil {
 		os.Remove(x.path)
 	}
 }
