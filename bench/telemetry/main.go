@@ -153,14 +153,14 @@ func pinned(core string, name string, args ...string) *exec.Cmd {
 // directory); set to SeaweedFS behind the latency proxy when available.
 var coldStore string
 
-// startPave runs the pave-telemetry binary, the supported way to serve
-// the store on its own (cmd/pave-telemetry, docs/telemetry.md), with
-// periodic maintenance off: the harness asks for flushes, compaction and
-// cold moves itself (POST /api/v1/telemetry/flush and /maintain).
 // paveNeedles: pave-telemetry keeps its needle files (the default); the
 // blob phase's second pass at the phrase classes runs without them.
 var paveNeedles = true
 
+// startPave runs the pave-telemetry binary, the supported way to serve
+// the store on its own (cmd/pave-telemetry, docs/telemetry.md), with
+// periodic maintenance off: the harness asks for flushes, compaction and
+// cold moves itself (POST /api/v1/telemetry/flush and /maintain).
 func startPave(dir string, coldAfter time.Duration) (*proc, error) {
 	after := "never"
 	if coldAfter > 0 {
