@@ -442,8 +442,9 @@ func attrsRuledOut(m *blockMeta, p *groupPlan) bool {
 	return true
 }
 
-// readNeedles decodes the lines f keeps from c's needle file. On any
-// failure the file is dropped, and the caller reads the block instead.
+// readNeedles decodes the lines f keeps from c's needle file. A missing
+// or damaged file is dropped; on any failure the caller reads the block
+// instead.
 func (s *Embedded) readNeedles(c candidate, traceID string, f *rowFilter) ([]Log, error) {
 	x := c.needles
 	key := c.meta.Partition + "/" + c.meta.Name
