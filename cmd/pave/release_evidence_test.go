@@ -102,15 +102,11 @@ func TestReleaseEvidencePlotsInChromium(t *testing.T) {
 	t.Logf("release %s: %s", r.Metadata.Name, r.Status.Message)
 
 	artifacts := testproc.ArtifactsDir(t)
-	nodeCtx, nodeCancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer nodeCancel()
-	node := exec.CommandContext(nodeCtx, "node", "release-evidence.mjs", up.api, r.Metadata.Name, "v1", "v2")
-	node.Dir = e2e
-	node.Env = append(os.Environ(), "PAVE_ARTIFACTS="+artifacts)
-	out, err := node.CombinedOutput()
-	t.Logf("browser script:\n%s", out)
-	if err != nil {
-		t.Fatalf("release-evidence.mjs: %v", err)
+	if err := testproc.RunBrowserScript(context.Background(), t, testproc.BrowserScript{
+		Dir: e2e, Name: "release-evidence.mjs", Args: []string{up.api, r.Metadata.Name, "v1", "v2"},
+		Env: []string{"PAVE_ARTIFACTS=" + artifacts}, Budget: 3 * time.Minute,
+	}); err != nil {
+		t.Fatal(err)
 	}
 	if _, err := os.Stat(filepath.Join(artifacts, "release-evidence.png")); err != nil {
 		t.Errorf("screenshot: %v", err)

@@ -143,19 +143,15 @@ func TestReleaseForecastWarnsLowTrafficUpFront(t *testing.T) {
 	}
 
 	artifacts := testproc.ArtifactsDir(t)
-	nodeCtx, nodeCancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer nodeCancel()
-	node := exec.CommandContext(nodeCtx, "node", "release-forecast.mjs", up.api, "quiet-v2", "busy-v2", "sparse-v2")
-	node.Dir = e2e
-	node.Env = append(os.Environ(), "PAVE_ARTIFACTS="+artifacts)
-	nodeOut, err := node.CombinedOutput()
-	t.Logf("browser script:\n%s", nodeOut)
-	if err != nil {
+	if err := testproc.RunBrowserScript(context.Background(), t, testproc.BrowserScript{
+		Dir: e2e, Name: "release-forecast.mjs", Args: []string{up.api, "quiet-v2", "busy-v2", "sparse-v2"},
+		Env: []string{"PAVE_ARTIFACTS=" + artifacts}, Budget: 3 * time.Minute,
+	}); err != nil {
 		for _, r := range []string{"quiet", "busy", "sparse"} {
 			out, _ := pave(t, env, "release", "status", r)
 			t.Logf("pave release status %s:\n%s", r, out)
 		}
-		t.Fatalf("release-forecast.mjs: %v", err)
+		t.Fatal(err)
 	}
 	for _, r := range []string{"quiet-v2", "busy-v2"} {
 		if out, err := pave(t, env, "release", "abort", r); err != nil {

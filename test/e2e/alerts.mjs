@@ -2,7 +2,7 @@
 // their state and why (firing, pending, silenced), and the state history
 // drawn on a time axis from the ALERTS series. Usage: node alerts.mjs
 // BASE_URL (or PAVE_URL); alerts_test.go runs a real rule engine.
-import { launch, shotPath, must } from './browser.mjs';
+import { launch, close, shotPath, must } from './browser.mjs';
 
 const base = process.argv[2] || process.env.PAVE_URL;
 must(base, 'usage: node alerts.mjs BASE_URL (or set PAVE_URL)');
@@ -32,5 +32,5 @@ try {
   await page.screenshot({ path: shotPath('alerts'), fullPage: true });
   console.log(`ok: ${rows.length} alerts, history with ${labels.length} labels`);
 } finally {
-  await browser.close();
+  await close(browser);
 }

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -70,14 +69,10 @@ func TestAlertsPageInChromium(t *testing.T) {
 	defer ts.Close()
 
 	artifacts := testproc.ArtifactsDir(t)
-	bctx, stop := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer stop()
-	cmd := exec.CommandContext(bctx, "node", "alerts.mjs")
-	cmd.Env = append(os.Environ(), "PAVE_URL="+ts.URL, "PAVE_ARTIFACTS="+artifacts)
-	out, err := cmd.CombinedOutput()
-	t.Logf("browser script:\n%s", out)
-	if err != nil {
-		t.Fatalf("alerts.mjs: %v", err)
+	if err := testproc.RunBrowserScript(context.Background(), t, testproc.BrowserScript{
+		Dir: ".", Name: "alerts.mjs", Env: []string{"PAVE_URL=" + ts.URL, "PAVE_ARTIFACTS=" + artifacts},
+	}); err != nil {
+		t.Fatal(err)
 	}
 	if _, err := os.Stat(filepath.Join(artifacts, "alerts.png")); err != nil {
 		t.Errorf("screenshot: %v", err)

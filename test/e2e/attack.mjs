@@ -3,7 +3,7 @@
 // a DNS-rebinding page (evil.test resolving to the API's address) tries
 // to read and write. Each must fail; the Go test (attack_test.go) then
 // checks that nothing changed. Usage: node attack.mjs API_URL EVIL_URL
-import { launch, must } from './browser.mjs';
+import { launch, close, must } from './browser.mjs';
 
 const [api, evil] = process.argv.slice(2);
 must(api && evil, 'usage: node attack.mjs API_URL EVIL_URL');
@@ -57,5 +57,5 @@ try {
   await page.waitForSelector('#list tr[data-name="shop-v2"]');
   console.log('same-origin UI: ok');
 } finally {
-  await browser.close();
+  await close(browser);
 }

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os/exec"
 	"testing"
 	"time"
 
@@ -15,6 +14,7 @@ import (
 	"github.com/pave-platform/pave/internal/release"
 	"github.com/pave-platform/pave/internal/release/releasetest"
 	"github.com/pave-platform/pave/internal/server"
+	"github.com/pave-platform/pave/internal/testproc"
 	"github.com/pave-platform/pave/web"
 )
 
@@ -60,12 +60,8 @@ func TestBrowserAttacksFail(t *testing.T) {
 	}
 	before := state()
 
-	cmdCtx, stop := context.WithTimeout(ctx, 2*time.Minute)
-	defer stop()
-	out, err := exec.CommandContext(cmdCtx, "node", "attack.mjs", api.URL, evil.URL).CombinedOutput()
-	t.Logf("browser script:\n%s", out)
-	if err != nil {
-		t.Fatalf("attack.mjs: %v", err)
+	if err := testproc.RunBrowserScript(ctx, t, testproc.BrowserScript{Dir: ".", Name: "attack.mjs", Args: []string{api.URL, evil.URL}}); err != nil {
+		t.Fatal(err)
 	}
 	if after := state(); after != before {
 		t.Fatalf("the attacks changed state:\nbefore %s\nafter  %s", before, after)

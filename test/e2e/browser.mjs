@@ -1,15 +1,86 @@
 // Shared launcher for the UI scripts: Debian's chromium, headless, with the
 // flags this closed network needs (no background connections).
+//
+// A script that stalls must still say where: Playwright's own log (each
+// API call, what it waits for, the browser's output) is kept in a ring and
+// printed when the script fails, when its budget runs out
+// (PAVE_BROWSER_BUDGET_MS, set by internal/testproc.RunBrowserScript a
+// little below the test's deadline) and when it is asked to stop
+// (SIGTERM), before the test's process kill would leave no trace.
 import { chromium } from 'playwright-core';
 
+const started = Date.now();
+const recent = [];
+const keep = 200;
+
+function elapsed() {
+  return `${((Date.now() - started) / 1000).toFixed(1)}s`;
+}
+
+function remember(line) {
+  recent.push(`[${elapsed()}] ${line}`);
+  if (recent.length > keep) recent.shift();
+}
+
+function report(why) {
+  if (recent.length === 0) {
+    console.error(why);
+    return;
+  }
+  console.error(`${why}; Playwright's last ${recent.length} log lines:\n${recent.join('\n')}`);
+}
+
+const budget = Number(process.env.PAVE_BROWSER_BUDGET_MS || 0);
+if (budget > 0) {
+  setTimeout(() => {
+    report(`FAIL: the script ran out of its ${budget} ms budget after ${elapsed()}`);
+    process.exit(2);
+  }, budget).unref();
+}
+process.on('SIGTERM', () => {
+  report(`FAIL: stopped from outside (SIGTERM) after ${elapsed()}`);
+  process.exit(2);
+});
+
+const logger = {
+  // 'protocol' would log every DevTools message: too many to keep.
+  isEnabled: (name) => name === 'api' || name === 'browser',
+  log: (name, severity, message) => remember(`${name} ${message}`),
+};
+
+const launchTimeout = 45000;
+
+// launch starts Chromium. A start that stalls (seen once on a loaded CI
+// machine: no output for two minutes) is reported with the browser's own
+// output and tried once more, so one wedged start fails no UI test.
 export async function launch(extraArgs = []) {
-  const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
-  return chromium.launch({
-    executablePath,
+  const options = {
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
     headless: true,
+    timeout: launchTimeout,
+    logger,
     args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
       '--disable-background-networking', '--disable-component-update', '--disable-sync', ...extraArgs],
+  };
+  try {
+    return await chromium.launch(options);
+  } catch (e) {
+    report(`Chromium did not start (${e.message.split('\n')[0]}); trying once more`);
+    return chromium.launch(options);
+  }
+}
+
+// close closes the browser, but waits no more than 15 s for it: a script
+// that failed must print its error rather than hang on a browser that no
+// longer answers (Playwright kills its processes when node exits).
+export async function close(browser) {
+  let timer;
+  const gaveUp = new Promise((resolve) => {
+    timer = setTimeout(() => resolve('timeout'), 15000);
   });
+  const how = await Promise.race([browser.close().then(() => 'closed'), gaveUp]);
+  clearTimeout(timer);
+  if (how === 'timeout') report(`the browser did not close within 15 s (at ${elapsed()})`);
 }
 
 // Where screenshots go: kept as test artefacts.
@@ -19,5 +90,22 @@ export function shotPath(name) {
 }
 
 export function must(cond, msg) {
-  if (!cond) { console.error('FAIL: ' + msg); process.exit(1); }
+  if (!cond) {
+    console.error('FAIL: ' + msg);
+    report('what led to it');
+    process.exit(1);
+  }
 }
+
+// An error thrown out of a script (a selector that never showed, a
+// navigation that failed) gets the same log.
+process.on('uncaughtException', (e) => {
+  console.error(e);
+  report('what led to it');
+  process.exit(1);
+});
+process.on('unhandledRejection', (e) => {
+  console.error(e);
+  report('what led to it');
+  process.exit(1);
+});

@@ -3,7 +3,7 @@
 // colours, canary node, click to a failing request) and the clusters page
 // (drain buttons only for the roles the API lets drain). Usage: node fleet.mjs BASE_URL (or PAVE_URL);
 // fleet_test.go serves real data.
-import { launch, shotPath, must } from './browser.mjs';
+import { launch, close, shotPath, must } from './browser.mjs';
 
 const base = process.argv[2] || process.env.PAVE_URL;
 must(base, 'usage: node fleet.mjs BASE_URL (or set PAVE_URL)');
@@ -93,5 +93,5 @@ try {
   must(errors.length === 0, `page errors: ${errors}`);
   console.log(`ok: fleet table ${names.length} rows, map ${nodes.length} nodes, busan drained`);
 } finally {
-  await browser.close();
+  await close(browser);
 }

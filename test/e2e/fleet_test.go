@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -99,14 +98,11 @@ func TestFleetPagesInChromium(t *testing.T) {
 	defer ts.Close()
 
 	artifacts := testproc.ArtifactsDir(t)
-	bctx, stop := context.WithTimeout(ctx, 3*time.Minute)
-	defer stop()
-	cmd := exec.CommandContext(bctx, "node", "fleet.mjs")
-	cmd.Env = append(os.Environ(), "PAVE_URL="+ts.URL, "PAVE_ARTIFACTS="+artifacts, "PAVE_ADMIN_TOKEN="+admin, "PAVE_VIEWER_TOKEN="+viewer, "PAVE_DEPLOYER_TOKEN="+deployer)
-	out, err := cmd.CombinedOutput()
-	t.Logf("browser script:\n%s", out)
-	if err != nil {
-		t.Fatalf("fleet.mjs: %v", err)
+	if err := testproc.RunBrowserScript(ctx, t, testproc.BrowserScript{
+		Dir: ".", Name: "fleet.mjs", Budget: 3 * time.Minute,
+		Env: []string{"PAVE_URL=" + ts.URL, "PAVE_ARTIFACTS=" + artifacts, "PAVE_ADMIN_TOKEN=" + admin, "PAVE_VIEWER_TOKEN=" + viewer, "PAVE_DEPLOYER_TOKEN=" + deployer},
+	}); err != nil {
+		t.Fatal(err)
 	}
 	c, err := reg.Get(ctx, "busan")
 	if err != nil || !c.Drain.Draining {

@@ -4,7 +4,7 @@
 // bucket, and the results are exactly the lines the bar counted.
 // Usage: node logs-volume.mjs BASE_URL WANT_TOTAL BURST_UNIX_SECONDS
 // (logs_volume_test.go runs it).
-import { launch, shotPath, must } from './browser.mjs';
+import { launch, close, shotPath, must } from './browser.mjs';
 
 const [base, wantTotal, burst] = process.argv.slice(2);
 must(base && wantTotal && burst, 'usage: node logs-volume.mjs BASE_URL WANT_TOTAL BURST_UNIX_SECONDS');
@@ -53,5 +53,5 @@ try {
   await page.screenshot({ path: shotPath('logs-volume-narrowed'), fullPage: true });
   console.log(`ok: ${before.total} lines in ${before.buckets} bars; clicked bar ${inBar} lines → ${after.buckets} bars of ${after.width}s`);
 } finally {
-  await browser.close();
+  await close(browser);
 }

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"testing"
@@ -73,15 +72,12 @@ func TestLogVolumeBarsInChromium(t *testing.T) {
 	defer ts.Close()
 
 	artifacts := testproc.ArtifactsDir(t)
-	ctx, stop := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer stop()
 	burst := now.Add(-22 * time.Minute).Unix()
-	cmd := exec.CommandContext(ctx, "node", "logs-volume.mjs", ts.URL, strconv.Itoa(want), strconv.FormatInt(burst, 10))
-	cmd.Env = append(os.Environ(), "PAVE_ARTIFACTS="+artifacts)
-	out, err := cmd.CombinedOutput()
-	t.Logf("browser script:\n%s", out)
-	if err != nil {
-		t.Fatalf("logs-volume.mjs: %v", err)
+	if err := testproc.RunBrowserScript(context.Background(), t, testproc.BrowserScript{
+		Dir: ".", Name: "logs-volume.mjs", Args: []string{ts.URL, strconv.Itoa(want), strconv.FormatInt(burst, 10)},
+		Env: []string{"PAVE_ARTIFACTS=" + artifacts},
+	}); err != nil {
+		t.Fatal(err)
 	}
 	for _, shot := range []string{"logs-volume.png", "logs-volume-narrowed.png"} {
 		if _, err := os.Stat(filepath.Join(artifacts, shot)); err != nil {

@@ -2,7 +2,7 @@
 // pay, three uPlot charts (rate, error ratio, p50/p99) with a line per
 // version drawn from the metrics store. Usage: node metrics.mjs [BASE_URL]
 // (or PAVE_URL); metrics_test.go seeds an hour of data and runs it.
-import { launch, shotPath, must } from './browser.mjs';
+import { launch, close, shotPath, must } from './browser.mjs';
 
 const base = process.argv[2] || process.env.PAVE_URL;
 must(base, 'usage: node metrics.mjs BASE_URL (or set PAVE_URL)');
@@ -36,5 +36,5 @@ try {
   await page.screenshot({ path: shotPath('services-plots'), fullPage: true });
   console.log(`ok: 3 plots, ${points} points`);
 } finally {
-  await browser.close();
+  await close(browser);
 }

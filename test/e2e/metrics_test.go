@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -104,14 +103,10 @@ func TestServicePlotsInChromium(t *testing.T) {
 	defer ts.Close()
 
 	artifacts := testproc.ArtifactsDir(t)
-	ctx, stop := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer stop()
-	cmd := exec.CommandContext(ctx, "node", "metrics.mjs")
-	cmd.Env = append(os.Environ(), "PAVE_URL="+ts.URL, "PAVE_ARTIFACTS="+artifacts)
-	out, err := cmd.CombinedOutput()
-	t.Logf("browser script:\n%s", out)
-	if err != nil {
-		t.Fatalf("metrics.mjs: %v", err)
+	if err := testproc.RunBrowserScript(context.Background(), t, testproc.BrowserScript{
+		Dir: ".", Name: "metrics.mjs", Env: []string{"PAVE_URL=" + ts.URL, "PAVE_ARTIFACTS=" + artifacts},
+	}); err != nil {
+		t.Fatal(err)
 	}
 	if _, err := os.Stat(filepath.Join(artifacts, "services-plots.png")); err != nil {
 		t.Errorf("screenshot: %v", err)

@@ -4,7 +4,7 @@
 // metrics store over the release's time span, and its steps marked on the
 // time axis. Usage: node release-evidence.mjs BASE_URL RELEASE STABLE
 // CANARY; cmd/pave TestReleaseEvidencePlotsInChromium runs it.
-import { launch, shotPath, must } from './browser.mjs';
+import { launch, close, shotPath, must } from './browser.mjs';
 
 const [base, name, stable, canary] = process.argv.slice(2);
 must(base && name && stable && canary, 'usage: node release-evidence.mjs BASE_URL RELEASE STABLE CANARY');
@@ -58,5 +58,5 @@ try {
   await page.screenshot({ path: shotPath('release-evidence'), fullPage: true });
   console.log(`ok: ${plots.map((p) => `${p.title} ${p.points} points ${p.marks} marks`).join('; ')}; at the end ${rows}`);
 } finally {
-  await browser.close();
+  await close(browser);
 }

@@ -6,7 +6,7 @@
 // (status.forecast.shadowAdded). Usage: node release-forecast.mjs
 // BASE_URL QUIET_RELEASE BUSY_RELEASE [SHADOW_RELEASE]; cmd/pave
 // TestReleaseForecastWarnsLowTrafficUpFront runs it.
-import { launch, shotPath, must } from './browser.mjs';
+import { launch, close, shotPath, must } from './browser.mjs';
 
 const [base, quiet, busy, shadow] = process.argv.slice(2);
 must(base && quiet && busy, 'usage: node release-forecast.mjs BASE_URL QUIET_RELEASE BUSY_RELEASE');
@@ -65,5 +65,5 @@ try {
   must(errors.length === 0, `page errors: ${errors}`);
   console.log('ok');
 } finally {
-  await browser.close();
+  await close(browser);
 }

@@ -2,7 +2,7 @@
 // progress shows its weights, per-version numbers and verdict; the pause,
 // resume and abort buttons act on it. Usage: node releases.mjs BASE_URL
 // (the Go test releases_test.go starts the control plane and runs this).
-import { launch, shotPath, must } from './browser.mjs';
+import { launch, close, shotPath, must } from './browser.mjs';
 
 const base = process.argv[2];
 must(base, 'usage: node releases.mjs BASE_URL');
@@ -60,5 +60,5 @@ try {
   }
   throw err;
 } finally {
-  await browser.close();
+  await close(browser);
 }

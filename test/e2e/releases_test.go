@@ -109,14 +109,10 @@ func TestReleasesPage(t *testing.T) {
 	defer func() { cancel(); <-done }()
 
 	artifacts := testproc.ArtifactsDir(t)
-	cmdCtx, stop := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer stop()
-	cmd := exec.CommandContext(cmdCtx, "node", "releases.mjs", ts.URL)
-	cmd.Env = append(os.Environ(), "PAVE_ARTIFACTS="+artifacts, "PAVE_TOKEN="+token)
-	out, err := cmd.CombinedOutput()
-	t.Logf("browser script:\n%s", out)
-	if err != nil {
-		t.Fatalf("releases.mjs: %v", err)
+	if err := testproc.RunBrowserScript(context.Background(), t, testproc.BrowserScript{
+		Dir: ".", Name: "releases.mjs", Args: []string{ts.URL}, Env: []string{"PAVE_ARTIFACTS=" + artifacts, "PAVE_TOKEN=" + token},
+	}); err != nil {
+		t.Fatal(err)
 	}
 	got, err := eng.Get(context.Background(), "shop-v2")
 	if err != nil {

@@ -3,7 +3,7 @@
 // pool's plot of the day, queue and recent decisions. Usage: node
 // runners.mjs BASE_URL (or PAVE_URL); runners_test.go feeds a real
 // controller with signed webhooks.
-import { launch, shotPath, must } from './browser.mjs';
+import { launch, close, shotPath, must } from './browser.mjs';
 
 const base = process.argv[2] || process.env.PAVE_URL;
 must(base, 'usage: node runners.mjs BASE_URL (or set PAVE_URL)');
@@ -57,5 +57,5 @@ try {
   must(errors.length === 0, `page errors: ${errors}`);
   console.log(`ok: ${series.length} plot series, ${jobs.length} jobs, ${decisions.length} decisions`);
 } finally {
-  await browser.close();
+  await close(browser);
 }

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -118,14 +117,10 @@ func TestRunnersPageInChromium(t *testing.T) {
 	}
 
 	artifacts := testproc.ArtifactsDir(t)
-	bctx, stop := context.WithTimeout(ctx, 2*time.Minute)
-	defer stop()
-	cmd := exec.CommandContext(bctx, "node", "runners.mjs")
-	cmd.Env = append(os.Environ(), "PAVE_URL="+ts.URL, "PAVE_ARTIFACTS="+artifacts)
-	out, err := cmd.CombinedOutput()
-	t.Logf("browser script:\n%s", out)
-	if err != nil {
-		t.Fatalf("runners.mjs: %v", err)
+	if err := testproc.RunBrowserScript(ctx, t, testproc.BrowserScript{
+		Dir: ".", Name: "runners.mjs", Env: []string{"PAVE_URL=" + ts.URL, "PAVE_ARTIFACTS=" + artifacts},
+	}); err != nil {
+		t.Fatal(err)
 	}
 	if _, err := os.Stat(filepath.Join(artifacts, "runners.png")); err != nil {
 		t.Errorf("screenshot: %v", err)

@@ -3,7 +3,7 @@
 // page (result, span waterfall, logs interleaved with spans in time), a
 // pasted trace id, and a bad trace id in the URL. Usage: node telemetry.mjs
 // [BASE_URL] (or PAVE_URL); telemetry_test.go seeds the data and runs it.
-import { launch, shotPath, must } from './browser.mjs';
+import { launch, close, shotPath, must } from './browser.mjs';
 
 const base = process.argv[2] || process.env.PAVE_URL;
 must(base, 'usage: node telemetry.mjs BASE_URL (or set PAVE_URL)');
@@ -90,5 +90,5 @@ try {
   must(errors.length === 0, `page errors: ${errors.join('; ')}`);
   console.log('telemetry UI: ok');
 } finally {
-  await browser.close();
+  await close(browser);
 }

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -77,14 +76,10 @@ func TestTelemetryUIInChromium(t *testing.T) {
 	defer ts.Close()
 
 	artifacts := testproc.ArtifactsDir(t)
-	ctx, stop := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer stop()
-	cmd := exec.CommandContext(ctx, "node", "telemetry.mjs")
-	cmd.Env = append(os.Environ(), "PAVE_URL="+ts.URL, "PAVE_ARTIFACTS="+artifacts)
-	out, err := cmd.CombinedOutput()
-	t.Logf("browser script:\n%s", out)
-	if err != nil {
-		t.Fatalf("telemetry.mjs: %v", err)
+	if err := testproc.RunBrowserScript(context.Background(), t, testproc.BrowserScript{
+		Dir: ".", Name: "telemetry.mjs", Env: []string{"PAVE_URL=" + ts.URL, "PAVE_ARTIFACTS=" + artifacts},
+	}); err != nil {
+		t.Fatal(err)
 	}
 	for _, shot := range []string{"telemetry-logs.png", "telemetry-request.png", "telemetry-request-bad-id.png"} {
 		if _, err := os.Stat(filepath.Join(artifacts, shot)); err != nil {
