@@ -145,7 +145,7 @@ func TestReleaseForecastWarnsLowTrafficUpFront(t *testing.T) {
 	artifacts := testproc.ArtifactsDir(t)
 	if err := testproc.RunBrowserScript(context.Background(), t, testproc.BrowserScript{
 		Dir: e2e, Name: "release-forecast.mjs", Args: []string{up.api, "quiet-v2", "busy-v2", "sparse-v2"},
-		Env: []string{"PAVE_ARTIFACTS=" + artifacts}, Budget: 3 * time.Minute,
+		Env: []string{"PAVE_ARTIFACTS=" + artifacts}, Budget: 4 * time.Minute,
 	}); err != nil {
 		for _, r := range []string{"quiet", "busy", "sparse"} {
 			out, _ := pave(t, env, "release", "status", r)

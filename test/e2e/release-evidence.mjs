@@ -12,6 +12,9 @@ must(base && name && stable && canary, 'usage: node release-evidence.mjs BASE_UR
 const browser = await launch();
 try {
   const page = await browser.newPage({ viewport: { width: 1500, height: 1100 } });
+  // The page draws from `pave up`'s APIs, on a machine a whole test run
+  // loads: a minute, not Playwright's 30 s, for each wait and navigation.
+  page.setDefaultTimeout(60000);
   const errors = [];
   page.on('pageerror', (e) => errors.push(e.message));
   await page.goto(`${base}/ui/releases.html?name=${encodeURIComponent(name)}`);
@@ -20,7 +23,7 @@ try {
   // the plots once a whole set is drawn, again if a redraw began meanwhile.
   let plots = [];
   for (let tries = 0; tries < 5 && plots.length !== 3; tries++) {
-    await page.waitForSelector(`#evidence[data-release="${name}"][data-points]`, { timeout: 30000 });
+    await page.waitForSelector(`#evidence[data-release="${name}"][data-points]`, { timeout: 60000 });
     plots = await page.$$eval('#evidence[data-points] figure.plot', (fs) => fs.map((f) => ({
       title: f.dataset.title, canvas: !!f.querySelector('canvas'), points: Number(f.dataset.points || 0), marks: Number(f.dataset.marks || 0),
       legend: [...f.querySelectorAll('.u-legend .u-series th')].map((th) => th.textContent.trim()).filter(Boolean),

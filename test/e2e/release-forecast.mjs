@@ -14,11 +14,14 @@ must(base && quiet && busy, 'usage: node release-forecast.mjs BASE_URL QUIET_REL
 const browser = await launch();
 try {
   const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+  // The page draws from `pave up`'s APIs, on a machine a whole test run
+  // loads: a minute, not Playwright's 30 s, for each wait and navigation.
+  page.setDefaultTimeout(60000);
   const errors = [];
   page.on('pageerror', (e) => errors.push(e.message));
 
   await page.goto(`${base}/ui/releases.html?name=${encodeURIComponent(quiet)}`);
-  await page.waitForSelector('#forecast[data-pause-likely="true"]', { timeout: 30000 });
+  await page.waitForSelector('#forecast[data-pause-likely="true"]', { timeout: 60000 });
   const warning = await page.textContent('#forecast');
   console.log(`${quiet}: ${warning}`);
   for (const want of ['Warning:', 'will likely pause for a person', '--shadow', '--max-duration']) {
@@ -33,7 +36,7 @@ try {
   await page.screenshot({ path: shotPath('release-forecast-warning'), fullPage: true });
 
   await page.goto(`${base}/ui/releases.html?name=${encodeURIComponent(busy)}`);
-  await page.waitForSelector('#forecast[data-pause-likely="false"]', { timeout: 30000 }).catch(async (e) => {
+  await page.waitForSelector('#forecast[data-pause-likely="false"]', { timeout: 60000 }).catch(async (e) => {
     must(false, `${busy}: no forecast without a warning (${e.message}); phase ${await page.textContent('#phase')}: ${await page.textContent('#message')}; forecast ${await page.textContent('#forecast')}`);
   });
   const ok = await page.textContent('#forecast');
@@ -43,7 +46,7 @@ try {
 
   if (shadow) {
     await page.goto(`${base}/ui/releases.html?name=${encodeURIComponent(shadow)}`);
-    await page.waitForSelector('#shadow-added:not([hidden])', { timeout: 30000 }).catch(async (e) => {
+    await page.waitForSelector('#shadow-added:not([hidden])', { timeout: 60000 }).catch(async (e) => {
       must(false, `${shadow}: no shadow-added note (${e.message}); phase ${await page.textContent('#phase')}: ${await page.textContent('#message')}`);
     });
     const note = await page.textContent('#shadow-added');
