@@ -117,9 +117,11 @@ func TestReleaseForecastWarnsLowTrafficUpFront(t *testing.T) {
 	}
 
 	// The busy release must still run when the browser looks at it: a
-	// loaded test machine must not roll it back on latency noise.
+	// loaded test machine must not roll it back on latency noise, and its
+	// steps last a minute each (it reached 50% in 2m38s at 10 s a step),
+	// so a slow browser does not find it promoted already.
 	spec := filepath.Join(dir, "busy-v2.yaml")
-	if err := os.WriteFile(spec, []byte("apiVersion: pave.dev/v1alpha1\nkind: Release\nspec:\n  service: busy\n  version: v2\n  binary: ./hello\n"+
+	if err := os.WriteFile(spec, []byte("apiVersion: pave.dev/v1alpha1\nkind: Release\nspec:\n  service: busy\n  version: v2\n  binary: ./hello\n  stepDuration: 1m\n"+
 		"  analysis: {latencyFloorMs: 250, maxErrorRate: 0}\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -44,7 +44,32 @@ func RunBrowserScript(ctx context.Context, t testing.TB, s BrowserScript) error 
 	out, err := cmd.CombinedOutput()
 	t.Logf("browser script %s %s (%s):\n%s", s.Name, strings.Join(s.Args, " "), time.Since(start).Round(100*time.Millisecond), out)
 	if err != nil {
-		return fmt.Errorf("%s: %w", s.Name, err)
+		return fmt.Errorf("%s: %w%s", s.Name, err, failureLines(out))
 	}
 	return nil
+}
+
+// failureLines is what a failed script said of its failure (its "FAIL:"
+// lines, else its last lines), for the error: a test's last lines are what
+// a CI summary shows, and the whole output logged above may be cut off.
+func failureLines(out []byte) string {
+	var fails, last []string
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if len(line) > 600 {
+			line = line[:600] + "…"
+		}
+		if strings.HasPrefix(line, "FAIL:") && len(fails) < 3 {
+			fails = append(fails, line)
+		}
+		if strings.TrimSpace(line) != "" {
+			last = append(last, line)
+		}
+	}
+	if len(fails) == 0 {
+		fails = last[max(0, len(last)-3):]
+	}
+	if len(fails) == 0 {
+		return ""
+	}
+	return "\n" + strings.Join(fails, "\n")
 }

@@ -54,15 +54,33 @@ try {
     for (const want of ['Shadow step added automatically: added a 1m shadow step', 'requests/s the canary\'s own share would likely not decide within spec.maxDuration', '--shadow 0 opts out']) {
       must(note.includes(want), `${shadow}: the note lacks "${want}": ${note}`);
     }
-    // The per-step forecast shows while the release runs; its shadow
-    // step may have ended it already on a loaded machine.
-    console.log(`${shadow}: phase ${await page.textContent('#phase')}: ${await page.textContent('#message')}`);
-    if (await page.isVisible('#forecast-detail')) {
-      await page.click('#forecast-detail summary');
-      const rows = await page.$$eval('#forecast-steps tr', (rs) => rs.map((r) => [...r.children].map((td) => td.textContent)));
-      console.log(JSON.stringify(rows));
-      must(rows.length >= 2 && rows[0][0] === 'shadow' && rows[0][1] === 'mirrored', `${shadow}: the per-step forecast does not begin with the shadow step: ${JSON.stringify(rows)}`);
-    }
+    // The per-step forecast shows while the release runs, from the step
+    // it is in: the shadow step first while it mirrors ("no weight yet"),
+    // then the weighted step the release has reached (a loaded machine
+    // may be there before this page is). The forecast is redrawn once a
+    // step's window is 10 s old, so the two are waited for to agree. The
+    // shadow step may also have ended the release: no forecast then, and
+    // the phase says so.
+    const agree = () => {
+      const detail = document.getElementById('forecast-detail');
+      const step = document.getElementById('step').textContent;
+      const rows = [...document.querySelectorAll('#forecast-steps tr')].map((r) => [...r.children].map((td) => td.textContent));
+      const phase = document.getElementById('phase').textContent;
+      if (detail.hidden) return ['promoted', 'rolled back', 'aborted', 'failed'].includes(phase) ? { ended: true, step, rows } : null;
+      if (rows.length === 0) return null;
+      const at = /^step (\d+)\/\d+ \(([\d.]+)%\)$/.exec(step);
+      const ok = step === 'no weight yet'
+        ? rows.length >= 2 && rows[0][0] === 'shadow' && rows[0][1] === 'mirrored'
+        : at !== null && rows[0][0] === at[1] && rows[0][1] === `${at[2]}%`;
+      return ok ? { ended: false, step, rows } : null;
+    };
+    const seen = await page.waitForFunction(agree, null, { timeout: 60000 }).then((h) => h.jsonValue()).catch(async (e) => {
+      const now = await page.evaluate(() => [document.getElementById('step').textContent,
+        [...document.querySelectorAll('#forecast-steps tr')].map((r) => [...r.children].map((td) => td.textContent))]);
+      must(false, `${shadow}: the per-step forecast does not begin with the step the release is in (${e.message.split('\n')[0]}): ${JSON.stringify(now)}`);
+    });
+    console.log(`${shadow}: phase ${await page.textContent('#phase')}: ${await page.textContent('#message')}; ${seen.step}; forecast ${JSON.stringify(seen.rows)}`);
+    if (!seen.ended) await page.click('#forecast-detail summary');
     await page.screenshot({ path: shotPath('release-forecast-shadow-added'), fullPage: true });
   }
   must(errors.length === 0, `page errors: ${errors}`);
