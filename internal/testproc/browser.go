@@ -56,7 +56,7 @@ func failureLines(out []byte) string {
 	var fails, last []string
 	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
 		if len(line) > 600 {
-			line = line[:600] + "…"
+			line = strings.ToValidUTF8(line[:600], "") + "…"
 		}
 		if strings.HasPrefix(line, "FAIL:") && len(fails) < 3 {
 			fails = append(fails, line)

@@ -3,6 +3,7 @@ package testproc
 import (
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func TestFailureLinesNameTheFailure(t *testing.T) {
@@ -18,8 +19,8 @@ func TestFailureLinesNameTheFailure(t *testing.T) {
 			t.Errorf("%s: failureLines = %q, want %q", c.name, got, c.want)
 		}
 	}
-	long := failureLines([]byte("FAIL: " + strings.Repeat("x", 5000)))
-	if len(long) > 700 || !strings.HasSuffix(long, "…") {
-		t.Errorf("a long line is not cut: %d bytes", len(long))
+	long := failureLines([]byte("FAIL: a" + strings.Repeat("→", 2000)))
+	if len(long) > 700 || !strings.HasSuffix(long, "→…") || !utf8.ValidString(long) {
+		t.Errorf("a long line is not cut at a whole character: %d bytes", len(long))
 	}
 }
