@@ -104,7 +104,7 @@ func TestReleaseEvidencePlotsInChromium(t *testing.T) {
 	artifacts := testproc.ArtifactsDir(t)
 	if err := testproc.RunBrowserScript(context.Background(), t, testproc.BrowserScript{
 		Dir: e2e, Name: "release-evidence.mjs", Args: []string{up.api, r.Metadata.Name, "v1", "v2"},
-		Env: []string{"PAVE_ARTIFACTS=" + artifacts}, Budget: 3 * time.Minute,
+		Env: []string{"PAVE_ARTIFACTS=" + artifacts}, Budget: 5 * time.Minute,
 	}); err != nil {
 		t.Fatal(err)
 	}

@@ -22,12 +22,43 @@ function remember(line) {
   if (recent.length > keep) recent.shift();
 }
 
+// Where the time went, for the one line a CI summary shows of a failure:
+// the Playwright calls still running and the slowest that ended. The log
+// ring below says the same in full, but only its end survives a summary.
+const running = new Map(); // call name -> start times (ms) of its calls in flight
+const slowest = []; // [seconds, name] of ended calls, slowest first, at most 3
+
+function track(message) {
+  const m = /^(=>|<=) (\S+) (started|succeeded|failed)/.exec(message);
+  if (!m) return;
+  const starts = running.get(m[2]) || [];
+  if (m[1] === '=>') {
+    running.set(m[2], [...starts, Date.now()]);
+    return;
+  }
+  if (starts.length === 0) return;
+  const took = (Date.now() - starts.shift()) / 1000;
+  if (starts.length === 0) running.delete(m[2]);
+  slowest.push([took, `${m[2]} ${took.toFixed(1)}s${m[3] === 'failed' ? ' (failed)' : ''}`]);
+  slowest.sort((a, b) => b[0] - a[0]);
+  slowest.length = Math.min(slowest.length, 3);
+}
+
+function timeSummary() {
+  const now = Date.now();
+  const inFlight = [...running].flatMap(([name, starts]) => starts.map((t) => `${name} for ${((now - t) / 1000).toFixed(1)}s`));
+  const parts = [];
+  if (inFlight.length > 0) parts.push(`still running: ${inFlight.join(', ')}`);
+  if (slowest.length > 0) parts.push(`slowest calls: ${slowest.map((s) => s[1]).join(', ')}`);
+  return parts.length > 0 ? ` (${parts.join('; ')})` : '';
+}
+
 function report(why) {
   if (recent.length === 0) {
     console.error(why);
     return;
   }
-  console.error(`${why}; Playwright's last ${recent.length} log lines:\n${recent.join('\n')}`);
+  console.error(`${why}${timeSummary()}; Playwright's last ${recent.length} log lines:\n${recent.join('\n')}`);
 }
 
 const budget = Number(process.env.PAVE_BROWSER_BUDGET_MS || 0);
@@ -45,7 +76,10 @@ process.on('SIGTERM', () => {
 const logger = {
   // 'protocol' would log every DevTools message: too many to keep.
   isEnabled: (name) => name === 'api' || name === 'browser',
-  log: (name, severity, message) => remember(`${name} ${message}`),
+  log: (name, severity, message) => {
+    if (name === 'api') track(message);
+    remember(`${name} ${message}`);
+  },
 };
 
 const launchTimeout = 45000;
