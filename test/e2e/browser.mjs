@@ -106,8 +106,11 @@ export async function launch(extraArgs = []) {
 
 // close closes the browser, but waits no more than 15 s for it: a script
 // that failed must print its error rather than hang on a browser that no
-// longer answers (Playwright kills its processes when node exits).
+// longer answers (Playwright kills its processes when node exits). It
+// first prints where the script's time went, so that a run that passed
+// slowly can be compared with one that ran out of its budget.
 export async function close(browser) {
+  console.log(`done after ${elapsed()}${timeSummary()}`);
   let timer;
   const gaveUp = new Promise((resolve) => {
     timer = setTimeout(() => resolve('timeout'), 15000);
