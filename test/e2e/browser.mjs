@@ -96,11 +96,21 @@ export async function launch(extraArgs = []) {
     args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
       '--disable-background-networking', '--disable-component-update', '--disable-sync', ...extraArgs],
   };
+  // Playwright's log does not time its own launch: timed here alike.
+  track('=> chromium.launch started');
+  let outcome = 'failed';
   try {
-    return await chromium.launch(options);
-  } catch (e) {
-    report(`Chromium did not start (${e.message.split('\n')[0]}); trying once more`);
-    return chromium.launch(options);
+    let browser;
+    try {
+      browser = await chromium.launch(options);
+    } catch (e) {
+      report(`Chromium did not start (${e.message.split('\n')[0]}); trying once more`);
+      browser = await chromium.launch(options);
+    }
+    outcome = 'succeeded';
+    return browser;
+  } finally {
+    track(`<= chromium.launch ${outcome}`);
   }
 }
 
