@@ -15,14 +15,29 @@ import (
 )
 
 // countingBlob counts what crosses the Blob seam: whole-object GETs,
-// ranged GETs, and their bytes.
+// ranged GETs, and their bytes; asked counts both kinds of GET sent with a
+// context from askedBy, which a query passes on to its own reads and
+// read-ahead but not to the cache fills it starts in the background: a
+// fill may reach the blob store before or after the query returns.
 type countingBlob struct {
 	Blob
-	gets, ranges, bytes, rangeBytes atomic.Int64
+	gets, ranges, bytes, rangeBytes, asked atomic.Int64
+}
+
+type askedKey struct{}
+
+// askedBy marks ctx so that the GETs sent with it count as asked.
+func askedBy(ctx context.Context) context.Context { return context.WithValue(ctx, askedKey{}, true) }
+
+func (b *countingBlob) count(ctx context.Context) {
+	if ctx.Value(askedKey{}) != nil {
+		b.asked.Add(1)
+	}
 }
 
 func (b *countingBlob) Get(ctx context.Context, key string) ([]byte, error) {
 	d, err := b.Blob.Get(ctx, key)
+	b.count(ctx)
 	b.gets.Add(1)
 	b.bytes.Add(int64(len(d)))
 	return d, err
@@ -30,6 +45,7 @@ func (b *countingBlob) Get(ctx context.Context, key string) ([]byte, error) {
 
 func (b *countingBlob) GetRange(ctx context.Context, key string, off, n int64) ([]byte, error) {
 	d, err := b.Blob.GetRange(ctx, key, off, n)
+	b.count(ctx)
 	b.ranges.Add(1)
 	b.bytes.Add(int64(len(d)))
 	b.rangeBytes.Add(int64(len(d)))
