@@ -65,7 +65,13 @@ func OpenSQLite(path string) (*SQLite, error) {
 	// synchronous=FULL: a commit is on disk when it returns, which is what
 	// "record the intent before applying it" needs across kill -9.
 	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)"
-	db, err := sql.Open("sqlite", dsn)
+	// _txlock=immediate: a write transaction takes the write lock when it
+	// begins, waiting for it up to the busy timeout. Begun deferred, it
+	// would read first, and when another process (`pave token create
+	// --data-dir` beside `pave up`) committed meanwhile or holds the lock,
+	// SQLite refuses the upgrade to a write with SQLITE_BUSY at once,
+	// without waiting, since the read's snapshot is stale.
+	db, err := sql.Open("sqlite", dsn+"&_txlock=immediate")
 	if err != nil {
 		return nil, fmt.Errorf("state store %s: %w", path, err)
 	}
