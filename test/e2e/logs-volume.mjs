@@ -24,10 +24,15 @@ try {
   for (const l of ['error', 'warn', 'info']) must(legend.includes(l), `no ${l} level in the bars' legend: ${legend}`);
   await page.screenshot({ path: shotPath('logs-volume'), fullPage: true });
 
-  // Hover the burst's bar: the legend shows its counts per level.
+  // Hover the middle of the burst's bar: the legend shows its counts per
+  // level. Buckets are aligned to their width, and the cursor takes the
+  // bar whose middle is nearest: aimed at the burst itself, a burst a
+  // second past a bucket's start would be a pixel's rounding from the bar
+  // before it.
   const over = await page.locator('#volume .u-over').boundingBox();
-  const from = Number(before.from), to = Number(before.to);
-  const x = over.x + ((Number(burst) - from) / (to - from)) * over.width;
+  const from = Number(before.from), to = Number(before.to), width = Number(before.width);
+  const middle = Math.floor(Number(burst) / width) * width + width / 2;
+  const x = over.x + ((middle - from) / (to - from)) * over.width;
   await page.mouse.move(x, over.y + over.height - 3);
   const counts = await page.$$eval('#volume .u-legend .u-series', (rows) => Object.fromEntries(rows.slice(1).map((r) => [r.querySelector('th').textContent.trim(), Number(r.querySelector('td').textContent)])));
   console.log('bar under the cursor:', JSON.stringify(counts));
